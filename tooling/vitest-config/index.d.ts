@@ -1,0 +1,1 @@
+export function workspaceAliases(root: string): Record<string, string>;
