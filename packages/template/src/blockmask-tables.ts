@@ -1,0 +1,53 @@
+/** What a kernel reads from a BlockMask (structurally satisfied by @flexattn/blockmask's BlockMask). */
+import { FlexAttnError, type ModGraph } from "@flexattn/ir";
+import type { ResolvedProblem } from "./problem.js";
+
+export interface BlockMaskTables {
+  readonly blockSize: readonly [number, number];
+  readonly shape: { readonly B: number; readonly H: number; readonly qLen: number; readonly kvLen: number };
+  /** Table batch / head entries: 1 when broadcast, else B / H. */
+  readonly Bm: number;
+  readonly Hm: number;
+  readonly numQBlocks: number;
+  readonly numKvBlocks: number;
+  readonly kvNumBlocks: Int32Array;
+  readonly kvIndices: Int32Array;
+  readonly fullKvNumBlocks?: Int32Array;
+  readonly fullKvIndices?: Int32Array;
+  readonly maskGraph?: ModGraph;
+}
+
+/** A BlockMask with every block full: what "no block mask" means. */
+export function denseTables(qLen: number, kvLen: number, blockSize: readonly [number, number] = [128, 128]): BlockMaskTables {
+  const numQBlocks = Math.ceil(qLen / blockSize[0]);
+  const numKvBlocks = Math.ceil(kvLen / blockSize[1]);
+  const fullKvIndices = new Int32Array(numQBlocks * numKvBlocks);
+  for (let r = 0; r < numQBlocks; r++) for (let c = 0; c < numKvBlocks; c++) fullKvIndices[r * numKvBlocks + c] = c;
+  return {
+    blockSize, shape: { B: 1, H: 1, qLen, kvLen }, Bm: 1, Hm: 1, numQBlocks, numKvBlocks,
+    kvNumBlocks: new Int32Array(numQBlocks), kvIndices: new Int32Array(numQBlocks * numKvBlocks),
+    fullKvNumBlocks: new Int32Array(numQBlocks).fill(numKvBlocks), fullKvIndices,
+  };
+}
+
+/** Full tables, zero-filled when the BlockMask has no full blocks. */
+export function fullTablesOf(t: BlockMaskTables): { fullKvNumBlocks: Int32Array; fullKvIndices: Int32Array } {
+  return {
+    fullKvNumBlocks: t.fullKvNumBlocks ?? new Int32Array(t.Bm * t.Hm * t.numQBlocks),
+    fullKvIndices: t.fullKvIndices ?? new Int32Array(t.Bm * t.Hm * t.numQBlocks * t.numKvBlocks),
+  };
+}
+
+/** Reject a BlockMask built for other lengths, batch or head counts. */
+export function checkBlockMask(t: BlockMaskTables, p: ResolvedProblem): void {
+  const where = `BlockMask (built for qLen ${t.shape.qLen}, kvLen ${t.shape.kvLen}, B ${t.shape.B}, H ${t.shape.H})`;
+  if (t.shape.qLen !== p.qLen || t.shape.kvLen !== p.kvLen) {
+    const hint = t.shape.qLen >= p.qLen && t.shape.kvLen >= p.kvLen ? `; crop it with blockMask.adjust(${p.qLen}, ${p.kvLen})` : "; rebuild it with createBlockMask for these lengths";
+    throw new FlexAttnError(`${where} does not match the inputs (qLen ${p.qLen}, kvLen ${p.kvLen})${hint}`);
+  }
+  if (t.Bm !== 1 && t.Bm !== p.batch) throw new FlexAttnError(`${where} has ${t.Bm} batch entries; the inputs have batch ${p.batch}`);
+  if (t.Hm !== 1 && t.Hm !== p.qHeads) throw new FlexAttnError(`${where} has ${t.Hm} head entries; the inputs have ${p.qHeads} query heads`);
+  if (t.numQBlocks !== Math.ceil(p.qLen / t.blockSize[0]) || t.numKvBlocks !== Math.ceil(p.kvLen / t.blockSize[1])) {
+    throw new FlexAttnError(`${where} has a table size inconsistent with its block size ${t.blockSize.join("×")}`);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The float64 reference: dense attention over the mod semantics (mods evaluated by the IR
+ * evaluator, independent of every renderer) and the BlockMask's block structure.
+ */
+import { type ModGraph, evaluate } from "@flexattn/ir";
+import type { BlockMaskTables } from "./blockmask-tables.js";
+import { fullTablesOf } from "./blockmask-tables.js";
+import type { ResolvedProblem } from "./problem.js";
+import { type Tensor, stridesOf, toFloat32 } from "./tensor.js";
+
+export interface AttentionCall {
+  problem: ResolvedProblem;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  mask: ModGraph | null;
+  score: ModGraph | null;
+  blockMask: BlockMaskTables;
+}
+
+export interface ReferenceResult {
+  /** [B, Hq, qLen, Dv], contiguous. */
+  out: Float64Array;
+  /** [B, Hq, qLen]; -inf for fully masked rows. */
+  lse: Float64Array;
+}
+
+/** Per kv block of a query-block row: 0 skipped, 1 partial (mask applies), 2 full. */
+function blockRowKinds(t: BlockMaskTables, b: number, h: number, row: number): Uint8Array {
+  const kinds = new Uint8Array(t.numKvBlocks);
+  const base = ((b % t.Bm) * t.Hm + (h % t.Hm)) * t.numQBlocks + row;
+  const { fullKvNumBlocks, fullKvIndices } = fullTablesOf(t);
+  for (let i = 0; i < t.kvNumBlocks[base]; i++) kinds[t.kvIndices[base * t.numKvBlocks + i]] = 1;
+  for (let i = 0; i < fullKvNumBlocks[base]; i++) kinds[fullKvIndices[base * t.numKvBlocks + i]] = 2;
+  return kinds;
+}
+
+export function referenceAttention(call: AttentionCall): ReferenceResult {
+  const { problem: p, mask, score, blockMask: t } = call;
+  const q = toFloat32(call.q.data, call.q.dtype);
+  const k = toFloat32(call.k.data, call.k.dtype);
+  const v = toFloat32(call.v.data, call.v.dtype);
+  const [qsb, qsh, qss] = stridesOf(call.q);
+  const [ksb, ksh, kss] = stridesOf(call.k);
+  const [vsb, vsh, vss] = stridesOf(call.v);
+  const group = p.qHeads / p.kvHeads;
+  const out = new Float64Array(p.batch * p.qHeads * p.qLen * p.vHeadDim);
+  const lse = new Float64Array(p.batch * p.qHeads * p.qLen);
+  const s = new Float64Array(p.kvLen);
+  const [bq, bkv] = t.blockSize;
+  for (let b = 0; b < p.batch; b++) {
+    for (let h = 0; h < p.qHeads; h++) {
+      const hk = Math.floor(h / group);
+      let kinds: Uint8Array = new Uint8Array(0);
+      for (let i = 0; i < p.qLen; i++) {
+        if (i % bq === 0) kinds = blockRowKinds(t, b, h, i / bq);
+        const qi = i + p.qOffset;
+        let m = -Infinity;
+        let nan = false;
+        for (let j = 0; j < p.kvLen; j++) {
+          const kind = kinds[Math.floor(j / bkv)];
+          const kj = j + p.kvOffset;
+          if (kind === 0 || (kind === 1 && mask && !evaluate(mask, { b, h, q: qi, kv: kj }))) {
+            s[j] = -Infinity;
+            continue;
+          }
+          let dot = 0;
+          for (let d = 0; d < p.qkHeadDim; d++) dot += q[b * qsb + h * qsh + i * qss + d] * k[b * ksb + hk * ksh + j * kss + d];
+          let x = dot * p.scale;
+          if (score) x = evaluate(score, { score: x, b, h, q: qi, kv: kj }) as number;
+          s[j] = x;
+          if (x > m) m = x;
+          else if (Number.isNaN(x)) nan = true;
+        }
+        const row = ((b * p.qHeads + h) * p.qLen + i) * p.vHeadDim;
+        if (nan) {
+          // IEEE propagation: a NaN score poisons its whole row.
+          lse[(b * p.qHeads + h) * p.qLen + i] = NaN;
+          out.fill(NaN, row, row + p.vHeadDim);
+          continue;
+        }
+        if (m === -Infinity) {
+          // Fully masked row: output 0, LSE -inf.
+          lse[(b * p.qHeads + h) * p.qLen + i] = -Infinity;
+          continue;
+        }
+        let l = 0;
+        for (let j = 0; j < p.kvLen; j++) {
+          const w = s[j] === -Infinity ? 0 : Math.exp(s[j] - m);
+          s[j] = w;
+          l += w;
+        }
+        for (let j = 0; j < p.kvLen; j++) {
+          if (s[j] === 0) continue;
+          const w = s[j] / l;
+          for (let d = 0; d < p.vHeadDim; d++) out[row + d] += w * v[b * vsb + hk * vsh + j * vss + d];
+        }
+        lse[(b * p.qHeads + h) * p.qLen + i] = m + Math.log(l);
+      }
+    }
+  }
+  return { out, lse };
+}
