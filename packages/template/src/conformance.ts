@@ -14,6 +14,7 @@ import { type AttentionProblem, type ProblemStrides, type ResolvedProblem, defau
 import { referenceAttention } from "./reference.js";
 import { freshSeed, mulberry32, randomNormal } from "./random.js";
 import { type StorageDType, type Tensor, fromFloat32, toFloat32 } from "./tensor.js";
+import type { KernelInvocation } from "./backend.js";
 
 export interface CaseContext {
   problem: ResolvedProblem;
@@ -90,7 +91,7 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
 ];
 
 /** A case with concrete inputs and poisoned output buffers, ready for a backend to run. */
-export interface ConformanceInstance {
+export interface ConformanceInstance extends KernelInvocation {
   readonly case: ConformanceCase;
   readonly seed: number;
   readonly problem: ResolvedProblem;

@@ -9,3 +9,4 @@ export * from "./blockmask-tables.js";
 export * from "./reference.js";
 export * from "./random.js";
 export * from "./conformance.js";
+export * from "./backend.js";
