@@ -78,6 +78,11 @@ function describe(x: ValueLike): string {
   return x instanceof Value ? `a ${x.dtype} value` : `${typeof x} ${String(x)}`;
 }
 
+/** Integer literals that fit i32 become i32 constants; anything else is f32. */
+function isI32Literal(x: number): boolean {
+  return Number.isInteger(x) && x >= -2147483648 && x <= 2147483647;
+}
+
 /** Lift a JS literal: booleans to bool, integers in range to i32, other numbers to f32. */
 export function lift(b: GraphBuilder, x: ValueLike): number {
   if (x instanceof Value) return x.id;
@@ -85,7 +90,7 @@ export function lift(b: GraphBuilder, x: ValueLike): number {
   if (typeof x !== "number") {
     throw new FlexAttnError(`expected a traced value, number or boolean, got ${x === null ? "null" : typeof x}`);
   }
-  return b.constant(Number.isInteger(x) && Math.abs(x) < 2 ** 31 ? "i32" : "f32", x);
+  return b.constant(isI32Literal(x) ? "i32" : "f32", x);
 }
 
 function typeOf(x: ValueLike): DType | undefined {
@@ -106,7 +111,7 @@ function numericPair(op: string, x: ValueLike, y: ValueLike, forceFloat = false)
     }
   }
   const isFloat = (v: ValueLike) =>
-    v instanceof Value ? v.dtype === "f32" : !Number.isInteger(v) || Math.abs(v as number) >= 2 ** 31;
+    v instanceof Value ? v.dtype === "f32" : !isI32Literal(v as number);
   const t: DType = forceFloat || isFloat(x) || isFloat(y) ? "f32" : "i32";
   const operand = (v: ValueLike) =>
     v instanceof Value ? (t === "f32" ? b.unary("toF32", v.id) : v.id) : b.constant(t, v as number);
