@@ -51,7 +51,7 @@ function wholeBufferRange(data: BufferData): Interval {
   let nan = false;
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
-    if (v !== v) nan = true;
+    if (Number.isNaN(v)) nan = true;
     else {
       if (v < lo) lo = v;
       if (v > hi) hi = v;
