@@ -1,0 +1,12 @@
+export { createBlockMask } from "./create.js";
+export type { CreateBlockMaskOptions } from "./create.js";
+export { BlockMask, TO_DENSE_LIMIT } from "./block-mask.js";
+export type { BlockCounts, FromKvBlocksOptions, SliceOptions } from "./block-mask.js";
+export { MAX_TABLE_ENTRIES } from "./build.js";
+export type { BuildStats } from "./build.js";
+export { PICTURE_LEGEND } from "./picture.js";
+export type { PictureOptions } from "./picture.js";
+export { RangeMinMax, makeBufferRange } from "./range-summary.js";
+export { DEFAULT_BLOCK_SIZE } from "./validate.js";
+export { BLOCK_EMPTY, BLOCK_PARTIAL, BLOCK_FULL } from "./types.js";
+export type { BlockState, BlockMaskShape, BlockTables, IndexOffsets, TableDims } from "./types.js";
