@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import {
+  CONFORMANCE_CASES, type ConformanceInstance, formatReport, makeSpec, runConformance,
+} from "@flexattn/template";
+import { jsBackend, runJsKernel } from "../src/index.js";
+
+export function runInstance(inst: ConformanceInstance, options?: Record<string, string>): void {
+  const p = inst.problem;
+  const sparseBlock = inst.blockMask.blockSize as [number, number];
+  const config = { ...jsBackend.defaultConfig(p, sparseBlock), ...(options && { options }) };
+  const spec = makeSpec({
+    mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
+    returnLse: p.returnLse, sparseBlock, config,
+  });
+  runJsKernel(jsBackend.generate(spec), inst);
+}
+
+const tolerance = { f32: { out: 1e-5, lse: 1e-5 } };
+
+describe("codegen-js conformance", () => {
+  it("passes every conformance case (f32 at 1e-5)", async () => {
+    const report = await runConformance({ name: "js", run: (inst) => runInstance(inst), tolerance });
+    if (report.failed) console.log(formatReport(report));
+    expect(report.results.length).toBe(CONFORMANCE_CASES.length);
+    expect(report.failed).toBe(0);
+    for (const r of report.results) if (r.name.startsWith("bf16") || r.name.startsWith("f16")) continue; else expect(r.outError).toBeLessThan(1e-5);
+  });
+
+  for (const options of [{ dot: "loop", acc: "loop" }, { dot: "unroll", acc: "loop" }]) {
+    it(`passes with options ${JSON.stringify(options)}`, async () => {
+      const report = await runConformance({ name: "js", run: (inst) => runInstance(inst, options), tolerance });
+      if (report.failed) console.log(formatReport(report));
+      expect(report.failed).toBe(0);
+    });
+  }
+});
