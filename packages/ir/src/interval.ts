@@ -150,7 +150,7 @@ export class IntervalAnalyzer {
       case "add": case "sub": case "mul": case "min": case "max":
         return arithmetic(n.op, a, b, isInt);
       case "div":
-        if (b.lo > 0 || b.hi < 0) return f32Interval(...corners(a, b, (x, y) => x / y), a.nan || b.nan);
+        if (b.lo > 0 || b.hi < 0) return f32Interval(...corners(a, b, (x, y) => x / y), a.nan || b.nan || infinitiesMakeNaN("div", a, b));
         return FULL_F32;
       case "floorDiv":
         return isInt ? floorDivInterval(a, b) : FULL_F32;
@@ -171,7 +171,21 @@ function arithmetic(op: "add" | "sub" | "mul" | "min" | "max", a: Interval, b: I
     case "max": lo = Math.max(a.lo, b.lo); hi = Math.max(a.hi, b.hi); break;
   }
   if (isInt) return i32(lo, hi);
-  return f32Interval(lo, hi, a.nan || b.nan);
+  return f32Interval(lo, hi, a.nan || b.nan || infinitiesMakeNaN(op, a, b));
+}
+
+const mayBeInfinite = (x: Interval) => x.lo === -Infinity || x.hi === Infinity;
+const mayBeZero = (x: Interval) => x.lo <= 0 && x.hi >= 0;
+
+/** NaN from non-NaN operands: Inf - Inf, Inf + -Inf, 0 · Inf, Inf / Inf (endpoints alone miss it). */
+function infinitiesMakeNaN(op: "add" | "sub" | "mul" | "div" | "min" | "max", a: Interval, b: Interval): boolean {
+  switch (op) {
+    case "add": return (a.hi === Infinity && b.lo === -Infinity) || (a.lo === -Infinity && b.hi === Infinity);
+    case "sub": return (a.hi === Infinity && b.hi === Infinity) || (a.lo === -Infinity && b.lo === -Infinity);
+    case "mul": return (mayBeZero(a) && mayBeInfinite(b)) || (mayBeZero(b) && mayBeInfinite(a));
+    case "div": return mayBeInfinite(a) && mayBeInfinite(b);
+    default: return false;
+  }
 }
 
 function floorDivInterval(a: Interval, b: Interval): Interval {
