@@ -69,21 +69,18 @@ export function kernelParams(spec: KernelSpec): string[] {
   return kernelAbi(spec).map((a) => (a.role === "captured" ? captured[c++] : a.name));
 }
 
-/** Options for the JS emitter, read from config.options (keys `dot`, `acc`). */
+/** Options for the JS emitter, read from config.options (`dotUnroll`, `accUnroll`: 1, 2, 4 or 8). */
 export function jsOptions(spec: KernelSpec): JsEmitterOptions {
   const o = spec.config.options ?? {};
-  const pick = <T extends string>(key: string, allowed: readonly T[], dflt: T): T => {
+  const pick = (key: keyof JsEmitterOptions): number => {
     const v = o[key];
-    if (v === undefined) return dflt;
-    if (typeof v !== "string" || !allowed.includes(v as T)) {
-      throw new FlexAttnError(`config.options.${key} for the js backend must be one of ${allowed.join(", ")}, got ${String(v)}`);
+    if (v === undefined) return DEFAULT_JS_OPTIONS[key];
+    if (v !== 1 && v !== 2 && v !== 4 && v !== 8) {
+      throw new FlexAttnError(`config.options.${key} for the js backend must be 1, 2, 4 or 8, got ${String(v)}`);
     }
-    return v as T;
+    return v;
   };
-  return {
-    dot: pick("dot", ["unroll", "loop"], DEFAULT_JS_OPTIONS.dot),
-    acc: pick("acc", ["unroll", "loop"], DEFAULT_JS_OPTIONS.acc),
-  };
+  return { dotUnroll: pick("dotUnroll"), accUnroll: pick("accUnroll") };
 }
 
 /** The generated module body: helpers and `function flexattn_fwd(...)`, no exports, no data. */

@@ -4,7 +4,7 @@ import {
 } from "@flexattn/template";
 import { jsBackend, runJsKernel } from "../src/index.js";
 
-export function runInstance(inst: ConformanceInstance, options?: Record<string, string>): void {
+export function runInstance(inst: ConformanceInstance, options?: Record<string, number>): void {
   const p = inst.problem;
   const sparseBlock = inst.blockMask.blockSize as [number, number];
   const config = { ...jsBackend.defaultConfig(p, sparseBlock), ...(options && { options }) };
@@ -26,7 +26,7 @@ describe("codegen-js conformance", () => {
     for (const r of report.results) if (r.name.startsWith("bf16") || r.name.startsWith("f16")) continue; else expect(r.outError).toBeLessThan(1e-5);
   });
 
-  for (const options of [{ dot: "loop", acc: "loop" }, { dot: "unroll", acc: "loop" }]) {
+  for (const options of [{ dotUnroll: 1, accUnroll: 1 }, { dotUnroll: 8, accUnroll: 2 }]) {
     it(`passes with options ${JSON.stringify(options)}`, async () => {
       const report = await runConformance({ name: "js", run: (inst) => runInstance(inst, options), tolerance });
       if (report.failed) console.log(formatReport(report));
