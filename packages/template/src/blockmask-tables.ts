@@ -1,21 +1,15 @@
 /** What a kernel reads from a BlockMask (structurally satisfied by @flexattn/blockmask's BlockMask). */
 import { FlexAttnError, type ModGraph } from "@flexattn/ir";
+import type { BlockMaskShape, BlockTables, TableDims } from "@flexattn/blockmask";
 import type { ResolvedProblem } from "./problem.js";
 
-export interface BlockMaskTables {
-  readonly blockSize: readonly [number, number];
-  readonly shape: { readonly B: number; readonly H: number; readonly qLen: number; readonly kvLen: number };
-  /** Table batch / head entries: 1 when broadcast, else B / H. */
-  readonly Bm: number;
-  readonly Hm: number;
-  readonly numQBlocks: number;
-  readonly numKvBlocks: number;
-  readonly kvNumBlocks: Int32Array;
-  readonly kvIndices: Int32Array;
-  readonly fullKvNumBlocks?: Int32Array;
-  readonly fullKvIndices?: Int32Array;
-  readonly maskGraph?: ModGraph;
-}
+export type BlockMaskTables = TableDims &
+  Pick<BlockTables, "kvNumBlocks" | "kvIndices"> &
+  Partial<Pick<BlockTables, "fullKvNumBlocks" | "fullKvIndices">> & {
+    readonly blockSize: readonly [number, number];
+    readonly shape: BlockMaskShape;
+    readonly maskGraph?: ModGraph;
+  };
 
 /** A BlockMask with every block full: what "no block mask" means. */
 export function denseTables(qLen: number, kvLen: number, blockSize: readonly [number, number] = [128, 128]): BlockMaskTables {

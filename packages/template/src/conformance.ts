@@ -12,7 +12,8 @@ import { createBlockMask } from "@flexattn/blockmask";
 import type { BlockMaskTables } from "./blockmask-tables.js";
 import { type AttentionProblem, type ProblemStrides, type ResolvedProblem, defaultStrides, resolveProblem } from "./problem.js";
 import { referenceAttention } from "./reference.js";
-import { freshSeed, mulberry32, randomNormal } from "./random.js";
+import { mulberry32 } from "@flexattn/masks";
+import { freshSeed, randomNormal } from "./random.js";
 import { type StorageDType, type Tensor, fromFloat32, toFloat32 } from "./tensor.js";
 import type { KernelInvocation } from "./backend.js";
 
@@ -94,18 +95,6 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
 export interface ConformanceInstance extends KernelInvocation {
   readonly case: ConformanceCase;
   readonly seed: number;
-  readonly problem: ResolvedProblem;
-  readonly strides: ProblemStrides;
-  readonly q: Tensor;
-  readonly k: Tensor;
-  readonly v: Tensor;
-  readonly mask: ModGraph | null;
-  readonly score: ModGraph | null;
-  readonly blockMask: BlockMaskTables;
-  /** Output in the problem's layout and dtype, prefilled with NaN. */
-  readonly out: Float32Array | Uint16Array;
-  /** LSE [B, Hq, qLen], prefilled with NaN. */
-  readonly lse: Float32Array;
 }
 
 function sizeOf(shape: number[]): number {
@@ -139,7 +128,7 @@ export function instantiateCase(cs: ConformanceCase, seed: number = freshSeed())
   const blockMask = createBlockMask(
     (p.qOffset || p.kvOffset ? shifted : maskFn) ?? allTrue,
     { B: p.batch, H: p.qHeads, qLen: p.qLen, kvLen: p.kvLen, blockSize: cs.blockSize },
-  ) as unknown as BlockMaskTables;
+  );
   return {
     case: cs, seed, problem, strides, q, k, v, mask, score, blockMask,
     out: poisoned(p.batch * p.qHeads * p.qLen * p.vHeadDim, p.dtype),
