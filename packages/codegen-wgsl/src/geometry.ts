@@ -1,0 +1,135 @@
+/**
+ * Tile geometry of the WGSL kernel, derived from a KernelSpec's config. One workgroup owns a
+ * BM-row query tile; its T invocations form G = BM / RM row groups of TC = T / G invocations.
+ * An invocation holds an RM × RN register tile of S = Q·Kᵀ (columns c, c + TC, …) and an
+ * RM × (CV vec4) tile of O (vec4 columns c, c + TC, …), so both products are register-tiled.
+ */
+import { FlexAttnError } from "@flexattn/ir";
+import type { KernelSpec } from "@flexattn/template";
+
+/** WGSL-specific knobs in `KernelConfig.options`. */
+export interface WgslOptions {
+  /** Query rows per invocation (RM): 1, 2, 4 or 8. */
+  rowsPerThread: number;
+  /** Invocations per workgroup; default numWarps × 32. */
+  workgroupSize: number;
+  /** q, k, v and out bound as array<vec4<f32>> (f32 only; strides must be multiples of 4). */
+  vec4: boolean;
+  /** Row-max exchange through subgroup shuffles instead of workgroup memory (needs `subgroups`). */
+  subgroups: boolean;
+  /** Source-level unroll of the head-dim loop of Q·Kᵀ (vec4 steps) and the key loop of P·V. */
+  unrollD: number;
+  unrollN: number;
+}
+
+export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> = {
+  rowsPerThread: 4,
+  subgroups: false,
+  unrollD: 2,
+  unrollN: 2,
+};
+
+export interface WgslGeometry {
+  readonly opts: WgslOptions;
+  readonly BM: number;
+  readonly BN: number;
+  readonly T: number;
+  readonly RM: number;
+  /** Row groups and invocations per row group. */
+  readonly G: number;
+  readonly TC: number;
+  /** S columns per invocation. */
+  readonly RN: number;
+  /** Head dims, and their size in vec4 (rounded up). */
+  readonly D: number;
+  readonly DV: number;
+  readonly D4: number;
+  readonly DV4: number;
+  /** O vec4 columns per invocation; the V tile is CV·TC vec4 wide (zero padding past DV4). */
+  readonly CV: number;
+  readonly VW: number;
+  /** Q tile row-group stride and K tile row stride, in vec4 (odd, to spread shared-memory banks). */
+  readonly QGS: number;
+  readonly KS: number;
+  /** Row-vector unit: RM rows travel as vecW (W = min(RM, 4)), U units per row group. */
+  readonly W: number;
+  readonly U: number;
+  /** Stride (in units) of one key row of Pᵀ and of one column of the max exchange. */
+  readonly PS: number;
+  /** Sizes of the workgroup arrays in their element type. */
+  readonly qWords: number;
+  readonly kvWords: number;
+  readonly pUnits: number;
+  readonly mxUnits: number;
+  readonly sharedBytes: number;
+  readonly sparseBlock: readonly [number, number];
+}
+
+const odd = (x: number) => (x % 2 === 0 && x > 1 ? x + 1 : x);
+const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 0;
+
+export function wgslOptions(spec: KernelSpec): WgslOptions {
+  const o = spec.config.options ?? {};
+  const num = (k: string, d: number) => {
+    const v = o[k] ?? d;
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new FlexAttnError(`WGSL option ${k} must be an integer, got ${String(v)}`);
+    return v;
+  };
+  const bool = (k: string, d: boolean) => {
+    const v = o[k] ?? d;
+    if (typeof v !== "boolean") throw new FlexAttnError(`WGSL option ${k} must be a boolean, got ${String(v)}`);
+    return v;
+  };
+  return {
+    rowsPerThread: num("rowsPerThread", DEFAULT_WGSL_OPTIONS.rowsPerThread),
+    workgroupSize: num("workgroupSize", spec.config.numWarps * 32),
+    vec4: bool("vec4", false),
+    subgroups: bool("subgroups", DEFAULT_WGSL_OPTIONS.subgroups),
+    unrollD: num("unrollD", DEFAULT_WGSL_OPTIONS.unrollD),
+    unrollN: num("unrollN", DEFAULT_WGSL_OPTIONS.unrollN),
+  };
+}
+
+/** Derive and check the geometry; throws FlexAttnError naming the broken constraint. */
+export function wgslGeometry(spec: KernelSpec): WgslGeometry {
+  const opts = wgslOptions(spec);
+  const { blockM: BM, blockN: BN } = spec.config;
+  const T = opts.workgroupSize;
+  const RM = Math.min(opts.rowsPerThread, BM);
+  const fail = (msg: string): never => {
+    throw new FlexAttnError(`WGSL config (blockM ${BM}, blockN ${BN}, workgroup ${T}, rowsPerThread ${opts.rowsPerThread}): ${msg}`);
+  };
+  if (![1, 2, 4, 8].includes(RM)) fail("rowsPerThread must be 1, 2, 4 or 8");
+  if (!isPow2(T) || T > 1024) fail("workgroupSize must be a power of two ≤ 1024");
+  if (BN % 4 !== 0) fail("blockN must be a multiple of 4 (the BlockMask kv block size must allow it)");
+  if (BM % RM !== 0) fail("rowsPerThread must divide blockM");
+  const G = BM / RM;
+  if (T % G !== 0) fail(`the workgroup must hold a whole number of invocations per row group (${G} row groups)`);
+  const TC = T / G;
+  if (BN % TC !== 0) fail(`blockN must be a multiple of the ${TC} invocations per row group`);
+  if (opts.unrollD < 1 || opts.unrollN < 1) fail("unrollD and unrollN must be ≥ 1");
+  if (opts.vec4 && (spec.dtype !== "f32" || spec.qkHeadDim % 4 !== 0 || spec.vHeadDim % 4 !== 0)) {
+    fail("vec4 needs f32 storage and head dims that are multiples of 4");
+  }
+  const RN = BN / TC;
+  const D = spec.qkHeadDim;
+  const DV = spec.vHeadDim;
+  const D4 = Math.ceil(D / 4);
+  const DV4 = Math.ceil(DV / 4);
+  const CV = Math.ceil(DV4 / TC);
+  const VW = CV * TC;
+  const QGS = odd(RM * D4);
+  const KS = odd(D4);
+  const W = Math.min(RM, 4);
+  const U = RM / W;
+  const PS = odd(G * U);
+  const qWords = G * QGS;
+  const kvWords = Math.max(BN * KS, BN * VW);
+  const pUnits = BN * PS;
+  const mxUnits = opts.subgroups ? 0 : TC * PS;
+  const sharedBytes = (qWords + kvWords) * 16 + (pUnits + mxUnits) * W * 4;
+  return {
+    opts, BM, BN, T, RM, G, TC, RN, D, DV, D4, DV4, CV, VW, QGS, KS, W, U, PS,
+    qWords, kvWords, pUnits, mxUnits, sharedBytes, sparseBlock: spec.sparseBlock,
+  };
+}

@@ -1,0 +1,13 @@
+export { wgslBackend, generateWgsl, wgslConfigCandidates, wgslDefaultConfig, checkLimits, DEFAULT_WGSL_LIMITS, WGSL_ENTRY } from "./backend.js";
+export type { WgslLimits, CandidateOptions } from "./backend.js";
+export { wgslGeometry, wgslOptions, DEFAULT_WGSL_OPTIONS } from "./geometry.js";
+export type { WgslGeometry, WgslOptions } from "./geometry.js";
+export { wgslRenderer, wgslFloat, wgslInt, WGSL_MOD_PRELUDE, WGSL_LOAD_PRELUDE, WGSL_TYPE } from "./renderer.js";
+export type { WgslRendererOptions, WgslSpecials } from "./renderer.js";
+export { WgslEmitter } from "./emitter.js";
+export {
+  BINDING, PARAM_FIELDS, PARAMS_BYTES, paramsStruct, packParams, packTables, packCaptured, capturedOffsets, wgslLaunch,
+} from "./abi.js";
+export type { ParamName, WgslLaunch } from "./abi.js";
+export { storageFormat } from "./storage.js";
+export type { StorageFormat } from "./storage.js";

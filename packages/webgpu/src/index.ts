@@ -1,0 +1,6 @@
+export { requestFlexDevice, defaultFlexDevice, wrapDevice, isWebGpuAvailable } from "./device.js";
+export type { FlexDevice, FlexDeviceOptions, DawnBackend } from "./device.js";
+export { runWgsl, prepareWgsl, artifactFor, resolveDevice, vec4Compatible, deviceOutStrides } from "./runner.js";
+export type { RunWgslOptions, PreparedWgsl } from "./runner.js";
+export { timeWgsl } from "./timing.js";
+export type { TimingOptions, TimingResult } from "./timing.js";

@@ -1,0 +1,270 @@
+/**
+ * Running WGSL artifacts: pipelines cached per device and spec hash, buffers reused per device,
+ * one dispatch per call, readback into the invocation's host arrays.
+ */
+import { FlexAttnError } from "@flexattn/ir";
+import {
+  BINDING, PARAMS_BYTES, type WgslLaunch, checkLimits, generateWgsl, wgslDefaultConfig, wgslLaunch,
+} from "@flexattn/codegen-wgsl";
+import {
+  type KernelArtifact, type KernelConfig, type KernelInvocation, makeSpec,
+} from "@flexattn/template";
+import { type FlexDevice, defaultFlexDevice, wrapDevice } from "./device.js";
+
+export interface RunWgslOptions {
+  /** A device from requestFlexDevice(), or any GPUDevice. Default: the process-wide device. */
+  device?: FlexDevice | GPUDevice;
+  /** A prebuilt artifact (e.g. loaded from JSON); otherwise generated from `config`. */
+  artifact?: KernelArtifact;
+  /** Config to generate with; default: the best default that fits the device's limits. */
+  config?: KernelConfig;
+}
+
+const isFlexDevice = (d: FlexDevice | GPUDevice): d is FlexDevice => "device" in d && "limits" in d && "backend" in d;
+
+export async function resolveDevice(d?: FlexDevice | GPUDevice): Promise<FlexDevice> {
+  if (!d) return defaultFlexDevice();
+  return isFlexDevice(d) ? d : wrapDevice(d, null);
+}
+
+/** q/k/v strides that allow the vec4 bindings (every stride and the head dims multiples of 4). */
+export function vec4Compatible(inv: KernelInvocation): boolean {
+  const p = inv.problem;
+  const s = inv.strides;
+  return p.dtype === "f32" && p.qkHeadDim % 4 === 0 && p.vHeadDim % 4 === 0 &&
+    [s.q, s.k, s.v].every((t) => t.slice(0, 3).every((x) => x % 4 === 0));
+}
+
+const artifactCache = new Map<string, KernelArtifact>();
+
+/** The artifact for an invocation: the given one (checked), or generated for the config. */
+export function artifactFor(inv: KernelInvocation, dev: FlexDevice, o: Pick<RunWgslOptions, "artifact" | "config"> = {}): KernelArtifact {
+  const p = inv.problem;
+  let artifact = o.artifact;
+  if (!artifact) {
+    const sparseBlock = inv.blockMask.blockSize as [number, number];
+    const vec4 = vec4Compatible(inv);
+    let config = o.config ?? wgslDefaultConfig(p, sparseBlock, { limits: dev.limits, vec4 });
+    if (config.options?.vec4 && !vec4) config = { ...config, options: { ...config.options, vec4: false } };
+    const spec = makeSpec({
+      mask: inv.mask, score: inv.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
+      returnLse: p.returnLse, sparseBlock, config,
+    });
+    const key = `${spec.mask?.key}|${spec.score?.key}|${JSON.stringify([p.qkHeadDim, p.vHeadDim, p.dtype, p.returnLse, sparseBlock, config])}`;
+    artifact = artifactCache.get(key);
+    if (!artifact) artifactCache.set(key, (artifact = generateWgsl(spec)));
+  } else if (artifact.backend !== "wgsl") {
+    throw new FlexAttnError(`runWgsl needs a WGSL artifact, got one for backend "${artifact.backend}"`);
+  } else if (artifact.config.options?.vec4 && !vec4Compatible(inv)) {
+    throw new FlexAttnError("this WGSL artifact uses vec4 bindings; q/k/v strides must all be multiples of 4");
+  }
+  if (artifact.spec.returnLse !== p.returnLse && p.returnLse) {
+    throw new FlexAttnError("this WGSL artifact does not write the LSE, but the problem asks for it");
+  }
+  checkLimits(artifact, dev.limits);
+  return artifact;
+}
+
+interface PipelineEntry {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+const pipelines = new WeakMap<GPUDevice, Map<string, Promise<PipelineEntry>>>();
+
+async function pipelineFor(device: GPUDevice, artifact: KernelArtifact): Promise<PipelineEntry> {
+  let perDevice = pipelines.get(device);
+  if (!perDevice) pipelines.set(device, (perDevice = new Map()));
+  let entry = perDevice.get(artifact.specHash);
+  if (!entry) {
+    entry = createPipeline(device, artifact);
+    perDevice.set(artifact.specHash, entry);
+    entry.catch(() => perDevice!.delete(artifact.specHash));
+  }
+  return entry;
+}
+
+async function createPipeline(device: GPUDevice, artifact: KernelArtifact): Promise<PipelineEntry> {
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ code: artifact.source, label: `flexattn ${artifact.specHash}` });
+  const info = await module.getCompilationInfo();
+  const errors = info.messages.filter((m) => m.type === "error");
+  if (errors.length) {
+    await device.popErrorScope();
+    const first = errors[0];
+    const line = artifact.source.split("\n")[first.lineNum - 1] ?? "";
+    throw new FlexAttnError(`WGSL shader ${artifact.specHash} failed to compile: ${first.message} (line ${first.lineNum}: ${line.trim()})`);
+  }
+  const storage = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } });
+  const entries: GPUBindGroupLayoutEntry[] = [
+    storage(BINDING.q, "read-only-storage"), storage(BINDING.k, "read-only-storage"), storage(BINDING.v, "read-only-storage"),
+    storage(BINDING.out, "storage"),
+    ...(artifact.spec.returnLse ? [storage(BINDING.lse, "storage")] : []),
+    storage(BINDING.tables, "read-only-storage"),
+    ...(artifact.spec.buffers.length ? [storage(BINDING.captured, "read-only-storage")] : []),
+    { binding: BINDING.params, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+  ];
+  const layout = device.createBindGroupLayout({ entries });
+  const pipeline = await device.createComputePipelineAsync({
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: { module, entryPoint: artifact.entry },
+  });
+  const err = await device.popErrorScope();
+  if (err) throw new FlexAttnError(`WGSL pipeline ${artifact.specHash}: ${err.message}`);
+  return { pipeline, layout };
+}
+
+/** GPU buffers reused across calls, one per role, grown when needed. */
+class BufferPool {
+  private readonly buffers = new Map<string, GPUBuffer>();
+
+  constructor(private readonly device: GPUDevice) {}
+
+  get(role: string, bytes: number, usage: number): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const have = this.buffers.get(role);
+    if (have && have.size >= size && have.usage === usage) return have;
+    have?.destroy();
+    const b = this.device.createBuffer({ size, usage, label: `flexattn ${role}` });
+    this.buffers.set(role, b);
+    return b;
+  }
+
+  upload(role: string, data: ArrayBufferView | ArrayBuffer, extraUsage = 0): GPUBuffer {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const usage = (role === "params" ? GPUBufferUsage.UNIFORM : GPUBufferUsage.STORAGE) | GPUBufferUsage.COPY_DST | extraUsage;
+    const buf = this.get(role, bytes.byteLength, usage);
+    const aligned = bytes.byteLength % 4 === 0 ? bytes : padded(bytes);
+    this.device.queue.writeBuffer(buf, 0, aligned.buffer, aligned.byteOffset, aligned.byteLength);
+    return buf;
+  }
+}
+
+function padded(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+  out.set(bytes);
+  return out;
+}
+
+const pools = new WeakMap<GPUDevice, BufferPool>();
+function poolFor(device: GPUDevice): BufferPool {
+  let p = pools.get(device);
+  if (!p) pools.set(device, (p = new BufferPool(device)));
+  return p;
+}
+
+/** Where the kernel writes: [B, Hq, qLen, DVo] contiguous, rows padded to 4 (vec4 / 16-bit words). */
+export function deviceOutStrides(inv: KernelInvocation): [number, number, number, number] {
+  const p = inv.problem;
+  const dvo = Math.ceil(p.vHeadDim / 4) * 4;
+  return [p.qHeads * p.qLen * dvo, p.qLen * dvo, dvo, 1];
+}
+
+/** An invocation bound to a device: dispatch it (repeatedly, for timing) and read it back. */
+export interface PreparedWgsl {
+  readonly artifact: KernelArtifact;
+  readonly device: FlexDevice;
+  readonly launch: WgslLaunch;
+  /** Record the dispatch into a compute pass. */
+  encode(pass: GPUComputePassEncoder): void;
+  /** Dispatch once, read out (and lse) back into the invocation's arrays. */
+  run(): Promise<void>;
+}
+
+export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {}): Promise<PreparedWgsl> {
+  const dev = await resolveDevice(o.device);
+  const { device } = dev;
+  const artifact = artifactFor(inv, dev, o);
+  const { pipeline, layout } = await pipelineFor(device, artifact);
+  const p = inv.problem;
+  const outStrides = deviceOutStrides(inv);
+  const launch = wgslLaunch(artifact, inv, outStrides);
+  const maxGrid = device.limits.maxComputeWorkgroupsPerDimension;
+  if (launch.grid.some((n) => n > maxGrid)) {
+    throw new FlexAttnError(`WGSL grid [${launch.grid.join(", ")}] exceeds ${maxGrid} workgroups per dimension`);
+  }
+  const pool = poolFor(device);
+  const elem = p.dtype === "f32" ? 4 : 2;
+  const outBytes = p.batch * outStrides[0] * elem;
+  const lseBytes = p.batch * p.qHeads * p.qLen * 4;
+  const q = pool.upload("q", inv.q.data);
+  const k = pool.upload("k", inv.k.data);
+  const v = pool.upload("v", inv.v.data);
+  const out = pool.get("out", outBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+  const lse = artifact.spec.returnLse ? pool.get("lse", lseBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC) : null;
+  const tables = pool.upload("tables", launch.tables);
+  const captured = launch.captured ? pool.upload("captured", launch.captured) : null;
+  const params = pool.upload("params", launch.params);
+  const entry = (binding: number, buffer: GPUBuffer, size?: number): GPUBindGroupEntry => ({ binding, resource: { buffer, ...(size ? { size } : {}) } });
+  const bindGroup = device.createBindGroup({
+    layout,
+    entries: [
+      entry(BINDING.q, q), entry(BINDING.k, k), entry(BINDING.v, v), entry(BINDING.out, out),
+      ...(lse ? [entry(BINDING.lse, lse)] : []),
+      entry(BINDING.tables, tables),
+      ...(captured ? [entry(BINDING.captured, captured)] : []),
+      entry(BINDING.params, params, PARAMS_BYTES),
+    ],
+  });
+  const encode = (pass: GPUComputePassEncoder) => {
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...launch.grid);
+  };
+  const run = async () => {
+    device.pushErrorScope("validation");
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    encode(pass);
+    pass.end();
+    const readOut = device.createBuffer({ size: Math.ceil(outBytes / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    enc.copyBufferToBuffer(out, 0, readOut, 0, readOut.size);
+    const readLse = lse ? device.createBuffer({ size: lseBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : null;
+    if (lse && readLse) enc.copyBufferToBuffer(lse, 0, readLse, 0, lseBytes);
+    device.queue.submit([enc.finish()]);
+    const err = await device.popErrorScope();
+    if (err) throw new FlexAttnError(`WGSL dispatch failed: ${err.message}`);
+    await readOut.mapAsync(GPUMapMode.READ);
+    scatterOut(inv, readOut.getMappedRange(), outStrides);
+    readOut.unmap();
+    readOut.destroy();
+    if (readLse && p.returnLse) {
+      await readLse.mapAsync(GPUMapMode.READ);
+      inv.lse.set(new Float32Array(readLse.getMappedRange(), 0, p.batch * p.qHeads * p.qLen));
+      readLse.unmap();
+      readLse.destroy();
+    }
+  };
+  return { artifact, device: dev, launch, encode, run };
+}
+
+/** Copy the device's compact output into the invocation's (possibly strided) out array. */
+function scatterOut(inv: KernelInvocation, data: ArrayBuffer, dev: readonly number[]): void {
+  const p = inv.problem;
+  const src = p.dtype === "f32" ? new Float32Array(data) : new Uint16Array(data);
+  const dst = inv.out;
+  const [sb, sh, ss] = inv.strides.out;
+  const dv = p.vHeadDim;
+  for (let b = 0; b < p.batch; b++)
+    for (let h = 0; h < p.qHeads; h++)
+      for (let i = 0; i < p.qLen; i++) {
+        const from = b * dev[0] + h * dev[1] + i * dev[2];
+        dst.set(src.subarray(from, from + dv), b * sb + h * sh + i * ss);
+      }
+}
+
+/** Run one invocation on WebGPU, filling invocation.out (and .lse when the problem returns it). */
+export async function runWgsl(inv: KernelInvocation, o: RunWgslOptions = {}): Promise<{ artifact: KernelArtifact }> {
+  const dev = await resolveDevice(o.device);
+  // Calls on one device share its buffer pool, so they run one after another.
+  const prev = locks.get(dev.device) ?? Promise.resolve();
+  const task = prev.then(async () => {
+    const prepared = await prepareWgsl(inv, { ...o, device: dev });
+    await prepared.run();
+    return { artifact: prepared.artifact };
+  });
+  locks.set(dev.device, task.catch(() => undefined));
+  return task;
+}
+
+const locks = new WeakMap<GPUDevice, Promise<unknown>>();

@@ -1,0 +1,75 @@
+/**
+ * GPU timing of a prepared kernel: per-dispatch GPU time from `timestamp-query` where the
+ * device has it (Dawn in Node is created with timestamp quantization off), else wall-clock
+ * time of a batch of dispatches divided by their number.
+ */
+import type { PreparedWgsl } from "./runner.js";
+
+export interface TimingOptions {
+  /** Timed dispatches (default 20) after `warmup` untimed ones (default 3). */
+  iterations?: number;
+  warmup?: number;
+  /** Force wall-clock timing even when timestamp queries exist. */
+  wallClock?: boolean;
+}
+
+export interface TimingResult {
+  /** Median milliseconds per dispatch. */
+  medianMs: number;
+  minMs: number;
+  samplesMs: number[];
+  method: "timestamp-query" | "wall-clock";
+}
+
+export async function timeWgsl(k: PreparedWgsl, o: TimingOptions = {}): Promise<TimingResult> {
+  const { device } = k.device;
+  const iterations = o.iterations ?? 20;
+  const warmup = o.warmup ?? 3;
+  const submit = async (n: number) => {
+    const enc = device.createCommandEncoder();
+    for (let i = 0; i < n; i++) {
+      const pass = enc.beginComputePass();
+      k.encode(pass);
+      pass.end();
+    }
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+  };
+  await submit(warmup);
+  if (device.features.has("timestamp-query") && !o.wallClock) {
+    const querySet = device.createQuerySet({ type: "timestamp", count: 2 * iterations });
+    const resolve = device.createBuffer({ size: 16 * iterations, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const read = device.createBuffer({ size: 16 * iterations, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = device.createCommandEncoder();
+    for (let i = 0; i < iterations; i++) {
+      const pass = enc.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+      k.encode(pass);
+      pass.end();
+    }
+    enc.resolveQuerySet(querySet, 0, 2 * iterations, resolve, 0);
+    enc.copyBufferToBuffer(resolve, 0, read, 0, read.size);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const ts = new BigUint64Array(read.getMappedRange().slice(0));
+    read.unmap();
+    read.destroy();
+    resolve.destroy();
+    querySet.destroy();
+    const samples = Array.from({ length: iterations }, (_, i) => Number(ts[2 * i + 1] - ts[2 * i]) / 1e6);
+    if (samples.every((s) => s > 0)) return summarize(samples, "timestamp-query");
+  }
+  const samples: number[] = [];
+  // Batches of dispatches amortize the submit latency; 5 batches give a median.
+  const per = Math.max(1, Math.floor(iterations / 5));
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    await submit(per);
+    samples.push((performance.now() - t0) / per);
+  }
+  return summarize(samples, "wall-clock");
+}
+
+function summarize(samples: number[], method: TimingResult["method"]): TimingResult {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { medianMs: sorted[Math.floor(sorted.length / 2)], minMs: sorted[0], samplesMs: samples, method };
+}
