@@ -1,6 +1,6 @@
 /** What a kernel reads from a BlockMask (structurally satisfied by @flexattn/blockmask's BlockMask). */
 import { FlexAttnError, type ModGraph } from "@flexattn/ir";
-import type { BlockMaskShape, BlockTables, TableDims } from "@flexattn/blockmask";
+import type { BlockMaskShape, BlockTables, IndexOffsets, TableDims } from "@flexattn/blockmask";
 import type { ResolvedProblem } from "./problem.js";
 
 export type BlockMaskTables = TableDims &
@@ -9,6 +9,8 @@ export type BlockMaskTables = TableDims &
     readonly blockSize: readonly [number, number];
     readonly shape: BlockMaskShape;
     readonly maskGraph?: ModGraph;
+    /** Non-zero after BlockMask.slice(): where the slice starts in the mask's coordinates. */
+    readonly offsets?: IndexOffsets;
   };
 
 /** A BlockMask with every block full: what "no block mask" means. */
@@ -38,6 +40,16 @@ export function checkBlockMask(t: BlockMaskTables, p: ResolvedProblem): void {
   if (t.shape.qLen !== p.qLen || t.shape.kvLen !== p.kvLen) {
     const hint = t.shape.qLen >= p.qLen && t.shape.kvLen >= p.kvLen ? `; crop it with blockMask.adjust(${p.qLen}, ${p.kvLen})` : "; rebuild it with createBlockMask for these lengths";
     throw new FlexAttnError(`${where} does not match the inputs (qLen ${p.qLen}, kvLen ${p.kvLen})${hint}`);
+  }
+  const o = t.offsets;
+  if (o && (o.b !== 0 || o.h !== 0)) {
+    throw new FlexAttnError(`${where} was sliced to one batch entry or head (offsets b ${o.b}, h ${o.h}); kernels need the whole batch and head range: pass the unsliced BlockMask`);
+  }
+  if (o && (o.q !== p.qOffset || o.kv !== p.kvOffset)) {
+    throw new FlexAttnError(
+      `${where} was sliced to start at query ${o.q}, key ${o.kv}, but the call uses qOffset ${p.qOffset}, kvOffset ${p.kvOffset}: ` +
+        `pass qOffset: ${o.q}, kvOffset: ${o.kv} so the mods see the same positions as the BlockMask`,
+    );
   }
   if (t.Bm !== 1 && t.Bm !== p.batch) throw new FlexAttnError(`${where} has ${t.Bm} batch entries; the inputs have batch ${p.batch}`);
   if (t.Hm !== 1 && t.Hm !== p.qHeads) throw new FlexAttnError(`${where} has ${t.Hm} head entries; the inputs have ${p.qHeads} query heads`);

@@ -97,3 +97,25 @@ describe("f16 / bf16 conversion", () => {
     expect(f16BitsToF32(f32ToF16Bits(2 ** -20))).toBe(2 ** -20); // subnormal
   });
 });
+
+import { checkBlockMask } from "@flexattn/template";
+import { createBlockMask } from "@flexattn/blockmask";
+
+describe("checkBlockMask", () => {
+  const p = resolveProblem({ batch: 2, qHeads: 4, kvHeads: 4, qLen: 256, kvLen: 256, qkHeadDim: 32, vHeadDim: 32, dtype: "f32" });
+  const mask = createBlockMask((_b, _h, q, kv) => q.ge(kv), { B: 2, H: 4, qLen: 256, kvLen: 256, blockSize: [64, 64] });
+  it("accepts a matching mask and rejects other lengths with a hint", () => {
+    expect(() => checkBlockMask(mask, p)).not.toThrow();
+    expect(() => checkBlockMask(mask, { ...p, qLen: 128 })).toThrow(/adjust\(128, 256\)/);
+    expect(() => checkBlockMask(mask, { ...p, qLen: 512 })).toThrow(/rebuild/);
+    const perBatch = createBlockMask((b, _h, q, kv) => q.ge(kv.add(b)), { B: 2, H: 1, qLen: 256, kvLen: 256 });
+    expect(() => checkBlockMask(perBatch, { ...p, batch: 3 })).toThrow(/batch entries/);
+  });
+  it("a sliced mask needs the matching offsets", () => {
+    const rows = mask.slice({ qBlocks: [2, 4] });
+    const chunk = { ...p, qLen: 128 };
+    expect(() => checkBlockMask(rows, chunk)).toThrow(/qOffset: 128/);
+    expect(() => checkBlockMask(rows, { ...chunk, qOffset: 128 })).not.toThrow();
+    expect(() => checkBlockMask(mask.slice({ b: 1 }), p)).toThrow(/sliced to one batch/);
+  });
+});
