@@ -1,44 +1,48 @@
 /**
- * The JS TemplateEmitter: one method per template step, each returning a fragment of JS
- * source tagged with the loop level it belongs to. `blockLoop` assembles the fragments of
- * one block kind into the loop nest
+ * The JS TemplateEmitter: one method per template step. The top-level steps write the program
+ * loops (batch → query head → query tile); each block-loop step contributes one phase of the
+ * work on a BLOCK_M × BLOCK_N tile, as a small top-level helper function plus its call:
  *
- *   for kv block of the row's list → for kv tile (sparseBlockKv / blockN of them)
- *     → for query row i of the tile → for key column j of the tile
+ *   maskMod       mask pass: MK[i·BN + j] = mask(b, h, q, kv)   (partial blocks; 0 live → skip tile)
+ *   qk            S = Q·Kᵀ, 2 rows × 2 columns per step (2×2 groups fully masked are skipped)
+ *   scoreMod      s = scoreMod((q·k)·scale as f32, …), masked elements → -inf
+ *   bounds        the tile's column count: only a tile crossing kvLen is cut short
+ *   onlineSoftmax m_new, rescale l and acc, S becomes P (exp2 domain)
+ *   accumulate    ACC += P·V, 2 × 2, zero weights skipped
  *
- * Per-element steps (mask, qk, score mod) run inside the j loop; the mask and the bounds act
- * as guards — the mask skips the dot product of a masked element, the bounds limit the j loop
- * to kvLen — which is the same result as the template's "s → -inf", in less work.
+ * Small helpers called once per tile are optimized by V8 within the first call's first tiles,
+ * where one large function would wait for on-stack replacement. Mods are inlined in the
+ * helpers with ir's renderGraph + jsRenderer, each statement hoisted to the outermost loop
+ * whose indices it reads (see mods.ts).
  */
 import { FlexAttnError, type ModGraph } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, NUMERICS, type TemplateEmitter, capturedBuffers } from "@flexattn/template";
 import { type LeveledMod, renderLeveled } from "./mods.js";
 
-/** A piece of generated JS, by the loop level / tile phase it belongs to. */
+/** A piece of generated JS. */
 export interface JsCode {
   /** Statements at the step's own level (top-level steps), or once per program before a block loop. */
   lines?: string[];
   /** Closes what `lines` opened (the program step). */
   close?: string[];
+  /** Top-level helper functions, by name (shared helpers are emitted once). */
+  functions?: Record<string, string[]>;
   /** A program-level guard: false skips the whole block loop. */
   loopGuard?: string;
-  /** Once per kv tile, before the phases. */
+  /** Once per kv tile, in phase order: offsets and column count. */
   tile?: string[];
-  /** Phase 1 (tile): the mask pass, writing MK[i·BN + j]. */
-  maskPass?: string[];
-  /** Phase 2 (tile): S[i·BN + j] = q·k. */
-  scores?: string[];
-  /** Phase 3, per query row: statements before the column loop. */
+  /** Per kv tile: the calls of the phases, keyed by phase. */
+  phase?: Partial<Record<Phase, string[]>>;
+  /** Phase "score", per query row: statements before the column loop. */
   row?: string[];
-  /** Phase 3, per element: reads and updates `s` (the score of S[o + j]). */
-  element?: string[];
-  /** Phase 3, per element, first: statements ending in `continue` for masked elements. */
+  /** Phase "score", per element: statements ending in `continue` for masked elements. */
   guard?: string[];
-  /** Phase 4 (tile): online softmax, S becomes P. */
-  softmax?: string[];
-  /** Phase 5 (tile): acc += P·V. */
-  accumulate?: string[];
+  /** Phase "score", per element: reads and updates `s`. */
+  element?: string[];
 }
+
+export type Phase = "mask" | "qk" | "score" | "softmax" | "accumulate";
+const PHASES: readonly Phase[] = ["mask", "qk", "score", "softmax", "accumulate"];
 
 export interface JsEmitterOptions {
   /** Statements per iteration of the q·k d-loop (1 = a plain loop). */
@@ -50,6 +54,7 @@ export interface JsEmitterOptions {
 export const DEFAULT_JS_OPTIONS: JsEmitterOptions = { dotUnroll: 2, accUnroll: 4 };
 
 const I = (n: number, lines: string[]) => lines.map((l) => " ".repeat(n) + l);
+const at = (base: string, d: string | number) => (d === 0 ? base : `${base} + ${d}`);
 
 /** Safe, unique JS parameter names for the captured buffers, in ABI order. */
 export function capturedParamNames(spec: KernelSpec): string[] {
@@ -86,25 +91,40 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
     this.bufferParams = capturedParamNames(spec);
   }
 
-  private bufferParam(owner: "mask" | "score", slot: number): string {
-    const all = capturedBuffers(this.spec);
-    const i = all.findIndex((b) => b.owner === owner && b.slot === slot);
-    if (i < 0) throw new FlexAttnError(`codegen-js: no captured buffer ${owner}[${slot}]`);
-    return this.bufferParams[i];
+  private buffersOf(owner: "mask" | "score"): string[] {
+    return capturedBuffers(this.spec).flatMap((b, i) => (b.owner === owner ? [this.bufferParams[i]] : []));
   }
 
   private mod(graph: ModGraph, owner: "mask" | "score", blocks: BlockKind): LeveledMod {
+    const all = capturedBuffers(this.spec);
     return renderLeveled(graph, {
       inputs: { b: "b", h: "hq", q: "qi", kv: "kj", score: "s" },
-      bufferName: (slot) => this.bufferParam(owner, slot),
+      bufferName: (slot) => {
+        const i = all.findIndex((b) => b.owner === owner && b.slot === slot);
+        if (i < 0) throw new FlexAttnError(`codegen-js: no captured buffer ${owner}[${slot}]`);
+        return this.bufferParams[i];
+      },
       prefix: `${owner[0]}${blocks[0]}_`,
     });
+  }
+
+  /** A d-loop over `n` elements, its body repeated `unroll` times per iteration (remainder spelled out). */
+  private dLoop(n: number, unroll: number, stmt: (d: string | number) => string[]): string[] {
+    const main = n - (n % unroll);
+    const lines: string[] = [];
+    if (main > 0) {
+      lines.push(`for (let d = 0; d < ${main}; d${unroll === 1 ? "++" : ` += ${unroll}`}) {`);
+      for (let u = 0; u < unroll; u++) lines.push(...I(2, stmt(u === 0 ? "d" : `d + ${u}`)));
+      lines.push(`}`);
+    }
+    for (let d = main; d < n; d++) lines.push(...stmt(d));
+    return lines;
   }
 
   // ---- top-level steps ----
 
   program(): JsCode {
-    const { BM, D, DV } = this;
+    const { BM, D, DV, BN } = this;
     const dec = this.spec.dtype !== "f32";
     return {
       lines: [
@@ -112,8 +132,8 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
         `const ACC = new Float64Array(${BM * DV});`,
         `const Mr = new Float64Array(${BM});`,
         `const Lr = new Float64Array(${BM});`,
-        `const S = new Float64Array(${BM * this.BN});`,
-        `const MK = new Uint8Array(${BM * this.BN});`,
+        `const S = new Float64Array(${BM * BN});`,
+        `const MK = new Uint8Array(${BM * BN});`,
         dec ? `const K = decodeAll(k), V = decodeAll(v);` : `const K = k, V = v;`,
         `const group = (q_heads / kv_heads) | 0;`,
         `const qScale = ${this.prescale ? `scale * ${NUMERICS.LOG2E}` : "1"};`,
@@ -131,6 +151,7 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
         `    for (let mt = 0; mt < numQTiles; mt++) {`,
         `      const row0 = mt * ${BM};`,
         `      const rows = Math.min(${BM}, q_len - row0);`,
+        `      const q0 = (row0 + q_offset) | 0;`,
         `      const trow = tableHead + ((row0 / ${this.SQ}) | 0);`,
       ],
       close: [`    }`, `  }`, `}`],
@@ -160,26 +181,34 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
     const { BN, SKV } = this;
     const numTable = blocks === "partial" ? "kv_num_blocks" : "full_kv_num_blocks";
     const idxTable = blocks === "partial" ? "kv_indices" : "full_kv_indices";
-    const cat = (k: keyof JsCode) => body.flatMap((c) => (c[k] as string[] | undefined) ?? []);
-    const loopGuards = body.map((c) => c.loopGuard).filter((g): g is string => !!g);
+    const cat = (k: "lines" | "tile" | "row" | "guard" | "element") => body.flatMap((c) => c[k] ?? []);
+    const functions: Record<string, string[]> = Object.assign({}, ...body.map((c) => c.functions ?? {}));
+    const phases: Partial<Record<Phase, string[]>> = {};
+    for (const c of body) for (const [k, v] of Object.entries(c.phase ?? {})) phases[k as Phase] = [...(phases[k as Phase] ?? []), ...v];
+    // The per-element phase exists only when some step works per element (mask, f32 scale, score mod).
     const guard = cat("guard");
     const element = cat("element");
-    // Phase 3 runs only when some step works per element (mask, scale to f32, score mod).
-    const phase3 = guard.length || element.length
-      ? [
-          `for (let i = 0; i < rows; i++) {`,
-          `  const qi = (row0 + i + q_offset) | 0, o = i * ${BN};`,
-          ...I(2, cat("row")),
-          `  for (let j = 0; j < cols; j++) {`,
-          `    const kj = (col0 + j + kv_offset) | 0;`,
-          ...I(4, guard),
-          `    let s = S[o + j];`,
-          ...I(4, element),
-          `    S[o + j] = s;`,
-          `  }`,
-          `}`,
-        ]
-      : [];
+    if (guard.length || element.length) {
+      const name = `scoreTile_${blocks}`;
+      const masked = guard.length > 0;
+      const params = ["S", ...(masked ? ["MK"] : []), "rows", "cols", "q0", "k0", "b", "hq", "scale", ...this.buffersOf("score")];
+      functions[name] = [
+        `function ${name}(${[...new Set(params)].join(", ")}) {`,
+        `  for (let i = 0; i < rows; i++) {`,
+        `    const qi = (q0 + i) | 0, o = i * ${BN};`,
+        ...I(4, cat("row")),
+        `    for (let j = 0; j < cols; j++) {`,
+        `      const kj = (k0 + j) | 0;`,
+        ...I(6, guard),
+        `      let s = S[o + j];`,
+        ...I(6, element),
+        `      S[o + j] = s;`,
+        `    }`,
+        `  }`,
+        `}`,
+      ];
+      phases.score = [`${name}(${[...new Set(params)].join(", ")});`];
+    }
     const loop = [
       `const nb = ${numTable}[trow], ib = trow * sparse_kv_blocks;`,
       `for (let t = 0; t < nb; t++) {`,
@@ -187,17 +216,15 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
       `  for (let sub = 0; sub < ${SKV / BN}; sub++) {`,
       `    const col0 = blk * ${SKV} + sub * ${BN};`,
       `    if (col0 >= kv_len) break;`,
+      `    const k0 = (col0 + kv_offset) | 0;`,
       ...I(4, cat("tile")),
-      ...I(4, cat("maskPass")),
-      ...I(4, cat("scores")),
-      ...I(4, phase3),
-      ...I(4, cat("softmax")),
-      ...I(4, cat("accumulate")),
+      ...I(4, PHASES.flatMap((p) => phases[p] ?? [])),
       `  }`,
       `}`,
     ];
+    const loopGuards = body.map((c) => c.loopGuard).filter((g): g is string => !!g);
     const wrapped = loopGuards.length ? [`if (${loopGuards.join(" && ")}) {`, ...I(2, loop), `}`] : loop;
-    return { lines: [`{ // ${blocks} blocks`, ...I(2, cat("lines")), ...I(2, wrapped), `}`] };
+    return { lines: [`{ // ${blocks} blocks`, ...I(2, cat("lines")), ...I(2, wrapped), `}`], functions };
   }
 
   epilogue(): JsCode {
@@ -226,27 +253,10 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
     return { tile: [`const kT = kBase + col0 * stride_k_s;`] };
   }
 
-  /** A d-loop over `n` elements, its body repeated `unroll` times per iteration (remainder spelled out). */
-  private dLoop(n: number, unroll: number, stmt: (d: string | number) => string[]): string[] {
-    const main = n - (n % unroll);
-    const lines: string[] = [];
-    if (main > 0) {
-      if (unroll === 1) lines.push(`for (let d = 0; d < ${main}; d++) {`, ...I(2, stmt("d")), `}`);
-      else {
-        lines.push(`for (let d = 0; d < ${main}; d += ${unroll}) {`);
-        for (let u = 0; u < unroll; u++) lines.push(...I(2, stmt(u === 0 ? "d" : `d + ${u}`)));
-        lines.push(`}`);
-      }
-    }
-    for (let d = main; d < n; d++) lines.push(...stmt(d));
-    return lines;
-  }
-
   qk(blocks: BlockKind): JsCode {
     const { D, BN } = this;
     const masked = blocks === "partial" && this.spec.mask !== null;
     const u = this.options.dotUnroll;
-    const at = (base: string, d: string | number) => (d === 0 ? base : `${base} + ${d}`);
     // 2 rows × 2 columns per step: each K and Q element loaded once feeds two products.
     const dot22 = this.dLoop(D, u, (d) => [
       `{ const k0 = K[${at("ko", d)}], k1 = K[${at("ko1", d)}], x0 = Qt[${at("q0", d)}], x1 = Qt[${at("q1", d)}];`,
@@ -255,36 +265,41 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
     const dot21 = this.dLoop(D, u, (d) => [`{ const k0 = K[${at("ko", d)}]; s00 += Qt[${at("q0", d)}] * k0; s10 += Qt[${at("q1", d)}] * k0; }`]);
     const dot11 = this.dLoop(D, u, (d) => [`s00 += Qt[${at("q0", d)}] * K[${at("ko", d)}];`]);
     const skip22 = masked ? [`if ((MK[o0 + j] | MK[o0 + j + 1] | MK[o1 + j] | MK[o1 + j + 1]) === 0) continue;`] : [];
+    const name = masked ? "qkTile_masked" : "qkTile";
+    const params = ["Qt", "K", "S", ...(masked ? ["MK"] : []), "kT", "sks", "rows", "cols"];
     return {
-      scores: [
-        `{ // S = Q·Kᵀ`,
-        `  let i = 0;`,
-        `  for (; i + 1 < rows; i += 2) {`,
-        `    const q0 = i * ${D}, q1 = q0 + ${D}, o0 = i * ${BN}, o1 = o0 + ${BN};`,
-        `    let j = 0, ko = kT;`,
-        `    for (; j + 1 < cols; j += 2, ko += 2 * stride_k_s) {`,
-        ...I(6, skip22),
-        `      const ko1 = ko + stride_k_s;`,
-        `      let s00 = 0, s01 = 0, s10 = 0, s11 = 0;`,
-        ...I(6, dot22),
-        `      S[o0 + j] = s00; S[o0 + j + 1] = s01; S[o1 + j] = s10; S[o1 + j + 1] = s11;`,
-        `    }`,
-        `    if (j < cols) {`,
-        `      let s00 = 0, s10 = 0;`,
-        ...I(6, dot21),
-        `      S[o0 + j] = s00; S[o1 + j] = s10;`,
-        `    }`,
-        `  }`,
-        `  if (i < rows) {`,
-        `    const q0 = i * ${D}, o0 = i * ${BN};`,
-        `    for (let j = 0, ko = kT; j < cols; j++, ko += stride_k_s) {`,
-        `      let s00 = 0;`,
-        ...I(6, dot11),
-        `      S[o0 + j] = s00;`,
-        `    }`,
-        `  }`,
-        `}`,
-      ],
+      functions: {
+        [name]: [
+          `function ${name}(${params.join(", ")}) { // S = Q·Kᵀ`,
+          `  let i = 0;`,
+          `  for (; i + 1 < rows; i += 2) {`,
+          `    const q0 = i * ${D}, q1 = q0 + ${D}, o0 = i * ${BN}, o1 = o0 + ${BN};`,
+          `    let j = 0, ko = kT;`,
+          `    for (; j + 1 < cols; j += 2, ko += 2 * sks) {`,
+          ...I(6, skip22),
+          `      const ko1 = ko + sks;`,
+          `      let s00 = 0, s01 = 0, s10 = 0, s11 = 0;`,
+          ...I(6, dot22),
+          `      S[o0 + j] = s00; S[o0 + j + 1] = s01; S[o1 + j] = s10; S[o1 + j + 1] = s11;`,
+          `    }`,
+          `    if (j < cols) {`,
+          `      let s00 = 0, s10 = 0;`,
+          ...I(6, dot21),
+          `      S[o0 + j] = s00; S[o1 + j] = s10;`,
+          `    }`,
+          `  }`,
+          `  if (i < rows) {`,
+          `    const q0 = i * ${D}, o0 = i * ${BN};`,
+          `    for (let j = 0, ko = kT; j < cols; j++, ko += sks) {`,
+          `      let s00 = 0;`,
+          ...I(6, dot11),
+          `      S[o0 + j] = s00;`,
+          `    }`,
+          `  }`,
+          `}`,
+        ],
+      },
+      phase: { qk: [`${name}(${params.join(", ").replace("sks", "stride_k_s")});`] },
       // With a score mod, the mod sees score = (q·k)·scale as f32; without, Q was prescaled.
       element: this.prescale ? [] : [`s = Math.fround(s * scale);`],
     };
@@ -292,33 +307,37 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
 
   scoreMod(blocks: BlockKind): JsCode {
     const m = this.mod(this.spec.score!, "score", blocks);
-    return {
-      lines: m.levels[0],
-      row: m.levels[1],
-      element: [...m.levels[2], `s = ${m.result} * ${NUMERICS.LOG2E};`],
-    };
+    // Level-0 statements (b, h only) are cheap: recomputed per row inside the tile helper.
+    return { row: [...m.levels[0], ...m.levels[1]], element: [...m.levels[2], `s = ${m.result} * ${NUMERICS.LOG2E};`] };
   }
 
   maskMod(blocks: BlockKind): JsCode {
     const m = this.mod(this.spec.mask!, "mask", blocks);
     if (m.resultLevel === 0) return { lines: m.levels[0], loopGuard: m.result };
     const { BN } = this;
+    const name = `maskTile_${blocks}`;
+    const params = ["MK", "rows", "cols", "q0", "k0", "b", "hq", ...this.buffersOf("mask")];
     return {
-      lines: m.levels[0],
-      maskPass: [
-        `let live = 0;`,
-        `for (let i = 0; i < rows; i++) {`,
-        `  const qi = (row0 + i + q_offset) | 0, o = i * ${BN};`,
-        ...I(2, m.levels[1]),
-        `  for (let j = 0; j < cols; j++) {`,
-        `    const kj = (col0 + j + kv_offset) | 0;`,
-        ...I(4, m.levels[2]),
-        `    const keep = ${m.result} ? 1 : 0;`,
-        `    MK[o + j] = keep; live += keep;`,
-        `  }`,
-        `}`,
-        `if (live === 0) continue; // every element of the tile is masked`,
-      ],
+      functions: {
+        [name]: [
+          `function ${name}(${params.join(", ")}) { // MK = mask, returns the number kept`,
+          `  let live = 0;`,
+          ...I(2, m.levels[0]),
+          `  for (let i = 0; i < rows; i++) {`,
+          `    const qi = (q0 + i) | 0, o = i * ${BN};`,
+          ...I(4, m.levels[1]),
+          `    for (let j = 0; j < cols; j++) {`,
+          `      const kj = (k0 + j) | 0;`,
+          ...I(6, m.levels[2]),
+          `      const keep = ${m.result} ? 1 : 0;`,
+          `      MK[o + j] = keep; live += keep;`,
+          `    }`,
+          `  }`,
+          `  return live;`,
+          `}`,
+        ],
+      },
+      phase: { mask: [`if (${name}(${params.join(", ")}) === 0) continue; // every element of the tile is masked`] },
       guard: [`if (MK[o + j] === 0) { S[o + j] = -Infinity; continue; }`],
     };
   }
@@ -331,31 +350,36 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
   onlineSoftmax(_blocks: BlockKind): JsCode {
     const { DV, BN } = this;
     return {
-      softmax: [
-        `for (let i = 0; i < rows; i++) { // online softmax (exp2 domain); S becomes P`,
-        `  const o = i * ${BN}, e = o + cols;`,
-        `  let mx = -Infinity;`,
-        `  for (let x = o; x < e; x++) { const s = S[x]; if (s > mx) mx = s; }`,
-        `  if (mx === -Infinity) {`,
-        `    // Nothing but -inf in this row of the tile, unless a score is NaN: that poisons the row (IEEE).`,
-        `    for (let x = o; x < e; x++) { if (S[x] !== -Infinity) Lr[i] = NaN; S[x] = 0; }`,
-        `    continue;`,
-        `  }`,
-        `  const mOld = Mr[i];`,
-        `  const mNew = mx > mOld ? mx : mOld;`,
-        `  if (mNew !== mOld) {`,
-        `    Mr[i] = mNew;`,
-        `    if (mOld !== -Infinity) {`,
-        `      const alpha = Math.exp((mOld - mNew) * ${NUMERICS.LN2});`,
-        `      Lr[i] *= alpha;`,
-        `      for (let d = i * ${DV}, de = d + ${DV}; d < de; d++) ACC[d] *= alpha;`,
-        `    }`,
-        `  }`,
-        `  let lsum = 0;`,
-        `  for (let x = o; x < e; x++) { const p = Math.exp((S[x] - mNew) * ${NUMERICS.LN2}); S[x] = p; lsum += p; }`,
-        `  Lr[i] += lsum;`,
-        `}`,
-      ],
+      functions: {
+        softmaxTile: [
+          `function softmaxTile(S, Mr, Lr, ACC, rows, cols) { // online softmax (exp2 domain); S becomes P`,
+          `  for (let i = 0; i < rows; i++) {`,
+          `    const o = i * ${BN}, e = o + cols;`,
+          `    let mx = -Infinity;`,
+          `    for (let x = o; x < e; x++) { const s = S[x]; if (s > mx) mx = s; }`,
+          `    if (mx === -Infinity) {`,
+          `      // Nothing but -inf in this row of the tile, unless a score is NaN: that poisons the row (IEEE).`,
+          `      for (let x = o; x < e; x++) { if (S[x] !== -Infinity) Lr[i] = NaN; S[x] = 0; }`,
+          `      continue;`,
+          `    }`,
+          `    const mOld = Mr[i];`,
+          `    const mNew = mx > mOld ? mx : mOld;`,
+          `    if (mNew !== mOld) {`,
+          `      Mr[i] = mNew;`,
+          `      if (mOld !== -Infinity) {`,
+          `        const alpha = Math.exp((mOld - mNew) * ${NUMERICS.LN2});`,
+          `        Lr[i] *= alpha;`,
+          `        for (let d = i * ${DV}, de = d + ${DV}; d < de; d++) ACC[d] *= alpha;`,
+          `      }`,
+          `    }`,
+          `    let lsum = 0;`,
+          `    for (let x = o; x < e; x++) { const p = Math.exp((S[x] - mNew) * ${NUMERICS.LN2}); S[x] = p; lsum += p; }`,
+          `    Lr[i] += lsum;`,
+          `  }`,
+          `}`,
+        ],
+      },
+      phase: { softmax: [`softmaxTile(S, Mr, Lr, ACC, rows, cols);`] },
     };
   }
 
@@ -366,7 +390,6 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
   accumulate(_blocks: BlockKind): JsCode {
     const { DV, BN } = this;
     const u = this.options.accUnroll;
-    const at = (base: string, d: string | number) => (d === 0 ? base : `${base} + ${d}`);
     const one = (a: string, p: string, vo: string) => [
       `if (${p} !== 0) {`,
       ...I(2, this.dLoop(DV, u, (d) => [`ACC[${at(a, d)}] += ${p} * V[${at(vo, d)}];`])),
@@ -376,41 +399,44 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
       `{ const v0 = V[${at("vo", d)}], v1 = V[${at("vo1", d)}];`,
       `  ACC[${at("a0", d)}] += p00 * v0 + p01 * v1; ACC[${at("a1", d)}] += p10 * v0 + p11 * v1; }`,
     ]);
-    // Zero weights are skipped (masked keys never touch the accumulator, whatever V holds).
+    // Zero weights are skipped: masked keys never touch the accumulator, whatever V holds.
     return {
-      accumulate: [
-        `{ // ACC += P·V`,
-        `  let i = 0;`,
-        `  for (; i + 1 < rows; i += 2) {`,
-        `    const o0 = i * ${BN}, o1 = o0 + ${BN}, a0 = i * ${DV}, a1 = a0 + ${DV};`,
-        `    let j = 0, vo = vT;`,
-        `    for (; j + 1 < cols; j += 2, vo += 2 * stride_v_s) {`,
-        `      const p00 = S[o0 + j], p01 = S[o0 + j + 1], p10 = S[o1 + j], p11 = S[o1 + j + 1];`,
-        `      const vo1 = vo + stride_v_s;`,
-        `      if (p00 !== 0 && p01 !== 0 && p10 !== 0 && p11 !== 0) {`,
-        ...I(8, acc22),
-        `      } else {`,
-        ...I(8, one("a0", "p00", "vo")),
-        ...I(8, one("a0", "p01", "vo1")),
-        ...I(8, one("a1", "p10", "vo")),
-        ...I(8, one("a1", "p11", "vo1")),
-        `      }`,
-        `    }`,
-        `    if (j < cols) {`,
-        `      const p00 = S[o0 + j], p10 = S[o1 + j];`,
-        ...I(6, one("a0", "p00", "vo")),
-        ...I(6, one("a1", "p10", "vo")),
-        `    }`,
-        `  }`,
-        `  if (i < rows) {`,
-        `    const o0 = i * ${BN}, a0 = i * ${DV};`,
-        `    for (let j = 0, vo = vT; j < cols; j++, vo += stride_v_s) {`,
-        `      const p00 = S[o0 + j];`,
-        ...I(6, one("a0", "p00", "vo")),
-        `    }`,
-        `  }`,
-        `}`,
-      ],
+      functions: {
+        accTile: [
+          `function accTile(S, ACC, V, vT, svs, rows, cols) { // ACC += P·V`,
+          `  let i = 0;`,
+          `  for (; i + 1 < rows; i += 2) {`,
+          `    const o0 = i * ${BN}, o1 = o0 + ${BN}, a0 = i * ${DV}, a1 = a0 + ${DV};`,
+          `    let j = 0, vo = vT;`,
+          `    for (; j + 1 < cols; j += 2, vo += 2 * svs) {`,
+          `      const p00 = S[o0 + j], p01 = S[o0 + j + 1], p10 = S[o1 + j], p11 = S[o1 + j + 1];`,
+          `      const vo1 = vo + svs;`,
+          `      if (p00 !== 0 && p01 !== 0 && p10 !== 0 && p11 !== 0) {`,
+          ...I(8, acc22),
+          `      } else {`,
+          ...I(8, one("a0", "p00", "vo")),
+          ...I(8, one("a0", "p01", "vo1")),
+          ...I(8, one("a1", "p10", "vo")),
+          ...I(8, one("a1", "p11", "vo1")),
+          `      }`,
+          `    }`,
+          `    if (j < cols) {`,
+          `      const p00 = S[o0 + j], p10 = S[o1 + j];`,
+          ...I(6, one("a0", "p00", "vo")),
+          ...I(6, one("a1", "p10", "vo")),
+          `    }`,
+          `  }`,
+          `  if (i < rows) {`,
+          `    const o0 = i * ${BN}, a0 = i * ${DV};`,
+          `    for (let j = 0, vo = vT; j < cols; j++, vo += svs) {`,
+          `      const p00 = S[o0 + j];`,
+          ...I(6, one("a0", "p00", "vo")),
+          `    }`,
+          `  }`,
+          `}`,
+        ],
+      },
+      phase: { accumulate: [`accTile(S, ACC, V, vT, stride_v_s, rows, cols);`] },
     };
   }
 }

@@ -86,8 +86,11 @@ export function jsOptions(spec: KernelSpec): JsEmitterOptions {
 /** The generated module body: helpers and `function flexattn_fwd(...)`, no exports, no data. */
 export function generateJsSource(spec: KernelSpec): string {
   const e = new JsEmitter(spec, jsOptions(spec));
-  const [program, ...rest] = emitTemplate(spec, e);
+  const codes = emitTemplate(spec, e);
+  const [program, ...rest] = codes;
   const body = [...program.lines!, ...rest.flatMap((c) => c.lines ?? []).map((l) => "      " + l), ...program.close!];
+  const functions = new Map<string, string[]>();
+  for (const c of codes) for (const [name, fn] of Object.entries(c.functions ?? {})) functions.set(name, fn);
   const params = kernelParams(spec);
   const describe = [
     spec.mask ? `mask ${spec.mask.key}` : "no mask",
@@ -100,6 +103,7 @@ export function generateJsSource(spec: KernelSpec): string {
     `"use strict";`,
     ...RUNTIME,
     ...(spec.dtype === "bf16" ? [...BF16, ...DECODE_ALL] : spec.dtype === "f16" ? [...F16, ...DECODE_ALL] : []),
+    ...[...functions.values()].flat(),
     `function ${JS_ENTRY}(${params.join(", ")}) {`,
     ...body.map((l) => "  " + l),
     `}`,
