@@ -1,0 +1,230 @@
+/** flexAttention(): PyTorch-style FlexAttention on Tensors, on the best backend available here. */
+import { FlexAttnError, type ModGraph, type ScoreMod } from "@flexattn/ir";
+import {
+  type BackendName, type BlockMaskTables, type KernelConfig, type KernelInvocation, type ResolvedProblem, type StorageDType,
+  type Tensor, checkBlockMask, contiguousStrides, denseTables, resolveProblem,
+} from "@flexattn/template";
+import { buildSpec, compileSpec, normalizeBlockSize, toScoreGraph } from "./compile.js";
+import { type KernelExecutor, executorUnavailableReason, findExecutor, jsExecutor } from "./registry.js";
+
+export type BackendChoice = "auto" | BackendName;
+
+/** A BlockMask as flexAttention reads it (structurally: @flexattn/blockmask's BlockMask). */
+export interface BlockMaskInput extends BlockMaskTables {
+  readonly maskGraph?: ModGraph;
+  readonly offsets?: { readonly b: number; readonly h: number; readonly q: number; readonly kv: number };
+}
+
+export interface FlexAttentionOptions {
+  /** (score, b, h, q, kv) => score, or its traced graph. Default: identity. */
+  scoreMod?: ScoreMod | ModGraph;
+  /** Which blocks to compute; its maskGraph is the mask mod (as in PyTorch). Default: dense. */
+  blockMask?: BlockMaskInput;
+  /** Softmax scale; default 1/sqrt(headDim). */
+  scale?: number;
+  /** Allow fewer key/value heads than query heads (grouped-query attention). */
+  enableGqa?: boolean;
+  /** Also return the log-sum-exp [B, Hq, qLen] (natural log, f32; -inf for fully masked rows). */
+  returnLse?: boolean;
+  /** "auto" (default): WebGPU when an adapter is available, else JS. */
+  backend?: BackendChoice;
+  /** Kernel config overrides (tile sizes, backend options). */
+  config?: Partial<KernelConfig>;
+}
+
+export interface FlexAttentionResult {
+  /** [B, Hq, qLen, Dv], contiguous, in the inputs' dtype. */
+  out: Tensor;
+  /** [B, Hq, qLen], f32. */
+  lse: Tensor;
+}
+
+const DTYPE_ARRAY: Record<StorageDType, string> = { f32: "Float32Array", f16: "Uint16Array", bf16: "Uint16Array" };
+
+function checkTensor(name: string, t: unknown): Tensor {
+  if (ArrayBuffer.isView(t)) {
+    throw new FlexAttnError(`${name} is a bare ${t.constructor.name}; wrap it with tensor(data, [batch, heads, seqLen, headDim])`);
+  }
+  const x = t as Tensor;
+  if (!x || typeof x !== "object" || !ArrayBuffer.isView(x.data) || !Array.isArray(x.shape)) {
+    throw new FlexAttnError(`${name} must be a Tensor { data, shape, dtype, strides? }; build one with tensor(data, shape)`);
+  }
+  if (x.dtype !== "f32" && x.dtype !== "f16" && x.dtype !== "bf16") {
+    throw new FlexAttnError(`${name}.dtype must be f32, f16 or bf16, got ${String(x.dtype)}`);
+  }
+  if (x.data.constructor.name !== DTYPE_ARRAY[x.dtype]) {
+    throw new FlexAttnError(`${name} has dtype ${x.dtype} but its data is a ${x.data.constructor.name} (needs a ${DTYPE_ARRAY[x.dtype]})`);
+  }
+  if (x.shape.length !== 4) {
+    throw new FlexAttnError(`${name} must be 4-D [batch, heads, seqLen, headDim], got shape [${x.shape.join(", ")}]`);
+  }
+  if (!x.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new FlexAttnError(`${name} has a bad shape [${x.shape.join(", ")}]`);
+  const strides = x.strides ?? contiguousStrides(x.shape);
+  if (strides.length !== 4 || !strides.every((s) => Number.isInteger(s) && s >= 0)) {
+    throw new FlexAttnError(`${name} strides must be 4 non-negative integers, got [${strides.join(", ")}]`);
+  }
+  const empty = x.shape.some((d) => d === 0);
+  if (!empty && x.shape[3] > 1 && strides[3] !== 1) {
+    throw new FlexAttnError(
+      `${name} has head-dim stride ${strides[3]}; the head dimension must be contiguous (stride 1) — copy it to a contiguous tensor first`,
+    );
+  }
+  const span = empty ? 0 : x.shape.reduce((acc, d, i) => acc + (d - 1) * strides[i], 1);
+  if (span > x.data.length) {
+    throw new FlexAttnError(`${name} with shape [${x.shape.join(", ")}] and strides [${strides.join(", ")}] needs ${span} elements, its data has ${x.data.length}`);
+  }
+  return { data: x.data, shape: x.shape, dtype: x.dtype, strides: [...strides.slice(0, 3), 1] };
+}
+
+function allocOut(n: number, dtype: StorageDType): Float32Array | Uint16Array {
+  return dtype === "f32" ? new Float32Array(n) : new Uint16Array(n);
+}
+
+let autoExecutor: Promise<KernelExecutor> | undefined;
+
+/** The executor "auto" resolves to here: WGSL when a WebGPU adapter works, else JS. */
+export function autoBackend(): Promise<KernelExecutor> {
+  autoExecutor ??= findExecutor("wgsl").then((ex) => ex ?? jsExecutor);
+  return autoExecutor;
+}
+
+/** Forget the "auto" decision (after registering an executor, say). */
+export function resetAutoBackend(): void {
+  autoExecutor = undefined;
+}
+
+async function executorFor(choice: BackendChoice): Promise<KernelExecutor> {
+  if (choice === "auto") return autoBackend();
+  if (choice === "js") return jsExecutor;
+  if (choice === "cuda" || choice === "triton") {
+    throw new FlexAttnError(
+      `backend "${choice}" generates code only and cannot run inside flexAttention(); ` +
+        `use compile(mods, problem, { backend: "${choice}" }) (or \`flexattn compile --backend ${choice}\`) and run the kernel with ${choice === "cuda" ? "nvcc/NVRTC" : "PyTorch + Triton"}`,
+    );
+  }
+  if (choice === "wgsl") {
+    const ex = await findExecutor("wgsl");
+    if (!ex) throw new FlexAttnError(`backend "wgsl" is not available here: ${executorUnavailableReason("wgsl") ?? "no executor"}; use backend "js" or "auto"`);
+    return ex;
+  }
+  throw new FlexAttnError(`unknown backend "${String(choice)}"; use "auto", "js", "wgsl", "cuda" or "triton"`);
+}
+
+/** Everything flexAttention checks before it runs anything. */
+export interface PreparedCall {
+  problem: ResolvedProblem;
+  invocation: KernelInvocation;
+  mask: ModGraph | null;
+  score: ModGraph | null;
+  sparseBlock: [number, number];
+  empty: boolean;
+}
+
+export function prepareCall(qIn: Tensor, kIn: Tensor, vIn: Tensor, options: FlexAttentionOptions = {}): PreparedCall {
+  if (options === null || typeof options !== "object") throw new FlexAttnError("flexAttention options must be an object");
+  const q = checkTensor("q", qIn);
+  const k = checkTensor("k", kIn);
+  const v = checkTensor("v", vIn);
+  if (k.dtype !== q.dtype || v.dtype !== q.dtype) {
+    throw new FlexAttnError(`q, k and v must share a dtype, got q ${q.dtype}, k ${k.dtype}, v ${v.dtype}`);
+  }
+  const [B, Hq, qLen, D] = q.shape;
+  const [Bk, Hkv, kvLen, Dk] = k.shape;
+  const [Bv, Hv, kvLenV, Dv] = v.shape;
+  if (Bk !== B || Bv !== B) throw new FlexAttnError(`batch sizes differ: q ${B}, k ${Bk}, v ${Bv}`);
+  if (Hv !== Hkv) throw new FlexAttnError(`k and v must have the same number of heads, got k ${Hkv}, v ${Hv}`);
+  if (kvLenV !== kvLen) throw new FlexAttnError(`k and v must have the same sequence length, got k ${kvLen}, v ${kvLenV}`);
+  if (Dk !== D) throw new FlexAttnError(`q and k must have the same head dim, got q ${D}, k ${Dk}`);
+  if (Hq !== Hkv) {
+    if (!options.enableGqa) {
+      throw new FlexAttnError(`q has ${Hq} heads but k/v have ${Hkv}; pass enableGqa: true for grouped-query attention`);
+    }
+    if (Hkv === 0 || Hq % Hkv !== 0) {
+      throw new FlexAttnError(`grouped-query attention needs the q head count (${Hq}) to be a multiple of the k/v head count (${Hkv})`);
+    }
+  }
+  if (options.scale !== undefined && (typeof options.scale !== "number" || !Number.isFinite(options.scale))) {
+    throw new FlexAttnError(`scale must be a finite number, got ${String(options.scale)}`);
+  }
+  const score = options.scoreMod !== undefined ? toScoreGraph(options.scoreMod) : null;
+  const bm = options.blockMask;
+  if (bm !== undefined && (bm === null || typeof bm !== "object" || !(bm.kvNumBlocks instanceof Int32Array))) {
+    throw new FlexAttnError("blockMask must be a BlockMask (from createBlockMask)");
+  }
+  const offsets = bm?.offsets ?? { b: 0, h: 0, q: 0, kv: 0 };
+  if (offsets.b !== 0 || offsets.h !== 0) {
+    throw new FlexAttnError("this BlockMask was sliced to one batch or head (offsets b/h); flexAttention supports query-row slices only — pass the full BlockMask");
+  }
+  const mask = bm?.maskGraph ?? null;
+  const sparseBlock = bm ? normalizeBlockSize(bm.blockSize) : normalizeBlockSize(undefined);
+  const returnLse = options.returnLse ?? false;
+  const empty = B === 0 || Hq === 0 || qLen === 0 || kvLen === 0;
+  // Empty tensors: the problem is still validated where it can be (head dims, dtype).
+  const problem = resolveProblem({
+    batch: Math.max(B, 1), qHeads: Math.max(Hq, 1), kvHeads: Math.max(Hkv, 1), qLen: Math.max(qLen, 1), kvLen: Math.max(kvLen, 1),
+    qkHeadDim: D, vHeadDim: Dv, dtype: q.dtype, scale: options.scale, returnLse, qOffset: offsets.q, kvOffset: offsets.kv,
+  });
+  const real: ResolvedProblem = { ...problem, batch: B, qHeads: Hq, kvHeads: Hkv, qLen, kvLen };
+  const tables: BlockMaskTables = bm ?? denseTables(Math.max(qLen, 1), Math.max(kvLen, 1), sparseBlock);
+  if (bm && !empty) checkBlockMask(bm, real);
+  const outShape = [B, Hq, qLen, Dv];
+  const invocation: KernelInvocation = {
+    problem: real,
+    strides: { q: q.strides!, k: k.strides!, v: v.strides!, out: contiguousStrides(outShape) },
+    q, k, v, mask, score, blockMask: tables,
+    out: allocOut(B * Hq * qLen * Dv, q.dtype),
+    lse: new Float32Array(B * Hq * qLen),
+  };
+  return { problem: real, invocation, mask, score, sparseBlock, empty };
+}
+
+async function runOn(executor: KernelExecutor, call: PreparedCall, config: Partial<KernelConfig> | undefined): Promise<void> {
+  const base = executor.defaultConfig?.(call.problem, call.sparseBlock, call.invocation);
+  const merged = base ? { ...base, ...config, options: { ...base.options, ...config?.options } } : config;
+  const spec = buildSpec(call.mask, call.score, call.problem, call.sparseBlock, executor.backend, merged);
+  await executor.run(compileSpec(spec, executor.backend), call.invocation);
+}
+
+/** Which backend the last flexAttention call ran on (and why it fell back, if it did). */
+export interface LastRun {
+  backend: BackendName | "none";
+  device: string;
+  fellBack: string | undefined;
+}
+let lastRun: LastRun | undefined;
+export function lastFlexAttentionRun(): LastRun | undefined {
+  return lastRun;
+}
+
+/**
+ * Attention with a score mod and a block mask, like PyTorch's flex_attention.
+ *
+ * Empty inputs: batch, heads or qLen of 0 give an empty output; kvLen 0 (nothing to attend to)
+ * gives zeros and an LSE of -inf, as for fully masked rows.
+ */
+export function flexAttention(q: Tensor, k: Tensor, v: Tensor, options: FlexAttentionOptions & { returnLse: true }): Promise<FlexAttentionResult>;
+export function flexAttention(q: Tensor, k: Tensor, v: Tensor, options?: FlexAttentionOptions): Promise<Tensor>;
+export async function flexAttention(q: Tensor, k: Tensor, v: Tensor, options: FlexAttentionOptions = {}): Promise<Tensor | FlexAttentionResult> {
+  const call = prepareCall(q, k, v, options);
+  const inv = call.invocation;
+  const p = call.problem;
+  if (call.empty) {
+    inv.lse.fill(-Infinity);
+    lastRun = { backend: "none", device: "(empty input)", fellBack: undefined };
+  } else {
+    const choice = options.backend ?? "auto";
+    const executor = await executorFor(choice);
+    try {
+      await runOn(executor, call, options.config);
+      lastRun = { backend: executor.backend, device: executor.device, fellBack: undefined };
+    } catch (e) {
+      // "auto" never fails for want of a GPU: a WebGPU error falls back to the JS kernel.
+      if (choice !== "auto" || executor === jsExecutor) throw e;
+      await runOn(jsExecutor, call, options.config);
+      lastRun = { backend: "js", device: jsExecutor.device, fellBack: `${executor.backend} failed: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  }
+  const out: Tensor = { data: inv.out, shape: [p.batch, p.qHeads, p.qLen, p.vHeadDim], dtype: p.dtype, strides: contiguousStrides([p.batch, p.qHeads, p.qLen, p.vHeadDim]) };
+  if (!options.returnLse) return out;
+  return { out, lse: { data: inv.lse, shape: [p.batch, p.qHeads, p.qLen], dtype: "f32", strides: contiguousStrides([p.batch, p.qHeads, p.qLen]) } };
+}

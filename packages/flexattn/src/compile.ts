@@ -1,0 +1,130 @@
+/** compile(): mods + problem → KernelArtifact for any backend, cached by spec hash. */
+import { FlexAttnError, type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import {
+  type AttentionProblem, type BackendName, type KernelArtifact, type KernelConfig, type KernelSpec, type ResolvedProblem,
+  makeSpec, resolveProblem, specHash,
+} from "@flexattn/template";
+import { getBackend } from "./registry.js";
+
+/** What a BlockMask contributes to compilation (structurally: @flexattn/blockmask's BlockMask). */
+export interface BlockMaskLike {
+  readonly blockSize: readonly [number, number];
+  readonly maskGraph?: ModGraph;
+}
+
+export interface CompileMods {
+  /** The mask mod (or its traced graph); defaults to blockMask.maskGraph. */
+  maskMod?: MaskMod | ModGraph;
+  /** The score mod (or its traced graph); none = identity. */
+  scoreMod?: ScoreMod | ModGraph;
+  /** Supplies the block size and, when maskMod is absent, the mask. */
+  blockMask?: BlockMaskLike;
+}
+
+export interface CompileOptions {
+  /** Default "js". */
+  backend?: BackendName;
+  /** Overrides of the backend's default config (blockM, blockN, numWarps, …, options). */
+  config?: Partial<KernelConfig>;
+  /** BlockMask block size when no blockMask is given: one number or [q, kv]; default 128. */
+  blockSize?: number | readonly [number, number];
+}
+
+const cache = new Map<string, KernelArtifact>();
+const stats = { generated: 0, hits: 0 };
+
+/** How many kernels compile() generated and how many it served from its cache. */
+export function compileCacheStats(): { generated: number; hits: number; size: number } {
+  return { ...stats, size: cache.size };
+}
+
+export function clearCompileCache(): void {
+  cache.clear();
+  stats.generated = 0;
+  stats.hits = 0;
+}
+
+export function toMaskGraph(m: MaskMod | ModGraph, what = "maskMod"): ModGraph {
+  if (typeof m === "function") return traceMaskMod(m);
+  if (m && typeof m === "object" && (m as ModGraph).kind === "mask" && Array.isArray((m as ModGraph).nodes)) return m as ModGraph;
+  throw new FlexAttnError(`${what} must be a mask mod (b, h, q, kv) => boolean or its traced graph, got ${describe(m)}`);
+}
+
+export function toScoreGraph(m: ScoreMod | ModGraph, what = "scoreMod"): ModGraph {
+  if (typeof m === "function") return traceScoreMod(m);
+  if (m && typeof m === "object" && (m as ModGraph).kind === "score" && Array.isArray((m as ModGraph).nodes)) return m as ModGraph;
+  throw new FlexAttnError(`${what} must be a score mod (score, b, h, q, kv) => number or its traced graph, got ${describe(m)}`);
+}
+
+function describe(x: unknown): string {
+  if (x === null) return "null";
+  if (typeof x === "object") return (x as object).constructor?.name ?? "an object";
+  return typeof x;
+}
+
+export function normalizeBlockSize(bs: number | readonly [number, number] | undefined): [number, number] {
+  const pair: [number, number] = bs === undefined ? [128, 128] : typeof bs === "number" ? [bs, bs] : [bs[0], bs[1]];
+  if (!pair.every((x) => Number.isInteger(x) && x >= 1)) {
+    throw new FlexAttnError(`blockSize must be a positive integer or a [q, kv] pair of them, got ${JSON.stringify(bs)}`);
+  }
+  return pair;
+}
+
+/** The mask graph of a compile: maskMod, else the BlockMask's; both given must agree. */
+export function resolveMask(mods: CompileMods): ModGraph | null {
+  const fromMod = mods.maskMod !== undefined ? toMaskGraph(mods.maskMod) : null;
+  const fromBlock = mods.blockMask?.maskGraph ?? null;
+  if (fromMod && fromBlock && fromMod.key !== fromBlock.key) {
+    throw new FlexAttnError("maskMod is not the mask the blockMask was built from; pass one of them (the BlockMask carries its mask)");
+  }
+  return fromMod ?? fromBlock;
+}
+
+/** Generate (or fetch from the cache) the artifact of a spec on a backend. */
+export function compileSpec(spec: KernelSpec, backend: BackendName): KernelArtifact {
+  const b = getBackend(backend);
+  const hash = specHash(spec, b.name);
+  const hit = cache.get(hash);
+  if (hit) {
+    stats.hits++;
+    return hit;
+  }
+  const artifact = b.generate(spec);
+  stats.generated++;
+  cache.set(hash, artifact);
+  return artifact;
+}
+
+/** The spec for a problem on a backend: the backend's default config with the overrides applied. */
+export function buildSpec(
+  mask: ModGraph | null,
+  score: ModGraph | null,
+  problem: ResolvedProblem,
+  sparseBlock: readonly [number, number],
+  backend: BackendName,
+  config?: Partial<KernelConfig>,
+): KernelSpec {
+  const b = getBackend(backend);
+  const base = b.defaultConfig(problem, sparseBlock);
+  const merged: KernelConfig = { ...base, ...config, options: { ...base.options, ...config?.options } };
+  if (merged.options && Object.keys(merged.options).length === 0) delete (merged as { options?: unknown }).options;
+  return makeSpec({
+    mask, score, qkHeadDim: problem.qkHeadDim, vHeadDim: problem.vHeadDim, dtype: problem.dtype,
+    returnLse: problem.returnLse, sparseBlock, config: merged,
+  });
+}
+
+/**
+ * Compile mods for a problem on a backend. Only structure keys the cache: compiling again with
+ * new captured data (document ids, biases…) returns the cached artifact without regenerating.
+ */
+export function compile(mods: CompileMods, problem: AttentionProblem, options: CompileOptions = {}): KernelArtifact {
+  if (mods === null || typeof mods !== "object") throw new FlexAttnError("compile(mods, problem): mods must be an object { maskMod?, scoreMod?, blockMask? }");
+  const backend = options.backend ?? "js";
+  getBackend(backend);
+  const resolved = resolveProblem(problem);
+  const mask = resolveMask(mods);
+  const score = mods.scoreMod !== undefined ? toScoreGraph(mods.scoreMod) : null;
+  const sparseBlock = mods.blockMask ? normalizeBlockSize(mods.blockMask.blockSize) : normalizeBlockSize(options.blockSize);
+  return compileSpec(buildSpec(mask, score, resolved, sparseBlock, backend, options.config), backend);
+}

@@ -1,0 +1,29 @@
+/**
+ * flexattn: FlexAttention for TypeScript. One import gives the tracing API (@flexattn/ir), the
+ * mask and score-mod library (@flexattn/masks), BlockMasks (@flexattn/blockmask), tensors,
+ * flexAttention() and compile().
+ */
+export * from "@flexattn/ir";
+export * from "@flexattn/masks";
+export * from "@flexattn/blockmask";
+export {
+  tensor, contiguousStrides, stridesOf, toFloat32, fromFloat32, f32ToBf16Bits, bf16BitsToF32, f32ToF16Bits, f16BitsToF32,
+  resolveProblem, attentionFlops, referenceAttention, artifactToJSON, artifactFromJSON, DEFAULT_CONFIG, CONFIG_SPACE,
+  randomNormal, denseTables,
+} from "@flexattn/template";
+export type {
+  Tensor, StorageDType, AttentionProblem, ResolvedProblem, Layout, KernelArtifact, KernelConfig, KernelSpec, BackendName,
+  CodegenBackend, KernelInvocation, BlockMaskTables, ReferenceResult,
+} from "@flexattn/template";
+export { flexAttention, prepareCall, autoBackend, resetAutoBackend, lastFlexAttentionRun } from "./attention.js";
+export type { FlexAttentionOptions, FlexAttentionResult, BackendChoice, BlockMaskInput, LastRun, PreparedCall } from "./attention.js";
+export {
+  compile, compileSpec, buildSpec, compileCacheStats, clearCompileCache, toMaskGraph, toScoreGraph, normalizeBlockSize,
+} from "./compile.js";
+export type { CompileMods, CompileOptions, BlockMaskLike } from "./compile.js";
+export {
+  registerBackend, getBackend, listBackends, registerExecutor, findExecutor, executorUnavailableReason, jsExecutor,
+  setWebgpuImporter, BACKEND_NAMES,
+} from "./registry.js";
+export type { KernelExecutor } from "./registry.js";
+export { randomTensor } from "./util.js";
