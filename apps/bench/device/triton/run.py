@@ -1,0 +1,73 @@
+"""One device call: conformance, then the performance protocol (ours vs flex_attention), a config
+sweep and the error table. Everything is logged as JSON lines and written under $OUT.
+
+    python3 apps/bench/device/triton/run.py [--phases conformance,bench16k,...] [--budget-s 540]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+
+OUT = os.environ.get("OUT", "/tmp/triton-out")
+PHASES = ["conformance", "sweep", "bench16k", "bench4k", "bench1k"]
+SWEEP = {
+    128: [(128, 64, 8, 4), (128, 64, 8, 3), (128, 128, 8, 3), (128, 128, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3)],
+    64: [(128, 128, 8, 4), (128, 128, 4, 3), (128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 8, 4), (64, 64, 4, 3)],
+}
+SWEEP_VARIANTS = ("noop", "causal", "document_causal", "softcap_causal_approx")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--phases", default=",".join(PHASES))
+    ap.add_argument("--budget-s", type=float, default=540)
+    ap.add_argument("--tag", default="h100")
+    args = ap.parse_args()
+    start = time.time()
+    deadline = start + args.budget_s
+    os.makedirs(OUT, exist_ok=True)
+    logf = open(os.path.join(OUT, f"triton-{args.tag}.log"), "w")
+
+    def log(line):
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    env = dict(torch=torch.__version__, triton=triton.__version__, gpu=torch.cuda.get_device_name(),
+               command=" ".join(["python3"] + sys.argv))
+    log(json.dumps(env))
+    result = dict(env=env, conformance=[], rows=[])
+    phases = args.phases.split(",")
+
+    def save():
+        result["elapsed_s"] = round(time.time() - start, 1)
+        with open(os.path.join(OUT, f"triton-{args.tag}.json"), "w") as f:
+            json.dump(result, f, indent=1)
+
+    if "conformance" in phases:
+        import conformance
+        result["conformance"] = conformance.run_all(torch.device("cuda"), with_flex=True, log=log)
+        save()
+    from bench import Bench
+    b = Bench(log, deadline)
+    by = lambda n: [e for e in b.entries if e["N"] == n]
+    if "sweep" in phases:
+        sel = [e for e in by(16384) if e["variant"] in SWEEP_VARIANTS]
+        result["rows"] += b.sweep(sel, SWEEP)
+        save()
+    for phase, n in (("bench16k", 16384), ("bench4k", 4096), ("bench1k", 1024)):
+        if phase in phases:
+            result["rows"] += b.run_entries(by(n), with_flex=True, errors=(n == 1024))
+            save()
+    save()
+    log(json.dumps(dict(done=True, elapsed_s=round(time.time() - start, 1))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+/**
+ * The Triton emitter: one method per template step, each returning Python lines of the
+ * `@triton.jit` kernel body. One program owns a [BLOCK_M, BLOCK_N]-tiled query block of one
+ * (batch, query head); Q·Kᵀ and P·V are `tl.dot`s (wgmma on Hopper), the softmax runs in the
+ * exp2 domain with scale·log2e folded into one FMA per score.
+ *
+ * Compile-time switches the launcher sets per call (constexpr): EVEN_M / EVEN_N drop the
+ * sequence-length bounds when no tile can cross them; OUTPUT_LSE writes the log-sum-exp.
+ */
+import type { ModGraph } from "@flexattn/ir";
+import { type BlockKind, type KernelSpec, NUMERICS, type TemplateEmitter, capturedBuffers } from "@flexattn/template";
+import { type TileMod, renderTileMod } from "./mods.js";
+import { type TritonOptions, nextPow2 } from "./options.js";
+import { indent } from "./python.js";
+import type { HelperName } from "./runtime.js";
+
+type Lines = string[];
+
+const NEG_INF = 'float("-inf")';
+
+/** Static facts of the kernel that decide which lines are emitted. */
+export interface KernelShape {
+  qkDim: number;
+  qkDimPad: number;
+  vDim: number;
+  vDimPad: number;
+}
+
+export function kernelShape(spec: KernelSpec): KernelShape {
+  const pad = (d: number) => Math.max(16, nextPow2(d));
+  return { qkDim: spec.qkHeadDim, qkDimPad: pad(spec.qkHeadDim), vDim: spec.vHeadDim, vDimPad: pad(spec.vHeadDim) };
+}
+
+export class TritonEmitter implements TemplateEmitter<Lines> {
+  readonly helpers = new Set<HelperName>();
+  private readonly mask: TileMod | null;
+  private readonly score: TileMod | null;
+  private readonly shape: KernelShape;
+  /** Whether `kv_idx` is already defined in the tile body being emitted. */
+  private kvIdxDefined = false;
+
+  constructor(
+    private readonly spec: KernelSpec,
+    private readonly options: TritonOptions,
+  ) {
+    this.shape = kernelShape(spec);
+    this.mask = spec.mask && this.renderMod(spec.mask, "mask", "mk");
+    this.score = spec.score && this.renderMod(spec.score, "score", "sc");
+  }
+
+  private renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): TileMod {
+    const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
+    const mod = renderTileMod(graph, { prefix, bufferName: (slot) => names[slot], approxTanh: this.options.approxTanh });
+    mod.helpers.forEach((h) => this.helpers.add(h));
+    return mod;
+  }
+
+  /** Q is multiplied by scale·log2e once, so scores come out of the dot in the exp2 domain. */
+  private get prescaled(): boolean {
+    return this.spec.config.prescaleQk && !this.spec.score;
+  }
+
+  private get dotPrecision(): string {
+    if (this.spec.dtype !== "f32") return "";
+    return `, input_precision="${this.options.allowTf32 ? "tf32" : "ieee"}"`;
+  }
+
+  /** A masked or plain load, depending on the constexpr `even` and on head-dim padding. */
+  private load(target: string, ptrs: string, even: string, rowMask: string, dimMask: string | null): Lines {
+    const full = dimMask ? `mask=${dimMask}, other=0.0` : "";
+    const partial = `mask=${dimMask ? `${rowMask} & ${dimMask}` : rowMask}, other=0.0`;
+    return [
+      `if ${even}:`,
+      `    ${target} = tl.load(${ptrs}${full ? ", " + full : ""})`,
+      "else:",
+      `    ${target} = tl.load(${ptrs}, ${partial})`,
+    ];
+  }
+
+  private dimMask(offs: string, dim: number, pad: number, axis: "row" | "col"): string | null {
+    if (dim === pad) return null;
+    return axis === "col" ? `(${offs}[None, :] < ${dim})` : `(${offs}[:, None] < ${dim})`;
+  }
+
+  program(): Lines {
+    const pid = this.options.reverseQBlocks ? "tl.num_programs(0) - 1 - tl.program_id(0)" : "tl.program_id(0)";
+    return [
+      `pid_m = ${pid}${this.options.reverseQBlocks ? "  # heavy (late) query tiles first" : ""}`,
+      "off_h = tl.program_id(1)",
+      "off_b = tl.program_id(2)",
+      "off_hkv = off_h // (q_heads // kv_heads)  # grouped-query attention: any ratio",
+      "start_m = pid_m * BLOCK_M",
+      "offs_m = start_m + tl.arange(0, BLOCK_M)",
+      "offs_n0 = tl.arange(0, BLOCK_N)",
+      "offs_dqk = tl.arange(0, QK_D_PAD)",
+      "offs_dv = tl.arange(0, V_D_PAD)",
+      "q_idx = offs_m[:, None] + q_offset  # global query positions, as the mods see them",
+      "# This tile's BlockMask row; batch and head broadcast when the mask has one entry.",
+      "sparse_row = ((off_b % sparse_b) * sparse_h + off_h % sparse_h) * sparse_q_blocks + start_m // SPARSE_Q",
+      "k_base = k + off_b.to(tl.int64) * stride_k_b + off_hkv.to(tl.int64) * stride_k_h",
+      "v_base = v + off_b.to(tl.int64) * stride_v_b + off_hkv.to(tl.int64) * stride_v_h",
+    ];
+  }
+
+  loadQ(): Lines {
+    const s = this.shape;
+    const lines = [
+      "q_ptrs = q + off_b.to(tl.int64) * stride_q_b + off_h.to(tl.int64) * stride_q_h + offs_m[:, None] * stride_q_s + offs_dqk[None, :]",
+      ...this.load("qt", "q_ptrs", "EVEN_M", "(offs_m[:, None] < q_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
+    ];
+    if (this.prescaled) lines.push(`qt = (qt * (scale * ${NUMERICS.LOG2E})).to(q.dtype.element_ty)  # prescaled: scores leave the dot in log2 units`);
+    return lines;
+  }
+
+  initState(): Lines {
+    const lines = [
+      `m_i = tl.full([BLOCK_M], ${NEG_INF}, tl.float32)  # running row max, log2 units`,
+      "l_i = tl.zeros([BLOCK_M], dtype=tl.float32)  # running row sum of exp2",
+      "acc = tl.zeros([BLOCK_M, V_D_PAD], dtype=tl.float32)",
+    ];
+    // Factor taking the (modded) score to log2 units inside the exp2's FMA.
+    if (this.spec.score) lines.push(`to_log2 = ${NUMERICS.LOG2E}`);
+    else if (!this.prescaled) lines.push(`to_log2 = scale * ${NUMERICS.LOG2E}`);
+    const hoisted = [...(this.score?.hoisted ?? []), ...(this.mask?.hoisted ?? [])];
+    if (hoisted.length) lines.push("# Mod terms that do not depend on kv: computed once per program.", ...hoisted);
+    return lines;
+  }
+
+  blockLoop(blocks: BlockKind, body: Lines[]): Lines {
+    const partial = blocks === "partial";
+    const [num, idx] = partial ? ["kv_num_blocks", "kv_indices"] : ["full_kv_num_blocks", "full_kv_indices"];
+    const contiguous = partial ? this.options.contiguousPartialBlocks : this.options.contiguousFullBlocks;
+    const head = [
+      partial ? "# ---- partial blocks: the mask applies ----" : "# ---- full blocks: the mask is skipped ----",
+      `n_blocks = tl.load(${num} + sparse_row)`,
+      `blk_ptr = ${idx} + sparse_row.to(tl.int64) * sparse_kv_blocks`,
+    ];
+    const inner = body.flat();
+    if (contiguous) {
+      return [
+        ...head,
+        "# Contiguous blocks (config promise): one range, no index loads.",
+        "kv_lo = tl.load(blk_ptr) * SPARSE_KV",
+        "kv_hi = tl.minimum(kv_lo + n_blocks * SPARSE_KV, kv_len)",
+        "for start_n in range(kv_lo, kv_hi, BLOCK_N):",
+        ...indent(inner),
+      ];
+    }
+    return [
+      ...head,
+      "for it in range(0, n_blocks * TILES_PER_KV_BLOCK):",
+      "    start_n = tl.load(blk_ptr + it // TILES_PER_KV_BLOCK) * SPARSE_KV + (it % TILES_PER_KV_BLOCK) * BLOCK_N",
+      ...indent(inner),
+    ];
+  }
+
+  loadK(_blocks: BlockKind): Lines {
+    this.kvIdxDefined = false;
+    const s = this.shape;
+    return [
+      "offs_n = start_n + offs_n0",
+      "k_ptrs = k_base + offs_n[:, None] * stride_k_s + offs_dqk[None, :]",
+      ...this.load("kt", "k_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
+    ];
+  }
+
+  qk(_blocks: BlockKind): Lines {
+    const lines = [`qk = tl.dot(qt, tl.trans(kt)${this.dotPrecision})`];
+    if (this.spec.score) lines.push("qk = qk * scale");
+    return lines;
+  }
+
+  private kvIdx(mod: TileMod): Lines {
+    if (!mod.usesKv || this.kvIdxDefined) return [];
+    this.kvIdxDefined = true;
+    return ["kv_idx = offs_n[None, :] + kv_offset"];
+  }
+
+  scoreMod(_blocks: BlockKind): Lines {
+    const m = this.score!;
+    const full = m.alongM && m.alongN;
+    const value = full ? m.result : `tl.broadcast_to(${m.result}, (BLOCK_M, BLOCK_N))`;
+    return [...this.kvIdx(m), ...m.body, `qk = ${value}`];
+  }
+
+  maskMod(_blocks: BlockKind): Lines {
+    const m = this.mask!;
+    return [...this.kvIdx(m), ...m.body, `qk = tl.where(${m.result}, qk, ${NEG_INF})`];
+  }
+
+  bounds(_blocks: BlockKind): Lines {
+    return ["if not EVEN_N:", `    qk = tl.where(offs_n[None, :] < kv_len, qk, ${NEG_INF})`];
+  }
+
+  onlineSoftmax(blocks: BlockKind): Lines {
+    const c = this.prescaled ? "" : " * to_log2";
+    // A row with every score -inf so far would give exp2(-inf - -inf) = NaN: subtract 0 instead.
+    // Needed only where a whole row of a tile can be -inf: masks, score mods, ragged kv tiles.
+    const maybeInf = (blocks === "partial" && this.spec.mask !== null) || this.spec.score !== null;
+    const guard = `tl.where(m_ij == ${NEG_INF}, 0.0, m_ij)`;
+    const sub = maybeInf
+      ? [`m_sub = ${guard}`]
+      : ["if EVEN_N:", "    m_sub = m_ij", "else:", `    m_sub = ${guard}`];
+    return [
+      `m_ij = tl.maximum(m_i, tl.max(qk, 1)${c})`,
+      ...sub,
+      `p = tl.math.exp2(qk${c} - m_sub[:, None])`,
+      "alpha = tl.math.exp2(m_i - m_sub)",
+      "l_i = l_i * alpha + tl.sum(p, 1)",
+      "acc = acc * alpha[:, None]",
+      "m_i = m_ij",
+    ];
+  }
+
+  loadV(_blocks: BlockKind): Lines {
+    const s = this.shape;
+    return [
+      "v_ptrs = v_base + offs_n[:, None] * stride_v_s + offs_dv[None, :]",
+      ...this.load("vt", "v_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dv", s.vDim, s.vDimPad, "col")),
+    ];
+  }
+
+  accumulate(_blocks: BlockKind): Lines {
+    return [`acc = tl.dot(p.to(vt.dtype), vt, acc${this.dotPrecision})`];
+  }
+
+  epilogue(): Lines {
+    const s = this.shape;
+    const dv = this.dimMask("offs_dv", s.vDim, s.vDimPad, "col");
+    const rows = "(offs_m[:, None] < q_len)";
+    return [
+      "# Fully masked rows (l_i = 0): output 0 and LSE -inf.",
+      "l_safe = tl.where(l_i == 0.0, 1.0, l_i)",
+      "o = (acc * (1.0 / l_safe)[:, None]).to(out.dtype.element_ty)",
+      "o_ptrs = out + off_b.to(tl.int64) * stride_out_b + off_h.to(tl.int64) * stride_out_h + offs_m[:, None] * stride_out_s + offs_dv[None, :]",
+      "if EVEN_M:",
+      `    tl.store(o_ptrs, o${dv ? `, mask=${dv}` : ""})`,
+      "else:",
+      `    tl.store(o_ptrs, o, mask=${dv ? `${rows} & ${dv}` : rows})`,
+      "if OUTPUT_LSE:",
+      `    lse_val = tl.where(l_i == 0.0, ${NEG_INF}, (m_i + tl.math.log2(l_safe)) * ${NUMERICS.LN2})`,
+      "    lse_ptrs = lse + (off_b.to(tl.int64) * q_heads + off_h) * q_len + offs_m",
+      "    if EVEN_M:",
+      "        tl.store(lse_ptrs, lse_val)",
+      "    else:",
+      "        tl.store(lse_ptrs, lse_val, mask=offs_m < q_len)",
+    ];
+  }
+}

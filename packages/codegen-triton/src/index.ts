@@ -1,0 +1,13 @@
+export { tritonBackend, generateTriton } from "./backend.js";
+export { tritonRenderer } from "./renderer.js";
+export type { TritonRenderer, TritonRendererOptions } from "./renderer.js";
+export { renderTileMod, MOD_INPUTS } from "./mods.js";
+export type { TileMod, TileModOptions } from "./mods.js";
+export { TritonEmitter, kernelShape } from "./emitter.js";
+export { DEFAULT_OPTIONS, tritonOptions, tritonDefaultConfig } from "./options.js";
+export type { TritonOptions } from "./options.js";
+export { moduleSource, KERNEL_NAME, ENTRY_POINT } from "./module.js";
+export { bufferArgs } from "./buffers.js";
+export type { BufferArg } from "./buffers.js";
+export { helperName, helperSource } from "./runtime.js";
+export type { HelperName } from "./runtime.js";

@@ -1,0 +1,30 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** Byte-compile Python sources with `python3 -m py_compile`; returns per-file errors (empty = all compiled). */
+export function pyCompile(sources: Record<string, string>): string[] {
+  const dir = mkdtempSync(join(tmpdir(), "flexattn-triton-"));
+  try {
+    const files = Object.entries(sources).map(([name, src]) => {
+      const f = join(dir, `${name}.py`);
+      writeFileSync(f, src);
+      return f;
+    });
+    const script = [
+      "import py_compile, sys",
+      "bad = []",
+      "for f in sys.argv[1:]:",
+      "    try:",
+      "        py_compile.compile(f, doraise=True)",
+      "    except py_compile.PyCompileError as e:",
+      "        bad.append(str(e))",
+      "print('\\n'.join(bad))",
+    ].join("\n");
+    const out = execFileSync("python3", ["-c", script, ...files], { encoding: "utf8" });
+    return out.split("\n").filter((l) => l.trim().length > 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
