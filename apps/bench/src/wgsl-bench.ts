@@ -1,0 +1,299 @@
+/**
+ * WGSL benchmark for the GPU machine (Dawn in Node, Vulkan): the conformance suite, spot checks
+ * at benchmark sizes against a float64 reference, a config sweep, then the performance
+ * protocol in f32. Writes JSON (and the doc-id layouts the PyTorch anchors reuse) to --out.
+ *
+ *   node wgsl-bench.mjs --out DIR [--quick] [--backend vulkan|opengles] [--unsafe]
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { type MaskMod, type ModGraph, type ScoreMod, evaluate, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { alibi, causal, documentCausal, prefixLM, randomDocumentIds, slidingWindow, softcap } from "@flexattn/masks";
+import { createBlockMask } from "@flexattn/blockmask";
+import {
+  type BlockMaskTables, type KernelConfig, type KernelInvocation, formatReport, resolveProblem, defaultStrides, runConformance,
+} from "@flexattn/template";
+import { wgslDefaultConfig } from "@flexattn/codegen-wgsl";
+import { type DawnBackend, type FlexDevice, prepareWgsl, requestFlexDevice, runWgsl, timeWgsl } from "@flexattn/webgpu";
+
+const { values: args } = parseArgs({
+  options: {
+    out: { type: "string", default: "wgsl-out" },
+    quick: { type: "boolean", default: false },
+    backend: { type: "string", default: "vulkan" },
+    unsafe: { type: "boolean", default: false },
+    "skip-conformance": { type: "boolean", default: false },
+    "skip-sweep": { type: "boolean", default: false },
+  },
+});
+mkdirSync(args.out!, { recursive: true });
+const QUICK = args.quick!;
+const log = (...x: unknown[]) => console.log(new Date().toISOString().slice(11, 19), ...x);
+
+// ---- the protocol's variants -------------------------------------------------------------
+
+interface Variant {
+  mask?: (n: number) => MaskMod;
+  score?: (heads: number) => ScoreMod;
+}
+
+const DOCS_SEED = 1234;
+export const VARIANTS: Record<string, Variant> = {
+  noop: {},
+  causal: { mask: () => causal() },
+  "sliding-window-1024": { mask: () => slidingWindow(1024) },
+  "prefix-lm": { mask: (n) => prefixLM(n / 4) },
+  "document-causal": { mask: (n) => documentCausal(randomDocumentIds(n, 8, DOCS_SEED)) },
+  "alibi-causal": { mask: () => causal(), score: (h) => alibi(h) },
+  "softcap-causal": { mask: () => causal(), score: () => softcap(30) },
+};
+
+// ---- inputs ------------------------------------------------------------------------------
+
+const arrays = new Map<string, Float32Array>();
+/** Reused input arrays (filled once per size): uniform in [-2, 2), cheap to make at 33M elements. */
+function input(name: string, n: number): Float32Array {
+  const key = `${name}:${n}`;
+  let a = arrays.get(key);
+  if (!a) {
+    for (const k of [...arrays.keys()]) if (k.startsWith(`${name}:`)) arrays.delete(k);
+    a = new Float32Array(n);
+    let s = (n * 2654435761 + name.charCodeAt(0)) >>> 0;
+    for (let i = 0; i < n; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      a[i] = (s / 2 ** 32) * 4 - 2;
+    }
+    arrays.set(key, a);
+  }
+  return a;
+}
+
+interface Case {
+  variant: string;
+  n: number;
+  batch: number;
+  heads: number;
+  d: number;
+}
+
+function invocation(c: Case): { inv: KernelInvocation; density: number } {
+  const v = VARIANTS[c.variant];
+  const maskFn = v.mask?.(c.n);
+  const mask: ModGraph | null = maskFn ? traceMaskMod(maskFn) : null;
+  const score = v.score ? traceScoreMod(v.score(c.heads)) : null;
+  const problem = resolveProblem({ batch: c.batch, qHeads: c.heads, kvHeads: c.heads, qLen: c.n, kvLen: c.n, qkHeadDim: c.d, vHeadDim: c.d, dtype: "f32" });
+  const bm = createBlockMask(maskFn ?? ((_b, _h, _q, _kv) => true), { qLen: c.n, kvLen: c.n, blockSize: 128 });
+  const size = c.batch * c.heads * c.n * c.d;
+  const shape = [c.batch, c.heads, c.n, c.d];
+  const strides = defaultStrides(problem);
+  const inv: KernelInvocation = {
+    problem, strides, mask, score, blockMask: bm as unknown as BlockMaskTables,
+    q: { data: input("q", size), shape, dtype: "f32", strides: strides.q },
+    k: { data: input("k", size), shape, dtype: "f32", strides: strides.k },
+    v: { data: input("v", size), shape, dtype: "f32", strides: strides.v },
+    out: input("out", size),
+    lse: new Float32Array(0),
+  };
+  return { inv, density: bm.density() };
+}
+
+/** Max relative error of a few output rows against a float64 reference evaluated from the mods. */
+function spotCheck(inv: KernelInvocation, rows = 12): number {
+  const p = inv.problem;
+  const q = inv.q.data as Float32Array, k = inv.k.data as Float32Array, v = inv.v.data as Float32Array;
+  const [sb, sh, ss] = inv.strides.q;
+  let err = 0;
+  let seed = 99;
+  const rnd = (m: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0), seed % m);
+  const s = new Float64Array(p.kvLen);
+  for (let t = 0; t < rows; t++) {
+    const b = rnd(p.batch), h = rnd(p.qHeads), i = t === 0 ? 0 : t === 1 ? p.qLen - 1 : rnd(p.qLen);
+    const qo = b * sb + h * sh + i * ss;
+    let m = -Infinity;
+    for (let j = 0; j < p.kvLen; j++) {
+      if (inv.mask && !evaluate(inv.mask, { b, h, q: i, kv: j })) { s[j] = -Infinity; continue; }
+      const ko = b * sb + h * sh + j * ss;
+      let dot = 0;
+      for (let d = 0; d < p.qkHeadDim; d++) dot += q[qo + d] * k[ko + d];
+      let x = dot * p.scale;
+      if (inv.score) x = evaluate(inv.score, { score: x, b, h, q: i, kv: j }) as number;
+      s[j] = x;
+      m = Math.max(m, x);
+    }
+    let l = 0;
+    for (let j = 0; j < p.kvLen; j++) l += s[j] === -Infinity ? 0 : Math.exp(s[j] - m);
+    const ref = new Float64Array(p.vHeadDim);
+    for (let j = 0; j < p.kvLen; j++) {
+      if (s[j] === -Infinity) continue;
+      const w = Math.exp(s[j] - m) / l;
+      const vo = b * sb + h * sh + j * ss;
+      for (let d = 0; d < p.vHeadDim; d++) ref[d] += w * v[vo + d];
+    }
+    const maxRef = Math.max(1, ...ref.map(Math.abs));
+    for (let d = 0; d < p.vHeadDim; d++) {
+      const got = inv.out[qo + d];
+      const e = Number.isNaN(got) ? Infinity : Math.abs(got - ref[d]) / maxRef;
+      err = Math.max(err, e);
+    }
+  }
+  return err;
+}
+
+// ---- configs ------------------------------------------------------------------------------
+
+function cfg(blockM: number, blockN: number, T: number, rm: number, extra: Record<string, number | boolean> = {}): KernelConfig {
+  return {
+    blockM, blockN, numWarps: Math.max(1, T / 32), numStages: 1, prescaleQk: false,
+    options: { rowsPerThread: rm, workgroupSize: T, vec4: true, ...extra },
+  };
+}
+const label = (c: KernelConfig) => {
+  const o = c.options ?? {};
+  return `${c.blockM}x${c.blockN} T${o.workgroupSize} RM${o.rowsPerThread}${o.subgroups ? " sg" : ""}${c.prescaleQk ? " pre" : ""}${o.unrollD ? ` uD${o.unrollD}` : ""}${o.unrollN ? ` uN${o.unrollN}` : ""}`;
+};
+
+/** Sweep candidates per head dim (all fit 48 KB of workgroup memory). */
+const SWEEP: Record<number, KernelConfig[]> = {
+  64: [
+    cfg(64, 32, 128, 4), cfg(64, 32, 128, 4, { subgroups: true }), cfg(32, 64, 128, 4), cfg(64, 32, 256, 2),
+    cfg(64, 16, 64, 4), cfg(32, 32, 64, 4), cfg(64, 32, 64, 8), cfg(64, 32, 64, 8, { subgroups: true }),
+    cfg(64, 32, 128, 4, { unrollD: 4, unrollN: 4 }),
+  ],
+  128: [
+    cfg(32, 32, 64, 4), cfg(32, 32, 64, 4, { subgroups: true }), cfg(32, 32, 128, 2), cfg(32, 32, 128, 4),
+    cfg(64, 16, 128, 4), cfg(64, 16, 128, 4, { subgroups: true }), cfg(32, 16, 64, 4),
+    cfg(32, 32, 64, 4, { unrollD: 4, unrollN: 4 }),
+  ],
+};
+
+// ---- running -------------------------------------------------------------------------------
+
+interface Row {
+  variant: string; n: number; batch: number; heads: number; d: number; density: number; config: string;
+  ms: number; tflops: number; method: string; spotError?: number; device?: string;
+}
+
+async function measure(dev: FlexDevice, c: Case, config: KernelConfig, check: boolean, iterations = 10): Promise<Row> {
+  const { inv, density } = invocation(c);
+  const prepared = await prepareWgsl(inv, { device: dev, config });
+  let spotError: number | undefined;
+  if (check) {
+    inv.out.fill(NaN);
+    await prepared.run();
+    spotError = spotCheck(inv);
+  }
+  const t = await timeWgsl(prepared, { iterations, warmup: 2 });
+  const flops = 4 * c.batch * c.heads * c.n * c.n * c.d * density;
+  return {
+    ...c, density, config: label(config), ms: t.medianMs, tflops: flops / (t.medianMs * 1e-3) / 1e12, method: t.method,
+    ...(spotError !== undefined ? { spotError } : {}),
+  };
+}
+
+const shapes = (n: number, d: number): Case => {
+  const heads = QUICK ? 2 : 16;
+  const batch = QUICK ? 1 : 16384 / n;
+  return { variant: "", n, batch, heads, d };
+};
+
+async function main() {
+  const started = Date.now();
+  const dev = await requestFlexDevice({ backend: args.backend as DawnBackend });
+  log("device", dev.description, JSON.stringify(dev.limits), [...dev.features].join(","));
+  const result: Record<string, unknown> = {
+    command: process.argv.join(" "), date: new Date().toISOString(), device: dev.description,
+    limits: dev.limits, features: [...dev.features],
+  };
+  const save = () => writeFileSync(join(args.out!, "wgsl-bench.json"), JSON.stringify(result, null, 1));
+
+  // Document layouts for the PyTorch side: the same documents, as lengths.
+  for (const n of [1024, 4096]) {
+    const ids = randomDocumentIds(n, 8, DOCS_SEED);
+    const lengths = Array.from({ length: 8 }, (_, d) => ids.filter((x) => x === d).length);
+    writeFileSync(join(args.out!, `docs-${n}.json`), JSON.stringify(lengths));
+  }
+
+  if (!args["skip-conformance"]) {
+    const t0 = Date.now();
+    const report = await runConformance({ name: `wgsl (${dev.backend})`, run: (inst) => runWgsl(inst, { device: dev }).then(() => undefined) });
+    log(formatReport(report));
+    result.conformance = { passed: report.passed, failed: report.failed, seconds: (Date.now() - t0) / 1000, results: report.results };
+    save();
+  }
+
+  const N4 = QUICK ? 512 : 4096;
+  const N1 = QUICK ? 256 : 1024;
+  // Before (or without) the sweep: the library's default for this device.
+  const fallback = (d: number) => wgslDefaultConfig(invocation({ ...shapes(N4, d), variant: "causal" }).inv.problem, [128, 128], { limits: dev.limits });
+  const best: Record<number, KernelConfig> = { 64: fallback(64), 128: fallback(128) };
+  if (!args["skip-sweep"]) {
+    const sweep: Row[] = [];
+    for (const d of [64, 128]) {
+      let bestTime = Infinity;
+      for (const config of SWEEP[d]) {
+        let total = 0;
+        for (const variant of ["causal", "noop"]) {
+          try {
+            const row = await measure(dev, { ...shapes(N4, d), variant }, config, false, 5);
+            sweep.push(row);
+            total += row.ms;
+            log("sweep", d, variant, label(config), row.ms.toFixed(3), "ms", row.tflops.toFixed(2), "TFLOP/s");
+          } catch (e) {
+            log("sweep", d, variant, label(config), "failed:", (e as Error).message);
+            total = Infinity;
+          }
+        }
+        if (total < bestTime) [bestTime, best[d]] = [total, config];
+        if (QUICK) log("quick mode: sweep results only exercise the harness");
+      }
+    }
+    result.sweep = sweep;
+    result.chosen = { 64: label(best[64]), 128: label(best[128]) };
+    save();
+  }
+
+  const rows: Row[] = [];
+  const cases: Case[] = [];
+  for (const d of [64, 128]) {
+    for (const variant of ["causal", "noop"]) cases.push({ ...shapes(N1, d), variant });
+    for (const variant of Object.keys(VARIANTS)) cases.push({ ...shapes(N4, d), variant });
+  }
+  for (const c of cases) {
+    try {
+      const row = await measure(dev, c, best[c.d], true);
+      rows.push(row);
+      log("bench", c.variant, c.n, c.d, row.ms.toFixed(3), "ms", row.tflops.toFixed(2), "TFLOP/s", "spot err", row.spotError?.toExponential(2));
+    } catch (e) {
+      log("bench", c.variant, c.n, c.d, "failed:", (e as Error).message);
+      rows.push({ ...c, density: NaN, config: label(best[c.d]), ms: NaN, tflops: NaN, method: `failed: ${(e as Error).message}` });
+    }
+    result.results = rows;
+    save();
+  }
+
+  if (args.unsafe) {
+    // Dawn without its robustness transform (bounds clamping of every array access): only for trusted shaders.
+    const fast = await requestFlexDevice({ backend: args.backend as DawnBackend, dawnOptions: ["enable-dawn-features=allow_unsafe_apis,disable_robustness"] });
+    const unsafeRows: Row[] = [];
+    for (const d of [64, 128])
+      for (const variant of ["causal", "noop"]) {
+        const row = await measure(fast, { ...shapes(N4, d), variant }, best[d], true);
+        unsafeRows.push(row);
+        log("unsafe", variant, d, row.ms.toFixed(3), "ms", row.tflops.toFixed(2), "TFLOP/s", "spot err", row.spotError?.toExponential(2));
+      }
+    result.robustnessOff = unsafeRows;
+    save();
+  }
+  result.seconds = (Date.now() - started) / 1000;
+  save();
+  log("done in", result.seconds, "s");
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
