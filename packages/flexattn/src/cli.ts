@@ -1,0 +1,357 @@
+#!/usr/bin/env node
+/**
+ * The flexattn CLI:
+ *   flexattn demo                              document-causal + softcap end to end
+ *   flexattn compile <variant.ts> --backend …  write the generated kernel and its artifact JSON
+ *   flexattn blockmask <variant.ts> …          print the BlockMask picture and sparsity
+ * User errors print one line naming the file, the mod and the problem, and exit with code 1.
+ */
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { basename, extname, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { register as registerHooks } from "node:module";
+import { MessageChannel } from "node:worker_threads";
+import { FlexAttnError, type MaskMod, type ModGraph, type ScoreMod } from "@flexattn/ir";
+import { createBlockMask } from "@flexattn/blockmask";
+import type { AttentionProblem, BackendName, StorageDType } from "@flexattn/template";
+import { compile, toMaskGraph, toScoreGraph } from "./compile.js";
+import { BACKEND_NAMES } from "./registry.js";
+import { runDemo } from "./demo.js";
+import { writeArtifact } from "./files.js";
+
+/** An error the user can fix: printed as one line, exit code 1. */
+export class CliError extends Error {
+  override name = "CliError";
+}
+
+const HELP = `flexattn — FlexAttention for TypeScript: attention variants as small TS functions, compiled to kernels.
+
+Usage:
+  flexattn demo [--q-len N] [--heads H] [--docs K] [--backend auto|js|wgsl] [--out DIR]
+      Document-causal attention with tanh softcapping: BlockMask picture and sparsity, a run on
+      the best backend here checked against the float64 reference, time and GFLOP/s, and the
+      generated kernel of every backend written to DIR (default ./flexattn-out).
+
+  flexattn compile <variant.ts|.js> [--backend js|wgsl|cuda|triton] [--out DIR] [problem options]
+      Compile the variant's exported maskMod and/or scoreMod. Writes <name><ext> (the kernel
+      source: .js, .wgsl, .cu or .py) and <name>.<backend>.json (the artifact: source, ABI, launch,
+      config) to DIR (default ./flexattn-out).
+
+  flexattn blockmask <variant.ts|.js> [--q-len N] [--kv-len N] [--block-size B] [--batch B] [--heads H] [--grid RxC]
+      Build the BlockMask of the variant's maskMod and print its picture and sparsity.
+
+Problem options (compile, blockmask):
+  --batch B          batch size                      (default 1)
+  --heads H          query heads                     (default 8)
+  --kv-heads H       key/value heads (GQA)           (default: --heads)
+  --q-len N          query length                    (default 1024)
+  --kv-len N         key/value length                (default: --q-len)
+  --head-dim D       q/k head dim                    (default 64)
+  --v-head-dim D     v head dim                      (default: --head-dim)
+  --dtype T          f32 | f16 | bf16                (default f32 for js/wgsl, bf16 for cuda/triton)
+  --block-size B     BlockMask block size, B or QxKV (default 128)
+  --lse              the kernel also writes the log-sum-exp
+
+A variant file is TypeScript or JavaScript, run as is (no build step). It exports
+  maskMod:  (b, h, q, kv) => boolean          e.g. export const maskMod = causal();
+  scoreMod: (score, b, h, q, kv) => number    e.g. export const scoreMod = (s, b, h, q, kv) => tanh(s.div(30)).mul(30);
+and imports what it needs from "flexattn".
+
+Other:
+  flexattn --help | -h      this help
+  flexattn --version        the version
+`;
+
+const PROBLEM_OPTIONS = {
+  batch: { type: "string" },
+  heads: { type: "string" },
+  "kv-heads": { type: "string" },
+  "q-len": { type: "string" },
+  "kv-len": { type: "string" },
+  "head-dim": { type: "string" },
+  "v-head-dim": { type: "string" },
+  dtype: { type: "string" },
+  "block-size": { type: "string" },
+  lse: { type: "boolean" },
+} as const;
+
+type Flags = Record<string, string | boolean | undefined>;
+
+function intFlag(flags: Flags, name: string, dflt: number): number {
+  const raw = flags[name];
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (typeof raw !== "string" || !/^\d+$/.test(raw) || !Number.isInteger(n) || n < 1) {
+    throw new CliError(`--${name} must be a positive integer, got "${String(raw)}"`);
+  }
+  return n;
+}
+
+function blockSizeFlag(flags: Flags): [number, number] {
+  const raw = flags["block-size"];
+  if (raw === undefined) return [128, 128];
+  const m = /^(\d+)(?:x(\d+))?$/.exec(String(raw));
+  if (!m) throw new CliError(`--block-size must be a number or QxKV (e.g. 128 or 64x128), got "${String(raw)}"`);
+  const q = Number(m[1]);
+  const kv = Number(m[2] ?? m[1]);
+  if (q < 1 || kv < 1) throw new CliError(`--block-size must be positive, got "${String(raw)}"`);
+  return [q, kv];
+}
+
+function problemFromFlags(flags: Flags, backend: BackendName): AttentionProblem {
+  const heads = intFlag(flags, "heads", 8);
+  const qLen = intFlag(flags, "q-len", 1024);
+  const headDim = intFlag(flags, "head-dim", 64);
+  const dtype = (flags.dtype ?? (backend === "cuda" || backend === "triton" ? "bf16" : "f32")) as StorageDType;
+  if (!["f32", "f16", "bf16"].includes(dtype)) throw new CliError(`--dtype must be f32, f16 or bf16, got "${String(flags.dtype)}"`);
+  return {
+    batch: intFlag(flags, "batch", 1),
+    qHeads: heads,
+    kvHeads: intFlag(flags, "kv-heads", heads),
+    qLen,
+    kvLen: intFlag(flags, "kv-len", qLen),
+    qkHeadDim: headDim,
+    vHeadDim: intFlag(flags, "v-head-dim", headDim),
+    dtype,
+    returnLse: Boolean(flags.lse),
+  };
+}
+
+function backendFlag(flags: Flags): BackendName {
+  const b = String(flags.backend ?? "js");
+  if (!(BACKEND_NAMES as readonly string[]).includes(b)) {
+    throw new CliError(`--backend must be one of ${BACKEND_NAMES.join(", ")}, got "${b}"`);
+  }
+  return b as BackendName;
+}
+
+const progress = (msg: string) => process.stderr.write(`${msg}\n`);
+
+export interface Variant {
+  file: string;
+  mask: ModGraph | null;
+  score: ModGraph | null;
+  maskMod?: MaskMod;
+}
+
+/** Import a variant file with tsx (TypeScript or JavaScript, no build step) and trace its mods. */
+export async function loadVariant(fileArg: string | undefined): Promise<Variant> {
+  if (!fileArg) throw new CliError("missing the variant file, e.g. flexattn compile my-variant.ts");
+  const file = resolve(fileArg);
+  if (!existsSync(file) || !statSync(file).isFile()) throw new CliError(`${fileArg}: no such file`);
+  if (![".ts", ".mts", ".cts", ".js", ".mjs", ".cjs", ".tsx", ".jsx"].includes(extname(file))) {
+    throw new CliError(`${fileArg}: a variant file must be .ts or .js (TypeScript or JavaScript), got "${extname(file) || "no extension"}"`);
+  }
+  let mod: Record<string, unknown>;
+  try {
+    mod = await importVariant(file);
+  } catch (e) {
+    const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    throw new CliError(`${fileArg}: failed to load: ${message}`);
+  }
+  const { maskMod, scoreMod } = mod as { maskMod?: unknown; scoreMod?: unknown };
+  if (maskMod === undefined && scoreMod === undefined) {
+    const names = Object.keys(mod).filter((k) => k !== "default");
+    const hint = names.length ? ` (it exports ${names.join(", ")})` : "";
+    throw new CliError(`${fileArg}: exports neither maskMod nor scoreMod${hint}; add e.g. export const maskMod = causal();`);
+  }
+  const trace = <T>(name: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof FlexAttnError) throw new CliError(`${fileArg}: ${name}: ${e.message}`);
+      throw e;
+    }
+  };
+  const mask = maskMod === undefined ? null : trace("maskMod", () => toMaskGraph(maskMod as MaskMod, "the export maskMod"));
+  const score = scoreMod === undefined ? null : trace("scoreMod", () => toScoreGraph(scoreMod as ScoreMod, "the export scoreMod"));
+  return { file: fileArg, mask, score, maskMod: typeof maskMod === "function" ? (maskMod as MaskMod) : undefined };
+}
+
+/**
+ * Import a variant with tsx's register() (from "tsx/esm/api") plus a resolve hook that maps the
+ * specifier "flexattn" to this very module graph. Not tsx's tsImport(): its namespaced import
+ * loads a second copy of "flexattn" for the variant, whose traced values this process's tracer
+ * cannot see. With the hook, `import … from "flexattn"` works from a variant anywhere on disk,
+ * and is the instance this CLI traces with.
+ */
+async function importVariant(file: string): Promise<Record<string, unknown>> {
+  const { register } = await import("tsx/esm/api");
+  // No tsconfig paths: they could point "flexattn" or "@flexattn/*" at other copies.
+  const unregister = register({ tsconfig: false });
+  const url = pathToFileURL(file).href;
+  installFlexattnResolver();
+  variantUrls?.postMessage(url);
+  try {
+    return (await import(url)) as Record<string, unknown>;
+  } finally {
+    await unregister();
+  }
+}
+
+let variantUrls: import("node:worker_threads").MessagePort | undefined;
+let resolverInstalled = false;
+function installFlexattnResolver(): void {
+  if (resolverInstalled || typeof registerHooks !== "function") return;
+  resolverInstalled = true;
+  const self = fileURLToPath(import.meta.url);
+  const target = new URL(`./index${extname(self)}`, import.meta.url).href;
+  const hooks = [
+    "let target, parent; const variants = new Set();",
+    "export function initialize(d) { target = d.target; parent = d.parent; d.port.on('message', (u) => variants.add(u)); d.port.unref(); }",
+    "export async function resolve(specifier, context, next) {",
+    "  if (specifier === 'flexattn') return next(target, { ...context, parentURL: parent });",
+    "  if (specifier.startsWith('@flexattn/')) return next(specifier, { ...context, parentURL: parent });",
+    "  const r = await next(specifier, context);",
+    "  return variants.has(r.url) ? { ...r, format: 'module' } : r;",
+    "}",
+  ].join("\n");
+  const { port1, port2 } = new MessageChannel();
+  variantUrls = port1 as unknown as import("node:worker_threads").MessagePort;
+  port1.unref?.();
+  registerHooks(`data:text/javascript,${encodeURIComponent(hooks)}`, {
+    data: { target, parent: import.meta.url, port: port2 },
+    transferList: [port2],
+  });
+}
+
+async function cmdCompile(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true, strict: true,
+    options: { ...PROBLEM_OPTIONS, backend: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  if (positionals.length > 1) throw new CliError(`compile takes one variant file, got ${positionals.length}: ${positionals.join(" ")}`);
+  const backend = backendFlag(values);
+  const problem = problemFromFlags(values, backend);
+  const blockSize = blockSizeFlag(values);
+  progress(`loading ${positionals[0] ?? ""}…`);
+  const variant = await loadVariant(positionals[0]);
+  const p = problem;
+  progress(
+    `compiling for ${backend}: ${variant.mask ? "mask" : "no mask"}, ${variant.score ? "score mod" : "identity score"}; ` +
+      `B=${p.batch} Hq=${p.qHeads} Hkv=${p.kvHeads} q=${p.qLen} kv=${p.kvLen} d=${p.qkHeadDim}/${p.vHeadDim} ${p.dtype}, blocks ${blockSize.join("×")}`,
+  );
+  let artifact;
+  try {
+    artifact = compile({ maskMod: variant.mask ?? undefined, scoreMod: variant.score ?? undefined }, problem, { backend, blockSize });
+  } catch (e) {
+    if (e instanceof FlexAttnError) throw new CliError(`${variant.file}: ${e.message}`);
+    throw e;
+  }
+  const outDir = resolve(String(values.out ?? "flexattn-out"));
+  const written = writeArtifact(outDir, basename(variant.file, extname(variant.file)), artifact);
+  for (const f of written) process.stdout.write(`${f}\n`);
+  progress(`spec ${artifact.specHash}: ${artifact.source.length} characters of ${backend} source`);
+}
+
+async function cmdBlockmask(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true, strict: true,
+    options: { ...PROBLEM_OPTIONS, grid: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  const qLen = intFlag(values, "q-len", 1024);
+  const kvLen = intFlag(values, "kv-len", qLen);
+  const blockSize = blockSizeFlag(values);
+  let grid: [number, number] | undefined;
+  if (values.grid !== undefined) {
+    const m = /^(\d+)x(\d+)$/.exec(values.grid);
+    if (!m) throw new CliError(`--grid must be RxC (e.g. 32x32), got "${values.grid}"`);
+    grid = [Number(m[1]), Number(m[2])];
+  }
+  const variant = await loadVariant(positionals[0]);
+  if (!variant.mask) throw new CliError(`${variant.file}: exports no maskMod; a BlockMask needs a mask mod`);
+  progress(`building the BlockMask (${qLen} × ${kvLen}, blocks ${blockSize.join("×")})…`);
+  const t0 = performance.now();
+  let bm;
+  try {
+    bm = createBlockMask(variant.mask, { B: intFlag(values, "batch", 1), H: intFlag(values, "heads", 1), qLen, kvLen, blockSize });
+  } catch (e) {
+    if (e instanceof FlexAttnError) throw new CliError(`${variant.file}: maskMod: ${e.message}`);
+    throw e;
+  }
+  const ms = performance.now() - t0;
+  const c = bm.blockCounts();
+  process.stdout.write(`${bm.toString(grid ? { grid } : undefined)}\n`);
+  process.stdout.write(
+    `sparsity ${bm.sparsity().toFixed(2)}% (density ${bm.density().toFixed(4)}): ${c.full} full, ${c.partial} partial, ${c.empty} empty of ${c.total} blocks; built in ${ms.toFixed(1)} ms\n`,
+  );
+}
+
+async function cmdDemo(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args, allowPositionals: false, strict: true,
+    options: {
+      "q-len": { type: "string" }, heads: { type: "string" }, docs: { type: "string" }, backend: { type: "string" },
+      out: { type: "string" }, help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  const backend = String(values.backend ?? "auto");
+  if (!["auto", "js", "wgsl"].includes(backend)) throw new CliError(`demo --backend must be auto, js or wgsl, got "${backend}"`);
+  await runDemo({
+    n: intFlag(values, "q-len", 2048),
+    heads: intFlag(values, "heads", 4),
+    docs: intFlag(values, "docs", 8),
+    backend: backend as "auto" | "js" | "wgsl",
+    outDir: resolve(String(values.out ?? "flexattn-out")),
+  });
+}
+
+async function version(): Promise<string> {
+  try {
+    const { readFileSync } = await import("node:fs");
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    return pkg.version;
+  } catch {
+    return "unknown";
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(HELP);
+        return cmd === undefined ? 1 : 0;
+      case "--version":
+      case "-v":
+        process.stdout.write(`${await version()}\n`);
+        return 0;
+      case "demo":
+        await cmdDemo(rest);
+        return 0;
+      case "compile":
+        await cmdCompile(rest);
+        return 0;
+      case "blockmask":
+        await cmdBlockmask(rest);
+        return 0;
+      default:
+        throw new CliError(`unknown command "${cmd}"; run flexattn --help`);
+    }
+  } catch (e) {
+    if (e instanceof CliError || e instanceof FlexAttnError || (e as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`flexattn: error: ${(e as Error).message}\n`);
+      return 1;
+    }
+    process.stderr.write(`flexattn: internal error (please report): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 2;
+  }
+}
+
+// Run when executed (the bin, `node dist/cli.js`, `tsx src/cli.ts`), not when imported by tests.
+function invokedDirectly(): boolean {
+  try {
+    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+if (invokedDirectly()) main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,0 +1,109 @@
+/** End-to-end tests of the flexattn CLI: node runs src/cli.ts through tsx, as a user's shell would run the bin. */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { artifactFromJSON } from "@flexattn/template";
+
+const pkg = resolve(import.meta.dirname, "..");
+const fixture = (name: string) => join("test", "fixtures", name);
+
+function cli(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], { cwd: pkg, encoding: "utf8", timeout: 110_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const tmp = () => mkdtempSync(join(tmpdir(), "flexattn-cli-"));
+
+/** A user error: exit 1, one "flexattn: error:" line, no stack trace. */
+function expectUserError(r: ReturnType<typeof cli>, message: RegExp): void {
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/flexattn: error: /);
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe("flexattn CLI", () => {
+  it("--help prints usage and exits 0; no command prints it and exits 1", () => {
+    const r = cli("--help");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/flexattn compile <variant\.ts\|\.js> \[--backend js\|wgsl\|cuda\|triton\]/);
+    expect(r.stdout).toMatch(/--q-len N/);
+    expect(cli().code).toBe(1);
+    expect(cli("compile", "--help").code).toBe(0);
+  });
+
+  it("compile writes the kernel source and artifact JSON for every backend", () => {
+    const out = tmp();
+    const exts = { js: ".js", wgsl: ".wgsl", cuda: ".cu", triton: ".py" } as const;
+    for (const [backend, ext] of Object.entries(exts)) {
+      const r = cli("compile", fixture("softcap-docs.ts"), "--backend", backend, "--out", out);
+      expect(r.stderr).not.toMatch(/error/);
+      expect(r.code).toBe(0);
+      const src = join(out, `softcap-docs${ext}`);
+      const json = join(out, `softcap-docs.${backend}.json`);
+      expect(r.stdout.trim().split("\n")).toEqual([src, json]);
+      const artifact = artifactFromJSON(readFileSync(json, "utf8"));
+      expect(artifact.backend).toBe(backend);
+      expect(readFileSync(src, "utf8")).toBe(artifact.source);
+      expect(artifact.spec.maskKey).not.toBeNull();
+      expect(artifact.spec.scoreKey).not.toBeNull();
+      // Captured document ids are a kernel argument, never baked into the source.
+      expect(artifact.abi.map((a) => a.name)).toContain("mask_docs");
+      expect(r.stderr).toMatch(/compiling for /);
+    }
+    expect(readdirSync(out).sort()).toHaveLength(8);
+  });
+
+  it("compile honours the problem flags; defaults work with none; .js variants load too", () => {
+    const out = tmp();
+    const r = cli(
+      "compile", fixture("sliding-window.js"), "--backend", "triton", "--out", out, "--dtype", "f16", "--head-dim", "128",
+      "--v-head-dim", "64", "--heads", "16", "--kv-heads", "4", "--block-size", "64x128", "--lse", "--q-len", "4096",
+    );
+    expect(r.code).toBe(0);
+    const a = artifactFromJSON(readFileSync(join(out, "sliding-window.triton.json"), "utf8"));
+    expect(a.spec).toMatchObject({ qkHeadDim: 128, vHeadDim: 64, dtype: "f16", returnLse: true, sparseBlock: [64, 128], scoreKey: null });
+    const d = cli("compile", fixture("sliding-window.js"), "--out", out);
+    expect(d.code).toBe(0);
+    expect(artifactFromJSON(readFileSync(join(out, "sliding-window.js.json"), "utf8")).spec).toMatchObject({ qkHeadDim: 64, dtype: "f32", sparseBlock: [128, 128] });
+  });
+
+  it("blockmask prints the picture and the sparsity", () => {
+    const r = cli("blockmask", fixture("sliding-window.js"), "--q-len", "2048", "--block-size", "128");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/BlockMask\(B=1, H=1, qLen=2048, kvLen=2048, blockSize=\[128, 128\]/);
+    expect(r.stdout).toMatch(/[█▒░]{16}/);
+    expect(r.stdout).toMatch(/sparsity \d+\.\d\d% \(density 0\.\d+\): \d+ full, \d+ partial, \d+ empty of 256 blocks/);
+  });
+
+  it("user errors name the file, the mod and the problem, exit 1, and print no stack", () => {
+    expectUserError(cli("compile", fixture("missing.ts")), /test\/fixtures\/missing\.ts: no such file/);
+    expectUserError(cli("compile", fixture("no-mods.ts")), /no-mods\.ts: exports neither maskMod nor scoreMod \(it exports helper, windowSize\)/);
+    expectUserError(cli("compile", fixture("js-operator.ts")), /js-operator\.ts: maskMod: .*q\.ge\(kv\) for q >= kv/);
+    expectUserError(cli("compile", fixture("wrong-arity.ts")), /wrong-arity\.ts: scoreMod: score mod .* takes 1 parameter, but a score mod takes 5/);
+    expectUserError(cli("compile", fixture("syntax-error.ts")), /syntax-error\.ts: failed to load: /);
+    expectUserError(cli("compile", fixture("not-a-function.ts")), /not-a-function\.ts: maskMod: the export maskMod must be a mask mod .* got number/);
+    expectUserError(cli("compile", fixture("sliding-window.js"), "--backend", "metal"), /--backend must be one of js, wgsl, cuda, triton, got "metal"/);
+    expectUserError(cli("compile", fixture("sliding-window.js"), "--q-len", "abc"), /--q-len must be a positive integer, got "abc"/);
+    expectUserError(cli("compile", fixture("sliding-window.js"), "--heads", "6", "--kv-heads", "4"), /sliding-window\.js: qHeads \(6\) must be a multiple of kvHeads \(4\)/);
+    expectUserError(cli("compile", fixture("sliding-window.js"), "--frobnicate"), /Unknown option '--frobnicate'/);
+    expectUserError(cli("compile"), /missing the variant file/);
+    expectUserError(cli("blockmask", fixture("wrong-arity.ts")), /wrong-arity\.ts: scoreMod: /);
+    expectUserError(cli("frobnicate"), /unknown command "frobnicate"/);
+  });
+
+  it("demo runs, checks against the reference and writes every backend's kernel", () => {
+    const out = tmp();
+    const r = cli("demo", "--q-len", "512", "--heads", "2", "--docs", "3", "--backend", "js", "--out", out);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/sparsity \d+\.\d%/);
+    expect(r.stdout).toMatch(/js +JavaScript .* ms .* ms/);
+    expect(r.stdout).toMatch(/js: max relative error vs the float64 reference on \d+ rows = .* ✓/);
+    expect(r.stderr).toMatch(/running flexAttention/);
+    for (const f of ["js", "wgsl", "py", "cu"]) expect(existsSync(join(out, `document_causal_softcap.${f}`))).toBe(true);
+    for (const b of ["js", "wgsl", "triton", "cuda"]) expect(existsSync(join(out, `document_causal_softcap.${b}.json`))).toBe(true);
+  });
+});
