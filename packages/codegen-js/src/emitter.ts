@@ -49,9 +49,11 @@ export interface JsEmitterOptions {
   dotUnroll: number;
   /** Statements per iteration of the acc += p·v d-loop. */
   accUnroll: number;
+  /** Key columns per step of acc += p·v (2 query rows × accCols keys). */
+  accCols: number;
 }
 
-export const DEFAULT_JS_OPTIONS: JsEmitterOptions = { dotUnroll: 2, accUnroll: 4 };
+export const DEFAULT_JS_OPTIONS: JsEmitterOptions = { dotUnroll: 2, accUnroll: 4, accCols: 4 };
 
 const I = (n: number, lines: string[]) => lines.map((l) => " ".repeat(n) + l);
 const at = (base: string, d: string | number) => (d === 0 ? base : `${base} + ${d}`);
@@ -390,15 +392,20 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
   accumulate(_blocks: BlockKind): JsCode {
     const { DV, BN } = this;
     const u = this.options.accUnroll;
+    const C = this.options.accCols;
+    const cs = Array.from({ length: C }, (_, c) => c);
     const one = (a: string, p: string, vo: string) => [
       `if (${p} !== 0) {`,
       ...I(2, this.dLoop(DV, u, (d) => [`ACC[${at(a, d)}] += ${p} * V[${at(vo, d)}];`])),
       `}`,
     ];
-    const acc22 = this.dLoop(DV, u, (d) => [
-      `{ const v0 = V[${at("vo", d)}], v1 = V[${at("vo1", d)}];`,
-      `  ACC[${at("a0", d)}] += p00 * v0 + p01 * v1; ACC[${at("a1", d)}] += p10 * v0 + p11 * v1; }`,
+    // 2 rows × C columns per step: each V element loaded once feeds both rows.
+    const block = this.dLoop(DV, u, (d) => [
+      `{ const ${cs.map((c) => `v${c} = V[${at(`vo${c}`, d)}]`).join(", ")};`,
+      `  ACC[${at("a0", d)}] += ${cs.map((c) => `p0${c} * v${c}`).join(" + ")};`,
+      `  ACC[${at("a1", d)}] += ${cs.map((c) => `p1${c} * v${c}`).join(" + ")}; }`,
     ]);
+    const ps = cs.flatMap((c) => [`p0${c}`, `p1${c}`]);
     // Zero weights are skipped: masked keys never touch the accumulator, whatever V holds.
     return {
       functions: {
@@ -407,30 +414,27 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
           `  let i = 0;`,
           `  for (; i + 1 < rows; i += 2) {`,
           `    const o0 = i * ${BN}, o1 = o0 + ${BN}, a0 = i * ${DV}, a1 = a0 + ${DV};`,
-          `    let j = 0, vo = vT;`,
-          `    for (; j + 1 < cols; j += 2, vo += 2 * svs) {`,
-          `      const p00 = S[o0 + j], p01 = S[o0 + j + 1], p10 = S[o1 + j], p11 = S[o1 + j + 1];`,
-          `      const vo1 = vo + svs;`,
-          `      if (p00 !== 0 && p01 !== 0 && p10 !== 0 && p11 !== 0) {`,
-          ...I(8, acc22),
+          `    let j = 0, vo0 = vT;`,
+          `    for (; j + ${C - 1} < cols; j += ${C}, vo0 += ${C} * svs) {`,
+          `      const ${cs.map((c) => `p0${c} = S[${at("o0 + j", c)}], p1${c} = S[${at("o1 + j", c)}]`).join(", ")};`,
+          ...(C > 1 ? [`      const ${cs.slice(1).map((c) => `vo${c} = vo${c - 1} + svs`).join(", ")};`] : []),
+          `      if (${ps.map((p) => `${p} !== 0`).join(" && ")}) {`,
+          ...I(8, block),
           `      } else {`,
-          ...I(8, one("a0", "p00", "vo")),
-          ...I(8, one("a0", "p01", "vo1")),
-          ...I(8, one("a1", "p10", "vo")),
-          ...I(8, one("a1", "p11", "vo1")),
+          ...I(8, cs.flatMap((c) => [...one("a0", `p0${c}`, `vo${c}`), ...one("a1", `p1${c}`, `vo${c}`)])),
           `      }`,
           `    }`,
-          `    if (j < cols) {`,
+          `    for (; j < cols; j++, vo0 += svs) {`,
           `      const p00 = S[o0 + j], p10 = S[o1 + j];`,
-          ...I(6, one("a0", "p00", "vo")),
-          ...I(6, one("a1", "p10", "vo")),
+          ...I(6, one("a0", "p00", "vo0")),
+          ...I(6, one("a1", "p10", "vo0")),
           `    }`,
           `  }`,
           `  if (i < rows) {`,
           `    const o0 = i * ${BN}, a0 = i * ${DV};`,
-          `    for (let j = 0, vo = vT; j < cols; j++, vo += svs) {`,
+          `    for (let j = 0, vo0 = vT; j < cols; j++, vo0 += svs) {`,
           `      const p00 = S[o0 + j];`,
-          ...I(6, one("a0", "p00", "vo")),
+          ...I(6, one("a0", "p00", "vo0")),
           `    }`,
           `  }`,
           `}`,

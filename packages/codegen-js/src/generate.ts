@@ -72,7 +72,7 @@ export function kernelParams(spec: KernelSpec): string[] {
 /** Options for the JS emitter, read from config.options (`dotUnroll`, `accUnroll`: 1, 2, 4 or 8). */
 export function jsOptions(spec: KernelSpec): JsEmitterOptions {
   const o = spec.config.options ?? {};
-  const pick = (key: keyof JsEmitterOptions): number => {
+  const pick = (key: "dotUnroll" | "accUnroll"): number => {
     const v = o[key];
     if (v === undefined) return DEFAULT_JS_OPTIONS[key];
     if (v !== 1 && v !== 2 && v !== 4 && v !== 8) {
@@ -80,7 +80,11 @@ export function jsOptions(spec: KernelSpec): JsEmitterOptions {
     }
     return v;
   };
-  return { dotUnroll: pick("dotUnroll"), accUnroll: pick("accUnroll") };
+  const accCols = o.accCols ?? DEFAULT_JS_OPTIONS.accCols;
+  if (accCols !== 1 && accCols !== 2 && accCols !== 4) {
+    throw new FlexAttnError(`config.options.accCols for the js backend must be 1, 2 or 4, got ${String(accCols)}`);
+  }
+  return { dotUnroll: pick("dotUnroll"), accUnroll: pick("accUnroll"), accCols };
 }
 
 /** The generated module body: helpers and `function flexattn_fwd(...)`, no exports, no data. */
