@@ -51,6 +51,19 @@ describe("flexAttention", () => {
     expect(maxErr(out, reference(q, k, v, { scale: 0.3 }).out)).toBeLessThan(1e-5);
   });
 
+  it("a BlockMask sliced to some query rows runs those rows at their true positions", async () => {
+    const n = 256;
+    const blockMask = createBlockMask(documentCausal(randomDocumentIds(n, 3, 2)), { qLen: n, kvLen: n, blockSize: 64 });
+    const q = randomTensor([1, 1, n, 16], { seed: 1 });
+    const k = randomTensor([1, 1, n, 16], { seed: 2 });
+    const full = await flexAttention(q, k, k, { blockMask, scoreMod: softcap(5), backend: "js" });
+    // Rows 128..191 only.
+    const rows = tensor((q.data as Float32Array).slice(128 * 16, 192 * 16), [1, 1, 64, 16]);
+    const part = await flexAttention(rows, k, k, { blockMask: blockMask.slice({ qBlocks: [2, 3] }), scoreMod: softcap(5), backend: "js" });
+    const want = (full.data as Float32Array).slice(128 * 16, 192 * 16);
+    for (let i = 0; i < want.length; i++) expect(part.data[i]).toBeCloseTo(want[i], 6);
+  });
+
   it("runs f16 and bf16 inputs and returns the same dtype", async () => {
     for (const dtype of ["f16", "bf16"] as const) {
       const q = randomTensor([1, 1, 40, 16], { seed: 1, dtype });
