@@ -83,7 +83,7 @@ describe("flexattn CLI", () => {
     expectUserError(cli("compile", fixture("no-mods.ts")), /no-mods\.ts: exports neither maskMod nor scoreMod \(it exports helper, windowSize\)/);
     expectUserError(cli("compile", fixture("js-operator.ts")), /js-operator\.ts: maskMod: .*q\.ge\(kv\) for q >= kv/);
     expectUserError(cli("compile", fixture("wrong-arity.ts")), /wrong-arity\.ts: scoreMod: score mod .* takes 1 parameter, but a score mod takes 5/);
-    expectUserError(cli("compile", fixture("syntax-error.ts")), /syntax-error\.ts: failed to load: /);
+    expectUserError(cli("compile", fixture("syntax-error.js")), /syntax-error\.js: failed to load: /);
     expectUserError(cli("compile", fixture("not-a-function.ts")), /not-a-function\.ts: maskMod: the export maskMod must be a mask mod .* got number/);
     expectUserError(cli("compile", fixture("sliding-window.js"), "--backend", "metal"), /--backend must be one of js, wgsl, cuda, triton, got "metal"/);
     expectUserError(cli("compile", fixture("sliding-window.js"), "--q-len", "abc"), /--q-len must be a positive integer, got "abc"/);
