@@ -136,6 +136,15 @@ const VARIANTS: Variant[] = [
   { name: "softcap_causal_approx", mask: () => causal(), score: () => softcap(30), approxTanh: true },
 ];
 
+/**
+ * Configs the harness tries per entry (the first is the backend's default); it reports the
+ * default and the fastest, re-timed. Pipeline depths are powers of two: validateConfig requires it.
+ */
+const CANDIDATES: Record<number, [number, number, number, number][]> = {
+  128: [[128, 64, 8, 4], [128, 128, 8, 2], [64, 64, 4, 4], [64, 128, 4, 2]],
+  64: [[128, 64, 4, 4], [128, 128, 4, 2], [64, 64, 4, 4], [64, 128, 4, 4], [128, 128, 8, 4]],
+};
+
 const SHAPES = [
   { D: 128, H: 16 },
   { D: 64, H: 32 },
@@ -172,9 +181,13 @@ function generateBench(): void {
           writeFileSync(join(dir, module), artifact.source);
           modules.set(artifact.specHash, module);
         }
-        const tablesFile = `${v.name}_n${N}.json`;
+        const tablesFile = `${v.name}_d${D}_n${N}.json`;
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: bufferJson(spec) }));
-        entries.push({ variant: v.name, N, B, H, D, module, tables: tablesFile, density, config, approxTanh: !!v.approxTanh });
+        const [d0, ...rest] = CANDIDATES[D];
+        const isDefault = d0.join() === [config.blockM, config.blockN, config.numWarps, config.numStages].join();
+        if (!isDefault) throw new Error(`the first candidate for D=${D} must be the default config`);
+        const candidates = [d0, ...rest];
+        entries.push({ variant: v.name, N, B, H, D, module, tables: tablesFile, density, config, candidates, approxTanh: !!v.approxTanh });
       }
     }
   }

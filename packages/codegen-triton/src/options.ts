@@ -44,7 +44,7 @@ export function tritonOptions(config: KernelConfig): TritonOptions {
  * apps/bench/results/triton-h100-*.md).
  */
 const H100_DEFAULTS: Record<"half" | "f32", Record<number, [number, number, number, number]>> = {
-  half: { 16: [128, 64, 4, 4], 32: [128, 64, 4, 4], 64: [128, 128, 8, 4], 128: [128, 64, 8, 4], 256: [64, 32, 4, 2] },
+  half: { 16: [128, 64, 4, 4], 32: [128, 64, 4, 4], 64: [128, 64, 4, 4], 128: [128, 64, 8, 4], 256: [64, 32, 4, 2] },
   f32: { 16: [64, 64, 4, 2], 32: [64, 64, 4, 2], 64: [64, 32, 4, 2], 128: [32, 64, 4, 2], 256: [32, 32, 4, 2] },
 };
 

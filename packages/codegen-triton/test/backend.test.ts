@@ -30,7 +30,7 @@ describe("tritonBackend", () => {
     const p = (d: number, dtype: "bf16" | "f32" = "bf16") =>
       resolveProblem({ batch: 1, qHeads: 1, kvHeads: 1, qLen: 1, kvLen: 1, qkHeadDim: d, vHeadDim: d, dtype });
     expect(tritonBackend.defaultConfig(p(128), [128, 128])).toMatchObject({ blockM: 128, blockN: 64, numWarps: 8 });
-    expect(tritonBackend.defaultConfig(p(64), [128, 128])).toMatchObject({ blockM: 128, blockN: 128 });
+    expect(tritonBackend.defaultConfig(p(64), [128, 128])).toMatchObject({ blockM: 128, blockN: 64, numWarps: 4 });
     const small = tritonBackend.defaultConfig(p(64), [16, 32]);
     expect([small.blockM, small.blockN]).toEqual([16, 32]);
     expect(small.numWarps).toBeLessThanOrEqual(2);

@@ -183,16 +183,32 @@ class Bench:
         self.log(json.dumps(rec))
         return rec
 
+    def tune(self, e):
+        """Time every candidate config (the first is the default); re-time the fastest so the
+        reported figure is a fresh measurement, not the minimum of several."""
+        timings = []
+        for c in e.get("candidates") or [None]:
+            try:
+                ms, _, cfg = self.ours(e, c)
+                timings.append((ms, c, cfg))
+                self.log(json.dumps(dict(impl="ours-candidate", variant=e["variant"], N=e["N"], D=e["D"], ms=ms, config=cfg)))
+            except Exception as ex:
+                self.log(json.dumps(dict(impl="ours-candidate", variant=e["variant"], config=c, error=repr(ex)[:300])))
+        default_ms = timings[0][0] if timings and timings[0][1] == (e.get("candidates") or [None])[0] else None
+        best = min(timings, key=lambda t: t[0])
+        ms, out, cfg = self.ours(e, best[1])
+        return ms, out, cfg, default_ms
+
     def run_entries(self, entries, with_flex=True, errors=False):
         rows = []
-        self.precompile([(e, None) for e in entries])
+        self.precompile([(e, c) for e in entries for c in (e.get("candidates") or [None])])
         for e in entries:
             if self.time_left() < 20:
                 self.log(json.dumps(dict(skipped=f'{e["variant"]} D{e["D"]} N{e["N"]}', reason="deadline")))
                 continue
             try:
-                ms, out, cfg = self.ours(e)
-                rec = dict(config=cfg)
+                ms, out, cfg, default_ms = self.tune(e)
+                rec = dict(config=cfg, default_ms=default_ms)
                 fkey = ("softcap_causal" if e["variant"] == "softcap_causal_approx" else e["variant"], e["N"], e["D"])
                 self.qkv(e)
                 if with_flex and fkey not in self.flex_out:

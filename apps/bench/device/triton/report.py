@@ -1,0 +1,90 @@
+"""Turn a harness result JSON into the markdown tables committed under apps/bench/results/.
+
+    python3 report.py triton-h100.json > triton-h100.md
+"""
+import json
+import sys
+
+ANCHOR_16K_D128 = dict(noop=492, causal=416, sliding_window_1024=347, prefix_lm=414, document_causal=320,
+                       alibi_causal=375, softcap_causal=195)
+ORDER = ["noop", "causal", "sliding_window_1024", "prefix_lm", "document_causal", "alibi_causal", "softcap_causal",
+         "softcap_causal_approx"]
+
+
+def table(result):
+    rows = result["rows"]
+    ours = {(r["variant"], r["N"], r["D"]): r for r in rows if r["impl"] == "ours"}
+    flex = {(r["variant"], r["N"], r["D"]): r for r in rows if r["impl"] == "flex"}
+    out = ["| D | N | variant | density | flex ms | ours ms (default config) | ours ms (tuned) | flex TFLOP/s | ours TFLOP/s (tuned) "
+           "| default / flex | tuned / flex | tuned config |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for D in (128, 64):
+        for N in (16384, 4096, 1024):
+            for v in ORDER:
+                o = ours.get((v, N, D))
+                f = flex.get(("softcap_causal" if v == "softcap_causal_approx" else v, N, D))
+                if not o and not f:
+                    continue
+                c = o["config"] if o else None
+                cfg = f'{c["BLOCK_M"]}x{c["BLOCK_N"]} w{c["num_warps"]} s{c["num_stages"]}' if c else ""
+                dms = o.get("default_ms") if o else None
+                cells = [str(D), str(N), v, f'{(o or f)["density"]:.3f}',
+                         f'{f["ms"]:.3f}' if f else "–",
+                         f"{dms:.3f}" if dms else "–",
+                         f'{o["ms"]:.3f}' if o else "–",
+                         f'{f["tflops"]:.0f}' if f else "–",
+                         f'{o["tflops"]:.0f}' if o else "–",
+                         f'{f["ms"] / dms:.2f}x' if f and dms else "–",
+                         f'{f["ms"] / o["ms"]:.2f}x' if f and o else "–",
+                         cfg]
+                out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def errors(result):
+    out = ["| D | variant | ours max err | flex max err | ours rel-fro | flex rel-fro |", "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        if r["impl"] == "ours" and "err_max" in r:
+            out.append(f'| {r["D"]} | {r["variant"]} | {r["err_max"]:.2e} | {r.get("flex_err_max", float("nan")):.2e} | '
+                       f'{r["err_fro"]:.2e} | {r.get("flex_err_fro", float("nan")):.2e} |')
+    return out
+
+
+def sweep(result):
+    out = ["| D | variant | config | ms | TFLOP/s |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        if r["impl"] == "ours-sweep" and r["N"] == 16384:
+            c = r["config"]
+            out.append(f'| {r["D"]} | {r["variant"]} | {c["BLOCK_M"]}x{c["BLOCK_N"]} w{c["num_warps"]} s{c["num_stages"]} | '
+                       f'{r["ms"]:.3f} | {r["tflops"]:.0f} |')
+    return out
+
+
+def conformance(result):
+    conf = result.get("conformance", [])
+    passed = sum(1 for c in conf if c.get("pass"))
+    out = [f"{passed} passed, {len(conf) - passed} failed (module variants of {len({c['name'] for c in conf})} cases)", "",
+           "| case | module | dtype | ours out err | ours lse err | flex out err | flex lse err | pass |",
+           "|---|---|---|---|---|---|---|---|"]
+    for c in conf:
+        f = lambda k: f'{c[k]:.1e}' if isinstance(c.get(k), float) else "–"
+        out.append(f'| {c["name"]} | {c.get("module", "")} | {c.get("dtype", "")} | {f("out_err")} | {f("lse_err")} | '
+                   f'{f("flex_out_err")} | {f("flex_lse_err")} | {"yes" if c.get("pass") else "NO " + c.get("error", "")[:80]} |')
+    return out
+
+
+def markdown(result):
+    env = result["env"]
+    lines = [f'# Triton backend on {env["gpu"]} (torch {env["torch"]}, triton {env["triton"]})', "",
+             f'Command: `{env["command"]}` (after `npx tsx src/triton-generate.ts` in apps/bench).', "",
+             "## Forward, bf16, ours vs PyTorch flex_attention (torch.compile), same process", "",
+             "Effective TFLOP/s = 4·B·H·N²·D·density / time; median of triton.testing.do_bench.", "",
+             *table(result), "", "## Numerical error vs float64 (N = 1024, batch 0)", "", *errors(result), "",
+             *(["## Config sweep (N = 16384)", "", *sweep(result), ""] if any(r["impl"] == "ours-sweep" for r in result["rows"]) else []),
+             "## Approximate tanh (options.approxTanh) vs float64", "", f'`{result.get("tanh_approx")}`', "",
+             "## Conformance", "", *conformance(result), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(json.load(open(sys.argv[1]))))
