@@ -25,7 +25,7 @@ const DOC_SEED = 7;
 const TARGET_DENSITY = 0.1;
 const MAX_RATIO = 0.15;
 /** Runs per measurement after warm-up; the median is reported. */
-const RUNS: Record<number, number> = { 1024: 7, 4096: 3 };
+const RUNS: Record<number, number> = { 1024: 15, 4096: 5 };
 const WARMUP = 2;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -116,7 +116,7 @@ const md = [
   "",
   `\`${meta.command}\` — ${meta.date}, Node ${meta.node}, ${meta.platform}, ${meta.cpu}.`,
   `B = ${B}, H = ${H}, head dim ${D}, f32, BHSD, BlockMask blocks ${BLOCK} × ${BLOCK}; ${meta.protocol}.`,
-  `Effective GFLOP/s = 4·B·H·N²·D·density / time.`,
+  `Effective GFLOP/s = 4·B·H·N²·D·density / time. Masked variants can exceed noop's rate: inside partial blocks the kernel skips fully masked 2×2 groups of scores and zero weights, work the density still counts.`,
   "",
   "| N | variant | density | partial / full blocks | median ms | min ms | eff. GFLOP/s | time vs noop |",
   "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -124,6 +124,9 @@ const md = [
     `| ${r.n} | ${r.variant} | ${r.density.toFixed(3)} | ${r.partialBlocks} / ${r.fullBlocks} | ${r.medianMs.toFixed(1)} | ${r.minMs.toFixed(1)} | ${r.gflops.toFixed(2)} | ${r.vsNoop!.toFixed(3)}× |`,
   ),
   "",
+  ...checks
+    .filter((c) => Math.abs(c.density - TARGET_DENSITY) > 0.03)
+    .map((c) => `At N = ${c.n} with ${BLOCK}-token blocks no document layout reaches ${TARGET_DENSITY * 100}% density (the ${Math.ceil(c.n / BLOCK)} diagonal blocks alone are ${(100 / Math.ceil(c.n / BLOCK)).toFixed(1)}% of the grid); the closest (${c.density.toFixed(3)}) is used.\n`),
   `**Requirement: document-causal at ~10% density in at most ${MAX_RATIO}× the noop time — ` +
     checks.map((c) => `N=${c.n}: ${c.ratio.toFixed(3)}× at density ${c.density.toFixed(3)} (${c.pass ? "met" : "missed"})`).join("; ") + ".**",
   "",
