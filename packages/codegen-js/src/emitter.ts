@@ -51,9 +51,11 @@ export interface JsEmitterOptions {
   accUnroll: number;
   /** Key columns per step of acc += p·v (2 query rows × accCols keys). */
   accCols: number;
+  /** Key columns per step of S = Q·Kᵀ (2 query rows × qkCols keys). */
+  qkCols: number;
 }
 
-export const DEFAULT_JS_OPTIONS: JsEmitterOptions = { dotUnroll: 2, accUnroll: 4, accCols: 4 };
+export const DEFAULT_JS_OPTIONS: JsEmitterOptions = { dotUnroll: 2, accUnroll: 4, accCols: 4, qkCols: 2 };
 
 const I = (n: number, lines: string[]) => lines.map((l) => " ".repeat(n) + l);
 const at = (base: string, d: string | number) => (d === 0 ? base : `${base} + ${d}`);
@@ -259,14 +261,18 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
     const { D, BN } = this;
     const masked = blocks === "partial" && this.spec.mask !== null;
     const u = this.options.dotUnroll;
-    // 2 rows × 2 columns per step: each K and Q element loaded once feeds two products.
-    const dot22 = this.dLoop(D, u, (d) => [
-      `{ const k0 = K[${at("ko", d)}], k1 = K[${at("ko1", d)}], x0 = Qt[${at("q0", d)}], x1 = Qt[${at("q1", d)}];`,
-      `  s00 += x0 * k0; s01 += x0 * k1; s10 += x1 * k0; s11 += x1 * k1; }`,
+    const C = this.options.qkCols;
+    const cs = Array.from({ length: C }, (_, c) => c);
+    // 2 rows × C columns per step: each K element loaded once feeds two products, each Q element C.
+    const block = this.dLoop(D, u, (d) => [
+      `{ const ${cs.map((c) => `k${c} = K[${at(`ko${c}`, d)}]`).join(", ")}, x0 = Qt[${at("q0", d)}], x1 = Qt[${at("q1", d)}];`,
+      `  ${cs.map((c) => `s0${c} += x0 * k${c}; s1${c} += x1 * k${c};`).join(" ")} }`,
     ]);
-    const dot21 = this.dLoop(D, u, (d) => [`{ const k0 = K[${at("ko", d)}]; s00 += Qt[${at("q0", d)}] * k0; s10 += Qt[${at("q1", d)}] * k0; }`]);
-    const dot11 = this.dLoop(D, u, (d) => [`s00 += Qt[${at("q0", d)}] * K[${at("ko", d)}];`]);
-    const skip22 = masked ? [`if ((MK[o0 + j] | MK[o0 + j + 1] | MK[o1 + j] | MK[o1 + j + 1]) === 0) continue;`] : [];
+    const dot21 = this.dLoop(D, u, (d) => [`{ const k0 = K[${at("ko0", d)}]; s00 += Qt[${at("q0", d)}] * k0; s10 += Qt[${at("q1", d)}] * k0; }`]);
+    const dot11 = this.dLoop(D, u, (d) => [`s00 += Qt[${at("q0", d)}] * K[${at("ko0", d)}];`]);
+    const group = cs.flatMap((c) => [`MK[${at("o0 + j", c)}]`, `MK[${at("o1 + j", c)}]`]);
+    const skip = masked ? [`if ((${group.join(" | ")}) === 0) continue; // all masked`] : [];
+    const accs = cs.flatMap((c) => [`s0${c} = 0`, `s1${c} = 0`]);
     const name = masked ? "qkTile_masked" : "qkTile";
     const params = ["Qt", "K", "S", ...(masked ? ["MK"] : []), "kT", "sks", "rows", "cols"];
     return {
@@ -276,15 +282,15 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
           `  let i = 0;`,
           `  for (; i + 1 < rows; i += 2) {`,
           `    const q0 = i * ${D}, q1 = q0 + ${D}, o0 = i * ${BN}, o1 = o0 + ${BN};`,
-          `    let j = 0, ko = kT;`,
-          `    for (; j + 1 < cols; j += 2, ko += 2 * sks) {`,
-          ...I(6, skip22),
-          `      const ko1 = ko + sks;`,
-          `      let s00 = 0, s01 = 0, s10 = 0, s11 = 0;`,
-          ...I(6, dot22),
-          `      S[o0 + j] = s00; S[o0 + j + 1] = s01; S[o1 + j] = s10; S[o1 + j + 1] = s11;`,
+          `    let j = 0, ko0 = kT;`,
+          `    for (; j + ${C - 1} < cols; j += ${C}, ko0 += ${C} * sks) {`,
+          ...I(6, skip),
+          ...(C > 1 ? [`      const ${cs.slice(1).map((c) => `ko${c} = ko${c - 1} + sks`).join(", ")};`] : []),
+          `      let ${accs.join(", ")};`,
+          ...I(6, block),
+          `      ${cs.map((c) => `S[${at("o0 + j", c)}] = s0${c}; S[${at("o1 + j", c)}] = s1${c};`).join(" ")}`,
           `    }`,
-          `    if (j < cols) {`,
+          `    for (; j < cols; j++, ko0 += sks) {`,
           `      let s00 = 0, s10 = 0;`,
           ...I(6, dot21),
           `      S[o0 + j] = s00; S[o1 + j] = s10;`,
@@ -292,7 +298,7 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
           `  }`,
           `  if (i < rows) {`,
           `    const q0 = i * ${D}, o0 = i * ${BN};`,
-          `    for (let j = 0, ko = kT; j < cols; j++, ko += sks) {`,
+          `    for (let j = 0, ko0 = kT; j < cols; j++, ko0 += sks) {`,
           `      let s00 = 0;`,
           ...I(6, dot11),
           `      S[o0 + j] = s00;`,

@@ -80,11 +80,12 @@ export function jsOptions(spec: KernelSpec): JsEmitterOptions {
     }
     return v;
   };
-  const accCols = o.accCols ?? DEFAULT_JS_OPTIONS.accCols;
-  if (accCols !== 1 && accCols !== 2 && accCols !== 4) {
-    throw new FlexAttnError(`config.options.accCols for the js backend must be 1, 2 or 4, got ${String(accCols)}`);
-  }
-  return { dotUnroll: pick("dotUnroll"), accUnroll: pick("accUnroll"), accCols };
+  const cols = (key: "accCols" | "qkCols"): number => {
+    const v = o[key] ?? DEFAULT_JS_OPTIONS[key];
+    if (v !== 1 && v !== 2 && v !== 4) throw new FlexAttnError(`config.options.${key} for the js backend must be 1, 2 or 4, got ${String(v)}`);
+    return v;
+  };
+  return { dotUnroll: pick("dotUnroll"), accUnroll: pick("accUnroll"), accCols: cols("accCols"), qkCols: cols("qkCols") };
 }
 
 /** The generated module body: helpers and `function flexattn_fwd(...)`, no exports, no data. */

@@ -31,7 +31,7 @@ describe("odd sizes and unrolling", () => {
     { name: "one-row", problem: { ...base, qLen: 1, kvLen: 33 }, blockSize: [16, 16], tags: [] },
     { name: "one-col", problem: { ...base, qLen: 33, kvLen: 1 }, mask: () => causal(), blockSize: [16, 16], tags: [] },
   ];
-  for (const options of [undefined, { dotUnroll: 1, accUnroll: 1, accCols: 1 }, { dotUnroll: 4, accUnroll: 8, accCols: 2 }, { dotUnroll: 8, accUnroll: 4, accCols: 4 }]) {
+  for (const options of [undefined, { dotUnroll: 1, accUnroll: 1, accCols: 1, qkCols: 1 }, { dotUnroll: 4, accUnroll: 8, accCols: 2, qkCols: 4 }, { dotUnroll: 8, accUnroll: 4, accCols: 4, qkCols: 2 }]) {
     it(`matches the reference with options ${JSON.stringify(options ?? "default")}`, async () => {
       const report = await runConformance({ name: "js", run: (inst) => runInstance(inst, options), tolerance: { f32: tol } }, { cases });
       if (report.failed) console.log(formatReport(report));
@@ -43,6 +43,7 @@ describe("odd sizes and unrolling", () => {
     const inst = instantiateCase({ name: "x", problem: base, blockSize: [16, 16], tags: [] }, 1);
     expect(() => generateJs(specFor(inst, { dotUnroll: 3 }))).toThrow(/dotUnroll.*1, 2, 4 or 8/);
     expect(() => generateJs(specFor(inst, { accCols: 3 }))).toThrow(/accCols.*1, 2 or 4/);
+    expect(() => generateJs(specFor(inst, { qkCols: 8 }))).toThrow(/qkCols.*1, 2 or 4/);
   });
 });
 
