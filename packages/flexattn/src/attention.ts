@@ -26,7 +26,7 @@ export interface FlexAttentionOptions {
   enableGqa?: boolean;
   /** Also return the log-sum-exp [B, Hq, qLen] (natural log, f32; -inf for fully masked rows). */
   returnLse?: boolean;
-  /** "auto" (default): WebGPU when an adapter is available, else JS. */
+  /** "auto" (default): WebGPU on a hardware adapter, else JS (a CPU rasterizer is slower than the JS kernel). */
   backend?: BackendChoice;
   /** Kernel config overrides (tile sizes, backend options). */
   config?: Partial<KernelConfig>;
@@ -82,9 +82,17 @@ function allocOut(n: number, dtype: StorageDType): Float32Array | Uint16Array {
 
 let autoExecutor: Promise<KernelExecutor> | undefined;
 
-/** The executor "auto" resolves to here: WGSL when a WebGPU adapter works, else JS. */
+/** CPU rasterizers (Mesa llvmpipe/lavapipe, SwiftShader) run WGSL slower than the JS kernel. */
+export function isSoftwareAdapter(description: string): boolean {
+  return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(description);
+}
+
+/**
+ * The executor "auto" resolves to here: WGSL when a hardware WebGPU adapter works, else JS.
+ * A software adapter is skipped: there the in-process JS kernel is faster.
+ */
 export function autoBackend(): Promise<KernelExecutor> {
-  autoExecutor ??= findExecutor("wgsl").then((ex) => ex ?? jsExecutor);
+  autoExecutor ??= findExecutor("wgsl").then((ex) => (ex && !isSoftwareAdapter(ex.device) ? ex : jsExecutor));
   return autoExecutor;
 }
 

@@ -15,7 +15,7 @@ export type {
   Tensor, StorageDType, AttentionProblem, ResolvedProblem, Layout, KernelArtifact, KernelConfig, KernelSpec, BackendName,
   CodegenBackend, KernelInvocation, BlockMaskTables, ReferenceResult,
 } from "@flexattn/template";
-export { flexAttention, prepareCall, autoBackend, resetAutoBackend, lastFlexAttentionRun } from "./attention.js";
+export { flexAttention, prepareCall, autoBackend, resetAutoBackend, lastFlexAttentionRun, isSoftwareAdapter } from "./attention.js";
 export type { FlexAttentionOptions, FlexAttentionResult, BackendChoice, BlockMaskInput, LastRun, PreparedCall } from "./attention.js";
 export {
   compile, compileSpec, buildSpec, compileCacheStats, clearCompileCache, toMaskGraph, toScoreGraph, normalizeBlockSize,

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  FlexAttnError, type Tensor, andMasks, artifactFromJSON, artifactToJSON, buffer, causal, clearCompileCache, compile,
+  FlexAttnError, type Tensor, autoBackend, isSoftwareAdapter, andMasks, artifactFromJSON, artifactToJSON, buffer, causal, clearCompileCache, compile,
   compileCacheStats, createBlockMask, findExecutor, documentCausal, flexAttention, lastFlexAttentionRun, randomDocumentIds,
   randomTensor, referenceAttention, resetAutoBackend, resolveProblem, setWebgpuImporter, slidingWindow, softcap, tanh,
   tensor, traceMaskMod, traceScoreMod,
@@ -151,6 +151,21 @@ describe("backend selection", () => {
     resetAutoBackend();
     await flexAttention(q, q, q);
     expect(lastFlexAttentionRun()?.backend).toBe("js");
+  });
+
+  it("auto skips a software (CPU) WebGPU adapter and prefers a hardware one", async () => {
+    const fake = (description: string) => async () => ({
+      defaultFlexDevice: async () => ({ description, limits: { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 } }),
+      runWgsl: async () => { throw new Error("not reached in this test"); },
+    });
+    setWebgpuImporter(fake("llvmpipe (LLVM 15.0.6, 256 bits) / opengles"));
+    resetAutoBackend();
+    expect((await autoBackend()).backend).toBe("js");
+    setWebgpuImporter(fake("NVIDIA H100 80GB HBM3 / vulkan"));
+    resetAutoBackend();
+    expect((await autoBackend()).backend).toBe("wgsl");
+    expect(isSoftwareAdapter("SwiftShader Device")).toBe(true);
+    expect(isSoftwareAdapter("Apple M3 / metal")).toBe(false);
   });
 
   it("auto falls back to js when the WebGPU run fails, and says why", async () => {
