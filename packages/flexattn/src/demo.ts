@@ -11,7 +11,7 @@ import {
 } from "@flexattn/template";
 import { type BackendChoice, flexAttention, lastFlexAttentionRun } from "./attention.js";
 import { compile, toScoreGraph } from "./compile.js";
-import { listBackends } from "./registry.js";
+import { findExecutor, listBackends } from "./registry.js";
 import { randomTensor } from "./util.js";
 import { writeArtifact } from "./files.js";
 
@@ -87,8 +87,10 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     runs.push({ backend: last.backend, device: last.device, firstMs, warmMs, out });
   };
   await timeBackend(o.backend);
-  // On a WebGPU adapter, show the in-process JS kernel alongside.
+  // Show the other in-process backend alongside: JS next to a GPU, or WGSL on a software
+  // adapter that "auto" passed over (so the comparison is visible).
   if (runs[0].backend !== "js") await timeBackend("js");
+  else if (o.backend === "auto" && (await findExecutor("wgsl"))) await timeBackend("wgsl");
 
   log("backend  device                                   first call   second call   effective GFLOP/s");
   for (const r of runs) {
