@@ -61,6 +61,8 @@ export interface CandidateOptions {
   limits?: WgslLimits;
   /** Allow vec4 bindings (the runner turns it off when strides are not multiples of 4). */
   vec4?: boolean;
+  /** Options every candidate must carry (e.g. { doubleBuffer: true }); they count toward the limits. */
+  options?: Readonly<Record<string, number | boolean | string>>;
 }
 
 const pow2Down = (x: number) => 2 ** Math.floor(Math.log2(x));
@@ -83,7 +85,7 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
         for (const rm of [4, 2, 1, 8]) {
           const config: KernelConfig = {
             blockM, blockN, numWarps: Math.max(1, pow2Down(T / 32)), numStages: 1, prescaleQk: false,
-            options: { rowsPerThread: rm, workgroupSize: T, vec4 },
+            options: { rowsPerThread: rm, workgroupSize: T, vec4, ...o.options },
           };
           const spec = { qkHeadDim: problem.qkHeadDim, vHeadDim: problem.vHeadDim, dtype: problem.dtype, config, sparseBlock } as KernelSpec;
           let g;

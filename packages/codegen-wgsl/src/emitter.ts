@@ -1,15 +1,18 @@
 /**
  * The WGSL emitter: one method per template step, producing one compute shader.
  *
- * Per kv tile (BN keys), with four workgroup barriers:
- *   loadK    K tile → workgroup memory                                   barrier
- *   qk       S (RM × RN per invocation) = Q·Kᵀ from workgroup memory, vec4 steps
- *   mods     score mod, mask (partial blocks), kv bounds — inlined per element
- *   softmax  row max exchanged across the TC invocations of a row group (barrier, or
- *            subgroup shuffles); P = exp2(S − m) → Pᵀ in workgroup memory; rescale O, l
- *   loadV    V tile → the same workgroup buffer as K                     barrier
- *   acc      O (RM × CV vec4 per invocation) += P·V                      barrier
- * Q stays in workgroup memory for the whole program. All arithmetic is f32.
+ * Per kv tile (BN keys):
+ *   loadK    K tile → workgroup memory, V tile → registers (prefetchV: its latency hides
+ *            behind Q·Kᵀ)                                                                 barrier
+ *   qk       S (RM × RN per invocation) = Q·Kᵀ, vec4 steps, Q and K from workgroup memory
+ *   mods     score mod, mask (partial blocks only), kv bounds — inlined per element
+ *   softmax  row max across the TC invocations of a row group (workgroup memory + barrier,
+ *            or subgroup shuffles); P = exp2(S − m) → workgroup memory; rescale O and l
+ *   loadV    V (registers, or global without prefetchV) → workgroup memory, transposed   barrier
+ *   acc      O (RM × CV vec4 per invocation) += P·V                  barrier (unless double-buffered)
+ * All arithmetic is f32. Hot loops are unrolled and read workgroup memory through per-invocation
+ * row pointers with constant offsets, so WebGPU's bounds clamping costs one clamp per row, not
+ * one per load.
  */
 import { type ModGraph, renderGraph } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, NUMERICS, type TemplateEmitter } from "@flexattn/template";
@@ -22,36 +25,43 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const indent = (code: string, by = "  ") => code.split("\n").map((l) => (l ? by + l : l)).join("\n");
 const COMP = ["x", "y", "z", "w"];
 
-/** Largest u ≤ want that divides n (source-level unroll factors must divide the trip count). */
-function unrollFor(n: number, want: number): number {
-  for (let u = Math.min(want, n); u > 1; u--) if (n % u === 0) return u;
-  return 1;
+/** Emit `step(k)` for k in [0, n): fully unrolled (unroll 0 or ≥ n), else a loop of `unroll` copies. */
+function unrolled(n: number, unroll: number, v: string, step: (k: string) => string): string {
+  if (unroll === 0 || unroll >= n) return range(n).map((k) => `{\n${indent(step(String(k)))}\n}`).join("\n");
+  let u = unroll;
+  while (n % u !== 0) u--;
+  const copies = range(u).map((k) => indent(`{\n${indent(step(k ? `${v} + ${k}` : v))}\n}`)).join("\n");
+  return `for (var ${v} = 0; ${v} < ${n}; ${v} += ${u}) {\n${copies}\n}`;
 }
 
 export class WgslEmitter implements TemplateEmitter<string> {
   private readonly unitType: string;
   private readonly prescaled: boolean;
   private readonly offsets: ReturnType<typeof capturedOffsets>;
+  /** WGSL expression of the K/V buffer used by the current tile. */
+  private readonly buf: string;
 
   constructor(
     private readonly spec: KernelSpec,
     private readonly g: WgslGeometry,
   ) {
     this.unitType = g.W === 1 ? "f32" : `vec${g.W}<f32>`;
-    this.prescaled = spec.config.prescaleQk && spec.score === null;
+    this.prescaled = spec.config.prescaleQk && spec.score === null && g.useQShared;
     this.offsets = capturedOffsets(spec);
+    this.buf = g.buffers === 2 ? "buf" : "0";
   }
 
   // ---- helpers -------------------------------------------------------------------------
 
-  /** The RM rows of unit u as a vecW (or f32) built from per-row names. */
+  /** The W rows of unit u as a vecW (or an f32) built from per-row names. */
   private unitOf(u: number, name: (i: number) => string): string {
     const rows = range(this.g.W).map((k) => name(u * this.g.W + k));
     return this.g.W === 1 ? rows[0] : `${this.unitType}(${rows.join(", ")})`;
   }
 
-  /** Component of row i inside its unit value. */
-  private comp(unit: string, i: number): string {
+  /** Row i's component of the unit value that holds it. */
+  private comp(unitName: (u: number) => string, i: number): string {
+    const unit = unitName(Math.floor(i / this.g.W));
     return this.g.W === 1 ? unit : `${unit}.${COMP[i % this.g.W]}`;
   }
 
@@ -72,18 +82,27 @@ export class WgslEmitter implements TemplateEmitter<string> {
     return range(this.g.RM).flatMap((i) => range(this.g.RN).map((j) => f(i, j))).join("\n");
   }
 
-  /** Cooperative copy of `rows` rows × `width4` vec4 from a tensor into workgroup memory. */
-  private loadTile(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, dst: (r: string, d4: string) => string, scale?: string): string {
+  /**
+   * Cooperative load of `rows` × `width4` vec4 of a tensor tile, `k`-th share of this invocation:
+   * `use(r, d4, x)` receives the row, the vec4 column and the value (0 past the length / dim).
+   */
+  private tileShares(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, use: (k: number, x: string) => string): string {
     const { T } = this.g;
+    const total = rows * width4;
     const [first, len, base] = tensor === "q" ? ["q0", "P.q_len", "qb"] : ["kv0", "P.kv_len", tensor === "k" ? "kb" : "vb"];
-    const x = scale ? `x * ${scale}` : "x";
-    return `for (var i = tid; i < ${rows * width4}; i += ${T}) {
-  let r = i / ${width4};
-  let d4 = i - r * ${width4};
-  var x = vec4<f32>(0.0f);
-  if (${first} + r < ${len}) { x = fa_ld4_${tensor}(${base} + (${first} + r) * P.stride_${tensor}_s + d4 * 4, ${dim} - d4 * 4); }
-  ${dst("r", "d4")} = ${x};
+    return range(Math.ceil(total / T)).map((k) => {
+      const guard = (k + 1) * T > total ? `if (i < ${total}) ` : "";
+      return `{
+  let i = tid + ${k * T};
+  ${guard}{
+    let r = i / ${width4};
+    let d4 = i - r * ${width4};
+    var x = vec4<f32>(0.0f);
+    if (${first} + r < ${len}) { x = fa_ld4_${tensor}(${base} + (${first} + r) * P.stride_${tensor}_s + d4 * 4, ${dim} - d4 * 4); }
+${indent(use(k, "x"), "    ")}
+  }
 }`;
+    }).join("\n");
   }
 
   // ---- template steps ------------------------------------------------------------------
@@ -94,9 +113,10 @@ export class WgslEmitter implements TemplateEmitter<string> {
     const el = elementType(fmt);
     const hasCaptured = this.offsets.words > 0;
     const bind = (n: number, decl: string) => `@group(0) @binding(${n}) ${decl};`;
+    const vec4 = "vec4<f32>";
     const lines = [
-      `// flexattn WGSL kernel: ${spec.qkHeadDim}/${spec.vHeadDim} ${spec.dtype}, tile ${g.BM}×${g.BN}, ` +
-        `${g.T} invocations (${g.G} row groups × ${g.TC}), ${g.RM}×${g.RN} S and ${g.RM}×${g.CV * 4} O per invocation`,
+      `// flexattn WGSL kernel: head dims ${spec.qkHeadDim}/${spec.vHeadDim}, ${spec.dtype} storage, tile ${g.BM}×${g.BN}, ` +
+        `${g.T} invocations (${g.G} row groups × ${g.TC}); per invocation ${g.RM}×${g.RN} of S and ${g.RM}×${g.CV * 4} of O`,
       ...(g.opts.subgroups ? ["enable subgroups;"] : []),
       paramsStruct(),
       bind(BINDING.q, `var<storage, read> fa_q: array<${el}>`),
@@ -114,39 +134,47 @@ export class WgslEmitter implements TemplateEmitter<string> {
       loadFunction("v", fmt, spec.vHeadDim),
       storeFunction(fmt, spec.vHeadDim),
       "",
-      `var<workgroup> fa_qs: array<vec4<f32>, ${g.qWords}>;`,
-      `var<workgroup> fa_kv: array<vec4<f32>, ${g.kvWords}>;`,
-      `var<workgroup> fa_pt: array<${this.unitType}, ${g.pUnits}>;`,
-      ...(g.mxUnits ? [`var<workgroup> fa_mx: array<${this.unitType}, ${g.mxUnits}>;`] : []),
+      ...(g.useQShared ? [`var<workgroup> fa_qs: array<array<${vec4}, ${g.QGS}>, ${g.G}>;`] : []),
+      `var<workgroup> fa_ks: array<array<array<${vec4}, ${g.KS}>, ${g.BN}>, ${g.buffers}>;`,
+      `var<workgroup> fa_vs: array<array<array<${vec4}, ${g.VS}>, ${g.VW}>, ${g.buffers}>;`,
+      `var<workgroup> fa_ps: array<array<${this.unitType}, ${g.PS}>, ${g.G * g.U}>;`,
+      ...(g.useMx ? [`var<workgroup> fa_mx: array<array<${this.unitType}, ${g.MS}>, ${g.G * g.U}>;`] : []),
       "",
       `@compute @workgroup_size(${g.T})`,
       "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {",
     ];
-    const body = `let tid = i32(lid);
-let g = tid / ${g.TC};
-let c = tid - g * ${g.TC};
-let NEG_INF = P.neg_inf;
-// The last query tiles (the longest rows under causal masks) are scheduled first.
-let m = (P.q_len + ${g.BM - 1}) / ${g.BM} - 1 - i32(wg.x);
-let hq = i32(wg.y);
-let b = i32(wg.z);
-let hkv = hq / (P.q_heads / P.kv_heads);
-let q0 = m * ${g.BM};
-let tab = ((b % P.sparse_b) * P.sparse_h + hq % P.sparse_h) * P.sparse_q_blocks + q0 / ${g.sparseBlock[0]};
-let qb = b * P.stride_q_b + hq * P.stride_q_h;
-let kb = b * P.stride_k_b + hkv * P.stride_k_h;
-let vb = b * P.stride_v_b + hkv * P.stride_v_h;
-let ob = b * P.stride_out_b + hq * P.stride_out_h;
-${range(g.RM).map((i) => `let qi_${i} = q0 + g * ${g.RM} + ${i} + P.q_offset;`).join("\n")}`;
-    return `${lines.join("\n")}\n${indent(body)}`;
+    const body = [
+      "let tid = i32(lid);",
+      `let g = tid / ${g.TC};`,
+      `let c = tid - g * ${g.TC};`,
+      "let NEG_INF = P.neg_inf;",
+      "// The last query tiles (the longest rows under causal masks) are scheduled first.",
+      `let m = (P.q_len + ${g.BM - 1}) / ${g.BM} - 1 - i32(wg.x);`,
+      "let hq = i32(wg.y);",
+      "let b = i32(wg.z);",
+      "let hkv = hq / (P.q_heads / P.kv_heads);",
+      `let q0 = m * ${g.BM};`,
+      `let tab = ((b % P.sparse_b) * P.sparse_h + hq % P.sparse_h) * P.sparse_q_blocks + q0 / ${g.sparseBlock[0]};`,
+      "let qb = b * P.stride_q_b + hq * P.stride_q_h;",
+      "let kb = b * P.stride_k_b + hkv * P.stride_k_h;",
+      "let vb = b * P.stride_v_b + hkv * P.stride_v_h;",
+      "let ob = b * P.stride_out_b + hq * P.stride_out_h;",
+      ...range(g.RM).map((i) => `let qi_${i} = q0 + g * ${g.RM} + ${i} + P.q_offset;`),
+      // Row pointers: one bounds clamp each, then constant offsets in the unrolled loops.
+      ...(g.useQShared ? ["let qrow = &fa_qs[g];"] : range(g.RM).map((i) => `let qv_${i} = (qb + min(q0 + g * ${g.RM} + ${i}, P.q_len - 1) * P.stride_q_s) >> 2u;`)),
+      ...range(g.U).map((u) => `let prow${u} = &fa_ps[g * ${g.U} + ${u}];`),
+      ...(g.useMx ? range(g.U).map((u) => `let mrow${u} = &fa_mx[g * ${g.U} + ${u}];`) : []),
+      ...(g.buffers === 2 ? ["var buf = 0;"] : []),
+    ];
+    return `${lines.join("\n")}\n${indent(body.join("\n"))}`;
   }
 
   loadQ(): string {
     const { g } = this;
-    // Q rows are grouped by row group, each group padded to an odd vec4 stride.
-    const dst = (r: string, d4: string) => `fa_qs[(${r} / ${g.RM}) * ${g.QGS} + (${r} % ${g.RM}) * ${g.D4} + ${d4}]`;
-    return indent(`// Q tile → workgroup memory (made visible by the first K tile's barrier)
-${this.loadTile("q", g.BM, g.D4, g.D, dst, this.prescaled ? "P.scale_log2" : undefined)}`);
+    if (!g.useQShared) return indent("// Q is read from global memory (cached) inside Q·Kᵀ.");
+    const scale = this.prescaled ? " * P.scale_log2" : "";
+    return indent(`// Q tile → workgroup memory (visible after the first K tile's barrier)
+${this.tileShares("q", g.BM, g.D4, g.D, (_k, x) => `fa_qs[r / ${g.RM}][(r % ${g.RM}) * ${g.D4} + d4] = ${x}${scale};`)}`);
   }
 
   initState(): string {
@@ -177,28 +205,35 @@ ${indent(tile)}
   }
 
   loadK(): string {
-    const { g } = this;
-    return `${this.loadTile("k", g.BN, g.D4, g.D, (r, d4) => `fa_kv[${r} * ${g.KS} + ${d4}]`)}\nworkgroupBarrier();`;
+    const { g, buf } = this;
+    const nv = Math.ceil((g.BN * g.DV4) / g.T);
+    return [
+      ...range(g.RN).map((j) => `let krow${j} = &fa_ks[${buf}][c + ${j * g.TC}];`),
+      ...range(g.CV).map((v) => `let vcol${v} = &fa_vs[${buf}][c + ${v * g.TC}];`),
+      this.tileShares("k", g.BN, g.D4, g.D, (_k, x) => `fa_ks[${buf}][r][d4] = ${x};`),
+      ...(g.opts.prefetchV
+        ? [
+          "// V tile → registers now; stored after the softmax (loadV).",
+          ...range(nv).map((k) => `var vpre${k} = vec4<f32>(0.0f);`),
+          this.tileShares("v", g.BN, g.DV4, g.DV, (k, x) => `vpre${k} = ${x};`),
+        ]
+        : []),
+      "workgroupBarrier();",
+    ].join("\n");
   }
 
   qk(): string {
     const { g } = this;
-    const ud = unrollFor(g.D4, g.opts.unrollD);
-    const step = (k: number) => {
-      const d = k ? `d4 + ${k}` : "d4";
-      return [
-        ...range(g.RM).map((i) => `let aq${i} = fa_qs[g * ${g.QGS} + ${i * g.D4} + ${d}];`),
-        ...range(g.RN).map((j) => `let bk${j} = fa_kv[(c + ${j * g.TC}) * ${g.KS} + ${d}];`),
-        this.eachS((i, j) => `s_${i}_${j} = fma(aq${i}.w, bk${j}.w, fma(aq${i}.z, bk${j}.z, fma(aq${i}.y, bk${j}.y, fma(aq${i}.x, bk${j}.x, s_${i}_${j}))));`),
-      ].join("\n");
-    };
+    const step = (d: string) => [
+      ...range(g.RM).map((i) => `let aq${i} = ${g.useQShared ? `(*qrow)[${i * g.D4} + ${d}]` : `fa_q[qv_${i} + ${d}]`};`),
+      ...range(g.RN).map((j) => `let bk${j} = (*krow${j})[${d}];`),
+      this.eachS((i, j) => `s_${i}_${j} = fma(aq${i}.w, bk${j}.w, fma(aq${i}.z, bk${j}.z, fma(aq${i}.y, bk${j}.y, fma(aq${i}.x, bk${j}.x, s_${i}_${j}))));`),
+    ].join("\n");
     const scale = this.prescaled ? null : this.spec.score ? "P.scale" : "P.scale_log2";
     return [
       range(g.RN).map((j) => `let kj_${j} = kv0 + c + ${j * g.TC} + P.kv_offset;`).join("\n"),
       this.eachS((i, j) => `var s_${i}_${j} = 0.0f;`),
-      `for (var d4 = 0; d4 < ${g.D4}; d4 += ${ud}) {`,
-      ...range(ud).map((k) => indent(`{\n${indent(step(k))}\n}`)),
-      "}",
+      unrolled(g.D4, g.opts.unrollD, "d4", step),
       // Without a score mod the scores go straight to the exp2 domain.
       ...(scale ? [this.eachS((i, j) => `s_${i}_${j} *= ${scale};`)] : []),
     ].join("\n");
@@ -239,9 +274,7 @@ ${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + 
       );
     }
     for (const j of range(g.RN)) {
-      for (const u of range(g.U)) {
-        lines.push(`fa_pt[(c + ${j * g.TC}) * ${g.PS} + g * ${g.U} + ${u}] = ${this.unitOf(u, (i) => `p_${i}_${j}`)};`);
-      }
+      for (const u of range(g.U)) lines.push(`(*prow${u})[c + ${j * g.TC}] = ${this.unitOf(u, (i) => `p_${i}_${j}`)};`);
     }
     return lines.join("\n");
   }
@@ -252,50 +285,52 @@ ${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + 
     const combine = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `${a} + ${b}`);
     if (g.TC === 1) return "";
     if (g.opts.subgroups) {
-      // Row groups are TC consecutive invocations, inside one subgroup (runner checks the size).
+      // Row groups are TC consecutive invocations inside one subgroup (the runner checks the size).
       const steps: string[] = [];
       for (let off = g.TC / 2; off >= 1; off /= 2) {
         steps.push(...range(g.RM).map((i) => `${v}_${i} = ${combine(`${v}_${i}`, `subgroupShuffleXor(${v}_${i}, ${off}u)`)};`));
       }
       return steps.join("\n");
     }
-    // Every invocation of the group sums the TC partials in the same order, so all agree bitwise.
+    // Every invocation of the group combines the TC partials in the same order, so all agree bitwise.
     return [
-      ...range(g.U).map((u) => `fa_mx[c * ${g.PS} + g * ${g.U} + ${u}] = ${this.unitOf(u, (i) => `${v}_${i}`)};`),
+      ...range(g.U).map((u) => `(*mrow${u})[c] = ${this.unitOf(u, (i) => `${v}_${i}`)};`),
       "workgroupBarrier();",
-      ...range(g.RM).map((i) => `${v}_${i} = ${op === "max" ? "NEG_INF" : "0.0f"};`),
-      `for (var cc = 0; cc < ${g.TC}; cc++) {`,
-      ...range(g.U).map((u) => `  let e${u} = fa_mx[cc * ${g.PS} + g * ${g.U} + ${u}];`),
-      ...range(g.RM).map((i) => `  ${v}_${i} = ${combine(`${v}_${i}`, this.comp(`e${Math.floor(i / g.W)}`, i))};`),
-      "}",
+      ...range(g.TC).flatMap((cc) => [
+        ...range(g.U).map((u) => `let ${v}e${cc}_${u} = (*mrow${u})[${cc}];`),
+        ...range(g.RM).map((i) => {
+          const x = this.comp((u) => `${v}e${cc}_${u}`, i);
+          return `${v}_${i} = ${cc === 0 ? x : combine(`${v}_${i}`, x)};`;
+        }),
+      ]),
     ].join("\n");
   }
 
   loadV(): string {
-    const { g } = this;
-    // With subgroup exchange nothing has synchronized since Q·Kᵀ read the K tile.
-    const wait = g.opts.subgroups || g.TC === 1 ? "workgroupBarrier();\n" : "";
-    return `${wait}${this.loadTile("v", g.BN, g.DV4, g.DV, (r, d4) => `fa_kv[${r} * ${g.VW} + ${d4}]`)}\nworkgroupBarrier();`;
+    const { g, buf } = this;
+    if (!g.opts.prefetchV) {
+      return [this.tileShares("v", g.BN, g.DV4, g.DV, (_k, x) => `fa_vs[${buf}][d4][r] = ${x};`), "workgroupBarrier();"].join("\n");
+    }
+    const total = g.BN * g.DV4;
+    const stores = range(Math.ceil(total / g.T)).map((k) => {
+      const guard = (k + 1) * g.T > total ? `if (i < ${total}) ` : "";
+      return `{ let i = tid + ${k * g.T}; ${guard}{ let r = i / ${g.DV4}; fa_vs[${buf}][i - r * ${g.DV4}][r] = vpre${k}; } }`;
+    });
+    return [...stores, "workgroupBarrier();"].join("\n");
   }
 
   accumulate(): string {
     const { g } = this;
-    const un = unrollFor(g.BN, g.opts.unrollN);
-    const step = (k: number) => {
-      const n = k ? `n + ${k}` : "n";
-      return [
-        ...range(g.U).map((u) => `let pu${u} = fa_pt[(${n}) * ${g.PS} + g * ${g.U} + ${u}];`),
-        ...range(g.CV).map((v) => `let v${v} = fa_kv[(${n}) * ${g.VW} + c + ${v * g.TC}];`),
-        ...range(g.RM).flatMap((i) => range(g.CV).map((v) =>
-          `o_${i}_${v} = fma(vec4<f32>(${this.comp(`pu${Math.floor(i / g.W)}`, i)}), v${v}, o_${i}_${v});`)),
-      ].join("\n");
-    };
-    return [
-      `for (var n = 0; n < ${g.BN}; n += ${un}) {`,
-      ...range(un).map((k) => indent(`{\n${indent(step(k))}\n}`)),
-      "}",
-      "workgroupBarrier();",
+    const step = (n: string) => [
+      ...range(g.U).map((u) => `let pu${u} = (*prow${u})[${n}];`),
+      ...range(g.CV).map((v) => `let vv${v} = (*vcol${v})[${n}];`),
+      ...range(g.RM).flatMap((i) => range(g.CV).map((v) =>
+        `o_${i}_${v} = fma(vec4<f32>(${this.comp((u) => `pu${u}`, i)}), vv${v}, o_${i}_${v});`)),
     ].join("\n");
+    // Double-buffered K/V: the next tile writes the other buffer, and its first barrier
+    // orders this tile's reads of P before the next writes of P.
+    const end = g.buffers === 2 ? "buf = 1 - buf;" : "workgroupBarrier();";
+    return [unrolled(g.BN, g.opts.unrollN, "n", step), end].join("\n");
   }
 
   epilogue(): string {

@@ -15,9 +15,15 @@ export interface WgslOptions {
   workgroupSize: number;
   /** q, k, v and out bound as array<vec4<f32>> (f32 only; strides must be multiples of 4). */
   vec4: boolean;
-  /** Row-max exchange through subgroup shuffles instead of workgroup memory (needs `subgroups`). */
+  /** Row-max and row-sum exchange through subgroup shuffles instead of workgroup memory (needs `subgroups`). */
   subgroups: boolean;
-  /** Source-level unroll of the head-dim loop of Q·Kᵀ (vec4 steps) and the key loop of P·V. */
+  /** Read Q from global memory (cached) in Q·Kᵀ instead of staging it in workgroup memory (needs vec4). */
+  qGlobal: boolean;
+  /** Two K/V buffers, so the end-of-tile barrier is not needed. */
+  doubleBuffer: boolean;
+  /** Load the V tile into registers with the K tile (hides its latency, costs registers). */
+  prefetchV: boolean;
+  /** Unroll of the head-dim loop of Q·Kᵀ (vec4 steps) and the key loop of P·V; 0 = full. */
   unrollD: number;
   unrollN: number;
 }
@@ -25,8 +31,11 @@ export interface WgslOptions {
 export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> = {
   rowsPerThread: 4,
   subgroups: false,
-  unrollD: 2,
-  unrollN: 2,
+  qGlobal: false,
+  doubleBuffer: false,
+  prefetchV: true,
+  unrollD: 0,
+  unrollN: 0,
 };
 
 export interface WgslGeometry {
@@ -45,31 +54,40 @@ export interface WgslGeometry {
   readonly DV: number;
   readonly D4: number;
   readonly DV4: number;
-  /** O vec4 columns per invocation; the V tile is CV·TC vec4 wide (zero padding past DV4). */
+  /** O vec4 columns per invocation; the V tile is VW = CV·TC vec4 wide (padding past DV4 unused). */
   readonly CV: number;
   readonly VW: number;
-  /** Q tile row-group stride and K tile row stride, in vec4 (odd, to spread shared-memory banks). */
+  /**
+   * Workgroup arrays are arrays of rows; every row length is odd (in 16-byte or row-vector
+   * units) so that invocations reading different rows at one offset hit different banks:
+   *   Q  [G][QGS]  vec4, a row group's RM rows back to back
+   *   K  [BN][KS]  vec4, one key per row
+   *   Vᵀ [VW][VS]  vec4, one vec4 column of V per row, keys along the row
+   *   P  [G·U][PS] row-vectors (RM rows as vecW), keys along the row
+   *   MX [G·U][MS] row-vectors, one per invocation of the row group
+   */
   readonly QGS: number;
   readonly KS: number;
+  readonly VS: number;
+  readonly PS: number;
+  readonly MS: number;
   /** Row-vector unit: RM rows travel as vecW (W = min(RM, 4)), U units per row group. */
   readonly W: number;
   readonly U: number;
-  /** Stride (in units) of one key row of Pᵀ and of one column of the max exchange. */
-  readonly PS: number;
-  /** Sizes of the workgroup arrays in their element type. */
-  readonly qWords: number;
-  readonly kvWords: number;
-  readonly pUnits: number;
-  readonly mxUnits: number;
+  readonly buffers: number;
+  readonly useQShared: boolean;
+  readonly useMx: boolean;
   readonly sharedBytes: number;
   readonly sparseBlock: readonly [number, number];
 }
 
-const odd = (x: number) => (x % 2 === 0 && x > 1 ? x + 1 : x);
+const odd = (x: number) => (x % 2 === 0 ? x + 1 : x);
 const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 0;
 
 export function wgslOptions(spec: KernelSpec): WgslOptions {
   const o = spec.config.options ?? {};
+  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "prefetchV", "unrollD", "unrollN"]);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new FlexAttnError(`unknown WGSL option "${k}" (known: ${[...known].join(", ")})`);
   const num = (k: string, d: number) => {
     const v = o[k] ?? d;
     if (typeof v !== "number" || !Number.isInteger(v)) throw new FlexAttnError(`WGSL option ${k} must be an integer, got ${String(v)}`);
@@ -80,13 +98,17 @@ export function wgslOptions(spec: KernelSpec): WgslOptions {
     if (typeof v !== "boolean") throw new FlexAttnError(`WGSL option ${k} must be a boolean, got ${String(v)}`);
     return v;
   };
+  const D = DEFAULT_WGSL_OPTIONS;
   return {
-    rowsPerThread: num("rowsPerThread", DEFAULT_WGSL_OPTIONS.rowsPerThread),
+    rowsPerThread: num("rowsPerThread", D.rowsPerThread),
     workgroupSize: num("workgroupSize", spec.config.numWarps * 32),
     vec4: bool("vec4", false),
-    subgroups: bool("subgroups", DEFAULT_WGSL_OPTIONS.subgroups),
-    unrollD: num("unrollD", DEFAULT_WGSL_OPTIONS.unrollD),
-    unrollN: num("unrollN", DEFAULT_WGSL_OPTIONS.unrollN),
+    subgroups: bool("subgroups", D.subgroups),
+    qGlobal: bool("qGlobal", D.qGlobal),
+    doubleBuffer: bool("doubleBuffer", D.doubleBuffer),
+    prefetchV: bool("prefetchV", D.prefetchV),
+    unrollD: num("unrollD", D.unrollD),
+    unrollN: num("unrollN", D.unrollN),
   };
 }
 
@@ -107,10 +129,11 @@ export function wgslGeometry(spec: KernelSpec): WgslGeometry {
   if (T % G !== 0) fail(`the workgroup must hold a whole number of invocations per row group (${G} row groups)`);
   const TC = T / G;
   if (BN % TC !== 0) fail(`blockN must be a multiple of the ${TC} invocations per row group`);
-  if (opts.unrollD < 1 || opts.unrollN < 1) fail("unrollD and unrollN must be ≥ 1");
+  if (opts.unrollD < 0 || opts.unrollN < 0) fail("unrollD and unrollN must be ≥ 0 (0 = full)");
   if (opts.vec4 && (spec.dtype !== "f32" || spec.qkHeadDim % 4 !== 0 || spec.vHeadDim % 4 !== 0)) {
     fail("vec4 needs f32 storage and head dims that are multiples of 4");
   }
+  if (opts.qGlobal && !opts.vec4) fail("qGlobal needs vec4");
   const RN = BN / TC;
   const D = spec.qkHeadDim;
   const DV = spec.vHeadDim;
@@ -118,18 +141,21 @@ export function wgslGeometry(spec: KernelSpec): WgslGeometry {
   const DV4 = Math.ceil(DV / 4);
   const CV = Math.ceil(DV4 / TC);
   const VW = CV * TC;
-  const QGS = odd(RM * D4);
-  const KS = odd(D4);
   const W = Math.min(RM, 4);
   const U = RM / W;
-  const PS = odd(G * U);
-  const qWords = G * QGS;
-  const kvWords = Math.max(BN * KS, BN * VW);
-  const pUnits = BN * PS;
-  const mxUnits = opts.subgroups ? 0 : TC * PS;
-  const sharedBytes = (qWords + kvWords) * 16 + (pUnits + mxUnits) * W * 4;
+  const QGS = odd(RM * D4);
+  const KS = odd(D4);
+  const VS = odd(BN);
+  const PS = odd(BN);
+  const MS = odd(TC);
+  const buffers = opts.doubleBuffer ? 2 : 1;
+  const useQShared = !opts.qGlobal;
+  const useMx = !opts.subgroups && TC > 1;
+  const vec4s = (useQShared ? G * QGS : 0) + buffers * (BN * KS + VW * VS);
+  const units = G * U * PS + (useMx ? G * U * MS : 0);
+  const sharedBytes = vec4s * 16 + units * W * 4;
   return {
-    opts, BM, BN, T, RM, G, TC, RN, D, DV, D4, DV4, CV, VW, QGS, KS, W, U, PS,
-    qWords, kvWords, pUnits, mxUnits, sharedBytes, sparseBlock: spec.sparseBlock,
+    opts, BM, BN, T, RM, G, TC, RN, D, DV, D4, DV4, CV, VW, QGS, KS, VS, PS, MS, W, U, buffers, useQShared, useMx,
+    sharedBytes, sparseBlock: spec.sparseBlock,
   };
 }

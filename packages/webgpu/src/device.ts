@@ -51,7 +51,8 @@ interface DawnModule {
 let dawn: Promise<DawnModule> | undefined;
 
 async function loadDawn(): Promise<DawnModule> {
-  dawn ??= import("webgpu").then((m: DawnModule) => {
+  dawn ??= import("webgpu").then((mod) => {
+    const m = mod as unknown as DawnModule;
     // GPUBufferUsage, GPUMapMode, … as globals, as in a browser (never overwrite existing ones).
     for (const [k, v] of Object.entries(m.globals)) if (!(k in globalThis)) Object.assign(globalThis, { [k]: v });
     return m;

@@ -6,9 +6,10 @@
 import type { PreparedWgsl } from "./runner.js";
 
 export interface TimingOptions {
-  /** Timed dispatches (default 20) after `warmup` untimed ones (default 3). */
+  /** Timed dispatches (default 20) after at least `warmup` untimed ones (default 3) and `warmupMs` (default 200 ms, so clocks ramp up). */
   iterations?: number;
   warmup?: number;
+  warmupMs?: number;
   /** Force wall-clock timing even when timestamp queries exist. */
   wallClock?: boolean;
 }
@@ -35,7 +36,8 @@ export async function timeWgsl(k: PreparedWgsl, o: TimingOptions = {}): Promise<
     device.queue.submit([enc.finish()]);
     await device.queue.onSubmittedWorkDone();
   };
-  await submit(warmup);
+  const t0 = performance.now();
+  for (let done = 0; done < warmup || performance.now() - t0 < (o.warmupMs ?? 200); done++) await submit(1);
   if (device.features.has("timestamp-query") && !o.wallClock) {
     const querySet = device.createQuerySet({ type: "timestamp", count: 2 * iterations });
     const resolve = device.createBuffer({ size: 16 * iterations, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
