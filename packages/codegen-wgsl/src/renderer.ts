@@ -63,8 +63,8 @@ fn fa_fmax(a: f32, b: f32) -> f32 {
   return select(m, a + b, fa_isnan(a) || fa_isnan(b));
 }
 // tanh saturates to ±1 in f32 beyond |x| = 9.1; some drivers compute it as a ratio of
-// exponentials that overflows to NaN, so clamp first.
-fn fa_tanh(x: f32) -> f32 { return select(tanh(x), sign(x), abs(x) > 10.0f); }
+// exponentials that overflows to NaN, and llvmpipe returns -1 for tanh(NaN).
+fn fa_tanh(x: f32) -> f32 { return select(select(tanh(x), sign(x), abs(x) > 10.0f), x, fa_isnan(x)); }
 fn fa_sigmoid(x: f32) -> f32 { return 1.0f / (1.0f + exp(-x)); }
 `;
 

@@ -1,0 +1,78 @@
+/**
+ * Every library variant's shader passes Dawn's WGSL validation (the null backend: compile-only,
+ * nothing executes, no GPU needed): every mask × every score mod, every storage dtype, the
+ * kernel options, and head dims across 16..256.
+ */
+import { describe, expect, it } from "vitest";
+import { type ModGraph, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { LIBRARY_MASKS, LIBRARY_SCORE_MODS } from "@flexattn/masks";
+import { type KernelArtifact, type KernelConfig, type StorageDType, makeSpec, resolveProblem } from "@flexattn/template";
+import { type WgslLimits, generateWgsl, wgslDefaultConfig } from "@flexattn/codegen-wgsl";
+import { nullDevice } from "./setup.js";
+
+const dev = await nullDevice();
+const shape = { B: 2, H: 4, qLen: 256, kvLen: 256 };
+const H100: WgslLimits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, subgroupMinSize: 32 };
+
+async function validate(a: KernelArtifact): Promise<string[]> {
+  const m = dev.device.createShaderModule({ code: a.source });
+  const info = await m.getCompilationInfo();
+  return info.messages.filter((x) => x.type === "error").map((x) => `${x.lineNum}:${x.linePos} ${x.message}`);
+}
+
+function artifact(mask: ModGraph | null, score: ModGraph | null, d: number, dv: number, dtype: StorageDType, config?: KernelConfig, limits?: WgslLimits) {
+  const problem = resolveProblem({ batch: shape.B, qHeads: shape.H, kvHeads: shape.H, qLen: shape.qLen, kvLen: shape.kvLen, qkHeadDim: d, vHeadDim: dv, dtype, returnLse: true });
+  const cfg = config ?? wgslDefaultConfig(problem, [128, 128], { limits, vec4: true });
+  return generateWgsl(makeSpec({ mask, score, qkHeadDim: d, vHeadDim: dv, dtype, returnLse: true, sparseBlock: [128, 128], config: cfg }));
+}
+
+describe("Dawn WGSL validation (null backend)", () => {
+  const masks = LIBRARY_MASKS.map((e) => [e.name, traceMaskMod(e.create(shape))] as const);
+  const scores = [["identity", null] as const, ...LIBRARY_SCORE_MODS.map((e) => [e.name, traceScoreMod(e.create(shape))] as const)];
+
+  it("every library mask × score mod (f32, the H100 default config)", async () => {
+    const errors: string[] = [];
+    for (const [mName, mask] of masks)
+      for (const [sName, score] of scores) {
+        const e = await validate(artifact(mask, score, 64, 64, "f32", undefined, H100));
+        if (e.length) errors.push(`${mName} × ${sName}: ${e[0]}`);
+      }
+    expect(errors).toEqual([]);
+  });
+
+  it("every storage dtype and head dims 16..256 (default limits and H100 limits)", async () => {
+    const errors: string[] = [];
+    const mask = masks.find(([n]) => n === "documentCausal")![1];
+    const score = scores.find(([n]) => n === "alibi")![1];
+    for (const dtype of ["f32", "f16", "bf16"] as const)
+      for (const [d, dv] of [[16, 16], [24, 40], [64, 64], [80, 80], [100, 36], [128, 128], [256, 256]])
+        for (const limits of [undefined, H100]) {
+          const a = artifact(mask, score, d, dv, dtype, undefined, limits);
+          const e = await validate(a);
+          if (e.length) errors.push(`${dtype} ${d}/${dv} ${JSON.stringify(a.config)}: ${e[0]}`);
+        }
+    expect(errors).toEqual([]);
+  });
+
+  it("every kernel option", async () => {
+    const errors: string[] = [];
+    const mask = masks.find(([n]) => n === "prefixLM.perBatch")![1];
+    const score = scores.find(([n]) => n === "softcap")![1];
+    const base = { blockM: 64, blockN: 32, numWarps: 4, numStages: 1, prescaleQk: false };
+    const variants: Record<string, number | boolean>[] = [
+      { rowsPerThread: 1, workgroupSize: 64 }, { rowsPerThread: 2, workgroupSize: 256 }, { rowsPerThread: 4 }, { rowsPerThread: 8, workgroupSize: 64 },
+      { vec4: true }, { vec4: true, qGlobal: true }, { subgroups: true }, { doubleBuffer: true }, { prefetchV: false },
+      { unrollD: 3, unrollN: 5 }, { vec4: true, qGlobal: true, subgroups: true, doubleBuffer: true, prefetchV: false },
+    ];
+    for (const options of variants)
+      for (const s of [null, score]) {
+        const config = { ...base, options };
+        const e = await validate(artifact(mask, s, 64, 64, "f32", config));
+        if (e.length) errors.push(`${JSON.stringify(options)}: ${e[0]}`);
+      }
+    // prescaleQk applies without a score mod only.
+    const e = await validate(artifact(mask, null, 64, 64, "f32", { ...base, prescaleQk: true }));
+    if (e.length) errors.push(`prescaleQk: ${e[0]}`);
+    expect(errors).toEqual([]);
+  });
+});
