@@ -4,6 +4,7 @@ float64 reference (small N) for both."""
 import json
 import math
 import os
+import statistics
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -94,6 +95,8 @@ class Bench:
         self.modules = {}
         self.inputs = {}
         self.flex_out = {}
+        self.flex_fns = {}
+        self.flex_info = {}
         torch._dynamo.config.cache_size_limit = 1000
         try:
             torch._dynamo.config.recompile_limit = 1000
@@ -115,6 +118,8 @@ class Bench:
         if key not in self.inputs:
             self.inputs.clear()
             self.flex_out = {}  # flex outputs are kept per (N, D) for the error and agreement columns
+            self.flex_fns = {}
+            self.flex_info = {}
             torch.cuda.empty_cache()
             g = torch.Generator(device=self.dev).manual_seed(0)
             self.inputs[key] = [torch.randn(key, generator=g, device=self.dev, dtype=torch.bfloat16) for _ in range(3)]
@@ -169,12 +174,13 @@ class Bench:
         bm = create_block_mask(mm, None, None, e["N"], e["N"], device=self.dev) if mm else None
         same = None if bm is None else same_tables(bm, tables)
         fn = lambda: self.flex(q, k, v, score_mod=sm, block_mask=bm)
+        self.flex_fns[(e["variant"], e["N"], e["D"])] = fn
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = fn()
             torch.cuda.synchronize()
             compile_s = time.time() - t0
-            return bench_ms(fn), out, dict(compile_s=round(compile_s, 1), tables_match=same)
+            return None, out, dict(compile_s=round(compile_s, 1), tables_match=same)
 
     def record(self, e, impl, ms, **extra):
         dense = 4 * e["B"] * e["H"] * e["N"] ** 2 * e["D"]
@@ -183,44 +189,67 @@ class Bench:
         self.log(json.dumps(rec))
         return rec
 
-    def tune(self, e):
-        """Time every candidate config (the first is the default); re-time the fastest so the
-        reported figure is a fresh measurement, not the minimum of several."""
-        timings = []
-        for c in e.get("candidates") or [None]:
-            try:
-                ms, _, cfg = self.ours(e, c)
-                timings.append((ms, c, cfg))
-                self.log(json.dumps(dict(impl="ours-candidate", variant=e["variant"], N=e["N"], D=e["D"], ms=ms, config=cfg)))
-            except Exception as ex:
-                self.log(json.dumps(dict(impl="ours-candidate", variant=e["variant"], config=c, error=repr(ex)[:300])))
-        default_ms = timings[0][0] if timings and timings[0][1] == (e.get("candidates") or [None])[0] else None
-        best = min(timings, key=lambda t: t[0])
-        ms, out, cfg = self.ours(e, best[1])
-        return ms, out, cfg, default_ms
+    def ours_fn(self, e, config):
+        """A callable running our kernel for entry e with a given config (set on every call)."""
+        mod = self.module(e["module"])
+        q, k, v = self.qkv(e)
+        tables, bufs = self.data(e)
+        cfg = dict(BLOCK_M=config[0], BLOCK_N=config[1], num_warps=config[2], num_stages=config[3])
 
-    def run_entries(self, entries, with_flex=True, errors=False):
+        def fn():
+            mod.CONFIG = cfg
+            return mod.flex_attention(q, k, v, *tables, **bufs)
+        return fn, cfg
+
+    def run_entries(self, entries, with_flex=True, errors=False, rounds=3):
+        """Per entry: flex (compile + first run), our candidate configs once each, then `rounds`
+        interleaved timings of flex, our default config and our fastest candidate; each figure
+        reported is the median over the rounds (clock drift hits all three alike)."""
         rows = []
-        self.precompile([(e, c) for e in entries for c in (e.get("candidates") or [None])])
+        self.precompile([(e, c) for e in entries for c in e["candidates"]])
         for e in entries:
             if self.time_left() < 20:
                 self.log(json.dumps(dict(skipped=f'{e["variant"]} D{e["D"]} N{e["N"]}', reason="deadline")))
                 continue
             try:
-                ms, out, cfg, default_ms = self.tune(e)
-                rec = dict(config=cfg, default_ms=default_ms)
-                fkey = ("softcap_causal" if e["variant"] == "softcap_causal_approx" else e["variant"], e["N"], e["D"])
                 self.qkv(e)
+                fkey = ("softcap_causal" if e["variant"] == "softcap_causal_approx" else e["variant"], e["N"], e["D"])
                 if with_flex and fkey not in self.flex_out:
                     fe = dict(e, variant=fkey[0])
-                    fms, fout, info = self.flex_run(fe)
+                    _, fout, info = self.flex_run(fe)
                     self.flex_out[fkey] = fout
-                    rows.append(self.record(fe, "flex", fms, **info))
+                    self.flex_info[fkey] = info
+                cands = []
+                for c in e["candidates"]:
+                    fn, cfg = self.ours_fn(e, c)
+                    fn()
+                    torch.cuda.synchronize()
+                    ms = bench_ms(fn)
+                    cands.append((ms, c))
+                    self.log(json.dumps(dict(impl="ours-candidate", variant=e["variant"], N=e["N"], D=e["D"], ms=ms, config=cfg)))
+                best = min(cands, key=lambda t: t[0])[1]
+                default_fn, default_cfg = self.ours_fn(e, e["candidates"][0])
+                best_fn, best_cfg = self.ours_fn(e, best)
+                flex_fn = self.flex_fns.get(fkey)
+                t = {"flex": [], "default": [], "best": []}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    for _ in range(rounds):
+                        if flex_fn:
+                            t["flex"].append(bench_ms(flex_fn))
+                        t["default"].append(bench_ms(default_fn))
+                        t["best"].append(bench_ms(best_fn))
+                med = {k2: statistics.median(v2) if v2 else None for k2, v2 in t.items()}
+                if flex_fn and fkey[0] == e["variant"]:
+                    rows.append(self.record(dict(e, variant=fkey[0]), "flex", med["flex"], rounds=t["flex"], **self.flex_info[fkey]))
+                out = best_fn()
+                rec = dict(config=best_cfg, default_config=default_cfg, default_ms=med["default"], rounds=t["best"],
+                           default_rounds=t["default"], flex_ms=med["flex"])
                 if fkey in self.flex_out:
                     rec["max_abs_vs_flex"] = float((out.float() - self.flex_out[fkey].float()).abs().max())
                 if errors:
                     rec.update(self.errors(e, out, self.flex_out.get(fkey)))
-                rows.append(self.record(e, "ours", ms, **rec))
+                rows.append(self.record(e, "ours", med["best"], **rec))
             except Exception as ex:
                 self.log(json.dumps(dict(variant=e["variant"], N=e["N"], D=e["D"], error=repr(ex)[:500])))
         return rows

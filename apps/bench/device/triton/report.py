@@ -73,12 +73,22 @@ def conformance(result):
     return out
 
 
+def method(result):
+    if any("rounds" in r for r in result["rows"]):
+        return ("Each time is the median over 3 interleaved rounds (flex, ours with the default config, ours with "
+                "the fastest candidate config) of triton.testing.do_bench medians; 'tuned' = fastest of the candidate "
+                "configs (pipeline depths are powers of two: the template's validateConfig requires it).")
+    return ("Each time is one triton.testing.do_bench median; 'tuned' = the fastest candidate config, re-timed once "
+            "(so it can come out slower than the default when the clock drifts).")
+
+
 def markdown(result):
     env = result["env"]
     lines = [f'# Triton backend on {env["gpu"]} (torch {env["torch"]}, triton {env["triton"]})', "",
-             f'Command: `{env["command"]}` (after `npx tsx src/triton-generate.ts` in apps/bench).', "",
+             f'Command: `cd apps/bench && npx tsx src/triton-generate.ts && cd device/triton && {env["command"]}` '
+             "(device call carrying apps/bench/device/triton/generated).", "",
              "## Forward, bf16, ours vs PyTorch flex_attention (torch.compile), same process", "",
-             "Effective TFLOP/s = 4·B·H·N²·D·density / time; median of triton.testing.do_bench.", "",
+             "Effective TFLOP/s = 4·B·H·N²·D·density / time. " + method(result), "",
              *table(result), "", "## Numerical error vs float64 (N = 1024, batch 0)", "", *errors(result), "",
              *(["## Config sweep (N = 16384)", "", *sweep(result), ""] if any(r["impl"] == "ours-sweep" for r in result["rows"]) else []),
              "## Approximate tanh (options.approxTanh) vs float64", "", f'`{result.get("tanh_approx")}`', "",
