@@ -5,7 +5,7 @@ import {
   artifactSpecInfo, emitTemplate, kernelAbi, specHash,
 } from "@flexattn/template";
 import { WgslEmitter } from "./emitter.js";
-import { wgslGeometry } from "./geometry.js";
+import { type WgslGeometry, wgslGeometry } from "./geometry.js";
 
 export const WGSL_ENTRY = "main";
 
@@ -67,40 +67,61 @@ export interface CandidateOptions {
 
 const pow2Down = (x: number) => 2 ** Math.floor(Math.log2(x));
 
+/** Rough f32 registers per invocation: O, S, the V prefetch, row state and temporaries. */
+export function registerEstimate(g: WgslGeometry): number {
+  const vpre = g.opts.prefetchV ? 4 * Math.ceil((g.BN * g.DV4) / g.T) : 0;
+  return 4 * g.RM * g.CV + g.RM * g.RN + vpre + 2 * g.RM + 24;
+}
+
+/**
+ * Heuristic rank of a geometry (higher is better), calibrated on the H100 sweeps in
+ * apps/bench/results/wgsl-h100-*: tall query tiles (K/V reuse), 128–256 invocations, 8–16 S
+ * values per invocation, subgroup reductions. Configs estimated above 96 registers ran well
+ * for plain causal/noop but fell off a cliff (4–17× slower partial-block tiles) once a mask
+ * with captured buffers was inlined, so they rank last.
+ */
+function rank(g: WgslGeometry): number {
+  const work = g.RM * g.RN;
+  return 1.5 * Math.log2(g.BM) + Math.log2(g.BN) +
+    (g.T >= 128 ? 2 : g.T >= 64 ? 1 : Math.log2(g.T) - 6) - (g.T > 256 ? 1 : 0) +
+    (work >= 8 && work <= 16 ? 1 : 0) + (g.RM === 4 ? 0.5 : 0) + (g.opts.subgroups ? 0.5 : 0) -
+    (registerEstimate(g) > 96 ? 10 : 0);
+}
+
 /**
  * Every valid config for a problem, best guess first: the search space of the autotuner.
- * Tiles must divide the BlockMask blocks; tiles, workgroup and workgroup memory must fit.
+ * Tiles must divide the BlockMask blocks; tiles, workgroup and workgroup memory must fit the
+ * limits; subgroup reductions only where the adapter's subgroups hold a row group.
  */
 export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: readonly [number, number], o: CandidateOptions = {}): KernelConfig[] {
   const limits = o.limits ?? DEFAULT_WGSL_LIMITS;
   const vec4 = (o.vec4 ?? true) && problem.dtype === "f32" && problem.qkHeadDim % 4 === 0 && problem.vHeadDim % 4 === 0;
   const out: { config: KernelConfig; score: number }[] = [];
-  const divides = (t: number, s: number) => s % t === 0;
-  for (const blockM of [128, 64, 32, 16, 8, 4, 2, 1]) {
-    if (!divides(blockM, sparseBlock[0])) continue;
-    for (const blockN of [128, 64, 32, 16, 8, 4]) {
-      if (!divides(blockN, sparseBlock[1])) continue;
-      for (const T of [256, 128, 64, 32, 16, 8, 4, 2, 1]) {
+  for (const blockM of [256, 128, 64, 32, 16, 8, 4, 2, 1]) {
+    if (sparseBlock[0] % blockM !== 0) continue;
+    for (const blockN of [64, 32, 16, 8, 4]) {
+      if (sparseBlock[1] % blockN !== 0) continue;
+      for (const T of [512, 256, 128, 64, 32, 16, 8, 4, 2, 1]) {
         if (T > limits.maxComputeInvocationsPerWorkgroup) continue;
         for (const rm of [4, 2, 1, 8]) {
-          const config: KernelConfig = {
-            blockM, blockN, numWarps: Math.max(1, pow2Down(T / 32)), numStages: 1, prescaleQk: false,
-            options: { rowsPerThread: rm, workgroupSize: T, vec4, ...o.options },
-          };
-          const spec = { qkHeadDim: problem.qkHeadDim, vHeadDim: problem.vHeadDim, dtype: problem.dtype, config, sparseBlock } as KernelSpec;
-          let g;
-          try {
-            g = wgslGeometry(spec);
-          } catch {
-            continue;
+          for (const qGlobal of vec4 ? [true, false] : [false]) {
+            for (const subgroups of limits.subgroupMinSize ? [true, false] : [false]) {
+              const config: KernelConfig = {
+                blockM, blockN, numWarps: Math.max(1, pow2Down(T / 32)), numStages: 1, prescaleQk: false,
+                options: { rowsPerThread: rm, workgroupSize: T, vec4, ...(qGlobal ? { qGlobal } : {}), ...(subgroups ? { subgroups } : {}), ...o.options },
+              };
+              const spec = { qkHeadDim: problem.qkHeadDim, vHeadDim: problem.vHeadDim, dtype: problem.dtype, config, sparseBlock } as KernelSpec;
+              let g: WgslGeometry;
+              try {
+                g = wgslGeometry(spec);
+              } catch {
+                continue;
+              }
+              if (g.RM !== rm || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
+              if (g.opts.subgroups && (limits.subgroupMinSize ?? 0) < g.TC) continue;
+              out.push({ config, score: rank(g) });
+            }
           }
-          if (g.RM !== rm || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
-          // Favour: enough invocations, 8–32 S values each, large tiles (reuse of K/V).
-          const work = g.RM * g.RN;
-          const score = Math.log2(blockM * blockN) + (T >= 64 ? 2 : Math.log2(T) - 4) +
-            (work >= 8 && work <= 32 ? 2 : work >= 4 ? 1 : 0) + (rm === 4 ? 0.5 : 0) - (g.CV * g.RM > 32 ? 2 : 0) +
-            (blockM >= 32 ? 0.5 : 0);
-          out.push({ config, score });
         }
       }
     }
@@ -110,8 +131,22 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
       `no WGSL config fits head dims ${problem.qkHeadDim}/${problem.vHeadDim} with BlockMask blocks ${sparseBlock.join("×")} in ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory (kv block size must be a multiple of 4)`,
     );
   }
-  return out.sort((a, b) => b.score - a.score).map((x) => x.config);
+  const ranked = out.sort((a, b) => b.score - a.score).map((x) => x.config);
+  // Configs measured best on the H100 (apps/bench/results/wgsl-h100-*) go first where they apply.
+  const widest = Math.max(problem.qkHeadDim, problem.vHeadDim);
+  const matches = (c: KernelConfig, m: (typeof MEASURED)[number]["shape"]) =>
+    c.blockM === m.blockM && c.blockN === m.blockN && Object.entries(m.options).every(([k, v]) => c.options?.[k] === v);
+  const first = MEASURED.filter((m) => widest <= m.maxHeadDim)
+    .map((m) => ranked.find((c) => matches(c, m.shape)))
+    .filter((c): c is KernelConfig => c !== undefined);
+  return [...first, ...ranked.filter((c) => !first.includes(c))];
 }
+
+/** Best measured shapes per head-dim class (H100, Dawn/Vulkan, f32), robust across the mask variants. */
+const MEASURED: { maxHeadDim: number; shape: { blockM: number; blockN: number; options: Record<string, number | boolean> } }[] = [
+  { maxHeadDim: 64, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 256, qGlobal: true, subgroups: true } } },
+  { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { rowsPerThread: 2, workgroupSize: 512, qGlobal: true, subgroups: true } } },
+];
 
 /** The default config under given limits (WebGPU defaults unless told otherwise). */
 export function wgslDefaultConfig(problem: ResolvedProblem, sparseBlock: readonly [number, number], o: CandidateOptions = {}): KernelConfig {
