@@ -163,11 +163,11 @@ const sg = { subgroups: true, qGlobal: true };
 const SWEEP: Record<number, KernelConfig[]> = {
   64: [
     cfg(128, 32, 256, 4, sg), cfg(128, 32, 256, 4, { ...sg, prefetchV: false }), cfg(128, 16, 256, 4, sg),
-    cfg(128, 32, 128, 8, sg), cfg(128, 32, 256, 4, { qGlobal: true }), cfg(256, 16, 512, 4, sg),
+    cfg(128, 32, 128, 8, sg), cfg(128, 32, 256, 4, { qGlobal: true }),
   ],
   128: [
     cfg(128, 16, 256, 4, sg), cfg(128, 16, 256, 4, { ...sg, prefetchV: false }), cfg(64, 16, 128, 4, { ...sg, prefetchV: false }),
-    cfg(256, 16, 512, 4, { ...sg, prefetchV: false }), cfg(128, 16, 512, 2, sg),
+    cfg(128, 16, 512, 2, sg),
   ],
 };
 /** Variants the sweep times; the config with the best geometric mean wins. */

@@ -45,7 +45,8 @@ export function artifactFor(inv: KernelInvocation, dev: FlexDevice, o: Pick<RunW
     const sparseBlock = inv.blockMask.blockSize as [number, number];
     const vec4 = vec4Compatible(inv);
     let config = o.config ?? wgslDefaultConfig(p, sparseBlock, { limits: dev.limits, vec4 });
-    if (config.options?.vec4 && !vec4) config = { ...config, options: { ...config.options, vec4: false } };
+    // Strides that are not multiples of 4 cannot use vec4 bindings (nor qGlobal, which reads through them).
+    if (config.options?.vec4 && !vec4) config = { ...config, options: { ...config.options, vec4: false, qGlobal: false } };
     const spec = makeSpec({
       mask: inv.mask, score: inv.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
       returnLse: p.returnLse, sparseBlock, config,

@@ -1,0 +1,153 @@
+/** Generation-level tests (no device): configs, geometry, artifacts, ABI packing, literals. */
+import { describe, expect, it } from "vitest";
+import { type ModGraph, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { causal, documentCausal, softcap, alibi } from "@flexattn/masks";
+import { type KernelConfig, denseTables, kernelAbi, makeSpec, resolveProblem } from "@flexattn/template";
+import {
+  PARAMS_BYTES, PARAM_FIELDS, type WgslLimits, capturedOffsets, checkLimits, generateWgsl, packCaptured, packParams, packTables,
+  wgslBackend, wgslConfigCandidates, wgslDefaultConfig, wgslFloat, wgslGeometry, wgslInt,
+} from "../src/index.js";
+
+const problem = (d = 64, dtype: "f32" | "f16" | "bf16" = "f32") =>
+  resolveProblem({ batch: 1, qHeads: 2, kvHeads: 1, qLen: 256, kvLen: 256, qkHeadDim: d, vHeadDim: d, dtype, returnLse: true });
+const H100: WgslLimits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, subgroupMinSize: 32 };
+const config = (options: Record<string, number | boolean> = {}, blockM = 64, blockN = 32): KernelConfig => ({
+  blockM, blockN, numWarps: 4, numStages: 1, prescaleQk: false, options,
+});
+const spec = (c: KernelConfig, d = 64, mask: ModGraph | null = traceMaskMod(causal()), score: ModGraph | null = null) =>
+  makeSpec({ mask, score, qkHeadDim: d, vHeadDim: d, dtype: "f32", returnLse: true, sparseBlock: [128, 128], config: c });
+
+describe("configs", () => {
+  it("every candidate fits the limits it was made for", () => {
+    for (const limits of [undefined, H100, { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 }])
+      for (const d of [16, 40, 64, 96, 128, 256])
+        for (const dtype of ["f32", "bf16"] as const) {
+          const cands = wgslConfigCandidates(problem(d, dtype), [128, 128], { limits });
+          expect(cands.length).toBeGreaterThan(0);
+          for (const c of cands.slice(0, 20)) {
+            const a = generateWgsl(makeSpec({ mask: null, score: null, qkHeadDim: d, vHeadDim: d, dtype, sparseBlock: [128, 128], config: c }));
+            expect(() => checkLimits(a, limits ?? { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 })).not.toThrow();
+            if (c.options?.subgroups) expect(limits?.subgroupMinSize).toBeGreaterThan(0);
+            if (dtype !== "f32") expect(c.options?.vec4).toBe(false);
+          }
+        }
+  });
+
+  it("puts the configs measured best on the H100 first", () => {
+    const d64 = wgslDefaultConfig(problem(64), [128, 128], { limits: H100 });
+    expect([d64.blockM, d64.blockN, d64.options]).toEqual([128, 32, { rowsPerThread: 4, workgroupSize: 256, vec4: true, qGlobal: true, subgroups: true }]);
+    const d128 = wgslDefaultConfig(problem(128), [128, 128], { limits: H100 });
+    expect([d128.blockM, d128.blockN, d128.options?.workgroupSize, d128.options?.rowsPerThread]).toEqual([128, 16, 512, 2]);
+  });
+
+  it("tiles divide the BlockMask block size; odd kv blocks are refused clearly", () => {
+    const c = wgslDefaultConfig(problem(), [48, 24]);
+    expect(48 % c.blockM).toBe(0);
+    expect(24 % c.blockN).toBe(0);
+    expect(() => wgslConfigCandidates(problem(), [16, 6])).toThrow(/multiple of 4/);
+  });
+
+  it("backend default config respects WebGPU's default limits", () => {
+    const a = generateWgsl(spec(wgslBackend.defaultConfig(problem(128), [128, 128]), 128));
+    expect(a.launch.sharedMemoryBytes).toBeLessThanOrEqual(16384);
+    expect(a.launch.threadsPerProgram).toBeLessThanOrEqual(256);
+  });
+});
+
+describe("geometry", () => {
+  it("derives the register tiles and rejects impossible shapes", () => {
+    const g = wgslGeometry(spec(config({ rowsPerThread: 4, workgroupSize: 128 })));
+    expect([g.G, g.TC, g.RN, g.CV]).toEqual([16, 8, 4, 2]);
+    expect(() => wgslGeometry(spec(config({ rowsPerThread: 3 })))).toThrow(/rowsPerThread/);
+    expect(() => wgslGeometry(spec(config({ workgroupSize: 96 })))).toThrow(/power of two/);
+    expect(() => wgslGeometry(spec(config({ rowsPerThread: 1, workgroupSize: 16 }, 64, 32)))).toThrow(/whole number/);
+    expect(() => wgslGeometry(spec(config({ qGlobal: true })))).toThrow(/qGlobal needs vec4/);
+    expect(() => wgslGeometry(spec(config({ bogus: 1 })))).toThrow(/unknown WGSL option "bogus"/);
+  });
+
+  it("reports the workgroup memory it declares", () => {
+    const variants: Record<string, boolean>[] = [{}, { subgroups: true }, { vec4: true, qGlobal: true }, { doubleBuffer: true }];
+    for (const options of variants) {
+      const s = spec(config(options));
+      const g = wgslGeometry(s);
+      const a = generateWgsl(s);
+      expect(a.launch.sharedMemoryBytes).toBe(g.sharedBytes);
+      const declared = [...a.source.matchAll(/var<workgroup> \w+: (.+);/g)].map((m) => m[1]);
+      expect(declared.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe("artifacts", () => {
+  it("are JSON-serializable, carry the ABI and a spec hash keyed by structure only", () => {
+    const docs = (seed: number) => Int32Array.from({ length: 256 }, (_, i) => (i * seed) >> 6);
+    const a = generateWgsl(spec(config(), 64, traceMaskMod(documentCausal(docs(1))), traceScoreMod(softcap(30))));
+    const b = generateWgsl(spec(config(), 64, traceMaskMod(documentCausal(docs(3))), traceScoreMod(softcap(30))));
+    expect(a.source).toBe(b.source); // captured data is an argument, never baked in
+    expect(a.specHash).toBe(b.specHash);
+    expect(generateWgsl(spec(config({ rowsPerThread: 2 }))).specHash).not.toBe(generateWgsl(spec(config())).specHash);
+    expect(JSON.parse(JSON.stringify(a))).toEqual(a);
+    expect(a.backend).toBe("wgsl");
+    expect(a.entry).toBe("main");
+    expect(a.abi).toEqual(kernelAbi(spec(config(), 64, traceMaskMod(documentCausal(docs(1))), traceScoreMod(softcap(30)))));
+    expect(a.source).toMatch(/@compute @workgroup_size\(128\)/);
+  });
+
+  it("bind the LSE and captured buffers only when used", () => {
+    const plain = generateWgsl(makeSpec({ mask: null, score: null, qkHeadDim: 32, vHeadDim: 32, dtype: "f32", returnLse: false, config: config({}, 64, 32) }));
+    expect(plain.source).not.toMatch(/fa_lse|fa_cap/);
+    const withAlibi = generateWgsl(spec(config(), 64, null, traceScoreMod(alibi(2))));
+    expect(withAlibi.source).toMatch(/@binding\(6\) var<storage, read> fa_cap/);
+    expect(withAlibi.source).toMatch(/@binding\(4\) var<storage, read_write> fa_lse/);
+  });
+});
+
+describe("literals", () => {
+  it("renders f32 and i32 constants exactly, non-finite ones through runtime values", () => {
+    const sp = { posInf: "PINF", negInf: "NINF", nan: "QNAN" };
+    expect(wgslFloat(1)).toBe("1.0f");
+    expect(wgslFloat(0.1)).toBe(`${Math.fround(0.1)}f`);
+    expect(wgslFloat(-2.5)).toBe("(-2.5f)");
+    expect(wgslFloat(-0)).toBe("bitcast<f32>(0x80000000u)");
+    expect(wgslFloat(1e-45)).toBe("bitcast<f32>(0x00000001u)");
+    expect(wgslFloat(Infinity, sp)).toBe("PINF");
+    expect(wgslFloat(-1e39, sp)).toBe("NINF");
+    expect(wgslFloat(NaN, sp)).toBe("QNAN");
+    expect(() => wgslFloat(Infinity)).toThrow();
+    expect(wgslInt(-2147483648)).toBe("(-2147483647i - 1i)");
+    expect(wgslInt(-3)).toBe("(-3i)");
+    expect(wgslInt(7)).toBe("7i");
+  });
+});
+
+describe("ABI packing", () => {
+  it("packs params in field order into a 16-byte multiple", () => {
+    const values = Object.fromEntries(PARAM_FIELDS.map(([n], i) => [n, n === "neg_inf" ? -Infinity : n === "nan" ? NaN : i + 0.25 * (PARAM_FIELDS[i][1] === "f32" ? 1 : 0)]));
+    const buf = packParams(values as never);
+    expect(buf.byteLength).toBe(PARAMS_BYTES);
+    expect(PARAMS_BYTES % 16).toBe(0);
+    const i32 = new Int32Array(buf);
+    const f32 = new Float32Array(buf);
+    PARAM_FIELDS.forEach(([n, t], i) => {
+      if (t === "i32") expect(i32[i]).toBe(i);
+      else if (n === "neg_inf") expect(f32[i]).toBe(-Infinity);
+      else if (n === "nan") expect(f32[i]).toBeNaN();
+      else expect(f32[i]).toBe(i + 0.25);
+    });
+  });
+
+  it("packs the block-mask tables and captured buffers with their offsets", () => {
+    const t = denseTables(100, 300, [32, 64]);
+    const { data, offsets } = packTables(t);
+    expect(offsets).toEqual([0, 4, 4 + 20, 4 + 20 + 4]);
+    expect(Array.from(data.subarray(offsets[2], offsets[3]))).toEqual([5, 5, 5, 5]);
+    const mask = traceMaskMod(documentCausal(Int32Array.from({ length: 16 }, (_, i) => i >> 2)));
+    const score = traceScoreMod(alibi(3));
+    const words = packCaptured(mask, score)!;
+    const off = capturedOffsets({ mask, score });
+    expect(off).toEqual({ mask: [0], score: [16], words: 19 });
+    expect(words[5]).toBe(1);
+    expect(new Float32Array(words.buffer, 16 * 4, 3)[0]).toBeCloseTo(2 ** (-8 / 3), 6);
+    expect(packCaptured(null, null)).toBeNull();
+  });
+});
