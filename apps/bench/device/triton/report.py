@@ -41,6 +41,26 @@ def table(result):
     return out
 
 
+def anchors(result):
+    """Our 16k, d=128 figures next to the anchor JSON's flex_attention figures (shared/reference)."""
+    ours = {r["variant"]: r for r in result["rows"] if r["impl"] == "ours" and r["N"] == 16384 and r["D"] == 128}
+    flex = {r["variant"]: r for r in result["rows"] if r["impl"] == "flex" and r["N"] == 16384 and r["D"] == 128}
+    if not ours:
+        return []
+    out = ["| variant | anchor flex TFLOP/s | flex TFLOP/s (this run) | ours default TFLOP/s | ours tuned TFLOP/s |",
+           "|---|---|---|---|---|"]
+    for v in ORDER:
+        o = ours.get(v)
+        if not o:
+            continue
+        a = ANCHOR_16K_D128.get(v.replace("_approx", ""))
+        f = flex.get(v.replace("_approx", ""))
+        dflt = o["tflops"] * o["ms"] / o["default_ms"] if o.get("default_ms") else None
+        out.append(f'| {v} | {a} | {f["tflops"]:.0f} | ' if f else f"| {v} | {a} | – | ")
+        out[-1] += (f"{dflt:.0f}" if dflt else "–") + f' | {o["tflops"]:.0f} |'
+    return ["## N = 16384, d = 128 vs the anchors", "", *out, ""]
+
+
 def errors(result):
     out = ["| D | variant | ours max err | flex max err | ours rel-fro | flex rel-fro |", "|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -84,15 +104,17 @@ def method(result):
 
 def markdown(result):
     env = result["env"]
+    has_err = any("err_max" in r for r in result["rows"])
     lines = [f'# Triton backend on {env["gpu"]} (torch {env["torch"]}, triton {env["triton"]})', "",
              f'Command: `cd apps/bench && npx tsx src/triton-generate.ts && cd device/triton && {env["command"]}` '
              "(device call carrying apps/bench/device/triton/generated).", "",
              "## Forward, bf16, ours vs PyTorch flex_attention (torch.compile), same process", "",
              "Effective TFLOP/s = 4·B·H·N²·D·density / time. " + method(result), "",
-             *table(result), "", "## Numerical error vs float64 (N = 1024, batch 0)", "", *errors(result), "",
+             *table(result), "", *anchors(result),
+             *(["## Numerical error vs float64 (N = 1024, batch 0)", "", *errors(result), ""] if has_err else []),
              *(["## Config sweep (N = 16384)", "", *sweep(result), ""] if any(r["impl"] == "ours-sweep" for r in result["rows"]) else []),
-             "## Approximate tanh (options.approxTanh) vs float64", "", f'`{result.get("tanh_approx")}`', "",
-             "## Conformance", "", *conformance(result), ""]
+             *(["## Approximate tanh (options.approxTanh) vs float64", "", f'`{result["tanh_approx"]}`', ""] if result.get("tanh_approx") else []),
+             *(["## Conformance", "", *conformance(result), ""] if result.get("conformance") else [])]
     return "\n".join(lines)
 
 
