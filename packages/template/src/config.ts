@@ -31,8 +31,11 @@ const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 
 
 /** Check a config against the problem's BlockMask block size. */
 export function validateConfig(c: KernelConfig, sparseBlock: readonly [number, number]): KernelConfig {
-  for (const k of ["blockM", "blockN", "numWarps", "numStages"] as const) {
+  for (const k of ["blockM", "blockN", "numWarps"] as const) {
     if (!isPow2(c[k])) throw new FlexAttnError(`config.${k} must be a power of two, got ${c[k]}`);
+  }
+  if (!Number.isInteger(c.numStages) || c.numStages < 1 || c.numStages > 8) {
+    throw new FlexAttnError(`config.numStages must be an integer in [1, 8], got ${c.numStages}`);
   }
   if (sparseBlock[0] % c.blockM !== 0 || sparseBlock[1] % c.blockN !== 0) {
     throw new FlexAttnError(

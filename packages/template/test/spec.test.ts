@@ -119,3 +119,10 @@ describe("checkBlockMask", () => {
     expect(() => checkBlockMask(mask.slice({ b: 1 }), p)).toThrow(/sliced to one batch/);
   });
 });
+
+describe("config stages", () => {
+  it("any pipeline depth 1..8 is valid (3 stages is common on Hopper)", () => {
+    expect(validateConfig({ ...DEFAULT_CONFIG, numStages: 3 }, [128, 128]).numStages).toBe(3);
+    expect(() => validateConfig({ ...DEFAULT_CONFIG, numStages: 0 }, [128, 128])).toThrow(/numStages/);
+  });
+});
