@@ -14,25 +14,14 @@ import { type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod
 import { alibi, causal, documentCausal, prefixLM, randomDocumentIds, slidingWindow, softcap } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
-  type BlockMaskTables, CONFORMANCE_CASES, type KernelConfig, type Tensor, fullTablesOf, instantiateCase, makeSpec,
+  type BlockMaskTables, CONFORMANCE_CASES, type KernelConfig, fullTablesOf, instantiateCase, makeSpec,
   referenceAttention, resolveProblem,
 } from "@flexattn/template";
 import { bufferArgs, tritonBackend } from "@flexattn/codegen-triton";
 import { torchModSource } from "./triton-torch-mods.js";
+import { b64, tablesJson, tensorJson } from "./device-export.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "triton", "generated");
-
-const b64 = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
-const tensorJson = (t: Tensor) => ({ shape: t.shape, strides: t.strides, dtype: t.dtype, data: b64(t.data) });
-
-function tablesJson(t: BlockMaskTables) {
-  const full = fullTablesOf(t);
-  return {
-    Bm: t.Bm, Hm: t.Hm, QB: t.numQBlocks, KVB: t.numKvBlocks, blockSize: t.blockSize,
-    kvNumBlocks: b64(t.kvNumBlocks), kvIndices: b64(t.kvIndices),
-    fullKvNumBlocks: b64(full.fullKvNumBlocks), fullKvIndices: b64(full.fullKvIndices),
-  };
-}
 
 /** Whether every row's first n indices form one ascending run (the contiguous-blocks promise). */
 function contiguous(num: Int32Array, idx: Int32Array, kvb: number): boolean {
