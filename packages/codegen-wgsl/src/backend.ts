@@ -108,7 +108,8 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
             for (const subgroups of limits.subgroupMinSize ? [true, false] : [false]) {
               const config: KernelConfig = {
                 blockM, blockN, numWarps: Math.max(1, pow2Down(T / 32)), numStages: 1, prescaleQk: false,
-                options: { rowsPerThread: rm, workgroupSize: T, vec4, ...(qGlobal ? { qGlobal } : {}), ...(subgroups ? { subgroups } : {}), ...o.options },
+                // Every structural option is explicit, so merging with another config's options cannot mix two configs.
+                options: { rowsPerThread: rm, workgroupSize: T, vec4, qGlobal, subgroups, ...o.options },
               };
               const spec = { qkHeadDim: problem.qkHeadDim, vHeadDim: problem.vHeadDim, dtype: problem.dtype, config, sparseBlock } as KernelSpec;
               let g: WgslGeometry;

@@ -36,6 +36,8 @@ describe("configs", () => {
   it("puts the configs measured best on the H100 first", () => {
     const d64 = wgslDefaultConfig(problem(64), [128, 128], { limits: H100 });
     expect([d64.blockM, d64.blockN, d64.options]).toEqual([128, 32, { rowsPerThread: 4, workgroupSize: 256, vec4: true, qGlobal: true, subgroups: true }]);
+    // No vec4 (e.g. odd strides): no qGlobal either, spelled out so merged configs stay consistent.
+    expect(wgslDefaultConfig(problem(64), [128, 128], { limits: H100, vec4: false }).options).toMatchObject({ vec4: false, qGlobal: false });
     const d128 = wgslDefaultConfig(problem(128), [128, 128], { limits: H100 });
     expect([d128.blockM, d128.blockN, d128.options?.workgroupSize, d128.options?.rowsPerThread]).toEqual([128, 16, 512, 2]);
   });
