@@ -3,7 +3,9 @@
  * llvmpipe), with the default configs, then a subset under every kernel option.
  */
 import { describe, expect, it } from "vitest";
-import { type ConformanceCase, type ConformanceInstance, type KernelConfig, formatReport, runConformance } from "@flexattn/template";
+import {
+  CONFORMANCE_CASES, type ConformanceCase, type ConformanceInstance, type KernelConfig, formatReport, instantiateCase, runConformance,
+} from "@flexattn/template";
 import { wgslDefaultConfig } from "@flexattn/codegen-wgsl";
 import { type FlexDevice, runWgsl, vec4Compatible } from "../src/index.js";
 import { testDevice } from "./setup.js";
@@ -71,8 +73,17 @@ describe.skipIf(!device)("WGSL conformance on WebGPU", () => {
     });
   }
 
-  it.skipIf(!dev.features.has("subgroups"))("passes a subset with subgroup reductions", async () => {
-    const { report } = await run(dev, { subgroups: true }, (c) => subset.has(c.name));
-    expect(report.failed).toBe(0);
+  it("subgroup reductions: pass the subset where the adapter has subgroups, else are refused clearly", async () => {
+    if (dev.features.has("subgroups")) {
+      const { report } = await run(dev, { subgroups: true }, (c) => subset.has(c.name));
+      expect(report.failed).toBe(0);
+      return;
+    }
+    // llvmpipe offers no subgroups: asking for them must fail before any shader is built.
+    const causal = CONFORMANCE_CASES.find((c) => c.name === "causal")!;
+    const inst = instantiateCase(causal);
+    const base = configFor(inst, dev)!;
+    const forced = { ...base, options: { ...base.options, subgroups: true } };
+    await expect(runWgsl(inst, { device: dev, config: forced })).rejects.toThrow(/needs the 'subgroups' feature/);
   });
 });
