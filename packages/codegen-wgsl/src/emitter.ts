@@ -72,6 +72,7 @@ export class WgslEmitter implements TemplateEmitter<string> {
       inputs: { score: `s_${i}_${j}`, b: "b", h: "hq", q: `qi_${i}`, kv: `kj_${j}` },
       bufferBase: (slot) => `${offsets[slot]}u`,
       specials: { posInf: "P.pos_inf", negInf: "NEG_INF", nan: "P.nan" },
+      tanh: this.g.opts.tanh,
     });
     const { statements, result } = renderGraph(graph, r, "t");
     return `{\n${indent([...statements, assign(result)].join("\n"))}\n}`;

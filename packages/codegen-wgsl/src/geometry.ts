@@ -26,6 +26,8 @@ export interface WgslOptions {
   /** Unroll of the head-dim loop of Q·Kᵀ (vec4 steps) and the key loop of P·V; 0 = full. */
   unrollD: number;
   unrollN: number;
+  /** tanh as the guarded builtin ("guarded") or as 1 − 2/(exp(2x) + 1) ("exp"); see renderer.ts. */
+  tanh: "guarded" | "exp";
 }
 
 export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> = {
@@ -36,6 +38,7 @@ export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> =
   prefetchV: true,
   unrollD: 0,
   unrollN: 0,
+  tanh: "exp",
 };
 
 export interface WgslGeometry {
@@ -86,7 +89,7 @@ const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 
 
 export function wgslOptions(spec: KernelSpec): WgslOptions {
   const o = spec.config.options ?? {};
-  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "prefetchV", "unrollD", "unrollN"]);
+  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "prefetchV", "unrollD", "unrollN", "tanh"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new FlexAttnError(`unknown WGSL option "${k}" (known: ${[...known].join(", ")})`);
   const num = (k: string, d: number) => {
     const v = o[k] ?? d;
@@ -109,7 +112,13 @@ export function wgslOptions(spec: KernelSpec): WgslOptions {
     prefetchV: bool("prefetchV", D.prefetchV),
     unrollD: num("unrollD", D.unrollD),
     unrollN: num("unrollN", D.unrollN),
+    tanh: tanhMode(o.tanh ?? D.tanh),
   };
+}
+
+function tanhMode(v: unknown): "guarded" | "exp" {
+  if (v !== "guarded" && v !== "exp") throw new FlexAttnError(`WGSL option tanh must be "guarded" or "exp", got ${String(v)}`);
+  return v;
 }
 
 /** Derive and check the geometry; throws FlexAttnError naming the broken constraint. */

@@ -13,13 +13,13 @@ import { testDevice } from "./setup.js";
 const device = await testDevice();
 
 /** The device's default config for a case, with some options overridden (null: not applicable). */
-function configFor(inst: ConformanceInstance, dev: FlexDevice, options: Record<string, number | boolean> = {}): KernelConfig | null {
+function configFor(inst: ConformanceInstance, dev: FlexDevice, options: Record<string, number | boolean | string> = {}): KernelConfig | null {
   const vec4 = vec4Compatible(inst);
   if ((options.qGlobal || options.vec4) && !vec4) return null;
   return wgslDefaultConfig(inst.problem, inst.blockMask.blockSize as [number, number], { limits: dev.limits, vec4, options });
 }
 
-async function run(dev: FlexDevice, options?: Record<string, number | boolean>, filter?: (c: ConformanceCase) => boolean) {
+async function run(dev: FlexDevice, options?: Record<string, number | boolean | string>, filter?: (c: ConformanceCase) => boolean) {
   let ran = 0;
   const report = await runConformance(
     {
@@ -69,6 +69,14 @@ describe.skipIf(!device)("WGSL conformance on WebGPU", () => {
   for (const options of variants) {
     it(`passes a subset with options ${JSON.stringify(options)}`, async () => {
       const { report } = await run(dev, options, (c) => subset.has(c.name));
+      expect(report.failed).toBe(0);
+    });
+  }
+
+  for (const tanh of ["exp", "guarded"]) {
+    it(`tanh rendered "${tanh}" passes every softcap case`, async () => {
+      const { report, ran } = await run(dev, { tanh }, (c) => /softcap/.test(c.name));
+      expect(ran).toBeGreaterThanOrEqual(3);
       expect(report.failed).toBe(0);
     });
   }
