@@ -71,7 +71,7 @@ async function measure(name: string, make: (n: number) => MaskMod, n: number): P
   let peak = 0;
   let retained = 0;
   let gcs = 0;
-  let result;
+  let result: ReturnType<typeof createBlockMask> | undefined;
   for (let i = 0; i < MEMORY_RUNS; i++) {
     result = undefined;
     gc();

@@ -21,7 +21,7 @@ const dataArb = fc.tuple(
 function exact(expr: BoolExpr, p: Problem, [flat, rows]: [number[], number[]], stats: { run: number; refused: number }): void {
   const mask = toMask(expr, makeBuffers(Int32Array.from(flat), Int32Array.from(rows)));
   stats.run++;
-  let m;
+  let m: ReturnType<typeof createBlockMask>;
   try {
     m = createBlockMask(mask, p);
   } catch (e) {

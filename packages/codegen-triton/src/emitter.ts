@@ -51,7 +51,7 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
   private renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): TileMod {
     const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
     const mod = renderTileMod(graph, { prefix, bufferName: (slot) => names[slot], approxTanh: this.options.approxTanh });
-    mod.helpers.forEach((h) => this.helpers.add(h));
+    for (const h of mod.helpers) this.helpers.add(h);
     return mod;
   }
 

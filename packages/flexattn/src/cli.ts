@@ -13,8 +13,8 @@ import { parseArgs } from "node:util";
 import { register as registerHooks } from "node:module";
 import { MessageChannel } from "node:worker_threads";
 import { FlexAttnError, type MaskMod, type ModGraph, type ScoreMod } from "@flexattn/ir";
-import { createBlockMask } from "@flexattn/blockmask";
-import type { AttentionProblem, BackendName, StorageDType } from "@flexattn/template";
+import { type BlockMask, createBlockMask } from "@flexattn/blockmask";
+import type { AttentionProblem, BackendName, KernelArtifact, StorageDType } from "@flexattn/template";
 import { compile, toMaskGraph, toScoreGraph } from "./compile.js";
 import { BACKEND_NAMES } from "./registry.js";
 import { runDemo } from "./demo.js";
@@ -233,7 +233,7 @@ async function cmdCompile(args: string[]): Promise<void> {
     `compiling for ${backend}: ${variant.mask ? "mask" : "no mask"}, ${variant.score ? "score mod" : "identity score"}; ` +
       `B=${p.batch} Hq=${p.qHeads} Hkv=${p.kvHeads} q=${p.qLen} kv=${p.kvLen} d=${p.qkHeadDim}/${p.vHeadDim} ${p.dtype}, blocks ${blockSize.join("×")}`,
   );
-  let artifact;
+  let artifact: KernelArtifact;
   try {
     artifact = compile({ maskMod: variant.mask ?? undefined, scoreMod: variant.score ?? undefined }, problem, { backend, blockSize });
   } catch (e) {
@@ -265,7 +265,7 @@ async function cmdBlockmask(args: string[]): Promise<void> {
   if (!variant.mask) throw new CliError(`${variant.file}: exports no maskMod; a BlockMask needs a mask mod`);
   progress(`building the BlockMask (${qLen} × ${kvLen}, blocks ${blockSize.join("×")})…`);
   const t0 = performance.now();
-  let bm;
+  let bm: BlockMask;
   try {
     bm = createBlockMask(variant.mask, { B: intFlag(values, "batch", 1), H: intFlag(values, "heads", 1), qLen, kvLen, blockSize });
   } catch (e) {

@@ -12,7 +12,9 @@ function maskResult(fn: string, r: ValueLike, i: number): Value | boolean {
 }
 
 function checkMasks(fn: string, masks: readonly MaskMod[]): void {
-  masks.forEach((m, i) => requireArity(fn, "mask", m, 4, i));
+  masks.forEach((m, i) => {
+    requireArity(fn, "mask", m, 4, i);
+  });
 }
 
 /** True where every mask is true; `andMasks()` with no masks is all-true. */
@@ -54,7 +56,9 @@ export function notMask(mask: MaskMod): MaskMod {
 
 /** Apply score mods in order, each seeing the previous one's score; none is the identity. */
 export function composeScoreMods(...mods: ScoreMod[]): ScoreMod {
-  mods.forEach((m, i) => requireArity("composeScoreMods", "score mod", m, 5, i));
+  mods.forEach((m, i) => {
+    requireArity("composeScoreMods", "score mod", m, 5, i);
+  });
   return (score, b, h, q, kv) => {
     let s: Value = score;
     for (let i = 0; i < mods.length; i++) {

@@ -65,7 +65,9 @@ export function specHash(spec: KernelSpec, backend: string): string {
 export function capturedBuffers(spec: KernelSpec): { owner: "mask" | "score"; slot: number; name: string; graph: ModGraph }[] {
   const out: { owner: "mask" | "score"; slot: number; name: string; graph: ModGraph }[] = [];
   for (const [owner, graph] of [["mask", spec.mask], ["score", spec.score]] as const) {
-    graph?.buffers.forEach((b, slot) => out.push({ owner, slot, name: `${owner}_${b.name}`, graph }));
+    graph?.buffers.forEach((b, slot) => {
+      out.push({ owner, slot, name: `${owner}_${b.name}`, graph });
+    });
   }
   return out;
 }

@@ -67,7 +67,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   out[q] = ${toBits};
 }`;
   const cap = new Uint32Array(Math.max(words, 1));
-  data.forEach((d, i) => cap.set(new Uint32Array(d.buffer, d.byteOffset, d.length), offsets[i]));
+  data.forEach((d, i) => {
+    cap.set(new Uint32Array(d.buffer, d.byteOffset, d.length), offsets[i]);
+  });
   const mk = (bytes: number, usage: number) => device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
   const capBuf = mk(cap.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
   device.queue.writeBuffer(capBuf, 0, cap);
