@@ -1,5 +1,5 @@
 /** flexAttention(): PyTorch-style FlexAttention on Tensors, on the best backend available here. */
-import { FlexAttnError, type ModGraph, type ScoreMod } from "@flexattn/ir";
+import { FlexAttnError, type ModGraph, type ScoreMod, checkBufferIndices } from "@flexattn/ir";
 import {
   type BackendName, type BlockMaskTables, type KernelConfig, type KernelInvocation, type ResolvedProblem, type StorageDType,
   type Tensor, checkBlockMask, contiguousStrides, denseTables, resolveProblem,
@@ -175,6 +175,13 @@ export function prepareCall(qIn: Tensor, kIn: Tensor, vIn: Tensor, options: Flex
   const real: ResolvedProblem = { ...problem, batch: B, qHeads: Hq, kvHeads: Hkv, qLen, kvLen };
   const tables: BlockMaskTables = bm ?? denseTables(Math.max(qLen, 1), Math.max(kvLen, 1), sparseBlock);
   if (bm && !empty) checkBlockMask(bm, real);
+  if (score && !empty) {
+    // A score-mod buffer index that can only ever be out of range reads 0 everywhere: refuse it.
+    checkBufferIndices(score, {
+      b: { lo: 0, hi: B - 1 }, h: { lo: 0, hi: Hq - 1 },
+      q: { lo: real.qOffset, hi: real.qOffset + qLen - 1 }, kv: { lo: real.kvOffset, hi: real.kvOffset + kvLen - 1 },
+    });
+  }
   const outShape = [B, Hq, qLen, Dv];
   const invocation: KernelInvocation = {
     problem: real,

@@ -131,6 +131,17 @@ describe("flexAttention validation", () => {
   });
 });
 
+describe("score-mod buffers", () => {
+  it("a score-mod buffer index that is always out of range is an error, not zeros", async () => {
+    const q = randomTensor([1, 2, 16, 16], { seed: 4 });
+    const bias = buffer(Float32Array.from([0.5, 0.25]), { name: "bias" });
+    const shifted = (s: any, _b: any, h: any, _q: any, _kv: any) => s.add(bias.at(h.add(2)));
+    await expect(flexAttention(q, q, q, { scoreMod: shifted })).rejects.toThrow(/buffer "bias" is indexed with values in \[2, 3\]/);
+    const ok = (s: any, _b: any, h: any, _q: any, _kv: any) => s.add(bias.at(h));
+    await expect(flexAttention(q, q, q, { scoreMod: ok })).resolves.toBeDefined();
+  });
+});
+
 describe("backend selection", () => {
   afterEach(() => {
     setWebgpuImporter(() => import("@flexattn/webgpu"));
