@@ -1,5 +1,5 @@
 /** compile(): mods + problem → KernelArtifact for any backend, cached by spec hash. */
-import { FlexAttnError, type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { FlexAttnError, type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod, checkBufferIndices } from "@flexattn/ir";
 import {
   type AttentionProblem, type BackendName, type KernelArtifact, type KernelConfig, type KernelSpec, type ResolvedProblem,
   makeSpec, resolveProblem, specHash,
@@ -126,5 +126,12 @@ export function compile(mods: CompileMods, problem: AttentionProblem, options: C
   const mask = resolveMask(mods);
   const score = mods.scoreMod !== undefined ? toScoreGraph(mods.scoreMod) : null;
   const sparseBlock = mods.blockMask ? normalizeBlockSize(mods.blockMask.blockSize) : normalizeBlockSize(options.blockSize);
+  // Loads that can only be out of range for this problem read 0 everywhere: refuse them.
+  const p = resolved;
+  const ranges = {
+    b: { lo: 0, hi: p.batch - 1 }, h: { lo: 0, hi: p.qHeads - 1 },
+    q: { lo: p.qOffset, hi: p.qOffset + p.qLen - 1 }, kv: { lo: p.kvOffset, hi: p.kvOffset + p.kvLen - 1 },
+  };
+  for (const g of [mask, score]) if (g) checkBufferIndices(g, ranges);
   return compileSpec(buildSpec(mask, score, resolved, sparseBlock, backend, options.config), backend);
 }
