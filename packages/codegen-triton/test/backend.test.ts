@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { buffer, tanh, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { type KernelConfig, type KernelSpec, kernelAbi, makeSpec, resolveProblem } from "@flexattn/template";
 import { DEFAULT_OPTIONS, KERNEL_NAME, tritonBackend } from "../src/index.js";
+import { alibi as alibiMod, documentCausal as docCausal, randomDocumentIds as docIds, softcap as softcapMod } from "@flexattn/masks";
 
 const causal = traceMaskMod((_b, _h, q, kv) => q.ge(kv));
 const docs = buffer(new Int32Array(256), { name: "docIds" });
@@ -147,5 +148,26 @@ describe("tritonBackend", () => {
     const src = tritonBackend.generate(spec({ mask: m })).source;
     expect(src).toContain('("mask_ids", torch.int32, (4,))');
     expect(src).toContain('("mask_ids_1", torch.int32, (5,))');
+  });
+});
+
+
+describe("mod-aware default configs", () => {
+  const problem = (d: number, kvLen = 4096) =>
+    resolveProblem({ batch: 1, qHeads: 8, kvHeads: 8, qLen: kvLen, kvLen, qkHeadDim: d, vHeadDim: d, dtype: "bf16" });
+  const softcap = { mask: null, score: traceScoreMod(softcapMod(30)) };
+  const alibi = { mask: null, score: traceScoreMod(alibiMod(8)) };
+  const doc = { mask: traceMaskMod(docCausal(docIds(4096, 8, 1))), score: null };
+  const tile = (c: { blockM: number; blockN: number; numWarps: number; numStages: number }) => [c.blockM, c.blockN, c.numWarps, c.numStages];
+  it("picks the tiles the H100 runs measured best", () => {
+    expect(tile(tritonBackend.defaultConfig(problem(64), [128, 128], softcap))).toEqual([64, 64, 4, 2]);
+    expect(tile(tritonBackend.defaultConfig(problem(64), [128, 128], doc))).toEqual([128, 128, 4, 2]);
+    expect(tile(tritonBackend.defaultConfig(problem(128), [128, 128], doc))).toEqual([64, 64, 4, 2]);
+    expect(tile(tritonBackend.defaultConfig(problem(128, 16384), [128, 128], doc))).toEqual([128, 64, 8, 4]);
+  });
+  it("keeps the head-dim default otherwise", () => {
+    const plain = tile(tritonBackend.defaultConfig(problem(64), [128, 128]));
+    expect(tile(tritonBackend.defaultConfig(problem(64), [128, 128], alibi))).toEqual(plain);
+    expect(tile(tritonBackend.defaultConfig(problem(128), [128, 128], softcap))).toEqual(tile(tritonBackend.defaultConfig(problem(128), [128, 128])));
   });
 });

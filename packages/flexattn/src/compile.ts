@@ -105,7 +105,7 @@ export function buildSpec(
   config?: Partial<KernelConfig>,
 ): KernelSpec {
   const b = getBackend(backend);
-  const base = b.defaultConfig(problem, sparseBlock);
+  const base = b.defaultConfig(problem, sparseBlock, { mask, score });
   const merged: KernelConfig = { ...base, ...config, options: { ...base.options, ...config?.options } };
   if (merged.options && Object.keys(merged.options).length === 0) delete (merged as { options?: unknown }).options;
   return makeSpec({

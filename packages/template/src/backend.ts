@@ -11,10 +11,19 @@ export interface CodegenBackend {
   readonly name: BackendName;
   /** File extension of the generated source: ".js", ".wgsl", ".py", ".cu". */
   readonly sourceExtension: string;
-  /** A good default config for a problem (the autotuner may pick another). */
-  defaultConfig(problem: ResolvedProblem, sparseBlock: readonly [number, number]): KernelConfig;
+  /**
+   * A good default config for a problem (the autotuner may pick another). The mods, when given,
+   * let a backend pick by what the kernel computes (a transcendental score mod, a data-dependent mask).
+   */
+  defaultConfig(problem: ResolvedProblem, sparseBlock: readonly [number, number], mods?: ModMix): KernelConfig;
   /** Generate the kernel; throws FlexAttnError for a spec this backend cannot serve. */
   generate(spec: KernelSpec): KernelArtifact;
+}
+
+/** The mods of a kernel, as a backend's default-config heuristics see them. */
+export interface ModMix {
+  readonly mask: ModGraph | null;
+  readonly score: ModGraph | null;
 }
 
 /**
