@@ -6,6 +6,7 @@ sweep and the error table. Everything is logged as JSON lines and written under 
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -29,6 +30,9 @@ def main():
     ap.add_argument("--phases", default=",".join(PHASES))
     ap.add_argument("--budget-s", type=float, default=540)
     ap.add_argument("--tag", default="h100")
+    ap.add_argument("--variants", default="", help="comma-separated variant names (default: all)")
+    ap.add_argument("--dims", default="", help="comma-separated head dims (default: all)")
+    ap.add_argument("--configs", default="", help="candidates besides the default, as BMxBNwWsS (e.g. 128x64w8s3)")
     args = ap.parse_args()
     start = time.time()
     deadline = start + args.budget_s
@@ -63,6 +67,13 @@ def main():
             log(json.dumps(dict(tanh_error=repr(e)[:300])))
     from bench import Bench
     b = Bench(log, deadline)
+    keep_v = set(filter(None, args.variants.split(",")))
+    keep_d = {int(d) for d in filter(None, args.dims.split(","))}
+    b.entries = [e for e in b.entries if (not keep_v or e["variant"] in keep_v) and (not keep_d or e["D"] in keep_d)]
+    if args.configs:
+        extra = [[int(x) for x in re.match(r"(\d+)x(\d+)w(\d+)s(\d+)$", c).groups()] for c in args.configs.split(",")]
+        for e in b.entries:
+            e["candidates"] = [e["candidates"][0]] + extra  # the default stays first
     by = lambda n: [e for e in b.entries if e["N"] == n]
     if "sweep" in phases:
         sel = [e for e in by(16384) if e["variant"] in SWEEP_VARIANTS]
