@@ -130,8 +130,8 @@ const VARIANTS: Variant[] = [
  * default and the fastest, re-timed. Pipeline depths are powers of two: validateConfig requires it.
  */
 const CANDIDATES: Record<number, [number, number, number, number][]> = {
-  128: [[128, 64, 8, 4], [128, 128, 8, 2], [64, 64, 4, 2], [64, 64, 4, 4]],
-  64: [[128, 64, 4, 4], [128, 128, 4, 2], [64, 64, 4, 2], [128, 64, 4, 2], [64, 64, 4, 4]],
+  128: [[128, 64, 8, 4], [128, 128, 8, 2], [64, 64, 4, 2], [64, 64, 4, 4], [128, 64, 8, 3]],
+  64: [[128, 64, 4, 4], [128, 128, 4, 2], [64, 64, 4, 2], [128, 64, 4, 2], [64, 64, 4, 4], [128, 64, 4, 3]],
 };
 
 const SHAPES = [
