@@ -259,7 +259,8 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
 
   qk(blocks: BlockKind): JsCode {
     const { D, BN } = this;
-    const masked = blocks === "partial" && this.spec.mask !== null;
+    // MK is written only by a per-element mask pass; a mask of b/h alone is a loop guard (see maskMod).
+    const masked = blocks === "partial" && this.spec.mask !== null && this.mod(this.spec.mask, "mask", blocks).resultLevel !== 0;
     const u = this.options.dotUnroll;
     const C = this.options.qkCols;
     const cs = Array.from({ length: C }, (_, c) => c);

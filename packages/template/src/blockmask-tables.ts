@@ -51,6 +51,15 @@ export function checkBlockMask(t: BlockMaskTables, p: ResolvedProblem): void {
         `pass qOffset: ${o.q}, kvOffset: ${o.kv} so the mods see the same positions as the BlockMask`,
     );
   }
+  // A mask that reads b or h, built for fewer batch entries / heads than the call has, would be
+  // broadcast from entry 0: silently the wrong blocks for the others.
+  const reads = (name: "b" | "h") => t.maskGraph?.nodes.some((n) => n.op === "input" && n.input === name) ?? false;
+  if (reads("h") && t.shape.H !== p.qHeads) {
+    throw new FlexAttnError(`${where}: its mask depends on the head, but it was built for ${t.shape.H} head(s) and the call has ${p.qHeads}; build it with H: ${p.qHeads}`);
+  }
+  if (reads("b") && t.shape.B !== p.batch) {
+    throw new FlexAttnError(`${where}: its mask depends on the batch index, but it was built for batch ${t.shape.B} and the call has ${p.batch}; build it with B: ${p.batch}`);
+  }
   if (t.Bm !== 1 && t.Bm !== p.batch) throw new FlexAttnError(`${where} has ${t.Bm} batch entries; the inputs have batch ${p.batch}`);
   if (t.Hm !== 1 && t.Hm !== p.qHeads) throw new FlexAttnError(`${where} has ${t.Hm} head entries; the inputs have ${p.qHeads} query heads`);
   if (t.numQBlocks !== Math.ceil(p.qLen / t.blockSize[0]) || t.numKvBlocks !== Math.ceil(p.kvLen / t.blockSize[1])) {

@@ -109,7 +109,7 @@ describe("checkBlockMask", () => {
     expect(() => checkBlockMask(mask, { ...p, qLen: 128 })).toThrow(/adjust\(128, 256\)/);
     expect(() => checkBlockMask(mask, { ...p, qLen: 512 })).toThrow(/rebuild/);
     const perBatch = createBlockMask((b, _h, q, kv) => q.ge(kv.add(b)), { B: 2, H: 1, qLen: 256, kvLen: 256 });
-    expect(() => checkBlockMask(perBatch, { ...p, batch: 3 })).toThrow(/batch entries/);
+    expect(() => checkBlockMask(perBatch, { ...p, batch: 3 })).toThrow(/built for batch 2 and the call has 3/);
   });
   it("a sliced mask needs the matching offsets", () => {
     const rows = mask.slice({ qBlocks: [2, 4] });
@@ -124,5 +124,19 @@ describe("config stages", () => {
   it("any pipeline depth 1..8 is valid (3 stages is common on Hopper)", () => {
     expect(validateConfig({ ...DEFAULT_CONFIG, numStages: 3 }, [128, 128]).numStages).toBe(3);
     expect(() => validateConfig({ ...DEFAULT_CONFIG, numStages: 0 }, [128, 128])).toThrow(/numStages/);
+  });
+});
+
+describe("checkBlockMask and masks that read b or h", () => {
+  it("refuses a head-dependent BlockMask built for fewer heads than the call (it would broadcast head 0)", () => {
+    const mask = (_b: any, h: any, q: any, kv: any) => kv.le(q.add(h.mul(32)));
+    const bm = createBlockMask(mask, { qLen: 64, kvLen: 64, blockSize: 16 });
+    const p = resolveProblem({ batch: 1, qHeads: 2, kvHeads: 2, qLen: 64, kvLen: 64, qkHeadDim: 16, vHeadDim: 16, dtype: "f32" });
+    expect(() => checkBlockMask(bm, p)).toThrow(/depends on the head.*build it with H: 2/);
+    expect(() => checkBlockMask(createBlockMask(mask, { H: 2, qLen: 64, kvLen: 64, blockSize: 16 }), p)).not.toThrow();
+    // A mask that ignores h broadcasts correctly whatever H it was built for.
+    expect(() => checkBlockMask(createBlockMask((_b, _h, q, kv) => q.ge(kv), { qLen: 64, kvLen: 64, blockSize: 16 }), p)).not.toThrow();
+    const perBatch = (b: any, _h: any, q: any, kv: any) => kv.le(q.add(b));
+    expect(() => checkBlockMask(createBlockMask(perBatch, { qLen: 64, kvLen: 64, blockSize: 16 }), { ...p, batch: 3 })).toThrow(/batch index.*B: 3/);
   });
 });
