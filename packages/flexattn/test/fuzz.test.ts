@@ -21,7 +21,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   type FlexAttentionResult, type KernelConfig, type ReferenceResult, type ResolvedProblem, type ScoreMod, type StorageDType, type Tensor, type Value,
-  BlockMask, type BlockMaskInput, FlexAttnError, type ModGraph, buffer, compile, compileCacheStats, createBlockMask, denseTables, flexAttention, printGraph,
+  BlockMask, type BlockMaskInput, FlexAttnError, buffer, compile, compileCacheStats, createBlockMask, denseTables, flexAttention, printGraph,
   referenceAttention, resolveProblem, toFloat32, traceMaskMod, traceScoreMod, usedInputs,
 } from "../src/index.js";
 import { wgslConfigCandidates, wgslGeometry } from "@flexattn/codegen-wgsl";
@@ -217,10 +217,9 @@ function isRangeRejection(e: unknown): boolean {
 }
 
 /** Build one call, or null when createBlockMask rightly refuses the mask for these sizes. */
-function buildCall(k: KernelCase, mods: Mods, inst0: Instance, backend: Backend | "codegen"): Call | null {
+function buildCall(k: KernelCase, mods: Mods, inst: Instance): Call | null {
   // Full blocks may be demoted to partial ones (tables rewritten), also for masks of b/h alone:
   // the JS kernel once skipped the mask pass there and read stale scores (regressions.test.ts).
-  const inst = inst0;
   const rand = mulberry32(inst.seed);
   const Hq = inst.Hkv * inst.group;
   const Dv = k.Dv ?? k.D;
@@ -362,7 +361,7 @@ async function checkKernelCase(backend: Backend, k: KernelCase, instances: Insta
     const inst = first && inst0.sameShape ? { ...first, data: inst0.data, seed: inst0.seed } : inst0;
     first ??= inst;
     if (n > 0) newBufferData(mods, inst.data, mulberry32(inst.seed ^ 0x5bd1e995));
-    const call = buildCall(k, mods, inst, backend);
+    const call = buildCall(k, mods, inst);
     if (!call) {
       tally.refused++;
       continue;
@@ -435,7 +434,7 @@ describe("fuzz code generation", () => {
     fc.assert(
       fc.property(kernelArb, instanceArb, (k, inst0) => {
         const mods = buildMods(k);
-        const call = buildCall(k, mods, { ...inst0, slice: null }, "codegen");
+        const call = buildCall(k, mods, { ...inst0, slice: null });
         if (!call) return;
         const scoreGraph = mods.scoreFn ? traceScoreMod(mods.scoreFn) : undefined;
         let artifact: ReturnType<typeof compile>;
