@@ -1,5 +1,5 @@
 /** The builder of the mod being traced right now (tracing is synchronous and not re-entrant). */
-import { GraphBuilder } from "./builder.js";
+import type { GraphBuilder } from "./builder.js";
 import { FlexAttnError } from "./types.js";
 
 let active: GraphBuilder | null = null;

@@ -3,16 +3,14 @@
  * masked rows × head dims × offsets × layouts) and one checker against the float64 reference
  * on fresh random inputs. Outputs are poisoned with NaN first, so an unwritten element fails.
  */
-import { type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod, where } from "@flexattn/ir";
+import { type MaskMod, type ScoreMod, traceMaskMod, traceScoreMod, where } from "@flexattn/ir";
 import {
-  alibi, andMasks, causal, chunked, dilatedSlidingWindow, document, documentCausal, prefixLM, randomDocumentIds,
-  relativePosition, slidingWindow, softcap,
+  alibi, andMasks, causal, chunked, dilatedSlidingWindow, document, documentCausal, mulberry32, prefixLM,
+  randomDocumentIds, relativePosition, slidingWindow, softcap,
 } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
-import type { BlockMaskTables } from "./blockmask-tables.js";
-import { type AttentionProblem, type ProblemStrides, type ResolvedProblem, defaultStrides, resolveProblem } from "./problem.js";
+import { type AttentionProblem, type ResolvedProblem, defaultStrides, resolveProblem } from "./problem.js";
 import { referenceAttention } from "./reference.js";
-import { mulberry32 } from "@flexattn/masks";
 import { freshSeed, randomNormal } from "./random.js";
 import { type StorageDType, type Tensor, fromFloat32, toFloat32 } from "./tensor.js";
 import type { KernelInvocation } from "./backend.js";

@@ -90,8 +90,8 @@ export function emitTemplate<Code>(spec: KernelSpec, e: TemplateEmitter<Code>): 
 
 /** Numerics shared by all backends. */
 export const NUMERICS = {
-  LOG2E: 1.4426950408889634,
-  LN2: 0.6931471805599453,
+  LOG2E: Math.LOG2E,
+  LN2: Math.LN2,
   /** Softmax runs in the exp2 domain: s2 = s·log2e; m_i is kept in log2 units. */
   domain: "exp2",
 } as const;

@@ -9,7 +9,7 @@ import {
   makeGraph, renderGraph,
 } from "@flexattn/ir";
 import { WGSL_LOAD_PRELUDE, WGSL_MOD_PRELUDE, WGSL_TYPE, wgslRenderer } from "@flexattn/codegen-wgsl";
-import { type FlexDevice } from "../src/index.js";
+import type { FlexDevice } from "../src/index.js";
 import { testDevice } from "./setup.js";
 
 const device = await testDevice();
