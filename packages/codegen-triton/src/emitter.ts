@@ -6,6 +6,10 @@
  *
  * Compile-time switches the launcher sets per call (constexpr): EVEN_M / EVEN_N drop the
  * sequence-length bounds when no tile can cross them; OUTPUT_LSE writes the log-sum-exp.
+ *
+ * With options.tma the kernel holds two ways to move Q, K, V and O, chosen by the constexpr
+ * USE_TMA: tensor descriptors (TMA) or pointer arithmetic. Only the loads and the output store
+ * differ; the block loops, mods, masks, softmax and LSE are the same lines in both.
  */
 import type { ModGraph } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, NUMERICS, type TemplateEmitter, capturedBuffers } from "@flexattn/template";
@@ -77,6 +81,22 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
     ];
   }
 
+  /**
+   * A tensor descriptor over one (batch, head)'s [len, dim] slice of a tensor: its shape is the
+   * real one, so rows past `len` and columns past `dim` (head-dim padding) load as zeros and are
+   * never stored; no tile can reach another head's or batch's rows. The launcher checks the 16-byte
+   * alignment TMA needs before it sets USE_TMA.
+   */
+  private descriptor(name: string, base: string, len: string, dim: string, stride: string, block: string, dimPad: string): string {
+    return `${name} = tl.make_tensor_descriptor(${base}, shape=[${len}, ${dim}], strides=[${stride}, 1], block_shape=[${block}, ${dimPad}])`;
+  }
+
+  /** With options.tma: the descriptor lines under `if USE_TMA:`, the pointer lines under `else:`. */
+  private tmaOr(tma: Lines, pointer: Lines): Lines {
+    if (!this.options.tma) return pointer;
+    return ["if USE_TMA:", ...indent(tma), "else:", ...indent(pointer)];
+  }
+
   private dimMask(offs: string, dim: number, pad: number, axis: "row" | "col"): string | null {
     if (dim === pad) return null;
     return axis === "col" ? `(${offs}[None, :] < ${dim})` : `(${offs}[:, None] < ${dim})`;
@@ -99,15 +119,27 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
       "sparse_row = ((off_b % sparse_b) * sparse_h + off_h % sparse_h) * sparse_q_blocks + start_m // SPARSE_Q",
       "k_base = k + off_b.to(tl.int64) * stride_k_b + off_hkv.to(tl.int64) * stride_k_h",
       "v_base = v + off_b.to(tl.int64) * stride_v_b + off_hkv.to(tl.int64) * stride_v_h",
+      ...(this.options.tma
+        ? [
+            "if USE_TMA:",
+            "    # K and V of this (batch, kv head) as [kv_len, head dim] descriptors: tails read as zeros.",
+            `    ${this.descriptor("k_desc", "k_base", "kv_len", "QK_D", "stride_k_s", "BLOCK_N", "QK_D_PAD")}`,
+            `    ${this.descriptor("v_desc", "v_base", "kv_len", "V_D", "stride_v_s", "BLOCK_N", "V_D_PAD")}`,
+          ]
+        : []),
     ];
   }
 
   loadQ(): Lines {
     const s = this.shape;
-    const lines = [
-      "q_ptrs = q + off_b.to(tl.int64) * stride_q_b + off_h.to(tl.int64) * stride_q_h + offs_m[:, None] * stride_q_s + offs_dqk[None, :]",
-      ...this.load("qt", "q_ptrs", "EVEN_M", "(offs_m[:, None] < q_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
-    ];
+    const qBase = "q + off_b.to(tl.int64) * stride_q_b + off_h.to(tl.int64) * stride_q_h";
+    const lines = this.tmaOr(
+      [this.descriptor("q_desc", qBase, "q_len", "QK_D", "stride_q_s", "BLOCK_M", "QK_D_PAD"), "qt = q_desc.load([start_m, 0])"],
+      [
+        `q_ptrs = ${qBase} + offs_m[:, None] * stride_q_s + offs_dqk[None, :]`,
+        ...this.load("qt", "q_ptrs", "EVEN_M", "(offs_m[:, None] < q_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
+      ],
+    );
     if (this.prescaled) lines.push(`qt = (qt * (scale * ${NUMERICS.LOG2E})).to(q.dtype.element_ty)  # prescaled: scores leave the dot in log2 units`);
     return lines;
   }
@@ -159,8 +191,13 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
     const s = this.shape;
     return [
       "offs_n = start_n + offs_n0",
-      "k_ptrs = k_base + offs_n[:, None] * stride_k_s + offs_dqk[None, :]",
-      ...this.load("kt", "k_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
+      ...this.tmaOr(
+        ["kt = k_desc.load([start_n, 0])"],
+        [
+          "k_ptrs = k_base + offs_n[:, None] * stride_k_s + offs_dqk[None, :]",
+          ...this.load("kt", "k_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
+        ],
+      ),
     ];
   }
 
@@ -214,10 +251,13 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
 
   loadV(_blocks: BlockKind): Lines {
     const s = this.shape;
-    return [
-      "v_ptrs = v_base + offs_n[:, None] * stride_v_s + offs_dv[None, :]",
-      ...this.load("vt", "v_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dv", s.vDim, s.vDimPad, "col")),
-    ];
+    return this.tmaOr(
+      ["vt = v_desc.load([start_n, 0])"],
+      [
+        "v_ptrs = v_base + offs_n[:, None] * stride_v_s + offs_dv[None, :]",
+        ...this.load("vt", "v_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dv", s.vDim, s.vDimPad, "col")),
+      ],
+    );
   }
 
   accumulate(_blocks: BlockKind): Lines {
@@ -228,15 +268,24 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
     const s = this.shape;
     const dv = this.dimMask("offs_dv", s.vDim, s.vDimPad, "col");
     const rows = "(offs_m[:, None] < q_len)";
+    const oBase = "out + off_b.to(tl.int64) * stride_out_b + off_h.to(tl.int64) * stride_out_h";
     return [
       "# Fully masked rows (l_i = 0): output 0 and LSE -inf.",
       "l_safe = tl.where(l_i == 0.0, 1.0, l_i)",
       "o = (acc * (1.0 / l_safe)[:, None]).to(out.dtype.element_ty)",
-      "o_ptrs = out + off_b.to(tl.int64) * stride_out_b + off_h.to(tl.int64) * stride_out_h + offs_m[:, None] * stride_out_s + offs_dv[None, :]",
-      "if EVEN_M:",
-      `    tl.store(o_ptrs, o${dv ? `, mask=${dv}` : ""})`,
-      "else:",
-      `    tl.store(o_ptrs, o, mask=${dv ? `${rows} & ${dv}` : rows})`,
+      ...this.tmaOr(
+        [
+          this.descriptor("o_desc", oBase, "q_len", "V_D", "stride_out_s", "BLOCK_M", "V_D_PAD"),
+          "o_desc.store([start_m, 0], o)  # rows past q_len and padded columns are not written",
+        ],
+        [
+          `o_ptrs = ${oBase} + offs_m[:, None] * stride_out_s + offs_dv[None, :]`,
+          "if EVEN_M:",
+          `    tl.store(o_ptrs, o${dv ? `, mask=${dv}` : ""})`,
+          "else:",
+          `    tl.store(o_ptrs, o, mask=${dv ? `${rows} & ${dv}` : rows})`,
+        ],
+      ),
       "if OUTPUT_LSE:",
       `    lse_val = tl.where(l_i == 0.0, ${NEG_INF}, (m_i + tl.math.log2(l_safe)) * ${NUMERICS.LN2})`,
       "    lse_ptrs = lse + (off_b.to(tl.int64) * q_heads + off_h) * q_len + offs_m",

@@ -5,12 +5,13 @@
 import type { KernelSpec } from "@flexattn/template";
 import type { BufferArg } from "./buffers.js";
 import type { KernelShape } from "./emitter.js";
+import type { TritonOptions } from "./options.js";
 import { pyString } from "./python.js";
 
 const TORCH_DTYPE = { f32: "torch.float32", f16: "torch.float16", bf16: "torch.bfloat16" } as const;
 
 /** Module-level constants: what the kernel was generated for. */
-export function moduleConstants(spec: KernelSpec, shape: KernelShape, buffers: BufferArg[], hash: string): string[] {
+export function moduleConstants(spec: KernelSpec, shape: KernelShape, buffers: BufferArg[], hash: string, options: TritonOptions): string[] {
   const c = spec.config;
   const bufs = buffers.map((b) => `    (${pyString(b.pyName)}, ${b.dtype === "i32" ? "torch.int32" : "torch.float32"}, (${b.shape.join(", ")},)),`);
   return [
@@ -21,6 +22,9 @@ export function moduleConstants(spec: KernelSpec, shape: KernelShape, buffers: B
     `SPARSE_BLOCK = (${spec.sparseBlock[0]}, ${spec.sparseBlock[1]})  # BlockMask block size [q, kv]`,
     `CONFIG = dict(BLOCK_M=${c.blockM}, BLOCK_N=${c.blockN}, num_warps=${c.numWarps}, num_stages=${c.numStages})`,
     `RETURN_LSE_DEFAULT = ${spec.returnLse ? "True" : "False"}`,
+    ...(options.tma
+      ? ["TMA = True  # options.tma: tensor-descriptor loads where uses_tma() allows; False forces the pointer path"]
+      : []),
     "# Captured buffers (keyword arguments of flex_attention): name, dtype, shape.",
     buffers.length ? "BUFFERS = (" : "BUFFERS = ()",
     ...(buffers.length ? [...bufs, ")"] : []),
@@ -40,7 +44,65 @@ function scalarArgs(): string {
   ].join("\n            ");
 }
 
-export function launcherSource(kernelName: string, shape: KernelShape, buffers: BufferArg[]): string {
+/**
+ * options.tma: the launch-time choice between the kernel's two paths (constexpr USE_TMA). The
+ * tensor-descriptor path runs only where it is exactly as correct as the pointer path; every other
+ * launch takes the pointer path, so layout never causes an error or a different answer.
+ */
+function tmaSource(): string {
+  return `
+
+def _tma_alloc(size, alignment, stream):
+    return torch.empty(size, dtype=torch.int8, device="cuda")
+
+
+def _ensure_tma_allocator():
+    """In-kernel tensor descriptors live in a global-memory scratch buffer that Triton asks the allocator of
+    triton.set_allocator for at launch. Install a torch-backed one unless the caller has set their own."""
+    try:
+        from triton.runtime import _allocation
+        current = _allocation._allocator
+        if not callable(current):  # a ContextVar in recent Triton versions
+            current = current.get()
+        if not isinstance(current, _allocation.NullAllocator):
+            return
+    except Exception:  # the private API moved: install ours
+        pass
+    triton.set_allocator(_tma_alloc)
+
+
+def _tma_layout_ok(t):
+    """What a TMA descriptor over t's [len, head dim] slices needs: a 16-byte-aligned base; batch, head and row
+    strides of whole multiples of 16 bytes (so every (batch, head) slice starts aligned); unit stride in the head
+    dim, a head dim of a whole multiple of 16 bytes and at most 256 elements (one TMA box, padded), and rows that
+    do not overlap."""
+    es, d = t.element_size(), t.shape[3]
+    return (t.data_ptr() % 16 == 0 and t.stride(3) == 1 and (d * es) % 16 == 0 and d <= 256 and t.stride(2) >= d
+            and all((s * es) % 16 == 0 for s in t.stride()[:3]))
+
+
+def _use_tma(q, k, v, out, bm, bn):
+    """Whether a launch takes the tensor-descriptor (TMA) path: TMA on, an NVIDIA GPU of compute capability >= 9,
+    a Triton with tl.make_tensor_descriptor and triton.set_allocator, tiles of at most 256 rows (one TMA box)
+    and TMA-compatible layouts of q, k, v and out (None: the launcher allocates it contiguous, which qualifies
+    whenever v does)."""
+    if not TMA or _interpret() or q.device.type != "cuda" or torch.version.hip is not None:
+        return False
+    if not (hasattr(tl, "make_tensor_descriptor") and hasattr(triton, "set_allocator")):
+        return False
+    if max(bm, bn) > 256 or torch.cuda.get_device_capability(q.device)[0] < 9:
+        return False
+    return all(_tma_layout_ok(t) for t in ((q, k, v) if out is None else (q, k, v, out)))
+
+
+def uses_tma(q, k, v, out=None):
+    """Whether flex_attention(q, k, v, out=out) takes the tensor-descriptor (TMA) path with the current CONFIG.
+    Otherwise it runs the pointer path of the same kernel, with the same results."""
+    return _use_tma(q, k, v, out, CONFIG["BLOCK_M"], CONFIG["BLOCK_N"])
+`;
+}
+
+export function launcherSource(kernelName: string, shape: KernelShape, buffers: BufferArg[], options: TritonOptions): string {
   const bufParams = buffers.map((b) => `${b.pyName}`).join(", ");
   const kwOnly = buffers.length ? `*, ${bufParams}, ` : "*, ";
   const bufChecks = buffers.map((b, i) => `    ${b.pyName} = _check_buffer(${pyString(b.pyName)}, ${b.pyName}, BUFFERS[${i}], q.device)`);
@@ -79,7 +141,7 @@ def _check_buffer(name, t, spec, device):
     if not t.is_contiguous():
         _fail(f"{name} (captured buffer) must be contiguous; call .contiguous()")
     return t
-
+${options.tma ? tmaSource() : ""}
 
 def dense_block_mask(q_len, kv_len, device):
     """Block-mask tables with every block full: attention without a mask."""
@@ -150,7 +212,13 @@ def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blo
     ones; all None means no mask. Captured buffers are keyword arguments (see BUFFERS).
     scale defaults to 1/sqrt(QK_HEAD_DIM); q_offset / kv_offset are added to the positions the mods see.
     Returns out [B, Hq, Lq, V_HEAD_DIM] (contiguous), and the natural-log LSE [B, Hq, Lq] (f32, -inf for
-    fully masked rows, whose output is 0) when return_lse.
+    fully masked rows, whose output is 0) when return_lse.${
+      options.tma
+        ? `
+    Q, K, V and the output move through tensor descriptors (TMA) where uses_tma(q, k, v, out) holds, else
+    through pointers; both paths give the same results.`
+        : ""
+    }
     """
     _check_tensor("q", q, DTYPE, 4)
     device = q.device
@@ -199,7 +267,14 @@ ${bufChecks.join("\n")}
         return (out, lse) if return_lse else out
     tables = _check_tables((kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), B, Hq, Lq, Lkv, device)
     Bm, Hm, QB, KVB = tables[1].shape
-    bm, bn = CONFIG["BLOCK_M"], CONFIG["BLOCK_N"]
+    bm, bn = CONFIG["BLOCK_M"], CONFIG["BLOCK_N"]${
+      options.tma
+        ? `
+    use_tma = _use_tma(q, k, v, out, bm, bn)
+    if use_tma:
+        _ensure_tma_allocator()`
+        : ""
+    }
     grid = (triton.cdiv(Lq, bm), Hq, B)
     with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
         ${kernelName}[grid](
@@ -208,7 +283,7 @@ ${bufChecks.join("\n")}
             QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
             BLOCK_M=bm, BLOCK_N=bn, SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1],
             TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn,
-            EVEN_M=Lq % bm == 0, EVEN_N=Lkv % SPARSE_BLOCK[1] == 0, OUTPUT_LSE=bool(return_lse),
+            EVEN_M=Lq % bm == 0, EVEN_N=Lkv % SPARSE_BLOCK[1] == 0, OUTPUT_LSE=bool(return_lse),${options.tma ? " USE_TMA=use_tma," : ""}
             num_warps=CONFIG["num_warps"], num_stages=CONFIG["num_stages"],
         )
     return (out, lse) if return_lse else out

@@ -17,10 +17,11 @@ const CONSTEXPRS = [
 ];
 
 /** Kernel parameters: the ABI (captured buffers renamed to unique Python names), then constexprs. */
-function kernelParams(spec: KernelSpec): string[] {
+function kernelParams(spec: KernelSpec, options: TritonOptions): string[] {
   const buffers = new Map(bufferArgs(spec).map((b) => [b.abiName, b.pyName]));
   const abi = kernelAbi(spec).map((a) => (a.role === "captured" ? buffers.get(a.name) ?? a.name : a.name));
-  return [...abi, ...CONSTEXPRS.map((c) => `${c}: tl.constexpr`)];
+  const constexprs = options.tma ? [...CONSTEXPRS, "USE_TMA"] : CONSTEXPRS;
+  return [...abi, ...constexprs.map((c) => `${c}: tl.constexpr`)];
 }
 
 function describeMod(label: string, graph: KernelSpec["mask"]): string[] {
@@ -62,18 +63,18 @@ export function moduleSource(spec: KernelSpec, options: TritonOptions, hash: str
     "import triton.language as tl",
     ...(usesLibdevice ? ["from triton.language.extra import libdevice"] : []),
     "",
-    '__all__ = ["flex_attention", "dense_block_mask", "blocks_are_contiguous", "DTYPE", "QK_HEAD_DIM", "V_HEAD_DIM", "SPARSE_BLOCK", "BUFFERS"]',
+    `__all__ = ["flex_attention", "dense_block_mask", "blocks_are_contiguous", ${options.tma ? '"uses_tma", ' : ""}"DTYPE", "QK_HEAD_DIM", "V_HEAD_DIM", "SPARSE_BLOCK", "BUFFERS"]`,
     "",
-    ...moduleConstants(spec, shape, buffers, hash),
+    ...moduleConstants(spec, shape, buffers, hash, options),
     "",
     ...helperSource(emitter.helpers).flatMap((h) => ["", h, ""]),
     "",
     "@triton.jit",
     `def ${KERNEL_NAME}(`,
-    ...indent(kernelParams(spec).map((p) => `${p},`)),
+    ...indent(kernelParams(spec, options).map((p) => `${p},`)),
     "):",
     ...indent(body),
     "",
-    launcherSource(KERNEL_NAME, shape, buffers),
+    launcherSource(KERNEL_NAME, shape, buffers, options),
   ].join("\n");
 }

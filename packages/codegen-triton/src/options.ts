@@ -13,6 +13,12 @@ export interface TritonOptions {
   contiguousPartialBlocks: boolean;
   /** Launch the last query tiles first: with causal-like masks they hold the most work. */
   reverseQBlocks: boolean;
+  /**
+   * Load Q, K, V and store O through tensor descriptors (Hopper TMA) when the launch allows it
+   * (CUDA capability ≥ 9, a Triton with `tl.make_tensor_descriptor`, 16-byte-aligned bases and
+   * strides); otherwise the launcher takes the pointer path compiled into the same kernel.
+   */
+  tma: boolean;
 }
 
 export const DEFAULT_OPTIONS: TritonOptions = {
@@ -21,6 +27,7 @@ export const DEFAULT_OPTIONS: TritonOptions = {
   contiguousFullBlocks: false,
   contiguousPartialBlocks: false,
   reverseQBlocks: true,
+  tma: false,
 };
 
 /** Read and check `config.options`; unknown keys are errors (a typo must not pass silently). */

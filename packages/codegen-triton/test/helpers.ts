@@ -28,3 +28,18 @@ export function pyCompile(sources: Record<string, string>): string[] {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Write Python sources to a temporary folder as `<name>.py` and run `python3 script <paths of args>`;
+ * returns the script's non-empty output lines (the checkers here print one line per failure).
+ */
+export function pyCheck(script: string, sources: Record<string, string>, args: string[]): string[] {
+  const dir = mkdtempSync(join(tmpdir(), "flexattn-triton-"));
+  try {
+    for (const [name, src] of Object.entries(sources)) writeFileSync(join(dir, `${name}.py`), src);
+    const out = execFileSync("python3", [script, ...args.map((a) => join(dir, `${a}.py`))], { encoding: "utf8" });
+    return out.split("\n").filter((l) => l.trim().length > 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

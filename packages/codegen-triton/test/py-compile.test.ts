@@ -14,21 +14,27 @@ function variants(dtype: string, hasScore: boolean): Record<string, Partial<Kern
 }
 
 describe("generated Triton modules", () => {
-  it("byte-compile for every conformance case and option variant", () => {
+  it("byte-compile for every conformance case and option variant, with and without tma", () => {
     const sources: Record<string, string> = {};
     CONFORMANCE_CASES.forEach((cs, i) => {
       const inst = instantiateCase(cs, 1000 + i);
       const p = inst.problem;
       const base = tritonBackend.defaultConfig(p, cs.blockSize);
       for (const [name, v] of Object.entries(variants(p.dtype, inst.score !== null))) {
-        const spec = makeSpec({
-          mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
-          returnLse: p.returnLse, sparseBlock: cs.blockSize, config: { ...base, ...v },
-        });
-        sources[`case${i}_${name}`] = tritonBackend.generate(spec).source;
+        for (const tma of [false, true]) {
+          const spec = makeSpec({
+            mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
+            returnLse: p.returnLse, sparseBlock: cs.blockSize, config: { ...base, ...v, options: { ...v.options, tma } },
+          });
+          sources[`case${i}_${name}${tma ? "_tma" : ""}`] = tritonBackend.generate(spec).source;
+        }
       }
     });
-    expect(Object.keys(sources).length).toBeGreaterThan(CONFORMANCE_CASES.length * 2);
+    const names = Object.keys(sources);
+    expect(names.length).toBeGreaterThan(CONFORMANCE_CASES.length * 4);
+    const tmaNames = names.filter((n) => n.endsWith("_tma"));
+    expect(tmaNames.length * 2).toBe(names.length);
+    for (const n of tmaNames) expect(sources[n]).toContain("USE_TMA: tl.constexpr");
     expect(pyCompile(sources)).toEqual([]);
   });
 });
