@@ -4,7 +4,8 @@
  *       case, its inputs, block-mask tables, captured buffers, the float64 reference outputs and
  *       the mods rendered for PyTorch (to run flex_attention on the same tensors);
  *   bench/<name>.py + bench.json + tables/*.json — the performance protocol's kernels and our
- *       createBlockMask tables (bf16; d=128 × 16 heads and d=64 × 32 heads; N ∈ {1k, 4k, 16k}).
+ *       createBlockMask tables (bf16; d=128 × 16 heads and d=64 × 32 heads; N ∈ {1k, 4k, 16k}),
+ *       each kernel also generated with the `tma` option (bench.json's `tmaModule`).
  * Usage: npx tsx apps/bench/src/triton-generate.ts [--seed N] [--only conformance|bench]
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -57,12 +58,16 @@ function torchMods(spec: ReturnType<typeof makeSpec>) {
 
 /**
  * Module variants per conformance case: the default config, the contiguous-blocks fast paths
- * where the case's tables allow them, and the approximate tanh where the score mod has a tanh.
+ * where the case's tables allow them, both again with the tensor-descriptor (TMA) loads, and the
+ * approximate tanh where the score mod has a tanh.
  */
 function conformanceVariants(inst: ReturnType<typeof instantiateCase>) {
   const variants: { suffix: string; options: Record<string, boolean>; tolerance?: number }[] = [{ suffix: "", options: {} }];
   const contig = contiguityOptions(inst.blockMask);
-  if (contig.contiguousFullBlocks || contig.contiguousPartialBlocks) variants.push({ suffix: "_contig", options: contig });
+  const hasContig = contig.contiguousFullBlocks || contig.contiguousPartialBlocks;
+  if (hasContig) variants.push({ suffix: "_contig", options: contig });
+  variants.push({ suffix: "_tma", options: { tma: true } });
+  if (hasContig) variants.push({ suffix: "_contig_tma", options: { ...contig, tma: true } });
   if (inst.score?.nodes.some((n) => n.op === "tanh")) {
     // tanh.approx.f32 measured ≤ 7.9e-6 absolute on the H100: the dtype's usual bound holds.
     variants.push({ suffix: "_approx", options: { approxTanh: true } });
@@ -126,11 +131,13 @@ const VARIANTS: Variant[] = [
 ];
 
 /**
- * Configs the harness tries per entry (the first is the backend's default); it reports the
- * default and the fastest, re-timed. Pipeline depths are powers of two: validateConfig requires it.
+ * Configs [blockM, blockN, warps, stages] the harness tries per entry besides the backend's
+ * mod-aware default (timed first), for the pointer module and again for the TMA module; it reports
+ * the default, the fastest pointer config and the fastest TMA config, re-timed. validateConfig allows 1–8 stages.
+ * 128×128, 8 warps, 3 stages is the config of the TMA probe (1.07–1.08× flex, dense, d = 128).
  */
 const CANDIDATES: Record<number, [number, number, number, number][]> = {
-  128: [[128, 64, 8, 4], [128, 128, 8, 2], [64, 64, 4, 2], [64, 64, 4, 4], [128, 64, 8, 3]],
+  128: [[128, 64, 8, 4], [128, 128, 8, 2], [64, 64, 4, 2], [64, 64, 4, 4], [128, 64, 8, 3], [128, 128, 8, 3]],
   64: [[128, 64, 4, 4], [128, 128, 4, 2], [64, 64, 4, 2], [128, 64, 4, 2], [64, 64, 4, 4], [128, 64, 4, 3]],
 };
 
@@ -157,26 +164,35 @@ function generateBench(): void {
         const tables = createBlockMask(maskFn ?? ((_b, _h, _q, _kv) => true), { B: 1, H: 1, qLen: N, kvLen: N }) as unknown as BlockMaskTables;
         const density = (tables as unknown as { density(): number }).density();
         const problem = resolveProblem({ batch: B, qHeads: H, kvHeads: H, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
-        const base = tritonBackend.defaultConfig(problem, [128, 128]);
+        // The default the library picks for these mods (what `compile` and flexAttention use).
+        const base = tritonBackend.defaultConfig(problem, [128, 128], { mask, score });
         const config: KernelConfig = {
           ...base,
           options: { ...contiguityOptions(tables), ...(v.approxTanh ? { approxTanh: true } : {}) },
         };
+        // The same kernel, and again with the tensor-descriptor (TMA) loads (same config).
+        const [module, tmaModule] = [config, { ...config, options: { ...config.options, tma: true } }].map((c) => {
+          const artifact = tritonBackend.generate(
+            makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: c }),
+          );
+          let file = modules.get(artifact.specHash);
+          if (!file) {
+            const tag = c.options?.tma ? "_tma" : "";
+            file = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}${tag}_${artifact.specHash.slice(0, 8)}.py`;
+            writeFileSync(join(dir, file), artifact.source);
+            modules.set(artifact.specHash, file);
+          }
+          return file;
+        });
         const spec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config });
-        const artifact = tritonBackend.generate(spec);
-        let module = modules.get(artifact.specHash);
-        if (!module) {
-          module = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${artifact.specHash.slice(0, 8)}.py`;
-          writeFileSync(join(dir, module), artifact.source);
-          modules.set(artifact.specHash, module);
-        }
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: bufferJson(spec) }));
-        const [d0, ...rest] = CANDIDATES[D];
-        const isDefault = d0.join() === [config.blockM, config.blockN, config.numWarps, config.numStages].join();
-        if (!isDefault) throw new Error(`the first candidate for D=${D} must be the default config`);
-        const candidates = [d0, ...rest];
-        entries.push({ variant: v.name, N, B, H, D, module, tables: tablesFile, density, config, candidates, approxTanh: !!v.approxTanh });
+        // The default config is timed first; the harness reports it and the fastest candidate.
+        const def: [number, number, number, number] = [config.blockM, config.blockN, config.numWarps, config.numStages];
+        const candidates = [def, ...CANDIDATES[D].filter((c) => c.join() !== def.join())];
+        entries.push({
+          variant: v.name, N, B, H, D, module, tmaModule, tables: tablesFile, density, config, candidates, approxTanh: !!v.approxTanh,
+        });
       }
     }
   }

@@ -1,6 +1,8 @@
 """The performance protocol on the device: our generated Triton kernels vs PyTorch's
 flex_attention (torch.compile) side by side in one process, plus numerical error against a
-float64 reference (small N) for both."""
+float64 reference (small N) for both. Entries with a `tmaModule` (the same kernel generated with
+the `tma` option) also get an "ours tma" figure: its fastest candidate config, timed in the same
+interleaved rounds."""
 import json
 import math
 import os
@@ -104,6 +106,7 @@ class Bench:
             pass
         from torch.nn.attention.flex_attention import flex_attention
         self.flex = torch.compile(flex_attention, dynamic=False)
+        self.tma = True  # time entries' tmaModule too (run.py --no-tma turns it off)
 
     def time_left(self):
         return self.deadline - time.time()
@@ -144,13 +147,18 @@ class Bench:
         finally:
             mod.CONFIG = saved
 
+    def tma_module(self, e):
+        """The entry's TMA module name, or None when it has none or TMA timing is off."""
+        return e.get("tmaModule") if self.tma else None
+
     def precompile(self, jobs):
-        """Compile many (entry, config) kernels in parallel threads (Triton's AsyncCompileMode)."""
+        """Compile many (entry, config[, module]) kernels in parallel threads (Triton's AsyncCompileMode);
+        the module defaults to the entry's pointer module."""
         t0 = time.time()
         try:
             with triton.AsyncCompileMode(ThreadPoolExecutor(16)):
-                for e, config in jobs:
-                    mod = self.module(e["module"])
+                for e, config, *name in jobs:
+                    mod = self.module(name[0] if name else e["module"])
                     saved = mod.CONFIG
                     if config:
                         mod.CONFIG = dict(BLOCK_M=config[0], BLOCK_N=config[1], num_warps=config[2], num_stages=config[3])
@@ -189,9 +197,10 @@ class Bench:
         self.log(json.dumps(rec))
         return rec
 
-    def ours_fn(self, e, config):
-        """A callable running our kernel for entry e with a given config (set on every call)."""
-        mod = self.module(e["module"])
+    def ours_fn(self, e, config, module=None):
+        """A callable running our kernel for entry e (its pointer module unless `module` names another)
+        with a given config (set on every call)."""
+        mod = self.module(module or e["module"])
         q, k, v = self.qkv(e)
         tables, bufs = self.data(e)
         cfg = dict(BLOCK_M=config[0], BLOCK_N=config[1], num_warps=config[2], num_stages=config[3])
@@ -201,12 +210,35 @@ class Bench:
             return mod.flex_attention(q, k, v, *tables, **bufs)
         return fn, cfg
 
+    def candidates(self, e, module, label):
+        """Time each candidate config of `module` once; returns the fastest config. A config that fails
+        (e.g. out of shared memory) is logged and skipped; the default config must work."""
+        cands = []
+        for i, c in enumerate(e["candidates"]):
+            fn, cfg = self.ours_fn(e, c, module)
+            try:
+                fn()
+                torch.cuda.synchronize()
+                ms = bench_ms(fn)
+            except Exception as ex:
+                if i == 0:
+                    raise
+                self.log(json.dumps(dict(impl=label, variant=e["variant"], N=e["N"], D=e["D"], config=cfg,
+                                         error=repr(ex)[:300])))
+                continue
+            cands.append((ms, c))
+            self.log(json.dumps(dict(impl=label, variant=e["variant"], N=e["N"], D=e["D"], ms=ms, config=cfg)))
+        return min(cands, key=lambda t: t[0])[1]
+
     def run_entries(self, entries, with_flex=True, errors=False, rounds=3):
-        """Per entry: flex (compile + first run), our candidate configs once each, then `rounds`
-        interleaved timings of flex, our default config and our fastest candidate; each figure
-        reported is the median over the rounds (clock drift hits all three alike)."""
+        """Per entry: flex (compile + first run), our candidate configs once each (and those of the TMA
+        module), then `rounds` interleaved timings of flex, our default config, our fastest candidate
+        and the fastest TMA candidate; each figure reported is the median over the rounds (clock drift
+        hits them all alike)."""
         rows = []
-        self.precompile([(e, c) for e in entries for c in e["candidates"]])
+        jobs = [(e, c) for e in entries for c in e["candidates"]]
+        jobs += [(e, c, self.tma_module(e)) for e in entries if self.tma_module(e) for c in e["candidates"]]
+        self.precompile(jobs)
         for e in entries:
             if self.time_left() < 20:
                 self.log(json.dumps(dict(skipped=f'{e["variant"]} D{e["D"]} N{e["N"]}', reason="deadline")))
@@ -219,19 +251,19 @@ class Bench:
                     _, fout, info = self.flex_run(fe)
                     self.flex_out[fkey] = fout
                     self.flex_info[fkey] = info
-                cands = []
-                for c in e["candidates"]:
-                    fn, cfg = self.ours_fn(e, c)
-                    fn()
-                    torch.cuda.synchronize()
-                    ms = bench_ms(fn)
-                    cands.append((ms, c))
-                    self.log(json.dumps(dict(impl="ours-candidate", variant=e["variant"], N=e["N"], D=e["D"], ms=ms, config=cfg)))
-                best = min(cands, key=lambda t: t[0])[1]
+                best = self.candidates(e, None, "ours-candidate")
                 default_fn, default_cfg = self.ours_fn(e, e["candidates"][0])
                 best_fn, best_cfg = self.ours_fn(e, best)
+                tma_name = self.tma_module(e)
+                tma_fn = None
+                if tma_name:
+                    try:  # a failing TMA module must not cost the entry its other figures
+                        tma_best = self.candidates(e, tma_name, "ours-tma-candidate")
+                        tma_fn, tma_cfg = self.ours_fn(e, tma_best, tma_name)
+                    except Exception as ex:
+                        self.log(json.dumps(dict(variant=e["variant"], N=e["N"], D=e["D"], tma_error=repr(ex)[:500])))
                 flex_fn = self.flex_fns.get(fkey)
-                t = {"flex": [], "default": [], "best": []}
+                t = {"flex": [], "default": [], "best": [], "tma": []}
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     for _ in range(rounds):
@@ -239,12 +271,28 @@ class Bench:
                             t["flex"].append(bench_ms(flex_fn))
                         t["default"].append(bench_ms(default_fn))
                         t["best"].append(bench_ms(best_fn))
+                        if tma_fn:
+                            t["tma"].append(bench_ms(tma_fn))
                 med = {k2: statistics.median(v2) if v2 else None for k2, v2 in t.items()}
                 if flex_fn and fkey[0] == e["variant"]:
                     rows.append(self.record(dict(e, variant=fkey[0]), "flex", med["flex"], rounds=t["flex"], **self.flex_info[fkey]))
                 out = best_fn()
                 rec = dict(config=best_cfg, default_config=default_cfg, default_ms=med["default"], rounds=t["best"],
                            default_rounds=t["default"], flex_ms=med["flex"])
+                if tma_fn:
+                    tma_out = tma_fn()
+                    q, k, v = self.qkv(e)
+                    tma_mod = self.module(tma_name)
+                    tma_mod.CONFIG = tma_cfg
+                    # tma_used: whether the launcher took the descriptor path (else it fell back to pointers).
+                    rec.update(tma_ms=med["tma"], tma_config=tma_cfg, tma_rounds=t["tma"],
+                               tma_used=bool(tma_mod.uses_tma(q, k, v)),
+                               tma_max_abs_vs_ours=float((tma_out.float() - out.float()).abs().max()))
+                    if fkey in self.flex_out:
+                        rec["tma_max_abs_vs_flex"] = float((tma_out.float() - self.flex_out[fkey].float()).abs().max())
+                    if errors:
+                        te = self.errors(e, tma_out, None)
+                        rec.update(tma_err_max=te["err_max"], tma_err_fro=te["err_fro"])
                 if fkey in self.flex_out:
                     rec["max_abs_vs_flex"] = float((out.float() - self.flex_out[fkey].float()).abs().max())
                 if errors:

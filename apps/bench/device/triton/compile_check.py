@@ -1,7 +1,10 @@
 """Compile generated kernels for sm_90a on a machine without a GPU (Triton's own ptxas) and report
 registers, spills, shared memory and compile time — static facts that need no device time.
 
-    python3 compile_check.py generated/bench/bench.json [--filter NAME] [--config BM,BN,W,S ...]
+    python3 compile_check.py generated/bench/bench.json [--filter NAME] [--tma] [--config BM,BN,W,S ...]
+
+--tma compiles each entry's tmaModule with USE_TMA=True (the tensor-descriptor path; the launcher
+would pick the pointer path here, with no GPU).
 """
 import json
 import os
@@ -83,9 +86,9 @@ def ptxas_report(ptx):
                 spill_loads=int(spill.group(2)) if spill else None)
 
 
-def check_entry(e, config=None):
+def check_entry(e, config=None, tma=False):
     bench = os.path.join(GENERATED, "bench")
-    mod = load_module(os.path.join(bench, e["module"]))
+    mod = load_module(os.path.join(bench, e["tmaModule"] if tma else e["module"]))
     if config:
         mod.CONFIG = dict(BLOCK_M=config[0], BLOCK_N=config[1], num_warps=config[2], num_stages=config[3])
     meta = torch.device("meta")
@@ -96,17 +99,21 @@ def check_entry(e, config=None):
     tables = (torch.empty(rows, dtype=torch.int32, device=meta), torch.empty(*rows, tb["KVB"], dtype=torch.int32, device=meta)) * 2
     bufs = {name: torch.empty(shape, dtype=dt, device=meta) for name, dt, shape in mod.BUFFERS}
     kernel, call = record_launch(mod, q, k, v, tables, bufs)
+    if tma:
+        call[2]["USE_TMA"] = True
     c, dt = compile_recorded(kernel, call)
     rep = ptxas_report(c.asm["ptx"])
     wgmma = c.asm["ptx"].count("wgmma.mma_async")
-    return dict(variant=e["variant"], D=e["D"], N=e["N"], config=mod.CONFIG, compile_s=round(dt, 2),
+    return dict(variant=e["variant"], D=e["D"], N=e["N"], config=mod.CONFIG, tma=tma, compile_s=round(dt, 2),
                 shared=c.metadata.shared, wgmma=wgmma, **rep)
 
 
 if __name__ == "__main__":
     manifest = json.load(open(sys.argv[1] if len(sys.argv) > 1 and sys.argv[1].endswith(".json") else os.path.join(GENERATED, "bench", "bench.json")))
     filt = sys.argv[sys.argv.index("--filter") + 1] if "--filter" in sys.argv else None
-    configs = [tuple(int(x) for x in a.split(",")) for a in sys.argv[sys.argv.index("--config") + 1:]] if "--config" in sys.argv else [None]
+    tma = "--tma" in sys.argv
+    configs = [tuple(int(x) for x in a.split(",")) for a in sys.argv[sys.argv.index("--config") + 1:]
+               if not a.startswith("--")] if "--config" in sys.argv else [None]
     seen = set()
     for e in manifest["entries"]:
         if filt and filt not in f'{e["variant"]}_d{e["D"]}_n{e["N"]}':
@@ -116,6 +123,6 @@ if __name__ == "__main__":
         seen.add((e["module"], e["N"]))
         for cfg in configs:
             try:
-                print(json.dumps(check_entry(e, cfg)), flush=True)
+                print(json.dumps(check_entry(e, cfg, tma)), flush=True)
             except Exception as ex:
                 print(json.dumps(dict(variant=e["variant"], D=e["D"], config=cfg, error=repr(ex)[:400])), flush=True)

@@ -59,6 +59,8 @@ def run_case(path, device, with_flex, warm=False):
         out = torch.full((B, Hq, Lq, Dv), float("nan"), dtype=q.dtype, device=device)  # poisoned
         rec = dict(name=case["name"], module=m["module"], dtype=p["dtype"], seed=case["seed"],
                    options={k2: v2 for k2, v2 in m["config"].get("options", {}).items() if v2})
+        if hasattr(mod, "uses_tma"):  # a module generated with the tma option: which path this launch takes
+            rec["tma_path"] = bool(mod.uses_tma(q, k, v, out))
         t0 = time.time()
         if warm:
             with warm_only(mod):

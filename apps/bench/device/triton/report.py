@@ -11,13 +11,21 @@ ORDER = ["noop", "causal", "sliding_window_1024", "prefix_lm", "document_causal"
          "softcap_causal_approx"]
 
 
+def cfg_text(c):
+    return f'{c["BLOCK_M"]}x{c["BLOCK_N"]} w{c["num_warps"]} s{c["num_stages"]}' if c else ""
+
+
 def table(result):
     rows = result["rows"]
     ours = {(r["variant"], r["N"], r["D"]): r for r in rows if r["impl"] == "ours"}
     flex = {(r["variant"], r["N"], r["D"]): r for r in rows if r["impl"] == "flex"}
+    # "ours tma": the fastest candidate config of the module generated with the tma option (appended
+    # columns, only when the run timed it; "(ptr)" marks a launch that fell back to the pointer path).
+    with_tma = any(r.get("tma_ms") for r in ours.values())
+    tma_head = " ours tma ms | tma / flex | tma config |" if with_tma else ""
     out = ["| D | N | variant | density | flex ms | ours ms (default config) | ours ms (tuned) | flex TFLOP/s | ours TFLOP/s (tuned) "
-           "| default / flex | tuned / flex | tuned config |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| default / flex | tuned / flex | tuned config |" + tma_head,
+           "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if with_tma else "")]
     for D in (128, 64):
         for N in (16384, 4096, 1024):
             for v in ORDER:
@@ -25,8 +33,7 @@ def table(result):
                 f = flex.get(("softcap_causal" if v == "softcap_causal_approx" else v, N, D))
                 if not o and not f:
                     continue
-                c = o["config"] if o else None
-                cfg = f'{c["BLOCK_M"]}x{c["BLOCK_N"]} w{c["num_warps"]} s{c["num_stages"]}' if c else ""
+                cfg = cfg_text(o["config"] if o else None)
                 dms = o.get("default_ms") if o else None
                 cells = [str(D), str(N), v, f'{(o or f)["density"]:.3f}',
                          f'{f["ms"]:.3f}' if f else "–",
@@ -37,6 +44,12 @@ def table(result):
                          f'{f["ms"] / dms:.2f}x' if f and dms else "–",
                          f'{f["ms"] / o["ms"]:.2f}x' if f and o else "–",
                          cfg]
+                if with_tma:
+                    tms = o.get("tma_ms") if o else None
+                    fell_back = " (ptr)" if o and o.get("tma_used") is False else ""
+                    cells += [f"{tms:.3f}{fell_back}" if tms else "–",
+                              f'{f["ms"] / tms:.2f}x' if f and tms else "–",
+                              cfg_text(o.get("tma_config")) if o else ""]
                 out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -62,11 +75,15 @@ def anchors(result):
 
 
 def errors(result):
-    out = ["| D | variant | ours max err | flex max err | ours rel-fro | flex rel-fro |", "|---|---|---|---|---|---|"]
+    with_tma = any("tma_err_max" in r for r in result["rows"])
+    out = ["| D | variant | ours max err | flex max err | ours rel-fro | flex rel-fro |" + (" tma max err | tma rel-fro |" if with_tma else ""),
+           "|---|---|---|---|---|---|" + ("---|---|" if with_tma else "")]
+    nan = float("nan")
     for r in result["rows"]:
         if r["impl"] == "ours" and "err_max" in r:
-            out.append(f'| {r["D"]} | {r["variant"]} | {r["err_max"]:.2e} | {r.get("flex_err_max", float("nan")):.2e} | '
-                       f'{r["err_fro"]:.2e} | {r.get("flex_err_fro", float("nan")):.2e} |')
+            out.append(f'| {r["D"]} | {r["variant"]} | {r["err_max"]:.2e} | {r.get("flex_err_max", nan):.2e} | '
+                       f'{r["err_fro"]:.2e} | {r.get("flex_err_fro", nan):.2e} |'
+                       + (f' {r.get("tma_err_max", nan):.2e} | {r.get("tma_err_fro", nan):.2e} |' if with_tma else ""))
     return out
 
 
@@ -88,7 +105,8 @@ def conformance(result):
            "|---|---|---|---|---|---|---|---|"]
     for c in conf:
         f = lambda k: f'{c[k]:.1e}' if isinstance(c.get(k), float) else "–"
-        out.append(f'| {c["name"]} | {c.get("module", "")} | {c.get("dtype", "")} | {f("out_err")} | {f("lse_err")} | '
+        path = {True: " (tma path)", False: " (tma fell back to pointers)"}.get(c.get("tma_path"), "")
+        out.append(f'| {c["name"]} | {c.get("module", "")}{path} | {c.get("dtype", "")} | {f("out_err")} | {f("lse_err")} | '
                    f'{f("flex_out_err")} | {f("flex_lse_err")} | {"yes" if c.get("pass") else "NO " + c.get("error", "")[:80]} |')
     return out
 
@@ -96,8 +114,8 @@ def conformance(result):
 def method(result):
     if any("rounds" in r for r in result["rows"]):
         return ("Each time is the median over 3 interleaved rounds (flex, ours with the default config, ours with "
-                "the fastest candidate config) of triton.testing.do_bench medians; 'tuned' = fastest of the candidate "
-                "configs (pipeline depths are powers of two: the template's validateConfig requires it).")
+                "the fastest candidate config, and where timed ours with the tma option at its fastest candidate "
+                "config) of triton.testing.do_bench medians; 'tuned' = fastest of the candidate configs.")
     return ("Each time is one triton.testing.do_bench median; 'tuned' = the fastest candidate config, re-timed once "
             "(so it can come out slower than the default when the clock drifts).")
 

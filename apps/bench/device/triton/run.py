@@ -32,7 +32,9 @@ def main():
     ap.add_argument("--tag", default="h100")
     ap.add_argument("--variants", default="", help="comma-separated variant names (default: all)")
     ap.add_argument("--dims", default="", help="comma-separated head dims (default: all)")
-    ap.add_argument("--configs", default="", help="candidates besides the default, as BMxBNwWsS (e.g. 128x64w8s3)")
+    ap.add_argument("--configs", default="", help="candidates besides the default, as BMxBNwWsS (e.g. 128x64w8s3); "
+                    "they apply to the pointer and the TMA modules alike")
+    ap.add_argument("--no-tma", action="store_true", help="skip the TMA modules (the 'ours tma' column)")
     args = ap.parse_args()
     start = time.time()
     deadline = start + args.budget_s
@@ -67,6 +69,7 @@ def main():
             log(json.dumps(dict(tanh_error=repr(e)[:300])))
     from bench import Bench
     b = Bench(log, deadline)
+    b.tma = not args.no_tma
     keep_v = set(filter(None, args.variants.split(",")))
     keep_d = {int(d) for d in filter(None, args.dims.split(","))}
     b.entries = [e for e in b.entries if (not keep_v or e["variant"] in keep_v) and (not keep_d or e["D"] in keep_d)]
