@@ -6,7 +6,7 @@
  *   level 2 — depends on kv or score: once per element.
  * Mods are pure and their loads are guarded, so hoisting never changes a result.
  */
-import { type InputName, type ModGraph, jsRenderer, renderGraph } from "@flexattn/ir";
+import { INPUT_BIT, type InputName, type ModGraph, inputDependence, jsRenderer, renderGraph } from "@flexattn/ir";
 
 export type Level = 0 | 1 | 2;
 
@@ -21,7 +21,11 @@ export interface LeveledMod {
   usesBuffers: boolean;
 }
 
-const INPUT_LEVEL: Record<InputName, Level> = { b: 0, h: 0, q: 1, kv: 2, score: 2 };
+/** The loop level of a node from the inputs it reads. */
+function levelOf(deps: number): Level {
+  if (deps & (INPUT_BIT.kv | INPUT_BIT.score)) return 2;
+  return deps & INPUT_BIT.q ? 1 : 0;
+}
 
 export interface ModNames {
   inputs: Partial<Record<InputName, string>>;
@@ -33,19 +37,10 @@ export interface ModNames {
 
 export function renderLeveled(graph: ModGraph, names: ModNames): LeveledMod {
   const r = jsRenderer({ inputs: names.inputs, bufferName: names.bufferName, runtime: "$rt" });
-  const { statements, result } = renderGraph(graph, r, names.prefix);
+  const { statements, nodes, result } = renderGraph(graph, r, names.prefix);
+  const deps = inputDependence(graph);
   const levels: [string[], string[], string[]] = [[], [], []];
-  const nodeLevel: Level[] = [];
-  let next = 0;
-  let usesBuffers = false;
-  graph.nodes.forEach((n) => {
-    let level: Level = 0;
-    if (n.op === "input") level = INPUT_LEVEL[n.input!];
-    else for (const a of n.args) level = Math.max(level, nodeLevel[a]) as Level;
-    if (n.op === "load") usesBuffers = true;
-    nodeLevel.push(level);
-    if (n.op !== "const" && n.op !== "input") levels[level].push(statements[next++]);
-  });
-  if (next !== statements.length) throw new Error("codegen-js: renderGraph statement count does not match the graph");
-  return { levels, result, resultLevel: nodeLevel[nodeLevel.length - 1], usesBuffers };
+  statements.forEach((st, k) => levels[levelOf(deps[nodes[k]])].push(st));
+  const usesBuffers = graph.nodes.some((n) => n.op === "load");
+  return { levels, result, resultLevel: levelOf(deps[deps.length - 1]), usesBuffers };
 }

@@ -3,7 +3,7 @@
  * kv nor the score are hoisted out of the kv loop (they run once per program: a document id
  * per query row, an ALiBi slope per head), the rest run per tile.
  */
-import { type InputName, type ModGraph, renderGraph } from "@flexattn/ir";
+import { INPUT_BIT, type InputName, type ModGraph, inputDependence, renderGraph } from "@flexattn/ir";
 import type { HelperName } from "./runtime.js";
 import { tritonRenderer } from "./renderer.js";
 
@@ -34,29 +34,15 @@ export interface TileModOptions {
 
 export function renderTileMod(graph: ModGraph, o: TileModOptions): TileMod {
   const r = tritonRenderer({ inputs: MOD_INPUTS, bufferName: o.bufferName, approxTanh: o.approxTanh });
-  const { statements, result } = renderGraph(graph, r, o.prefix);
-  const perTile: boolean[] = [];
-  const alongM: boolean[] = [];
-  const alongN: boolean[] = [];
+  const { statements, nodes, result } = renderGraph(graph, r, o.prefix);
+  const deps = inputDependence(graph);
+  const perTile = (d: number) => (d & (INPUT_BIT.kv | INPUT_BIT.score)) !== 0;
   const hoisted: string[] = [];
   const body: string[] = [];
-  let usesKv = false;
-  let s = 0; // renderGraph declares one statement per node that is neither const nor input
-  graph.nodes.forEach((n, i) => {
-    if (n.op === "input") {
-      const inp = n.input!;
-      perTile[i] = inp === "kv" || inp === "score";
-      alongM[i] = inp === "q" || inp === "score";
-      alongN[i] = perTile[i];
-      usesKv ||= inp === "kv";
-      return;
-    }
-    perTile[i] = n.args.some((a) => perTile[a]);
-    alongM[i] = n.args.some((a) => alongM[a]);
-    alongN[i] = n.args.some((a) => alongN[a]);
-    if (n.op === "const") return;
-    (perTile[i] ? body : hoisted).push(statements[s++]);
-  });
+  statements.forEach((st, k) => (perTile(deps[nodes[k]]) ? body : hoisted).push(st));
+  const usesKv = graph.nodes.some((n) => n.op === "input" && n.input === "kv");
   const root = graph.nodes.length - 1;
-  return { hoisted, body, result, alongM: alongM[root], alongN: alongN[root], usesKv, helpers: r.helpers };
+  const alongM = (deps[root] & (INPUT_BIT.q | INPUT_BIT.score)) !== 0;
+  const alongN = perTile(deps[root]);
+  return { hoisted, body, result, alongM, alongN, usesKv, helpers: r.helpers };
 }

@@ -5,19 +5,21 @@
  *   loadK    K tile → workgroup memory, V tile → registers (prefetchV: its latency hides
  *            behind Q·Kᵀ)                                                                 barrier
  *   qk       S (RM × RN per invocation) = Q·Kᵀ, vec4 steps, Q and K from workgroup memory
- *   mods     score mod, mask (partial blocks only), kv bounds — inlined per element
+ *   mods     score mod, mask (partial blocks only), kv bounds — inlined per element, their
+ *            per-row and per-key parts hoisted (mods.ts)
  *   softmax  row max across the TC invocations of a row group (workgroup memory + barrier,
  *            or subgroup shuffles); P = exp2(S − m) → workgroup memory; rescale O and l
  *   loadV    V (registers, or global without prefetchV) → workgroup memory, transposed   barrier
+ *            (shareKV: V takes K's array, behind one more barrier)
  *   acc      O (RM × CV vec4 per invocation) += P·V                  barrier (unless double-buffered)
  * All arithmetic is f32. Hot loops are unrolled and read workgroup memory through per-invocation
  * row pointers with constant offsets, so WebGPU's bounds clamping costs one clamp per row, not
  * one per load.
  */
-import { type ModGraph, renderGraph } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, NUMERICS, type TemplateEmitter } from "@flexattn/template";
 import { BINDING, capturedOffsets, paramsStruct } from "./abi.js";
 import type { WgslGeometry } from "./geometry.js";
+import { type TileMod, renderTileMod } from "./mods.js";
 import { WGSL_LOAD_PRELUDE, WGSL_MOD_PRELUDE, wgslFloat, wgslRenderer } from "./renderer.js";
 import { elementType, loadFunction, storageFormat, storeFunction } from "./storage.js";
 
@@ -40,6 +42,10 @@ export class WgslEmitter implements TemplateEmitter<string> {
   private readonly offsets: ReturnType<typeof capturedOffsets>;
   /** WGSL expression of the K/V buffer used by the current tile. */
   private readonly buf: string;
+  private readonly mods: { mask: TileMod | null; score: TileMod | null };
+  /** Workgroup arrays of the K and Vᵀ tiles (one array with shareKV). */
+  private readonly ks: string;
+  private readonly vs: string;
 
   constructor(
     private readonly spec: KernelSpec,
@@ -49,6 +55,8 @@ export class WgslEmitter implements TemplateEmitter<string> {
     this.prescaled = spec.config.prescaleQk && spec.score === null && g.useQShared;
     this.offsets = capturedOffsets(spec);
     this.buf = g.buffers === 2 ? "buf" : "0";
+    this.mods = { mask: this.tileMod("mask"), score: this.tileMod("score") };
+    [this.ks, this.vs] = g.opts.shareKV ? ["fa_kv", "fa_kv"] : ["fa_ks", "fa_vs"];
   }
 
   // ---- helpers -------------------------------------------------------------------------
@@ -65,17 +73,26 @@ export class WgslEmitter implements TemplateEmitter<string> {
     return this.g.W === 1 ? unit : `${unit}.${COMP[i % this.g.W]}`;
   }
 
-  /** Statements applying a graph at S element (i, j), ending in `assign(result)`. */
-  private modAt(graph: ModGraph, owner: "mask" | "score", i: number, j: number, assign: (r: string) => string): string {
+  /** A graph rendered for the register tile, its loop-invariant nodes hoisted (mods.ts). */
+  private tileMod(owner: "mask" | "score"): TileMod | null {
+    const graph = owner === "mask" ? this.spec.mask : this.spec.score;
+    if (!graph) return null;
     const offsets = owner === "mask" ? this.offsets.mask : this.offsets.score;
-    const r = wgslRenderer({
+    return renderTileMod(graph, owner === "mask" ? "fm" : "fs", this.g.RM, this.g.RN, (i, j) => wgslRenderer({
       inputs: { score: `s_${i}_${j}`, b: "b", h: "hq", q: `qi_${i}`, kv: `kj_${j}` },
       bufferBase: (slot) => `${offsets[slot]}u`,
       specials: { posInf: "P.pos_inf", negInf: "NEG_INF", nan: "P.nan" },
       tanh: this.g.opts.tanh,
+    }));
+  }
+
+  /** A mod applied to every S element: its per-tile column values, then one block per element. */
+  private applyMod(mod: TileMod, assign: (i: number, j: number, r: string) => string): string {
+    const elements = this.eachS((i, j) => {
+      const { statements, result } = mod.element(i, j);
+      return `{\n${indent([...statements, assign(i, j, result)].join("\n"))}\n}`;
     });
-    const { statements, result } = renderGraph(graph, r, "t");
-    return `{\n${indent([...statements, assign(result)].join("\n"))}\n}`;
+    return [...mod.columns, elements].join("\n");
   }
 
   /** For each S element of the register tile. */
@@ -136,8 +153,12 @@ ${indent(use(k, "x"), "    ")}
       storeFunction(fmt, spec.vHeadDim),
       "",
       ...(g.useQShared ? [`var<workgroup> fa_qs: array<array<${vec4}, ${g.QGS}>, ${g.G}>;`] : []),
-      `var<workgroup> fa_ks: array<array<array<${vec4}, ${g.KS}>, ${g.BN}>, ${g.buffers}>;`,
-      `var<workgroup> fa_vs: array<array<array<${vec4}, ${g.VS}>, ${g.VW}>, ${g.buffers}>;`,
+      ...(g.opts.shareKV
+        ? [`var<workgroup> fa_kv: array<array<array<${vec4}, ${g.KS}>, ${Math.max(g.BN, g.VW)}>, ${g.buffers}>;`]
+        : [
+          `var<workgroup> fa_ks: array<array<array<${vec4}, ${g.KS}>, ${g.BN}>, ${g.buffers}>;`,
+          `var<workgroup> fa_vs: array<array<array<${vec4}, ${g.VS}>, ${g.VW}>, ${g.buffers}>;`,
+        ]),
       `var<workgroup> fa_ps: array<array<${this.unitType}, ${g.PS}>, ${g.G * g.U}>;`,
       ...(g.useMx ? [`var<workgroup> fa_mx: array<array<${this.unitType}, ${g.MS}>, ${g.G * g.U}>;`] : []),
       "",
@@ -166,8 +187,16 @@ ${indent(use(k, "x"), "    ")}
       ...range(g.U).map((u) => `let prow${u} = &fa_ps[g * ${g.U} + ${u}];`),
       ...(g.useMx ? range(g.U).map((u) => `let mrow${u} = &fa_mx[g * ${g.U} + ${u}];`) : []),
       ...(g.buffers === 2 ? ["var buf = 0;"] : []),
+      ...this.hoistedModCode(),
     ];
     return `${lines.join("\n")}\n${indent(body.join("\n"))}`;
+  }
+
+  /** The mods' values that depend on b, h and the query row only, computed once. */
+  private hoistedModCode(): string[] {
+    const { mask, score } = this.mods;
+    const lines = [...(mask?.program ?? []), ...(score?.program ?? [])];
+    return lines.length ? ["// Mod values fixed for the whole kernel (per head, per query row).", ...lines] : [];
   }
 
   loadQ(): string {
@@ -209,9 +238,9 @@ ${indent(tile)}
     const { g, buf } = this;
     const nv = Math.ceil((g.BN * g.DV4) / g.T);
     return [
-      ...range(g.RN).map((j) => `let krow${j} = &fa_ks[${buf}][c + ${j * g.TC}];`),
-      ...range(g.CV).map((v) => `let vcol${v} = &fa_vs[${buf}][c + ${v * g.TC}];`),
-      this.tileShares("k", g.BN, g.D4, g.D, (_k, x) => `fa_ks[${buf}][r][d4] = ${x};`),
+      ...range(g.RN).map((j) => `let krow${j} = &${this.ks}[${buf}][c + ${j * g.TC}];`),
+      ...range(g.CV).map((v) => `let vcol${v} = &${this.vs}[${buf}][c + ${v * g.TC}];`),
+      this.tileShares("k", g.BN, g.D4, g.D, (_k, x) => `${this.ks}[${buf}][r][d4] = ${x};`),
       ...(g.opts.prefetchV
         ? [
           "// V tile → registers now; stored after the softmax (loadV).",
@@ -241,11 +270,11 @@ ${indent(tile)}
   }
 
   scoreMod(): string {
-    return this.eachS((i, j) => this.modAt(this.spec.score!, "score", i, j, (r) => `s_${i}_${j} = ${r};`));
+    return this.applyMod(this.mods.score!, (i, j, r) => `s_${i}_${j} = ${r};`);
   }
 
   maskMod(): string {
-    return this.eachS((i, j) => this.modAt(this.spec.mask!, "mask", i, j, (r) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, ${r});`));
+    return this.applyMod(this.mods.mask!, (i, j, r) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, ${r});`);
   }
 
   bounds(): string {
@@ -309,15 +338,17 @@ ${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + 
 
   loadV(): string {
     const { g, buf } = this;
+    // With shareKV, V overwrites K: every invocation must be done with Q·Kᵀ first.
+    const kDone = g.opts.shareKV ? ["workgroupBarrier();"] : [];
     if (!g.opts.prefetchV) {
-      return [this.tileShares("v", g.BN, g.DV4, g.DV, (_k, x) => `fa_vs[${buf}][d4][r] = ${x};`), "workgroupBarrier();"].join("\n");
+      return [...kDone, this.tileShares("v", g.BN, g.DV4, g.DV, (_k, x) => `${this.vs}[${buf}][d4][r] = ${x};`), "workgroupBarrier();"].join("\n");
     }
     const total = g.BN * g.DV4;
     const stores = range(Math.ceil(total / g.T)).map((k) => {
       const guard = (k + 1) * g.T > total ? `if (i < ${total}) ` : "";
-      return `{ let i = tid + ${k * g.T}; ${guard}{ let r = i / ${g.DV4}; fa_vs[${buf}][i - r * ${g.DV4}][r] = vpre${k}; } }`;
+      return `{ let i = tid + ${k * g.T}; ${guard}{ let r = i / ${g.DV4}; ${this.vs}[${buf}][i - r * ${g.DV4}][r] = vpre${k}; } }`;
     });
-    return [...stores, "workgroupBarrier();"].join("\n");
+    return [...kDone, ...stores, "workgroupBarrier();"].join("\n");
   }
 
   accumulate(): string {

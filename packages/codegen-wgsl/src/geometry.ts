@@ -21,6 +21,11 @@ export interface WgslOptions {
   qGlobal: boolean;
   /** Two K/V buffers, so the end-of-tile barrier is not needed. */
   doubleBuffer: boolean;
+  /**
+   * K and Vᵀ share one workgroup array (V is stored after Q·Kᵀ has read K, behind one more
+   * barrier): wider kv tiles fit, e.g. 128×32 at head dim 128 in 33 KB instead of 50.
+   */
+  shareKV: boolean;
   /** Load the V tile into registers with the K tile (hides its latency, costs registers). */
   prefetchV: boolean;
   /** Unroll of the head-dim loop of Q·Kᵀ (vec4 steps) and the key loop of P·V; 0 = full. */
@@ -35,6 +40,7 @@ export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> =
   subgroups: false,
   qGlobal: false,
   doubleBuffer: false,
+  shareKV: false,
   prefetchV: true,
   unrollD: 0,
   unrollN: 0,
@@ -68,6 +74,7 @@ export interface WgslGeometry {
    *   Vᵀ [VW][VS]  vec4, one vec4 column of V per row, keys along the row
    *   P  [G·U][PS] row-vectors (RM rows as vecW), keys along the row
    *   MX [G·U][MS] row-vectors, one per invocation of the row group
+   * With shareKV, K and Vᵀ are one [max(BN, VW)][KS = VS] array.
    */
   readonly QGS: number;
   readonly KS: number;
@@ -89,7 +96,7 @@ const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 
 
 export function wgslOptions(spec: KernelSpec): WgslOptions {
   const o = spec.config.options ?? {};
-  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "prefetchV", "unrollD", "unrollN", "tanh"]);
+  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "shareKV", "prefetchV", "unrollD", "unrollN", "tanh"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new FlexAttnError(`unknown WGSL option "${k}" (known: ${[...known].join(", ")})`);
   const num = (k: string, d: number) => {
     const v = o[k] ?? d;
@@ -109,6 +116,7 @@ export function wgslOptions(spec: KernelSpec): WgslOptions {
     subgroups: bool("subgroups", D.subgroups),
     qGlobal: bool("qGlobal", D.qGlobal),
     doubleBuffer: bool("doubleBuffer", D.doubleBuffer),
+    shareKV: bool("shareKV", D.shareKV),
     prefetchV: bool("prefetchV", D.prefetchV),
     unrollD: num("unrollD", D.unrollD),
     unrollN: num("unrollN", D.unrollN),
@@ -153,14 +161,15 @@ export function wgslGeometry(spec: KernelSpec): WgslGeometry {
   const W = Math.min(RM, 4);
   const U = RM / W;
   const QGS = odd(RM * D4);
-  const KS = odd(D4);
-  const VS = odd(BN);
+  const KS = opts.shareKV ? Math.max(odd(D4), odd(BN)) : odd(D4);
+  const VS = opts.shareKV ? KS : odd(BN);
   const PS = odd(BN);
   const MS = odd(TC);
   const buffers = opts.doubleBuffer ? 2 : 1;
   const useQShared = !opts.qGlobal;
   const useMx = !opts.subgroups && TC > 1;
-  const vec4s = (useQShared ? G * QGS : 0) + buffers * (BN * KS + VW * VS);
+  const kvVec4s = opts.shareKV ? Math.max(BN, VW) * KS : BN * KS + VW * VS;
+  const vec4s = (useQShared ? G * QGS : 0) + buffers * kvVec4s;
   const units = G * U * PS + (useMx ? G * U * MS : 0);
   const sharedBytes = vec4s * 16 + units * W * 4;
   return {

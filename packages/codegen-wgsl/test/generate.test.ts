@@ -68,7 +68,9 @@ describe("geometry", () => {
   });
 
   it("reports the workgroup memory it declares", () => {
-    const variants: Record<string, boolean>[] = [{}, { subgroups: true }, { vec4: true, qGlobal: true }, { doubleBuffer: true }];
+    const variants: Record<string, boolean>[] = [
+      {}, { subgroups: true }, { vec4: true, qGlobal: true }, { doubleBuffer: true }, { shareKV: true }, { shareKV: true, doubleBuffer: true },
+    ];
     for (const options of variants) {
       const s = spec(config(options));
       const g = wgslGeometry(s);
@@ -77,6 +79,40 @@ describe("geometry", () => {
       const declared = [...a.source.matchAll(/var<workgroup> \w+: (.+);/g)].map((m) => m[1]);
       expect(declared.length).toBeGreaterThan(0);
     }
+  });
+
+  it("shareKV puts K and Vᵀ in one array: 128×32 tiles at head dim 128 fit 48 KB", () => {
+    const wide = (options: Record<string, number | boolean>) =>
+      spec(config({ rowsPerThread: 4, workgroupSize: 256, vec4: true, qGlobal: true, subgroups: true, ...options }, 128, 32), 128);
+    expect(wgslGeometry(wide({})).sharedBytes).toBeGreaterThan(49152);
+    const shared = generateWgsl(wide({ shareKV: true }));
+    // K [32 keys][33 vec4] and Vᵀ [32 vec4 columns][33 keys] in one array, then P [32 row groups][33 vec4].
+    expect(shared.launch.sharedMemoryBytes).toBe(2 * 32 * 33 * 16);
+    expect([...shared.source.matchAll(/var<workgroup> (\w+)/g)].map((m) => m[1])).toEqual(["fa_kv", "fa_ps"]);
+  });
+});
+
+describe("mods", () => {
+  const doc = traceMaskMod(documentCausal(new Int32Array(256).map((_, i) => i >> 5)));
+  const slopes = traceScoreMod(alibi(2));
+  const source = (options: Record<string, number | boolean>, mask: ModGraph | null, score: ModGraph | null) =>
+    generateWgsl(spec(config({ workgroupSize: 128, ...options }), 64, mask, score)).source;
+
+  it("load a captured value once per query row and once per key column, not once per element", () => {
+    for (const rm of [1, 2, 4]) {
+      const src = source({ rowsPerThread: rm }, doc, null);
+      const g = wgslGeometry(spec(config({ workgroupSize: 128, rowsPerThread: rm })));
+      // documentCausal reads doc[q] and doc[kv]: RM row loads before the kv loops, RN column loads per tile.
+      const loads = [...src.matchAll(/(?<!fn )fa_ld_i32\(/g)].length; // calls, not the prelude's definition
+      expect(loads).toBe(g.RM + g.RN);
+      expect(src.indexOf("fm_r0_")).toBeLessThan(src.indexOf("for (var bi"));
+    }
+  });
+
+  it("compute a per-head value once per kernel", () => {
+    const src = source({ rowsPerThread: 4 }, null, slopes);
+    expect([...src.matchAll(/(?<!fn )fa_ld_f32\(/g)].length).toBe(1);
+    expect([...src.matchAll(/let fs_p\d+: f32 =/g)].length).toBe(1);
   });
 });
 

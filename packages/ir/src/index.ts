@@ -11,7 +11,7 @@ export type { ScalarEnv, BatchEnv } from "./evaluate.js";
 export * from "./semantics.js";
 export { IntervalAnalyzer, analyzeIntervals, checkBufferIndices } from "./interval.js";
 export type { Interval, InputRanges, BufferRangeFn, Truth } from "./interval.js";
-export { renderGraph, usedInputs } from "./render.js";
+export { renderGraph, usedInputs, inputDependence, INPUT_BIT } from "./render.js";
 export type { ExprRenderer, RenderedMod } from "./render.js";
 export { jsRenderer, compileJsMod, JS_RUNTIME } from "./js-renderer.js";
 export type { JsRendererOptions, CompiledMaskFn, CompiledScoreFn } from "./js-renderer.js";

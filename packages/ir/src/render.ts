@@ -20,25 +20,50 @@ export interface ExprRenderer {
 export interface RenderedMod {
   /** Statements to place before the use of `result`, in order. */
   statements: string[];
+  /** The graph node each statement declares (consts and inputs declare none). */
+  nodes: number[];
   /** The expression holding the mod's value. */
   result: string;
 }
 
-/** Render a graph as straight-line code; temporaries are named `${prefix}${index}`. */
-export function renderGraph(graph: ModGraph, r: ExprRenderer, prefix: string): RenderedMod {
+/**
+ * Render a graph as straight-line code. Temporaries are named `${prefix}${index}`, or by
+ * `name(index)` when the caller places nodes in different scopes (see inputDependence).
+ */
+export function renderGraph(graph: ModGraph, r: ExprRenderer, prefix: string | ((node: number) => string)): RenderedMod {
+  const nameOf = typeof prefix === "string" ? (i: number) => `${prefix}${i}` : prefix;
   const exprs: string[] = [];
   const statements: string[] = [];
+  const nodes: number[] = [];
   graph.nodes.forEach((n, i) => {
     const expr = renderNode(graph, n, exprs, r);
     if (n.op === "const" || n.op === "input") {
       exprs.push(expr);
       return;
     }
-    const name = `${prefix}${i}`;
+    const name = nameOf(i);
     statements.push(r.declare(name, n.dtype, expr));
+    nodes.push(i);
     exprs.push(name);
   });
-  return { statements, result: exprs[exprs.length - 1] };
+  return { statements, nodes, result: exprs[exprs.length - 1] };
+}
+
+/** One bit per mod input, for the masks of inputDependence. */
+export const INPUT_BIT: Readonly<Record<InputName, number>> = { score: 1, b: 2, h: 4, q: 8, kv: 16 };
+
+/**
+ * For each node, the inputs it depends on (an OR of INPUT_BIT). Mods are pure and their loads
+ * are guarded, so a node may be evaluated once wherever its inputs are fixed: once per query
+ * row when it reads neither kv nor score, once per key when it reads neither q nor score.
+ */
+export function inputDependence(graph: ModGraph): number[] {
+  const deps: number[] = [];
+  for (const n of graph.nodes) {
+    if (n.op === "input") deps.push(INPUT_BIT[n.input!]);
+    else deps.push(n.args.reduce((m, a) => m | deps[a], 0));
+  }
+  return deps;
 }
 
 function renderNode(graph: ModGraph, n: IRNode, exprs: string[], r: ExprRenderer): string {

@@ -69,6 +69,8 @@ describe.skipIf(!device)("WGSL conformance on WebGPU", { timeout: WGSL_TEST_TIME
     { rowsPerThread: 1, unrollD: 2, unrollN: 2 },
     { rowsPerThread: 2, doubleBuffer: true, unrollD: 2, unrollN: 2 },
     { rowsPerThread: 8, workgroupSize: 32, unrollD: 2, unrollN: 2 },
+    { shareKV: true, unrollD: 2, unrollN: 2 },
+    { shareKV: true, doubleBuffer: true, prefetchV: false, rowsPerThread: 2, unrollD: 2, unrollN: 2 },
   ];
   for (const options of variants) {
     it(`passes a subset with options ${JSON.stringify(options)}`, async () => {

@@ -63,6 +63,7 @@ describe("Dawn WGSL validation (null backend)", () => {
       { rowsPerThread: 1, workgroupSize: 64 }, { rowsPerThread: 2, workgroupSize: 256 }, { rowsPerThread: 4 }, { rowsPerThread: 8, workgroupSize: 64 },
       { vec4: true }, { vec4: true, qGlobal: true }, { subgroups: true }, { doubleBuffer: true }, { prefetchV: false },
       { unrollD: 3, unrollN: 5 }, { vec4: true, qGlobal: true, subgroups: true, doubleBuffer: true, prefetchV: false },
+      { shareKV: true }, { shareKV: true, doubleBuffer: true, prefetchV: false },
     ];
     for (const options of variants)
       for (const s of [null, score]) {
