@@ -67,6 +67,15 @@ export interface CandidateOptions {
 
 const pow2Down = (x: number) => 2 ** Math.floor(Math.log2(x));
 
+/** The geometry of a config for a problem, or null where the config is invalid. */
+function geometryOf(problem: ResolvedProblem, config: KernelConfig, sparseBlock: readonly [number, number]): WgslGeometry | null {
+  try {
+    return wgslGeometry({ qkHeadDim: problem.qkHeadDim, vHeadDim: problem.vHeadDim, dtype: problem.dtype, config, sparseBlock } as KernelSpec);
+  } catch {
+    return null;
+  }
+}
+
 /** Rough f32 registers per invocation: O, S, the V prefetch, row state and temporaries. */
 export function registerEstimate(g: WgslGeometry): number {
   const vpre = g.opts.prefetchV ? 4 * Math.ceil((g.BN * g.DV4) / g.T) : 0;
@@ -77,8 +86,8 @@ export function registerEstimate(g: WgslGeometry): number {
  * Heuristic rank of a geometry (higher is better), calibrated on the H100 sweeps in
  * apps/bench/results/wgsl-h100-*: tall query tiles (K/V reuse), 128–256 invocations, 8–16 S
  * values per invocation, subgroup reductions. Configs estimated above 96 registers ran well
- * for plain causal/noop but fell off a cliff (4–17× slower partial-block tiles) once a mask
- * with captured buffers was inlined, so they rank last.
+ * in some pipeline compiles and 2–6× slower in others of the same shader (H200 sweeps,
+ * results/wgsl-h200.md), so they rank last.
  */
 function rank(g: WgslGeometry): number {
   const work = g.RM * g.RN;
@@ -106,21 +115,19 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
         for (const rm of [4, 2, 1, 8]) {
           for (const qGlobal of vec4 ? [true, false] : [false]) {
             for (const subgroups of limits.subgroupMinSize ? [true, false] : [false]) {
-              const config: KernelConfig = {
-                blockM, blockN, numWarps: Math.max(1, pow2Down(T / 32)), numStages: 1, prescaleQk: false,
-                // Every structural option is explicit, so merging with another config's options cannot mix two configs.
-                options: { rowsPerThread: rm, workgroupSize: T, vec4, qGlobal, subgroups, ...o.options },
-              };
-              const spec = { qkHeadDim: problem.qkHeadDim, vHeadDim: problem.vHeadDim, dtype: problem.dtype, config, sparseBlock } as KernelSpec;
-              let g: WgslGeometry;
-              try {
-                g = wgslGeometry(spec);
-              } catch {
-                continue;
+              for (const shareKV of [false, true]) {
+                const config: KernelConfig = {
+                  blockM, blockN, numWarps: Math.max(1, pow2Down(T / 32)), numStages: 1, prescaleQk: false,
+                  // Every structural option is explicit, so merging with another config's options cannot mix two configs.
+                  options: { rowsPerThread: rm, workgroupSize: T, vec4, qGlobal, subgroups, shareKV, ...o.options },
+                };
+                const g = geometryOf(problem, config, sparseBlock);
+                if (!g || g.RM !== rm || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
+                if (g.opts.subgroups && (limits.subgroupMinSize ?? 0) < g.TC) continue;
+                // Sharing costs a barrier per tile: only where it saves workgroup memory.
+                if (g.opts.shareKV && g.sharedBytes >= (geometryOf(problem, { ...config, options: { ...config.options, shareKV: false } }, sparseBlock)?.sharedBytes ?? 0)) continue;
+                out.push({ config, score: rank(g) });
               }
-              if (g.RM !== rm || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
-              if (g.opts.subgroups && (limits.subgroupMinSize ?? 0) < g.TC) continue;
-              out.push({ config, score: rank(g) });
             }
           }
         }
@@ -132,8 +139,10 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
       `no WGSL config fits head dims ${problem.qkHeadDim}/${problem.vHeadDim} with BlockMask blocks ${sparseBlock.join("×")} in ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory (kv block size must be a multiple of 4)`,
     );
   }
-  const ranked = out.sort((a, b) => b.score - a.score).map((x) => x.config);
-  // Configs measured best on the H100 (apps/bench/results/wgsl-h100-*) go first where they apply.
+  const seen = new Set<string>(); // forced options (o.options) can make two candidates equal
+  const ranked = out.sort((a, b) => b.score - a.score).map((x) => x.config)
+    .filter((c) => !seen.has(JSON.stringify(c)) && Boolean(seen.add(JSON.stringify(c))));
+  // Configs measured best on the GPU machine (apps/bench/results/wgsl-h*) go first where they apply.
   const widest = Math.max(problem.qkHeadDim, problem.vHeadDim);
   const matches = (c: KernelConfig, m: (typeof MEASURED)[number]["shape"]) =>
     c.blockM === m.blockM && c.blockN === m.blockN && Object.entries(m.options).every(([k, v]) => c.options?.[k] === v);
@@ -143,10 +152,15 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
   return [...first, ...ranked.filter((c) => !first.includes(c))];
 }
 
-/** Best measured shapes per head-dim class (H100, Dawn/Vulkan, f32), robust across the mask variants. */
+/**
+ * Best measured shapes per head-dim class (Dawn/Vulkan, f32), fast on every protocol variant and
+ * reproducible from one pipeline compile to the next (apps/bench/results/wgsl-h200.md). At head
+ * dim 128, 256-invocation configs ran anywhere from 5 to 33 TFLOP/s for the same shader across
+ * compiles; 512 invocations cap the driver at 128 registers each and ran 24–26 every time.
+ */
 const MEASURED: { maxHeadDim: number; shape: { blockM: number; blockN: number; options: Record<string, number | boolean> } }[] = [
-  { maxHeadDim: 64, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 256, qGlobal: true, subgroups: true } } },
-  { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { rowsPerThread: 2, workgroupSize: 512, qGlobal: true, subgroups: true } } },
+  { maxHeadDim: 64, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 256, qGlobal: true, subgroups: true, shareKV: false } } },
+  { maxHeadDim: 128, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 512, qGlobal: true, subgroups: true, shareKV: true } } },
 ];
 
 /** The default config under given limits (WebGPU defaults unless told otherwise). */

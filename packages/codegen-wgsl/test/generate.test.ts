@@ -33,13 +33,20 @@ describe("configs", () => {
         }
   });
 
-  it("puts the configs measured best on the H100 first", () => {
+  it("puts the configs measured best on the GPU machine first", () => {
     const d64 = wgslDefaultConfig(problem(64), [128, 128], { limits: H100 });
-    expect([d64.blockM, d64.blockN, d64.options]).toEqual([128, 32, { rowsPerThread: 4, workgroupSize: 256, vec4: true, qGlobal: true, subgroups: true }]);
+    expect([d64.blockM, d64.blockN, d64.options]).toEqual([128, 32, { rowsPerThread: 4, workgroupSize: 256, vec4: true, qGlobal: true, subgroups: true, shareKV: false }]);
     // No vec4 (e.g. odd strides): no qGlobal either, spelled out so merged configs stay consistent.
     expect(wgslDefaultConfig(problem(64), [128, 128], { limits: H100, vec4: false }).options).toMatchObject({ vec4: false, qGlobal: false });
     const d128 = wgslDefaultConfig(problem(128), [128, 128], { limits: H100 });
-    expect([d128.blockM, d128.blockN, d128.options?.workgroupSize, d128.options?.rowsPerThread]).toEqual([128, 16, 512, 2]);
+    expect([d128.blockM, d128.blockN, d128.options?.workgroupSize, d128.options?.rowsPerThread, d128.options?.shareKV]).toEqual([128, 32, 512, 4, true]);
+    // Without shareKV that tile needs 50 KB: the candidates offer sharing only where it saves memory.
+    const all = wgslConfigCandidates(problem(64), [128, 128], { limits: H100 });
+    expect(all.length).toBe(new Set(all.map((c) => JSON.stringify(c))).size);
+    for (const c of all.filter((x) => x.options?.shareKV)) {
+      const unshared = wgslGeometry(spec({ ...c, options: { ...c.options, shareKV: false } })).sharedBytes;
+      expect(wgslGeometry(spec(c)).sharedBytes).toBeLessThan(unshared);
+    }
   });
 
   it("tiles divide the BlockMask block size; odd kv blocks are refused clearly", () => {
