@@ -40,7 +40,9 @@ export function renderLeveled(graph: ModGraph, names: ModNames): LeveledMod {
   const { statements, nodes, result } = renderGraph(graph, r, names.prefix);
   const deps = inputDependence(graph);
   const levels: [string[], string[], string[]] = [[], [], []];
-  statements.forEach((st, k) => levels[levelOf(deps[nodes[k]])].push(st));
+  statements.forEach((st, k) => {
+    levels[levelOf(deps[nodes[k]])].push(st);
+  });
   const usesBuffers = graph.nodes.some((n) => n.op === "load");
   return { levels, result, resultLevel: levelOf(deps[deps.length - 1]), usesBuffers };
 }

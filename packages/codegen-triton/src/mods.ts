@@ -39,7 +39,9 @@ export function renderTileMod(graph: ModGraph, o: TileModOptions): TileMod {
   const perTile = (d: number) => (d & (INPUT_BIT.kv | INPUT_BIT.score)) !== 0;
   const hoisted: string[] = [];
   const body: string[] = [];
-  statements.forEach((st, k) => (perTile(deps[nodes[k]]) ? body : hoisted).push(st));
+  statements.forEach((st, k) => {
+    (perTile(deps[nodes[k]]) ? body : hoisted).push(st);
+  });
   const usesKv = graph.nodes.some((n) => n.op === "input" && n.input === "kv");
   const root = graph.nodes.length - 1;
   const alongM = (deps[root] & (INPUT_BIT.q | INPUT_BIT.score)) !== 0;

@@ -50,7 +50,9 @@ export function renderTileMod(graph: ModGraph, tag: string, RM: number, RN: numb
       r.nodes.forEach((n, k) => {
         if (placeOf(deps[n]) !== place) return;
         const name = nameAt(i, j)(n);
-        if (!seen.has(name)) (seen.add(name), out.push(r.statements[k]));
+        if (seen.has(name)) return;
+        seen.add(name);
+        out.push(r.statements[k]);
       });
     }
     return out;

@@ -1,0 +1,62 @@
+/**
+ * Build apps/bench/results/wgsl-h200.{md,json} from the raw device outputs in
+ * apps/bench/results/wgsl-h200-raw/: the protocol with the library's default configs beside the
+ * PyTorch anchors of the same call (call 5), and the settled config sweep (call 6).
+ *
+ *   npx tsx apps/bench/src/wgsl-h200-report.ts
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const RESULTS = join(import.meta.dirname, "..", "results");
+const RAW = join(RESULTS, "wgsl-h200-raw");
+const read = (path: string) => readFileSync(join(RAW, path), "utf8");
+
+interface TorchRow { variant: string; n: number; d: number; density: number; flex_tflops?: number; sdpa_eff_tflops?: number }
+interface SweepRow { variant: string; d: number; config: string; tflops: number; rounds?: number; pass?: number }
+
+// Call 5: protocol rows as printed by the device command (its JSON did not come back), anchors as JSON.
+const protocol = read("call5-protocol/wgsl-stdout.txt").split("\n")
+  .map((l) => l.match(/^\S+ (\S+) (\d+) (\d+) ([\d.]+) TFLOP\/s ([\d.e-]+)$/))
+  .filter((m): m is RegExpMatchArray => m !== null)
+  .map((m) => ({ variant: m[1], n: Number(m[2]), d: Number(m[3]), tflops: Number(m[4]), spotError: Number(m[5]) }));
+const torch = JSON.parse(read("call5-protocol/torch-anchors.json")) as { torch: string; gpu: string; rows: TorchRow[] };
+const settled = JSON.parse(read("call6-settled-sweep/wgsl-bench.json")) as { device: string; defaults: Record<string, string>; sweep: SweepRow[] };
+
+const anchor = (variant: string, n: number, d: number) => torch.rows.find((r) => r.variant === variant && r.n === n && r.d === d);
+const f = (x: number | undefined) => (x === undefined ? "–" : x.toFixed(2));
+const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}×` : "–");
+
+const rows = protocol.map((p) => {
+  const t = anchor(p.variant, p.n, p.d);
+  return { ...p, config: settled.defaults[p.d], sdpaEff: t?.sdpa_eff_tflops, flex: t?.flex_tflops };
+});
+const table = [
+  "| variant | N | d | WGSL TFLOP/s | SDPA-eff f32 | flex f32 | WGSL / SDPA-eff | WGSL / flex | spot err |",
+  "|---|---|---|---|---|---|---|---|---|",
+  ...rows.map((r) => `| ${r.variant} | ${r.n} | ${r.d} | ${f(r.tflops)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError.toExponential(1)} |`),
+];
+
+// Call 6: every swept config on every variant, two passes with fresh pipelines.
+const variants = [...new Set(settled.sweep.map((s) => s.variant))];
+const configs = [...new Set(settled.sweep.map((s) => `${s.d}|${s.config}`))];
+const cell = (d: number, config: string, variant: string, pass: number) =>
+  settled.sweep.find((s) => s.d === d && s.config === config && s.variant === variant && (s.pass ?? 1) === pass)?.tflops;
+const sweepTable = [
+  `| d | config | ${variants.join(" | ")} |`,
+  `|---|---|${variants.map(() => "---").join("|")}|`,
+  ...configs.map((k) => {
+    const [d, config] = [Number(k.split("|")[0]), k.split("|")[1]];
+    const cells = variants.map((v) => {
+      const [a, b] = [cell(d, config, v, 1), cell(d, config, v, 2)];
+      return a === undefined ? "–" : b === undefined || Math.abs(a - b) < 0.05 * a ? f(a) : `${f(a)} / ${f(b)}`;
+    });
+    return `| ${d} | \`${config}\`${settled.defaults[d] === config ? " (default)" : ""} | ${cells.join(" | ")} |`;
+  }),
+];
+
+writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({ gpu: torch.gpu, torch: torch.torch, device: settled.device, defaults: settled.defaults, protocol: rows, sweep: settled.sweep }, null, 1));
+const template = readFileSync(join(import.meta.dirname, "wgsl-h200-report.md.in"), "utf8");
+writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", table.join("\n")).replace("{{SWEEP}}", sweepTable.join("\n")));
+console.log(table.join("\n"));
+console.log(sweepTable.join("\n"));
