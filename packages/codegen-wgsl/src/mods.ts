@@ -5,8 +5,8 @@
  *             row i (a document id per query row, an ALiBi slope per head);
  *   column  — reads kv but neither q nor score: once per kv tile and key column j;
  *   element — reads the score, or both q and kv: once per S element (i, j).
- * Inlining the whole graph per element instead repeats every captured-buffer load RM·RN times,
- * which is what pushed masked tiles over the driver's register cliff (backend.ts, rank()).
+ * Inlining the whole graph per element instead repeats every node, captured-buffer loads
+ * included, RM·RN times per tile.
  */
 import { type ExprRenderer, INPUT_BIT, type ModGraph, inputDependence, renderGraph } from "@flexattn/ir";
 
