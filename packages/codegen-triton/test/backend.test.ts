@@ -1,18 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { buffer, tanh, traceMaskMod, traceScoreMod } from "@flexattn/ir";
-import { type KernelConfig, type KernelSpec, kernelAbi, makeSpec, resolveProblem } from "@flexattn/template";
+import { buffer, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { kernelAbi, resolveProblem } from "@flexattn/template";
 import { DEFAULT_OPTIONS, KERNEL_NAME, tritonBackend } from "../src/index.js";
 import { alibi as alibiMod, documentCausal as docCausal, randomDocumentIds as docIds, softcap as softcapMod } from "@flexattn/masks";
-
-const causal = traceMaskMod((_b, _h, q, kv) => q.ge(kv));
-const docs = buffer(new Int32Array(256), { name: "docIds" });
-const docMask = traceMaskMod((_b, _h, q, kv) => q.ge(kv).and(docs.at(q).eq(docs.at(kv))));
-const softcap = traceScoreMod((s, _b, _h, _q, _kv) => tanh(s.div(30)).mul(30));
-
-function spec(over: Partial<Parameters<typeof makeSpec>[0]> = {}, config: Partial<KernelConfig> = {}): KernelSpec {
-  const base = { blockM: 128, blockN: 64, numWarps: 8, numStages: 4, prescaleQk: false };
-  return makeSpec({ mask: causal, score: null, qkHeadDim: 128, vHeadDim: 128, dtype: "bf16", ...over, config: { ...base, ...config } });
-}
+import { docMask, softcap, testSpec as spec } from "./helpers.js";
 
 /** Lines of the kernel body between two markers. */
 function section(src: string, from: string, to: string): string {

@@ -2,6 +2,20 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buffer, tanh, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { type KernelConfig, type KernelSpec, makeSpec } from "@flexattn/template";
+
+/** Mods the generation tests share: causal, causal within documents (a captured buffer), softcap. */
+export const causal = traceMaskMod((_b, _h, q, kv) => q.ge(kv));
+const docs = buffer(new Int32Array(256), { name: "docIds" });
+export const docMask = traceMaskMod((_b, _h, q, kv) => q.ge(kv).and(docs.at(q).eq(docs.at(kv))));
+export const softcap = traceScoreMod((s, _b, _h, _q, _kv) => tanh(s.div(30)).mul(30));
+
+/** A bf16, head-dim-128, causal spec with a 128×64 / 8-warp config of `numStages` stages; `over` and `config` override. */
+export function testSpec(over: Partial<Parameters<typeof makeSpec>[0]> = {}, config: Partial<KernelConfig> = {}, numStages = 4): KernelSpec {
+  const base = { blockM: 128, blockN: 64, numWarps: 8, numStages, prescaleQk: false };
+  return makeSpec({ mask: causal, score: null, qkHeadDim: 128, vHeadDim: 128, dtype: "bf16", ...over, config: { ...base, ...config } });
+}
 
 /** Byte-compile Python sources with `python3 -m py_compile`; returns per-file errors (empty = all compiled). */
 export function pyCompile(sources: Record<string, string>): string[] {

@@ -1,23 +1,15 @@
 /** options.tma: the tensor-descriptor (TMA) path beside the pointer path, chosen per launch. */
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { buffer, tanh, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { CONFORMANCE_CASES, type KernelConfig, type KernelSpec, instantiateCase, makeSpec } from "@flexattn/template";
 import { DEFAULT_OPTIONS, KERNEL_NAME, tritonBackend } from "../src/index.js";
-import { pyCheck } from "./helpers.js";
+import { docMask, pyCheck, softcap, testSpec } from "./helpers.js";
 
 const PATHS_SCRIPT = fileURLToPath(new URL("./tma_paths.py", import.meta.url));
 const LAUNCHER_SCRIPT = fileURLToPath(new URL("./tma_launcher.py", import.meta.url));
 
-const causal = traceMaskMod((_b, _h, q, kv) => q.ge(kv));
-const docs = buffer(new Int32Array(256), { name: "docIds" });
-const docMask = traceMaskMod((_b, _h, q, kv) => q.ge(kv).and(docs.at(q).eq(docs.at(kv))));
-const softcap = traceScoreMod((s, _b, _h, _q, _kv) => tanh(s.div(30)).mul(30));
-
-function spec(over: Partial<Parameters<typeof makeSpec>[0]> = {}, config: Partial<KernelConfig> = {}): KernelSpec {
-  const base = { blockM: 128, blockN: 64, numWarps: 8, numStages: 3, prescaleQk: false };
-  return makeSpec({ mask: causal, score: null, qkHeadDim: 128, vHeadDim: 128, dtype: "bf16", ...over, config: { ...base, ...config } });
-}
+/** The TMA probe's pipeline depth: 3 stages. */
+const spec = (over: Partial<Parameters<typeof makeSpec>[0]> = {}, config: Partial<KernelConfig> = {}): KernelSpec => testSpec(over, config, 3);
 
 const generate = (s: KernelSpec) => tritonBackend.generate(s).source;
 const withTma = (over: Partial<Parameters<typeof makeSpec>[0]> = {}, config: Partial<KernelConfig> = {}) =>
