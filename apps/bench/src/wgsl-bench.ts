@@ -4,7 +4,7 @@
  * protocol in f32. Writes JSON (and the doc-id layouts the PyTorch anchors reuse) to --out.
  *
  *   node wgsl-bench.mjs --out DIR [--quick] [--backend vulkan|opengles] [--unsafe] [--skip-conformance]
- *     [--skip-sweep | --repeat-sweep | --configs EARLIER/wgsl-bench.json]
+ *     [--skip-sweep | --repeat-sweep | --configs EARLIER/wgsl-bench.json] [--subgroup-matrix]
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,8 +15,10 @@ import { createBlockMask } from "@flexattn/blockmask";
 import {
   type BlockMaskTables, type KernelConfig, type KernelInvocation, formatReport, resolveProblem, defaultStrides, runConformance,
 } from "@flexattn/template";
-import { wgslDefaultConfig } from "@flexattn/codegen-wgsl";
-import { type DawnBackend, type FlexDevice, prepareWgsl, requestFlexDevice, runWgsl, timeWgsl } from "@flexattn/webgpu";
+import { wgslConfigCandidates, wgslDefaultConfig } from "@flexattn/codegen-wgsl";
+import {
+  DAWN_SUBGROUP_MATRIX_OPTIONS, type DawnBackend, type FlexDevice, prepareWgsl, requestFlexDevice, runWgsl, timeWgsl, vec4Compatible,
+} from "@flexattn/webgpu";
 
 const { values: args } = parseArgs({
   options: {
@@ -32,6 +34,11 @@ const { values: args } = parseArgs({
     configs: { type: "string" },
     /** The protocol runs the library's default config for the device (after any sweep), not each variant's best. */
     "protocol-defaults": { type: "boolean", default: false },
+    /**
+     * Request f16 subgroup matrices (Dawn toggles), run the conformance suite on subgroupMatrix
+     * configs wherever one applies, and sweep them beside the plain ones.
+     */
+    "subgroup-matrix": { type: "boolean", default: false },
   },
 });
 mkdirSync(args.out!, { recursive: true });
@@ -157,6 +164,7 @@ function cfg(blockM: number, blockN: number, T: number, rm: number, extra: Recor
 }
 const label = (c: KernelConfig) => {
   const o = c.options ?? {};
+  if (o.subgroupMatrix) return `${c.blockM}x${c.blockN} T${o.workgroupSize} mma`;
   const flags = [o.subgroups && "sg", o.qGlobal && "qG", o.doubleBuffer && "db", o.shareKV && "sharedKV", o.prefetchV === false && "noPrefetchV", c.prescaleQk && "pre", o.unrollD && `uD${o.unrollD}`, o.unrollN && `uN${o.unrollN}`];
   return [`${c.blockM}x${c.blockN} T${o.workgroupSize} RM${o.rowsPerThread}`, ...flags.filter(Boolean)].join(" ");
 };
@@ -175,6 +183,14 @@ const SWEEP: Record<number, KernelConfig[]> = {
     // 32-key tiles fit 48 KB only with K and Vᵀ in one array.
     cfg(128, 32, 256, 4, { ...sg, shareKV: true }), cfg(128, 32, 512, 2, { ...sg, shareKV: true }), cfg(128, 32, 512, 4, { ...sg, shareKV: true }),
   ],
+};
+const mma = (blockM: number, blockN: number, T: number): KernelConfig => ({
+  blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false, options: { subgroupMatrix: true, workgroupSize: T, vec4: true },
+});
+/** subgroupMatrix configs (--subgroup-matrix): 16 or 32 query rows per subgroup, 16 keys per tile. */
+const SWEEP_MMA: Record<number, KernelConfig[]> = {
+  64: [mma(128, 16, 128), mma(128, 16, 256), mma(64, 16, 64), mma(128, 32, 128)],
+  128: [mma(128, 16, 256), mma(128, 16, 128), mma(64, 16, 128), mma(64, 16, 64)],
 };
 /**
  * Every protocol variant is swept: the protocol then runs each (variant, head dim) with its own
@@ -216,7 +232,17 @@ const shapes = (n: number, d: number): Case => {
 
 async function main() {
   const started = Date.now();
-  const dev = await requestFlexDevice({ backend: args.backend as DawnBackend });
+  const MMA = args["subgroup-matrix"]!;
+  const dawnOptions = MMA ? DAWN_SUBGROUP_MATRIX_OPTIONS : [];
+  const dev = await requestFlexDevice({ backend: args.backend as DawnBackend, dawnOptions });
+  if (MMA) {
+    const info = dev.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[] };
+    const devInfo = (dev.device as GPUDevice & { adapterInfo?: typeof info }).adapterInfo;
+    for (const [name, i] of [["adapter", info], ["device", devInfo]] as const) {
+      log(`${name} info: subgroups ${i?.subgroupMinSize}..${i?.subgroupMaxSize}, matrix configs`, (i?.subgroupMatrixConfigs ?? []).map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(", "));
+    }
+    if (!dev.limits.subgroupMatrix) throw new Error(`--subgroup-matrix: this device has no f16 subgroup matrices (${dev.description})`);
+  }
   log("device", dev.description, JSON.stringify(dev.limits), [...dev.features].join(","));
   const result: Record<string, unknown> = {
     command: process.argv.join(" "), date: new Date().toISOString(), device: dev.description,
@@ -233,9 +259,19 @@ async function main() {
 
   if (!args["skip-conformance"]) {
     const t0 = Date.now();
-    const report = await runConformance({ name: `wgsl (${dev.backend})`, run: (inst) => runWgsl(inst, { device: dev }).then(() => undefined) });
+    // With --subgroup-matrix every case that a subgroupMatrix config fits runs on one.
+    const onMatrix: string[] = [];
+    const configFor = (inst: Parameters<typeof runWgsl>[0]) => {
+      if (!MMA) return undefined;
+      const sparseBlock = inst.blockMask.blockSize as [number, number];
+      const config = wgslConfigCandidates(inst.problem, sparseBlock, { limits: dev.limits, vec4: vec4Compatible(inst) }).find((c) => c.options?.subgroupMatrix);
+      if (config) onMatrix.push(label(config));
+      return config;
+    };
+    const report = await runConformance({ name: `wgsl (${dev.backend})`, run: (inst) => runWgsl(inst, { device: dev, config: configFor(inst) }).then(() => undefined) });
     log(formatReport(report));
-    result.conformance = { passed: report.passed, failed: report.failed, seconds: (Date.now() - t0) / 1000, results: report.results };
+    if (MMA) log(`conformance: ${onMatrix.length} of ${report.results.length} cases on subgroupMatrix configs`);
+    result.conformance = { passed: report.passed, failed: report.failed, seconds: (Date.now() - t0) / 1000, results: report.results, ...(MMA ? { onSubgroupMatrix: onMatrix } : {}) };
     save();
   }
 
@@ -248,7 +284,7 @@ async function main() {
   result.defaults = { 64: label(defaults[64]), 128: label(defaults[128]) };
   // Dawn without its robustness transform (bounds clamping of array accesses): trusted shaders only.
   const fast = args.unsafe
-    ? await requestFlexDevice({ backend: args.backend as DawnBackend, dawnOptions: ["enable-dawn-features=allow_unsafe_apis,disable_robustness"] })
+    ? await requestFlexDevice({ backend: args.backend as DawnBackend, dawnOptions: [`${MMA ? DAWN_SUBGROUP_MATRIX_OPTIONS[0] : "enable-dawn-features=allow_unsafe_apis"},disable_robustness`] })
     : null;
   const sweep: (Row & { robustness: boolean; pass?: number })[] = [];
   /** Per (variant, head dim): the fastest swept config, what the autotuner would pick. */
@@ -258,7 +294,7 @@ async function main() {
     const variants = pass === 1 ? SWEEP_VARIANTS : [...SWEEP_VARIANTS].reverse();
     for (const d of [64, 128]) {
       let bestScore = Infinity;
-      for (const config of SWEEP[d]) {
+      for (const config of [...SWEEP[d], ...(MMA ? SWEEP_MMA[d] : [])]) {
         let logSum = 0;
         for (const variant of variants) {
           try {
@@ -285,7 +321,7 @@ async function main() {
     result.configsFrom = args.configs;
   } else if (!args["skip-sweep"]) {
     await runSweep(dev, best, true);
-    if (args["repeat-sweep"]) await runSweep(await requestFlexDevice({ backend: args.backend as DawnBackend }), {}, true, 2);
+    if (args["repeat-sweep"]) await runSweep(await requestFlexDevice({ backend: args.backend as DawnBackend, dawnOptions }), {}, true, 2);
     // The best single config per head dim (geometric mean over the variants); the robustness-off
     // rows (--unsafe) run the protocol's configs and carry their labels.
     result.chosen = {

@@ -5,6 +5,7 @@ import {
   artifactSpecInfo, emitTemplate, kernelAbi, specHash,
 } from "@flexattn/template";
 import { WgslEmitter } from "./emitter.js";
+import { MatrixEmitter } from "./emitter-matrix.js";
 import { type WgslGeometry, wgslGeometry } from "./geometry.js";
 
 export const WGSL_ENTRY = "main";
@@ -15,6 +16,11 @@ export interface WgslLimits {
   maxComputeInvocationsPerWorkgroup: number;
   /** Smallest subgroup size of the adapter, when it offers `subgroups` (0 = none). */
   subgroupMinSize?: number;
+  /**
+   * The device runs `subgroupMatrix` kernels: features shader-f16, subgroups (always of 32) and
+   * chromium-experimental-subgroup-matrix with f16 16×16×16 products into f32.
+   */
+  subgroupMatrix?: boolean;
 }
 
 /** WebGPU's default limits: what any adapter grants without asking. */
@@ -22,7 +28,8 @@ export const DEFAULT_WGSL_LIMITS: WgslLimits = { maxComputeWorkgroupStorageSize:
 
 export function generateWgsl(spec: KernelSpec): KernelArtifact {
   const g = wgslGeometry(spec);
-  const source = emitTemplate(spec, new WgslEmitter(spec, g)).join("\n\n");
+  const emitter = g.matrix ? new MatrixEmitter(spec, g) : new WgslEmitter(spec, g);
+  const source = emitTemplate(spec, emitter).join("\n\n");
   const hash = specHash(spec, "wgsl");
   return {
     format: "flexattn.artifact/1",
@@ -49,7 +56,15 @@ export function checkLimits(artifact: KernelArtifact, limits: WgslLimits): void 
     throw new FlexAttnError(`WGSL config uses ${T} invocations per workgroup; the device allows ${limits.maxComputeInvocationsPerWorkgroup}`);
   }
   const o = artifact.config.options ?? {};
-  if (o.subgroups === true) {
+  if (o.subgroupMatrix === true) {
+    if (!limits.subgroupMatrix) {
+      throw new FlexAttnError(
+        "WGSL option subgroupMatrix needs a device with shader-f16, subgroups of 32 and chromium-experimental-subgroup-matrix " +
+          "(f16 16×16 matrices); Dawn in Node offers them on NVIDIA with dawnOptions " +
+          `["enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model"]`,
+      );
+    }
+  } else if (o.subgroups === true) {
     const tc = (T * Number(o.rowsPerThread ?? 4)) / artifact.config.blockM;
     if (!limits.subgroupMinSize || limits.subgroupMinSize < tc) {
       throw new FlexAttnError(`WGSL option subgroups needs the 'subgroups' feature with subgroups of at least ${tc} invocations`);
@@ -134,6 +149,7 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
       }
     }
   }
+  if (limits.subgroupMatrix) out.push(...matrixCandidates(problem, sparseBlock, limits, vec4, o));
   if (!out.length) {
     throw new FlexAttnError(
       `no WGSL config fits head dims ${problem.qkHeadDim}/${problem.vHeadDim} with BlockMask blocks ${sparseBlock.join("×")} in ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory (kv block size must be a multiple of 4)`,
@@ -150,6 +166,28 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
     .map((m) => ranked.find((c) => matches(c, m.shape)))
     .filter((c): c is KernelConfig => c !== undefined);
   return [...first, ...ranked.filter((c) => !first.includes(c))];
+}
+
+/** subgroupMatrix configs (16 or 32 query rows per subgroup), after the plain ones unless measured (MEASURED). */
+function matrixCandidates(problem: ResolvedProblem, sparseBlock: readonly [number, number], limits: WgslLimits, vec4: boolean, o: CandidateOptions): { config: KernelConfig; score: number }[] {
+  const out: { config: KernelConfig; score: number }[] = [];
+  for (const blockM of [128, 64, 32, 16]) {
+    if (sparseBlock[0] % blockM !== 0) continue;
+    for (const blockN of [16, 32]) {
+      if (sparseBlock[1] % blockN !== 0) continue;
+      for (const T of [512, 256, 128, 64, 32]) {
+        if (T > limits.maxComputeInvocationsPerWorkgroup) continue;
+        const config: KernelConfig = {
+          blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false,
+          options: { subgroupMatrix: true, workgroupSize: T, vec4, ...o.options },
+        };
+        const g = geometryOf(problem, config, sparseBlock);
+        if (!g?.matrix || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
+        out.push({ config, score: -100 + Math.log2(blockM) - Math.log2(blockN) });
+      }
+    }
+  }
+  return out;
 }
 
 /**

@@ -37,19 +37,19 @@ function unrolled(n: number, unroll: number, v: string, step: (k: string) => str
 }
 
 export class WgslEmitter implements TemplateEmitter<string> {
-  private readonly unitType: string;
-  private readonly prescaled: boolean;
-  private readonly offsets: ReturnType<typeof capturedOffsets>;
+  protected readonly unitType: string;
+  protected readonly prescaled: boolean;
+  protected readonly offsets: ReturnType<typeof capturedOffsets>;
   /** WGSL expression of the K/V buffer used by the current tile. */
-  private readonly buf: string;
-  private readonly mods: { mask: TileMod | null; score: TileMod | null };
+  protected readonly buf: string;
+  protected readonly mods: { mask: TileMod | null; score: TileMod | null };
   /** Workgroup arrays of the K and Vᵀ tiles (one array with shareKV). */
-  private readonly ks: string;
-  private readonly vs: string;
+  protected readonly ks: string;
+  protected readonly vs: string;
 
   constructor(
-    private readonly spec: KernelSpec,
-    private readonly g: WgslGeometry,
+    protected readonly spec: KernelSpec,
+    protected readonly g: WgslGeometry,
   ) {
     this.unitType = g.W === 1 ? "f32" : `vec${g.W}<f32>`;
     this.prescaled = spec.config.prescaleQk && spec.score === null && g.useQShared;
@@ -62,19 +62,19 @@ export class WgslEmitter implements TemplateEmitter<string> {
   // ---- helpers -------------------------------------------------------------------------
 
   /** The W rows of unit u as a vecW (or an f32) built from per-row names. */
-  private unitOf(u: number, name: (i: number) => string): string {
+  protected unitOf(u: number, name: (i: number) => string): string {
     const rows = range(this.g.W).map((k) => name(u * this.g.W + k));
     return this.g.W === 1 ? rows[0] : `${this.unitType}(${rows.join(", ")})`;
   }
 
   /** Row i's component of the unit value that holds it. */
-  private comp(unitName: (u: number) => string, i: number): string {
+  protected comp(unitName: (u: number) => string, i: number): string {
     const unit = unitName(Math.floor(i / this.g.W));
     return this.g.W === 1 ? unit : `${unit}.${COMP[i % this.g.W]}`;
   }
 
   /** A graph rendered for the register tile, its loop-invariant nodes hoisted (mods.ts). */
-  private tileMod(owner: "mask" | "score"): TileMod | null {
+  protected tileMod(owner: "mask" | "score"): TileMod | null {
     const graph = owner === "mask" ? this.spec.mask : this.spec.score;
     if (!graph) return null;
     const offsets = owner === "mask" ? this.offsets.mask : this.offsets.score;
@@ -87,7 +87,7 @@ export class WgslEmitter implements TemplateEmitter<string> {
   }
 
   /** A mod applied to every S element: its per-tile column values, then one block per element. */
-  private applyMod(mod: TileMod, assign: (i: number, j: number, r: string) => string): string {
+  protected applyMod(mod: TileMod, assign: (i: number, j: number, r: string) => string): string {
     const elements = this.eachS((i, j) => {
       const { statements, result } = mod.element(i, j);
       return `{\n${indent([...statements, assign(i, j, result)].join("\n"))}\n}`;
@@ -96,18 +96,20 @@ export class WgslEmitter implements TemplateEmitter<string> {
   }
 
   /** For each S element of the register tile. */
-  private eachS(f: (i: number, j: number) => string): string {
+  protected eachS(f: (i: number, j: number) => string): string {
     return range(this.g.RM).flatMap((i) => range(this.g.RN).map((j) => f(i, j))).join("\n");
   }
 
   /**
-   * Cooperative load of `rows` × `width4` vec4 of a tensor tile, `k`-th share of this invocation:
-   * `use(r, d4, x)` receives the row, the vec4 column and the value (0 past the length / dim).
+   * Cooperative load of `rows` × `width4` vec4 of a tensor tile (from row `firstRow`, default the
+   * tile's first), `k`-th share of this invocation: `use(k, x)` runs with the row r, the vec4
+   * column d4 and the value x in scope (0 past the length / dim).
    */
-  private tileShares(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, use: (k: number, x: string) => string): string {
+  protected tileShares(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, use: (k: number, x: string) => string, firstRow?: string): string {
     const { T } = this.g;
     const total = rows * width4;
-    const [first, len, base] = tensor === "q" ? ["q0", "P.q_len", "qb"] : ["kv0", "P.kv_len", tensor === "k" ? "kb" : "vb"];
+    const [len, base] = tensor === "q" ? ["P.q_len", "qb"] : ["P.kv_len", tensor === "k" ? "kb" : "vb"];
+    const first = firstRow ?? (tensor === "q" ? "q0" : "kv0");
     return range(Math.ceil(total / T)).map((k) => {
       const guard = (k + 1) * T > total ? `if (i < ${total}) ` : "";
       return `{
@@ -127,31 +129,12 @@ ${indent(use(k, "x"), "    ")}
 
   program(): string {
     const { spec, g } = this;
-    const fmt = storageFormat(spec.dtype, g.opts.vec4);
-    const el = elementType(fmt);
-    const hasCaptured = this.offsets.words > 0;
-    const bind = (n: number, decl: string) => `@group(0) @binding(${n}) ${decl};`;
     const vec4 = "vec4<f32>";
     const lines = [
       `// flexattn WGSL kernel: head dims ${spec.qkHeadDim}/${spec.vHeadDim}, ${spec.dtype} storage, tile ${g.BM}×${g.BN}, ` +
         `${g.T} invocations (${g.G} row groups × ${g.TC}); per invocation ${g.RM}×${g.RN} of S and ${g.RM}×${g.CV * 4} of O`,
       ...(g.opts.subgroups ? ["enable subgroups;"] : []),
-      paramsStruct(),
-      bind(BINDING.q, `var<storage, read> fa_q: array<${el}>`),
-      bind(BINDING.k, `var<storage, read> fa_k: array<${el}>`),
-      bind(BINDING.v, `var<storage, read> fa_v: array<${el}>`),
-      bind(BINDING.out, `var<storage, read_write> fa_out: array<${el}>`),
-      ...(spec.returnLse ? [bind(BINDING.lse, "var<storage, read_write> fa_lse: array<f32>")] : []),
-      bind(BINDING.tables, "var<storage, read> fa_tab: array<i32>"),
-      ...(hasCaptured ? [bind(BINDING.captured, "var<storage, read> fa_cap: array<u32>")] : []),
-      bind(BINDING.params, "var<uniform> P: Params"),
-      WGSL_MOD_PRELUDE,
-      ...(hasCaptured ? [WGSL_LOAD_PRELUDE] : []),
-      loadFunction("q", fmt, spec.qkHeadDim),
-      loadFunction("k", fmt, spec.qkHeadDim),
-      loadFunction("v", fmt, spec.vHeadDim),
-      storeFunction(fmt, spec.vHeadDim),
-      "",
+      ...this.moduleScope(),
       ...(g.useQShared ? [`var<workgroup> fa_qs: array<array<${vec4}, ${g.QGS}>, ${g.G}>;`] : []),
       ...(g.opts.shareKV
         ? [`var<workgroup> fa_kv: array<array<array<${vec4}, ${g.KS}>, ${Math.max(g.BN, g.VW)}>, ${g.buffers}>;`]
@@ -169,6 +152,51 @@ ${indent(use(k, "x"), "    ")}
       "let tid = i32(lid);",
       `let g = tid / ${g.TC};`,
       `let c = tid - g * ${g.TC};`,
+      ...this.tileIndices(),
+      // Row pointers: one bounds clamp each, then constant offsets in the unrolled loops.
+      ...(g.useQShared ? ["let qrow = &fa_qs[g];"] : range(g.RM).map((i) => `let qv_${i} = (qb + min(q0 + g * ${g.RM} + ${i}, P.q_len - 1) * P.stride_q_s) >> 2u;`)),
+      ...range(g.U).map((u) => `let prow${u} = &fa_ps[g * ${g.U} + ${u}];`),
+      ...(g.useMx ? range(g.U).map((u) => `let mrow${u} = &fa_mx[g * ${g.U} + ${u}];`) : []),
+      ...(g.buffers === 2 ? ["var buf = 0;"] : []),
+      ...this.hoistedModCode(),
+    ];
+    return `${lines.join("\n")}\n${indent(body.join("\n"))}`;
+  }
+
+  /** Bindings, the Params struct, the mod and load/store helpers: everything at module scope but workgroup memory. */
+  protected moduleScope(): string[] {
+    const { spec } = this;
+    const fmt = storageFormat(spec.dtype, this.g.opts.vec4);
+    const el = elementType(fmt);
+    const hasCaptured = this.offsets.words > 0;
+    const bind = (n: number, decl: string) => `@group(0) @binding(${n}) ${decl};`;
+    return [
+      paramsStruct(),
+      bind(BINDING.q, `var<storage, read> fa_q: array<${el}>`),
+      bind(BINDING.k, `var<storage, read> fa_k: array<${el}>`),
+      bind(BINDING.v, `var<storage, read> fa_v: array<${el}>`),
+      bind(BINDING.out, `var<storage, read_write> fa_out: array<${el}>`),
+      ...(spec.returnLse ? [bind(BINDING.lse, "var<storage, read_write> fa_lse: array<f32>")] : []),
+      bind(BINDING.tables, "var<storage, read> fa_tab: array<i32>"),
+      ...(hasCaptured ? [bind(BINDING.captured, "var<storage, read> fa_cap: array<u32>")] : []),
+      bind(BINDING.params, "var<uniform> P: Params"),
+      WGSL_MOD_PRELUDE,
+      ...(hasCaptured ? [WGSL_LOAD_PRELUDE] : []),
+      loadFunction("q", fmt, spec.qkHeadDim),
+      loadFunction("k", fmt, spec.qkHeadDim),
+      loadFunction("v", fmt, spec.vHeadDim),
+      storeFunction(fmt, spec.vHeadDim),
+      "",
+    ];
+  }
+
+  /**
+   * The workgroup's query tile, heads and batch, and the base offsets of its tensors; the query
+   * index of each of the invocation's rows (qi_i). Needs tid, g and c defined.
+   */
+  protected tileIndices(): string[] {
+    const { g } = this;
+    return [
       "let NEG_INF = P.neg_inf;",
       "// The last query tiles (the longest rows under causal masks) are scheduled first.",
       `let m = (P.q_len + ${g.BM - 1}) / ${g.BM} - 1 - i32(wg.x);`,
@@ -182,18 +210,11 @@ ${indent(use(k, "x"), "    ")}
       "let vb = b * P.stride_v_b + hkv * P.stride_v_h;",
       "let ob = b * P.stride_out_b + hq * P.stride_out_h;",
       ...range(g.RM).map((i) => `let qi_${i} = q0 + g * ${g.RM} + ${i} + P.q_offset;`),
-      // Row pointers: one bounds clamp each, then constant offsets in the unrolled loops.
-      ...(g.useQShared ? ["let qrow = &fa_qs[g];"] : range(g.RM).map((i) => `let qv_${i} = (qb + min(q0 + g * ${g.RM} + ${i}, P.q_len - 1) * P.stride_q_s) >> 2u;`)),
-      ...range(g.U).map((u) => `let prow${u} = &fa_ps[g * ${g.U} + ${u}];`),
-      ...(g.useMx ? range(g.U).map((u) => `let mrow${u} = &fa_mx[g * ${g.U} + ${u}];`) : []),
-      ...(g.buffers === 2 ? ["var buf = 0;"] : []),
-      ...this.hoistedModCode(),
     ];
-    return `${lines.join("\n")}\n${indent(body.join("\n"))}`;
   }
 
   /** The mods' values that depend on b, h and the query row only, computed once. */
-  private hoistedModCode(): string[] {
+  protected hoistedModCode(): string[] {
     const { mask, score } = this.mods;
     const lines = [...(mask?.program ?? []), ...(score?.program ?? [])];
     return lines.length ? ["// Mod values fixed for the whole kernel (per head, per query row).", ...lines] : [];
@@ -310,7 +331,7 @@ ${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + 
   }
 
   /** Reduce per-row values `${v}_i` across the TC invocations of each row group, in place. */
-  private exchange(v: string, op: "max" | "+"): string {
+  protected exchange(v: string, op: "max" | "+"): string {
     const { g } = this;
     const combine = (a: string, b: string) => (op === "max" ? `max(${a}, ${b})` : `${a} + ${b}`);
     if (g.TC === 1) return "";

@@ -33,6 +33,12 @@ export interface WgslOptions {
   unrollN: number;
   /** tanh as the guarded builtin ("guarded") or as 1 − 2/(exp(2x) + 1) ("exp"); see renderer.ts. */
   tanh: "guarded" | "exp";
+  /**
+   * Q·Kᵀ and P·V on subgroup matrices (tensor cores) with f16 hi/lo operands, three products per
+   * f32 product (emitter-matrix.ts). Needs the adapter features shader-f16, subgroups (size 32) and
+   * chromium-experimental-subgroup-matrix with f16 16×16 matrices; head dims multiples of 16.
+   */
+  subgroupMatrix: boolean;
 }
 
 export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> = {
@@ -45,6 +51,7 @@ export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> =
   unrollD: 0,
   unrollN: 0,
   tanh: "exp",
+  subgroupMatrix: false,
 };
 
 export interface WgslGeometry {
@@ -89,6 +96,58 @@ export interface WgslGeometry {
   readonly useMx: boolean;
   readonly sharedBytes: number;
   readonly sparseBlock: readonly [number, number];
+  /** The subgroup-matrix layout, with `subgroupMatrix` (then RM = 1, G = BM, TC = LPR, RN = CPL). */
+  readonly matrix?: MatrixGeometry;
+}
+
+/**
+ * Subgroup-matrix kernel layout: NSG subgroups of 32 invocations, each owning R = 16·RF query rows
+ * (RF fragment rows); a row's S values are spread over LPR = 32 / R lanes, CPL columns each.
+ * Workgroup memory (f16 unless noted), row strides in elements:
+ *   sm  K hi, K lo [BN][KS], V hi, V lo [BN][VKS] (Q passes through it first, QROWS rows at a time)
+ *   sc  f32 [NSG·R][SS]: each subgroup's S tile, and its O fragments when they are rescaled or stored
+ *   pp  [NSG·2R][PS]: each subgroup's P tile, hi rows then lo rows
+ * PS is padded past BN: P tiles with a row stride of exactly 16 halves (32 bytes) gave wrong
+ * products on the H200 (results/wgsl-h200-mma-probe, call 9).
+ */
+export interface MatrixGeometry {
+  readonly RF: number;
+  readonly NSG: number;
+  readonly R: number;
+  readonly LPR: number;
+  readonly CPL: number;
+  /** 16-wide fragments along the qk head dim, the v head dim and the kv tile. */
+  readonly DF: number;
+  readonly DVF: number;
+  readonly NF: number;
+  readonly KS: number;
+  readonly VKS: number;
+  readonly SS: number;
+  readonly PS: number;
+  /** Halves of sm, and the Q rows staged per pass. */
+  readonly smHalves: number;
+  readonly QROWS: number;
+}
+
+/** A P/V/K tile row padded by 8 halves (16 bytes) keeps every fragment 16-byte aligned. */
+const MATRIX_PAD = 8;
+
+function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, fail: (m: string) => never): MatrixGeometry {
+  const { qkHeadDim: D, vHeadDim: DV } = spec;
+  if (D % 16 !== 0 || DV % 16 !== 0) fail("subgroupMatrix needs head dims that are multiples of 16");
+  if (BN % 16 !== 0) fail("subgroupMatrix needs blockN a multiple of 16");
+  if (T % 32 !== 0) fail("subgroupMatrix needs a workgroup of whole subgroups of 32");
+  const NSG = T / 32;
+  const RF = BM / (16 * NSG);
+  if (RF !== 1 && RF !== 2) fail(`subgroupMatrix needs blockM = 16 or 32 rows per subgroup (${NSG} subgroups)`);
+  const R = 16 * RF;
+  const LPR = 32 / R;
+  const KS = D + MATRIX_PAD;
+  const VKS = DV + MATRIX_PAD;
+  const smHalves = 2 * BN * KS + 2 * BN * VKS;
+  const QROWS = Math.min(BM, Math.floor(smHalves / (2 * KS) / R) * R);
+  if (QROWS < R) fail("subgroupMatrix: the K/V tile is too small to stage one subgroup's Q rows");
+  return { RF, NSG, R, LPR, CPL: BN / LPR, DF: D / 16, DVF: DV / 16, NF: BN / 16, KS, VKS, SS: BN, PS: BN + MATRIX_PAD, smHalves, QROWS };
 }
 
 const odd = (x: number) => (x % 2 === 0 ? x + 1 : x);
@@ -96,7 +155,7 @@ const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 
 
 export function wgslOptions(spec: KernelSpec): WgslOptions {
   const o = spec.config.options ?? {};
-  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "shareKV", "prefetchV", "unrollD", "unrollN", "tanh"]);
+  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "shareKV", "prefetchV", "unrollD", "unrollN", "tanh", "subgroupMatrix"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new FlexAttnError(`unknown WGSL option "${k}" (known: ${[...known].join(", ")})`);
   const num = (k: string, d: number) => {
     const v = o[k] ?? d;
@@ -121,6 +180,7 @@ export function wgslOptions(spec: KernelSpec): WgslOptions {
     unrollD: num("unrollD", D.unrollD),
     unrollN: num("unrollN", D.unrollN),
     tanh: tanhMode(o.tanh ?? D.tanh),
+    subgroupMatrix: bool("subgroupMatrix", D.subgroupMatrix),
   };
 }
 
@@ -138,6 +198,7 @@ export function wgslGeometry(spec: KernelSpec): WgslGeometry {
   const fail = (msg: string): never => {
     throw new FlexAttnError(`WGSL config (blockM ${BM}, blockN ${BN}, workgroup ${T}, rowsPerThread ${opts.rowsPerThread}): ${msg}`);
   };
+  if (opts.subgroupMatrix) return subgroupMatrixGeometry(spec, opts, fail);
   if (![1, 2, 4, 8].includes(RM)) fail("rowsPerThread must be 1, 2, 4 or 8");
   if (!isPow2(T) || T > 1024) fail("workgroupSize must be a power of two ≤ 1024");
   if (BN % 4 !== 0) fail("blockN must be a multiple of 4 (the BlockMask kv block size must allow it)");
@@ -175,5 +236,26 @@ export function wgslGeometry(spec: KernelSpec): WgslGeometry {
   return {
     opts, BM, BN, T, RM, G, TC, RN, D, DV, D4, DV4, CV, VW, QGS, KS, VS, PS, MS, W, U, buffers, useQShared, useMx,
     sharedBytes, sparseBlock: spec.sparseBlock,
+  };
+}
+
+/** The geometry of a subgroupMatrix config: the fields the shared mod and softmax code reads, plus the layout. */
+function subgroupMatrixGeometry(spec: KernelSpec, opts: WgslOptions, fail: (m: string) => never): WgslGeometry {
+  const { blockM: BM, blockN: BN } = spec.config;
+  const T = opts.workgroupSize;
+  if (!isPow2(T) || T > 1024) fail("workgroupSize must be a power of two ≤ 1024");
+  if (opts.doubleBuffer || opts.shareKV || opts.qGlobal) fail("subgroupMatrix stages Q, K and V itself: doubleBuffer, shareKV and qGlobal do not apply");
+  if (opts.vec4 && spec.dtype !== "f32") fail("vec4 needs f32 storage");
+  const m = matrixGeometry(spec, BM, BN, T, fail);
+  const D = spec.qkHeadDim;
+  const DV = spec.vHeadDim;
+  const sharedBytes = 2 * m.smHalves + 4 * m.NSG * m.R * m.SS + 2 * m.NSG * 2 * m.R * m.PS + 8;
+  return {
+    // Each lane holds one query row (RM = 1) and CPL of its columns (c, c + LPR, …), as the
+    // register tile of the plain kernel does with TC = LPR: the mods and row exchanges are shared.
+    opts: { ...opts, rowsPerThread: 1, subgroups: true, prefetchV: false },
+    BM, BN, T, RM: 1, G: BM, TC: m.LPR, RN: m.CPL, D, DV, D4: D / 4, DV4: DV / 4, CV: 0, VW: 0,
+    QGS: 0, KS: 0, VS: 0, PS: 0, MS: 0, W: 1, U: 1, buffers: 1, useQShared: false, useMx: false,
+    sharedBytes, sparseBlock: spec.sparseBlock, matrix: m,
   };
 }

@@ -196,3 +196,61 @@ describe("ABI packing", () => {
     expect(packCaptured(null, null)).toBeNull();
   });
 });
+
+describe("subgroupMatrix", () => {
+  const MATRIX: WgslLimits = { ...H100, subgroupMatrix: true };
+  const mma = (blockM: number, blockN: number, T: number, extra: Record<string, number | boolean> = {}): KernelConfig =>
+    ({ blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false, options: { subgroupMatrix: true, workgroupSize: T, vec4: true, ...extra } });
+
+  it("is a candidate only where the device has subgroup matrices, ranked after every plain config", () => {
+    expect(wgslConfigCandidates(problem(128), [128, 128], { limits: H100 }).some((c) => c.options?.subgroupMatrix)).toBe(false);
+    const all = wgslConfigCandidates(problem(128), [128, 128], { limits: MATRIX });
+    const firstMatrix = all.findIndex((c) => c.options?.subgroupMatrix);
+    expect(firstMatrix).toBeGreaterThan(0);
+    expect(all.slice(firstMatrix).every((c) => c.options?.subgroupMatrix)).toBe(true);
+    expect(wgslDefaultConfig(problem(128), [128, 128], { limits: MATRIX })).toEqual(wgslDefaultConfig(problem(128), [128, 128], { limits: H100 }));
+    // Head dims that are not multiples of 16 get none.
+    expect(wgslConfigCandidates(problem(40), [128, 128], { limits: MATRIX }).some((c) => c.options?.subgroupMatrix)).toBe(false);
+  });
+
+  it("derives the subgroup layout and rejects shapes it cannot run", () => {
+    const g = wgslGeometry(spec(mma(128, 16, 256), 128));
+    expect(g.matrix).toMatchObject({ RF: 1, NSG: 8, R: 16, LPR: 2, CPL: 8, DF: 8, NF: 1, KS: 136, PS: 24 });
+    // The shared mod code sees one query row and CPL columns per invocation.
+    expect([g.RM, g.G, g.TC, g.RN]).toEqual([1, 128, 2, 8]);
+    expect(wgslGeometry(spec(mma(128, 32, 128), 64)).matrix).toMatchObject({ RF: 2, R: 32, LPR: 1, CPL: 32, PS: 40 });
+    expect(() => wgslGeometry(spec(mma(128, 16, 256), 40))).toThrow(/multiples of 16/);
+    expect(() => wgslGeometry(spec(mma(128, 8, 256)))).toThrow(/blockN a multiple of 16/);
+    expect(() => wgslGeometry(spec(mma(128, 16, 64)))).toThrow(/16 or 32 rows per subgroup/);
+    expect(() => wgslGeometry(spec(mma(128, 16, 256, { shareKV: true })))).toThrow(/do not apply/);
+  });
+
+  it("declares the workgroup memory it reports, and keeps P's row stride off 16 halves", () => {
+    const bytes = { f16: 2, f32: 4, u32: 4 } as Record<string, number>;
+    for (const c of wgslConfigCandidates(problem(128), [128, 128], { limits: MATRIX }).filter((x) => x.options?.subgroupMatrix)) {
+      const a = generateWgsl(spec(c, 128));
+      const declared = [...a.source.matchAll(/var<workgroup> \w+: (?:array<(\w+), (\d+)>|atomic<u32>|u32);/g)]
+        .reduce((sum, m) => sum + (m[1] ? bytes[m[1]] * Number(m[2]) : 4), 0);
+      expect(declared).toBe(a.launch.sharedMemoryBytes);
+      expect(a.launch.sharedMemoryBytes).toBeLessThanOrEqual(49152);
+      // A 32-byte P row stride gave wrong products on the H200 (results/wgsl-h200-mma-probe, call 9).
+      const pStrides = [...a.source.matchAll(/subgroupMatrixLoad<FA_ML, row_major>\(&fa_pp, [^)]*, (\d+)u\)/g)].map((m) => Number(m[1]));
+      expect(pStrides.length).toBeGreaterThan(0);
+      expect(pStrides.every((s) => s !== 16 && s % 8 === 0)).toBe(true);
+    }
+  });
+
+  it("orders every matrix load from workgroup memory after its barrier by a data dependency", () => {
+    const src = generateWgsl(spec(mma(128, 16, 256), 128, traceMaskMod(causal()), traceScoreMod(softcap(30)))).source;
+    const loads = [...src.matchAll(/subgroupMatrixLoad<\w+, \w+>\(&(fa_sm|fa_sc|fa_pp), ([^,]+),/g)];
+    expect(loads.length).toBeGreaterThan(16);
+    for (const m of loads) expect(m[2]).toMatch(/\bfa_d(q\d+|k|p|r\d+)\b/);
+    expect(src).toContain("enable chromium_experimental_subgroup_matrix;");
+  });
+
+  it("needs the device's subgroup matrices, and says how to get them", () => {
+    const a = generateWgsl(spec(mma(128, 16, 256), 128));
+    expect(() => checkLimits(a, H100)).toThrow(/subgroupMatrix needs .*chromium-experimental-subgroup-matrix.*allow_unsafe_apis/);
+    expect(() => checkLimits(a, MATRIX)).not.toThrow();
+  });
+});

@@ -39,7 +39,24 @@ const WANTED_LIMITS = [
   "maxComputeWorkgroupStorageSize", "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX",
   "maxStorageBufferBindingSize", "maxBufferSize", "maxStorageBuffersPerShaderStage", "maxComputeWorkgroupsPerDimension",
 ] as const;
-const WANTED_FEATURES = ["timestamp-query", "subgroups", "shader-f16"] as const;
+const WANTED_FEATURES = ["timestamp-query", "subgroups", "shader-f16", "chromium-experimental-subgroup-matrix"] as const;
+
+/** Dawn toggles under which NVIDIA's Vulkan driver offers f16 subgroup matrices (`subgroupMatrix` kernels). */
+export const DAWN_SUBGROUP_MATRIX_OPTIONS = ["enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model"];
+
+interface SubgroupMatrixInfo {
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+  subgroupMatrixConfigs?: readonly { componentType?: string; resultComponentType?: string; M?: number; N?: number; K?: number }[];
+}
+
+/** Whether `subgroupMatrix` kernels run here: f16 16×16×16 products into f32, subgroups always of 32. */
+function hasSubgroupMatrix(features: ReadonlySet<string>, info: SubgroupMatrixInfo | undefined): boolean {
+  if (!["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"].every((f) => features.has(f))) return false;
+  if (Number(info?.subgroupMinSize) !== 32 || Number(info?.subgroupMaxSize) !== 32) return false;
+  return [...(info?.subgroupMatrixConfigs ?? [])].some((c) =>
+    c.componentType === "f16" && c.resultComponentType === "f32" && c.M === 16 && c.N === 16 && c.K === 16);
+}
 
 const isNode = typeof process !== "undefined" && !!process.versions?.node;
 
@@ -142,6 +159,8 @@ export function wrapDevice(device: GPUDevice, adapter: GPUAdapter | null, backen
       maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
       maxComputeInvocationsPerWorkgroup: Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX),
       subgroupMinSize,
+      // Dawn's device.adapterInfo can lack the matrix configs that the adapter's info lists.
+      subgroupMatrix: [adapter?.info, info].some((i) => hasSubgroupMatrix(features, i as SubgroupMatrixInfo | undefined)),
     },
     features,
     backend,

@@ -1,4 +1,4 @@
-export { requestFlexDevice, defaultFlexDevice, wrapDevice, isWebGpuAvailable } from "./device.js";
+export { requestFlexDevice, defaultFlexDevice, wrapDevice, isWebGpuAvailable, DAWN_SUBGROUP_MATRIX_OPTIONS } from "./device.js";
 export type { FlexDevice, FlexDeviceOptions, DawnBackend } from "./device.js";
 export { runWgsl, prepareWgsl, artifactFor, resolveDevice, vec4Compatible, deviceOutStrides } from "./runner.js";
 export type { RunWgslOptions, PreparedWgsl } from "./runner.js";

@@ -7,15 +7,19 @@ import { describe, expect, it } from "vitest";
 import { type ModGraph, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { LIBRARY_MASKS, LIBRARY_SCORE_MODS } from "@flexattn/masks";
 import { type KernelArtifact, type KernelConfig, type StorageDType, makeSpec, resolveProblem } from "@flexattn/template";
-import { type WgslLimits, generateWgsl, wgslDefaultConfig } from "@flexattn/codegen-wgsl";
+import { type WgslLimits, generateWgsl, wgslConfigCandidates, wgslDefaultConfig } from "@flexattn/codegen-wgsl";
+import { DAWN_SUBGROUP_MATRIX_OPTIONS, requestFlexDevice } from "../src/index.js";
 import { nullDevice } from "./setup.js";
 
 const dev = await nullDevice();
+// The null adapter offers f16 subgroup matrices under the same Dawn toggles as NVIDIA's Vulkan driver.
+const matrixDev = await requestFlexDevice({ backend: "null", dawnOptions: DAWN_SUBGROUP_MATRIX_OPTIONS });
+const H200_MATRIX: WgslLimits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, subgroupMinSize: 32, subgroupMatrix: true };
 const shape = { B: 2, H: 4, qLen: 256, kvLen: 256 };
 const H100: WgslLimits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, subgroupMinSize: 32 };
 
-async function validate(a: KernelArtifact): Promise<string[]> {
-  const m = dev.device.createShaderModule({ code: a.source });
+async function validate(a: KernelArtifact, on = dev): Promise<string[]> {
+  const m = on.device.createShaderModule({ code: a.source });
   const info = await m.getCompilationInfo();
   return info.messages.filter((x) => x.type === "error").map((x) => `${x.lineNum}:${x.linePos} ${x.message}`);
 }
@@ -75,5 +79,36 @@ describe("Dawn WGSL validation (null backend)", () => {
     const e = await validate(artifact(mask, null, 64, 64, "f32", { ...base, prescaleQk: true }));
     if (e.length) errors.push(`prescaleQk: ${e[0]}`);
     expect(errors).toEqual([]);
+  });
+
+  it("subgroupMatrix kernels: every mask × score mod, every candidate shape, dtypes and head dims", async () => {
+    expect([...matrixDev.features]).toEqual(expect.arrayContaining(["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"]));
+    const errors: string[] = [];
+    let count = 0;
+    const check = async (label: string, mask: ModGraph | null, score: ModGraph | null, d: number, dv: number, dtype: StorageDType, config: KernelConfig) => {
+      expect(config.options?.subgroupMatrix).toBe(true);
+      const e = await validate(artifact(mask, score, d, dv, dtype, config), matrixDev);
+      count++;
+      if (e.length) errors.push(`${label} ${dtype} ${d}/${dv} ${JSON.stringify(config)}: ${e[0]}`);
+    };
+    const candidates = (d: number, dv: number, dtype: StorageDType) => {
+      const problem = resolveProblem({ batch: 2, qHeads: 4, kvHeads: 4, qLen: 256, kvLen: 256, qkHeadDim: d, vHeadDim: dv, dtype, returnLse: true });
+      return wgslConfigCandidates(problem, [128, 128], { limits: H200_MATRIX, vec4: dtype === "f32" }).filter((c) => c.options?.subgroupMatrix);
+    };
+    const [first128, first64] = [candidates(128, 128, "f32")[0], candidates(64, 64, "f32")[0]];
+    for (const [mName, mask] of masks)
+      for (const [sName, score] of scores) await check(`${mName} × ${sName}`, mask, score, 128, 128, "f32", first128);
+    const mask = masks.find(([n]) => n === "documentCausal")![1];
+    const score = scores.find(([n]) => n === "softcap")![1];
+    for (const config of candidates(64, 64, "f32")) await check("shape", mask, score, 64, 64, "f32", config);
+    for (const dtype of ["f16", "bf16"] as const) await check("dtype", mask, score, 64, 64, dtype, candidates(64, 64, dtype)[0]);
+    for (const [d, dv] of [[16, 16], [48, 32], [256, 256]]) {
+      const config = candidates(d, dv, "f32")[0];
+      if (config) await check("head dims", mask, null, d, dv, "f32", config);
+      else errors.push(`no subgroupMatrix candidate for head dims ${d}/${dv}`);
+    }
+    await check("no mods", null, null, 64, 64, "f32", first64);
+    expect(errors).toEqual([]);
+    expect(count).toBeGreaterThan(masks.length * scores.length + 5);
   });
 });

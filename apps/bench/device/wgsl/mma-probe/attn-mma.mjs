@@ -201,6 +201,10 @@ export function attnStagedShader(o) {
   const R = 16 * RF, BM = R * NSG, T = 32 * NSG, DF = D / 16, NF = BN / 16, D4 = D / 4;
   const KS = D + pad; // row stride (halves) of staged K/V/Q rows
   const LPR = 32 / R, CPL = BN / LPR;
+  const SS = BN + (o.scPad ?? 0); // row stride of the S (f32) tile
+  // P (f16) tiles: hi and lo one below the other (row stride BN + ppPad) or side by side (`ppSide`, stride 2·BN)
+  const PS = (o.ppSide ? 2 * BN : BN) + (o.ppPad ?? 0), PLO = o.ppSide ? BN : R * PS, PSG = o.ppSide ? R * PS : 2 * R * PS;
+  const allStorage = o.qFrom === "storage" && o.kvFrom === "storage"; // nothing staged: sm unused, fewer barriers
   const prod = o.products ?? 3;
   const KV = BN * KS; // halves per V hi (or lo) tile
   const KT = BN + (o.padT ?? 8); // row stride of the transposed K tile
@@ -224,9 +228,9 @@ struct Params { q_len: u32, kv_len: u32, nq: u32, nkv: u32, scale_log2: f32, zer
 @group(0) @binding(2) var<storage, read> v: array<${o.kvFrom === "storage" ? "f16" : "vec4<f32>"}>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> P: Params;
-var<workgroup> sm: array<f16, ${UNION}>;
-var<workgroup> sc: array<f32, ${NSG * R * BN}>;
-var<workgroup> pp: array<f16, ${NSG * 2 * R * BN}>;
+var<workgroup> sm: array<f16, ${allStorage ? 8 : UNION}>;
+var<workgroup> sc: array<f32, ${NSG * R * SS}>;
+var<workgroup> pp: array<f16, ${NSG * PSG}>;
 var<workgroup> rescale_flag: atomic<u32>;
 var<workgroup> wg_dep: u32;  // always 0 at run time; loads after a barrier add it to their offsets
 // Split x into f16 hi + lo with x - hi exact: hi keeps the top 11 significant bits.
@@ -249,8 +253,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
   let q0 = qt0 + sg * ${R}u;
   let base4 = bh * P.q_len * ${D4}u; // q, k, v contiguous [bh][L][D], same lengths in the probe
   let kvb4 = bh * P.kv_len * ${D4}u;
-  let sbase = sg * ${R * BN}u;
-  let pbase = sg * ${2 * R * BN}u;
+  let sbase = sg * ${R * SS}u;
+  let pbase = sg * ${PSG}u;
   let row = lane / ${LPR}u;
   let part = lane % ${LPR}u;
   var m_ref = -3.0e38f;
@@ -312,7 +316,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
       ${o.kvFrom === "storage" ? "" : o.ktrans ? `split_store_t(${KH}u + d4 * ${4 * KT}u + r, k[kvb4 + (n0 + r) * ${D4}u + d4], ${KL - KH}u, ${KT}u);` : `split_store(${KH}u + r * ${KS}u + d4 * 4u, k[kvb4 + (n0 + r) * ${D4}u + d4], ${KL - KH}u);`}
       ${o.kvFrom === "storage" ? "" : `split_store(${VH}u + r * ${KS}u + d4 * 4u, v[kvb4 + (n0 + r) * ${D4}u + d4], ${VL - VH}u);`}
     }
-    ${o.dep ? "let dk = workgroupUniformLoad(&wg_dep);" : "workgroupBarrier();"}`);
+    ${allStorage ? (o.dep ? "let dk = 0u;" : "") : o.dep ? "let dk = workgroupUniformLoad(&wg_dep);" : "workgroupBarrier();"}`);
   for (const rf of range(RF)) for (const nf of range(NF)) L.push(`    var s_${rf}_${nf} = MA();`);
   for (const kd of range(DF)) {
     L.push(`    {`);
@@ -328,9 +332,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
     }
     L.push(`    }`);
   }
-  for (const rf of range(RF)) for (const nf of range(NF)) L.push(`    subgroupMatrixStore<row_major>(&sc, sbase + ${rf * 16 * BN + nf * 16}u, s_${rf}_${nf}, ${BN}u);`);
+  for (const rf of range(RF)) for (const nf of range(NF)) L.push(`    subgroupMatrixStore<row_major>(&sc, sbase + ${rf * 16 * SS + nf * 16}u, s_${rf}_${nf}, ${SS}u);`);
   L.push(`    workgroupBarrier();
-    let rb = sbase + row * ${BN}u;`);
+    let rb = sbase + row * ${SS}u;`);
   for (const j of range(CPL)) L.push(`    let x${j} = sc[rb + ${j * LPR}u + part];`);
   L.push(`    var mx = ${range(CPL).map((j) => `x${j}`).reduce((a, b) => `max(${a}, ${b})`)};`);
   if (LPR === 2) L.push(`    mx = max(mx, subgroupShuffleXor(mx, 1u));`);
@@ -338,9 +342,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
     if (first) { m_ref = mx; }
     else if (mx > m_ref + ${o.tau.toFixed(1)}f) { alpha = exp2(m_ref - mx); m_ref = mx; atomicStore(&rescale_flag, 1u); }
     var ls = 0.0f;`);
-  const pb = `pbase + row * ${BN}u`;
+  const pb = `pbase + row * ${PS}u`;
   for (const j of range(CPL)) {
-    L.push(`    { let p = exp2(x${j} - m_ref); ls += p; let pb = bitcast<f32>(bitcast<u32>(p) & 0xffffe000u); pp[${pb} + ${j * LPR}u + part] = f16(pb); pp[${pb} + ${R * BN + j * LPR}u + part] = f16(p - pb); }`);
+    L.push(`    { let p = exp2(x${j} - m_ref); ls += p; let pb = bitcast<f32>(bitcast<u32>(p) & 0xffffe000u); pp[${pb} + ${j * LPR}u + part] = f16(pb); pp[${pb} + ${PLO + j * LPR}u + part] = f16(p - pb); }`);
   }
   L.push(`    l = l * alpha + ls;
     first = false;
@@ -348,11 +352,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
     ${o.dep ? "let dp = min(rflag, dk);" : ""}
     if (rflag != 0u) {`);
   for (let c = 0; c < DF; c += NF) {
-    for (const rf of range(RF)) for (let df = c; df < Math.min(DF, c + NF); df++) L.push(`      subgroupMatrixStore<row_major>(&sc, sbase + ${rf * 16 * BN + (df - c) * 16}u, o_${rf}_${df}, ${BN}u);`);
+    for (const rf of range(RF)) for (let df = c; df < Math.min(DF, c + NF); df++) L.push(`      subgroupMatrixStore<row_major>(&sc, sbase + ${rf * 16 * SS + (df - c) * 16}u, o_${rf}_${df}, ${SS}u);`);
     L.push(`      workgroupBarrier();`);
     for (const j of range(CPL)) L.push(`      sc[rb + ${j * LPR}u + part] *= alpha;`);
     L.push(o.dep ? `      let dr${c} = workgroupUniformLoad(&wg_dep);` : `      workgroupBarrier();`);
-    for (const rf of range(RF)) for (let df = c; df < Math.min(DF, c + NF); df++) L.push(`      o_${rf}_${df} = subgroupMatrixLoad<MA, row_major>(&sc, sbase + ${rf * 16 * BN + (df - c) * 16}u${o.dep ? ` + dr${c}` : ""}, ${BN}u);`);
+    for (const rf of range(RF)) for (let df = c; df < Math.min(DF, c + NF); df++) L.push(`      o_${rf}_${df} = subgroupMatrixLoad<MA, row_major>(&sc, sbase + ${rf * 16 * SS + (df - c) * 16}u${o.dep ? ` + dr${c}` : ""}, ${SS}u);`);
     L.push(`      workgroupBarrier();`);
   }
   L.push(`      if (tid == 0u) { atomicStore(&rescale_flag, 0u); }
@@ -360,8 +364,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
   for (const nf of range(NF)) {
     L.push(`    {`);
     for (const rf of range(RF)) {
-      L.push(`      let ph${rf} = subgroupMatrixLoad<ML, row_major>(&pp, pbase + ${rf * 16 * BN + nf * 16}u${o.dep ? " + dp" : ""}, ${BN}u);`);
-      if (prod >= 3) L.push(`      let pl${rf} = subgroupMatrixLoad<ML, row_major>(&pp, pbase + ${R * BN + rf * 16 * BN + nf * 16}u${o.dep ? " + dp" : ""}, ${BN}u);`);
+      L.push(`      let ph${rf} = subgroupMatrixLoad<ML, row_major>(&pp, pbase + ${rf * 16 * PS + nf * 16}u${o.dep ? " + dp" : ""}, ${PS}u);`);
+      if (prod >= 3) L.push(`      let pl${rf} = subgroupMatrixLoad<ML, row_major>(&pp, pbase + ${PLO + rf * 16 * PS + nf * 16}u${o.dep ? " + dp" : ""}, ${PS}u);`);
     }
     for (const df of range(DF)) {
       const vo = (base) => o.kvFrom === "storage" ? `(&v, kvb4 * 4u + (n0 + ${nf * 16}u) * ${D}u + ${df * 16}u${base === VL ? " + P.nkv" : ""}, ${D}u)` : `(&sm, ${base + nf * 16 * KS + df * 16}u${o.dep ? " + dp" : ""}, ${KS}u)`;
@@ -376,14 +380,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
     }
     L.push(`    }`);
   }
-  L.push(`    workgroupBarrier();\n  }`);
+  L.push(allStorage ? "  }" : `    workgroupBarrier();\n  }`); // the barriers on S and on the rescale flag already order sc and pp across tiles
   if (LPR === 2) L.push(`  l += subgroupShuffleXor(l, 1u);`);
   L.push(`  let inv = 1.0f / l;
   let orow = (bh * P.q_len + q0 + row) * ${D}u;
-  let rb = sbase + row * ${BN}u;`);
+  let rb = sbase + row * ${SS}u;`);
   for (let c = 0; c < DF; c += NF) {
     L.push(`  workgroupBarrier();`);
-    for (const rf of range(RF)) for (let df = c; df < Math.min(DF, c + NF); df++) L.push(`  subgroupMatrixStore<row_major>(&sc, sbase + ${rf * 16 * BN + (df - c) * 16}u, o_${rf}_${df}, ${BN}u);`);
+    for (const rf of range(RF)) for (let df = c; df < Math.min(DF, c + NF); df++) L.push(`  subgroupMatrixStore<row_major>(&sc, sbase + ${rf * 16 * SS + (df - c) * 16}u, o_${rf}_${df}, ${SS}u);`);
     L.push(`  workgroupBarrier();`);
     for (const j of range(CPL)) {
       const col = c * 16 + j * LPR;
@@ -397,7 +401,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
 export function stagedSharedBytes(o) {
   const pad = o.pad ?? 8; const R = 16 * o.RF;
   const ksz = o.ktrans ? o.D * (o.BN + (o.padT ?? 8)) : o.BN * (o.D + pad);
-  return (2 * ksz + 2 * o.BN * (o.D + pad)) * 2 + o.NSG * R * o.BN * 4 + o.NSG * 2 * R * o.BN * 2 + 4;
+  const pp = o.NSG * R * ((o.ppSide ? 2 * o.BN : 2 * o.BN + 2 * (o.ppPad ?? 0)) + (o.ppSide ? o.ppPad ?? 0 : 0));
+  const sm = o.qFrom === "storage" && o.kvFrom === "storage" ? 8 : 2 * ksz + 2 * o.BN * (o.D + pad);
+  return sm * 2 + o.NSG * R * (o.BN + (o.scPad ?? 0)) * 4 + pp * 2 + 4;
 }
 
 // Diagnostic: stage known f16 values into workgroup memory, load them as left / right matrices

@@ -1,0 +1,291 @@
+/**
+ * The subgroup-matrix WGSL emitter (`subgroupMatrix` option): Q·Kᵀ and P·V on the tensor cores
+ * through `chromium_experimental_subgroup_matrix`, f32 accuracy from f16 operands.
+ *
+ * Every f32 operand x is split into f16 hi + lo (hi = x with its low 13 mantissa bits cleared,
+ * exact in f16; lo = x − hi rounded to f16), and a·b ≈ ah·bh + ah·bl + al·bh: three f16 products
+ * with f32 accumulation per f32 product (relative error ~1e-5 at N = 4096, against 1e-3 for one).
+ * WGSL has no element access to matrix results, so S goes through workgroup memory, where each
+ * lane reads its row's values as the plain kernel's register tile (RM = 1, RN = CPL, TC = LPR):
+ * the mods, bounds and row exchanges are the plain emitter's code.
+ *
+ * Per kv tile (BN keys):
+ *   loadK    K and V tiles → f16 hi/lo in workgroup memory                                  barrier
+ *   qk       S fragments = Q·Kᵀ (Q fragments in registers) → workgroup memory              barrier
+ *            → each lane's CPL scores
+ *   mods     as the plain kernel (mods.ts)
+ *   softmax  row max over the row's LPR lanes (subgroup shuffles); lazy rescaling: a row keeps
+ *            its reference max until the max passes it by TAU, so P ≤ 2^TAU and O is rescaled
+ *            (a round trip through workgroup memory) only then; P → f16 hi/lo      barrier (flag)
+ *   acc      O fragments += P·V                                                            barrier
+ * Range: operands must stay within f16's range once split (|Q·scale|, |K|, |V| < 65504); values
+ * below f16's normal range (6e-5) keep an absolute error of about 6e-8.
+ */
+import { NUMERICS } from "@flexattn/template";
+import { WgslEmitter } from "./emitter.js";
+import type { MatrixGeometry, WgslGeometry } from "./geometry.js";
+import { wgslFloat } from "./renderer.js";
+import type { KernelSpec } from "@flexattn/template";
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const indent = (code: string, by = "  ") => code.split("\n").map((l) => (l ? by + l : l)).join("\n");
+
+/** Lazy rescaling threshold in log2 units: P stays ≤ 2^TAU, well inside f16. */
+const TAU = 8;
+
+const SPLIT_FUNCTION = `// Four values x → f16 hi at sm[i..i+3] and lo at sm[i+lo..]: hi keeps x's top 11 significant
+// bits (exact in f16), lo = x - hi is exact in f32 and rounded to f16.
+fn fa_split(i: i32, x: vec4<f32>, lo: i32) {
+  let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));
+  let l = x - h;
+  fa_sm[i] = f16(h.x); fa_sm[i + 1] = f16(h.y); fa_sm[i + 2] = f16(h.z); fa_sm[i + 3] = f16(h.w);
+  fa_sm[i + lo] = f16(l.x); fa_sm[i + lo + 1] = f16(l.y); fa_sm[i + lo + 2] = f16(l.z); fa_sm[i + lo + 3] = f16(l.w);
+}`;
+
+export class MatrixEmitter extends WgslEmitter {
+  private readonly mg: MatrixGeometry;
+
+  constructor(spec: KernelSpec, g: WgslGeometry) {
+    super(spec, g);
+    if (!g.matrix) throw new Error("MatrixEmitter needs a subgroupMatrix geometry");
+    this.mg = g.matrix;
+  }
+
+  /** Offset of the V hi tile in sm (K hi, K lo come first). */
+  private get vBase(): number {
+    return 2 * this.g.BN * this.mg.KS;
+  }
+
+  /** A matrix load from workgroup memory, ordered after the last barrier by the `dep` value. */
+  private load(kind: "FA_ML" | "FA_MR" | "FA_MA", layout: "row_major" | "col_major", arr: string, dep: string, base: string, offset: number, stride: number): string {
+    return `subgroupMatrixLoad<${kind}, ${layout}>(&${arr}, ${base}${dep ? ` + ${dep}` : ""} + ${offset}u, ${stride}u)`;
+  }
+
+  override program(): string {
+    const { spec, g, mg } = this;
+    const lines = [
+      `// flexattn WGSL kernel (subgroup matrices): head dims ${spec.qkHeadDim}/${spec.vHeadDim}, ${spec.dtype} storage, tile ${g.BM}×${g.BN}, ` +
+        `${mg.NSG} subgroups × ${mg.R} query rows; f16 hi/lo operands, three products per f32 product`,
+      "enable f16;",
+      "enable subgroups;",
+      "enable chromium_experimental_subgroup_matrix;",
+      "diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);",
+      "alias FA_ML = subgroup_matrix_left<f16, 16, 16>;",
+      "alias FA_MR = subgroup_matrix_right<f16, 16, 16>;",
+      "alias FA_MA = subgroup_matrix_result<f32, 16, 16>;",
+      ...this.moduleScope(),
+      `var<workgroup> fa_sm: array<f16, ${mg.smHalves}>;`,
+      `var<workgroup> fa_sc: array<f32, ${mg.NSG * mg.R * mg.SS}>;`,
+      `var<workgroup> fa_pp: array<f16, ${mg.NSG * 2 * mg.R * mg.PS}>;`,
+      "var<workgroup> fa_rescale: atomic<u32>;",
+      "// Always 0. Matrix loads from workgroup memory add a value read from it after the barrier that",
+      "// publishes their data: without that dependency they were reordered above the barrier (H200,",
+      "// Dawn/Vulkan; results/wgsl-h200-mma-probe).",
+      "var<workgroup> fa_dep: u32;",
+      SPLIT_FUNCTION,
+      "",
+      `@compute @workgroup_size(${g.T})`,
+      "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, " +
+        "@builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {",
+    ];
+    const body = [
+      "let tid = i32(lid);",
+      "// This lane's query row in the tile (g) and its first column of that row's S values (c).",
+      `let g = i32(sg) * ${mg.R} + i32(lane) / ${mg.LPR};`,
+      `let c = i32(lane) % ${mg.LPR};`,
+      "let cu = u32(c);",
+      ...this.tileIndices(),
+      "// This subgroup's S and P tiles, and this lane's row in them.",
+      `let sbase = sg * ${mg.R * mg.SS}u;`,
+      `let pbase = sg * ${2 * mg.R * mg.PS}u;`,
+      `let srow = sbase + (lane / ${mg.LPR}u) * ${mg.SS}u;`,
+      `let prow = pbase + (lane / ${mg.LPR}u) * ${mg.PS}u;`,
+      "if (tid == 0) { fa_dep = select(0u, 1u, P.q_len < 0); }",
+      ...this.hoistedModCode(),
+    ];
+    return `${lines.join("\n")}\n${indent(body.join("\n"))}`;
+  }
+
+  override loadQ(): string {
+    const { g, mg, spec } = this;
+    const scale = spec.score ? "P.scale" : "P.scale_log2";
+    const perPass = mg.QROWS / mg.R; // subgroups served per pass
+    const frags = range(mg.RF).flatMap((rf) => range(mg.DF).map((kd) => [rf, kd] as const));
+    const lines = [
+      `// Q tile, scaled (${spec.score ? "natural" : "exp2"} domain), split into f16 hi/lo and staged through sm ${mg.QROWS} rows at a time;`,
+      "// every subgroup keeps its own rows as fragments in registers.",
+      ...frags.map(([rf, kd]) => `var fa_qh_${rf}_${kd}: FA_ML;\nvar fa_ql_${rf}_${kd}: FA_ML;`),
+    ];
+    for (let p = 0; p * mg.QROWS < g.BM; p++) {
+      const rows = Math.min(mg.QROWS, g.BM - p * mg.QROWS);
+      lines.push(
+        this.tileShares("q", rows, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x * ${scale}, ${mg.QROWS * mg.KS});`, `q0 + ${p * mg.QROWS}`),
+        `let fa_dq${p} = workgroupUniformLoad(&fa_dep);`,
+        `if (sg / ${perPass}u == ${p}u) {`,
+        `  let qs = (sg % ${perPass}u) * ${mg.R * mg.KS}u;`,
+        ...frags.flatMap(([rf, kd]) => [
+          `  fa_qh_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `fa_dq${p}`, "qs", rf * 16 * mg.KS + kd * 16, mg.KS)};`,
+          `  fa_ql_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `fa_dq${p}`, "qs", mg.QROWS * mg.KS + rf * 16 * mg.KS + kd * 16, mg.KS)};`,
+        ]),
+        "}",
+        "workgroupBarrier();",
+      );
+    }
+    return indent(lines.join("\n"));
+  }
+
+  override initState(): string {
+    const { mg } = this;
+    return indent([
+      "var m_0 = NEG_INF;",
+      "var l_0 = 0.0f;",
+      ...range(mg.RF).flatMap((rf) => range(mg.DVF).map((df) => `var fa_o_${rf}_${df} = FA_MA();`)),
+    ].join("\n"));
+  }
+
+  override loadK(): string {
+    const { g, mg } = this;
+    return [
+      "// K and V tiles → f16 hi/lo in sm.",
+      this.tileShares("k", g.BN, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x, ${g.BN * mg.KS});`),
+      this.tileShares("v", g.BN, g.DV4, g.DV, () => `fa_split(${this.vBase} + r * ${mg.VKS} + d4 * 4, x, ${g.BN * mg.VKS});`),
+      "let fa_dk = workgroupUniformLoad(&fa_dep);",
+    ].join("\n");
+  }
+
+  override qk(): string {
+    const { g, mg } = this;
+    const lines = [
+      ...range(g.RN).map((j) => `let kj_${j} = kv0 + c + ${j * g.TC} + P.kv_offset;`),
+      ...range(mg.RF).flatMap((rf) => range(mg.NF).map((nf) => `var fa_s_${rf}_${nf} = FA_MA();`)),
+    ];
+    for (const kd of range(mg.DF)) {
+      const step = [
+        ...range(mg.NF).flatMap((nf) => [
+          `let kh${nf} = ${this.load("FA_MR", "col_major", "fa_sm", "fa_dk", "0u", nf * 16 * mg.KS + kd * 16, mg.KS)};`,
+          `let kl${nf} = ${this.load("FA_MR", "col_major", "fa_sm", "fa_dk", "0u", g.BN * mg.KS + nf * 16 * mg.KS + kd * 16, mg.KS)};`,
+        ]),
+        ...range(mg.NF).flatMap((nf) => range(mg.RF).flatMap((rf) => this.products(`fa_s_${rf}_${nf}`, `fa_qh_${rf}_${kd}`, `fa_ql_${rf}_${kd}`, `kh${nf}`, `kl${nf}`))),
+      ];
+      lines.push(`{\n${indent(step.join("\n"))}\n}`);
+    }
+    lines.push(
+      ...range(mg.RF).flatMap((rf) => range(mg.NF).map((nf) => `subgroupMatrixStore<row_major>(&fa_sc, sbase + ${rf * 16 * mg.SS + nf * 16}u, fa_s_${rf}_${nf}, ${mg.SS}u);`)),
+      "workgroupBarrier();",
+      ...range(g.RN).map((j) => `var s_0_${j} = fa_sc[srow + ${j * g.TC}u + cu];`),
+    );
+    return lines.join("\n");
+  }
+
+  /** acc += a·b in three f16 products: ah·bh + ah·bl + al·bh. */
+  private products(acc: string, ah: string, al: string, bh: string, bl: string): string[] {
+    return [[ah, bh], [ah, bl], [al, bh]].map(([a, b]) => `${acc} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${acc});`);
+  }
+
+  override onlineSoftmax(): string {
+    const { g, mg, spec } = this;
+    const cols = range(g.RN);
+    const lines: string[] = [];
+    if (spec.score) lines.push(...cols.map((j) => `s_0_${j} *= ${wgslFloat(NUMERICS.LOG2E)};`));
+    lines.push(
+      `var mx_0 = ${cols.map((j) => `s_0_${j}`).reduce((a, b) => `max(${a}, ${b})`)};`,
+      this.exchange("mx", "max"),
+      "// Lazy rescaling: keep the reference max m until the row max passes it by TAU.",
+      "var al_0 = 1.0f;",
+      `if (mx_0 > m_0 + ${wgslFloat(TAU)}) {`,
+      "  al_0 = exp2(m_0 - mx_0);",
+      "  m_0 = mx_0;",
+      "  if (l_0 > 0.0f) { atomicStore(&fa_rescale, 1u); }",
+      "}",
+      "// A row with no unmasked key so far keeps m = -inf; exponentiate against 0 instead.",
+      "let mu_0 = select(m_0, 0.0f, m_0 == NEG_INF);",
+      "var ls_0 = 0.0f;",
+      ...cols.map((j) => `{ let p = exp2(s_0_${j} - mu_0); ls_0 += p; let h = bitcast<f32>(bitcast<u32>(p) & 0xffffe000u); ` +
+        `fa_pp[prow + ${j * g.TC}u + cu] = f16(h); fa_pp[prow + ${mg.R * mg.PS + j * g.TC}u + cu] = f16(p - h); }`),
+      "l_0 = l_0 * al_0 + ls_0;",
+      "let fa_flag = workgroupUniformLoad(&fa_rescale);",
+      "let fa_dp = min(fa_flag, fa_dk);",
+      "if (fa_flag != 0u) {",
+      indent(this.rescaleO()),
+      "  if (tid == 0) { atomicStore(&fa_rescale, 0u); }",
+      "}",
+    );
+    return lines.join("\n");
+  }
+
+  /** O fragments → sc (NF at a time: sc is BN wide), each lane scales its row by al_0, → fragments. */
+  private rescaleO(): string {
+    const { g, mg } = this;
+    const lines: string[] = [];
+    for (let c0 = 0; c0 < mg.DVF; c0 += mg.NF) {
+      const chunk = range(mg.RF).flatMap((rf) => range(Math.min(mg.NF, mg.DVF - c0)).map((k) => [rf, c0 + k, rf * 16 * mg.SS + k * 16] as const));
+      lines.push(
+        ...chunk.map(([rf, df, off]) => `subgroupMatrixStore<row_major>(&fa_sc, sbase + ${off}u, fa_o_${rf}_${df}, ${mg.SS}u);`),
+        "workgroupBarrier();",
+        ...range(g.RN).map((j) => `fa_sc[srow + ${j * g.TC}u + cu] *= al_0;`),
+        `let fa_dr${c0} = workgroupUniformLoad(&fa_dep);`,
+        ...chunk.map(([rf, df, off]) => `fa_o_${rf}_${df} = ${this.load("FA_MA", "row_major", "fa_sc", `fa_dr${c0}`, "sbase", off, mg.SS)};`),
+        "workgroupBarrier();",
+      );
+    }
+    return lines.join("\n");
+  }
+
+  override loadV(): string {
+    return "// (V was staged with K.)";
+  }
+
+  override accumulate(): string {
+    const { g, mg } = this;
+    const lines: string[] = [];
+    for (const nf of range(mg.NF)) {
+      const step = [
+        ...range(mg.RF).flatMap((rf) => [
+          `let ph${rf} = ${this.load("FA_ML", "row_major", "fa_pp", "fa_dp", "pbase", rf * 16 * mg.PS + nf * 16, mg.PS)};`,
+          `let pl${rf} = ${this.load("FA_ML", "row_major", "fa_pp", "fa_dp", "pbase", mg.R * mg.PS + rf * 16 * mg.PS + nf * 16, mg.PS)};`,
+        ]),
+        ...range(mg.DVF).map((df) => `{\n${indent([
+          `let vh = ${this.load("FA_MR", "row_major", "fa_sm", "fa_dp", "0u", this.vBase + nf * 16 * mg.VKS + df * 16, mg.VKS)};`,
+          `let vl = ${this.load("FA_MR", "row_major", "fa_sm", "fa_dp", "0u", this.vBase + g.BN * mg.VKS + nf * 16 * mg.VKS + df * 16, mg.VKS)};`,
+          ...range(mg.RF).flatMap((rf) => this.products(`fa_o_${rf}_${df}`, `ph${rf}`, `pl${rf}`, "vh", "vl")),
+        ].join("\n"))}\n}`),
+      ];
+      lines.push(`{\n${indent(step.join("\n"))}\n}`);
+    }
+    lines.push("workgroupBarrier();");
+    return lines.join("\n");
+  }
+
+  override epilogue(): string {
+    const { g, mg, spec } = this;
+    const lines = [
+      "// Row sums: each lane holds the partial over its own columns.",
+      "var lt_0 = l_0;",
+      this.exchange("lt", "+"),
+      "let fa_r = q0 + g;",
+      "// Fully masked rows (l = 0) write O = 0 and LSE = -inf.",
+      "let inv = select(1.0f / lt_0, 0.0f, lt_0 == 0.0f);",
+    ];
+    // O leaves through sc, NF fragments (BN columns) at a time; each lane stores vec4s of its row.
+    const vecsPerLane = (4 * mg.NF) / mg.LPR;
+    for (let c0 = 0; c0 < mg.DVF; c0 += mg.NF) {
+      const n = Math.min(mg.NF, mg.DVF - c0);
+      lines.push(
+        "workgroupBarrier();",
+        ...range(mg.RF).flatMap((rf) => range(n).map((k) => `subgroupMatrixStore<row_major>(&fa_sc, sbase + ${rf * 16 * mg.SS + k * 16}u, fa_o_${rf}_${c0 + k}, ${mg.SS}u);`)),
+        "workgroupBarrier();",
+        `if (fa_r < P.q_len) {`,
+        ...range(vecsPerLane).map((k) => {
+          const col = `(c + ${k * mg.LPR}) * 4`; // column in the chunk
+          return `  if (c + ${k * mg.LPR} < ${4 * n}) { let e = srow + u32(${col}); ` +
+            `fa_st4_out(ob + fa_r * P.stride_out_s + ${c0 * 16} + ${col}, ${g.DV - c0 * 16} - ${col}, vec4<f32>(fa_sc[e], fa_sc[e + 1u], fa_sc[e + 2u], fa_sc[e + 3u]) * inv); }`;
+        }),
+        "}",
+      );
+    }
+    if (spec.returnLse) {
+      lines.push(`if (c == 0 && fa_r < P.q_len) { fa_lse[(b * P.q_heads + hq) * P.q_len + fa_r] = select(${wgslFloat(NUMERICS.LN2)} * (m_0 + log2(lt_0)), NEG_INF, lt_0 == 0.0f); }`);
+    }
+    return `${indent(lines.join("\n"))}\n}\n`;
+  }
+}
