@@ -39,6 +39,8 @@ const { values: args } = parseArgs({
      * configs wherever one applies, and sweep them beside the plain ones.
      */
     "subgroup-matrix": { type: "boolean", default: false },
+    /** With --subgroup-matrix: sweep the subgroupMatrix configs beside the default plain config only. */
+    "matrix-only": { type: "boolean", default: false },
   },
 });
 mkdirSync(args.out!, { recursive: true });
@@ -192,6 +194,11 @@ const SWEEP_MMA: Record<number, KernelConfig[]> = {
   64: [mma(128, 16, 128), mma(128, 16, 256), mma(64, 16, 64), mma(128, 32, 128)],
   128: [mma(128, 16, 256), mma(128, 16, 128), mma(64, 16, 128), mma(64, 16, 64)],
 };
+/** --matrix-only: the two fastest of call 7 (results/wgsl-h200-raw/call7-subgroup-matrix) per head dim. */
+const SWEEP_MMA_SHORT: Record<number, KernelConfig[]> = {
+  64: [mma(128, 16, 128), mma(128, 16, 256)],
+  128: [mma(128, 16, 256), mma(128, 16, 128)],
+};
 /**
  * Every protocol variant is swept: the protocol then runs each (variant, head dim) with its own
  * best config, which is what the autotuner does; the config with the best geometric mean over
@@ -294,7 +301,8 @@ async function main() {
     const variants = pass === 1 ? SWEEP_VARIANTS : [...SWEEP_VARIANTS].reverse();
     for (const d of [64, 128]) {
       let bestScore = Infinity;
-      for (const config of [...SWEEP[d], ...(MMA ? SWEEP_MMA[d] : [])]) {
+      const configs = !MMA ? SWEEP[d] : args["matrix-only"] ? [defaults[d], ...SWEEP_MMA_SHORT[d]] : [...SWEEP[d], ...SWEEP_MMA[d]];
+      for (const config of configs) {
         let logSum = 0;
         for (const variant of variants) {
           try {

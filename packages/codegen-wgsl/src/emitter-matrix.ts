@@ -109,25 +109,23 @@ export class MatrixEmitter extends WgslEmitter {
   override loadQ(): string {
     const { g, mg, spec } = this;
     const scale = spec.score ? "P.scale" : "P.scale_log2";
-    const perPass = mg.QROWS / mg.R; // subgroups served per pass
-    const frags = range(mg.RF).flatMap((rf) => range(mg.DF).map((kd) => [rf, kd] as const));
+    const { QCW: CW } = mg;
+    const QS = CW + 8; // row stride of a staged column chunk, 16-byte aligned
     const lines = [
-      `// Q tile, scaled (${spec.score ? "natural" : "exp2"} domain), split into f16 hi/lo and staged through sm ${mg.QROWS} rows at a time;`,
-      "// every subgroup keeps its own rows as fragments in registers.",
-      ...frags.map(([rf, kd]) => `var fa_qh_${rf}_${kd}: FA_ML;\nvar fa_ql_${rf}_${kd}: FA_ML;`),
+      `// Q tile, scaled (${spec.score ? "natural" : "exp2"} domain), split into f16 hi/lo and staged through sm ${CW} columns`,
+      "// at a time; every subgroup loads its rows' fragments once, to keep in registers.",
     ];
-    for (let p = 0; p * mg.QROWS < g.BM; p++) {
-      const rows = Math.min(mg.QROWS, g.BM - p * mg.QROWS);
+    for (let c0 = 0; c0 < g.D; c0 += CW) {
       lines.push(
-        this.tileShares("q", rows, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x * ${scale}, ${mg.QROWS * mg.KS});`, `q0 + ${p * mg.QROWS}`),
-        `let fa_dq${p} = workgroupUniformLoad(&fa_dep);`,
-        `if (sg / ${perPass}u == ${p}u) {`,
-        `  let qs = (sg % ${perPass}u) * ${mg.R * mg.KS}u;`,
-        ...frags.flatMap(([rf, kd]) => [
-          `  fa_qh_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `fa_dq${p}`, "qs", rf * 16 * mg.KS + kd * 16, mg.KS)};`,
-          `  fa_ql_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `fa_dq${p}`, "qs", mg.QROWS * mg.KS + rf * 16 * mg.KS + kd * 16, mg.KS)};`,
-        ]),
-        "}",
+        this.tileShares("q", g.BM, CW / 4, g.D, () => `fa_split(r * ${QS} + d4 * 4, x * ${scale}, ${g.BM * QS});`, { col: c0 }),
+        `let fa_dq${c0} = workgroupUniformLoad(&fa_dep);`,
+        ...range(mg.RF).flatMap((rf) => range(CW / 16).flatMap((k) => {
+          const [kd, off] = [c0 / 16 + k, rf * 16 * QS + k * 16];
+          return [
+            `let fa_qh_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `fa_dq${c0}`, `sg * ${mg.R * QS}u`, off, QS)};`,
+            `let fa_ql_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `fa_dq${c0}`, `sg * ${mg.R * QS}u`, g.BM * QS + off, QS)};`,
+          ];
+        })),
         "workgroupBarrier();",
       );
     }

@@ -101,15 +101,16 @@ export class WgslEmitter implements TemplateEmitter<string> {
   }
 
   /**
-   * Cooperative load of `rows` × `width4` vec4 of a tensor tile (from row `firstRow`, default the
-   * tile's first), `k`-th share of this invocation: `use(k, x)` runs with the row r, the vec4
-   * column d4 and the value x in scope (0 past the length / dim).
+   * Cooperative load of `rows` × `width4` vec4 of a tensor tile (from the tile's first row and
+   * head-dim element 0, or `at`), `k`-th share of this invocation: `use(k, x)` runs with the row r,
+   * the vec4 column d4 (relative to `at.col`) and the value x in scope (0 past the length / dim).
    */
-  protected tileShares(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, use: (k: number, x: string) => string, firstRow?: string): string {
+  protected tileShares(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, use: (k: number, x: string) => string, at: { col?: number } = {}): string {
     const { T } = this.g;
     const total = rows * width4;
     const [len, base] = tensor === "q" ? ["P.q_len", "qb"] : ["P.kv_len", tensor === "k" ? "kb" : "vb"];
-    const first = firstRow ?? (tensor === "q" ? "q0" : "kv0");
+    const first = tensor === "q" ? "q0" : "kv0";
+    const col = at.col ? `${at.col} + ` : "";
     return range(Math.ceil(total / T)).map((k) => {
       const guard = (k + 1) * T > total ? `if (i < ${total}) ` : "";
       return `{
@@ -118,7 +119,7 @@ export class WgslEmitter implements TemplateEmitter<string> {
     let r = i / ${width4};
     let d4 = i - r * ${width4};
     var x = vec4<f32>(0.0f);
-    if (${first} + r < ${len}) { x = fa_ld4_${tensor}(${base} + (${first} + r) * P.stride_${tensor}_s + d4 * 4, ${dim} - d4 * 4); }
+    if (${first} + r < ${len}) { x = fa_ld4_${tensor}(${base} + (${first} + r) * P.stride_${tensor}_s + ${col}d4 * 4, ${dim - (at.col ?? 0)} - d4 * 4); }
 ${indent(use(k, "x"), "    ")}
   }
 }`;

@@ -104,7 +104,7 @@ export interface WgslGeometry {
  * Subgroup-matrix kernel layout: NSG subgroups of 32 invocations, each owning R = 16·RF query rows
  * (RF fragment rows); a row's S values are spread over LPR = 32 / R lanes, CPL columns each.
  * Workgroup memory (f16 unless noted), row strides in elements:
- *   sm  K hi, K lo [BN][KS], V hi, V lo [BN][VKS] (Q passes through it first, QROWS rows at a time)
+ *   sm  K hi, K lo [BN][KS], V hi, V lo [BN][VKS] (Q passes through it first, QCW columns at a time)
  *   sc  f32 [NSG·R][SS]: each subgroup's S tile, and its O fragments when they are rescaled or stored
  *   pp  [NSG·2R][PS]: each subgroup's P tile, hi rows then lo rows
  * PS is padded past BN: P tiles with a row stride of exactly 16 halves (32 bytes) gave wrong
@@ -124,9 +124,9 @@ export interface MatrixGeometry {
   readonly VKS: number;
   readonly SS: number;
   readonly PS: number;
-  /** Halves of sm, and the Q rows staged per pass. */
+  /** Halves of sm, and the head-dim columns of Q staged per pass (all BM rows, hi and lo). */
   readonly smHalves: number;
-  readonly QROWS: number;
+  readonly QCW: number;
 }
 
 /** A P/V/K tile row padded by 8 halves (16 bytes) keeps every fragment 16-byte aligned. */
@@ -144,10 +144,13 @@ function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, fai
   const LPR = 32 / R;
   const KS = D + MATRIX_PAD;
   const VKS = DV + MATRIX_PAD;
-  const smHalves = 2 * BN * KS + 2 * BN * VKS;
-  const QROWS = Math.min(BM, Math.floor(smHalves / (2 * KS) / R) * R);
-  if (QROWS < R) fail("subgroupMatrix: the K/V tile is too small to stage one subgroup's Q rows");
-  return { RF, NSG, R, LPR, CPL: BN / LPR, DF: D / 16, DVF: DV / 16, NF: BN / 16, KS, VKS, SS: BN, PS: BN + MATRIX_PAD, smHalves, QROWS };
+  // K and V tiles, or at least 16 columns of the Q tile (hi and lo), whichever is larger.
+  const smHalves = Math.max(2 * BN * KS + 2 * BN * VKS, 2 * BM * (16 + MATRIX_PAD));
+  // Q is staged in column chunks of every row at once, so each fragment is loaded exactly once
+  // (a value, not a variable assigned in a branch): the widest multiple of 16 dividing D that fits.
+  let QCW = D;
+  while (QCW > 16 && (D % QCW !== 0 || 2 * BM * (QCW + MATRIX_PAD) > smHalves)) QCW -= 16;
+  return { RF, NSG, R, LPR, CPL: BN / LPR, DF: D / 16, DVF: DV / 16, NF: BN / 16, KS, VKS, SS: BN, PS: BN + MATRIX_PAD, smHalves, QCW };
 }
 
 const odd = (x: number) => (x % 2 === 0 ? x + 1 : x);
