@@ -1,7 +1,8 @@
 /**
  * Build apps/bench/results/wgsl-h200.{md,json} from the raw device outputs in
  * apps/bench/results/wgsl-h200-raw/: the protocol with the library's default configs beside the
- * PyTorch anchors of the same call (call 5), and the settled config sweep (call 6).
+ * PyTorch anchors of the same call (call 5), the settled config sweep (call 6), and the
+ * subgroupMatrix kernels (calls 7 and 8).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -37,26 +38,49 @@ const table = [
   ...rows.map((r) => `| ${r.variant} | ${r.n} | ${r.d} | ${f(r.tflops)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError.toExponential(1)} |`),
 ];
 
-// Call 6: every swept config on every variant, two passes with fresh pipelines.
-const variants = [...new Set(settled.sweep.map((s) => s.variant))];
-const configs = [...new Set(settled.sweep.map((s) => `${s.d}|${s.config}`))];
-const cell = (d: number, config: string, variant: string, pass: number) =>
-  settled.sweep.find((s) => s.d === d && s.config === config && s.variant === variant && (s.pass ?? 1) === pass)?.tflops;
-const sweepTable = [
-  `| d | config | ${variants.join(" | ")} |`,
-  `|---|---|${variants.map(() => "---").join("|")}|`,
-  ...configs.map((k) => {
-    const [d, config] = [Number(k.split("|")[0]), k.split("|")[1]];
-    const cells = variants.map((v) => {
-      const [a, b] = [cell(d, config, v, 1), cell(d, config, v, 2)];
-      return a === undefined ? "–" : b === undefined || Math.abs(a - b) < 0.05 * a ? f(a) : `${f(a)} / ${f(b)}`;
-    });
-    return `| ${d} | \`${config}\`${settled.defaults[d] === config ? " (default)" : ""} | ${cells.join(" | ")} |`;
-  }),
-];
+/**
+ * A sweep as a table, configs × variants; with two passes (call 6) one figure where they agree
+ * within 5%, both otherwise.
+ */
+function sweepTable(sweep: SweepRow[], defaults: Record<string, string>): string[] {
+  const variants = [...new Set(sweep.map((s) => s.variant))];
+  const configs = [...new Set(sweep.map((s) => `${s.d}|${s.config}`))];
+  const cell = (d: number, config: string, variant: string, pass: number) =>
+    sweep.find((s) => s.d === d && s.config === config && s.variant === variant && (s.pass ?? 1) === pass)?.tflops;
+  return [
+    `| d | config | ${variants.join(" | ")} |`,
+    `|---|---|${variants.map(() => "---").join("|")}|`,
+    ...configs.map((k) => {
+      const [d, config] = [Number(k.split("|")[0]), k.split("|")[1]];
+      const cells = variants.map((v) => {
+        const [a, b] = [cell(d, config, v, 1), cell(d, config, v, 2)];
+        return a === undefined ? "–" : b === undefined || Math.abs(a - b) < 0.05 * a ? f(a) : `${f(a)} / ${f(b)}`;
+      });
+      return `| ${d} | \`${config}\`${defaults[d] === config ? " (default)" : ""} | ${cells.join(" | ")} |`;
+    }),
+  ];
+}
 
-writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({ gpu: torch.gpu, torch: torch.torch, device: settled.device, defaults: settled.defaults, protocol: rows, sweep: settled.sweep }, null, 1));
+// Call 6: every swept config on every variant, two passes with fresh pipelines.
+const settledTable = sweepTable(settled.sweep, settled.defaults);
+
+// Calls 7 and 8: the subgroupMatrix kernels (conformance on them, then swept beside the plain configs).
+interface MatrixCall { defaults: Record<string, string>; sweep: SweepRow[]; conformance: { passed: number; failed: number; onSubgroupMatrix: string[]; results: { name: string; outError: number }[] } }
+const matrixCalls = ["call7-subgroup-matrix", "call8-subgroup-matrix-let"].map((dir) => ({ dir, ...(JSON.parse(read(`${dir}/wgsl-bench.json`)) as MatrixCall) }));
+const matrixConformance = matrixCalls.map((c) =>
+  `- \`${c.dir}\`: ${c.conformance.passed} passed, ${c.conformance.failed} failed; ${c.conformance.onSubgroupMatrix.length} of ` +
+  `${c.conformance.results.length} cases on subgroupMatrix configs; largest output error of the f32 cases ` +
+  `${Math.max(...c.conformance.results.filter((r) => !/^b?f16-/.test(r.name)).map((r) => r.outError)).toExponential(1)}`,
+);
+const matrixTables = matrixCalls.map((c) => [`**${c.dir}**`, "", ...sweepTable(c.sweep, c.defaults)].join("\n"));
+
+writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
+  gpu: torch.gpu, torch: torch.torch, device: settled.device, defaults: settled.defaults, protocol: rows, sweep: settled.sweep,
+  subgroupMatrix: matrixCalls.map((c) => ({ call: c.dir, conformance: { passed: c.conformance.passed, failed: c.conformance.failed, onSubgroupMatrix: c.conformance.onSubgroupMatrix.length }, sweep: c.sweep })),
+}, null, 1));
 const template = readFileSync(join(import.meta.dirname, "wgsl-h200-report.md.in"), "utf8");
-writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", table.join("\n")).replace("{{SWEEP}}", sweepTable.join("\n")));
+writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", table.join("\n")).replace("{{SWEEP}}", settledTable.join("\n"))
+  .replace("{{MATRIX_CONFORMANCE}}", matrixConformance.join("\n")).replace("{{MATRIX_SWEEPS}}", matrixTables.join("\n\n")));
 console.log(table.join("\n"));
-console.log(sweepTable.join("\n"));
+console.log(settledTable.join("\n"));
+console.log(matrixConformance.join("\n"));
