@@ -18,7 +18,7 @@
  *            its reference max until the max passes it by TAU, so P ≤ 2^TAU and O is rescaled
  *            (a round trip through workgroup memory) only then; P → f16 hi/lo      barrier (flag)
  *   acc      O fragments += P·V                                                            barrier
- * Range: operands must stay within f16's range once split (|Q·scale|, |K|, |V| < 65504); values
+ * Range: operands must stay within f16's range once split (|Q·scale·log2e|, |K|, |V| < 65504); values
  * below f16's normal range (6e-5) keep an absolute error of about 6e-8.
  */
 import { NUMERICS } from "@flexattn/template";
