@@ -221,7 +221,7 @@ const results = [];
 for (const vt of variants) {
   if (performance.now() - t0 > budgetMs) { log("budget reached"); break; }
   const o = { tau: 8, ...vt };
-  const name = `D${o.D} BN${o.BN} RF${o.RF} NSG${o.NSG} q${o.qRegs ? "R" : "G"} p${o.products ?? 3}${o.ktrans ? " kT" : ""}${o.scPad ? ` sc+${o.scPad}` : ""}${o.ppPad ? ` pp+${o.ppPad}` : ""}${o.ppSide ? " ppSide" : ""}`;
+  const name = `D${o.D} BN${o.BN} RF${o.RF} NSG${o.NSG} q${o.qRegs ? "R" : "G"} p${o.products ?? 3}${o.ktrans ? " kT" : ""}${o.scPad ? ` sc+${o.scPad}` : ""}${o.ppPad ? ` pp+${o.ppPad}` : ""}${o.ppSide ? " ppSide" : ""}${o.qCols ? " qCols" : ""}`;
   try {
     const inp = inputsFor(o.D);
     if (o.staged && backend === "null") {
