@@ -51,7 +51,7 @@ interface SubgroupMatrixInfo {
 }
 
 /** Whether `subgroupMatrix` kernels run here: f16 16×16×16 products into f32, subgroups always of 32. */
-function hasSubgroupMatrix(features: ReadonlySet<string>, info: SubgroupMatrixInfo | undefined): boolean {
+export function hasSubgroupMatrix(features: ReadonlySet<string>, info: SubgroupMatrixInfo | undefined): boolean {
   if (!["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"].every((f) => features.has(f))) return false;
   if (Number(info?.subgroupMinSize) !== 32 || Number(info?.subgroupMaxSize) !== 32) return false;
   return [...(info?.subgroupMatrixConfigs ?? [])].some((c) =>
@@ -133,6 +133,14 @@ async function findAdapter(o: FlexDeviceOptions): Promise<{ adapter: GPUAdapter;
   );
 }
 
+/**
+ * With Dawn's robustness off the subgroupMatrix kernel wrote NaN outputs on the H200
+ * (apps/bench/results/wgsl-h200.md), so devices requested with it never offer that kernel.
+ */
+export function subgroupMatrixSafe(dawnOptions: readonly string[] = []): boolean {
+  return !dawnOptions.some((x) => x.includes("disable_robustness"));
+}
+
 /** Request a device with the adapter's maximum limits and the useful optional features. */
 export async function requestFlexDevice(o: FlexDeviceOptions = {}): Promise<FlexDevice> {
   const { adapter, backend } = await findAdapter(o);
@@ -143,7 +151,8 @@ export async function requestFlexDevice(o: FlexDeviceOptions = {}): Promise<Flex
   }
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  return wrapDevice(device, adapter, backend);
+  const dev = wrapDevice(device, adapter, backend);
+  return subgroupMatrixSafe(o.dawnOptions) ? dev : { ...dev, limits: { ...dev.limits, subgroupMatrix: false } };
 }
 
 /** Describe a device you already have (e.g. the browser engine's own). */
