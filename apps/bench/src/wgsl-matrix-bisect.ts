@@ -82,10 +82,10 @@ function describeDiff(a: Float32Array, ref: Float32Array) {
   let nan = 0, off = 0;
   const rows = new Set<string>();
   for (let i = 0; i < a.length; i++) {
-    const isNaN = Number.isNaN(a[i]);
-    if (isNaN) nan++;
+    const missing = Number.isNaN(a[i]);
+    if (missing) nan++;
     else if (Math.abs(a[i] - ref[i]) > 1e-3) off++;
-    if ((isNaN || Math.abs(a[i] - ref[i]) > 1e-3) && rows.size < 12) rows.add(`${Math.floor(i / (N * D))}:${Math.floor(i / D) % N}`);
+    if ((missing || Math.abs(a[i] - ref[i]) > 1e-3) && rows.size < 12) rows.add(`${Math.floor(i / (N * D))}:${Math.floor(i / D) % N}`);
   }
   return { elements: a.length, nan, off, firstRows: [...rows] };
 }
