@@ -137,7 +137,8 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
                   options: { rowsPerThread: rm, workgroupSize: T, vec4, qGlobal, subgroups, shareKV, ...o.options },
                 };
                 const g = geometryOf(problem, config, sparseBlock);
-                if (!g || g.RM !== rm || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
+                // (subgroupMatrix configs, when forced through o.options, come from matrixCandidates)
+                if (!g || g.matrix || g.RM !== rm || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
                 if (g.opts.subgroups && (limits.subgroupMinSize ?? 0) < g.TC) continue;
                 // Sharing costs a barrier per tile: only where it saves workgroup memory.
                 if (g.opts.shareKV && g.sharedBytes >= (geometryOf(problem, { ...config, options: { ...config.options, shareKV: false } }, sparseBlock)?.sharedBytes ?? 0)) continue;
@@ -149,10 +150,14 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
       }
     }
   }
-  if (limits.subgroupMatrix) out.push(...matrixCandidates(problem, sparseBlock, limits, vec4, o));
+  // Forced through o.options on a device without them, they are still listed: checkLimits then says what is missing.
+  if (limits.subgroupMatrix || o.options?.subgroupMatrix === true) out.push(...matrixCandidates(problem, sparseBlock, limits, vec4, o));
   if (!out.length) {
+    const need = o.options?.subgroupMatrix === true
+      ? "subgroupMatrix needs head dims that are multiples of 16 and BlockMask blocks that are multiples of 16"
+      : "kv block size must be a multiple of 4";
     throw new FlexAttnError(
-      `no WGSL config fits head dims ${problem.qkHeadDim}/${problem.vHeadDim} with BlockMask blocks ${sparseBlock.join("×")} in ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory (kv block size must be a multiple of 4)`,
+      `no WGSL config fits head dims ${problem.qkHeadDim}/${problem.vHeadDim} with BlockMask blocks ${sparseBlock.join("×")} in ${limits.maxComputeWorkgroupStorageSize} bytes of workgroup memory (${need})`,
     );
   }
   const seen = new Set<string>(); // forced options (o.options) can make two candidates equal

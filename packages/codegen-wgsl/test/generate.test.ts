@@ -213,6 +213,18 @@ describe("subgroupMatrix", () => {
     expect(wgslConfigCandidates(problem(40), [128, 128], { limits: MATRIX }).some((c) => c.options?.subgroupMatrix)).toBe(false);
   });
 
+  it("can be forced through the candidate options, and then only subgroupMatrix configs are listed", () => {
+    for (const limits of [H100, MATRIX]) {
+      const forced = wgslConfigCandidates(problem(128), [128, 128], { limits, options: { subgroupMatrix: true } });
+      expect(forced.length).toBeGreaterThan(0);
+      expect(forced.every((c) => c.options?.subgroupMatrix === true)).toBe(true);
+      expect(new Set(forced.map((c) => JSON.stringify(c))).size).toBe(forced.length);
+    }
+    const onH100 = generateWgsl(spec(wgslDefaultConfig(problem(128), [128, 128], { limits: H100, options: { subgroupMatrix: true } }), 128));
+    expect(() => checkLimits(onH100, H100)).toThrow(/subgroupMatrix needs/);
+    expect(() => wgslConfigCandidates(problem(40), [128, 128], { limits: MATRIX, options: { subgroupMatrix: true } })).toThrow(/head dims that are multiples of 16/);
+  });
+
   it("derives the subgroup layout and rejects shapes it cannot run", () => {
     const g = wgslGeometry(spec(mma(128, 16, 256), 128));
     expect(g.matrix).toMatchObject({ RF: 1, NSG: 8, R: 16, LPR: 2, CPL: 8, DF: 8, NF: 1, KS: 136, PS: 24 });
