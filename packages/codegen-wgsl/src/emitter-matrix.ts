@@ -21,14 +21,10 @@
  * Range: operands must stay within f16's range once split (|Q·scale·log2e|, |K|, |V| < 65504); values
  * below f16's normal range (6e-5) keep an absolute error of about 6e-8.
  */
-import { NUMERICS } from "@flexattn/template";
-import { WgslEmitter } from "./emitter.js";
+import { type KernelSpec, NUMERICS } from "@flexattn/template";
+import { WgslEmitter, indent, range } from "./emitter.js";
 import type { MatrixGeometry, WgslGeometry } from "./geometry.js";
 import { wgslFloat } from "./renderer.js";
-import type { KernelSpec } from "@flexattn/template";
-
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-const indent = (code: string, by = "  ") => code.split("\n").map((l) => (l ? by + l : l)).join("\n");
 
 /** Lazy rescaling threshold in log2 units: P stays ≤ 2^TAU, well inside f16. */
 const TAU = 8;

@@ -23,8 +23,8 @@ import { type TileMod, renderTileMod } from "./mods.js";
 import { WGSL_LOAD_PRELUDE, WGSL_MOD_PRELUDE, wgslFloat, wgslRenderer } from "./renderer.js";
 import { elementType, loadFunction, storageFormat, storeFunction } from "./storage.js";
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-const indent = (code: string, by = "  ") => code.split("\n").map((l) => (l ? by + l : l)).join("\n");
+export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+export const indent = (code: string, by = "  ") => code.split("\n").map((l) => (l ? by + l : l)).join("\n");
 const COMP = ["x", "y", "z", "w"];
 
 /** Emit `step(k)` for k in [0, n): fully unrolled (unroll 0 or ≥ n), else a loop of `unroll` copies. */
