@@ -23,6 +23,9 @@ export interface WgslLimits {
   subgroupMatrix?: boolean;
 }
 
+/** Dawn toggles under which NVIDIA's Vulkan driver offers f16 subgroup matrices (`subgroupMatrix` kernels). */
+export const DAWN_SUBGROUP_MATRIX_OPTIONS: readonly string[] = ["enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model"];
+
 /** WebGPU's default limits: what any adapter grants without asking. */
 export const DEFAULT_WGSL_LIMITS: WgslLimits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
 
@@ -60,8 +63,7 @@ export function checkLimits(artifact: KernelArtifact, limits: WgslLimits): void 
     if (!limits.subgroupMatrix) {
       throw new FlexAttnError(
         "WGSL option subgroupMatrix needs a device with shader-f16, subgroups of 32 and chromium-experimental-subgroup-matrix " +
-          "(f16 16×16 matrices); Dawn in Node offers them on NVIDIA with dawnOptions " +
-          `["enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model"]`,
+          `(f16 16×16 matrices); Dawn in Node offers them on NVIDIA with dawnOptions ${JSON.stringify(DAWN_SUBGROUP_MATRIX_OPTIONS)}`,
       );
     }
   } else if (o.subgroups === true) {

@@ -22,9 +22,10 @@
  * below f16's normal range (6e-5) keep an absolute error of about 6e-8.
  */
 import { type KernelSpec, NUMERICS } from "@flexattn/template";
-import { WgslEmitter, indent, range } from "./emitter.js";
+import { WgslEmitter } from "./emitter.js";
 import type { MatrixGeometry, WgslGeometry } from "./geometry.js";
 import { wgslFloat } from "./renderer.js";
+import { indent, range } from "./text.js";
 
 /** Lazy rescaling threshold in log2 units: P stays ≤ 2^TAU, well inside f16. */
 const TAU = 8;
@@ -54,7 +55,25 @@ export class MatrixEmitter extends WgslEmitter {
 
   /** A matrix load from workgroup memory, ordered after the last barrier by the `dep` value. */
   private load(kind: "FA_ML" | "FA_MR" | "FA_MA", layout: "row_major" | "col_major", arr: string, dep: string, base: string, offset: number, stride: number): string {
-    return `subgroupMatrixLoad<${kind}, ${layout}>(&${arr}, ${base}${dep ? ` + ${dep}` : ""} + ${offset}u, ${stride}u)`;
+    return `subgroupMatrixLoad<${kind}, ${layout}>(&${arr}, ${base} + ${dep} + ${offset}u, ${stride}u)`;
+  }
+
+  /**
+   * O's fragments in chunks that fit sc (NF fragment columns, BN floats wide): per chunk its first
+   * fragment column c0, its width n, and each fragment [rf, df] with its offset in the subgroup's tile.
+   */
+  private oChunks(): { c0: number; n: number; frags: (readonly [number, number, number])[] }[] {
+    const { mg } = this;
+    return range(Math.ceil(mg.DVF / mg.NF)).map((k) => {
+      const c0 = k * mg.NF;
+      const n = Math.min(mg.NF, mg.DVF - c0);
+      return { c0, n, frags: range(mg.RF).flatMap((rf) => range(n).map((j) => [rf, c0 + j, rf * 16 * mg.SS + j * 16] as const)) };
+    });
+  }
+
+  /** Store one chunk of O's fragments into this subgroup's sc tile. */
+  private storeChunk(frags: (readonly [number, number, number])[]): string[] {
+    return frags.map(([rf, df, off]) => `subgroupMatrixStore<row_major>(&fa_sc, sbase + ${off}u, fa_o_${rf}_${df}, ${this.mg.SS}u);`);
   }
 
   override program(): string {
@@ -71,8 +90,8 @@ export class MatrixEmitter extends WgslEmitter {
       "alias FA_MA = subgroup_matrix_result<f32, 16, 16>;",
       ...this.moduleScope(),
       `var<workgroup> fa_sm: array<f16, ${mg.smHalves}>;`,
-      `var<workgroup> fa_sc: array<f32, ${mg.NSG * mg.R * mg.SS}>;`,
-      `var<workgroup> fa_pp: array<f16, ${mg.NSG * 2 * mg.R * mg.PS}>;`,
+      `var<workgroup> fa_sc: array<f32, ${mg.scFloats}>;`,
+      `var<workgroup> fa_pp: array<f16, ${mg.ppHalves}>;`,
       "var<workgroup> fa_rescale: atomic<u32>;",
       "// Always 0. Matrix loads from workgroup memory add a value read from it after the barrier that",
       "// publishes their data: without that dependency they were reordered above the barrier (H200,",
@@ -210,19 +229,14 @@ export class MatrixEmitter extends WgslEmitter {
   /** O fragments → sc (NF at a time: sc is BN wide), each lane scales its row by al_0, → fragments. */
   private rescaleO(): string {
     const { g, mg } = this;
-    const lines: string[] = [];
-    for (let c0 = 0; c0 < mg.DVF; c0 += mg.NF) {
-      const chunk = range(mg.RF).flatMap((rf) => range(Math.min(mg.NF, mg.DVF - c0)).map((k) => [rf, c0 + k, rf * 16 * mg.SS + k * 16] as const));
-      lines.push(
-        ...chunk.map(([rf, df, off]) => `subgroupMatrixStore<row_major>(&fa_sc, sbase + ${off}u, fa_o_${rf}_${df}, ${mg.SS}u);`),
-        "workgroupBarrier();",
-        ...range(g.RN).map((j) => `fa_sc[srow + ${j * g.TC}u + cu] *= al_0;`),
-        `let fa_dr${c0} = workgroupUniformLoad(&fa_dep);`,
-        ...chunk.map(([rf, df, off]) => `fa_o_${rf}_${df} = ${this.load("FA_MA", "row_major", "fa_sc", `fa_dr${c0}`, "sbase", off, mg.SS)};`),
-        "workgroupBarrier();",
-      );
-    }
-    return lines.join("\n");
+    return this.oChunks().flatMap(({ c0, frags }) => [
+      ...this.storeChunk(frags),
+      "workgroupBarrier();",
+      ...range(g.RN).map((j) => `fa_sc[srow + ${j * g.TC}u + cu] *= al_0;`),
+      `let fa_dr${c0} = workgroupUniformLoad(&fa_dep);`,
+      ...frags.map(([rf, df, off]) => `fa_o_${rf}_${df} = ${this.load("FA_MA", "row_major", "fa_sc", `fa_dr${c0}`, "sbase", off, mg.SS)};`),
+      "workgroupBarrier();",
+    ]).join("\n");
   }
 
   override loadV(): string {
@@ -262,11 +276,10 @@ export class MatrixEmitter extends WgslEmitter {
     ];
     // O leaves through sc, NF fragments (BN columns) at a time; each lane stores vec4s of its row.
     const vecsPerLane = (4 * mg.NF) / mg.LPR;
-    for (let c0 = 0; c0 < mg.DVF; c0 += mg.NF) {
-      const n = Math.min(mg.NF, mg.DVF - c0);
+    for (const { c0, n, frags } of this.oChunks()) {
       lines.push(
         "workgroupBarrier();",
-        ...range(mg.RF).flatMap((rf) => range(n).map((k) => `subgroupMatrixStore<row_major>(&fa_sc, sbase + ${rf * 16 * mg.SS + k * 16}u, fa_o_${rf}_${c0 + k}, ${mg.SS}u);`)),
+        ...this.storeChunk(frags),
         "workgroupBarrier();",
         `if (fa_r < P.q_len) {`,
         ...range(vecsPerLane).map((k) => {

@@ -22,9 +22,8 @@ import type { WgslGeometry } from "./geometry.js";
 import { type TileMod, renderTileMod } from "./mods.js";
 import { WGSL_LOAD_PRELUDE, WGSL_MOD_PRELUDE, wgslFloat, wgslRenderer } from "./renderer.js";
 import { elementType, loadFunction, storageFormat, storeFunction } from "./storage.js";
+import { indent, range } from "./text.js";
 
-export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-export const indent = (code: string, by = "  ") => code.split("\n").map((l) => (l ? by + l : l)).join("\n");
 const COMP = ["x", "y", "z", "w"];
 
 /** Emit `step(k)` for k in [0, n): fully unrolled (unroll 0 or ≥ n), else a loop of `unroll` copies. */

@@ -124,8 +124,10 @@ export interface MatrixGeometry {
   readonly VKS: number;
   readonly SS: number;
   readonly PS: number;
-  /** Halves of sm, and the head-dim columns of Q staged per pass (all BM rows, hi and lo). */
+  /** Sizes of sm (halves), sc (floats) and pp (halves); the head-dim columns of Q staged per pass (all BM rows, hi and lo). */
   readonly smHalves: number;
+  readonly scFloats: number;
+  readonly ppHalves: number;
   readonly QCW: number;
 }
 
@@ -150,7 +152,11 @@ function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, fai
   // (a value, not a variable assigned in a branch): the widest multiple of 16 dividing D that fits.
   let QCW = D;
   while (QCW > 16 && (D % QCW !== 0 || 2 * BM * (QCW + MATRIX_PAD) > smHalves)) QCW -= 16;
-  return { RF, NSG, R, LPR, CPL: BN / LPR, DF: D / 16, DVF: DV / 16, NF: BN / 16, KS, VKS, SS: BN, PS: BN + MATRIX_PAD, smHalves, QCW };
+  const [SS, PS] = [BN, BN + MATRIX_PAD];
+  return {
+    RF, NSG, R, LPR, CPL: BN / LPR, DF: D / 16, DVF: DV / 16, NF: BN / 16, KS, VKS, SS, PS,
+    smHalves, scFloats: NSG * R * SS, ppHalves: NSG * 2 * R * PS, QCW,
+  };
 }
 
 const odd = (x: number) => (x % 2 === 0 ? x + 1 : x);
@@ -201,9 +207,9 @@ export function wgslGeometry(spec: KernelSpec): WgslGeometry {
   const fail = (msg: string): never => {
     throw new FlexAttnError(`WGSL config (blockM ${BM}, blockN ${BN}, workgroup ${T}, rowsPerThread ${opts.rowsPerThread}): ${msg}`);
   };
+  if (!isPow2(T) || T > 1024) fail("workgroupSize must be a power of two ≤ 1024");
   if (opts.subgroupMatrix) return subgroupMatrixGeometry(spec, opts, fail);
   if (![1, 2, 4, 8].includes(RM)) fail("rowsPerThread must be 1, 2, 4 or 8");
-  if (!isPow2(T) || T > 1024) fail("workgroupSize must be a power of two ≤ 1024");
   if (BN % 4 !== 0) fail("blockN must be a multiple of 4 (the BlockMask kv block size must allow it)");
   if (BM % RM !== 0) fail("rowsPerThread must divide blockM");
   const G = BM / RM;
@@ -246,13 +252,12 @@ export function wgslGeometry(spec: KernelSpec): WgslGeometry {
 function subgroupMatrixGeometry(spec: KernelSpec, opts: WgslOptions, fail: (m: string) => never): WgslGeometry {
   const { blockM: BM, blockN: BN } = spec.config;
   const T = opts.workgroupSize;
-  if (!isPow2(T) || T > 1024) fail("workgroupSize must be a power of two ≤ 1024");
   if (opts.doubleBuffer || opts.shareKV || opts.qGlobal) fail("subgroupMatrix stages Q, K and V itself: doubleBuffer, shareKV and qGlobal do not apply");
   if (opts.vec4 && spec.dtype !== "f32") fail("vec4 needs f32 storage");
   const m = matrixGeometry(spec, BM, BN, T, fail);
   const D = spec.qkHeadDim;
   const DV = spec.vHeadDim;
-  const sharedBytes = 2 * m.smHalves + 4 * m.NSG * m.R * m.SS + 2 * m.NSG * 2 * m.R * m.PS + 8;
+  const sharedBytes = 2 * m.smHalves + 4 * m.scFloats + 2 * m.ppHalves + 8; // + the rescale flag and fa_dep
   return {
     // Each lane holds one query row (RM = 1) and CPL of its columns (c, c + LPR, …), as the
     // register tile of the plain kernel does with TC = LPR: the mods and row exchanges are shared.

@@ -1,4 +1,6 @@
-export { wgslBackend, generateWgsl, wgslConfigCandidates, wgslDefaultConfig, checkLimits, DEFAULT_WGSL_LIMITS, WGSL_ENTRY } from "./backend.js";
+export {
+  wgslBackend, generateWgsl, wgslConfigCandidates, wgslDefaultConfig, checkLimits, DEFAULT_WGSL_LIMITS, DAWN_SUBGROUP_MATRIX_OPTIONS, WGSL_ENTRY,
+} from "./backend.js";
 export type { WgslLimits, CandidateOptions } from "./backend.js";
 export { wgslGeometry, wgslOptions, DEFAULT_WGSL_OPTIONS } from "./geometry.js";
 export type { WgslGeometry, WgslOptions } from "./geometry.js";

@@ -9,6 +9,7 @@
  * included, RM·RN times per tile.
  */
 import { type ExprRenderer, INPUT_BIT, type ModGraph, inputDependence, renderGraph } from "@flexattn/ir";
+import { range } from "./text.js";
 
 type Place = "program" | "column" | "element";
 
@@ -57,7 +58,6 @@ export function renderTileMod(graph: ModGraph, tag: string, RM: number, RN: numb
     }
     return out;
   };
-  const range = (n: number) => Array.from({ length: n }, (_, k) => k);
   return {
     program: collect("program", range(RM).map((i) => [i, 0])),
     columns: collect("column", range(RN).map((j) => [0, j])),

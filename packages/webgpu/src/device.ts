@@ -5,6 +5,7 @@
  */
 import { FlexAttnError } from "@flexattn/ir";
 import type { WgslLimits } from "@flexattn/codegen-wgsl";
+export { DAWN_SUBGROUP_MATRIX_OPTIONS } from "@flexattn/codegen-wgsl";
 
 /** Dawn backends the `webgpu` package can be told to use (Node only). */
 export type DawnBackend = "vulkan" | "opengles" | "opengl" | "metal" | "d3d12" | "d3d11" | "null";
@@ -17,7 +18,7 @@ export interface FlexDeviceOptions {
    */
   backend?: "auto" | DawnBackend;
   /** Extra Dawn options for `create()`, e.g. "enable-dawn-features=allow_unsafe_apis". */
-  dawnOptions?: string[];
+  dawnOptions?: readonly string[];
   powerPreference?: GPUPowerPreference;
   /** Use this GPU object instead of navigator.gpu / Dawn. */
   gpu?: GPU;
@@ -39,10 +40,9 @@ const WANTED_LIMITS = [
   "maxComputeWorkgroupStorageSize", "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX",
   "maxStorageBufferBindingSize", "maxBufferSize", "maxStorageBuffersPerShaderStage", "maxComputeWorkgroupsPerDimension",
 ] as const;
-const WANTED_FEATURES = ["timestamp-query", "subgroups", "shader-f16", "chromium-experimental-subgroup-matrix"] as const;
-
-/** Dawn toggles under which NVIDIA's Vulkan driver offers f16 subgroup matrices (`subgroupMatrix` kernels). */
-export const DAWN_SUBGROUP_MATRIX_OPTIONS = ["enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model"];
+/** What `subgroupMatrix` kernels need besides a suitable matrix config. */
+const SUBGROUP_MATRIX_FEATURES = ["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"] as const;
+const WANTED_FEATURES = ["timestamp-query", ...SUBGROUP_MATRIX_FEATURES] as const;
 
 interface SubgroupMatrixInfo {
   subgroupMinSize?: number;
@@ -52,7 +52,7 @@ interface SubgroupMatrixInfo {
 
 /** Whether `subgroupMatrix` kernels run here: f16 16×16×16 products into f32, subgroups always of 32. */
 export function hasSubgroupMatrix(features: ReadonlySet<string>, info: SubgroupMatrixInfo | undefined): boolean {
-  if (!["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"].every((f) => features.has(f))) return false;
+  if (!SUBGROUP_MATRIX_FEATURES.every((f) => features.has(f))) return false;
   if (Number(info?.subgroupMinSize) !== 32 || Number(info?.subgroupMaxSize) !== 32) return false;
   return [...(info?.subgroupMatrixConfigs ?? [])].some((c) =>
     c.componentType === "f16" && c.resultComponentType === "f32" && c.M === 16 && c.N === 16 && c.K === 16);
