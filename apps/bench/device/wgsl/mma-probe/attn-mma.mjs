@@ -2,6 +2,33 @@
 // Noop mask only; Q/K/V pre-split by a separate pass into [bh][Lpad][D] f16 arrays (hi, then lo).
 const range = (n) => Array.from({ length: n }, (_, i) => i);
 
+// Module header of the subgroup-matrix shaders: the extensions and the f16 16×16 matrix types
+// (with the f32 result type unless `withResult` is false).
+// acc += a·b in `prod` f16 products (hi·hi, then hi·lo, then lo·hi), one statement each.
+const products = (pad, acc, ah, al, bh, bl, prod) =>
+  [[ah, bh], [ah, bl], [al, bh]].slice(0, prod).map(([a, b]) => `${pad}${acc} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${acc});`);
+
+// After S is stored to sc: the barrier, this lane's CPL scores x_j of row `row` (S row stride
+// `stride`), the row max over its LPR lanes, and the lazy-rescale decision (alpha, m_ref).
+const rowMaxLines = (stride, CPL, LPR, tau) => [
+  "    workgroupBarrier();",
+  `    let rb = sbase + row * ${stride}u;`,
+  ...range(CPL).map((j) => `    let x${j} = sc[rb + ${j * LPR}u + part];`),
+  `    var mx = ${range(CPL).map((j) => `x${j}`).reduce((a, b) => `max(${a}, ${b})`)};`,
+  ...(LPR === 2 ? ["    mx = max(mx, subgroupShuffleXor(mx, 1u));"] : []),
+  `    var alpha = 1.0f;
+    if (first) { m_ref = mx; }
+    else if (mx > m_ref + ${tau.toFixed(1)}f) { alpha = exp2(m_ref - mx); m_ref = mx; atomicStore(&rescale_flag, 1u); }`,
+  "    var ls = 0.0f;",
+];
+
+const matrixPrelude = (withResult) => `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
+alias ML = subgroup_matrix_left<f16, 16, 16>;
+alias MR = subgroup_matrix_right<f16, 16, 16>;${withResult ? "\nalias MA = subgroup_matrix_result<f32, 16, 16>;" : ""}`;
+
 export function splitShader() {
   return `
 enable f16;
@@ -32,13 +59,7 @@ export function attnShader(o) {
   const CPL = BN / LPR; // columns per lane
   const prod = o.products ?? 3;
   const L = [];
-  L.push(`enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
-alias ML = subgroup_matrix_left<f16, 16, 16>;
-alias MR = subgroup_matrix_right<f16, 16, 16>;
-alias MA = subgroup_matrix_result<f32, 16, 16>;
+  L.push(`${matrixPrelude(true)}
 struct Params { q_len: u32, kv_len: u32, lpad_q: u32, lpad_kv: u32, nq: u32, nkv: u32, heads: u32, _p: u32 }
 @group(0) @binding(0) var<storage, read> qs: array<f16>;
 @group(0) @binding(1) var<storage, read> ks: array<f16>;
@@ -81,25 +102,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
       L.push(`      let kh${nf} = subgroupMatrixLoad<MR, col_major>(&ks, kvbase + (n0 + ${nf * 16}u) * ${D}u + ${kd * 16}u, ${D}u);`);
       L.push(`      let kl${nf} = subgroupMatrixLoad<MR, col_major>(&ks, kvbase + (n0 + ${nf * 16}u) * ${D}u + ${kd * 16}u + P.nkv, ${D}u);`);
     }
-    for (const nf of range(NF)) for (const rf of range(RF)) {
-      L.push(`      s_${rf}_${nf} = subgroupMatrixMultiplyAccumulate(qh_${rf}_${kd}, kh${nf}, s_${rf}_${nf});`);
-      if (prod >= 2) L.push(`      s_${rf}_${nf} = subgroupMatrixMultiplyAccumulate(qh_${rf}_${kd}, kl${nf}, s_${rf}_${nf});`);
-      if (prod >= 3) L.push(`      s_${rf}_${nf} = subgroupMatrixMultiplyAccumulate(ql_${rf}_${kd}, kh${nf}, s_${rf}_${nf});`);
-    }
+    for (const nf of range(NF)) for (const rf of range(RF)) L.push(...products("      ", `s_${rf}_${nf}`, `qh_${rf}_${kd}`, `ql_${rf}_${kd}`, `kh${nf}`, `kl${nf}`, prod));
     L.push(`    }`);
   }
   for (const rf of range(RF)) for (const nf of range(NF)) L.push(`    subgroupMatrixStore<row_major>(&sc, sbase + ${rf * 16 * BN + nf * 16}u, s_${rf}_${nf}, ${BN}u);`);
-  L.push(`    workgroupBarrier();`);
   // element phase: lane owns row `row`, columns j*LPR + part
-  L.push(`    let rb = sbase + row * ${BN}u;`);
-  for (const j of range(CPL)) L.push(`    let x${j} = sc[rb + ${j * LPR}u + part];`);
-  L.push(`    var mx = ${range(CPL).map((j) => `x${j}`).reduce((a, b) => `max(${a}, ${b})`)};`);
-  if (LPR === 2) L.push(`    mx = max(mx, subgroupShuffleXor(mx, 1u));`);
-  L.push(`    var alpha = 1.0f;
-    if (first) { m_ref = mx; }
-    else if (mx > m_ref + ${o.tau.toFixed(1)}f) { alpha = exp2(m_ref - mx); m_ref = mx; atomicStore(&rescale_flag, 1u); }`);
+  L.push(...rowMaxLines(BN, CPL, LPR, o.tau));
   const pb = `pbase + row * ${BN}u`;
-  L.push(`    var ls = 0.0f;`);
   for (const j of range(CPL)) {
     L.push(`    { let p = exp2(x${j} - m_ref); ls += p; let hb = bitcast<f32>(bitcast<u32>(p) & 0xffffe000u); pp[${pb} + ${j * LPR}u + part] = f16(hb); pp[${pb} + ${R * BN + j * LPR}u + part] = f16(p - hb); }`);
   }
@@ -131,11 +140,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
     for (const df of range(DF)) {
       L.push(`      { let vh = subgroupMatrixLoad<MR, row_major>(&vs, kvbase + (n0 + ${nf * 16}u) * ${D}u + ${df * 16}u, ${D}u);`);
       L.push(`        let vl = subgroupMatrixLoad<MR, row_major>(&vs, kvbase + (n0 + ${nf * 16}u) * ${D}u + ${df * 16}u + P.nkv, ${D}u);`);
-      for (const rf of range(RF)) {
-        L.push(`        o_${rf}_${df} = subgroupMatrixMultiplyAccumulate(ph${rf}, vh, o_${rf}_${df});`);
-        if (prod >= 2) L.push(`        o_${rf}_${df} = subgroupMatrixMultiplyAccumulate(ph${rf}, vl, o_${rf}_${df});`);
-        if (prod >= 3) L.push(`        o_${rf}_${df} = subgroupMatrixMultiplyAccumulate(pl${rf}, vh, o_${rf}_${df});`);
-      }
+      for (const rf of range(RF)) L.push(...products("        ", `o_${rf}_${df}`, `ph${rf}`, `pl${rf}`, "vh", "vl", prod));
       L.push(`      }`);
     }
     L.push(`    }`);
@@ -165,13 +170,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
 export function gemmShader(o) {
   // C[M×N] = A[M×K]·B[K×N], f16 in, f32 out; each subgroup owns (16·FM)×(16·FN), workgroup 4 subgroups in 2×2.
   const { FM, FN } = o;
-  const L = [`enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
-alias ML = subgroup_matrix_left<f16, 16, 16>;
-alias MR = subgroup_matrix_right<f16, 16, 16>;
-alias MA = subgroup_matrix_result<f32, 16, 16>;
+  const L = [`${matrixPrelude(true)}
 struct G { m: u32, n: u32, k: u32, _p: u32 }
 @group(0) @binding(0) var<storage, read> a: array<f16>;
 @group(0) @binding(1) var<storage, read> b: array<f16>;
@@ -215,13 +214,7 @@ export function attnStagedShader(o) {
   const passes = Math.ceil(BM / QROWS);
   const SGPP = QROWS / R; // subgroups per pass
   const L = [];
-  L.push(`enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
-alias ML = subgroup_matrix_left<f16, 16, 16>;
-alias MR = subgroup_matrix_right<f16, 16, 16>;
-alias MA = subgroup_matrix_result<f32, 16, 16>;
+  L.push(`${matrixPrelude(true)}
 struct Params { q_len: u32, kv_len: u32, nq: u32, nkv: u32, scale_log2: f32, zero: u32, _q1: f32, _q2: f32 }
 @group(0) @binding(0) var<storage, read> q: array<${o.qFrom === "storage" ? "f16" : "vec4<f32>"}>;
 @group(0) @binding(1) var<storage, read> k: array<${o.kvFrom === "storage" ? "f16" : "vec4<f32>"}>;
@@ -325,23 +318,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
       L.push(`      let kh${nf} = subgroupMatrixLoad<MR, ${ko(KH)};`);
       if (prod >= 2) L.push(`      let kl${nf} = subgroupMatrixLoad<MR, ${ko(KL)};`);
     }
-    for (const nf of range(NF)) for (const rf of range(RF)) {
-      L.push(`      s_${rf}_${nf} = subgroupMatrixMultiplyAccumulate(qh_${rf}_${kd}, kh${nf}, s_${rf}_${nf});`);
-      if (prod >= 2) L.push(`      s_${rf}_${nf} = subgroupMatrixMultiplyAccumulate(qh_${rf}_${kd}, kl${nf}, s_${rf}_${nf});`);
-      if (prod >= 3) L.push(`      s_${rf}_${nf} = subgroupMatrixMultiplyAccumulate(ql_${rf}_${kd}, kh${nf}, s_${rf}_${nf});`);
-    }
+    for (const nf of range(NF)) for (const rf of range(RF)) L.push(...products("      ", `s_${rf}_${nf}`, `qh_${rf}_${kd}`, `ql_${rf}_${kd}`, `kh${nf}`, `kl${nf}`, prod));
     L.push(`    }`);
   }
   for (const rf of range(RF)) for (const nf of range(NF)) L.push(`    subgroupMatrixStore<row_major>(&sc, sbase + ${rf * 16 * SS + nf * 16}u, s_${rf}_${nf}, ${SS}u);`);
-  L.push(`    workgroupBarrier();
-    let rb = sbase + row * ${SS}u;`);
-  for (const j of range(CPL)) L.push(`    let x${j} = sc[rb + ${j * LPR}u + part];`);
-  L.push(`    var mx = ${range(CPL).map((j) => `x${j}`).reduce((a, b) => `max(${a}, ${b})`)};`);
-  if (LPR === 2) L.push(`    mx = max(mx, subgroupShuffleXor(mx, 1u));`);
-  L.push(`    var alpha = 1.0f;
-    if (first) { m_ref = mx; }
-    else if (mx > m_ref + ${o.tau.toFixed(1)}f) { alpha = exp2(m_ref - mx); m_ref = mx; atomicStore(&rescale_flag, 1u); }
-    var ls = 0.0f;`);
+  L.push(...rowMaxLines(SS, CPL, LPR, o.tau));
   const pb = `pbase + row * ${PS}u`;
   for (const j of range(CPL)) {
     L.push(`    { let p = exp2(x${j} - m_ref); ls += p; let pb = bitcast<f32>(bitcast<u32>(p) & 0xffffe000u); pp[${pb} + ${j * LPR}u + part] = f16(pb); pp[${pb} + ${PLO + j * LPR}u + part] = f16(p - pb); }`);
@@ -371,11 +352,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_id) sg: u32, @bu
       const vo = (base) => o.kvFrom === "storage" ? `(&v, kvb4 * 4u + (n0 + ${nf * 16}u) * ${D}u + ${df * 16}u${base === VL ? " + P.nkv" : ""}, ${D}u)` : `(&sm, ${base + nf * 16 * KS + df * 16}u${o.dep ? " + dp" : ""}, ${KS}u)`;
       L.push(`      { let vh = subgroupMatrixLoad<MR, row_major>${vo(VH)};`);
       if (prod >= 2) L.push(`        let vl = subgroupMatrixLoad<MR, row_major>${vo(VL)};`);
-      for (const rf of range(RF)) {
-        L.push(`        o_${rf}_${df} = subgroupMatrixMultiplyAccumulate(ph${rf}, vh, o_${rf}_${df});`);
-        if (prod >= 2) L.push(`        o_${rf}_${df} = subgroupMatrixMultiplyAccumulate(ph${rf}, vl, o_${rf}_${df});`);
-        if (prod >= 3) L.push(`        o_${rf}_${df} = subgroupMatrixMultiplyAccumulate(pl${rf}, vh, o_${rf}_${df});`);
-      }
+      for (const rf of range(RF)) L.push(...products("        ", `o_${rf}_${df}`, `ph${rf}`, `pl${rf}`, "vh", "vl", prod));
       L.push(`      }`);
     }
     L.push(`    }`);
@@ -410,13 +387,7 @@ export function stagedSharedBytes(o) {
 // with each majorness (from workgroup and from storage) and store them back, so the host can
 // compare element by element. out16 layout: 6 matrices of 16×16, row-major.
 export function diagShader(KS) {
-  return `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
-alias ML = subgroup_matrix_left<f16, 16, 16>;
-alias MR = subgroup_matrix_right<f16, 16, 16>;
-alias MA = subgroup_matrix_result<f32, 16, 16>;
+  return `${matrixPrelude(true)}
 @group(0) @binding(0) var<storage, read> src: array<f16>;
 @group(0) @binding(1) var<storage, read_write> o16: array<f16>;
 @group(0) @binding(2) var<storage, read_write> o32: array<f32>;
@@ -453,12 +424,7 @@ export function diag2Shader(mode, extras) {
       sm[b0] = f16(hb.x); sm[b0 + 1u] = f16(hb.y); sm[b0 + 2u] = f16(hb.z); sm[b0 + 3u] = f16(hb.w);
       sm[b0 + 2304u] = f16(lb.x); sm[b0 + 2305u] = f16(lb.y); sm[b0 + 2306u] = f16(lb.z); sm[b0 + 2307u] = f16(lb.w);`
     : `let b0 = r * 72u + d4 * 4u; sm[b0] = f16(x.x); sm[b0 + 1u] = f16(x.y); sm[b0 + 2u] = f16(x.z); sm[b0 + 3u] = f16(x.w);`;
-  return `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
-alias ML = subgroup_matrix_left<f16, 16, 16>;
-alias MR = subgroup_matrix_right<f16, 16, 16>;
+  return `${matrixPrelude(false)}
 @group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> o16: array<f16>;
 var<workgroup> sm: array<f16, ${2 * 32 * KS}>;
