@@ -2,7 +2,7 @@
  * Build apps/bench/results/wgsl-h200.{md,json} from the raw device outputs in
  * apps/bench/results/wgsl-h200-raw/: the protocol with the library's default configs beside the
  * PyTorch anchors of the same call (call 5), the settled config sweep (call 6), and the
- * subgroupMatrix kernels (calls 7 and 8).
+ * subgroupMatrix kernels (calls 7 and 8), and the robustness experiments on them (calls 10 and 11).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -74,13 +74,35 @@ const matrixConformance = matrixCalls.map((c) =>
 );
 const matrixTables = matrixCalls.map((c) => [`**${c.dir}**`, "", ...sweepTable(c.sweep, c.defaults)].join("\n"));
 
+// Calls 10 and 11: wgsl-matrix-bisect --experiments (robustness, control): each edited kernel's
+// speed and how its output differs from the robust library kernel's.
+interface BisectRow { name: string; tflops?: number; maxDiffVsLibrary?: number | null; elements?: number; nan?: number; zero?: number; off?: number }
+const robustnessCalls = ["call10-robustness-experiments", "call11-control-deps"].map((dir) => ({ dir, ...(JSON.parse(read(`${dir}/bisect.json`)) as { rows: BisectRow[] }) }));
+function outputOf(r: BisectRow, diff: BisectRow | undefined): string {
+  if (!diff) return r.maxDiffVsLibrary === 0 ? "the reference" : `max diff ${(r.maxDiffVsLibrary ?? Infinity).toExponential(1)} vs the reference`;
+  const bad = (diff.nan ?? 0) + (diff.zero ?? 0) + (diff.off ?? 0);
+  if (bad === 0) return r.maxDiffVsLibrary === 0 ? "identical to the reference" : `correct (max diff ${r.maxDiffVsLibrary?.toExponential(1)})`;
+  if (diff.nan === diff.elements) return "**every element NaN**";
+  return `${diff.nan} NaN, ${diff.zero} never written, ${diff.off} off by > 1e-3, of ${diff.elements}`;
+}
+const robustnessTable = [
+  "| call | kernel, Dawn robustness | TFLOP/s | output |",
+  "|---|---|---|---|",
+  ...robustnessCalls.flatMap((c) => c.rows.filter((r) => r.tflops !== undefined).map((r) => {
+    const diff = c.rows.find((d) => d.name === `${r.name}: differences`);
+    const name = r.name.includes("robustness") ? r.name : `${r.name}, robustness on`;
+    return `| ${c.dir.slice(4, 6)} | ${name} | ${f(r.tflops)} | ${outputOf(r, diff)} |`;
+  })),
+];
+
 writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
   gpu: torch.gpu, torch: torch.torch, device: settled.device, defaults: settled.defaults, protocol: rows, sweep: settled.sweep,
   subgroupMatrix: matrixCalls.map((c) => ({ call: c.dir, conformance: { passed: c.conformance.passed, failed: c.conformance.failed, onSubgroupMatrix: c.conformance.onSubgroupMatrix.length }, sweep: c.sweep })),
 }, null, 1));
 const template = readFileSync(join(import.meta.dirname, "wgsl-h200-report.md.in"), "utf8");
 writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", table.join("\n")).replace("{{SWEEP}}", settledTable.join("\n"))
-  .replace("{{MATRIX_CONFORMANCE}}", matrixConformance.join("\n")).replace("{{MATRIX_SWEEPS}}", matrixTables.join("\n\n")));
+  .replace("{{MATRIX_CONFORMANCE}}", matrixConformance.join("\n")).replace("{{MATRIX_SWEEPS}}", matrixTables.join("\n\n"))
+  .replace("{{MATRIX_ROBUSTNESS}}", robustnessTable.join("\n")));
 console.log(table.join("\n"));
 console.log(settledTable.join("\n"));
 console.log(matrixConformance.join("\n"));

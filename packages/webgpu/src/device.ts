@@ -134,8 +134,9 @@ async function findAdapter(o: FlexDeviceOptions): Promise<{ adapter: GPUAdapter;
 }
 
 /**
- * With Dawn's robustness off the subgroupMatrix kernel wrote NaN outputs on the H200
- * (apps/bench/results/wgsl-h200.md), so devices requested with it never offer that kernel.
+ * With Dawn's robustness off every subgroupMatrix kernel wrote NaN on the H200: they are correct
+ * there only with Tint's in-bounds check around each matrix access (apps/bench/results/wgsl-h200.md,
+ * calls 10–11). Devices requested with it never offer that kernel.
  */
 export function subgroupMatrixSafe(dawnOptions: readonly string[] = []): boolean {
   return !dawnOptions.some((x) => x.includes("disable_robustness"));

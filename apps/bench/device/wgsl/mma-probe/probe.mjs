@@ -16,7 +16,8 @@ if (!process.env.SKIP_PLAIN) {
   const { gpu: g0, adapter } = await adapterWith(null); globalThis.keepGpu0 = g0;
   log("plain adapter:", adapter.info.vendor, adapter.info.device, adapter.info.description, "shader-f16:", adapter.features.has("shader-f16"), "sgm:", adapter.features.has("chromium-experimental-subgroup-matrix"));
 }
-const toggles = "allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model";
+// EXTRA_TOGGLES adds Dawn toggles (e.g. disable_robustness) to the matrix adapter.
+const toggles = ["allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model", process.env.EXTRA_TOGGLES].filter(Boolean).join(",");
 const { gpu: keepGpu, adapter } = await adapterWith(toggles);
 globalThis.keepGpu = keepGpu;
 log("toggled adapter features:", [...adapter.features].sort().join(" "));

@@ -1,0 +1,5 @@
+# Ran as is on the device (repo root, .node and .gl carried). Its first part is wgsl-h200-raw/call10-robustness-experiments; the probe part ran variants12.json with robustness on, then off.
+set -x
+for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json XDG_RUNTIME_DIR=/tmp __GL_SHADER_DISK_CACHE=0; mkdir -p /tmp/n .node/node_modules/webgpu/dist/linux-x64 $OUT; xz -dc .node/node.xz > /tmp/n/node && chmod +x /tmp/n/node; xz -dc .node/dawn.node.xz > .node/node_modules/webgpu/dist/linux-x64/dawn.node
+cd .node && timeout 300 /tmp/n/node bisect.mjs --experiments --out $OUT 2>&1 | tee $OUT/experiments-log.txt; cd ..
+cd .node/probe && for t in "" disable_robustness; do EXTRA_TOGGLES=$t SKIP_PLAIN=1 SKIP_GEMM=1 VARIANTS="$(cat variants12.json)" OUT=$OUT timeout 120 /tmp/n/node probe.mjs 2>&1 | tee -a $OUT/probe-log.txt; done

@@ -1,0 +1,3 @@
+# Ran as is on the device (repo root, .node and .gl carried): diagnostics, GEMM and variants13.json with robustness off, then on.
+for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json XDG_RUNTIME_DIR=/tmp __GL_SHADER_DISK_CACHE=0; mkdir -p /tmp/n .node/node_modules/webgpu/dist/linux-x64 $OUT; xz -dc .node/node.xz > /tmp/n/node && chmod +x /tmp/n/node; xz -dc .node/dawn.node.xz > .node/node_modules/webgpu/dist/linux-x64/dawn.node
+cd .node/probe && for t in disable_robustness ""; do echo "=== EXTRA_TOGGLES=$t"; EXTRA_TOGGLES=$t DIAG=1 DIAG2=1 SKIP_PLAIN=1 VARIANTS="$(cat variants13.json)" OUT=$OUT timeout 200 /tmp/n/node probe.mjs 2>&1 | grep -v "^ *$" | tee -a $OUT/probe-log.txt; done
