@@ -4,7 +4,7 @@
  * protocol in f32. Writes JSON (and the doc-id layouts the PyTorch anchors reuse) to --out.
  *
  *   node wgsl-bench.mjs --out DIR [--quick] [--backend vulkan|opengles] [--unsafe] [--skip-conformance]
- *     [--skip-sweep | --repeat-sweep | --configs EARLIER/wgsl-bench.json] [--subgroup-matrix]
+ *     [--skip-sweep | --repeat-sweep | --configs EARLIER/wgsl-bench.json] [--subgroup-matrix] [--wide-d64]
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -38,6 +38,8 @@ const { values: args } = parseArgs({
     "subgroup-matrix": { type: "boolean", default: false },
     /** With --subgroup-matrix: sweep the subgroupMatrix configs beside the default plain config only. */
     "matrix-only": { type: "boolean", default: false },
+    /** Sweep head dim 64 only, over WIDE_64 (shapes and options the H100-pruned list no longer times). */
+    "wide-d64": { type: "boolean", default: false },
   },
 });
 mkdirSync(args.out!, { recursive: true });
@@ -74,6 +76,18 @@ const SWEEP: Record<number, KernelConfig[]> = {
     cfg(128, 32, 256, 4, { ...sg, shareKV: true }), cfg(128, 32, 512, 2, { ...sg, shareKV: true }), cfg(128, 32, 512, 4, { ...sg, shareKV: true }),
   ],
 };
+/**
+ * --wide-d64: the d=64 default's shape with each unroll and reduction option changed, and its
+ * other thread shapes (the H100 sweeps pruned these before timing was settled). Wider key tiles,
+ * double buffering and Q staged in workgroup memory do not fit 48 KB at this shape.
+ */
+const WIDE_64: KernelConfig[] = [
+  ...SWEEP[64],
+  cfg(128, 32, 256, 4, { ...sg, unrollD: 16 }), cfg(128, 32, 256, 4, { ...sg, unrollD: 8 }),
+  cfg(128, 32, 256, 4, { ...sg, unrollN: 4 }), cfg(128, 32, 256, 4, { ...sg, unrollN: 2 }),
+  cfg(128, 32, 256, 4, { ...sg, prefetchV: false, unrollD: 16 }),
+  cfg(128, 32, 512, 2, sg), cfg(128, 32, 128, 8, sg),
+];
 const mma = (blockM: number, blockN: number, T: number): KernelConfig => ({
   blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false, options: { subgroupMatrix: true, workgroupSize: T, vec4: true },
 });
@@ -184,9 +198,10 @@ async function main() {
   const perKey = (variant: string, d: number) => `${variant}:${d}`;
   const runSweep = async (device: FlexDevice, into: Record<number, KernelConfig>, robustness: boolean, pass = 1) => {
     const variants = pass === 1 ? SWEEP_VARIANTS : [...SWEEP_VARIANTS].reverse();
-    for (const d of [64, 128]) {
+    for (const d of args["wide-d64"] ? [64] : [64, 128]) {
       let bestScore = Infinity;
-      const configs = !MMA ? SWEEP[d] : args["matrix-only"] ? [defaults[d], ...SWEEP_MMA_SHORT[d]] : [...SWEEP[d], ...SWEEP_MMA[d]];
+      const plain = args["wide-d64"] ? WIDE_64 : SWEEP[d];
+      const configs = !MMA ? plain : args["matrix-only"] ? [defaults[d], ...SWEEP_MMA_SHORT[d]] : [...plain, ...SWEEP_MMA[d]];
       for (const config of configs) {
         let logSum = 0;
         for (const variant of variants) {

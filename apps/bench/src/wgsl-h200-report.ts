@@ -2,7 +2,8 @@
  * Build apps/bench/results/wgsl-h200.{md,json} from the raw device outputs in
  * apps/bench/results/wgsl-h200-raw/: the protocol with the library's default configs beside the
  * PyTorch anchors of the same call (call 5), the settled config sweep (call 6), and the
- * subgroupMatrix kernels (calls 7 and 8), and the robustness experiments on them (calls 10 and 11).
+ * subgroupMatrix kernels (calls 7 and 8), the robustness experiments on them (calls 10 and 11), and
+ * the d=64 default's neighbourhood (call 12).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -74,6 +75,10 @@ const matrixConformance = matrixCalls.map((c) =>
 );
 const matrixTables = matrixCalls.map((c) => [`**${c.dir}**`, "", ...sweepTable(c.sweep, c.defaults)].join("\n"));
 
+// Call 12: the d=64 default's neighbourhood (wgsl-bench --wide-d64), protocol on each variant's best.
+const wide = JSON.parse(read("call12-wide-d64/wgsl-bench.json")) as { defaults: Record<string, string>; sweep: SweepRow[] };
+const wideTable = sweepTable(wide.sweep, wide.defaults);
+
 // Calls 10 and 11: wgsl-matrix-bisect --experiments (robustness, control): each edited kernel's
 // speed and how its output differs from the robust library kernel's.
 interface BisectRow { name: string; tflops?: number; maxDiffVsLibrary?: number | null; elements?: number; nan?: number; zero?: number; off?: number }
@@ -102,7 +107,7 @@ writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
 const template = readFileSync(join(import.meta.dirname, "wgsl-h200-report.md.in"), "utf8");
 writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", table.join("\n")).replace("{{SWEEP}}", settledTable.join("\n"))
   .replace("{{MATRIX_CONFORMANCE}}", matrixConformance.join("\n")).replace("{{MATRIX_SWEEPS}}", matrixTables.join("\n\n"))
-  .replace("{{MATRIX_ROBUSTNESS}}", robustnessTable.join("\n")));
+  .replace("{{MATRIX_ROBUSTNESS}}", robustnessTable.join("\n")).replace("{{WIDE_D64}}", wideTable.join("\n")));
 console.log(table.join("\n"));
 console.log(settledTable.join("\n"));
 console.log(matrixConformance.join("\n"));
