@@ -2,8 +2,8 @@
  * Build apps/bench/results/wgsl-h200.{md,json} from the raw device outputs in
  * apps/bench/results/wgsl-h200-raw/: the protocol with the library's default configs beside the
  * PyTorch anchors of the same call (call 5), the settled config sweep (call 6), and the
- * subgroupMatrix kernels (calls 7 and 8), the robustness experiments on them (calls 10 and 11), and
- * the d=64 default's neighbourhood (call 12).
+ * subgroupMatrix kernels (calls 7 and 8), the robustness experiments on them (calls 10, 11, 13, 14),
+ * and the d=64 default's neighbourhood (call 12).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -82,12 +82,16 @@ const wideTable = sweepTable(wide.sweep, wide.defaults);
 // Calls 10 and 11: wgsl-matrix-bisect --experiments (robustness, control): each edited kernel's
 // speed and how its output differs from the robust library kernel's.
 interface BisectRow { name: string; tflops?: number; maxDiffVsLibrary?: number | null; elements?: number; nan?: number; zero?: number; off?: number }
-const robustnessCalls = ["call10-robustness-experiments", "call11-control-deps"].map((dir) => ({ dir, ...(JSON.parse(read(`${dir}/bisect.json`)) as { rows: BisectRow[] }) }));
-function outputOf(r: BisectRow, diff: BisectRow | undefined): string {
+// Calls 13 and 14 (sets "down" and "remat") compare each robustness-off run with the same edit run with robustness on.
+const robustnessCalls = ["call10-robustness-experiments", "call11-control-deps", "call13-narrow-down", "call14-remat"]
+  .map((dir) => ({ dir, selfReferenced: /call1[34]/.test(dir), ...(JSON.parse(read(`${dir}/bisect.json`)) as { rows: BisectRow[] }) }));
+function outputOf(r: BisectRow, diff: BisectRow | undefined, selfReferenced: boolean): string {
+  if (!diff && selfReferenced && r.name.endsWith("robustness on")) return "reference for the same edit with robustness off";
   if (!diff) return r.maxDiffVsLibrary === 0 ? "the reference" : `max diff ${(r.maxDiffVsLibrary ?? Infinity).toExponential(1)} vs the reference`;
   const bad = (diff.nan ?? 0) + (diff.zero ?? 0) + (diff.off ?? 0);
   if (bad === 0) return r.maxDiffVsLibrary === 0 ? "identical to the reference" : `correct (max diff ${r.maxDiffVsLibrary?.toExponential(1)})`;
   if (diff.nan === diff.elements) return "**every element NaN**";
+  if (!diff.nan && r.maxDiffVsLibrary) return `${diff.off} of ${diff.elements} off by > 1e-3 (max ${r.maxDiffVsLibrary.toExponential(1)}), ${diff.zero} zero`;
   return `${diff.nan} NaN, ${diff.zero} never written, ${diff.off} off by > 1e-3, of ${diff.elements}`;
 }
 const robustnessTable = [
@@ -96,7 +100,7 @@ const robustnessTable = [
   ...robustnessCalls.flatMap((c) => c.rows.filter((r) => r.tflops !== undefined).map((r) => {
     const diff = c.rows.find((d) => d.name === `${r.name}: differences`);
     const name = r.name.includes("robustness") ? r.name : `${r.name}, robustness on`;
-    return `| ${c.dir.slice(4, 6)} | ${name} | ${f(r.tflops)} | ${outputOf(r, diff)} |`;
+    return `| ${c.dir.slice(4, 6)} | ${name} | ${f(r.tflops)} | ${outputOf(r, diff, c.selfReferenced)} |`;
   })),
 ];
 

@@ -7,7 +7,7 @@
  * kernel's (correct on the conformance suite); the plain default config runs as the reference.
  *
  *   node wgsl-matrix-bisect.mjs --out DIR   (bundled like wgsl-bench, see device/wgsl/README.md)
- * `--experiments robustness|control` runs one of EXPERIMENT_SETS instead: source edits with Dawn's
+ * `--experiments robustness|control|down|remat` runs one of EXPERIMENT_SETS instead: source edits with Dawn's
  * robustness off (and on), each output described against the robust kernel's. `--check` compiles
  * every experiment's source on Dawn's null backend (no GPU) and stops.
  */
@@ -112,13 +112,33 @@ const EXPERIMENT_EDITS: Record<string, (src: string) => string> = {
     .replace(/let (fa_q[hl]_\d+_\d+) = (subgroupMatrixLoad<FA_ML, row_major>\(&fa_sm, [^;]*?(fa_dq\d+)[^;]*;)/g, "var $1: FA_ML; if ($3 == 0u) { $1 = $2 }")
     .replace(/(subgroupMatrixStore<row_major>\(&fa_sc, sbase \+ \d+u, fa_s_[^;]*;)/g, "if (fa_dk == 0u) { $1 }")
     .replace(/(subgroupMatrixStore<row_major>\(&fa_sc, sbase \+ \d+u, fa_o_[^;]*;)/g, "if (workgroupUniformLoad(&fa_dep) == 0u) { $1 }"),
+  // Narrowing down (set "down", robustness off against on for the same edit):
+  // S read back as zeros (Q·Kᵀ and the S store become dead code; P = 1 everywhere).
+  "S = 0": (s) => s.replace(/var s_0_(\d+) = fa_sc\[srow \+ \d+u \+ cu\];/g, "var s_0_$1 = 0.0f;"),
+  // P written as 1 (hi) and 0 (lo): S still feeds the row max and sum, P·V sums V.
+  "P = 1": (s) => s.replace(/fa_pp\[prow \+ (\d+)u \+ cu\] = f16\(h\); fa_pp\[prow \+ (\d+)u \+ cu\] = f16\(p - h\);/g, "fa_pp[prow + $1u + cu] = 1.0h; fa_pp[prow + $2u + cu] = 0.0h;"),
+  // The lazy rescale of O never runs (a flag value that never occurs).
+  "no rescale": (s) => s.replace(/if \(fa_flag != 0u\) \{/g, "if (fa_flag == 7777u) {"),
+  // Loaded fragments made computed values (× a runtime 1), so the compiler cannot re-load them
+  // from workgroup memory at a later use ("remat" set): Q's, P's, or K's and V's.
+  "Q computed": (s) => computed(s, /let (fa_q[hl]_\d+_\d+) = (subgroupMatrixLoad<FA_ML[^;]*);/g),
+  "P computed": (s) => computed(s, /let (p[hl]\d+) = (subgroupMatrixLoad<FA_ML[^;]*);/g),
+  "K/V computed": (s) => computed(s, /let ([kv][hl]\d*) = (subgroupMatrixLoad<FA_MR[^;]*);/g),
   // No barrier dependencies on the loads (the original reordering bug, for comparison).
   "no load deps": (s) => s.replace(/ \+ fa_d(q\d+|k|p|r\d+)(?= \+ \d+u, \d+u\))/g, ""),
 };
+/** Wrap the loads that `re` matches in subgroupMatrixScalarMultiply by a runtime 1 (fa_one). */
+function computed(s: string, re: RegExp): string {
+  const one = s.includes("let fa_one = ") ? s : s.replace(/(\n(\s*)let cu = u32\(c\);)/, "$1\n$2let fa_one = f16(select(1.0f, 2.0f, P.q_len < 0));");
+  return one
+    .replace(re, "let $1 = subgroupMatrixScalarMultiply($2, fa_one);");
+}
 const combine = (...names: string[]) => (s: string) => names.reduce((t, n) => EXPERIMENT_EDITS[n](t), s);
 type Experiment = [name: string, robust: boolean, edit: (s: string) => string];
 const same = (s: string) => s;
-/** The experiment sets: `robustness` ran as call 10, `control` as call 11 (results/wgsl-h200.md). */
+/** Sets whose robustness-off runs are compared with the same edit run with robustness on. */
+const SELF_REFERENCED = new Set(["down", "remat"]);
+/** The experiment sets: `robustness`, `control`, `down` and `remat` ran as calls 10, 11, 13 and 14 (results/wgsl-h200.md). */
 const EXPERIMENT_SETS: Record<string, Experiment[]> = {
   robustness: [
     ["library kernel", false, same],
@@ -129,6 +149,22 @@ const EXPERIMENT_SETS: Record<string, Experiment[]> = {
     ["predicated loads + stores + store deps", false, combine("predicated loads", "predicated stores", "store deps")],
     ["no load deps", true, EXPERIMENT_EDITS["no load deps"]],
     ["predicated loads + stores", true, combine("predicated loads", "predicated stores")],
+  ],
+  // Each run with robustness off and on; the off output is compared with the on output of the same edit.
+  down: [
+    ["library kernel", false, same],
+    ["S = 0", false, EXPERIMENT_EDITS["S = 0"]],
+    ["P = 1", false, EXPERIMENT_EDITS["P = 1"]],
+    ["no rescale", false, EXPERIMENT_EDITS["no rescale"]],
+    ["S = 0 + no rescale", false, combine("S = 0", "no rescale")],
+    ["P = 1 + no rescale", false, combine("P = 1", "no rescale")],
+  ],
+  // Like "down": each edit with robustness off against the same edit with robustness on.
+  remat: [
+    ["Q computed", false, EXPERIMENT_EDITS["Q computed"]],
+    ["P computed", false, EXPERIMENT_EDITS["P computed"]],
+    ["K/V computed", false, EXPERIMENT_EDITS["K/V computed"]],
+    ["Q, P, K/V computed", false, combine("Q computed", "P computed", "K/V computed")],
   ],
   control: [
     ["control deps", false, EXPERIMENT_EDITS["control deps"]],
@@ -178,24 +214,32 @@ async function main() {
   if (args.experiments) {
     const set = EXPERIMENT_SETS[args.experiments];
     if (!set) throw new Error(`--experiments: no set "${args.experiments}" (sets: ${Object.keys(EXPERIMENT_SETS).join(", ")})`);
+    // A fresh device per run: its output buffer starts zeroed, so unwritten elements show.
+    const runOn = async (label: string, robust: boolean, source: string) => {
+      const fresh = await requestFlexDevice({ backend: "vulkan", dawnOptions: [`${DAWN_SUBGROUP_MATRIX_OPTIONS[0]}${robust ? "" : ",disable_robustness"}`] });
+      try {
+        return await time({ ...fresh, limits: { ...fresh.limits, subgroupMatrix: dev.limits.subgroupMatrix } }, inv, variant(label, source));
+      } finally {
+        fresh.device.destroy();
+      }
+    };
     for (const [name, robust, edit] of set) {
       const source = edit(base.source);
       if (name !== "library kernel" && source === base.source) { log(name, "did not apply"); continue; }
-      // A fresh device per run: its output buffer starts zeroed, so unwritten elements show.
-      const fresh = await requestFlexDevice({ backend: "vulkan", dawnOptions: [`${DAWN_SUBGROUP_MATRIX_OPTIONS[0]}${robust ? "" : ",disable_robustness"}`] });
-      const on: FlexDevice = { ...fresh, limits: { ...fresh.limits, subgroupMatrix: dev.limits.subgroupMatrix } };
       const label = `${name}, robustness ${robust ? "on" : "off"}`;
       try {
-        const u = await time(on, inv, variant(label, source));
-        const bad = describeDiff(u.out, ref.out);
-        record(label, u, maxDiff(u.out, ref.out));
+        // "down": the reference is the same edit with robustness on.
+        const against = SELF_REFERENCED.has(args.experiments) ? await runOn(`${name}, robustness on`, true, source) : ref;
+        if (against !== ref) record(`${name}, robustness on`, against, maxDiff(against.out, ref.out));
+        const u = await runOn(label, robust, source);
+        const bad = describeDiff(u.out, against.out);
+        record(label, u, maxDiff(u.out, against.out));
         log("  ", JSON.stringify(bad));
         rows.push({ name: `${label}: differences`, ...bad });
       } catch (e) {
         log(label, "failed:", String(e).slice(0, 400));
         rows.push({ name: label, error: String(e).slice(0, 2000) });
       }
-      fresh.device.destroy();
     }
     const p = await time(unsafe, inv, plain);
     record("plain default, robustness off", p, maxDiff(p.out, ref.out));
