@@ -3,12 +3,7 @@
 # Expects in the repo root: .gl/*.deb (Vulkan loader), .node/{node.xz,dawn.node.xz,wgsl-bench.mjs,
 # node_modules/webgpu/{index.js,package.json}} (see apps/bench/device/wgsl/README.md).
 set -uo pipefail
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json XDG_RUNTIME_DIR=/tmp
-mkdir -p /tmp/n "$OUT"
-xz -dc .node/node.xz > /tmp/n/node && chmod +x /tmp/n/node
-xz -dc .node/dawn.node.xz > .node/node_modules/webgpu/dist/linux-x64/dawn.node
+source "$(dirname "$0")/prepare.sh"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv > "$OUT/gpu.txt" 2>&1
 WGSL_S=${WGSL_S:-330}
 timeout "$WGSL_S" /tmp/n/node .node/wgsl-bench.mjs --out "$OUT" "$@" 2>&1 | grep -v '^Warning: max' > "$OUT/wgsl-log.txt"
