@@ -23,7 +23,9 @@ const TOGGLES = "allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory
 
 const TILES = 64, GROUPS = 4096, T = 128, NSG = T / 32;
 /** kv's output (nine accumulators per subgroup) fits the default 128 MiB binding with half the workgroups. */
-const groupsOf = (phase) => (phase === "kv" ? GROUPS / 2 : GROUPS);
+const groupsOf = (phase) => (phase === "kv" ? GROUPS / 2 : phase === "attn" ? GROUPS / 4 : GROUPS);
+/** attn: 8 subgroups (the library's 128 rows × 16 keys at d=128); per subgroup 8 O fragments and 32 lanes × 8 S sums. */
+const ATTN_T = 256, ATTN_OUT = 8 * 256 + 256;
 
 function header() {
   return `enable f16;
@@ -76,6 +78,79 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
   }
   subgroupMatrixStore<row_major>(&out, (wg.x * ${NSG}u + sg) * 256u, acc, 16u);
+}`);
+  } else if (phase === "attn") {
+    // The library kernel's loop at d=128 with 16 keys and 8 subgroups of 16 rows, its layouts and
+    // barriers, with the softmax taken out so that the result is exact: Q staged in 16-column chunks
+    // and held (8 hi/lo pairs), K/V split into hi/lo, S = Q·Kᵀ in three products → sc → each lane
+    // sums its two columns' S over the tiles; P written as 1 (hi) and 0 (lo) → O += P·V.
+    const unroll = (n, f) => Array.from({ length: n }, (_, i) => f(i)).join("\n    ");
+    L.push(`@group(0) @binding(4) var<storage, read> kv: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> qd: array<vec4<f32>>;
+var<workgroup> sm: array<f16, 8704>;
+var<workgroup> sc: array<f32, 2048>;
+var<workgroup> pp: array<f16, 6144>;
+fn split(i: i32, x: vec4<f32>, lo: i32) {
+  let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));
+  let l = x - h;
+  sm[i] = f16(h.x); sm[i + 1] = f16(h.y); sm[i + 2] = f16(h.z); sm[i + 3] = f16(h.w);
+  sm[i + lo] = f16(l.x); sm[i + lo + 1] = f16(l.y); sm[i + lo + 2] = f16(l.z); sm[i + lo + 3] = f16(l.w);
+}
+@compute @workgroup_size(${ATTN_T})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  if (lid == 0u) { wg_dep = P.zero; }
+  _ = src[0];
+  _ = ident[0];
+  ${unroll(8, (c0) => `for (var j = 0; j < 2; j++) {
+      let i = i32(lid) + j * ${ATTN_T};
+      let r = i / 4;
+      let d4 = i - r * 4;
+      split(r * 24 + d4 * 4, qd[u32(r * 32 + ${c0 * 4} + d4)], 3072);
+    }
+    let dq${c0} = workgroupUniformLoad(&wg_dep);
+    let qh${c0} = subgroupMatrixLoad<ML, row_major>(&sm, sg * 384u + dq${c0}, 24u);
+    let ql${c0} = subgroupMatrixLoad<ML, row_major>(&sm, sg * 384u + 3072u + dq${c0}, 24u);
+    workgroupBarrier();`)}
+  ${unroll(8, (df) => `var o${df} = MA();`)}
+  var ssum = array<f32, 8>();
+  let row = (lane / 2u) * 16u;
+  let c = lane % 2u;
+  for (var t = 0u; t < P.tiles; t++) {
+    let tile = (t + wg.x) % P.tiles;
+    for (var j = 0; j < ${512 / ATTN_T}; j++) {
+      let i = i32(lid) + j * ${ATTN_T};
+      let r = i / 32;
+      let d4 = i - r * 32;
+      split(r * 136 + d4 * 4, kv[(tile * 2u) * 512u + u32(i)], 2176);
+      split(4352 + r * 136 + d4 * 4, kv[(tile * 2u + 1u) * 512u + u32(i)], 2176);
+    }
+    let dk = workgroupUniformLoad(&wg_dep);
+    var s = MA();
+    ${unroll(8, (kd) => `{ let kh = subgroupMatrixLoad<MR, col_major>(&sm, ${kd * 16}u + dk, 136u);
+      let kl = subgroupMatrixLoad<MR, col_major>(&sm, ${2176 + kd * 16}u + dk, 136u);
+      s = subgroupMatrixMultiplyAccumulate(qh${kd}, kh, s);
+      s = subgroupMatrixMultiplyAccumulate(qh${kd}, kl, s);
+      s = subgroupMatrixMultiplyAccumulate(ql${kd}, kh, s); }`)}
+    subgroupMatrixStore<row_major>(&sc, sg * 256u, s, 16u);
+    workgroupBarrier();
+    for (var j = 0u; j < 8u; j++) {
+      ssum[j] += sc[sg * 256u + row + 2u * j + c];
+      pp[sg * 768u + (lane / 2u) * 24u + 2u * j + c] = 1.0h;
+      pp[sg * 768u + 384u + (lane / 2u) * 24u + 2u * j + c] = 0.0h;
+    }
+    let dp = workgroupUniformLoad(&wg_dep);
+    let ph = subgroupMatrixLoad<ML, row_major>(&pp, sg * 768u + dp, 24u);
+    let pl = subgroupMatrixLoad<ML, row_major>(&pp, sg * 768u + 384u + dp, 24u);
+    ${unroll(8, (df) => `{ let vh = subgroupMatrixLoad<MR, row_major>(&sm, ${4352 + df * 16}u + dp, 136u);
+      let vl = subgroupMatrixLoad<MR, row_major>(&sm, ${6528 + df * 16}u + dp, 136u);
+      o${df} = subgroupMatrixMultiplyAccumulate(ph, vh, o${df});
+      o${df} = subgroupMatrixMultiplyAccumulate(ph, vl, o${df});
+      o${df} = subgroupMatrixMultiplyAccumulate(pl, vh, o${df}); }`)}
+    workgroupBarrier();
+  }
+  let o = (wg.x * ${ATTN_T / 32}u + sg) * ${ATTN_OUT}u;
+  ${unroll(8, (df) => `subgroupMatrixStore<row_major>(&out, o + ${df * 256}u, o${df}, 16u);`)}
+  for (var j = 0u; j < 8u; j++) { out[o + 2048u + lane * 8u + j] = ssum[j]; }
 }`);
   } else if (phase === "kv") {
     // The library kernel's K/V geometry at d=128, 16 keys: f32 rows split into f16 hi/lo by scalar
@@ -185,7 +260,7 @@ const total = new Float32Array(256);
 for (let t = 0; t < TILES; t++) for (let i = 0; i < 256; i++) total[i] += tiles[t * 256 + i];
 const half = (x) => { if (x === 0) return 0; const s = x < 0 ? 0x8000 : 0; const a = Math.abs(x); const e = Math.floor(Math.log2(a)); return s | ((e + 15) << 10) | Math.round((a / 2 ** e - 1) * 1024); };
 
-const PHASES = (process.env.PHASES ?? "load,pp,store,hold-1-1,hold-8-8,hold-8-8-reload,hold-8-1,kv").split(",");
+const PHASES = (process.env.PHASES ?? "load,pp,store,hold-1-1,hold-8-8,hold-8-8-reload,hold-8-1,kv,attn").split(",");
 
 /**
  * Expected accumulators of a hold phase (every workgroup the same): acc_j = Σ_t Σ_{q ≡ j mod NO} (Qh_q + Ql_q)·K_{t,q},
@@ -240,6 +315,29 @@ function kvExpect(idx) {
   return kvExpected[idx];
 }
 
+// attn: Q is 128 rows × 128 of k/64 values; expected O_df[r][c] = Σ_t Σ_k V_t[k][16·df + c] (P = 1),
+// and lane sums Σ_t S_t[row][col] for its row and columns, S = Q·Kᵀ.
+const qData = Float32Array.from({ length: 128 * 128 }, () => ((rnd() % 257) - 128) / 64);
+let attnExpected = null;
+function attnExpect(idx) {
+  if (!attnExpected) {
+    attnExpected = new Float64Array(8 * ATTN_OUT);
+    for (let t = 0; t < TILES; t++) {
+      const K = (r, d) => kvData[(t * 2) * 2048 + r * 128 + d], V = (r, d) => kvData[(t * 2 + 1) * 2048 + r * 128 + d];
+      for (let sg = 0; sg < 8; sg++) {
+        for (let df = 0; df < 8; df++) for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) for (let k = 0; k < 16; k++) attnExpected[sg * ATTN_OUT + df * 256 + r * 16 + c] += V(k, df * 16 + c);
+        for (let lane = 0; lane < 32; lane++) for (let j = 0; j < 8; j++) {
+          const row = sg * 16 + (lane >> 1), col = 2 * j + (lane & 1);
+          let sdot = 0;
+          for (let d = 0; d < 128; d++) sdot += qData[row * 128 + d] * K(col, d);
+          attnExpected[sg * ATTN_OUT + 2048 + lane * 8 + j] += sdot;
+        }
+      }
+    }
+  }
+  return attnExpected[idx];
+}
+
 const keep = [];
 async function run(robust) {
   const toggles = [TOGGLES, robust ? "" : "disable_robustness", process.env.EXTRA_TOGGLES].filter(Boolean).join(",");
@@ -254,12 +352,13 @@ async function run(robust) {
   const src = mk(Uint16Array.from(tiles, half), GPUBufferUsage.STORAGE);
   const ident = mk(Uint16Array.from({ length: 256 }, (_, i) => (i % 17 === 0 ? half(1) : 0)), GPUBufferUsage.STORAGE);
   const kvBuf = mk(kvData, GPUBufferUsage.STORAGE);
+  const qBuf = mk(qData, GPUBufferUsage.STORAGE);
   const outBytes = GROUPS * NSG * 8 * 256 * 4; // the largest output: hold's eight accumulators (kv runs half the workgroups)
   const out = device.createBuffer({ size: outBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   const readBack = device.createBuffer({ size: outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   for (const phase of PHASES) {
     for (const S of phase === "load" || phase === "pp" ? [16, 24] : [16]) {
-      for (const dep of phase.startsWith("hold") || phase === "kv" ? ["data"] : ["none", "data", "ctrl", "tint"]) {
+      for (const dep of phase.startsWith("hold") || phase === "kv" || phase === "attn" ? ["data"] : ["none", "data", "ctrl", "tint"]) {
         const label = `robustness ${robust ? "on " : "off"} ${phase.padEnd(5)} stride ${S} ${dep.padEnd(4)}`;
         try {
           device.pushErrorScope("validation");
@@ -267,7 +366,7 @@ async function run(robust) {
           const errs = (await module.getCompilationInfo()).messages.filter((m) => m.type === "error");
           if (errs.length) throw new Error(`${errs[0].lineNum}: ${errs[0].message}`);
           const pipeline = await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" } });
-          const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [params, src, ident, out, ...(phase === "kv" ? [kvBuf] : [])].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+          const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [params, src, ident, out, ...(phase === "kv" ? [kvBuf] : phase === "attn" ? [kvBuf, qBuf] : [])].map((buffer, binding) => ({ binding, resource: { buffer } })) });
           const e = device.createCommandEncoder();
           e.clearBuffer(out);
           const pass = e.beginComputePass(); pass.setPipeline(pipeline); pass.setBindGroup(0, bg); pass.dispatchWorkgroups(groupsOf(phase)); pass.end();
@@ -281,15 +380,20 @@ async function run(robust) {
           readBack.unmap();
           // load/pp: per (workgroup, subgroup) a 16×16 row-major sum; store: per invocation 8 values;
           // hold: per (workgroup, subgroup, accumulator) a 16×16 row-major product sum
-          const hold = phase.startsWith("hold") ? holdExpected(phase) : phase === "kv" ? { perGroup: 9 * 256, value: (_w, i) => kvExpect(i) } : null;
+          const hold = phase.startsWith("hold") ? holdExpected(phase) : phase === "kv" ? { perGroup: 9 * 256, value: (_w, i) => kvExpect(i) }
+            : phase === "attn" ? { perGroup: ATTN_OUT, value: (_w, i) => attnExpect(i) } : null;
           const groups = groupsOf(phase);
-          const n = phase === "store" ? groups * T * 8 : hold ? groups * NSG * hold.perGroup : groups * NSG * 256;
+          const nsg = phase === "attn" ? ATTN_T / 32 : NSG;
+          const n = phase === "store" ? groups * T * 8 : hold ? groups * nsg * hold.perGroup : groups * NSG * 256;
           const expect = (i) => (phase === "store" ? total[((i >> 3) % T % 32) * 8 + (i & 7)]
-            : hold ? hold.value(Math.floor(i / (NSG * hold.perGroup)), i % hold.perGroup) : total[i % 256]);
+            : phase === "attn" ? attnExpect(i % (nsg * ATTN_OUT))
+            : hold ? hold.value(Math.floor(i / (nsg * hold.perGroup)), i % hold.perGroup) : total[i % 256]);
           let bad = 0, nan = 0, badGroups = new Set();
           // kv's sums need up to 24 significant bits: allow rounding there, nothing else.
           const tol = phase === "kv" ? 1e-3 : 0;
-          for (let i = 0; i < n; i++) if (!(Math.abs(o[i] - expect(i)) <= tol)) { bad++; if (Number.isNaN(o[i])) nan++; badGroups.add(Math.floor(i / (n / groups))); }
+          // attn's S sums reach ~1e4 and leave out the ql·kl product: relative tolerance.
+          const within = (x, e) => (phase === "attn" ? Math.abs(x - e) <= 1e-4 * (Math.abs(e) + 1) : Math.abs(x - e) <= tol);
+          for (let i = 0; i < n; i++) if (!within(o[i], expect(i))) { bad++; if (Number.isNaN(o[i])) nan++; badGroups.add(Math.floor(i / (n / groups))); }
           log(label, bad ? `WRONG ${bad}/${n} (NaN ${nan}) in ${badGroups.size}/${groups} workgroups` : `exact (${n} values)`);
         } catch (e) {
           log(label, "failed:", String(e.message ?? e).slice(0, 300));
