@@ -55,6 +55,23 @@ function guarded(dep, decl, call, base, stride, len) {
   throw new Error(dep);
 }
 
+/** The library kernel's K/V staging at d=128 with 16 keys: sm holds K hi, K lo, V hi, V lo (stride 136). */
+const KV_STAGING = `var<workgroup> sm: array<f16, 8704>;
+fn split(i: i32, x: vec4<f32>, lo: i32) {
+  let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));
+  let l = x - h;
+  sm[i] = f16(h.x); sm[i + 1] = f16(h.y); sm[i + 2] = f16(h.z); sm[i + 3] = f16(h.w);
+  sm[i + lo] = f16(l.x); sm[i + lo + 1] = f16(l.y); sm[i + lo + 2] = f16(l.z); sm[i + lo + 3] = f16(l.w);
+}`;
+/** Tile `tile` of kv (K rows then V rows, 512 vec4 each) split into sm by `threads` invocations. */
+const stageKV = (threads) => `for (var j = 0; j < ${512 / threads}; j++) {
+      let i = i32(lid) + j * ${threads};
+      let r = i / 32;
+      let d4 = i - r * 32;
+      split(r * 136 + d4 * 4, kv[(tile * 2u) * 512u + u32(i)], 2176);
+      split(4352 + r * 136 + d4 * 4, kv[(tile * 2u + 1u) * 512u + u32(i)], 2176);
+    }`;
+
 function shader(phase, dep, S) {
   const L = [header()];
   if (phase === "load" || phase === "pp") {
@@ -87,15 +104,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     const unroll = (n, f) => Array.from({ length: n }, (_, i) => f(i)).join("\n    ");
     L.push(`@group(0) @binding(4) var<storage, read> kv: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> qd: array<vec4<f32>>;
-var<workgroup> sm: array<f16, 8704>;
 var<workgroup> sc: array<f32, 2048>;
 var<workgroup> pp: array<f16, 6144>;
-fn split(i: i32, x: vec4<f32>, lo: i32) {
-  let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));
-  let l = x - h;
-  sm[i] = f16(h.x); sm[i + 1] = f16(h.y); sm[i + 2] = f16(h.z); sm[i + 3] = f16(h.w);
-  sm[i + lo] = f16(l.x); sm[i + lo + 1] = f16(l.y); sm[i + lo + 2] = f16(l.z); sm[i + lo + 3] = f16(l.w);
-}
+${KV_STAGING}
 @compute @workgroup_size(${ATTN_T})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
   if (lid == 0u) { wg_dep = P.zero; }
@@ -117,13 +128,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let c = lane % 2u;
   for (var t = 0u; t < P.tiles; t++) {
     let tile = (t + wg.x) % P.tiles;
-    for (var j = 0; j < ${512 / ATTN_T}; j++) {
-      let i = i32(lid) + j * ${ATTN_T};
-      let r = i / 32;
-      let d4 = i - r * 32;
-      split(r * 136 + d4 * 4, kv[(tile * 2u) * 512u + u32(i)], 2176);
-      split(4352 + r * 136 + d4 * 4, kv[(tile * 2u + 1u) * 512u + u32(i)], 2176);
-    }
+    ${stageKV(ATTN_T)}
     let dk = workgroupUniformLoad(&wg_dep);
     var s = MA();
     ${unroll(8, (kd) => `{ let kh = subgroupMatrixLoad<MR, col_major>(&sm, ${kd * 16}u + dk, 136u);
@@ -158,13 +163,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     // sums the fragments through products with a left identity: accK = Σ K fragments (hi + lo),
     // accV_df = Σ V fragments.
     L.push(`@group(0) @binding(4) var<storage, read> kv: array<vec4<f32>>;
-var<workgroup> sm: array<f16, 8704>;
-fn split(i: i32, x: vec4<f32>, lo: i32) {
-  let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));
-  let l = x - h;
-  sm[i] = f16(h.x); sm[i + 1] = f16(h.y); sm[i + 2] = f16(h.z); sm[i + 3] = f16(h.w);
-  sm[i + lo] = f16(l.x); sm[i + lo + 1] = f16(l.y); sm[i + lo + 2] = f16(l.z); sm[i + lo + 3] = f16(l.w);
-}
+${KV_STAGING}
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
   if (lid == 0u) { wg_dep = P.zero; }
@@ -174,13 +173,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   ${Array.from({ length: 8 }, (_, df) => `var accV${df} = MA();`).join(" ")}
   for (var t = 0u; t < P.tiles; t++) {
     let tile = (t + wg.x) % P.tiles;
-    for (var j = 0; j < ${512 / T}; j++) {
-      let i = i32(lid) + j * ${T};
-      let r = i / 32;
-      let d4 = i - r * 32;
-      split(r * 136 + d4 * 4, kv[(tile * 2u) * 512u + u32(i)], 2176);
-      split(4352 + r * 136 + d4 * 4, kv[(tile * 2u + 1u) * 512u + u32(i)], 2176);
-    }
+    ${stageKV(T)}
     let dk = workgroupUniformLoad(&wg_dep);
     for (var kd = 0u; kd < 8u; kd++) {
       let kh = subgroupMatrixLoad<MR, col_major>(&sm, kd * 16u + dk, 136u);
