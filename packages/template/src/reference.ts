@@ -35,7 +35,18 @@ function blockRowKinds(t: BlockMaskTables, b: number, h: number, row: number): U
   return kinds;
 }
 
-export function referenceAttention(call: AttentionCall): ReferenceResult {
+/** Query position (b, h, i) of an attention call. */
+export interface QueryRow {
+  b: number;
+  h: number;
+  i: number;
+}
+
+/**
+ * The reference row by row: out receives row (b, h, i)'s vHeadDim outputs at `at`, and the row's
+ * LSE is returned. The inputs are converted once, when the function is made.
+ */
+function rowReference(call: AttentionCall): (row: QueryRow, out: Float64Array, at: number) => number {
   const { problem: p, mask, score, blockMask: t } = call;
   const q = toFloat32(call.q.data, call.q.dtype);
   const k = toFloat32(call.k.data, call.k.dtype);
@@ -44,60 +55,73 @@ export function referenceAttention(call: AttentionCall): ReferenceResult {
   const [ksb, ksh, kss] = stridesOf(call.k);
   const [vsb, vsh, vss] = stridesOf(call.v);
   const group = p.qHeads / p.kvHeads;
-  const out = new Float64Array(p.batch * p.qHeads * p.qLen * p.vHeadDim);
-  const lse = new Float64Array(p.batch * p.qHeads * p.qLen);
   const s = new Float64Array(p.kvLen);
   const [bq, bkv] = t.blockSize;
-  for (let b = 0; b < p.batch; b++) {
-    for (let h = 0; h < p.qHeads; h++) {
-      const hk = Math.floor(h / group);
-      let kinds: Uint8Array = new Uint8Array(0);
-      for (let i = 0; i < p.qLen; i++) {
-        if (i % bq === 0) kinds = blockRowKinds(t, b, h, i / bq);
-        const qi = i + p.qOffset;
-        let m = -Infinity;
-        let nan = false;
-        for (let j = 0; j < p.kvLen; j++) {
-          const kind = kinds[Math.floor(j / bkv)];
-          const kj = j + p.kvOffset;
-          if (kind === 0 || (kind === 1 && mask && !evaluate(mask, { b, h, q: qi, kv: kj }))) {
-            s[j] = -Infinity;
-            continue;
-          }
-          let dot = 0;
-          for (let d = 0; d < p.qkHeadDim; d++) dot += q[b * qsb + h * qsh + i * qss + d] * k[b * ksb + hk * ksh + j * kss + d];
-          let x = dot * p.scale;
-          if (score) x = evaluate(score, { score: x, b, h, q: qi, kv: kj }) as number;
-          s[j] = x;
-          if (x > m) m = x;
-          else if (Number.isNaN(x)) nan = true;
-        }
-        const row = ((b * p.qHeads + h) * p.qLen + i) * p.vHeadDim;
-        if (nan) {
-          // IEEE propagation: a NaN score poisons its whole row.
-          lse[(b * p.qHeads + h) * p.qLen + i] = NaN;
-          out.fill(NaN, row, row + p.vHeadDim);
-          continue;
-        }
-        if (m === -Infinity) {
-          // Fully masked row: output 0, LSE -inf.
-          lse[(b * p.qHeads + h) * p.qLen + i] = -Infinity;
-          continue;
-        }
-        let l = 0;
-        for (let j = 0; j < p.kvLen; j++) {
-          const w = s[j] === -Infinity ? 0 : Math.exp(s[j] - m);
-          s[j] = w;
-          l += w;
-        }
-        for (let j = 0; j < p.kvLen; j++) {
-          if (s[j] === 0) continue;
-          const w = s[j] / l;
-          for (let d = 0; d < p.vHeadDim; d++) out[row + d] += w * v[b * vsb + hk * vsh + j * vss + d];
-        }
-        lse[(b * p.qHeads + h) * p.qLen + i] = m + Math.log(l);
+  let kindsOf: { key: string; kinds: Uint8Array } = { key: "", kinds: new Uint8Array(0) };
+  return ({ b, h, i }, out, at) => {
+    const hk = Math.floor(h / group);
+    const key = `${b}:${h}:${Math.floor(i / bq)}`;
+    if (kindsOf.key !== key) kindsOf = { key, kinds: blockRowKinds(t, b, h, Math.floor(i / bq)) };
+    const { kinds } = kindsOf;
+    const qi = i + p.qOffset;
+    let m = -Infinity;
+    let nan = false;
+    for (let j = 0; j < p.kvLen; j++) {
+      const kind = kinds[Math.floor(j / bkv)];
+      const kj = j + p.kvOffset;
+      if (kind === 0 || (kind === 1 && mask && !evaluate(mask, { b, h, q: qi, kv: kj }))) {
+        s[j] = -Infinity;
+        continue;
       }
+      let dot = 0;
+      for (let d = 0; d < p.qkHeadDim; d++) dot += q[b * qsb + h * qsh + i * qss + d] * k[b * ksb + hk * ksh + j * kss + d];
+      let x = dot * p.scale;
+      if (score) x = evaluate(score, { score: x, b, h, q: qi, kv: kj }) as number;
+      s[j] = x;
+      if (x > m) m = x;
+      else if (Number.isNaN(x)) nan = true;
     }
-  }
+    if (nan) {
+      // IEEE propagation: a NaN score poisons its whole row.
+      out.fill(NaN, at, at + p.vHeadDim);
+      return NaN;
+    }
+    // Fully masked row: output 0, LSE -inf.
+    if (m === -Infinity) return -Infinity;
+    let l = 0;
+    for (let j = 0; j < p.kvLen; j++) {
+      const w = s[j] === -Infinity ? 0 : Math.exp(s[j] - m);
+      s[j] = w;
+      l += w;
+    }
+    for (let j = 0; j < p.kvLen; j++) {
+      if (s[j] === 0) continue;
+      const w = s[j] / l;
+      for (let d = 0; d < p.vHeadDim; d++) out[at + d] += w * v[b * vsb + hk * vsh + j * vss + d];
+    }
+    return m + Math.log(l);
+  };
+}
+
+export function referenceAttention(call: AttentionCall): ReferenceResult {
+  const p = call.problem;
+  const out = new Float64Array(p.batch * p.qHeads * p.qLen * p.vHeadDim);
+  const lse = new Float64Array(p.batch * p.qHeads * p.qLen);
+  const row = rowReference(call);
+  for (let b = 0; b < p.batch; b++)
+    for (let h = 0; h < p.qHeads; h++)
+      for (let i = 0; i < p.qLen; i++) {
+        const r = (b * p.qHeads + h) * p.qLen + i;
+        lse[r] = row({ b, h, i }, out, r * p.vHeadDim);
+      }
+  return { out, lse };
+}
+
+/** The reference for some rows only (a spot check of a large call): rows.length × vHeadDim outputs and the rows' LSEs. */
+export function referenceRows(call: AttentionCall, rows: readonly QueryRow[]): ReferenceResult {
+  const dv = call.problem.vHeadDim;
+  const out = new Float64Array(rows.length * dv);
+  const row = rowReference(call);
+  const lse = Float64Array.from(rows, (r, n) => row(r, out, n * dv));
   return { out, lse };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  CONFORMANCE_CASES, checkInstance, fromFloat32, instantiateCase, referenceAttention, runConformance, toFloat32,
+  CONFORMANCE_CASES, checkInstance, fromFloat32, instantiateCase, referenceAttention, referenceRows, runConformance, toFloat32,
   type ConformanceInstance,
 } from "@flexattn/template";
 
@@ -78,5 +78,22 @@ describe("conformance checker", () => {
     expect(r2.lse[0]).toBe(-Infinity);
     expect(r2.out[0]).toBe(0);
     expect(Number.isFinite(r2.lse[40])).toBe(true);
+  });
+});
+
+describe("referenceRows", () => {
+  it("gives the same rows as referenceAttention, on every conformance case (masked, GQA, offsets, NaN and fully masked rows)", () => {
+    for (const cs of CONFORMANCE_CASES) {
+      const inst = instantiateCase(cs, 11);
+      const p = inst.problem;
+      const full = referenceAttention(inst);
+      const rows = [{ b: 0, h: 0, i: 0 }, { b: p.batch - 1, h: p.qHeads - 1, i: p.qLen - 1 }, { b: 0, h: p.qHeads - 1, i: Math.floor(p.qLen / 2) }];
+      const some = referenceRows(inst, rows);
+      rows.forEach(({ b, h, i }, n) => {
+        const r = (b * p.qHeads + h) * p.qLen + i;
+        expect(Array.from(some.out.subarray(n * p.vHeadDim, (n + 1) * p.vHeadDim)), cs.name).toEqual(Array.from(full.out.subarray(r * p.vHeadDim, (r + 1) * p.vHeadDim)));
+        expect(some.lse[n], cs.name).toEqual(full.lse[r]);
+      });
+    }
   });
 });

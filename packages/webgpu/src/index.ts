@@ -4,3 +4,5 @@ export { runWgsl, prepareWgsl, artifactFor, resolveDevice, vec4Compatible, devic
 export type { RunWgslOptions, PreparedWgsl } from "./runner.js";
 export { timeWgsl } from "./timing.js";
 export type { TimingOptions, TimingResult } from "./timing.js";
+export { checkRows, needsCheck, spotRows } from "./verify.js";
+export type { VerifyMode } from "./verify.js";

@@ -10,6 +10,7 @@ import {
   type KernelArtifact, type KernelConfig, type KernelInvocation, makeSpec,
 } from "@flexattn/template";
 import { type FlexDevice, defaultFlexDevice, wrapDevice } from "./device.js";
+import { type VerifyMode, checkRows, needsCheck } from "./verify.js";
 
 export interface RunWgslOptions {
   /** A device from requestFlexDevice(), or any GPUDevice. Default: the process-wide device. */
@@ -18,6 +19,11 @@ export interface RunWgslOptions {
   artifact?: KernelArtifact;
   /** Config to generate with; default: the best default that fits the device's limits. */
   config?: KernelConfig;
+  /**
+   * Spot-check output rows against the float64 reference after the run (verify.ts). "auto"
+   * (default): subgroupMatrix kernels, on their first run per device; "always": every run.
+   */
+  verify?: VerifyMode;
 }
 
 const isFlexDevice = (d: FlexDevice | GPUDevice): d is FlexDevice => "device" in d && "limits" in d && "backend" in d;
@@ -229,6 +235,15 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
     scatterOut(inv, readOut.getMappedRange(), outStrides);
     readOut.unmap();
     readOut.destroy();
+    const mode = o.verify ?? "auto";
+    if (needsCheck(artifact, mode)) {
+      const checked = verified.get(device) ?? new Set<string>();
+      verified.set(device, checked);
+      if (mode === "always" || !checked.has(artifact.specHash)) {
+        checkRows(inv, artifact, dev.description);
+        checked.add(artifact.specHash);
+      }
+    }
     if (readLse && p.returnLse) {
       await readLse.mapAsync(GPUMapMode.READ);
       inv.lse.set(new Float32Array(readLse.getMappedRange(), 0, p.batch * p.qHeads * p.qLen));
@@ -269,3 +284,5 @@ export async function runWgsl(inv: KernelInvocation, o: RunWgslOptions = {}): Pr
 }
 
 const locks = new WeakMap<GPUDevice, Promise<unknown>>();
+/** Per device, the spec hashes whose output passed a spot check ("auto" checks each once). */
+const verified = new WeakMap<GPUDevice, Set<string>>();

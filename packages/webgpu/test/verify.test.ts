@@ -1,0 +1,55 @@
+/**
+ * Spot checks of kernel outputs against the float64 reference (src/verify.ts): which runs are
+ * checked, which rows, and that a kernel writing wrong outputs is refused with a clear error.
+ */
+import { describe, expect, it } from "vitest";
+import { CONFORMANCE_CASES, type KernelArtifact, instantiateCase } from "@flexattn/template";
+import { artifactFor, needsCheck, runWgsl, spotRows } from "../src/index.js";
+import { testDevice } from "./setup.js";
+
+const device = await testDevice();
+const artifactWith = (options: Record<string, unknown>) => ({ config: { options } }) as unknown as KernelArtifact;
+
+describe("spot-check policy", () => {
+  it("checks subgroupMatrix kernels by default, every kernel with 'always', none with 'never'", () => {
+    expect(needsCheck(artifactWith({ subgroupMatrix: true }), "auto")).toBe(true);
+    expect(needsCheck(artifactWith({ vec4: true }), "auto")).toBe(false);
+    expect(needsCheck(artifactWith({ vec4: true }), "always")).toBe(true);
+    expect(needsCheck(artifactWith({ subgroupMatrix: true }), "never")).toBe(false);
+  });
+
+  it("checks the first and last query rows and two between, each once", () => {
+    for (const cs of CONFORMANCE_CASES) {
+      const inst = instantiateCase(cs, 3);
+      const p = inst.problem;
+      const rows = spotRows(inst);
+      expect(rows[0]).toEqual({ b: 0, h: 0, i: 0 });
+      expect(rows.at(-1)).toEqual({ b: p.batch - 1, h: p.qHeads - 1, i: p.qLen - 1 });
+      expect(new Set(rows.map((r) => `${r.b}:${r.h}:${r.i}`)).size).toBe(rows.length);
+      for (const r of rows) expect(r.b < p.batch && r.h < p.qHeads && r.i < p.qLen).toBe(true);
+    }
+  });
+});
+
+describe.skipIf(!device)("spot checks on WebGPU", { timeout: 300_000 }, () => {
+  const dev = device!;
+
+  it("pass a correct kernel and refuse one that writes wrong outputs, naming the row", async () => {
+    for (const name of ["causal", "document", "bf16-causal"]) {
+      const cs = CONFORMANCE_CASES.find((c) => c.name === name);
+      if (!cs) throw new Error(`no conformance case ${name}`);
+      const inst = instantiateCase(cs, 5);
+      await runWgsl(inst, { device: dev, verify: "always" });
+      const good = artifactFor(inst, dev);
+      // The same kernel with every output doubled on its way out.
+      const source = good.source.replace(/fn fa_st4_out\(e: i32, n: i32, x: vec4<f32>\) \{/, "fn fa_st4_out(e: i32, n: i32, x_in: vec4<f32>) { let x = x_in * 2.0;");
+      expect(source, name).not.toBe(good.source);
+      const bad: KernelArtifact = { ...good, source, specHash: `${good.specHash}-doubled` };
+      await expect(runWgsl(inst, { device: dev, artifact: bad, verify: "always" }), name)
+        .rejects.toThrow(/WGSL kernel gave wrong results on .*: output row \(b=\d+, h=\d+, q=\d+\) is off by .* relative to the float64 reference/);
+      // "auto" leaves plain kernels to the conformance suite; "never" checks nothing.
+      await expect(runWgsl(inst, { device: dev, artifact: bad }), name).resolves.toBeDefined();
+      await expect(runWgsl(inst, { device: dev, artifact: bad, verify: "never" }), name).resolves.toBeDefined();
+    }
+  });
+});
