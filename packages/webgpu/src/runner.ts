@@ -235,6 +235,12 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
     scatterOut(inv, readOut.getMappedRange(), outStrides);
     readOut.unmap();
     readOut.destroy();
+    if (readLse && p.returnLse) {
+      await readLse.mapAsync(GPUMapMode.READ);
+      inv.lse.set(new Float32Array(readLse.getMappedRange(), 0, p.batch * p.qHeads * p.qLen));
+      readLse.unmap();
+      readLse.destroy();
+    }
     const mode = o.verify ?? "auto";
     if (needsCheck(artifact, mode)) {
       const checked = verified.get(device) ?? new Set<string>();
@@ -243,12 +249,6 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
         checkRows(inv, artifact, dev.description);
         checked.add(artifact.specHash);
       }
-    }
-    if (readLse && p.returnLse) {
-      await readLse.mapAsync(GPUMapMode.READ);
-      inv.lse.set(new Float32Array(readLse.getMappedRange(), 0, p.batch * p.qHeads * p.qLen));
-      readLse.unmap();
-      readLse.destroy();
     }
   };
   return { artifact, device: dev, launch, encode, run };

@@ -29,6 +29,15 @@ export function spotRows(inv: KernelInvocation): QueryRow[] {
 }
 
 /**
+ * |got − want| / scale, where a NaN or infinite reference (a NaN score, a fully masked row's LSE)
+ * must be matched exactly and any other NaN is wrong.
+ */
+function deviation(got: number, want: number, scale: number): number {
+  if (!Number.isFinite(want)) return Object.is(got, want) || (Number.isNaN(got) && Number.isNaN(want)) ? 0 : Infinity;
+  return Number.isNaN(got) ? Infinity : Math.abs(got - want) / scale;
+}
+
+/**
  * Compare a few output rows (already read back into inv.out) with the float64 reference; throw a
  * FlexAttnError that names the row, the error and the way out when one is off.
  */
@@ -44,11 +53,11 @@ export function checkRows(inv: KernelInvocation, artifact: KernelArtifact, devic
     let scale = 1;
     for (const x of want) if (Math.abs(x) > scale) scale = Math.abs(x);
     let err = 0;
-    for (let d = 0; d < p.vHeadDim; d++) {
-      const got = out[b * sb + h * sh + i * ss + d];
-      // A NaN row of the reference (a NaN score) must come out NaN; anything else NaN is wrong.
-      const e = Number.isNaN(want[d]) ? (Number.isNaN(got) ? 0 : Infinity) : Number.isNaN(got) ? Infinity : Math.abs(got - want[d]) / scale;
-      if (e > err) err = e;
+    for (let d = 0; d < p.vHeadDim; d++) err = Math.max(err, deviation(out[b * sb + h * sh + i * ss + d], want[d], scale));
+    // The LSE (natural log of the row sum) within the same tolerance, relative to max(1, |LSE|).
+    if (p.returnLse) {
+      const lse = ref.lse[n];
+      err = Math.max(err, deviation(inv.lse[(b * p.qHeads + h) * p.qLen + i], lse, Math.max(1, Number.isFinite(lse) ? Math.abs(lse) : 1)));
     }
     if (err > tolerance) {
       const kind = artifact.config.options?.subgroupMatrix ? "subgroupMatrix kernel" : "WGSL kernel";
@@ -56,7 +65,7 @@ export function checkRows(inv: KernelInvocation, artifact: KernelArtifact, devic
         ? "subgroupMatrix kernels are correct on this driver only in the exact form flexattn generates, for reasons not understood (see @flexattn/codegen-wgsl's README); run without the subgroupMatrix option"
         : "please report it with the artifact";
       throw new FlexAttnError(
-        `${kind} gave wrong results on ${deviceName}: output row (b=${b}, h=${h}, q=${i}) is off by ${err.toExponential(2)} ` +
+        `${kind} gave wrong results on ${deviceName}: output row (b=${b}, h=${h}, q=${i}) or its LSE is off by ${err.toExponential(2)} ` +
           `relative to the float64 reference (tolerance ${tolerance}); ${way}.`,
       );
     }

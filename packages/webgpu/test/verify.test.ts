@@ -46,10 +46,20 @@ describe.skipIf(!device)("spot checks on WebGPU", { timeout: 300_000 }, () => {
       expect(source, name).not.toBe(good.source);
       const bad: KernelArtifact = { ...good, source, specHash: `${good.specHash}-doubled` };
       await expect(runWgsl(inst, { device: dev, artifact: bad, verify: "always" }), name)
-        .rejects.toThrow(/WGSL kernel gave wrong results on .*: output row \(b=\d+, h=\d+, q=\d+\) is off by .* relative to the float64 reference/);
+        .rejects.toThrow(/WGSL kernel gave wrong results on .*: output row \(b=\d+, h=\d+, q=\d+\) or its LSE is off by .* relative to the float64 reference/);
       // "auto" leaves plain kernels to the conformance suite; "never" checks nothing.
       await expect(runWgsl(inst, { device: dev, artifact: bad }), name).resolves.toBeDefined();
       await expect(runWgsl(inst, { device: dev, artifact: bad, verify: "never" }), name).resolves.toBeDefined();
     }
+  });
+
+  it("refuse a kernel whose LSE is off", async () => {
+    const inst = instantiateCase(CONFORMANCE_CASES.find((c) => c.name === "causal")!, 6);
+    expect(inst.problem.returnLse).toBe(true);
+    const good = artifactFor(inst, dev);
+    const source = good.source.replace(/(fa_lse\[[^\]]*\] = )select\(/g, "$10.5 + select(");
+    expect(source).not.toBe(good.source);
+    await expect(runWgsl(inst, { device: dev, artifact: { ...good, source, specHash: `${good.specHash}-lse` }, verify: "always" }))
+      .rejects.toThrow(/or its LSE is off by/);
   });
 });
