@@ -57,7 +57,7 @@ export function checkRows(inv: KernelInvocation, artifact: KernelArtifact, devic
     // The LSE (natural log of the row sum) within the same tolerance, relative to max(1, |LSE|).
     if (p.returnLse) {
       const lse = ref.lse[n];
-      err = Math.max(err, deviation(inv.lse[(b * p.qHeads + h) * p.qLen + i], lse, Math.max(1, Number.isFinite(lse) ? Math.abs(lse) : 1)));
+      err = Math.max(err, deviation(inv.lse[(b * p.qHeads + h) * p.qLen + i], lse, Math.max(1, Math.abs(lse))));
     }
     if (err > tolerance) {
       const kind = artifact.config.options?.subgroupMatrix ? "subgroupMatrix kernel" : "WGSL kernel";
