@@ -10,9 +10,9 @@ import {
 } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import { type AttentionProblem, type ResolvedProblem, defaultStrides, resolveProblem } from "./problem.js";
-import { referenceAttention } from "./reference.js";
+import { type QueryRow, type ReferenceResult, referenceAttention } from "./reference.js";
 import { freshSeed, randomNormal } from "./random.js";
-import { type StorageDType, type Tensor, fromFloat32, toFloat32 } from "./tensor.js";
+import { type StorageDType, type Tensor, bf16BitsToF32, f16BitsToF32, fromFloat32 } from "./tensor.js";
 import type { KernelInvocation } from "./backend.js";
 
 export interface CaseContext {
@@ -158,52 +158,76 @@ export interface CaseResult {
   message: string;
 }
 
-/** Compare a backend's outputs (already written into the instance) with the float64 reference. */
-export function checkInstance(inst: ConformanceInstance, tol: Tolerance = DEFAULT_TOLERANCE[inst.problem.dtype]): CaseResult {
-  const p = inst.problem;
-  const ref = referenceAttention(inst);
-  const got = toFloat32(inst.out, p.dtype);
-  const [sb, sh, ss] = inst.strides.out;
+/** How far a call's outputs are from the reference, on the rows compared. */
+export interface RowErrors {
+  /** Max |out − ref| / max(1, max |ref| over the rows). */
+  outError: number;
+  /** Max |lse − ref| / max(1, |ref|) (0 when the problem returns no LSE). */
+  lseError: number;
+  /** Elements still poisoned, NaN where the reference is not, or infinite where it differs. */
+  badElements: number;
+  /** The first bad element, for messages ("" when none). */
+  firstBad: string;
+}
+
+/**
+ * Compare the outputs (already written into `inv.out` and `inv.lse`) on `rows` with `ref`, the
+ * reference for exactly those rows in that order (referenceAttention's for every row, or
+ * referenceRows'). Elements are decoded one by one: a spot check of a large call reads only its rows.
+ */
+export function compareRows(inv: KernelInvocation, ref: ReferenceResult, rows: readonly QueryRow[]): RowErrors {
+  const p = inv.problem;
+  const decode = p.dtype === "f32" ? (x: number) => x : p.dtype === "bf16" ? bf16BitsToF32 : f16BitsToF32;
+  const [sb, sh, ss] = inv.strides.out;
   let maxRef = 0;
   for (const x of ref.out) if (Number.isFinite(x)) maxRef = Math.max(maxRef, Math.abs(x));
-  let outErr = 0;
-  let bad = 0;
+  let outError = 0;
+  let lseError = 0;
+  let badElements = 0;
   let firstBad = "";
-  for (let b = 0; b < p.batch; b++)
-    for (let h = 0; h < p.qHeads; h++)
-      for (let i = 0; i < p.qLen; i++)
-        for (let d = 0; d < p.vHeadDim; d++) {
-          const r = ref.out[((b * p.qHeads + h) * p.qLen + i) * p.vHeadDim + d];
-          const g = got[b * sb + h * sh + i * ss + d];
-          if (Number.isNaN(r) && Number.isNaN(g)) continue;
-          if (Number.isNaN(g) || Number.isNaN(r)) {
-            if (!bad) firstBad = `out[${b},${h},${i},${d}] = ${g}, reference ${r}`;
-            bad++;
-            continue;
-          }
-          outErr = Math.max(outErr, Math.abs(g - r) / Math.max(1, maxRef));
-        }
-  let lseErr = 0;
-  if (p.returnLse) {
-    for (let i = 0; i < ref.lse.length; i++) {
-      const r = ref.lse[i];
-      const g = inst.lse[i];
-      if (Object.is(r, g) || (Number.isNaN(r) && Number.isNaN(g))) continue;
-      if (!Number.isFinite(r) || !Number.isFinite(g)) {
-        if (!bad) firstBad = `lse[${i}] = ${g}, reference ${r}`;
-        bad++;
+  const bad = (what: string) => {
+    if (!badElements) firstBad = what;
+    badElements++;
+  };
+  rows.forEach(({ b, h, i }, n) => {
+    for (let d = 0; d < p.vHeadDim; d++) {
+      const r = ref.out[n * p.vHeadDim + d];
+      const g = decode(inv.out[b * sb + h * sh + i * ss + d]);
+      if (Number.isNaN(r) && Number.isNaN(g)) continue;
+      if (Number.isNaN(g) || Number.isNaN(r)) {
+        bad(`out[${b},${h},${i},${d}] = ${g}, reference ${r}`);
         continue;
       }
-      lseErr = Math.max(lseErr, Math.abs(g - r) / Math.max(1, Math.abs(r)));
+      outError = Math.max(outError, Math.abs(g - r) / Math.max(1, maxRef));
     }
-  }
-  const pass = bad === 0 && outErr <= tol.out && lseErr <= tol.lse;
+    if (!p.returnLse) return;
+    const at = (b * p.qHeads + h) * p.qLen + i;
+    const r = ref.lse[n];
+    const g = inv.lse[at];
+    if (Object.is(r, g) || (Number.isNaN(r) && Number.isNaN(g))) return;
+    if (!Number.isFinite(r) || !Number.isFinite(g)) bad(`lse[${at}] = ${g}, reference ${r}`);
+    else lseError = Math.max(lseError, Math.abs(g - r) / Math.max(1, Math.abs(r)));
+  });
+  return { outError, lseError, badElements, firstBad };
+}
+
+/** Every query row of a problem, in the reference's order. */
+function allRows(p: ResolvedProblem): QueryRow[] {
+  const rows: QueryRow[] = [];
+  for (let b = 0; b < p.batch; b++) for (let h = 0; h < p.qHeads; h++) for (let i = 0; i < p.qLen; i++) rows.push({ b, h, i });
+  return rows;
+}
+
+/** Compare a backend's outputs (already written into the instance) with the float64 reference. */
+export function checkInstance(inst: ConformanceInstance, tol: Tolerance = DEFAULT_TOLERANCE[inst.problem.dtype]): CaseResult {
+  const e = compareRows(inst, referenceAttention(inst), allRows(inst.problem));
+  const pass = e.badElements === 0 && e.outError <= tol.out && e.lseError <= tol.lse;
   const message = pass
     ? "ok"
-    : bad
-      ? `${bad} elements unwritten or NaN (first: ${firstBad})`
-      : `error out ${outErr.toExponential(2)} (tol ${tol.out}), lse ${lseErr.toExponential(2)} (tol ${tol.lse})`;
-  return { name: inst.case.name, seed: inst.seed, pass, outError: outErr, lseError: lseErr, badElements: bad, message };
+    : e.badElements
+      ? `${e.badElements} elements unwritten or NaN (first: ${e.firstBad})`
+      : `error out ${e.outError.toExponential(2)} (tol ${tol.out}), lse ${e.lseError.toExponential(2)} (tol ${tol.lse})`;
+  return { name: inst.case.name, seed: inst.seed, pass, outError: e.outError, lseError: e.lseError, badElements: e.badElements, message };
 }
 
 export interface ConformanceBackend {

@@ -5,13 +5,10 @@
  * (apps/bench/results/wgsl-h200.md), so a driver or Dawn update could break them without notice.
  */
 import { FlexAttnError } from "@flexattn/ir";
-import { type KernelArtifact, type KernelInvocation, type QueryRow, type StorageDType, referenceRows, toFloat32 } from "@flexattn/template";
+import { DEFAULT_TOLERANCE, type KernelArtifact, type KernelInvocation, type QueryRow, compareRows, referenceRows } from "@flexattn/template";
 
 /** "auto": subgroupMatrix kernels, once per device and kernel; "always": every run; "never". */
 export type VerifyMode = "auto" | "always" | "never";
-
-/** Largest error of a checked row, relative to the row's largest reference value (at least 1). */
-const TOLERANCE: Record<StorageDType, number> = { f32: 1e-3, f16: 1e-2, bf16: 5e-2 };
 
 export function needsCheck(artifact: KernelArtifact, mode: VerifyMode): boolean {
   return mode === "always" || (mode === "auto" && artifact.config.options?.subgroupMatrix === true);
@@ -29,45 +26,28 @@ export function spotRows(inv: KernelInvocation): QueryRow[] {
 }
 
 /**
- * |got − want| / scale, where a NaN or infinite reference (a NaN score, a fully masked row's LSE)
- * must be matched exactly and any other NaN is wrong.
- */
-function deviation(got: number, want: number, scale: number): number {
-  if (!Number.isFinite(want)) return Object.is(got, want) || (Number.isNaN(got) && Number.isNaN(want)) ? 0 : Infinity;
-  return Number.isNaN(got) ? Infinity : Math.abs(got - want) / scale;
-}
-
-/**
- * Compare a few output rows (already read back into inv.out) with the float64 reference; throw a
+ * Compare a few output rows and their LSE (already read back into the invocation) with the
+ * float64 reference, each row on its own scale, within the conformance suite's tolerances; throw a
  * FlexAttnError that names the row, the error and the way out when one is off.
  */
 export function checkRows(inv: KernelInvocation, artifact: KernelArtifact, deviceName: string): void {
   const p = inv.problem;
   const rows = spotRows(inv);
   const ref = referenceRows(inv, rows);
-  const out = toFloat32(inv.out, p.dtype);
-  const [sb, sh, ss] = inv.strides.out;
-  const tolerance = TOLERANCE[p.dtype];
-  rows.forEach(({ b, h, i }, n) => {
-    const want = ref.out.subarray(n * p.vHeadDim, (n + 1) * p.vHeadDim);
-    let scale = 1;
-    for (const x of want) if (Math.abs(x) > scale) scale = Math.abs(x);
-    let err = 0;
-    for (let d = 0; d < p.vHeadDim; d++) err = Math.max(err, deviation(out[b * sb + h * sh + i * ss + d], want[d], scale));
-    // The LSE (natural log of the row sum) within the same tolerance, relative to max(1, |LSE|).
-    if (p.returnLse) {
-      const lse = ref.lse[n];
-      err = Math.max(err, deviation(inv.lse[(b * p.qHeads + h) * p.qLen + i], lse, Math.max(1, Math.abs(lse))));
-    }
-    if (err > tolerance) {
-      const kind = artifact.config.options?.subgroupMatrix ? "subgroupMatrix kernel" : "WGSL kernel";
-      const way = artifact.config.options?.subgroupMatrix
-        ? "subgroupMatrix kernels are correct on this driver only in the exact form flexattn generates, for reasons not understood (see @flexattn/codegen-wgsl's README); run without the subgroupMatrix option"
-        : "please report it with the artifact";
-      throw new FlexAttnError(
-        `${kind} gave wrong results on ${deviceName}: output row (b=${b}, h=${h}, q=${i}) or its LSE is off by ${err.toExponential(2)} ` +
-          `relative to the float64 reference (tolerance ${tolerance}); ${way}.`,
-      );
-    }
+  const tol = DEFAULT_TOLERANCE[p.dtype];
+  rows.forEach((row, n) => {
+    const one = { out: ref.out.subarray(n * p.vHeadDim, (n + 1) * p.vHeadDim), lse: ref.lse.subarray(n, n + 1) };
+    const e = compareRows(inv, one, [row]);
+    if (e.badElements === 0 && e.outError <= tol.out && e.lseError <= tol.lse) return;
+    const err = e.badElements ? Infinity : Math.max(e.outError, e.lseError);
+    const matrix = artifact.config.options?.subgroupMatrix === true;
+    const way = matrix
+      ? "subgroupMatrix kernels are correct on this driver only in the exact form flexattn generates, for reasons not understood (see @flexattn/codegen-wgsl's README); run without the subgroupMatrix option"
+      : "please report it with the artifact";
+    throw new FlexAttnError(
+      `${matrix ? "subgroupMatrix kernel" : "WGSL kernel"} gave wrong results on ${deviceName}: output row (b=${row.b}, h=${row.h}, q=${row.i}) ` +
+        `or its LSE is off by ${err.toExponential(2)} relative to the float64 reference (tolerance ${tol.out})` +
+        `${e.badElements ? ` (${e.firstBad})` : ""}; ${way}.`,
+    );
   });
 }
