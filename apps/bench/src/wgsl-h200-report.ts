@@ -83,8 +83,8 @@ const wideTable = sweepTable(wide.sweep, wide.defaults);
 // speed and how its output differs from the robust library kernel's.
 interface BisectRow { name: string; tflops?: number; maxDiffVsLibrary?: number | null; elements?: number; nan?: number; zero?: number; off?: number }
 // Calls 13 and 14 (sets "down" and "remat") compare each robustness-off run with the same edit run with robustness on.
-const robustnessCalls = ["call10-robustness-experiments", "call11-control-deps", "call13-narrow-down", "call14-remat"]
-  .map((dir) => ({ dir, selfReferenced: /call1[34]/.test(dir), ...(JSON.parse(read(`${dir}/bisect.json`)) as { rows: BisectRow[] }) }));
+const robustnessCalls = ([["call10-robustness-experiments", false], ["call11-control-deps", false], ["call13-narrow-down", true], ["call14-remat", true]] as const)
+  .map(([dir, selfReferenced]) => ({ dir, selfReferenced, ...(JSON.parse(read(`${dir}/bisect.json`)) as { rows: BisectRow[] }) }));
 function outputOf(r: BisectRow, diff: BisectRow | undefined, selfReferenced: boolean): string {
   if (!diff && selfReferenced && r.name.endsWith("robustness on")) return "reference for the same edit with robustness off";
   if (!diff) return r.maxDiffVsLibrary === 0 ? "the reference" : `max diff ${(r.maxDiffVsLibrary ?? Infinity).toExponential(1)} vs the reference`;

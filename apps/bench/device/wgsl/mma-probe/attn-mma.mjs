@@ -22,7 +22,8 @@ const rowMaxLines = (stride, CPL, LPR, tau) => [
   "    var ls = 0.0f;",
 ];
 
-const matrixPrelude = (withResult) => `enable f16;
+/** The WGSL header of every matrix shader here (order-probe.mjs too): extensions and the f16 16×16 matrix aliases. */
+export const matrixPrelude = (withResult) => `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);

@@ -16,6 +16,7 @@
 //
 //   node order-probe.mjs [--null]      (EXTRA_TOGGLES as in probe.mjs; ROBUSTNESS=both|on|off, default both)
 import { create, globals } from "webgpu";
+import { matrixPrelude } from "./attn-mma.mjs";
 Object.assign(globalThis, globals);
 const log = (...a) => console.log(...a);
 const backend = process.argv.includes("--null") ? "null" : "vulkan";
@@ -28,13 +29,7 @@ const groupsOf = (phase) => (phase === "kv" ? GROUPS / 2 : phase === "attn" ? GR
 const ATTN_T = 256, ATTN_OUT = 8 * 256 + 256;
 
 function header() {
-  return `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);
-alias ML = subgroup_matrix_left<f16, 16, 16>;
-alias MR = subgroup_matrix_right<f16, 16, 16>;
-alias MA = subgroup_matrix_result<f32, 16, 16>;
+  return `${matrixPrelude(true)}
 struct Params { zero: u32, tiles: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> src: array<f16>;
