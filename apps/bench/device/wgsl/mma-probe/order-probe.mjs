@@ -50,7 +50,11 @@ function guarded(dep, decl, call, base, stride, len) {
   throw new Error(dep);
 }
 
-/** The library kernel's K/V staging at d=128 with 16 keys: sm holds K hi, K lo, V hi, V lo (stride 136). */
+/**
+ * The library kernel's K/V staging at d=128 with 16 keys: sm holds K hi, K lo, V hi, V lo (stride
+ * 136). `split` is codegen-wgsl's fa_split, written out here on purpose: the probe runs on the
+ * device without the workspace packages and has to reproduce the kernel's code exactly.
+ */
 const KV_STAGING = `var<workgroup> sm: array<f16, 8704>;
 fn split(i: i32, x: vec4<f32>, lo: i32) {
   let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));
