@@ -125,6 +125,34 @@ const EXPERIMENT_EDITS: Record<string, (src: string) => string> = {
   "Q computed": (s) => computed(s, /let (fa_q[hl]_\d+_\d+) = (subgroupMatrixLoad<FA_ML[^;]*);/g),
   "P computed": (s) => computed(s, /let (p[hl]\d+) = (subgroupMatrixLoad<FA_ML[^;]*);/g),
   "K/V computed": (s) => computed(s, /let ([kv][hl]\d*) = (subgroupMatrixLoad<FA_MR[^;]*);/g),
+  // The lazy rescale's update without divergent control flow: selects, and the flag raised and
+  // cleared by atomics every invocation executes ("branchfree" set: is the divergent `if` what
+  // breaks the order probe's attn+flag kernel?).
+  "branch-free rescale": (s) => s
+    .replace(/if \(mx_0 > m_0 \+ ([\d.]+f)\) \{\n\s*al_0 = exp2\(m_0 - mx_0\);\n\s*m_0 = mx_0;\n\s*if \(l_0 > 0\.0f\) \{ atomicStore\(&fa_rescale, 1u\); \}\n\s*\}/g,
+      "let fa_up = mx_0 > m_0 + $1; al_0 = select(1.0f, exp2(m_0 - mx_0), fa_up); m_0 = select(m_0, mx_0, fa_up); " +
+      "atomicOr(&fa_rescale, select(0u, 1u, fa_up && l_0 > 0.0f));")
+    .replace(/if \(tid == 0\) \{ atomicStore\(&fa_rescale, 0u\); \}/g, "atomicAnd(&fa_rescale, select(0xffffffffu, 0u, tid == 0));"),
+  "no staging bounds checks": EDITS["no staging bounds checks"],
+  // The rescale flag as a plain u32 (every writer stores the same value), no workgroup atomics.
+  "plain flag": (s) => s
+    .replace("var<workgroup> fa_rescale: atomic<u32>;", "var<workgroup> fa_rescale: u32;")
+    .replace(/atomicStore\(&fa_rescale, (\du)\);/g, "fa_rescale = $1;"),
+  // The flag declared before the matrix arrays.
+  "flag declared first": (s) => s
+    .replace("var<workgroup> fa_rescale: atomic<u32>;\n", "")
+    .replace("var<workgroup> fa_sm:", "var<workgroup> fa_rescale: atomic<u32>;\nvar<workgroup> fa_sm:"),
+  // Every scalar workgroup variable (the flag and the dependency value) declared before the arrays
+  // (the order probe's attn kernels with a workgroup flag were right only so).
+  "small variables first": (s) => {
+    const small = s.match(/^var<workgroup> fa_\w+: (atomic<u32>|u32);$/gm) ?? [];
+    const rest = small.reduce((t, line) => t.replace(`${line}\n`, ""), s);
+    return rest.replace("var<workgroup> fa_sm:", `${small.join("\n")}\nvar<workgroup> fa_sm:`);
+  },
+  // The flag as the first of four atomics (16 bytes).
+  "flag padded": (s) => s
+    .replace("var<workgroup> fa_rescale: atomic<u32>;", "var<workgroup> fa_rescale: array<atomic<u32>, 4>;")
+    .replace(/&fa_rescale\b/g, "&fa_rescale[0]"),
   // No barrier dependencies on the loads (the original reordering bug, for comparison).
   "no load deps": (s) => s.replace(/ \+ fa_d(q\d+|k|p|r\d+)(?= \+ \d+u, \d+u\))/g, ""),
 };
@@ -166,6 +194,29 @@ const EXPERIMENT_SETS: Record<string, Experiment[]> = {
     ["P computed", false, EXPERIMENT_EDITS["P computed"]],
     ["K/V computed", false, EXPERIMENT_EDITS["K/V computed"]],
     ["Q, P, K/V computed", false, combine("Q computed", "P computed", "K/V computed")],
+  ],
+  // Divergent control flow inside the tile loop taken out, robustness off (and on) against the robust library kernel.
+  branchfree: [
+    ["library kernel", false, same],
+    ["branch-free rescale", false, EXPERIMENT_EDITS["branch-free rescale"]],
+    ["branch-free rescale + no staging bounds checks", false, combine("branch-free rescale", "no staging bounds checks")],
+    ["branch-free rescale", true, EXPERIMENT_EDITS["branch-free rescale"]],
+    ["branch-free rescale + no staging bounds checks", true, combine("branch-free rescale", "no staging bounds checks")],
+  ],
+  // The workgroup atomic (the order probe's attn kernels go wrong once any is used in the loop).
+  atomics: [
+    ["plain flag", false, EXPERIMENT_EDITS["plain flag"]],
+    ["flag declared first", false, EXPERIMENT_EDITS["flag declared first"]],
+    ["flag padded", false, EXPERIMENT_EDITS["flag padded"]],
+    ["plain flag + no staging bounds checks", false, combine("plain flag", "no staging bounds checks")],
+    ["plain flag", true, EXPERIMENT_EDITS["plain flag"]],
+  ],
+  layout: [
+    ["small variables first", false, EXPERIMENT_EDITS["small variables first"]],
+    ["small variables first", true, EXPERIMENT_EDITS["small variables first"]],
+    ["small variables first + no load deps", false, combine("small variables first", "no load deps")],
+    ["small variables first + no load deps", true, combine("small variables first", "no load deps")],
+    ["small variables first + no staging bounds checks", false, combine("small variables first", "no staging bounds checks")],
   ],
   control: [
     ["control deps", false, EXPERIMENT_EDITS["control deps"]],

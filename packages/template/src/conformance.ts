@@ -3,7 +3,7 @@
  * masked rows × head dims × offsets × layouts) and one checker against the float64 reference
  * on fresh random inputs. Outputs are poisoned with NaN first, so an unwritten element fails.
  */
-import { type MaskMod, type ScoreMod, traceMaskMod, traceScoreMod, where } from "@flexattn/ir";
+import { type MaskMod, type ScoreMod, toF32, traceMaskMod, traceScoreMod, where } from "@flexattn/ir";
 import {
   alibi, andMasks, causal, chunked, dilatedSlidingWindow, document, documentCausal, mulberry32, prefixLM,
   randomDocumentIds, relativePosition, slidingWindow, softcap,
@@ -57,6 +57,9 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
   c("alibi-causal", { qHeads: 4, kvHeads: 4 }, { mask: () => causal(), score: () => alibi(4) }, [32, 32], ["captured-f32"]),
   c("softcap-causal", {}, { mask: () => causal(), score: () => softcap(5) }),
   c("relative-position", {}, { score: () => relativePosition() }),
+  // The row max rises by 12 every 16 keys, so every kernel's online-softmax rescaling (lazy or not)
+  // runs on nearly every key tile.
+  c("rising-scores", {}, { score: () => (s, _b, _h, _q, kv) => s.add(toF32(kv).mul(0.75)) }, [16, 16]),
   c("softcap-document-causal", { qLen: 112, kvLen: 112 }, {
     mask: (ctx) => documentCausal(docIds(ctx, 112, 4)), score: () => softcap(8),
   }, [16, 16], ["captured-i32", "ragged"]),
