@@ -36,7 +36,7 @@ const { values: args } = parseArgs({
      * configs wherever one applies, and sweep them beside the plain ones.
      */
     "subgroup-matrix": { type: "boolean", default: false },
-    /** With --subgroup-matrix: sweep the subgroupMatrix configs beside the default plain config only. */
+    /** With --subgroup-matrix: sweep the fastest subgroupMatrix config beside the plain kernel's default only. */
     "matrix-only": { type: "boolean", default: false },
     /** Sweep head dim 64 only, over WIDE_64 (shapes and options the H100-pruned list no longer times). */
     "wide-d64": { type: "boolean", default: false },
@@ -96,11 +96,8 @@ const SWEEP_MMA: Record<number, KernelConfig[]> = {
   64: [mma(128, 16, 128), mma(128, 16, 256), mma(64, 16, 64), mma(128, 32, 128)],
   128: [mma(128, 16, 256), mma(128, 16, 128), mma(64, 16, 128), mma(64, 16, 64)],
 };
-/** --matrix-only: the two fastest of call 7 (results/wgsl-h200-raw/call7-subgroup-matrix) per head dim. */
-const SWEEP_MMA_SHORT: Record<number, KernelConfig[]> = {
-  64: [mma(128, 16, 128), mma(128, 16, 256)],
-  128: [mma(128, 16, 256), mma(128, 16, 128)],
-};
+/** --matrix-only: the fastest matrix shape of call 20 (results/wgsl-h200-raw/call20-protocol-matrix), both head dims. */
+const SWEEP_MMA_SHORT: Record<number, KernelConfig[]> = { 64: [mma(128, 16, 256)], 128: [mma(128, 16, 256)] };
 /**
  * Every protocol variant is swept: the protocol then runs each (variant, head dim) with its own
  * best config, which is what the autotuner does; the config with the best geometric mean over
@@ -184,13 +181,16 @@ async function main() {
   const N4 = QUICK ? 512 : 4096;
   const N1 = QUICK ? 256 : 1024;
   // Before (or without) the sweep: the library's default for this device.
-  const fallback = (d: number) => wgslDefaultConfig(invocation({ ...shapes(N4, d), variant: "causal" }).inv.problem, [128, 128], { limits: dev.limits });
+  const fallback = (d: number, subgroupMatrix = dev.limits.subgroupMatrix) =>
+    wgslDefaultConfig(invocation({ ...shapes(N4, d), variant: "causal" }).inv.problem, [128, 128], { limits: { ...dev.limits, subgroupMatrix } });
   const defaults: Record<number, KernelConfig> = { 64: fallback(64), 128: fallback(128) };
+  /** The plain kernel's default (what devices without subgroup matrices run), swept beside the matrix configs. */
+  const plainDefaults: Record<number, KernelConfig> = { 64: fallback(64, false), 128: fallback(128, false) };
   const best: Record<number, KernelConfig> = { ...defaults };
   result.defaults = { 64: label(defaults[64]), 128: label(defaults[128]) };
   // Dawn without its robustness transform (bounds clamping of array accesses): trusted shaders only.
   const fast = args.unsafe
-    ? await requestFlexDevice({ backend: args.backend as DawnBackend, dawnOptions: ["enable-dawn-features=allow_unsafe_apis,disable_robustness"] })
+    ? await requestFlexDevice({ backend: args.backend as DawnBackend, dawnOptions: [`${MMA ? DAWN_SUBGROUP_MATRIX_OPTIONS[0] : "enable-dawn-features=allow_unsafe_apis"},disable_robustness`] })
     : null;
   const sweep: (Row & { robustness: boolean; pass?: number })[] = [];
   /** Per (variant, head dim): the fastest swept config, what the autotuner would pick. */
@@ -201,7 +201,7 @@ async function main() {
     for (const d of args["wide-d64"] ? [64] : [64, 128]) {
       let bestScore = Infinity;
       const plain = args["wide-d64"] ? WIDE_64 : SWEEP[d];
-      const configs = !MMA ? plain : args["matrix-only"] ? [defaults[d], ...SWEEP_MMA_SHORT[d]] : [...plain, ...SWEEP_MMA[d]];
+      const configs = !MMA ? plain : args["matrix-only"] ? [plainDefaults[d], ...SWEEP_MMA_SHORT[d]] : [...plain, ...SWEEP_MMA[d]];
       for (const config of configs) {
         let logSum = 0;
         for (const variant of variants) {
@@ -269,7 +269,6 @@ async function main() {
         unsafeRows.push(row);
         log("unsafe", c.variant, c.d, row.ms.toFixed(3), "ms", row.tflops.toFixed(2), "TFLOP/s", "spot err", row.spotError?.toExponential(2));
       } catch (e) {
-        // e.g. a subgroupMatrix config: devices with robustness off never offer it
         log("unsafe", c.variant, c.d, label(configFor(c)), "failed:", (e as Error).message);
       }
     }

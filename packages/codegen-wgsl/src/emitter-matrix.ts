@@ -53,9 +53,9 @@ export class MatrixEmitter extends WgslEmitter {
     return 2 * this.g.BN * this.mg.KS;
   }
 
-  /** A matrix load from workgroup memory, ordered after the last barrier by the `dep` value. */
-  private load(kind: "FA_ML" | "FA_MR" | "FA_MA", layout: "row_major" | "col_major", arr: string, dep: string, base: string, offset: number, stride: number): string {
-    return `subgroupMatrixLoad<${kind}, ${layout}>(&${arr}, ${base} + ${dep} + ${offset}u, ${stride}u)`;
+  /** A matrix load from workgroup memory at `base` (a per-subgroup expression, or none) + `offset`. */
+  private load(kind: "FA_ML" | "FA_MR" | "FA_MA", layout: "row_major" | "col_major", arr: string, base: string | null, offset: number, stride: number): string {
+    return `subgroupMatrixLoad<${kind}, ${layout}>(&${arr}, ${base ? `${base} + ` : ""}${offset}u, ${stride}u)`;
   }
 
   /**
@@ -89,15 +89,13 @@ export class MatrixEmitter extends WgslEmitter {
       "alias FA_MR = subgroup_matrix_right<f16, 16, 16>;",
       "alias FA_MA = subgroup_matrix_result<f32, 16, 16>;",
       ...this.moduleScope(),
+      "// The rescale flag (element 0) comes first and fills 16 bytes, so every matrix array starts",
+      "// 16-byte aligned whichever way the driver lays the variables out: on the H200 a 4-byte",
+      "// variable placed among the arrays made every matrix kernel wrong (results/wgsl-h200.md).",
+      "var<workgroup> fa_rescale: array<atomic<u32>, 4>;",
       `var<workgroup> fa_sm: array<f16, ${mg.smHalves}>;`,
       `var<workgroup> fa_sc: array<f32, ${mg.scFloats}>;`,
       `var<workgroup> fa_pp: array<f16, ${mg.ppHalves}>;`,
-      "var<workgroup> fa_rescale: atomic<u32>;",
-      "// Always 0. Matrix loads from workgroup memory add a value read from it after the barrier that",
-      "// publishes their data. Their offsets are then never constant, so Tint's robustness puts every",
-      "// matrix load and store in an in-bounds check: on the H200 (Dawn/Vulkan) every kernel whose",
-      "// matrix accesses escaped that check wrote NaN (results/wgsl-h200.md).",
-      "var<workgroup> fa_dep: u32;",
       SPLIT_FUNCTION,
       "",
       `@compute @workgroup_size(${g.T})`,
@@ -116,7 +114,6 @@ export class MatrixEmitter extends WgslEmitter {
       `let pbase = sg * ${2 * mg.R * mg.PS}u;`,
       `let srow = sbase + (lane / ${mg.LPR}u) * ${mg.SS}u;`,
       `let prow = pbase + (lane / ${mg.LPR}u) * ${mg.PS}u;`,
-      "if (tid == 0) { fa_dep = select(0u, 1u, P.q_len < 0); }",
       ...this.hoistedModCode(),
     ];
     return `${lines.join("\n")}\n${indent(body.join("\n"))}`;
@@ -134,12 +131,12 @@ export class MatrixEmitter extends WgslEmitter {
     for (let c0 = 0; c0 < g.D; c0 += CW) {
       lines.push(
         this.tileShares("q", g.BM, CW / 4, g.D, () => `fa_split(r * ${QS} + d4 * 4, x * ${scale}, ${g.BM * QS});`, { col: c0 }),
-        `let fa_dq${c0} = workgroupUniformLoad(&fa_dep);`,
+        "workgroupBarrier();",
         ...range(mg.RF).flatMap((rf) => range(CW / 16).flatMap((k) => {
           const [kd, off] = [c0 / 16 + k, rf * 16 * QS + k * 16];
           return [
-            `let fa_qh_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `fa_dq${c0}`, `sg * ${mg.R * QS}u`, off, QS)};`,
-            `let fa_ql_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `fa_dq${c0}`, `sg * ${mg.R * QS}u`, g.BM * QS + off, QS)};`,
+            `let fa_qh_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `sg * ${mg.R * QS}u`, off, QS)};`,
+            `let fa_ql_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `sg * ${mg.R * QS}u`, g.BM * QS + off, QS)};`,
           ];
         })),
         "workgroupBarrier();",
@@ -163,7 +160,7 @@ export class MatrixEmitter extends WgslEmitter {
       "// K and V tiles → f16 hi/lo in sm.",
       this.tileShares("k", g.BN, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x, ${g.BN * mg.KS});`),
       this.tileShares("v", g.BN, g.DV4, g.DV, () => `fa_split(${this.vBase} + r * ${mg.VKS} + d4 * 4, x, ${g.BN * mg.VKS});`),
-      "let fa_dk = workgroupUniformLoad(&fa_dep);",
+      "workgroupBarrier();",
     ].join("\n");
   }
 
@@ -176,8 +173,8 @@ export class MatrixEmitter extends WgslEmitter {
     for (const kd of range(mg.DF)) {
       const step = [
         ...range(mg.NF).flatMap((nf) => [
-          `let kh${nf} = ${this.load("FA_MR", "col_major", "fa_sm", "fa_dk", "0u", nf * 16 * mg.KS + kd * 16, mg.KS)};`,
-          `let kl${nf} = ${this.load("FA_MR", "col_major", "fa_sm", "fa_dk", "0u", g.BN * mg.KS + nf * 16 * mg.KS + kd * 16, mg.KS)};`,
+          `let kh${nf} = ${this.load("FA_MR", "col_major", "fa_sm", null, nf * 16 * mg.KS + kd * 16, mg.KS)};`,
+          `let kl${nf} = ${this.load("FA_MR", "col_major", "fa_sm", null, g.BN * mg.KS + nf * 16 * mg.KS + kd * 16, mg.KS)};`,
         ]),
         ...range(mg.NF).flatMap((nf) => range(mg.RF).flatMap((rf) => this.products(`fa_s_${rf}_${nf}`, `fa_qh_${rf}_${kd}`, `fa_ql_${rf}_${kd}`, `kh${nf}`, `kl${nf}`))),
       ];
@@ -209,7 +206,7 @@ export class MatrixEmitter extends WgslEmitter {
       `if (mx_0 > m_0 + ${wgslFloat(TAU)}) {`,
       "  al_0 = exp2(m_0 - mx_0);",
       "  m_0 = mx_0;",
-      "  if (l_0 > 0.0f) { atomicStore(&fa_rescale, 1u); }",
+      "  if (l_0 > 0.0f) { atomicStore(&fa_rescale[0], 1u); }",
       "}",
       "// A row with no unmasked key so far keeps m = -inf; exponentiate against 0 instead.",
       "let mu_0 = select(m_0, 0.0f, m_0 == NEG_INF);",
@@ -217,11 +214,10 @@ export class MatrixEmitter extends WgslEmitter {
       ...cols.map((j) => `{ let p = exp2(s_0_${j} - mu_0); ls_0 += p; let h = bitcast<f32>(bitcast<u32>(p) & 0xffffe000u); ` +
         `fa_pp[prow + ${j * g.TC}u + cu] = f16(h); fa_pp[prow + ${mg.R * mg.PS + j * g.TC}u + cu] = f16(p - h); }`),
       "l_0 = l_0 * al_0 + ls_0;",
-      "let fa_flag = workgroupUniformLoad(&fa_rescale);",
-      "let fa_dp = min(fa_flag, fa_dk);",
+      "let fa_flag = workgroupUniformLoad(&fa_rescale[0]);",
       "if (fa_flag != 0u) {",
       indent(this.rescaleO()),
-      "  if (tid == 0) { atomicStore(&fa_rescale, 0u); }",
+      "  if (tid == 0) { atomicStore(&fa_rescale[0], 0u); }",
       "}",
     );
     return lines.join("\n");
@@ -230,12 +226,12 @@ export class MatrixEmitter extends WgslEmitter {
   /** O fragments → sc (NF at a time: sc is BN wide), each lane scales its row by al_0, → fragments. */
   private rescaleO(): string {
     const { g, mg } = this;
-    return this.oChunks().flatMap(({ c0, frags }) => [
+    return this.oChunks().flatMap(({ frags }) => [
       ...this.storeChunk(frags),
       "workgroupBarrier();",
       ...range(g.RN).map((j) => `fa_sc[srow + ${j * g.TC}u + cu] *= al_0;`),
-      `let fa_dr${c0} = workgroupUniformLoad(&fa_dep);`,
-      ...frags.map(([rf, df, off]) => `fa_o_${rf}_${df} = ${this.load("FA_MA", "row_major", "fa_sc", `fa_dr${c0}`, "sbase", off, mg.SS)};`),
+      "workgroupBarrier();",
+      ...frags.map(([rf, df, off]) => `fa_o_${rf}_${df} = ${this.load("FA_MA", "row_major", "fa_sc", "sbase", off, mg.SS)};`),
       "workgroupBarrier();",
     ]).join("\n");
   }
@@ -250,12 +246,12 @@ export class MatrixEmitter extends WgslEmitter {
     for (const nf of range(mg.NF)) {
       const step = [
         ...range(mg.RF).flatMap((rf) => [
-          `let ph${rf} = ${this.load("FA_ML", "row_major", "fa_pp", "fa_dp", "pbase", rf * 16 * mg.PS + nf * 16, mg.PS)};`,
-          `let pl${rf} = ${this.load("FA_ML", "row_major", "fa_pp", "fa_dp", "pbase", mg.R * mg.PS + rf * 16 * mg.PS + nf * 16, mg.PS)};`,
+          `let ph${rf} = ${this.load("FA_ML", "row_major", "fa_pp", "pbase", rf * 16 * mg.PS + nf * 16, mg.PS)};`,
+          `let pl${rf} = ${this.load("FA_ML", "row_major", "fa_pp", "pbase", mg.R * mg.PS + rf * 16 * mg.PS + nf * 16, mg.PS)};`,
         ]),
         ...range(mg.DVF).map((df) => `{\n${indent([
-          `let vh = ${this.load("FA_MR", "row_major", "fa_sm", "fa_dp", "0u", this.vBase + nf * 16 * mg.VKS + df * 16, mg.VKS)};`,
-          `let vl = ${this.load("FA_MR", "row_major", "fa_sm", "fa_dp", "0u", this.vBase + g.BN * mg.VKS + nf * 16 * mg.VKS + df * 16, mg.VKS)};`,
+          `let vh = ${this.load("FA_MR", "row_major", "fa_sm", null, this.vBase + nf * 16 * mg.VKS + df * 16, mg.VKS)};`,
+          `let vl = ${this.load("FA_MR", "row_major", "fa_sm", null, this.vBase + g.BN * mg.VKS + nf * 16 * mg.VKS + df * 16, mg.VKS)};`,
           ...range(mg.RF).flatMap((rf) => this.products(`fa_o_${rf}_${df}`, `ph${rf}`, `pl${rf}`, "vh", "vl")),
         ].join("\n"))}\n}`),
       ];

@@ -257,7 +257,7 @@ function subgroupMatrixGeometry(spec: KernelSpec, opts: WgslOptions, fail: (m: s
   const m = matrixGeometry(spec, BM, BN, T, fail);
   const D = spec.qkHeadDim;
   const DV = spec.vHeadDim;
-  const sharedBytes = 2 * m.smHalves + 4 * m.scFloats + 2 * m.ppHalves + 8; // + the rescale flag and fa_dep
+  const sharedBytes = 2 * m.smHalves + 4 * m.scFloats + 2 * m.ppHalves + 16; // + the rescale flag, padded to 16 bytes
   return {
     // Each lane holds one query row (RM = 1) and CPL of its columns (c, c + LPR, …), as the
     // register tile of the plain kernel does with TC = LPR: the mods and row exchanges are shared.

@@ -133,15 +133,6 @@ async function findAdapter(o: FlexDeviceOptions): Promise<{ adapter: GPUAdapter;
   );
 }
 
-/**
- * With Dawn's robustness off every subgroupMatrix kernel wrote NaN on the H200: they are correct
- * there only with Tint's in-bounds check around each matrix access (apps/bench/results/wgsl-h200.md,
- * calls 10–11). Devices requested with it never offer that kernel.
- */
-export function subgroupMatrixSafe(dawnOptions: readonly string[] = []): boolean {
-  return !dawnOptions.some((x) => x.includes("disable_robustness"));
-}
-
 /** Request a device with the adapter's maximum limits and the useful optional features. */
 export async function requestFlexDevice(o: FlexDeviceOptions = {}): Promise<FlexDevice> {
   const { adapter, backend } = await findAdapter(o);
@@ -152,8 +143,7 @@ export async function requestFlexDevice(o: FlexDeviceOptions = {}): Promise<Flex
   }
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  const dev = wrapDevice(device, adapter, backend);
-  return subgroupMatrixSafe(o.dawnOptions) ? dev : { ...dev, limits: { ...dev.limits, subgroupMatrix: false } };
+  return wrapDevice(device, adapter, backend);
 }
 
 /** Describe a device you already have (e.g. the browser engine's own). */

@@ -1,6 +1,6 @@
 /** Device capability rules that need no GPU: when `subgroupMatrix` kernels are offered. */
 import { describe, expect, it } from "vitest";
-import { DAWN_SUBGROUP_MATRIX_OPTIONS, hasSubgroupMatrix, subgroupMatrixSafe } from "../src/device.js";
+import { hasSubgroupMatrix } from "../src/device.js";
 
 const FEATURES = new Set(["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"]);
 const f16 = { componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 };
@@ -15,12 +15,5 @@ describe("subgroupMatrix capability", () => {
     expect(hasSubgroupMatrix(FEATURES, { ...H200_INFO, subgroupMatrixConfigs: [{ ...f16, resultComponentType: "f16" }, { ...f16, N: 8 }] })).toBe(false);
     expect(hasSubgroupMatrix(FEATURES, { ...H200_INFO, subgroupMatrixConfigs: [] })).toBe(false);
     expect(hasSubgroupMatrix(FEATURES, undefined)).toBe(false);
-  });
-
-  it("is never offered on a device requested with Dawn's robustness off", () => {
-    expect(subgroupMatrixSafe()).toBe(true);
-    expect(subgroupMatrixSafe(DAWN_SUBGROUP_MATRIX_OPTIONS)).toBe(true);
-    expect(subgroupMatrixSafe([`${DAWN_SUBGROUP_MATRIX_OPTIONS[0]},disable_robustness`])).toBe(false);
-    expect(subgroupMatrixSafe(["enable-dawn-features=allow_unsafe_apis,disable_robustness"])).toBe(false);
   });
 });
