@@ -3,7 +3,9 @@
  * apps/bench/results/wgsl-h200-raw/: the protocol with the library's default configs beside the
  * PyTorch anchors of the same call (call 5), the settled config sweep (call 6), and the
  * subgroupMatrix kernels (calls 7 and 8), the robustness experiments on them (calls 10, 11, 13, 14),
- * and the d=64 default's neighbourhood (call 12).
+ * the d=64 default's neighbourhood (call 12), the layout experiments that found why the matrix
+ * kernels were wrong (calls 17–19, probe calls 17–21 in ../wgsl-h200-mma-probe), and the protocol
+ * with the fixed matrix kernel beside the anchors of the same call (call 20).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -94,24 +96,86 @@ function outputOf(r: BisectRow, diff: BisectRow | undefined, selfReferenced: boo
   if (!diff.nan && r.maxDiffVsLibrary) return `${diff.off} of ${diff.elements} off by > 1e-3 (max ${r.maxDiffVsLibrary.toExponential(1)}), ${diff.zero} zero`;
   return `${diff.nan} NaN, ${diff.zero} never written, ${diff.off} off by > 1e-3, of ${diff.elements}`;
 }
-const robustnessTable = [
+/** Bisect calls as one table: each edited kernel's speed and how its output differs from its reference. */
+const bisectTable = (calls: { dir: string; selfReferenced: boolean; rows: BisectRow[] }[]) => [
   "| call | kernel, Dawn robustness | TFLOP/s | output |",
   "|---|---|---|---|",
-  ...robustnessCalls.flatMap((c) => c.rows.filter((r) => r.tflops !== undefined).map((r) => {
+  ...calls.flatMap((c) => c.rows.filter((r) => r.tflops !== undefined).map((r) => {
     const diff = c.rows.find((d) => d.name === `${r.name}: differences`);
     const name = r.name.includes("robustness") ? r.name : `${r.name}, robustness on`;
     return `| ${c.dir.slice(4, 6)} | ${name} | ${f(r.tflops)} | ${outputOf(r, diff, c.selfReferenced)} |`;
   })),
 ];
+const robustnessTable = bisectTable(robustnessCalls);
+
+// Calls 17–19: wgsl-matrix-bisect --experiments branchfree | atomics | layout, against the robust library kernel.
+const layoutCalls = ["call17-branchfree", "call18-atomics", "call19-layout"]
+  .map((dir) => ({ dir, selfReferenced: false, ...(JSON.parse(read(`${dir}/bisect.json`)) as { rows: BisectRow[] }) }));
+const layoutTable = bisectTable(layoutCalls);
+
+// Probe calls 17–21: order-probe.mjs attn variants, robustness on and off (one line each in the logs).
+const PROBE = join(RESULTS, "wgsl-h200-mma-probe");
+const probeRuns = [17, 18, 19, 20, 21].flatMap((call) => readFileSync(join(PROBE, `call${call}-order-probe-attn-log.txt`), "utf8").split("\n")
+  .map((l) => l.match(/^robustness (on|off)\s+(\S+)\s+stride 16 data (within 1e-4|WRONG) ?(\d+)?/))
+  .filter((m): m is RegExpMatchArray => m !== null)
+  .map((m) => ({ call, robust: m[1] === "on", phase: m[2], ok: m[3] !== "WRONG", wrong: Number(m[4] ?? 0) })));
+const probeTable = [
+  "| probe call | attn variant | robustness on | robustness off |",
+  "|---|---|---|---|",
+  ...[...new Set(probeRuns.map((r) => `${r.call}|${r.phase}`))].map((key) => {
+    const [call, phase] = key.split("|");
+    const cell = (robust: boolean) => {
+      const r = probeRuns.find((x) => `${x.call}` === call && x.phase === phase && x.robust === robust);
+      return !r ? "–" : r.ok ? "right" : `**wrong** (${r.wrong} of 18874368)`;
+    };
+    return `| ${call} | \`${phase}\` | ${cell(true)} | ${cell(false)} |`;
+  }),
+];
+
+// Call 20: the protocol with the fixed matrix kernel (each variant on its best swept config),
+// the robustness-off rows, and the PyTorch anchors of the same call.
+interface BenchRow { variant: string; n: number; d: number; config: string; tflops: number; spotError?: number }
+const call20 = JSON.parse(read("call20-protocol-matrix/wgsl-bench.json")) as {
+  results: BenchRow[]; robustnessOff: BenchRow[]; sweep: SweepRow[]; defaults: Record<string, string>; conformance: MatrixCall["conformance"];
+};
+const torch20 = JSON.parse(read("call20-protocol-matrix/torch-anchors.json")) as { rows: TorchRow[] };
+const anchor20 = (v: string, n: number, d: number) => torch20.rows.find((r) => r.variant === v && r.n === n && r.d === d);
+const protocol20 = call20.results.map((r) => ({ ...r, sdpaEff: anchor20(r.variant, r.n, r.d)?.sdpa_eff_tflops, flex: anchor20(r.variant, r.n, r.d)?.flex_tflops }));
+const protocol20Table = [
+  "| variant | N | d | config | WGSL TFLOP/s | SDPA-eff f32 | flex f32 | WGSL / SDPA-eff | WGSL / flex | spot err |",
+  "|---|---|---|---|---|---|---|---|---|---|",
+  ...protocol20.map((r) => `| ${r.variant} | ${r.n} | ${r.d} | \`${r.config}\` | ${f(r.tflops)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError?.toExponential(1)} |`),
+];
+const unsafe20Table = [
+  "| variant | N | d | config | WGSL TFLOP/s, robustness off | SDPA-eff f32 | WGSL / SDPA-eff | spot err |",
+  "|---|---|---|---|---|---|---|---|",
+  ...call20.robustnessOff.map((r) => {
+    const a = anchor20(r.variant, r.n, r.d)?.sdpa_eff_tflops;
+    return `| ${r.variant} | ${r.n} | ${r.d} | \`${r.config}\` | ${f(r.tflops)} | ${f(a)} | ${ratio(r.tflops, a)} | ${r.spotError?.toExponential(1)} |`;
+  }),
+];
+const sweep20Table = sweepTable(call20.sweep, call20.defaults);
+const conformance20 = `${call20.conformance.passed} passed, ${call20.conformance.failed} failed; ${call20.conformance.onSubgroupMatrix.length} of ` +
+  `${call20.conformance.results.length} cases on subgroupMatrix configs; largest output error of the f32 cases ` +
+  `${Math.max(...call20.conformance.results.filter((r) => !/^b?f16-/.test(r.name)).map((r) => r.outError)).toExponential(1)}`;
 
 writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
-  gpu: torch.gpu, torch: torch.torch, device: settled.device, defaults: settled.defaults, protocol: rows, sweep: settled.sweep,
+  gpu: torch.gpu, torch: torch.torch, device: settled.device,
+  protocolMatrix: { call: "call20-protocol-matrix", rows: protocol20, robustnessOff: call20.robustnessOff },
+  defaults: settled.defaults, protocol: rows, sweep: settled.sweep,
   subgroupMatrix: matrixCalls.map((c) => ({ call: c.dir, conformance: { passed: c.conformance.passed, failed: c.conformance.failed, onSubgroupMatrix: c.conformance.onSubgroupMatrix.length }, sweep: c.sweep })),
 }, null, 1));
 const template = readFileSync(join(import.meta.dirname, "wgsl-h200-report.md.in"), "utf8");
 writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", table.join("\n")).replace("{{SWEEP}}", settledTable.join("\n"))
   .replace("{{MATRIX_CONFORMANCE}}", matrixConformance.join("\n")).replace("{{MATRIX_SWEEPS}}", matrixTables.join("\n\n"))
-  .replace("{{MATRIX_ROBUSTNESS}}", robustnessTable.join("\n")).replace("{{WIDE_D64}}", wideTable.join("\n")));
+  .replace("{{MATRIX_ROBUSTNESS}}", robustnessTable.join("\n")).replace("{{WIDE_D64}}", wideTable.join("\n"))
+  .replace("{{PROTOCOL_MATRIX}}", protocol20Table.join("\n")).replace("{{ROBUSTNESS_OFF}}", unsafe20Table.join("\n"))
+  .replace("{{SWEEP_MATRIX}}", sweep20Table.join("\n")).replace("{{CONFORMANCE_MATRIX}}", conformance20)
+  .replace("{{LAYOUT_BISECT}}", layoutTable.join("\n")).replace("{{PROBE_ATTN}}", probeTable.join("\n")));
+console.log(protocol20Table.join("\n"));
+console.log(unsafe20Table.join("\n"));
+console.log(layoutTable.join("\n"));
+console.log(probeTable.join("\n"));
 console.log(table.join("\n"));
 console.log(settledTable.join("\n"));
 console.log(matrixConformance.join("\n"));
