@@ -5,7 +5,8 @@
  * subgroupMatrix kernels (calls 7 and 8), the robustness experiments on them (calls 10, 11, 13, 14),
  * the d=64 default's neighbourhood (call 12), the layout experiments that found why the matrix
  * kernels were wrong (calls 17–19, probe calls 17–21 in ../wgsl-h200-mma-probe), and the protocol
- * with the fixed matrix kernel beside the anchors of the same call (call 20).
+ * with the fixed matrix kernel beside the anchors of the same call (calls 20 and 22; call 21 the
+ * repeated sweep).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -132,36 +133,46 @@ const probeTable = [
   }),
 ];
 
-// Call 20: the protocol with the fixed matrix kernel (each variant on its best swept config),
-// the robustness-off rows, and the PyTorch anchors of the same call.
+// Calls 20 and 22: the protocol with the fixed matrix kernel beside the PyTorch anchors of the same
+// call; call 20 on each variant's best swept config (with the robustness-off rows), call 22 on the
+// library's defaults.
 interface BenchRow { variant: string; n: number; d: number; config: string; tflops: number; spotError?: number }
-const call20 = JSON.parse(read("call20-protocol-matrix/wgsl-bench.json")) as {
-  results: BenchRow[]; robustnessOff: BenchRow[]; sweep: SweepRow[]; defaults: Record<string, string>; conformance: MatrixCall["conformance"];
-};
-const torch20 = JSON.parse(read("call20-protocol-matrix/torch-anchors.json")) as { rows: TorchRow[] };
-const anchor20 = (v: string, n: number, d: number) => torch20.rows.find((r) => r.variant === v && r.n === n && r.d === d);
-const protocol20 = call20.results.map((r) => ({ ...r, sdpaEff: anchor20(r.variant, r.n, r.d)?.sdpa_eff_tflops, flex: anchor20(r.variant, r.n, r.d)?.flex_tflops }));
-const protocol20Table = [
-  "| variant | N | d | config | WGSL TFLOP/s | SDPA-eff f32 | flex f32 | WGSL / SDPA-eff | WGSL / flex | spot err |",
-  "|---|---|---|---|---|---|---|---|---|---|",
-  ...protocol20.map((r) => `| ${r.variant} | ${r.n} | ${r.d} | \`${r.config}\` | ${f(r.tflops)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError?.toExponential(1)} |`),
-];
+interface BenchCall { results: BenchRow[]; robustnessOff?: BenchRow[]; sweep?: SweepRow[]; defaults: Record<string, string>; conformance?: MatrixCall["conformance"] }
+function protocolOf(dir: string) {
+  const bench = JSON.parse(read(`${dir}/wgsl-bench.json`)) as BenchCall;
+  const anchors = JSON.parse(read(`${dir}/torch-anchors.json`)) as { rows: TorchRow[] };
+  const anchorOf = (r: BenchRow) => anchors.rows.find((a) => a.variant === r.variant && a.n === r.n && a.d === r.d);
+  const rows = bench.results.map((r) => ({ ...r, sdpaEff: anchorOf(r)?.sdpa_eff_tflops, flex: anchorOf(r)?.flex_tflops }));
+  const table = [
+    "| variant | N | d | config | WGSL TFLOP/s | SDPA-eff f32 | flex f32 | WGSL / SDPA-eff | WGSL / flex | spot err |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...rows.map((r) => `| ${r.variant} | ${r.n} | ${r.d} | \`${r.config}\` | ${f(r.tflops)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError?.toExponential(1)} |`),
+  ];
+  return { bench, anchorOf, rows, table };
+}
+const call20 = protocolOf("call20-protocol-matrix");
+const call22 = protocolOf("call22-protocol-defaults");
 const unsafe20Table = [
   "| variant | N | d | config | WGSL TFLOP/s, robustness off | SDPA-eff f32 | WGSL / SDPA-eff | spot err |",
   "|---|---|---|---|---|---|---|---|",
-  ...call20.robustnessOff.map((r) => {
-    const a = anchor20(r.variant, r.n, r.d)?.sdpa_eff_tflops;
+  ...(call20.bench.robustnessOff ?? []).map((r) => {
+    const a = call20.anchorOf(r)?.sdpa_eff_tflops;
     return `| ${r.variant} | ${r.n} | ${r.d} | \`${r.config}\` | ${f(r.tflops)} | ${f(a)} | ${ratio(r.tflops, a)} | ${r.spotError?.toExponential(1)} |`;
   }),
 ];
-const sweep20Table = sweepTable(call20.sweep, call20.defaults);
-const conformance20 = `${call20.conformance.passed} passed, ${call20.conformance.failed} failed; ${call20.conformance.onSubgroupMatrix.length} of ` +
-  `${call20.conformance.results.length} cases on subgroupMatrix configs; largest output error of the f32 cases ` +
-  `${Math.max(...call20.conformance.results.filter((r) => !/^b?f16-/.test(r.name)).map((r) => r.outError)).toExponential(1)}`;
+const sweep20Table = sweepTable(call20.bench.sweep ?? [], call20.bench.defaults);
+// Call 21: the same sweep twice on fresh devices (second pass in reverse variant order).
+const call21 = JSON.parse(read("call21-repeat-sweep-matrix/wgsl-bench.json")) as BenchCall;
+const sweep21Table = sweepTable(call21.sweep ?? [], call21.defaults);
+const conf = call20.bench.conformance!;
+const conformance20 = `${conf.passed} passed, ${conf.failed} failed; ${conf.onSubgroupMatrix.length} of ` +
+  `${conf.results.length} cases on subgroupMatrix configs; largest output error of the f32 cases ` +
+  `${Math.max(...conf.results.filter((r) => !/^b?f16-/.test(r.name)).map((r) => r.outError)).toExponential(1)}`;
 
 writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
   gpu: torch.gpu, torch: torch.torch, device: settled.device,
-  protocolMatrix: { call: "call20-protocol-matrix", rows: protocol20, robustnessOff: call20.robustnessOff },
+  protocolDefaults: { call: "call22-protocol-defaults", rows: call22.rows },
+  protocolSwept: { call: "call20-protocol-matrix", rows: call20.rows, robustnessOff: call20.bench.robustnessOff },
   defaults: settled.defaults, protocol: rows, sweep: settled.sweep,
   subgroupMatrix: matrixCalls.map((c) => ({ call: c.dir, conformance: { passed: c.conformance.passed, failed: c.conformance.failed, onSubgroupMatrix: c.conformance.onSubgroupMatrix.length }, sweep: c.sweep })),
 }, null, 1));
@@ -169,10 +180,11 @@ const template = readFileSync(join(import.meta.dirname, "wgsl-h200-report.md.in"
 writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", table.join("\n")).replace("{{SWEEP}}", settledTable.join("\n"))
   .replace("{{MATRIX_CONFORMANCE}}", matrixConformance.join("\n")).replace("{{MATRIX_SWEEPS}}", matrixTables.join("\n\n"))
   .replace("{{MATRIX_ROBUSTNESS}}", robustnessTable.join("\n")).replace("{{WIDE_D64}}", wideTable.join("\n"))
-  .replace("{{PROTOCOL_MATRIX}}", protocol20Table.join("\n")).replace("{{ROBUSTNESS_OFF}}", unsafe20Table.join("\n"))
-  .replace("{{SWEEP_MATRIX}}", sweep20Table.join("\n")).replace("{{CONFORMANCE_MATRIX}}", conformance20)
+  .replace("{{PROTOCOL_DEFAULTS}}", call22.table.join("\n")).replace("{{PROTOCOL_SWEPT}}", call20.table.join("\n"))
+  .replace("{{ROBUSTNESS_OFF}}", unsafe20Table.join("\n")).replace("{{SWEEP_MATRIX}}", sweep20Table.join("\n"))
+  .replace("{{SWEEP_REPEAT}}", sweep21Table.join("\n")).replace("{{CONFORMANCE_MATRIX}}", conformance20)
   .replace("{{LAYOUT_BISECT}}", layoutTable.join("\n")).replace("{{PROBE_ATTN}}", probeTable.join("\n")));
-console.log(protocol20Table.join("\n"));
+console.log(call22.table.join("\n"));
 console.log(unsafe20Table.join("\n"));
 console.log(layoutTable.join("\n"));
 console.log(probeTable.join("\n"));
