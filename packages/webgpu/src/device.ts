@@ -17,7 +17,11 @@ export interface FlexDeviceOptions {
    * llvmpipe on a machine without a GPU). "null" validates shaders without executing them.
    */
   backend?: "auto" | DawnBackend;
-  /** Extra Dawn options for `create()`, e.g. "enable-dawn-features=allow_unsafe_apis". */
+  /**
+   * Extra Dawn options for `create()`, e.g. "enable-dawn-features=allow_unsafe_apis". Default:
+   * the FLEXATTN_DAWN_OPTIONS environment variable, options separated by whitespace (so that
+   * `flexAttention` and the CLI can reach e.g. DAWN_SUBGROUP_MATRIX_OPTIONS).
+   */
   dawnOptions?: readonly string[];
   powerPreference?: GPUPowerPreference;
   /** Use this GPU object instead of navigator.gpu / Dawn. */
@@ -86,7 +90,7 @@ async function dawnAdapter(backend: DawnBackend, o: FlexDeviceOptions): Promise<
     // Mesa's EGL needs a platform without a display server.
     process.env.EGL_PLATFORM ??= "surfaceless";
   }
-  const args = [`backend=${backend}`, "disable-dawn-features=timestamp_quantization", ...(o.dawnOptions ?? [])];
+  const args = [`backend=${backend}`, "disable-dawn-features=timestamp_quantization", ...(o.dawnOptions ?? envDawnOptions())];
   const key = args.join("|");
   let gpu = dawnGpus.get(key);
   if (!gpu) dawnGpus.set(key, (gpu = create(args)));
@@ -103,6 +107,11 @@ async function dawnAdapter(backend: DawnBackend, o: FlexDeviceOptions): Promise<
 
 function envBackend(): string | undefined {
   return isNode ? process.env.FLEXATTN_WEBGPU_BACKEND || undefined : undefined;
+}
+
+/** FLEXATTN_DAWN_OPTIONS split on whitespace (Node only; none elsewhere). */
+export function envDawnOptions(env: Record<string, string | undefined> = isNode ? process.env : {}): string[] {
+  return (env.FLEXATTN_DAWN_OPTIONS ?? "").split(/\s+/).filter(Boolean);
 }
 
 async function findAdapter(o: FlexDeviceOptions): Promise<{ adapter: GPUAdapter; backend: string; tried: string[] }> {

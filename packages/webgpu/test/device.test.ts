@@ -1,6 +1,6 @@
 /** Device capability rules that need no GPU: when `subgroupMatrix` kernels are offered. */
 import { describe, expect, it } from "vitest";
-import { hasSubgroupMatrix } from "../src/device.js";
+import { DAWN_SUBGROUP_MATRIX_OPTIONS, envDawnOptions, hasSubgroupMatrix } from "../src/device.js";
 
 const FEATURES = new Set(["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"]);
 const f16 = { componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 };
@@ -15,5 +15,14 @@ describe("subgroupMatrix capability", () => {
     expect(hasSubgroupMatrix(FEATURES, { ...H200_INFO, subgroupMatrixConfigs: [{ ...f16, resultComponentType: "f16" }, { ...f16, N: 8 }] })).toBe(false);
     expect(hasSubgroupMatrix(FEATURES, { ...H200_INFO, subgroupMatrixConfigs: [] })).toBe(false);
     expect(hasSubgroupMatrix(FEATURES, undefined)).toBe(false);
+  });
+});
+
+describe("FLEXATTN_DAWN_OPTIONS", () => {
+  it("gives the default Dawn options, split on whitespace", () => {
+    expect(envDawnOptions({})).toEqual([]);
+    expect(envDawnOptions({ FLEXATTN_DAWN_OPTIONS: "  " })).toEqual([]);
+    expect(envDawnOptions({ FLEXATTN_DAWN_OPTIONS: DAWN_SUBGROUP_MATRIX_OPTIONS[0] })).toEqual([...DAWN_SUBGROUP_MATRIX_OPTIONS]);
+    expect(envDawnOptions({ FLEXATTN_DAWN_OPTIONS: " a=1,2\n b=3 " })).toEqual(["a=1,2", "b=3"]);
   });
 });
