@@ -204,8 +204,8 @@ function matrixCandidates(problem: ResolvedProblem, sparseBlock: readonly [numbe
  * compiles; 512 invocations cap the driver at 128 registers each and ran 24–26 every time.
  */
 const MEASURED: { maxHeadDim: number; shape: { blockM: number; blockN: number; options: Record<string, number | boolean> } }[] = [
-  // Where the device has f16 subgroup matrices: 1.3–1.9× the plain kernels on 13 of the 14
-  // protocol cases (ALiBi at d=64 ran 10.7 against the plain kernel's 28.0 TFLOP/s).
+  // Where the device has f16 subgroup matrices: 1.25–1.38× the plain kernels at d=64 and
+  // 1.34–2.07× at d=128 on every protocol variant (call 21; call 20 once ran ALiBi d=64 at 10.7).
   { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256 } } },
   { maxHeadDim: 64, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 256, qGlobal: true, subgroups: true, shareKV: false } } },
   { maxHeadDim: 128, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 512, qGlobal: true, subgroups: true, shareKV: true } } },
