@@ -1,8 +1,9 @@
 /**
  * Spot checks of kernel outputs against the float64 reference. subgroupMatrix kernels are checked
- * on their first run on each device: on NVIDIA's Vulkan driver they are correct only in the form
- * the generator emits, for reasons not understood, and small changes made them write NaN
- * (apps/bench/results/wgsl-h200.md), so a driver or Dawn update could break them without notice.
+ * on their first run on each device: they rest on an experimental WebGPU extension, and on
+ * NVIDIA's Vulkan driver a workgroup layout rule nobody documents made them wrong until the
+ * generator followed it (apps/bench/results/wgsl-h200.md), so another driver or a Dawn update
+ * could break them without notice.
  */
 import { FlexAttnError } from "@flexattn/ir";
 import { DEFAULT_TOLERANCE, type KernelArtifact, type KernelInvocation, type QueryRow, compareRows, referenceRows } from "@flexattn/template";
@@ -42,7 +43,7 @@ export function checkRows(inv: KernelInvocation, artifact: KernelArtifact, devic
     const err = e.badElements ? Infinity : Math.max(e.outError, e.lseError);
     const matrix = artifact.config.options?.subgroupMatrix === true;
     const way = matrix
-      ? "subgroupMatrix kernels are correct on this driver only in the exact form flexattn generates, for reasons not understood (see @flexattn/codegen-wgsl's README); run without the subgroupMatrix option"
+      ? "subgroupMatrix kernels rest on an experimental extension whose driver paths have broken them before (see @flexattn/codegen-wgsl's README); run the plain kernel with the config option subgroupMatrix: false"
       : "please report it with the artifact";
     throw new FlexAttnError(
       `${matrix ? "subgroupMatrix kernel" : "WGSL kernel"} gave wrong results on ${deviceName}: output row (b=${row.b}, h=${row.h}, q=${row.i}) ` +
