@@ -28,19 +28,24 @@ const protocol = read("call5-protocol/wgsl-stdout.txt").split("\n")
 const torch = JSON.parse(read("call5-protocol/torch-anchors.json")) as { torch: string; gpu: string; rows: TorchRow[] };
 const settled = JSON.parse(read("call6-settled-sweep/wgsl-bench.json")) as { device: string; defaults: Record<string, string>; sweep: SweepRow[] };
 
-const anchor = (variant: string, n: number, d: number) => torch.rows.find((r) => r.variant === variant && r.n === n && r.d === d);
 const f = (x: number | undefined) => (x === undefined ? "–" : x.toFixed(2));
 const ratio = (a: number, b: number | undefined) => (b ? `${(a / b).toFixed(2)}×` : "–");
 
-const rows = protocol.map((p) => {
-  const t = anchor(p.variant, p.n, p.d);
-  return { ...p, config: settled.defaults[p.d], sdpaEff: t?.sdpa_eff_tflops, flex: t?.flex_tflops };
-});
-const table = [
-  "| variant | N | d | WGSL TFLOP/s | SDPA-eff f32 | flex f32 | WGSL / SDPA-eff | WGSL / flex | spot err |",
-  "|---|---|---|---|---|---|---|---|---|",
-  ...rows.map((r) => `| ${r.variant} | ${r.n} | ${r.d} | ${f(r.tflops)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError.toExponential(1)} |`),
+interface BenchRow { variant: string; n: number; d: number; config: string; tflops: number; spotError?: number }
+type AnchoredRow = BenchRow & { sdpaEff?: number; flex?: number };
+/** The PyTorch anchor of a WGSL row: the same variant, N and head dim, from the same call. */
+const anchorIn = (anchors: TorchRow[], r: BenchRow) => anchors.find((a) => a.variant === r.variant && a.n === r.n && a.d === r.d);
+const withAnchors = (results: BenchRow[], anchors: TorchRow[]): AnchoredRow[] =>
+  results.map((r) => ({ ...r, sdpaEff: anchorIn(anchors, r)?.sdpa_eff_tflops, flex: anchorIn(anchors, r)?.flex_tflops }));
+/** A protocol run beside its anchors, as a table. */
+const protocolTable = (rows: AnchoredRow[]) => [
+  "| variant | N | d | config | WGSL TFLOP/s | SDPA-eff f32 | flex f32 | WGSL / SDPA-eff | WGSL / flex | spot err |",
+  "|---|---|---|---|---|---|---|---|---|---|",
+  ...rows.map((r) => `| ${r.variant} | ${r.n} | ${r.d} | \`${r.config}\` | ${f(r.tflops)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError?.toExponential(1)} |`),
 ];
+
+const rows = withAnchors(protocol.map((p) => ({ ...p, config: settled.defaults[p.d] })), torch.rows);
+const table = protocolTable(rows);
 
 /**
  * A sweep as a table, configs × variants; with two passes (call 6) one figure where they agree
@@ -136,19 +141,12 @@ const probeTable = [
 // Calls 20 and 22: the protocol with the fixed matrix kernel beside the PyTorch anchors of the same
 // call; call 20 on each variant's best swept config (with the robustness-off rows), call 22 on the
 // library's defaults.
-interface BenchRow { variant: string; n: number; d: number; config: string; tflops: number; spotError?: number }
 interface BenchCall { results: BenchRow[]; robustnessOff?: BenchRow[]; sweep?: SweepRow[]; defaults: Record<string, string>; conformance?: MatrixCall["conformance"] }
 function protocolOf(dir: string) {
   const bench = JSON.parse(read(`${dir}/wgsl-bench.json`)) as BenchCall;
-  const anchors = JSON.parse(read(`${dir}/torch-anchors.json`)) as { rows: TorchRow[] };
-  const anchorOf = (r: BenchRow) => anchors.rows.find((a) => a.variant === r.variant && a.n === r.n && a.d === r.d);
-  const rows = bench.results.map((r) => ({ ...r, sdpaEff: anchorOf(r)?.sdpa_eff_tflops, flex: anchorOf(r)?.flex_tflops }));
-  const table = [
-    "| variant | N | d | config | WGSL TFLOP/s | SDPA-eff f32 | flex f32 | WGSL / SDPA-eff | WGSL / flex | spot err |",
-    "|---|---|---|---|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.variant} | ${r.n} | ${r.d} | \`${r.config}\` | ${f(r.tflops)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError?.toExponential(1)} |`),
-  ];
-  return { bench, anchorOf, rows, table };
+  const anchors = (JSON.parse(read(`${dir}/torch-anchors.json`)) as { rows: TorchRow[] }).rows;
+  const rows = withAnchors(bench.results, anchors);
+  return { bench, anchors, rows, table: protocolTable(rows) };
 }
 const call20 = protocolOf("call20-protocol-matrix");
 const call22 = protocolOf("call22-protocol-defaults");
@@ -156,7 +154,7 @@ const unsafe20Table = [
   "| variant | N | d | config | WGSL TFLOP/s, robustness off | SDPA-eff f32 | WGSL / SDPA-eff | spot err |",
   "|---|---|---|---|---|---|---|---|",
   ...(call20.bench.robustnessOff ?? []).map((r) => {
-    const a = call20.anchorOf(r)?.sdpa_eff_tflops;
+    const a = anchorIn(call20.anchors, r)?.sdpa_eff_tflops;
     return `| ${r.variant} | ${r.n} | ${r.d} | \`${r.config}\` | ${f(r.tflops)} | ${f(a)} | ${ratio(r.tflops, a)} | ${r.spotError?.toExponential(1)} |`;
   }),
 ];
