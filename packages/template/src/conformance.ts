@@ -10,7 +10,7 @@ import {
 } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import { type AttentionProblem, type ResolvedProblem, defaultStrides, resolveProblem } from "./problem.js";
-import { type QueryRow, type ReferenceResult, referenceAttention } from "./reference.js";
+import { type QueryRow, type ReferenceResult, referenceAttention, referenceRows } from "./reference.js";
 import { freshSeed, randomNormal } from "./random.js";
 import { type StorageDType, type Tensor, bf16BitsToF32, f16BitsToF32, fromFloat32 } from "./tensor.js";
 import type { KernelInvocation } from "./backend.js";
@@ -212,6 +212,16 @@ export function compareRows(inv: KernelInvocation, ref: ReferenceResult, rows: r
     else lseError = Math.max(lseError, Math.abs(g - r) / Math.max(1, Math.abs(r)));
   });
   return { outError, lseError, badElements, firstBad };
+}
+
+/**
+ * A spot check's errors: each of `rows` compared with the float64 reference of those rows only,
+ * on its own scale (max(1, max |ref| of that row)).
+ */
+export function compareEachRow(inv: KernelInvocation, rows: readonly QueryRow[]): RowErrors[] {
+  const dv = inv.problem.vHeadDim;
+  const ref = referenceRows(inv, rows);
+  return rows.map((row, n) => compareRows(inv, { out: ref.out.subarray(n * dv, (n + 1) * dv), lse: ref.lse.subarray(n, n + 1) }, [row]));
 }
 
 /** Every query row of a problem, in the reference's order. */

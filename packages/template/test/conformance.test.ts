@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  CONFORMANCE_CASES, checkInstance, fromFloat32, instantiateCase, referenceAttention, referenceRows, runConformance, toFloat32,
+  CONFORMANCE_CASES, checkInstance, compareEachRow, fromFloat32, instantiateCase, referenceAttention, referenceRows, runConformance, toFloat32,
   type ConformanceInstance,
 } from "@flexattn/template";
 
@@ -95,5 +95,26 @@ describe("referenceRows", () => {
         expect(some.lse[n], cs.name).toEqual(full.lse[r]);
       });
     }
+  });
+});
+
+describe("compareEachRow", () => {
+  it("compares each row on its own scale: an exact output gives zero errors, one wrong element only its row's", () => {
+    const inst = instantiateCase(CONFORMANCE_CASES.find((c) => c.name === "causal")!, 5);
+    const p = inst.problem;
+    const full = referenceAttention(inst);
+    (inst.out as Float32Array).set(Float32Array.from(full.out));
+    inst.lse.set(Float32Array.from(full.lse));
+    const rows = [{ b: 0, h: 0, i: 3 }, { b: 0, h: 1, i: p.qLen - 1 }];
+    for (const e of compareEachRow(inst, rows)) expect(e).toMatchObject({ badElements: 0 });
+    expect(Math.max(...compareEachRow(inst, rows).map((e) => e.outError))).toBeLessThan(1e-6);
+    const [, sh, ss] = inst.strides.out;
+    const at = sh + (p.qLen - 1) * ss + 2; // row (b 0, h 1, q qLen - 1), element 2
+    (inst.out as Float32Array)[at] += 0.5;
+    const [first, second] = compareEachRow(inst, rows);
+    expect(first.outError).toBeLessThan(1e-6);
+    expect(second.outError).toBeGreaterThan(0.1);
+    (inst.out as Float32Array)[at] = Number.NaN;
+    expect(compareEachRow(inst, rows)[1]).toMatchObject({ badElements: 1 });
   });
 });

@@ -6,7 +6,7 @@
  * could break them without notice.
  */
 import { FlexAttnError } from "@flexattn/ir";
-import { DEFAULT_TOLERANCE, type KernelArtifact, type KernelInvocation, type QueryRow, compareRows, referenceRows } from "@flexattn/template";
+import { DEFAULT_TOLERANCE, type KernelArtifact, type KernelInvocation, type QueryRow, compareEachRow } from "@flexattn/template";
 
 /** "auto": subgroupMatrix kernels, once per device and kernel; "always": every run; "never". */
 export type VerifyMode = "auto" | "always" | "never";
@@ -32,13 +32,10 @@ export function spotRows(inv: KernelInvocation): QueryRow[] {
  * FlexAttnError that names the row, the error and the way out when one is off.
  */
 export function checkRows(inv: KernelInvocation, artifact: KernelArtifact, deviceName: string): void {
-  const p = inv.problem;
   const rows = spotRows(inv);
-  const ref = referenceRows(inv, rows);
-  const tol = DEFAULT_TOLERANCE[p.dtype];
-  rows.forEach((row, n) => {
-    const one = { out: ref.out.subarray(n * p.vHeadDim, (n + 1) * p.vHeadDim), lse: ref.lse.subarray(n, n + 1) };
-    const e = compareRows(inv, one, [row]);
+  const tol = DEFAULT_TOLERANCE[inv.problem.dtype];
+  compareEachRow(inv, rows).forEach((e, n) => {
+    const row = rows[n];
     if (e.badElements === 0 && e.outError <= tol.out && e.lseError <= tol.lse) return;
     const err = e.badElements ? Infinity : Math.max(e.outError, e.lseError);
     const matrix = artifact.config.options?.subgroupMatrix === true;
