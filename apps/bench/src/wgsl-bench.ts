@@ -36,10 +36,15 @@ const { values: args } = parseArgs({
      * configs wherever one applies, and sweep them beside the plain ones.
      */
     "subgroup-matrix": { type: "boolean", default: false },
-    /** With --subgroup-matrix: sweep the fastest subgroupMatrix config beside the plain kernel's default only. */
+    /** With --subgroup-matrix: sweep SWEEP_MMA_SHORT only (no plain configs). */
     "matrix-only": { type: "boolean", default: false },
     /** Sweep head dim 64 only, over WIDE_64 (shapes and options the H100-pruned list no longer times). */
     "wide-d64": { type: "boolean", default: false },
+    /**
+     * With --subgroup-matrix: the conformance suite's configs (JSON), e.g. '{"blockN":32,"options":{"shareKV":true}}':
+     * options forced, and the tile of each case's first matching candidate where one fits (else its first matrix candidate).
+     */
+    "conformance-config": { type: "string" },
   },
 });
 mkdirSync(args.out!, { recursive: true });
@@ -56,8 +61,13 @@ function cfg(blockM: number, blockN: number, T: number, rm: number, extra: Recor
 }
 const label = (c: KernelConfig) => {
   const o = c.options ?? {};
-  if (o.subgroupMatrix) return `${c.blockM}x${c.blockN} T${o.workgroupSize} mma`;
-  const flags = [o.subgroups && "sg", o.qGlobal && "qG", o.doubleBuffer && "db", o.shareKV && "sharedKV", o.prefetchV === false && "noPrefetchV", c.prescaleQk && "pre", o.unrollD && `uD${o.unrollD}`, o.unrollN && `uN${o.unrollN}`];
+  const tanh = o.tanh === "guarded" && "tanhG";
+  if (o.subgroupMatrix) {
+    // prefetchV applies only where V is staged after Q·Kᵀ (sharedKV).
+    const flags = [o.shareKV && "sharedKV", o.shareKV && o.prefetchV === false && "noPrefetchV", tanh];
+    return [`${c.blockM}x${c.blockN} T${o.workgroupSize} mma`, ...flags.filter(Boolean)].join(" ");
+  }
+  const flags = [o.subgroups && "sg", o.qGlobal && "qG", o.doubleBuffer && "db", o.shareKV && "sharedKV", o.prefetchV === false && "noPrefetchV", c.prescaleQk && "pre", o.unrollD && `uD${o.unrollD}`, o.unrollN && `uN${o.unrollN}`, tanh];
   return [`${c.blockM}x${c.blockN} T${o.workgroupSize} RM${o.rowsPerThread}`, ...flags.filter(Boolean)].join(" ");
 };
 
@@ -88,16 +98,26 @@ const WIDE_64: KernelConfig[] = [
   cfg(128, 32, 256, 4, { ...sg, prefetchV: false, unrollD: 16 }),
   cfg(128, 32, 512, 2, sg), cfg(128, 32, 128, 8, sg),
 ];
-const mma = (blockM: number, blockN: number, T: number): KernelConfig => ({
-  blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false, options: { subgroupMatrix: true, workgroupSize: T, vec4: true },
+const mma = (blockM: number, blockN: number, T: number, extra: Record<string, number | boolean | string> = {}): KernelConfig => ({
+  blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false, options: { subgroupMatrix: true, workgroupSize: T, vec4: true, ...extra },
 });
 /** subgroupMatrix configs (--subgroup-matrix): 16 or 32 query rows per subgroup, 16 keys per tile. */
 const SWEEP_MMA: Record<number, KernelConfig[]> = {
   64: [mma(128, 16, 128), mma(128, 16, 256), mma(64, 16, 64), mma(128, 32, 128)],
   128: [mma(128, 16, 256), mma(128, 16, 128), mma(64, 16, 128), mma(64, 16, 64)],
 };
-/** --matrix-only: the fastest matrix shape of call 20 (results/wgsl-h200-raw/call20-protocol-matrix), both head dims. */
-const SWEEP_MMA_SHORT: Record<number, KernelConfig[]> = { 64: [mma(128, 16, 256)], 128: [mma(128, 16, 256)] };
+/**
+ * --matrix-only: the fastest matrix shape of call 20 (results/wgsl-h200-raw/call20-protocol-matrix),
+ * and the shapes that stage V in K's place (shareKV): 32-key tiles fit 48 KB that way at d=64.
+ */
+const kvShared = { shareKV: true };
+const SWEEP_MMA_SHORT: Record<number, KernelConfig[]> = {
+  64: [
+    mma(128, 16, 256), mma(128, 16, 256, kvShared), mma(128, 32, 256, kvShared), mma(128, 32, 256, { ...kvShared, prefetchV: false }),
+    mma(128, 32, 256, { ...kvShared, tanh: "guarded" }),
+  ],
+  128: [mma(128, 16, 256), mma(128, 16, 256, kvShared)],
+};
 /**
  * Every protocol variant is swept: the protocol then runs each (variant, head dim) with its own
  * best config, which is what the autotuner does; the config with the best geometric mean over
@@ -162,12 +182,16 @@ async function main() {
 
   if (!args["skip-conformance"]) {
     const t0 = Date.now();
+    const wanted = JSON.parse(args["conformance-config"] ?? "{}") as Partial<Pick<KernelConfig, "blockM" | "blockN" | "options">>;
+    if (args["conformance-config"]) result.conformanceConfig = wanted;
     // With --subgroup-matrix every case that a subgroupMatrix config fits runs on one.
     const onMatrix: string[] = [];
     const configFor = (inst: Parameters<typeof runWgsl>[0]) => {
       if (!MMA) return undefined;
       const sparseBlock = inst.blockMask.blockSize as [number, number];
-      const config = wgslConfigCandidates(inst.problem, sparseBlock, { limits: dev.limits, vec4: vec4Compatible(inst) }).find((c) => c.options?.subgroupMatrix);
+      const candidates = wgslConfigCandidates(inst.problem, sparseBlock, { limits: dev.limits, vec4: vec4Compatible(inst), options: wanted.options })
+        .filter((c) => c.options?.subgroupMatrix);
+      const config = candidates.find((c) => (wanted.blockM ?? c.blockM) === c.blockM && (wanted.blockN ?? c.blockN) === c.blockN) ?? candidates[0];
       if (config) onMatrix.push(label(config));
       return config;
     };
@@ -184,8 +208,6 @@ async function main() {
   const fallback = (d: number, subgroupMatrix = dev.limits.subgroupMatrix) =>
     wgslDefaultConfig(invocation({ ...shapes(N4, d), variant: "causal" }).inv.problem, [128, 128], { limits: { ...dev.limits, subgroupMatrix } });
   const defaults: Record<number, KernelConfig> = { 64: fallback(64), 128: fallback(128) };
-  /** The plain kernel's default (what devices without subgroup matrices run), swept beside the matrix configs. */
-  const plainDefaults: Record<number, KernelConfig> = { 64: fallback(64, false), 128: fallback(128, false) };
   const best: Record<number, KernelConfig> = { ...defaults };
   result.defaults = { 64: label(defaults[64]), 128: label(defaults[128]) };
   // Dawn without its robustness transform (bounds clamping of array accesses): trusted shaders only.
@@ -201,7 +223,7 @@ async function main() {
     for (const d of args["wide-d64"] ? [64] : [64, 128]) {
       let bestScore = Infinity;
       const plain = args["wide-d64"] ? WIDE_64 : SWEEP[d];
-      const configs = !MMA ? plain : args["matrix-only"] ? [plainDefaults[d], ...SWEEP_MMA_SHORT[d]] : [...plain, ...SWEEP_MMA[d]];
+      const configs = !MMA ? plain : args["matrix-only"] ? SWEEP_MMA_SHORT[d] : [...plain, ...SWEEP_MMA[d]];
       for (const config of configs) {
         let logSum = 0;
         for (const variant of variants) {

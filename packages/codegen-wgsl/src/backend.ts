@@ -184,13 +184,15 @@ function matrixCandidates(problem: ResolvedProblem, sparseBlock: readonly [numbe
       if (sparseBlock[1] % blockN !== 0) continue;
       for (const T of [512, 256, 128, 64, 32]) {
         if (T > limits.maxComputeInvocationsPerWorkgroup) continue;
-        const config: KernelConfig = {
-          blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false,
-          options: { subgroupMatrix: true, workgroupSize: T, vec4, ...o.options },
-        };
-        const g = geometryOf(problem, config, sparseBlock);
-        if (!g?.matrix || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
-        out.push({ config, score: -100 + Math.log2(blockM) - Math.log2(blockN) });
+        for (const shareKV of [false, true]) {
+          const config: KernelConfig = {
+            blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false,
+            options: { subgroupMatrix: true, workgroupSize: T, vec4, shareKV, ...o.options },
+          };
+          const g = geometryOf(problem, config, sparseBlock);
+          if (!g?.matrix || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
+          out.push({ config, score: -100 + Math.log2(blockM) - Math.log2(blockN) - (shareKV ? 0.5 : 0) });
+        }
       }
     }
   }
@@ -206,7 +208,7 @@ function matrixCandidates(problem: ResolvedProblem, sparseBlock: readonly [numbe
 const MEASURED: { maxHeadDim: number; shape: { blockM: number; blockN: number; options: Record<string, number | boolean> } }[] = [
   // Where the device has f16 subgroup matrices: 1.25–1.38× the plain kernels at d=64 and
   // 1.34–2.07× at d=128 on every protocol variant (call 21; call 20 once ran ALiBi d=64 at 10.7).
-  { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256 } } },
+  { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: false } } },
   { maxHeadDim: 64, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 256, qGlobal: true, subgroups: true, shareKV: false } } },
   { maxHeadDim: 128, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 512, qGlobal: true, subgroups: true, shareKV: true } } },
 ];

@@ -30,15 +30,16 @@ import { indent, range } from "./text.js";
 /** Lazy rescaling threshold in log2 units: P stays ≤ 2^TAU, well inside f16. */
 const TAU = 8;
 
-const SPLIT_FUNCTION = `// Four values x → f16 hi at sm[i..i+3] and lo at sm[i+lo..]: hi keeps x's top 11 significant
-// bits (exact in f16), lo = x - hi is exact in f32 and rounded to f16.
-fn fa_split(i: i32, x: vec4<f32>, lo: i32) {
+/** fn `name`: four values x → f16 hi at `arr`[i..i+3] and lo at `arr`[i+lo..]. */
+function splitFunction(name: string, arr: string): string {
+  return `// hi keeps x's top 11 significant bits (exact in f16), lo = x - hi is exact in f32 and rounded to f16.
+fn ${name}(i: i32, x: vec4<f32>, lo: i32) {
   let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));
   let l = x - h;
-  fa_sm[i] = f16(h.x); fa_sm[i + 1] = f16(h.y); fa_sm[i + 2] = f16(h.z); fa_sm[i + 3] = f16(h.w);
-  fa_sm[i + lo] = f16(l.x); fa_sm[i + lo + 1] = f16(l.y); fa_sm[i + lo + 2] = f16(l.z); fa_sm[i + lo + 3] = f16(l.w);
+  ${arr}[i] = f16(h.x); ${arr}[i + 1] = f16(h.y); ${arr}[i + 2] = f16(h.z); ${arr}[i + 3] = f16(h.w);
+  ${arr}[i + lo] = f16(l.x); ${arr}[i + lo + 1] = f16(l.y); ${arr}[i + lo + 2] = f16(l.z); ${arr}[i + lo + 3] = f16(l.w);
 }`;
-
+}
 export class MatrixEmitter extends WgslEmitter {
   private readonly mg: MatrixGeometry;
 
@@ -48,9 +49,9 @@ export class MatrixEmitter extends WgslEmitter {
     this.mg = g.matrix;
   }
 
-  /** Offset of the V hi tile in sm (K hi, K lo come first). */
+  /** Offset of the V hi tile in sm: after K hi, K lo, or (shareKV) in their place once Q·Kᵀ is done. */
   private get vBase(): number {
-    return 2 * this.g.BN * this.mg.KS;
+    return this.g.opts.shareKV ? 0 : 2 * this.g.BN * this.mg.KS;
   }
 
   /** A matrix load from workgroup memory at `base` (a per-subgroup expression, or none) + `offset`. */
@@ -96,7 +97,8 @@ export class MatrixEmitter extends WgslEmitter {
       `var<workgroup> fa_sm: array<f16, ${mg.smHalves}>;`,
       `var<workgroup> fa_sc: array<f32, ${mg.scFloats}>;`,
       `var<workgroup> fa_pp: array<f16, ${mg.ppHalves}>;`,
-      SPLIT_FUNCTION,
+      splitFunction("fa_split", "fa_sm"),
+      splitFunction("fa_split_q", "fa_pp"),
       "",
       `@compute @workgroup_size(${g.T})`,
       "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, " +
@@ -126,17 +128,18 @@ export class MatrixEmitter extends WgslEmitter {
     const QS = CW + 8; // row stride of a staged column chunk, 16-byte aligned
     const lines = [
       `// Q tile, scaled (${spec.score ? "natural" : "exp2"} domain), split into f16 hi/lo and staged through sm ${CW} columns`,
-      "// at a time; every subgroup loads its rows' fragments once, to keep in registers.",
+      "// at a time through pp (free until the first P tile); every subgroup loads its rows' fragments once,",
+      "// to keep in registers.",
     ];
     for (let c0 = 0; c0 < g.D; c0 += CW) {
       lines.push(
-        this.tileShares("q", g.BM, CW / 4, g.D, () => `fa_split(r * ${QS} + d4 * 4, x * ${scale}, ${g.BM * QS});`, { col: c0 }),
+        this.tileShares("q", g.BM, CW / 4, g.D, () => `fa_split_q(r * ${QS} + d4 * 4, x * ${scale}, ${g.BM * QS});`, { col: c0 }),
         "workgroupBarrier();",
         ...range(mg.RF).flatMap((rf) => range(CW / 16).flatMap((k) => {
           const [kd, off] = [c0 / 16 + k, rf * 16 * QS + k * 16];
           return [
-            `let fa_qh_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `sg * ${mg.R * QS}u`, off, QS)};`,
-            `let fa_ql_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_sm", `sg * ${mg.R * QS}u`, g.BM * QS + off, QS)};`,
+            `let fa_qh_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_pp", `sg * ${mg.R * QS}u`, off, QS)};`,
+            `let fa_ql_${rf}_${kd} = ${this.load("FA_ML", "row_major", "fa_pp", `sg * ${mg.R * QS}u`, g.BM * QS + off, QS)};`,
           ];
         })),
         "workgroupBarrier();",
@@ -156,12 +159,21 @@ export class MatrixEmitter extends WgslEmitter {
 
   override loadK(): string {
     const { g, mg } = this;
+    const k = this.tileShares("k", g.BN, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x, ${g.BN * mg.KS});`);
+    if (!g.opts.shareKV) return ["// K and V tiles → f16 hi/lo in sm.", k, this.storeV(), "workgroupBarrier();"].join("\n");
     return [
-      "// K and V tiles → f16 hi/lo in sm.",
-      this.tileShares("k", g.BN, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x, ${g.BN * mg.KS});`),
-      this.tileShares("v", g.BN, g.DV4, g.DV, () => `fa_split(${this.vBase} + r * ${mg.VKS} + d4 * 4, x, ${g.BN * mg.VKS});`),
+      "// K tile → f16 hi/lo in sm; V takes its place once every subgroup is done with Q·Kᵀ (qk).",
+      k,
+      ...(g.opts.prefetchV ? ["// V tile → registers now, so its latency hides behind Q·Kᵀ.", this.prefetchV()] : []),
       "workgroupBarrier();",
     ].join("\n");
+  }
+
+  /** The V tile → f16 hi/lo in sm at vBase, from global memory or (prefetchV) the registers loaded with K. */
+  private storeV(): string {
+    const { g, mg } = this;
+    const from = g.opts.prefetchV ? { from: (k: number) => `vpre${k}` } : {};
+    return this.tileShares("v", g.BN, g.DV4, g.DV, () => `fa_split(${this.vBase} + r * ${mg.VKS} + d4 * 4, x, ${g.BN * mg.VKS});`, from);
   }
 
   override qk(): string {
@@ -184,6 +196,9 @@ export class MatrixEmitter extends WgslEmitter {
       ...range(mg.RF).flatMap((rf) => range(mg.NF).map((nf) => `subgroupMatrixStore<row_major>(&fa_sc, sbase + ${rf * 16 * mg.SS + nf * 16}u, fa_s_${rf}_${nf}, ${mg.SS}u);`)),
       "workgroupBarrier();",
       ...range(g.RN).map((j) => `var s_0_${j} = fa_sc[srow + ${j * g.TC}u + cu];`),
+      // The barrier that published S also ended every read of K: V can take its place, and the
+      // softmax's flag barrier publishes it before P·V.
+      ...(g.opts.shareKV ? ["// V tile → f16 hi/lo in sm, where K was.", this.storeV()] : []),
     );
     return lines.join("\n");
   }
@@ -237,7 +252,7 @@ export class MatrixEmitter extends WgslEmitter {
   }
 
   override loadV(): string {
-    return "// (V was staged with K.)";
+    return this.g.opts.shareKV ? "// (V was staged after Q·Kᵀ.)" : "// (V was staged with K.)";
   }
 
   override accumulate(): string {

@@ -103,8 +103,9 @@ export class WgslEmitter implements TemplateEmitter<string> {
    * Cooperative load of `rows` × `width4` vec4 of a tensor tile (from the tile's first row and
    * head-dim element 0, or `at`), `k`-th share of this invocation: `use(k, x)` runs with the row r,
    * the vec4 column d4 (relative to `at.col`) and the value x in scope (0 past the length / dim).
+   * With `at.from`, x is the share already loaded into that register (prefetchV) instead.
    */
-  protected tileShares(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, use: (k: number, x: string) => string, at: { col?: number } = {}): string {
+  protected tileShares(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, use: (k: number, x: string) => string, at: { col?: number; from?: (k: number) => string } = {}): string {
     const { T } = this.g;
     const total = rows * width4;
     const [len, base] = tensor === "q" ? ["P.q_len", "qb"] : ["P.kv_len", tensor === "k" ? "kb" : "vb"];
@@ -112,13 +113,16 @@ export class WgslEmitter implements TemplateEmitter<string> {
     const col = at.col ? `${at.col} + ` : "";
     return range(Math.ceil(total / T)).map((k) => {
       const guard = (k + 1) * T > total ? `if (i < ${total}) ` : "";
+      const x = at.from
+        ? `let x = ${at.from(k)};`
+        : `var x = vec4<f32>(0.0f);
+    if (${first} + r < ${len}) { x = fa_ld4_${tensor}(${base} + (${first} + r) * P.stride_${tensor}_s + ${col}d4 * 4, ${dim - (at.col ?? 0)} - d4 * 4); }`;
       return `{
   let i = tid + ${k * T};
   ${guard}{
     let r = i / ${width4};
     let d4 = i - r * ${width4};
-    var x = vec4<f32>(0.0f);
-    if (${first} + r < ${len}) { x = fa_ld4_${tensor}(${base} + (${first} + r) * P.stride_${tensor}_s + ${col}d4 * 4, ${dim - (at.col ?? 0)} - d4 * 4); }
+    ${x}
 ${indent(use(k, "x"), "    ")}
   }
 }`;
@@ -257,19 +261,21 @@ ${indent(tile)}
 
   loadK(): string {
     const { g, buf } = this;
-    const nv = Math.ceil((g.BN * g.DV4) / g.T);
     return [
       ...range(g.RN).map((j) => `let krow${j} = &${this.ks}[${buf}][c + ${j * g.TC}];`),
       ...range(g.CV).map((v) => `let vcol${v} = &${this.vs}[${buf}][c + ${v * g.TC}];`),
       this.tileShares("k", g.BN, g.D4, g.D, (_k, x) => `${this.ks}[${buf}][r][d4] = ${x};`),
-      ...(g.opts.prefetchV
-        ? [
-          "// V tile → registers now; stored after the softmax (loadV).",
-          ...range(nv).map((k) => `var vpre${k} = vec4<f32>(0.0f);`),
-          this.tileShares("v", g.BN, g.DV4, g.DV, (k, x) => `vpre${k} = ${x};`),
-        ]
-        : []),
+      ...(g.opts.prefetchV ? ["// V tile → registers now; stored after the softmax (loadV).", this.prefetchV()] : []),
       "workgroupBarrier();",
+    ].join("\n");
+  }
+
+  /** This invocation's shares of the V tile → registers vpre0, vpre1, … (tileShares' order). */
+  protected prefetchV(): string {
+    const { g } = this;
+    return [
+      ...range(Math.ceil((g.BN * g.DV4) / g.T)).map((k) => `var vpre${k} = vec4<f32>(0.0f);`),
+      this.tileShares("v", g.BN, g.DV4, g.DV, (k, x) => `vpre${k} = ${x};`),
     ].join("\n");
   }
 
@@ -364,12 +370,8 @@ ${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + 
     if (!g.opts.prefetchV) {
       return [...kDone, this.tileShares("v", g.BN, g.DV4, g.DV, (_k, x) => `${this.vs}[${buf}][d4][r] = ${x};`), "workgroupBarrier();"].join("\n");
     }
-    const total = g.BN * g.DV4;
-    const stores = range(Math.ceil(total / g.T)).map((k) => {
-      const guard = (k + 1) * g.T > total ? `if (i < ${total}) ` : "";
-      return `{ let i = tid + ${k * g.T}; ${guard}{ let r = i / ${g.DV4}; ${this.vs}[${buf}][i - r * ${g.DV4}][r] = vpre${k}; } }`;
-    });
-    return [...kDone, ...stores, "workgroupBarrier();"].join("\n");
+    const stores = this.tileShares("v", g.BN, g.DV4, g.DV, (_k, x) => `${this.vs}[${buf}][d4][r] = ${x};`, { from: (k) => `vpre${k}` });
+    return [...kDone, stores, "workgroupBarrier();"].join("\n");
   }
 
   accumulate(): string {

@@ -23,7 +23,8 @@ export interface WgslOptions {
   doubleBuffer: boolean;
   /**
    * K and Vᵀ share one workgroup array (V is stored after Q·Kᵀ has read K, behind one more
-   * barrier): wider kv tiles fit, e.g. 128×32 at head dim 128 in 33 KB instead of 50.
+   * barrier): wider kv tiles fit, e.g. 128×32 at head dim 128 in 33 KB instead of 50. The
+   * subgroupMatrix kernel does the same with its f16 K and V tiles (128×32 at head dim 64 in 45 KB).
    */
   shareKV: boolean;
   /** Load the V tile into registers with the K tile (hides its latency, costs registers). */
@@ -104,9 +105,10 @@ export interface WgslGeometry {
  * Subgroup-matrix kernel layout: NSG subgroups of 32 invocations, each owning R = 16·RF query rows
  * (RF fragment rows); a row's S values are spread over LPR = 32 / R lanes, CPL columns each.
  * Workgroup memory (f16 unless noted), row strides in elements:
- *   sm  K hi, K lo [BN][KS], V hi, V lo [BN][VKS] (Q passes through it first, QCW columns at a time)
+ *   sm  K hi, K lo [BN][KS], V hi, V lo [BN][VKS]; with shareKV, V hi, V lo take K's place after Q·Kᵀ
  *   sc  f32 [NSG·R][SS]: each subgroup's S tile, and its O fragments when they are rescaled or stored
- *   pp  [NSG·2R][PS]: each subgroup's P tile, hi rows then lo rows
+ *   pp  [NSG·2R][PS]: each subgroup's P tile, hi rows then lo rows (Q passes through it first, QCW
+ *       columns of every row at a time)
  * PS is padded past BN: P tiles with a row stride of exactly 16 halves (32 bytes) gave wrong
  * products on the H200 (results/wgsl-h200-mma-probe, call 9).
  */
@@ -124,7 +126,7 @@ export interface MatrixGeometry {
   readonly VKS: number;
   readonly SS: number;
   readonly PS: number;
-  /** Sizes of sm (halves), sc (floats) and pp (halves); the head-dim columns of Q staged per pass (all BM rows, hi and lo). */
+  /** Sizes of sm (halves), sc (floats) and pp (halves); the head-dim columns of Q staged per pass through pp (all BM rows, hi and lo). */
   readonly smHalves: number;
   readonly scFloats: number;
   readonly ppHalves: number;
@@ -134,7 +136,7 @@ export interface MatrixGeometry {
 /** A P/V/K tile row padded by 8 halves (16 bytes) keeps every fragment 16-byte aligned. */
 const MATRIX_PAD = 8;
 
-function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, fail: (m: string) => never): MatrixGeometry {
+function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, shareKV: boolean, fail: (m: string) => never): MatrixGeometry {
   const { qkHeadDim: D, vHeadDim: DV } = spec;
   if (D % 16 !== 0 || DV % 16 !== 0) fail("subgroupMatrix needs head dims that are multiples of 16");
   if (BN % 16 !== 0) fail("subgroupMatrix needs blockN a multiple of 16");
@@ -146,16 +148,17 @@ function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, fai
   const LPR = 32 / R;
   const KS = D + MATRIX_PAD;
   const VKS = DV + MATRIX_PAD;
-  // K and V tiles, or at least 16 columns of the Q tile (hi and lo), whichever is larger.
-  const smHalves = Math.max(2 * BN * KS + 2 * BN * VKS, 2 * BM * (16 + MATRIX_PAD));
-  // Q is staged in column chunks of every row at once, so each fragment is loaded exactly once
-  // (a value, not a variable assigned in a branch): the widest multiple of 16 dividing D that fits.
-  let QCW = D;
-  while (QCW > 16 && (D % QCW !== 0 || 2 * BM * (QCW + MATRIX_PAD) > smHalves)) QCW -= 16;
+  const smHalves = shareKV ? 2 * BN * Math.max(KS, VKS) : 2 * BN * (KS + VKS);
   const [SS, PS] = [BN, BN + MATRIX_PAD];
+  const ppHalves = NSG * 2 * R * PS;
+  // Q is staged in column chunks of every row at once, so each fragment is loaded exactly once
+  // (a value, not a variable assigned in a branch): the widest multiple of 16 dividing D that fits
+  // pp (BM rows of hi and lo, BN + PAD halves each: 16 columns always fit).
+  let QCW = D;
+  while (QCW > 16 && (D % QCW !== 0 || 2 * BM * (QCW + MATRIX_PAD) > ppHalves)) QCW -= 16;
   return {
     RF, NSG, R, LPR, CPL: BN / LPR, DF: D / 16, DVF: DV / 16, NF: BN / 16, KS, VKS, SS, PS,
-    smHalves, scFloats: NSG * R * SS, ppHalves: NSG * 2 * R * PS, QCW,
+    smHalves, scFloats: NSG * R * SS, ppHalves, QCW,
   };
 }
 
@@ -252,16 +255,17 @@ export function wgslGeometry(spec: KernelSpec): WgslGeometry {
 function subgroupMatrixGeometry(spec: KernelSpec, opts: WgslOptions, fail: (m: string) => never): WgslGeometry {
   const { blockM: BM, blockN: BN } = spec.config;
   const T = opts.workgroupSize;
-  if (opts.doubleBuffer || opts.shareKV || opts.qGlobal) fail("subgroupMatrix stages Q, K and V itself: doubleBuffer, shareKV and qGlobal do not apply");
+  if (opts.doubleBuffer || opts.qGlobal) fail("subgroupMatrix stages Q, K and V itself: doubleBuffer and qGlobal do not apply");
   if (opts.vec4 && spec.dtype !== "f32") fail("vec4 needs f32 storage");
-  const m = matrixGeometry(spec, BM, BN, T, fail);
+  const m = matrixGeometry(spec, BM, BN, T, opts.shareKV, fail);
   const D = spec.qkHeadDim;
   const DV = spec.vHeadDim;
   const sharedBytes = 2 * m.smHalves + 4 * m.scFloats + 2 * m.ppHalves + 16; // + the rescale flag, padded to 16 bytes
   return {
     // Each lane holds one query row (RM = 1) and CPL of its columns (c, c + LPR, …), as the
     // register tile of the plain kernel does with TC = LPR: the mods and row exchanges are shared.
-    opts: { ...opts, rowsPerThread: 1, subgroups: true, prefetchV: false },
+    // V is prefetched into registers only where it is stored after Q·Kᵀ (shareKV).
+    opts: { ...opts, rowsPerThread: 1, subgroups: true, prefetchV: opts.shareKV && opts.prefetchV },
     BM, BN, T, RM: 1, G: BM, TC: m.LPR, RN: m.CPL, D, DV, D4: D / 4, DV4: DV / 4, CV: 0, VW: 0,
     QGS: 0, KS: 0, VS: 0, PS: 0, MS: 0, W: 1, U: 1, buffers: 1, useQShared: false, useMx: false,
     sharedBytes, sparseBlock: spec.sparseBlock, matrix: m,

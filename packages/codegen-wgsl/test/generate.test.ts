@@ -239,7 +239,38 @@ describe("subgroupMatrix", () => {
     expect(() => wgslGeometry(spec(mma(128, 16, 256), 40))).toThrow(/multiples of 16/);
     expect(() => wgslGeometry(spec(mma(128, 8, 256)))).toThrow(/blockN a multiple of 16/);
     expect(() => wgslGeometry(spec(mma(128, 16, 64)))).toThrow(/16 or 32 rows per subgroup/);
-    expect(() => wgslGeometry(spec(mma(128, 16, 256, { shareKV: true })))).toThrow(/do not apply/);
+    expect(() => wgslGeometry(spec(mma(128, 16, 256, { doubleBuffer: true })))).toThrow(/do not apply/);
+  });
+
+  it("with shareKV, stages V in K's place after the barrier that ends Q·Kᵀ, and fits 32-key tiles at head dim 64", () => {
+    const g = wgslGeometry(spec(mma(128, 32, 256, { shareKV: true }), 64));
+    expect(g.matrix).toMatchObject({ NF: 2, CPL: 16, smHalves: 2 * 32 * 72, QCW: 32 });
+    expect(g.sharedBytes).toBeLessThanOrEqual(49152);
+    expect(wgslGeometry(spec(mma(128, 32, 256), 64)).sharedBytes).toBeGreaterThan(49152);
+    for (const prefetchV of [true, false]) {
+      const src = generateWgsl(spec(mma(128, 32, 256, { shareKV: true, prefetchV }), 64, traceMaskMod(causal()))).source;
+      const loop = src.slice(src.indexOf("// partial blocks"));
+      const at = (re: RegExp) => loop.search(re);
+      const sPublished = at(/subgroupMatrixStore<row_major>\(&fa_sc[^\n]*\n\s*workgroupBarrier\(\);/);
+      const vStored = at(/fa_split\(0 \+ r \* 72/);
+      // K's reads all come before the barrier that publishes S; V is stored after it, before the
+      // softmax's flag barrier, and P·V reads it at offset 0.
+      expect(at(/col_major>\(&fa_sm/)).toBeLessThan(sPublished);
+      expect(vStored).toBeGreaterThan(sPublished);
+      expect(vStored).toBeLessThan(at(/workgroupUniformLoad/));
+      expect(loop).toMatch(/subgroupMatrixLoad<FA_MR, row_major>\(&fa_sm, 0u, 72u\)/);
+      expect(loop.includes("vpre0")).toBe(prefetchV);
+    }
+  });
+
+  it("stages Q through pp, which always holds 16 of its columns", () => {
+    for (const d of [64, 128]) {
+      for (const c of [mma(128, 16, 256), mma(128, 32, 256, { shareKV: true }), mma(64, 16, 64)]) {
+        const src = generateWgsl(spec(c, d)).source;
+        expect(src).toMatch(/fa_split_q\(/);
+        expect(src).not.toMatch(/subgroupMatrixLoad<FA_ML, row_major>\(&fa_sm/);
+      }
+    }
   });
 
   it("declares the workgroup memory it reports, and keeps P's row stride off 16 halves", () => {
