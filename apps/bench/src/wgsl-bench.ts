@@ -112,12 +112,12 @@ const SWEEP_MMA: Record<number, KernelConfig[]> = {
  */
 const kvShared = { shareKV: true };
 const SWEEP_MMA_SHORT: Record<number, KernelConfig[]> = {
-  64: [
-    mma(128, 16, 256), mma(128, 16, 256, kvShared), mma(128, 32, 256, kvShared), mma(128, 32, 256, { ...kvShared, prefetchV: false }),
-    mma(128, 32, 256, { ...kvShared, tanh: "guarded" }),
-  ],
+  // 128×32 (call 23): 8–14% slower than 128×16 on every variant. tanhG: the builtin tanh for softcap.
+  64: [mma(128, 16, 256), mma(128, 16, 256, kvShared), mma(128, 16, 256, { ...kvShared, tanh: "guarded" })],
   128: [mma(128, 16, 256), mma(128, 16, 256, kvShared)],
 };
+/** A swept figure below this fraction of its variant's best is timed again on the same pipeline. */
+const RETIME_BELOW = 0.8;
 /**
  * Every protocol variant is swept: the protocol then runs each (variant, head dim) with its own
  * best config, which is what the autotuner does; the config with the best geometric mean over
@@ -214,7 +214,7 @@ async function main() {
   const fast = args.unsafe
     ? await requestFlexDevice({ backend: args.backend as DawnBackend, dawnOptions: [`${MMA ? DAWN_SUBGROUP_MATRIX_OPTIONS[0] : "enable-dawn-features=allow_unsafe_apis"},disable_robustness`] })
     : null;
-  const sweep: (Row & { robustness: boolean; pass?: number })[] = [];
+  const sweep: (Row & { robustness: boolean; pass?: number; retime?: boolean })[] = [];
   /** Per (variant, head dim): the fastest swept config, what the autotuner would pick. */
   const bestPer = new Map<string, { config: KernelConfig; ms: number }>();
   const perKey = (variant: string, d: number) => `${variant}:${d}`;
@@ -240,6 +240,16 @@ async function main() {
           }
         }
         if (pass === 1 && logSum < bestScore) [bestScore, into[d]] = [logSum, config];
+      }
+      // Is a slow figure the pipeline (a slow compile) or the moment? Time it again, same pipeline and buffers.
+      const ofPass = sweep.filter((r) => r.d === d && r.robustness === robustness && (r.pass ?? 1) === pass && !r.retime);
+      for (const row of ofPass) {
+        const bestOfVariant = Math.max(...ofPass.filter((r) => r.variant === row.variant).map((r) => r.tflops));
+        if (!(row.tflops < RETIME_BELOW * bestOfVariant)) continue;
+        const config = configs.find((c) => label(c) === row.config)!;
+        const again = await measure(device, { ...shapes(N4, d), variant: row.variant }, config, false, 5);
+        sweep.push({ ...again, robustness, retime: true, ...(pass > 1 ? { pass } : {}) });
+        log(`retime${pass > 1 ? pass : ""}`, d, row.variant, row.config, row.tflops.toFixed(2), "→", again.tflops.toFixed(2), "TFLOP/s");
       }
     }
     result.sweep = sweep;

@@ -202,15 +202,16 @@ describe("subgroupMatrix", () => {
   const mma = (blockM: number, blockN: number, T: number, extra: Record<string, number | boolean> = {}): KernelConfig =>
     ({ blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false, options: { subgroupMatrix: true, workgroupSize: T, vec4: true, ...extra } });
 
-  it("is a candidate only where the device has subgroup matrices; the measured 128×16 T256 shape leads, other matrix shapes rank last", () => {
+  it("is a candidate only where the device has subgroup matrices; the measured 128×16 T256 shapes lead, other matrix shapes rank last", () => {
     expect(wgslConfigCandidates(problem(128), [128, 128], { limits: H100 }).some((c) => c.options?.subgroupMatrix)).toBe(false);
     for (const d of [64, 128]) {
       const all = wgslConfigCandidates(problem(d), [128, 128], { limits: MATRIX });
-      expect(all[0]).toMatchObject({ blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256 } });
+      expect(all[0]).toMatchObject({ blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true } });
+      expect(all[1]).toMatchObject({ blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: false } });
       expect(wgslDefaultConfig(problem(d), [128, 128], { limits: MATRIX })).toEqual(all[0]);
-      // After the measured one: the plain configs, then the other matrix shapes.
-      const nextMatrix = all.findIndex((c, i) => i > 0 && c.options?.subgroupMatrix);
-      expect(nextMatrix).toBeGreaterThan(1);
+      // After the measured ones: the plain configs, then the other matrix shapes.
+      const nextMatrix = all.findIndex((c, i) => i > 1 && c.options?.subgroupMatrix);
+      expect(nextMatrix).toBeGreaterThan(2);
       expect(all.slice(nextMatrix).every((c) => c.options?.subgroupMatrix)).toBe(true);
     }
     // Head dims that are not multiples of 16 get none, and the plain default.
