@@ -6,7 +6,7 @@
  * the d=64 default's neighbourhood (call 12), the layout experiments that found why the matrix
  * kernels were wrong (calls 17–19, probe calls 17–21 in ../wgsl-h200-mma-probe), and the protocol
  * with the fixed matrix kernel beside the anchors of the same call (calls 20 and 22; call 21 the
- * repeated sweep).
+ * repeated sweep); V staged in K's place (calls 23–25, call 25 the protocol on the new defaults).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -18,7 +18,7 @@ const RAW = join(RESULTS, "wgsl-h200-raw");
 const read = (path: string) => readFileSync(join(RAW, path), "utf8");
 
 interface TorchRow { variant: string; n: number; d: number; density: number; flex_tflops?: number; sdpa_eff_tflops?: number }
-interface SweepRow { variant: string; d: number; config: string; tflops: number; rounds?: number; pass?: number }
+interface SweepRow { variant: string; d: number; config: string; tflops: number; rounds?: number; pass?: number; retime?: boolean }
 
 // Call 5: protocol rows as printed by the device command (its JSON did not come back), anchors as JSON.
 const protocol = read("call5-protocol/wgsl-stdout.txt").split("\n")
@@ -49,13 +49,17 @@ const table = protocolTable(rows);
 
 /**
  * A sweep as a table, configs × variants; with two passes (call 6) one figure where they agree
- * within 5%, both otherwise.
+ * within 5%, both otherwise; a figure timed again on the same pipeline (calls 24–) as "slow → again".
  */
 function sweepTable(sweep: SweepRow[], defaults: Record<string, string>): string[] {
   const variants = [...new Set(sweep.map((s) => s.variant))];
   const configs = [...new Set(sweep.map((s) => `${s.d}|${s.config}`))];
-  const cell = (d: number, config: string, variant: string, pass: number) =>
-    sweep.find((s) => s.d === d && s.config === config && s.variant === variant && (s.pass ?? 1) === pass)?.tflops;
+  const find = (d: number, config: string, variant: string, pass: number, retime: boolean) =>
+    sweep.find((s) => s.d === d && s.config === config && s.variant === variant && (s.pass ?? 1) === pass && Boolean(s.retime) === retime)?.tflops;
+  const cell = (d: number, config: string, variant: string, pass: number) => {
+    const [first, again] = [find(d, config, variant, pass, false), find(d, config, variant, pass, true)];
+    return { value: again ?? first, text: first === undefined ? "–" : again === undefined ? f(first) : `${f(first)} → ${f(again)}` };
+  };
   return [
     `| d | config | ${variants.join(" | ")} |`,
     `|---|---|${variants.map(() => "---").join("|")}|`,
@@ -63,7 +67,8 @@ function sweepTable(sweep: SweepRow[], defaults: Record<string, string>): string
       const [d, config] = [Number(k.split("|")[0]), k.split("|")[1]];
       const cells = variants.map((v) => {
         const [a, b] = [cell(d, config, v, 1), cell(d, config, v, 2)];
-        return a === undefined ? "–" : b === undefined || Math.abs(a - b) < 0.05 * a ? f(a) : `${f(a)} / ${f(b)}`;
+        if (a.value === undefined) return "–";
+        return b.value === undefined || Math.abs(a.value - b.value) < 0.05 * a.value ? a.text : `${a.text} / ${b.text}`;
       });
       return `| ${d} | \`${config}\`${defaults[d] === config ? " (default)" : ""} | ${cells.join(" | ")} |`;
     }),
@@ -150,26 +155,37 @@ function protocolOf(dir: string) {
 }
 const call20 = protocolOf("call20-protocol-matrix");
 const call22 = protocolOf("call22-protocol-defaults");
-const unsafe20Table = [
+// Calls 23–25: V staged in K's place (shareKV). 23 swept it (and 128×32 tiles) with conformance on
+// shareKV configs; 24 swept twice and timed slow figures again; 25 ran conformance and the
+// protocol on the new defaults, robustness off, and the layout regression set.
+const call23 = protocolOf("call23-share-kv");
+const call24 = protocolOf("call24-retime");
+const call25 = protocolOf("call25-protocol-defaults");
+const conformanceLine = (c: MatrixCall["conformance"]) => `${c.passed} passed, ${c.failed} failed; ${c.onSubgroupMatrix.length} of ` +
+  `${c.results.length} cases on subgroupMatrix configs; largest output error of the f32 cases ` +
+  `${Math.max(...c.results.filter((r) => !/^b?f16-/.test(r.name)).map((r) => r.outError)).toExponential(1)}`;
+/** Robustness-off rows beside the SDPA anchor of the same call. */
+const unsafeTable = (call: ReturnType<typeof protocolOf>) => [
   "| variant | N | d | config | WGSL TFLOP/s, robustness off | SDPA-eff f32 | WGSL / SDPA-eff | spot err |",
   "|---|---|---|---|---|---|---|---|",
-  ...(call20.bench.robustnessOff ?? []).map((r) => {
-    const a = anchorIn(call20.anchors, r)?.sdpa_eff_tflops;
+  ...(call.bench.robustnessOff ?? []).map((r) => {
+    const a = anchorIn(call.anchors, r)?.sdpa_eff_tflops;
     return `| ${r.variant} | ${r.n} | ${r.d} | \`${r.config}\` | ${f(r.tflops)} | ${f(a)} | ${ratio(r.tflops, a)} | ${r.spotError?.toExponential(1)} |`;
   }),
 ];
+const layout25 = bisectTable([{ dir: "call25-protocol-defaults", selfReferenced: false, ...(JSON.parse(read("call25-protocol-defaults/bisect/bisect.json")) as { rows: BisectRow[] }) }]);
+const unsafe20Table = unsafeTable(call20);
 const sweep20Table = sweepTable(call20.bench.sweep ?? [], call20.bench.defaults);
 // Call 21: the same sweep twice on fresh devices (second pass in reverse variant order).
 const call21 = JSON.parse(read("call21-repeat-sweep-matrix/wgsl-bench.json")) as BenchCall;
 const sweep21Table = sweepTable(call21.sweep ?? [], call21.defaults);
-const conf = call20.bench.conformance!;
-const conformance20 = `${conf.passed} passed, ${conf.failed} failed; ${conf.onSubgroupMatrix.length} of ` +
-  `${conf.results.length} cases on subgroupMatrix configs; largest output error of the f32 cases ` +
-  `${Math.max(...conf.results.filter((r) => !/^b?f16-/.test(r.name)).map((r) => r.outError)).toExponential(1)}`;
+const conformance20 = conformanceLine(call20.bench.conformance!);
 
 writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
   gpu: torch.gpu, torch: torch.torch, device: settled.device,
-  protocolDefaults: { call: "call22-protocol-defaults", rows: call22.rows },
+  protocolDefaults: { call: "call25-protocol-defaults", rows: call25.rows, robustnessOff: call25.bench.robustnessOff },
+  protocolDefaultsAfterSweep: { call: "call24-retime", rows: call24.rows },
+  protocolDefaultsBeforeShareKV: { call: "call22-protocol-defaults", rows: call22.rows },
   protocolSwept: { call: "call20-protocol-matrix", rows: call20.rows, robustnessOff: call20.bench.robustnessOff },
   defaults: settled.defaults, protocol: rows, sweep: settled.sweep,
   subgroupMatrix: matrixCalls.map((c) => ({ call: c.dir, conformance: { passed: c.conformance.passed, failed: c.conformance.failed, onSubgroupMatrix: c.conformance.onSubgroupMatrix.length }, sweep: c.sweep })),
@@ -178,11 +194,15 @@ const template = readFileSync(join(import.meta.dirname, "wgsl-h200-report.md.in"
 writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", table.join("\n")).replace("{{SWEEP}}", settledTable.join("\n"))
   .replace("{{MATRIX_CONFORMANCE}}", matrixConformance.join("\n")).replace("{{MATRIX_SWEEPS}}", matrixTables.join("\n\n"))
   .replace("{{MATRIX_ROBUSTNESS}}", robustnessTable.join("\n")).replace("{{WIDE_D64}}", wideTable.join("\n"))
-  .replace("{{PROTOCOL_DEFAULTS}}", call22.table.join("\n")).replace("{{PROTOCOL_SWEPT}}", call20.table.join("\n"))
+  .replace("{{PROTOCOL_DEFAULTS}}", call25.table.join("\n")).replace("{{ROBUSTNESS_OFF_25}}", unsafeTable(call25).join("\n"))
+  .replace("{{PROTOCOL_24}}", call24.table.join("\n")).replace("{{SWEEP_24}}", sweepTable(call24.bench.sweep ?? [], call24.bench.defaults).join("\n"))
+  .replace("{{SWEEP_23}}", sweepTable(call23.bench.sweep ?? [], call23.bench.defaults).join("\n")).replace("{{PROTOCOL_23}}", call23.table.join("\n"))
+  .replace("{{CONFORMANCE_23}}", conformanceLine(call23.bench.conformance!)).replace("{{CONFORMANCE_25}}", conformanceLine(call25.bench.conformance!))
+  .replace("{{LAYOUT_25}}", layout25.join("\n")).replace("{{PROTOCOL_22}}", call22.table.join("\n")).replace("{{PROTOCOL_SWEPT}}", call20.table.join("\n"))
   .replace("{{ROBUSTNESS_OFF}}", unsafe20Table.join("\n")).replace("{{SWEEP_MATRIX}}", sweep20Table.join("\n"))
   .replace("{{SWEEP_REPEAT}}", sweep21Table.join("\n")).replace("{{CONFORMANCE_MATRIX}}", conformance20)
   .replace("{{LAYOUT_BISECT}}", layoutTable.join("\n")).replace("{{PROBE_ATTN}}", probeTable.join("\n")));
-console.log(call22.table.join("\n"));
+console.log(call25.table.join("\n"));
 console.log(unsafe20Table.join("\n"));
 console.log(layoutTable.join("\n"));
 console.log(probeTable.join("\n"));

@@ -3,7 +3,8 @@
  * generated shader beside copies with one difference each removed by a text edit (the staging
  * bounds checks, the kv-bounds block, the tile-loop break, the reversed query tile order), and
  * with Dawn's robustness off. Each copy's output is compared with the unedited kernel's (correct
- * on the conformance suite); the plain default config runs as the reference. (Call 9 asked why
+ * on the conformance suite); the library's default config for the device runs beside them (the plain
+ * kernel until call 24, the sharedKV matrix kernel since). (Call 9 asked why
  * the kernel ran ~26 TFLOP/s against the probe's ~32; calls 10–19 found the answer, a workgroup
  * layout rule: results/wgsl-h200.md.)
  *
@@ -142,7 +143,7 @@ async function main() {
   // The benchmark's noop case, with wgsl-bench's inputs (call 9 ran with its own uniform [-2, 2) inputs, other seeds).
   const { inv } = invocation({ variant: "noop", n: N, batch: B, heads: H, d: D });
   const base = artifactFor(inv, dev, { config: MATRIX_CONFIG });
-  const plain = artifactFor(inv, dev);
+  const libraryDefault = artifactFor(inv, dev);
   const rows: Record<string, unknown>[] = [];
   const record = (name: string, r: { ms: number; tflops: number; rounds: number }, diff: number) => {
     rows.push({ name, ms: r.ms, tflops: r.tflops, rounds: r.rounds, maxDiffVsLibrary: diff });
@@ -178,8 +179,8 @@ async function main() {
         rows.push({ name: label, error: String(e).slice(0, 2000) });
       }
     }
-    const p = await time(unsafe, inv, plain);
-    record("plain default, robustness off", p, maxDiff(p.out, ref.out));
+    const p = await time(unsafe, inv, libraryDefault);
+    record(`library default ${JSON.stringify(libraryDefault.config.options)}, robustness off`, p, maxDiff(p.out, ref.out));
     writeFileSync(join(args.out!, "bisect.json"), JSON.stringify({ command: process.argv.join(" "), device: dev.description, n: N, d: D, batch: B, heads: H, rows }, null, 1));
     return;
   }
@@ -195,8 +196,8 @@ async function main() {
   record("all edits", r, maxDiff(r.out, ref.out));
   const u = await time(unsafe, inv, base);
   record("library kernel, robustness off", u, maxDiff(u.out, ref.out));
-  const p = await time(dev, inv, plain);
-  record(`plain default ${JSON.stringify(plain.config.options)}`, p, maxDiff(p.out, ref.out));
+  const p = await time(dev, inv, libraryDefault);
+  record(`library default ${JSON.stringify(libraryDefault.config.options)}`, p, maxDiff(p.out, ref.out));
   const again = await time(dev, inv, base);
   record("library kernel again", again, maxDiff(again.out, ref.out));
   writeFileSync(join(args.out!, "bisect.json"), JSON.stringify({ command: process.argv.join(" "), device: dev.description, n: N, d: D, batch: B, heads: H, rows }, null, 1));

@@ -202,13 +202,14 @@ function matrixCandidates(problem: ResolvedProblem, sparseBlock: readonly [numbe
 /**
  * Best measured shapes per head-dim class (Dawn/Vulkan, f32), fast on every protocol variant and
  * reproducible from one pipeline compile to the next (apps/bench/results/wgsl-h200.md). At head
- * dim 128, 256-invocation configs ran anywhere from 5 to 33 TFLOP/s for the same shader across
- * compiles; 512 invocations cap the driver at 128 registers each and ran 24–26 every time.
+ * dim 128, plain 256-invocation configs timed anywhere from 5 to 33 TFLOP/s for the same shader
+ * across compiles, 512-invocation ones 24–26 every time; call 24 later found that a new pipeline's
+ * first seconds can time that slow, so part of that spread may be timing, not the compile.
  */
 const MEASURED: { maxHeadDim: number; shape: { blockM: number; blockN: number; options: Record<string, number | boolean> } }[] = [
   // Where the device has f16 subgroup matrices: 1.25–1.38× the plain kernels at d=64 and
-  // 1.34–2.07× at d=128 on every protocol variant (call 21; call 20 once ran ALiBi d=64 at 10.7);
-  // V staged in K's place is 2.5–3.5% faster again (call 23).
+  // 1.34–2.07× at d=128 on every protocol variant (call 21); V staged in K's place is 2–5% faster
+  // again on every variant but ALiBi d=128, equal (call 24, two passes).
   { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true } } },
   { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: false } } },
   { maxHeadDim: 64, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 256, qGlobal: true, subgroups: true, shareKV: false } } },

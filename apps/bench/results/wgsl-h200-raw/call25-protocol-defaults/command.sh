@@ -1,0 +1,3 @@
+bash .node/call25.sh   (which runs:)
+WGSL_S=230 ANCHOR_BUDGET_S=105 TORCH_S=130 bash apps/bench/device/wgsl/run.sh --subgroup-matrix --skip-sweep --protocol-defaults --unsafe
+/tmp/n/node .node/wgsl-matrix-bisect.mjs --out $OUT/bisect --experiments layout
