@@ -16,7 +16,9 @@ export interface TimingOptions {
    * The timed block is repeated until two consecutive medians agree within `settleTolerance`
    * (default 0.03), at most `maxRounds` times (default 5). GPU clocks can still be ramping
    * after the warmup: on the H200 a block timed during the ramp read 2–4× slow
-   * (apps/bench/results/wgsl-h200.md).
+   * (apps/bench/results/wgsl-h200.md). A pipeline created moments before can also time 1.3–5×
+   * slow, steadily over several rounds, then run at full speed when timed again (call 24 there):
+   * for steady-state figures of a new pipeline, call timeWgsl twice and keep the second.
    */
   maxRounds?: number;
   settleTolerance?: number;
