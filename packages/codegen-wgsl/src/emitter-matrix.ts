@@ -40,6 +40,7 @@ fn ${name}(i: i32, x: vec4<f32>, lo: i32) {
   ${arr}[i + lo] = f16(l.x); ${arr}[i + lo + 1] = f16(l.y); ${arr}[i + lo + 2] = f16(l.z); ${arr}[i + lo + 3] = f16(l.w);
 }`;
 }
+
 export class MatrixEmitter extends WgslEmitter {
   private readonly mg: MatrixGeometry;
 
@@ -127,9 +128,8 @@ export class MatrixEmitter extends WgslEmitter {
     const { QCW: CW } = mg;
     const QS = CW + 8; // row stride of a staged column chunk, 16-byte aligned
     const lines = [
-      `// Q tile, scaled (${spec.score ? "natural" : "exp2"} domain), split into f16 hi/lo and staged through sm ${CW} columns`,
-      "// at a time through pp (free until the first P tile); every subgroup loads its rows' fragments once,",
-      "// to keep in registers.",
+      `// Q tile, scaled (${spec.score ? "natural" : "exp2"} domain), split into f16 hi/lo and staged ${CW} columns at a time`,
+      "// through pp (free until the first P tile); every subgroup loads its rows' fragments once, to keep in registers.",
     ];
     for (let c0 = 0; c0 < g.D; c0 += CW) {
       lines.push(

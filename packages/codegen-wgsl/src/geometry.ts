@@ -24,7 +24,8 @@ export interface WgslOptions {
   /**
    * K and Vᵀ share one workgroup array (V is stored after Q·Kᵀ has read K, behind one more
    * barrier): wider kv tiles fit, e.g. 128×32 at head dim 128 in 33 KB instead of 50. The
-   * subgroupMatrix kernel does the same with its f16 K and V tiles (128×32 at head dim 64 in 45 KB).
+   * subgroupMatrix kernel does the same with its f16 K and V tiles, with no extra barrier (the one
+   * that publishes S also ends the reads of K): 128×32 at head dim 64 fits in 45 KB.
    */
   shareKV: boolean;
   /** Load the V tile into registers with the K tile (hides its latency, costs registers). */
