@@ -81,11 +81,11 @@ const settledTable = sweepTable(settled.sweep, settled.defaults);
 // Calls 7 and 8: the subgroupMatrix kernels (conformance on them, then swept beside the plain configs).
 interface MatrixCall { defaults: Record<string, string>; sweep: SweepRow[]; conformance: { passed: number; failed: number; onSubgroupMatrix: string[]; results: { name: string; outError: number }[] } }
 const matrixCalls = ["call7-subgroup-matrix", "call8-subgroup-matrix-let"].map((dir) => ({ dir, ...(JSON.parse(read(`${dir}/wgsl-bench.json`)) as MatrixCall) }));
-const matrixConformance = matrixCalls.map((c) =>
-  `- \`${c.dir}\`: ${c.conformance.passed} passed, ${c.conformance.failed} failed; ${c.conformance.onSubgroupMatrix.length} of ` +
-  `${c.conformance.results.length} cases on subgroupMatrix configs; largest output error of the f32 cases ` +
-  `${Math.max(...c.conformance.results.filter((r) => !/^b?f16-/.test(r.name)).map((r) => r.outError)).toExponential(1)}`,
-);
+/** A conformance run on matrix configs in one line: counts and the largest f32 output error. */
+const conformanceLine = (c: MatrixCall["conformance"]) => `${c.passed} passed, ${c.failed} failed; ${c.onSubgroupMatrix.length} of ` +
+  `${c.results.length} cases on subgroupMatrix configs; largest output error of the f32 cases ` +
+  `${Math.max(...c.results.filter((r) => !/^b?f16-/.test(r.name)).map((r) => r.outError)).toExponential(1)}`;
+const matrixConformance = matrixCalls.map((c) => `- \`${c.dir}\`: ${conformanceLine(c.conformance)}`);
 const matrixTables = matrixCalls.map((c) => [`**${c.dir}**`, "", ...sweepTable(c.sweep, c.defaults)].join("\n"));
 
 // Call 12: the d=64 default's neighbourhood (wgsl-bench --wide-d64), protocol on each variant's best.
@@ -161,9 +161,6 @@ const call22 = protocolOf("call22-protocol-defaults");
 const call23 = protocolOf("call23-share-kv");
 const call24 = protocolOf("call24-retime");
 const call25 = protocolOf("call25-protocol-defaults");
-const conformanceLine = (c: MatrixCall["conformance"]) => `${c.passed} passed, ${c.failed} failed; ${c.onSubgroupMatrix.length} of ` +
-  `${c.results.length} cases on subgroupMatrix configs; largest output error of the f32 cases ` +
-  `${Math.max(...c.results.filter((r) => !/^b?f16-/.test(r.name)).map((r) => r.outError)).toExponential(1)}`;
 /** Robustness-off rows beside the SDPA anchor of the same call. */
 const unsafeTable = (call: ReturnType<typeof protocolOf>) => [
   "| variant | N | d | config | WGSL TFLOP/s, robustness off | SDPA-eff f32 | WGSL / SDPA-eff | spot err |",
