@@ -106,7 +106,9 @@ def main():
     summary = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, cupy=cupy.__version__,
                    command="npx tsx apps/bench/src/cuda-generate.ts && python3 apps/bench/device/cuda/run_cuda.py",
                    passed=passed, failed=len(results) - passed, results=results)
-    json.dump(summary, open(os.path.join(OUT, "cuda-h100-conformance.json"), "w"), indent=1)
+    # Named after the GPU ("NVIDIA H200" → cuda-h200-conformance.json) so runs on different GPUs sit side by side.
+    gpu = summary["gpu"].split()[-1].lower()
+    json.dump(summary, open(os.path.join(OUT, f"cuda-{gpu}-conformance.json"), "w"), indent=1)
     print(f"cuda conformance: {passed} passed, {len(results) - passed} failed")
 
 

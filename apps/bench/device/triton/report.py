@@ -123,12 +123,14 @@ def method(result):
 def markdown(result):
     env = result["env"]
     has_err = any("err_max" in r for r in result["rows"])
+    timed = bool(result["rows"])  # a conformance-only run has no timed rows and needs no bench inputs
+    generate = "npx tsx src/triton-generate.ts" + ("" if timed else " --only conformance")
     lines = [f'# Triton backend on {env["gpu"]} (torch {env["torch"]}, triton {env["triton"]})', "",
-             f'Command: `cd apps/bench && npx tsx src/triton-generate.ts && cd device/triton && {env["command"]}` '
+             f'Command: `cd apps/bench && {generate} && cd device/triton && {env["command"]}` '
              "(device call carrying apps/bench/device/triton/generated).", "",
-             "## Forward, bf16, ours vs PyTorch flex_attention (torch.compile), same process", "",
-             "Effective TFLOP/s = 4·B·H·N²·D·density / time. " + method(result), "",
-             *table(result), "", *anchors(result),
+             *(["## Forward, bf16, ours vs PyTorch flex_attention (torch.compile), same process", "",
+                "Effective TFLOP/s = 4·B·H·N²·D·density / time. " + method(result), "",
+                *table(result), "", *anchors(result)] if timed else []),
              *(["## Numerical error vs float64 (N = 1024, batch 0)", "", *errors(result), ""] if has_err else []),
              *(["## Config sweep (N = 16384)", "", *sweep(result), ""] if any(r["impl"] == "ours-sweep" for r in result["rows"]) else []),
              *(["## Approximate tanh (options.approxTanh) vs float64", "", f'`{result["tanh_approx"]}`', ""] if result.get("tanh_approx") else []),

@@ -51,6 +51,10 @@ def main():
     log(json.dumps(env))
     result = dict(env=env, conformance=[], rows=[])
     phases = args.phases.split(",")
+    known = PHASES + ["sweep"]  # the sweep runs only when asked for
+    unknown = [p for p in phases if p not in known]
+    if unknown:
+        sys.exit(f"run.py: unknown phase(s) {', '.join(unknown)}; known: {', '.join(known)}")
 
     def save():
         result["elapsed_s"] = round(time.time() - start, 1)
@@ -67,6 +71,19 @@ def main():
             result["tanh_approx"] = tanh_error.measure(log)
         except Exception as e:
             log(json.dumps(dict(tanh_error=repr(e)[:300])))
+    if any(p in phases for p in ("sweep", "bench16k", "bench4k", "bench1k")):
+        run_bench(args, phases, deadline, log, result, save)
+    save()
+    import report
+    md = report.markdown(result)
+    with open(os.path.join(OUT, f"triton-{args.tag}.md"), "w") as f:
+        f.write(md)
+    print("\n".join(l for l in md.split("\n") if l.startswith("|") and "| yes |" not in l)[-6000:])
+    log(json.dumps(dict(done=True, elapsed_s=round(time.time() - start, 1))))
+
+
+def run_bench(args, phases, deadline, log, result, save):
+    """The timed phases; they need the bench inputs (triton-generate.ts without --only conformance)."""
     from bench import Bench
     b = Bench(log, deadline)
     b.tma = not args.no_tma
@@ -86,13 +103,6 @@ def main():
         if phase in phases:
             result["rows"] += b.run_entries(by(n), with_flex=True, errors=(n == 1024))
             save()
-    save()
-    import report
-    md = report.markdown(result)
-    with open(os.path.join(OUT, f"triton-{args.tag}.md"), "w") as f:
-        f.write(md)
-    print("\n".join(l for l in md.split("\n") if l.startswith("|") and "| yes |" not in l)[-6000:])
-    log(json.dumps(dict(done=True, elapsed_s=round(time.time() - start, 1))))
 
 
 if __name__ == "__main__":
