@@ -6,7 +6,8 @@
  * the d=64 default's neighbourhood (call 12), the layout experiments that found why the matrix
  * kernels were wrong (calls 17–19, probe calls 17–21 in ../wgsl-h200-mma-probe), and the protocol
  * with the fixed matrix kernel beside the anchors of the same call (calls 20 and 22; call 21 the
- * repeated sweep); V staged in K's place (calls 23–25, call 25 the protocol on the new defaults).
+ * repeated sweep); V staged in K's place (calls 23–25, call 25 the protocol on the new defaults);
+ * K and V split in advance and read from global memory (call 27, presplitKV: slower).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -171,6 +172,23 @@ const unsafeTable = (call: ReturnType<typeof protocolOf>) => [
   }),
 ];
 const layout25 = bisectTable([{ dir: "call25-protocol-defaults", selfReferenced: false, ...(JSON.parse(read("call25-protocol-defaults/bisect/bisect.json")) as { rows: BisectRow[] }) }]);
+// Call 27: K and V split once by a pass of their own, the kernel's fragments loaded from global memory (presplitKV).
+interface PresplitRow { name: string; robustness: string; variant: string; d: number; tflops: number; kernelMs: number; splitMs?: number; maxDiffVsLibrary?: number; spotError: number }
+const presplit27 = (() => {
+  const rows = (JSON.parse(read("call27-presplit/presplit.json")) as { rows: PresplitRow[] }).rows;
+  const library = rows.filter((r) => r.name.startsWith("library default"));
+  const pick = (l: PresplitRow, tile: string) => rows.find((r) => r.name.includes(tile) && r.robustness === l.robustness && r.variant === l.variant && r.d === l.d);
+  return [
+    "| robustness | variant | d | library default TFLOP/s | presplitKV 128×16: TFLOP/s (kernel + split ms) | / library | presplitKV 128×32: TFLOP/s | / library | max \\|diff\\| vs library (16 / 32) | spot err |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...library.map((l) => {
+      const [a, b] = [pick(l, "128x16"), pick(l, "128x32")];
+      if (!a || !b) throw new Error(`call 27: no presplit rows for ${l.robustness} ${l.variant} d=${l.d}`);
+      return `| ${l.robustness.replace("robustness ", "")} | ${l.variant} | ${l.d} | ${f(l.tflops)} | ${f(a.tflops)} (${a.kernelMs.toFixed(2)} + ${a.splitMs!.toFixed(3)}) | ${ratio(a.tflops, l.tflops)} | ` +
+        `${f(b.tflops)} | ${ratio(b.tflops, l.tflops)} | ${a.maxDiffVsLibrary!.toExponential(1)} / ${b.maxDiffVsLibrary!.toExponential(1)} | ${Math.max(a.spotError, b.spotError).toExponential(1)} |`;
+    }),
+  ];
+})();
 const unsafe20Table = unsafeTable(call20);
 const sweep20Table = sweepTable(call20.bench.sweep ?? [], call20.bench.defaults);
 // Call 21: the same sweep twice on fresh devices (second pass in reverse variant order).
@@ -195,7 +213,7 @@ writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", ta
   .replace("{{PROTOCOL_24}}", call24.table.join("\n")).replace("{{SWEEP_24}}", sweepTable(call24.bench.sweep ?? [], call24.bench.defaults).join("\n"))
   .replace("{{SWEEP_23}}", sweepTable(call23.bench.sweep ?? [], call23.bench.defaults).join("\n")).replace("{{PROTOCOL_23}}", call23.table.join("\n"))
   .replace("{{CONFORMANCE_23}}", conformanceLine(call23.bench.conformance!)).replace("{{CONFORMANCE_25}}", conformanceLine(call25.bench.conformance!))
-  .replace("{{LAYOUT_25}}", layout25.join("\n")).replace("{{PROTOCOL_22}}", call22.table.join("\n")).replace("{{PROTOCOL_SWEPT}}", call20.table.join("\n"))
+  .replace("{{LAYOUT_25}}", layout25.join("\n")).replace("{{PRESPLIT_27}}", presplit27.join("\n")).replace("{{PROTOCOL_22}}", call22.table.join("\n")).replace("{{PROTOCOL_SWEPT}}", call20.table.join("\n"))
   .replace("{{ROBUSTNESS_OFF}}", unsafe20Table.join("\n")).replace("{{SWEEP_MATRIX}}", sweep20Table.join("\n"))
   .replace("{{SWEEP_REPEAT}}", sweep21Table.join("\n")).replace("{{CONFORMANCE_MATRIX}}", conformance20)
   .replace("{{LAYOUT_BISECT}}", layoutTable.join("\n")).replace("{{PROBE_ATTN}}", probeTable.join("\n")));
