@@ -18,15 +18,12 @@
  *            its reference max until the max passes it by TAU, so P ≤ 2^TAU and O is rescaled
  *            (a round trip through workgroup memory) only then; P → f16 hi/lo      barrier (flag)
  *   acc      O fragments += P·V                                                            barrier
- * With presplitKV, K and V come split already (presplitLayout) and the fragments are loaded from
- * global memory: loadK stages nothing, and P·V ends without a barrier (each subgroup owns its S and
- * P tiles, and the next tile's S barrier orders its P reads before their next writes).
  * Range: operands must stay within f16's range once split (|Q·scale·log2e|, |K|, |V| < 65504); values
  * below f16's normal range (6e-5) keep an absolute error of about 6e-8.
  */
 import { type KernelSpec, NUMERICS } from "@flexattn/template";
 import { WgslEmitter } from "./emitter.js";
-import { type MatrixGeometry, PRESPLIT_KEY_PAD, type WgslGeometry } from "./geometry.js";
+import type { MatrixGeometry, WgslGeometry } from "./geometry.js";
 import { wgslFloat } from "./renderer.js";
 import { indent, range } from "./text.js";
 
@@ -58,35 +55,7 @@ export class MatrixEmitter extends WgslEmitter {
     return this.g.opts.shareKV ? 0 : 2 * this.g.BN * this.mg.KS;
   }
 
-  /** presplitKV: this head's K and V planes in global memory (presplitLayout, offsets in halves). */
-  private presplitBases(): string[] {
-    const { g } = this;
-    return [
-      `// K and V hi/lo planes of this (batch, kv head), keys padded to a multiple of ${PRESPLIT_KEY_PAD} (presplitLayout).`,
-      `let fa_keys = u32((P.kv_len + ${PRESPLIT_KEY_PAD - 1}) / ${PRESPLIT_KEY_PAD} * ${PRESPLIT_KEY_PAD});`,
-      "let fa_bh = u32(b * P.kv_heads + hkv);",
-      `let fa_kh = fa_bh * 2u * fa_keys * ${g.D}u;`,
-      `let fa_kl = fa_kh + fa_keys * ${g.D}u;`,
-      `let fa_vh = fa_bh * 2u * fa_keys * ${g.DV}u;`,
-      `let fa_vl = fa_vh + fa_keys * ${g.DV}u;`,
-    ];
-  }
-
-  /** Fragment (nf, kd) of the K tile's hi or lo half, as Kᵀ (a right operand, col_major). */
-  private kFragment(nf: number, kd: number, half: "hi" | "lo"): string {
-    const { g, mg } = this;
-    if (g.opts.presplitKV) return this.load("FA_MR", "col_major", "fa_k", `fa_k${half[0]} + u32(kv0) * ${g.D}u`, nf * 16 * g.D + kd * 16, g.D);
-    return this.load("FA_MR", "col_major", "fa_sm", null, (half === "lo" ? g.BN * mg.KS : 0) + nf * 16 * mg.KS + kd * 16, mg.KS);
-  }
-
-  /** Fragment (nf, df) of the V tile's hi or lo half (a right operand, row_major). */
-  private vFragment(nf: number, df: number, half: "hi" | "lo"): string {
-    const { g, mg } = this;
-    if (g.opts.presplitKV) return this.load("FA_MR", "row_major", "fa_v", `fa_v${half[0]} + u32(kv0) * ${g.DV}u`, nf * 16 * g.DV + df * 16, g.DV);
-    return this.load("FA_MR", "row_major", "fa_sm", null, this.vBase + (half === "lo" ? g.BN * mg.VKS : 0) + nf * 16 * mg.VKS + df * 16, mg.VKS);
-  }
-
-  /** A matrix load from `arr` at `base` (a per-subgroup expression, or none) + `offset`. */
+  /** A matrix load from workgroup memory at `base` (a per-subgroup expression, or none) + `offset`. */
   private load(kind: "FA_ML" | "FA_MR" | "FA_MA", layout: "row_major" | "col_major", arr: string, base: string | null, offset: number, stride: number): string {
     return `subgroupMatrixLoad<${kind}, ${layout}>(&${arr}, ${base ? `${base} + ` : ""}${offset}u, ${stride}u)`;
   }
@@ -126,10 +95,10 @@ export class MatrixEmitter extends WgslEmitter {
       "// 16-byte aligned whichever way the driver lays the variables out: on the H200 a 4-byte",
       "// variable placed among the arrays made every matrix kernel wrong (results/wgsl-h200.md).",
       "var<workgroup> fa_rescale: array<atomic<u32>, 4>;",
-      ...(mg.smHalves ? [`var<workgroup> fa_sm: array<f16, ${mg.smHalves}>;`] : []),
+      `var<workgroup> fa_sm: array<f16, ${mg.smHalves}>;`,
       `var<workgroup> fa_sc: array<f32, ${mg.scFloats}>;`,
       `var<workgroup> fa_pp: array<f16, ${mg.ppHalves}>;`,
-      ...(mg.smHalves ? [splitFunction("fa_split", "fa_sm")] : []),
+      splitFunction("fa_split", "fa_sm"),
       splitFunction("fa_split_q", "fa_pp"),
       "",
       `@compute @workgroup_size(${g.T})`,
@@ -148,7 +117,6 @@ export class MatrixEmitter extends WgslEmitter {
       `let pbase = sg * ${2 * mg.R * mg.PS}u;`,
       `let srow = sbase + (lane / ${mg.LPR}u) * ${mg.SS}u;`,
       `let prow = pbase + (lane / ${mg.LPR}u) * ${mg.PS}u;`,
-      ...(g.opts.presplitKV ? this.presplitBases() : []),
       ...this.hoistedModCode(),
     ];
     return `${lines.join("\n")}\n${indent(body.join("\n"))}`;
@@ -191,7 +159,6 @@ export class MatrixEmitter extends WgslEmitter {
 
   override loadK(): string {
     const { g, mg } = this;
-    if (g.opts.presplitKV) return "// (K and V are read split from global memory: nothing to stage.)";
     const k = this.tileShares("k", g.BN, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x, ${g.BN * mg.KS});`);
     if (!g.opts.shareKV) return ["// K and V tiles → f16 hi/lo in sm.", k, this.storeV(), "workgroupBarrier();"].join("\n");
     return [
@@ -218,8 +185,8 @@ export class MatrixEmitter extends WgslEmitter {
     for (const kd of range(mg.DF)) {
       const step = [
         ...range(mg.NF).flatMap((nf) => [
-          `let kh${nf} = ${this.kFragment(nf, kd, "hi")};`,
-          `let kl${nf} = ${this.kFragment(nf, kd, "lo")};`,
+          `let kh${nf} = ${this.load("FA_MR", "col_major", "fa_sm", null, nf * 16 * mg.KS + kd * 16, mg.KS)};`,
+          `let kl${nf} = ${this.load("FA_MR", "col_major", "fa_sm", null, g.BN * mg.KS + nf * 16 * mg.KS + kd * 16, mg.KS)};`,
         ]),
         ...range(mg.NF).flatMap((nf) => range(mg.RF).flatMap((rf) => this.products(`fa_s_${rf}_${nf}`, `fa_qh_${rf}_${kd}`, `fa_ql_${rf}_${kd}`, `kh${nf}`, `kl${nf}`))),
       ];
@@ -298,15 +265,14 @@ export class MatrixEmitter extends WgslEmitter {
           `let pl${rf} = ${this.load("FA_ML", "row_major", "fa_pp", "pbase", mg.R * mg.PS + rf * 16 * mg.PS + nf * 16, mg.PS)};`,
         ]),
         ...range(mg.DVF).map((df) => `{\n${indent([
-          `let vh = ${this.vFragment(nf, df, "hi")};`,
-          `let vl = ${this.vFragment(nf, df, "lo")};`,
+          `let vh = ${this.load("FA_MR", "row_major", "fa_sm", null, this.vBase + nf * 16 * mg.VKS + df * 16, mg.VKS)};`,
+          `let vl = ${this.load("FA_MR", "row_major", "fa_sm", null, this.vBase + g.BN * mg.VKS + nf * 16 * mg.VKS + df * 16, mg.VKS)};`,
           ...range(mg.RF).flatMap((rf) => this.products(`fa_o_${rf}_${df}`, `ph${rf}`, `pl${rf}`, "vh", "vl")),
         ].join("\n"))}\n}`),
       ];
       lines.push(`{\n${indent(step.join("\n"))}\n}`);
     }
-    // presplitKV: nothing in workgroup memory is written again before the next tile's S barrier.
-    if (!g.opts.presplitKV) lines.push("workgroupBarrier();");
+    lines.push("workgroupBarrier();");
     return lines.join("\n");
   }
 

@@ -173,14 +173,12 @@ ${indent(use(k, "x"), "    ")}
     const fmt = storageFormat(spec.dtype, this.g.opts.vec4);
     const el = elementType(fmt);
     const hasCaptured = this.offsets.words > 0;
-    const presplit = this.g.opts.presplitKV;
     const bind = (n: number, decl: string) => `@group(0) @binding(${n}) ${decl};`;
     return [
       paramsStruct(),
       bind(BINDING.q, `var<storage, read> fa_q: array<${el}>`),
-      // presplitKV: K and V are f16 hi/lo planes for the matrix loads (presplitLayout).
-      bind(BINDING.k, `var<storage, read> fa_k: array<${presplit ? "f16" : el}>`),
-      bind(BINDING.v, `var<storage, read> fa_v: array<${presplit ? "f16" : el}>`),
+      bind(BINDING.k, `var<storage, read> fa_k: array<${el}>`),
+      bind(BINDING.v, `var<storage, read> fa_v: array<${el}>`),
       bind(BINDING.out, `var<storage, read_write> fa_out: array<${el}>`),
       ...(spec.returnLse ? [bind(BINDING.lse, "var<storage, read_write> fa_lse: array<f32>")] : []),
       bind(BINDING.tables, "var<storage, read> fa_tab: array<i32>"),
@@ -189,7 +187,8 @@ ${indent(use(k, "x"), "    ")}
       WGSL_MOD_PRELUDE,
       ...(hasCaptured ? [WGSL_LOAD_PRELUDE] : []),
       loadFunction("q", fmt, spec.qkHeadDim),
-      ...(presplit ? [] : [loadFunction("k", fmt, spec.qkHeadDim), loadFunction("v", fmt, spec.vHeadDim)]),
+      loadFunction("k", fmt, spec.qkHeadDim),
+      loadFunction("v", fmt, spec.vHeadDim),
       storeFunction(fmt, spec.vHeadDim),
       "",
     ];

@@ -41,12 +41,6 @@ export interface WgslOptions {
    * chromium-experimental-subgroup-matrix with f16 16×16 matrices; head dims multiples of 16.
    */
   subgroupMatrix: boolean;
-  /**
-   * subgroupMatrix only, research: K and V arrive already split into f16 hi/lo planes
-   * (`presplitLayout`), and the matrix loads read them from global memory. No K/V staging, and two
-   * workgroup barriers per kv tile instead of four; the k/v strides in the params are not used.
-   */
-  presplitKV: boolean;
 }
 
 export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> = {
@@ -60,20 +54,7 @@ export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> =
   unrollN: 0,
   tanh: "exp",
   subgroupMatrix: false,
-  presplitKV: false,
 };
-
-/** Keys of a presplitKV plane are padded to a multiple of this (kv tiles of up to 64 keys never read past it). */
-export const PRESPLIT_KEY_PAD = 64;
-
-/**
- * Where presplitKV kernels read K (head dim `dim`) or V: per (batch, kv head), a hi plane then a lo
- * plane, each [keys padded to PRESPLIT_KEY_PAD][dim] f16; offsets in halves.
- */
-export function presplitLayout(kvLen: number, dim: number): { paddedKeys: number; plane: number; head: number } {
-  const paddedKeys = Math.ceil(kvLen / PRESPLIT_KEY_PAD) * PRESPLIT_KEY_PAD;
-  return { paddedKeys, plane: paddedKeys * dim, head: 2 * paddedKeys * dim };
-}
 
 export interface WgslGeometry {
   readonly opts: WgslOptions;
@@ -156,7 +137,7 @@ export interface MatrixGeometry {
 /** A P/V/K tile row padded by 8 halves (16 bytes) keeps every fragment 16-byte aligned. */
 const MATRIX_PAD = 8;
 
-function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, opts: WgslOptions, fail: (m: string) => never): MatrixGeometry {
+function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, shareKV: boolean, fail: (m: string) => never): MatrixGeometry {
   const { qkHeadDim: D, vHeadDim: DV } = spec;
   if (D % 16 !== 0 || DV % 16 !== 0) fail("subgroupMatrix needs head dims that are multiples of 16");
   if (BN % 16 !== 0) fail("subgroupMatrix needs blockN a multiple of 16");
@@ -168,8 +149,7 @@ function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, opt
   const LPR = 32 / R;
   const KS = D + MATRIX_PAD;
   const VKS = DV + MATRIX_PAD;
-  if (opts.presplitKV && PRESPLIT_KEY_PAD % BN !== 0) fail(`presplitKV needs blockN dividing ${PRESPLIT_KEY_PAD}`);
-  const smHalves = opts.presplitKV ? 0 : opts.shareKV ? 2 * BN * Math.max(KS, VKS) : 2 * BN * (KS + VKS);
+  const smHalves = shareKV ? 2 * BN * Math.max(KS, VKS) : 2 * BN * (KS + VKS);
   const [SS, PS] = [BN, BN + MATRIX_PAD];
   const ppHalves = NSG * 2 * R * PS;
   // Q is staged in column chunks of every row at once, so each fragment is loaded exactly once
@@ -188,7 +168,7 @@ const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 
 
 export function wgslOptions(spec: KernelSpec): WgslOptions {
   const o = spec.config.options ?? {};
-  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "shareKV", "prefetchV", "unrollD", "unrollN", "tanh", "subgroupMatrix", "presplitKV"]);
+  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "shareKV", "prefetchV", "unrollD", "unrollN", "tanh", "subgroupMatrix"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new FlexAttnError(`unknown WGSL option "${k}" (known: ${[...known].join(", ")})`);
   const num = (k: string, d: number) => {
     const v = o[k] ?? d;
@@ -214,7 +194,6 @@ export function wgslOptions(spec: KernelSpec): WgslOptions {
     unrollN: num("unrollN", D.unrollN),
     tanh: tanhMode(o.tanh ?? D.tanh),
     subgroupMatrix: bool("subgroupMatrix", D.subgroupMatrix),
-    presplitKV: bool("presplitKV", D.presplitKV),
   };
 }
 
@@ -234,7 +213,6 @@ export function wgslGeometry(spec: KernelSpec): WgslGeometry {
   };
   if (!isPow2(T) || T > 1024) fail("workgroupSize must be a power of two ≤ 1024");
   if (opts.subgroupMatrix) return subgroupMatrixGeometry(spec, opts, fail);
-  if (opts.presplitKV) fail("presplitKV needs subgroupMatrix");
   if (![1, 2, 4, 8].includes(RM)) fail("rowsPerThread must be 1, 2, 4 or 8");
   if (BN % 4 !== 0) fail("blockN must be a multiple of 4 (the BlockMask kv block size must allow it)");
   if (BM % RM !== 0) fail("rowsPerThread must divide blockM");
@@ -280,8 +258,7 @@ function subgroupMatrixGeometry(spec: KernelSpec, opts: WgslOptions, fail: (m: s
   const T = opts.workgroupSize;
   if (opts.doubleBuffer || opts.qGlobal) fail("subgroupMatrix stages Q, K and V itself: doubleBuffer and qGlobal do not apply");
   if (opts.vec4 && spec.dtype !== "f32") fail("vec4 needs f32 storage");
-  if (opts.presplitKV && opts.shareKV) fail("presplitKV reads K and V from global memory: shareKV does not apply");
-  const m = matrixGeometry(spec, BM, BN, T, opts, fail);
+  const m = matrixGeometry(spec, BM, BN, T, opts.shareKV, fail);
   const D = spec.qkHeadDim;
   const DV = spec.vHeadDim;
   const sharedBytes = 2 * m.smHalves + 4 * m.scFloats + 2 * m.ppHalves + 16; // + the rescale flag, padded to 16 bytes
@@ -289,7 +266,7 @@ function subgroupMatrixGeometry(spec: KernelSpec, opts: WgslOptions, fail: (m: s
     // Each lane holds one query row (RM = 1) and CPL of its columns (c, c + LPR, …), as the
     // register tile of the plain kernel does with TC = LPR: the mods and row exchanges are shared.
     // V is prefetched into registers only where it is stored after Q·Kᵀ (shareKV).
-    opts: { ...opts, rowsPerThread: 1, subgroups: true, prefetchV: opts.shareKV && opts.prefetchV && !opts.presplitKV },
+    opts: { ...opts, rowsPerThread: 1, subgroups: true, prefetchV: opts.shareKV && opts.prefetchV },
     BM, BN, T, RM: 1, G: BM, TC: m.LPR, RN: m.CPL, D, DV, D4: D / 4, DV4: DV / 4, CV: 0, VW: 0,
     QGS: 0, KS: 0, VS: 0, PS: 0, MS: 0, W: 1, U: 1, buffers: 1, useQShared: false, useMx: false,
     sharedBytes, sparseBlock: spec.sparseBlock, matrix: m,

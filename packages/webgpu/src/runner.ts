@@ -24,12 +24,6 @@ export interface RunWgslOptions {
    * (default): subgroupMatrix kernels, on their first run per device; "always": every run.
    */
   verify?: VerifyMode;
-  /**
-   * The invocation's k and v data are already f16 hi/lo planes in presplitLayout, for an artifact
-   * generated with the research option presplitKV (each needs the other). The spot check does not
-   * apply: the host arrays are not K and V.
-   */
-  kvPresplit?: boolean;
 }
 
 const isFlexDevice = (d: FlexDevice | GPUDevice): d is FlexDevice => "device" in d && "limits" in d && "backend" in d;
@@ -188,12 +182,6 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
   const dev = await resolveDevice(o.device);
   const { device } = dev;
   const artifact = artifactFor(inv, dev, o);
-  const presplit = artifact.config.options?.presplitKV === true;
-  if (presplit !== (o.kvPresplit ?? false)) {
-    throw new FlexAttnError(presplit
-      ? "this WGSL artifact (presplitKV) reads K and V split in advance into f16 hi/lo planes: pass them in presplitLayout with kvPresplit: true"
-      : "kvPresplit: true needs an artifact generated with the presplitKV option");
-  }
   const { pipeline, layout } = await pipelineFor(device, artifact);
   const p = inv.problem;
   const outStrides = deviceOutStrides(inv);
@@ -254,7 +242,7 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
       readLse.destroy();
     }
     const mode = o.verify ?? "auto";
-    if (!presplit && needsCheck(artifact, mode)) {
+    if (needsCheck(artifact, mode)) {
       const checked = verified.get(device) ?? new Set<string>();
       verified.set(device, checked);
       if (mode === "always" || !checked.has(artifact.specHash)) {
