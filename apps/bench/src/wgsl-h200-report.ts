@@ -210,18 +210,29 @@ writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
   subgroupMatrix: matrixCalls.map((c) => ({ call: c.dir, conformance: { passed: c.conformance.passed, failed: c.conformance.failed, onSubgroupMatrix: c.conformance.onSubgroupMatrix.length }, sweep: c.sweep })),
 }, null, 1));
 const template = readFileSync(join(import.meta.dirname, "wgsl-h200-report.md.in"), "utf8");
-writeFileSync(join(RESULTS, "wgsl-h200.md"), template.replace("{{PROTOCOL}}", table.join("\n")).replace("{{SWEEP}}", settledTable.join("\n"))
-  .replace("{{MATRIX_CONFORMANCE}}", matrixConformance.join("\n")).replace("{{MATRIX_SWEEPS}}", matrixTables.join("\n\n"))
-  .replace("{{MATRIX_ROBUSTNESS}}", robustnessTable.join("\n")).replace("{{WIDE_D64}}", wideTable.join("\n"))
-  .replace("{{PROTOCOL_DEFAULTS}}", call25.table.join("\n")).replace("{{PROTOCOL_28}}", call28.table.join("\n"))
-  .replace("{{ROBUSTNESS_OFF_28}}", unsafeTable(call28).join("\n")).replace("{{CONFORMANCE_28}}", conformanceLine(call28.bench.conformance!)).replace("{{ROBUSTNESS_OFF_25}}", unsafeTable(call25).join("\n"))
-  .replace("{{PROTOCOL_24}}", call24.table.join("\n")).replace("{{SWEEP_24}}", sweepTable(call24.bench.sweep ?? [], call24.bench.defaults).join("\n"))
-  .replace("{{SWEEP_23}}", sweepTable(call23.bench.sweep ?? [], call23.bench.defaults).join("\n")).replace("{{PROTOCOL_23}}", call23.table.join("\n"))
-  .replace("{{CONFORMANCE_23}}", conformanceLine(call23.bench.conformance!)).replace("{{CONFORMANCE_25}}", conformanceLine(call25.bench.conformance!))
-  .replace("{{LAYOUT_25}}", layout25.join("\n")).replace("{{PRESPLIT_27}}", presplit27.join("\n")).replace("{{PROTOCOL_22}}", call22.table.join("\n")).replace("{{PROTOCOL_SWEPT}}", call20.table.join("\n"))
-  .replace("{{ROBUSTNESS_OFF}}", unsafe20Table.join("\n")).replace("{{SWEEP_MATRIX}}", sweep20Table.join("\n"))
-  .replace("{{SWEEP_REPEAT}}", sweep21Table.join("\n")).replace("{{CONFORMANCE_MATRIX}}", conformance20)
-  .replace("{{LAYOUT_BISECT}}", layoutTable.join("\n")).replace("{{PROBE_ATTN}}", probeTable.join("\n")));
+/** Every {{NAME}} of the template, and what fills it (lists of lines joined by newlines). */
+const fills: Record<string, string | string[]> = {
+  PROTOCOL: table, SWEEP: settledTable, MATRIX_CONFORMANCE: matrixConformance, MATRIX_SWEEPS: matrixTables.join("\n\n"),
+  MATRIX_ROBUSTNESS: robustnessTable, WIDE_D64: wideTable,
+  PROTOCOL_DEFAULTS: call25.table, ROBUSTNESS_OFF_25: unsafeTable(call25), CONFORMANCE_25: conformanceLine(call25.bench.conformance!),
+  LAYOUT_25: layout25,
+  PROTOCOL_28: call28.table, ROBUSTNESS_OFF_28: unsafeTable(call28), CONFORMANCE_28: conformanceLine(call28.bench.conformance!),
+  PROTOCOL_24: call24.table, SWEEP_24: sweepTable(call24.bench.sweep ?? [], call24.bench.defaults),
+  PROTOCOL_23: call23.table, SWEEP_23: sweepTable(call23.bench.sweep ?? [], call23.bench.defaults), CONFORMANCE_23: conformanceLine(call23.bench.conformance!),
+  PRESPLIT_27: presplit27, PROTOCOL_22: call22.table,
+  PROTOCOL_SWEPT: call20.table, ROBUSTNESS_OFF: unsafe20Table, SWEEP_MATRIX: sweep20Table, CONFORMANCE_MATRIX: conformance20,
+  SWEEP_REPEAT: sweep21Table, LAYOUT_BISECT: layoutTable, PROBE_ATTN: probeTable,
+};
+const used = new Set<string>();
+const report = template.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
+  const fill = fills[name];
+  if (fill === undefined) throw new Error(`wgsl-h200-report.md.in: nothing fills {{${name}}}`);
+  used.add(name);
+  return Array.isArray(fill) ? fill.join("\n") : fill;
+});
+const unused = Object.keys(fills).filter((k) => !used.has(k));
+if (unused.length) throw new Error(`wgsl-h200-report.md.in has no {{${unused.join("}}, {{")}}}`);
+writeFileSync(join(RESULTS, "wgsl-h200.md"), report);
 console.log(call28.table.join("\n"));
 console.log(unsafe20Table.join("\n"));
 console.log(layoutTable.join("\n"));
