@@ -288,7 +288,7 @@ async function main() {
   for (const c of cases) {
     try {
       // Without a sweep before it, every protocol pipeline is new.
-      const row = await measure(dev, c, configFor(c), true, 10, sweptHere === false);
+      const row = await measure(dev, c, configFor(c), true, 10, !sweptHere);
       rows.push(row);
       log("bench", c.variant, c.n, c.d, row.ms.toFixed(3), "ms", row.tflops.toFixed(2), "TFLOP/s", "spot err", row.spotError?.toExponential(2));
     } catch (e) {
