@@ -8,7 +8,9 @@
  * with the fixed matrix kernel beside the anchors of the same call (calls 20 and 22; call 21 the
  * repeated sweep); V staged in K's place (calls 23–25, call 25 the protocol on the new defaults);
  * K and V split in advance and read from global memory (call 27, presplitKV: slower); call 25's
- * protocol again on a fresh machine (call 28).
+ * protocol again on a fresh machine (call 28); where a tile's time goes, and the next tile's K and V
+ * loaded a tile ahead (call 29 ablations, call 30 sweep: prefetchNext); the protocol on the new
+ * defaults (call 31).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -192,6 +194,23 @@ const presplit27 = (() => {
     }),
   ];
 })();
+// Call 29: wgsl-ablation-probe, the library kernel with one piece of work removed (timed only) and
+// three candidates that keep its meaning (spot-checked, compared with the library kernel's output).
+interface AblationRow { variant: string; d: number; name: string; tflops?: number; vsLibrary?: number; spotError?: number; maxDiffVsLibrary?: number; error?: string }
+const ablation29 = [
+  "| case | kernel | TFLOP/s | / library default | output |",
+  "|---|---|---|---|---|",
+  ...(JSON.parse(read("call29-ablation/ablation/ablation.json")) as { rows: AblationRow[] }).rows.map((r) => {
+    if (r.error) throw new Error(`call 29: ${r.variant} d=${r.d} ${r.name} failed`);
+    const versus = () => r.name === "library default" ? "the reference" : r.maxDiffVsLibrary === 0 ? "bit-identical to the library's" : `max diff ${r.maxDiffVsLibrary!.toExponential(1)} vs the library's`;
+    const output = r.spotError === undefined ? "not meaningful (ablation)" : `spot err ${r.spotError.toExponential(1)}, ${versus()}`;
+    return `| ${r.variant} d=${r.d} | ${r.name} | ${f(r.tflops)} | ${r.vsLibrary!.toFixed(2)}× | ${output} |`;
+  }),
+];
+// Call 30: conformance on 64x16 T128 sharedKV prefetchNext, the sweep of 128/64/32-row tiles with and
+// without prefetchNext. Call 31: the protocol on the new defaults (prefetchNext at head dim 64).
+const call30 = JSON.parse(read("call30-prefetch-next/wgsl-bench.json")) as BenchCall;
+const call31 = protocolOf("call31-protocol-prefetch-next");
 const unsafe20Table = unsafeTable(call20);
 const sweep20Table = sweepTable(call20.bench.sweep ?? [], call20.bench.defaults);
 // Call 21: the same sweep twice on fresh devices (second pass in reverse variant order).
@@ -201,8 +220,9 @@ const conformance20 = conformanceLine(call20.bench.conformance!);
 
 writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
   gpu: torch.gpu, torch: torch.torch, device: settled.device,
-  protocolDefaults: { call: "call25-protocol-defaults", rows: call25.rows, robustnessOff: call25.bench.robustnessOff },
-  protocolDefaultsRepeat: { call: "call28-protocol-repeat", rows: call28.rows, robustnessOff: call28.bench.robustnessOff },
+  protocolDefaults: { call: "call31-protocol-prefetch-next", rows: call31.rows, robustnessOff: call31.bench.robustnessOff },
+  protocolDefaultsBeforePrefetchNext: { call: "call25-protocol-defaults", rows: call25.rows, robustnessOff: call25.bench.robustnessOff },
+  protocolDefaultsBeforePrefetchNextRepeat: { call: "call28-protocol-repeat", rows: call28.rows, robustnessOff: call28.bench.robustnessOff },
   protocolDefaultsAfterSweep: { call: "call24-retime", rows: call24.rows },
   protocolDefaultsBeforeShareKV: { call: "call22-protocol-defaults", rows: call22.rows },
   protocolSwept: { call: "call20-protocol-matrix", rows: call20.rows, robustnessOff: call20.bench.robustnessOff },
@@ -214,6 +234,8 @@ const template = readFileSync(join(import.meta.dirname, "wgsl-h200-report.md.in"
 const fills: Record<string, string | string[]> = {
   PROTOCOL: table, SWEEP: settledTable, MATRIX_CONFORMANCE: matrixConformance, MATRIX_SWEEPS: matrixTables.join("\n\n"),
   MATRIX_ROBUSTNESS: robustnessTable, WIDE_D64: wideTable,
+  PROTOCOL_31: call31.table, ROBUSTNESS_OFF_31: unsafeTable(call31), CONFORMANCE_31: conformanceLine(call31.bench.conformance!),
+  ABLATION_29: ablation29, SWEEP_30: sweepTable(call30.sweep ?? [], call30.defaults), CONFORMANCE_30: conformanceLine(call30.conformance!),
   PROTOCOL_DEFAULTS: call25.table, ROBUSTNESS_OFF_25: unsafeTable(call25), CONFORMANCE_25: conformanceLine(call25.bench.conformance!),
   LAYOUT_25: layout25,
   PROTOCOL_28: call28.table, ROBUSTNESS_OFF_28: unsafeTable(call28), CONFORMANCE_28: conformanceLine(call28.bench.conformance!),
@@ -233,6 +255,7 @@ const report = template.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
 const unused = Object.keys(fills).filter((k) => !used.has(k));
 if (unused.length) throw new Error(`wgsl-h200-report.md.in has no {{${unused.join("}}, {{")}}}`);
 writeFileSync(join(RESULTS, "wgsl-h200.md"), report);
+console.log(call31.table.join("\n"));
 console.log(call28.table.join("\n"));
 console.log(unsafe20Table.join("\n"));
 console.log(layoutTable.join("\n"));

@@ -18,10 +18,13 @@
  *            its reference max until the max passes it by TAU, so P ≤ 2^TAU and O is rescaled
  *            (a round trip through workgroup memory) only then; P → f16 hi/lo      barrier (flag)
  *   acc      O fragments += P·V                                                            barrier
+ * With prefetchNext, loadK splits K and V from registers filled during the previous tile, then
+ * loads the next tile's into them (the first tile of each block loop is loaded before the loop):
+ * no tile waits on global memory before its first barrier.
  * Range: operands must stay within f16's range once split (|Q·scale·log2e|, |K|, |V| < 65504); values
  * below f16's normal range (6e-5) keep an absolute error of about 6e-8.
  */
-import { type KernelSpec, NUMERICS } from "@flexattn/template";
+import { type BlockKind, type KernelSpec, NUMERICS } from "@flexattn/template";
 import { WgslEmitter } from "./emitter.js";
 import type { MatrixGeometry, WgslGeometry } from "./geometry.js";
 import { wgslFloat } from "./renderer.js";
@@ -150,29 +153,90 @@ export class MatrixEmitter extends WgslEmitter {
 
   override initState(): string {
     const { mg } = this;
+    const next = this.g.opts.prefetchNext
+      ? ["// The next kv tile's shares of K and V (prefetchNext).", ...this.shares().map(([t, k]) => `var fa_${t}n${k} = vec4<f32>(0.0f);`)]
+      : [];
     return indent([
       "var m_0 = NEG_INF;",
       "var l_0 = 0.0f;",
       ...range(mg.RF).flatMap((rf) => range(mg.DVF).map((df) => `var fa_o_${rf}_${df} = FA_MA();`)),
+      ...next,
     ].join("\n"));
   }
 
-  override loadK(): string {
+  /** This invocation's K and V shares of a tile: [tensor, share index]. */
+  private shares(): (readonly ["k" | "v", number])[] {
+    const { g } = this;
+    const count = (w4: number) => Math.ceil((g.BN * w4) / g.T);
+    return [...range(count(g.D4)).map((k) => ["k", k] as const), ...range(count(g.DV4)).map((k) => ["v", k] as const)];
+  }
+
+  /** The K and V tile whose first key is `first` → registers fa_kn*, fa_vn* (rows past kv_len as zeros). */
+  private loadNext(first: string): string {
+    const { g } = this;
+    return [
+      this.tileShares("k", g.BN, g.D4, g.D, (k, x) => `fa_kn${k} = ${x};`, { first }),
+      this.tileShares("v", g.BN, g.DV4, g.DV, (k, x) => `fa_vn${k} = ${x};`, { first }),
+    ].join("\n");
+  }
+
+  /** prefetchNext: the block loop's first tile → registers before the loop. */
+  protected override beforeTiles(blocks: BlockKind): string[] {
+    if (!this.g.opts.prefetchNext) return [];
+    const { num, idx } = this.table(blocks);
+    return [
+      "// Its first tile's K and V → registers; each tile then loads the next one's (prefetchNext).",
+      `if (fa_tab[${num} + tab] > 0) {`,
+      indent([`let fa_first = fa_tab[${idx} + tab * P.sparse_kv_blocks] * ${this.g.sparseBlock[1]};`, this.loadNext("fa_first")].join("\n")),
+      "}",
+    ];
+  }
+
+  /**
+   * The first key of the tile the block loop runs after this one (bi, tt), or kv_len if none:
+   * the next tile of this block while it starts before kv_len, else the next block's first.
+   */
+  private nextTile(blocks: BlockKind): string {
+    const { g } = this;
+    const { num, idx } = this.table(blocks);
+    const SKV = g.sparseBlock[1];
+    const inBlock = SKV > g.BN ? `if (tt + 1 < ${SKV / g.BN} && kv0 + ${g.BN} < P.kv_len) { fa_next = kv0 + ${g.BN}; } else ` : "";
+    return [
+      "var fa_next = P.kv_len;",
+      `${inBlock}if (bi + 1 < fa_tab[${num} + tab]) { fa_next = fa_tab[${idx} + tab * P.sparse_kv_blocks + bi + 1] * ${SKV}; }`,
+    ].join("\n");
+  }
+
+  override loadK(blocks: BlockKind): string {
     const { g, mg } = this;
-    const k = this.tileShares("k", g.BN, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x, ${g.BN * mg.KS});`);
-    if (!g.opts.shareKV) return ["// K and V tiles → f16 hi/lo in sm.", k, this.storeV(), "workgroupBarrier();"].join("\n");
+    const from = g.opts.prefetchNext ? { from: (k: number) => `fa_kn${k}` } : {};
+    const k = this.tileShares("k", g.BN, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x, ${g.BN * mg.KS});`, from);
+    const next = g.opts.prefetchNext
+      ? [
+        ...(g.opts.shareKV ? ["// This tile's V stays in registers until K's place is free (qk).", ...this.shares().filter(([t]) => t === "v").map(([, i]) => `let fa_vc${i} = fa_vn${i};`)] : []),
+        "// The next tile's K and V → registers: their latency hides behind this tile.",
+        this.nextTile(blocks),
+        this.loadNext("fa_next"),
+      ]
+      : [];
+    if (!g.opts.shareKV) return ["// K and V tiles → f16 hi/lo in sm.", k, this.storeV(), ...next, "workgroupBarrier();"].join("\n");
     return [
       "// K tile → f16 hi/lo in sm; V takes its place once every subgroup is done with Q·Kᵀ (qk).",
       k,
       ...(g.opts.prefetchV ? ["// V tile → registers now, so its latency hides behind Q·Kᵀ.", this.prefetchV()] : []),
+      ...next,
       "workgroupBarrier();",
     ].join("\n");
   }
 
-  /** The V tile → f16 hi/lo in sm at vBase, from global memory or (prefetchV) the registers loaded with K. */
+  /**
+   * The V tile → f16 hi/lo in sm at vBase: from the registers loaded a tile ahead (prefetchNext),
+   * or with K (prefetchV), or from global memory.
+   */
   private storeV(): string {
     const { g, mg } = this;
-    const from = g.opts.prefetchV ? { from: (k: number) => `vpre${k}` } : {};
+    const reg = g.opts.prefetchNext ? (g.opts.shareKV ? "fa_vc" : "fa_vn") : g.opts.prefetchV ? "vpre" : null;
+    const from = reg ? { from: (k: number) => `${reg}${k}` } : {};
     return this.tileShares("v", g.BN, g.DV4, g.DV, () => `fa_split(${this.vBase} + r * ${mg.VKS} + d4 * 4, x, ${g.BN * mg.VKS});`, from);
   }
 

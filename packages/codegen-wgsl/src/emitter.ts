@@ -103,13 +103,14 @@ export class WgslEmitter implements TemplateEmitter<string> {
    * Cooperative load of `rows` × `width4` vec4 of a tensor tile (from the tile's first row and
    * head-dim element 0, or `at`), `k`-th share of this invocation: `use(k, x)` runs with the row r,
    * the vec4 column d4 (relative to `at.col`) and the value x in scope (0 past the length / dim).
-   * With `at.from`, x is the share already loaded into that register (prefetchV) instead.
+   * With `at.from`, x is the share already loaded into that register (prefetchV) instead;
+   * `at.first` names the tile's first row when it is not this tile's (q0 or kv0).
    */
-  protected tileShares(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, use: (k: number, x: string) => string, at: { col?: number; from?: (k: number) => string } = {}): string {
+  protected tileShares(tensor: "q" | "k" | "v", rows: number, width4: number, dim: number, use: (k: number, x: string) => string, at: { col?: number; from?: (k: number) => string; first?: string } = {}): string {
     const { T } = this.g;
     const total = rows * width4;
     const [len, base] = tensor === "q" ? ["P.q_len", "qb"] : ["P.kv_len", tensor === "k" ? "kb" : "vb"];
-    const first = tensor === "q" ? "q0" : "kv0";
+    const first = at.first ?? (tensor === "q" ? "q0" : "kv0");
     const col = at.col ? `${at.col} + ` : "";
     return range(Math.ceil(total / T)).map((k) => {
       const guard = (k + 1) * T > total ? `if (i < ${total}) ` : "";
@@ -239,9 +240,19 @@ ${this.tileShares("q", g.BM, g.D4, g.D, (_k, x) => `fa_qs[r / ${g.RM}][(r % ${g.
     ).join("\n"));
   }
 
+  /** The block table's count and index offsets (Params fields) for a block kind. */
+  protected table(blocks: BlockKind): { num: string; idx: string } {
+    return blocks === "partial" ? { num: "P.tab_kv_num", idx: "P.tab_kv_idx" } : { num: "P.tab_full_num", idx: "P.tab_full_idx" };
+  }
+
+  /** Code before a block loop (none here; the matrix kernel's prefetchNext loads the first tile). */
+  protected beforeTiles(_blocks: BlockKind): string[] {
+    return [];
+  }
+
   blockLoop(blocks: BlockKind, body: string[]): string {
     const { g } = this;
-    const [num, idx] = blocks === "partial" ? ["P.tab_kv_num", "P.tab_kv_idx"] : ["P.tab_full_num", "P.tab_full_idx"];
+    const { num, idx } = this.table(blocks);
     const SKV = g.sparseBlock[1];
     const tiles = SKV / g.BN;
     const inner = body.join("\n");
@@ -253,13 +264,13 @@ ${this.tileShares("q", g.BM, g.D4, g.D, (_k, x) => `fa_qs[r / ${g.RM}][(r % ${g.
 ${indent(inner)}
 }`;
     return indent(`// ${blocks} blocks${blocks === "partial" ? " (mask applied)" : " (mask skipped)"}
-for (var bi = 0; bi < fa_tab[${num} + tab]; bi++) {
+${this.beforeTiles(blocks).map((l) => `${l}\n`).join("")}for (var bi = 0; bi < fa_tab[${num} + tab]; bi++) {
   let kblk = fa_tab[${idx} + tab * P.sparse_kv_blocks + bi];
 ${indent(tile)}
 }`);
   }
 
-  loadK(): string {
+  loadK(_blocks: BlockKind): string {
     const { g, buf } = this;
     return [
       ...range(g.RN).map((j) => `let krow${j} = &${this.ks}[${buf}][c + ${j * g.TC}];`),

@@ -30,6 +30,13 @@ export interface WgslOptions {
   shareKV: boolean;
   /** Load the V tile into registers with the K tile (hides its latency, costs registers). */
   prefetchV: boolean;
+  /**
+   * Load the next kv tile's K and V into registers while this tile is computed, so no tile waits
+   * on global memory before its first barrier (costs 8 f32 registers per 256-invocation share of
+   * K and V). subgroupMatrix configs only; the plain kernel ignores it, as it ignores prefetchV
+   * where V is not staged after Q·Kᵀ, so options forced on every candidate stay valid.
+   */
+  prefetchNext: boolean;
   /** Unroll of the head-dim loop of Q·Kᵀ (vec4 steps) and the key loop of P·V; 0 = full. */
   unrollD: number;
   unrollN: number;
@@ -50,6 +57,7 @@ export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> =
   doubleBuffer: false,
   shareKV: false,
   prefetchV: true,
+  prefetchNext: false,
   unrollD: 0,
   unrollN: 0,
   tanh: "exp",
@@ -168,7 +176,7 @@ const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 
 
 export function wgslOptions(spec: KernelSpec): WgslOptions {
   const o = spec.config.options ?? {};
-  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "shareKV", "prefetchV", "unrollD", "unrollN", "tanh", "subgroupMatrix"]);
+  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "shareKV", "prefetchV", "prefetchNext", "unrollD", "unrollN", "tanh", "subgroupMatrix"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new FlexAttnError(`unknown WGSL option "${k}" (known: ${[...known].join(", ")})`);
   const num = (k: string, d: number) => {
     const v = o[k] ?? d;
@@ -190,6 +198,7 @@ export function wgslOptions(spec: KernelSpec): WgslOptions {
     doubleBuffer: bool("doubleBuffer", D.doubleBuffer),
     shareKV: bool("shareKV", D.shareKV),
     prefetchV: bool("prefetchV", D.prefetchV),
+    prefetchNext: bool("prefetchNext", D.prefetchNext),
     unrollD: num("unrollD", D.unrollD),
     unrollN: num("unrollN", D.unrollN),
     tanh: tanhMode(o.tanh ?? D.tanh),
@@ -265,8 +274,9 @@ function subgroupMatrixGeometry(spec: KernelSpec, opts: WgslOptions, fail: (m: s
   return {
     // Each lane holds one query row (RM = 1) and CPL of its columns (c, c + LPR, …), as the
     // register tile of the plain kernel does with TC = LPR: the mods and row exchanges are shared.
-    // V is prefetched into registers only where it is stored after Q·Kᵀ (shareKV).
-    opts: { ...opts, rowsPerThread: 1, subgroups: true, prefetchV: opts.shareKV && opts.prefetchV },
+    // V is prefetched into registers only where it is stored after Q·Kᵀ (shareKV), and with
+    // prefetchNext it is already in registers.
+    opts: { ...opts, rowsPerThread: 1, subgroups: true, prefetchV: opts.shareKV && opts.prefetchV && !opts.prefetchNext },
     BM, BN, T, RM: 1, G: BM, TC: m.LPR, RN: m.CPL, D, DV, D4: D / 4, DV4: DV / 4, CV: 0, VW: 0,
     QGS: 0, KS: 0, VS: 0, PS: 0, MS: 0, W: 1, U: 1, buffers: 1, useQShared: false, useMx: false,
     sharedBytes, sparseBlock: spec.sparseBlock, matrix: m,

@@ -206,12 +206,19 @@ describe("subgroupMatrix", () => {
     expect(wgslConfigCandidates(problem(128), [128, 128], { limits: H100 }).some((c) => c.options?.subgroupMatrix)).toBe(false);
     for (const d of [64, 128]) {
       const all = wgslConfigCandidates(problem(d), [128, 128], { limits: MATRIX });
-      expect(all[0]).toMatchObject({ blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true } });
-      expect(all[1]).toMatchObject({ blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: false } });
+      // Head dim 64 leads with the next tile prefetched (calls 29 and 30); 128 does not use it.
+      const measured = [
+        ...(d === 64 ? [{ shareKV: true, prefetchNext: true }] : []),
+        { shareKV: true, prefetchNext: false },
+        { shareKV: false, prefetchNext: false },
+      ];
+      for (const [i, options] of measured.entries()) {
+        expect(all[i]).toMatchObject({ blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, ...options } });
+      }
       expect(wgslDefaultConfig(problem(d), [128, 128], { limits: MATRIX })).toEqual(all[0]);
       // After the measured ones: the plain configs, then the other matrix shapes.
-      const nextMatrix = all.findIndex((c, i) => i > 1 && c.options?.subgroupMatrix);
-      expect(nextMatrix).toBeGreaterThan(2);
+      const nextMatrix = all.findIndex((c, i) => i >= measured.length && c.options?.subgroupMatrix);
+      expect(nextMatrix).toBeGreaterThan(measured.length);
       expect(all.slice(nextMatrix).every((c) => c.options?.subgroupMatrix)).toBe(true);
     }
     // Head dims that are not multiples of 16 get none, and the plain default.
@@ -262,6 +269,46 @@ describe("subgroupMatrix", () => {
       expect(loop).toMatch(/subgroupMatrixLoad<FA_MR, row_major>\(&fa_sm, 0u, 72u\)/);
       expect(loop.includes("vpre0")).toBe(prefetchV);
     }
+  });
+
+  it("with prefetchNext, loads the next tile's K and V into registers before each tile's first barrier", () => {
+    for (const shareKV of [true, false]) {
+      for (const d of [64, 128]) {
+        const src = generateWgsl(spec(mma(128, 16, 256, { shareKV, prefetchNext: true }), d, traceMaskMod(causal()))).source;
+        const [partial, full] = ["// partial blocks", "// full blocks"].map((m) => src.indexOf(m));
+        for (const [loop, table] of [[src.slice(partial, full), "tab_kv"], [src.slice(full), "tab_full"]] as const) {
+          const at = (s: string) => loop.indexOf(s);
+          // Before the block loop, its first tile; in the tile, the next tile of the block or the first of the next block.
+          expect(at(`let fa_first = fa_tab[P.${table}_idx + tab * P.sparse_kv_blocks] * 128;`)).toBeLessThan(at("for (var bi"));
+          expect(loop).toContain(`if (tt + 1 < 8 && kv0 + 16 < P.kv_len) { fa_next = kv0 + 16; } else if (bi + 1 < fa_tab[P.${table}_num + tab]) { fa_next = fa_tab[P.${table}_idx + tab * P.sparse_kv_blocks + bi + 1] * 128; }`);
+          const tile = loop.slice(at("for (var tt"));
+          const t = (s: string) => tile.indexOf(s);
+          // K is split from the registers loaded a tile ago, before they are reloaded with the next tile's; no global K/V load waits on the tile's own rows.
+          expect(t("let x = fa_kn0;")).toBeGreaterThan(0);
+          expect(t("let x = fa_kn0;")).toBeLessThan(t("fa_kn0 = x;"));
+          expect(t("fa_kn0 = x;")).toBeLessThan(t("workgroupBarrier();"));
+          expect(tile).not.toMatch(/fa_ld4_[kv]\([kv]b \+ \(kv0 \+ r\)/);
+          expect(tile).toMatch(/fa_ld4_k\(kb \+ \(fa_next \+ r\)/);
+          if (shareKV) {
+            // This tile's V is kept (fa_vc) before the reload and stored where K was after S is published.
+            expect(t("let fa_vc0 = fa_vn0;")).toBeLessThan(t("fa_vn0 = x;"));
+            expect(t("let x = fa_vc0;")).toBeGreaterThan(tile.search(/subgroupMatrixStore<row_major>\(&fa_sc[^\n]*\n\s*workgroupBarrier\(\);/));
+          } else {
+            expect(t("let x = fa_vn0;")).toBeLessThan(t("fa_vn0 = x;"));
+            expect(tile).not.toContain("fa_vc0");
+          }
+          expect(tile).not.toContain("vpre0");
+        }
+      }
+    }
+    // A tile as wide as the BlockMask block has no in-block step.
+    const wide = generateWgsl({ ...spec(mma(128, 16, 256, { shareKV: true, prefetchNext: true }), 64), sparseBlock: [128, 16] }).source;
+    expect(wide).toContain("var fa_next = P.kv_len;\n");
+    expect(wide).not.toContain("tt + 1");
+    // The plain kernel has no use for it and ignores it.
+    const plain = { blockM: 64, blockN: 32, numWarps: 4, numStages: 1, prescaleQk: false, options: { rowsPerThread: 4, workgroupSize: 128 } };
+    const body = (c: KernelConfig) => generateWgsl(spec(c)).source.replace(/^.*\n/, ""); // without the header and its spec hash
+    expect(body({ ...plain, options: { ...plain.options, prefetchNext: true } })).toBe(body(plain));
   });
 
   it("stages Q through pp, which always holds 16 of its columns", () => {

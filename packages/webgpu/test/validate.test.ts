@@ -96,8 +96,11 @@ describe("Dawn WGSL validation (null backend)", () => {
       return wgslConfigCandidates(problem, [128, 128], { limits: H200_MATRIX, vec4: dtype === "f32" }).filter((c) => c.options?.subgroupMatrix);
     };
     const [first128, first64] = [candidates(128, 128, "f32")[0], candidates(64, 64, "f32")[0]];
-    for (const [mName, mask] of masks)
-      for (const [sName, score] of scores) await check(`${mName} × ${sName}`, mask, score, 128, 128, "f32", first128);
+    // The two defaults differ (head dim 64 prefetches the next tile): every mod pair on each.
+    expect([first64.options?.prefetchNext, first128.options?.prefetchNext]).toEqual([true, false]);
+    for (const [first, d] of [[first128, 128], [first64, 64]] as const)
+      for (const [mName, mask] of masks)
+        for (const [sName, score] of scores) await check(`${mName} × ${sName}`, mask, score, d, d, "f32", first);
     const mask = masks.find(([n]) => n === "documentCausal")![1];
     const score = scores.find(([n]) => n === "softcap")![1];
     for (const config of candidates(64, 64, "f32")) await check("shape", mask, score, 64, 64, "f32", config);
@@ -109,6 +112,6 @@ describe("Dawn WGSL validation (null backend)", () => {
     }
     await check("no mods", null, null, 64, 64, "f32", first64);
     expect(errors).toEqual([]);
-    expect(count).toBeGreaterThan(masks.length * scores.length + 5);
+    expect(count).toBeGreaterThan(2 * masks.length * scores.length + 5);
   });
 });
