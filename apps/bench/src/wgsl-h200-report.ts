@@ -10,7 +10,7 @@
  * K and V split in advance and read from global memory (call 27, presplitKV: slower); call 25's
  * protocol again on a fresh machine (call 28); where a tile's time goes, and the next tile's K and V
  * loaded a tile ahead (call 29 ablations, call 30 sweep: prefetchNext); the protocol on the new
- * defaults (call 31).
+ * defaults (call 31, and call 32 on a fresh machine).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -211,6 +211,8 @@ const ablation29 = [
 // without prefetchNext. Call 31: the protocol on the new defaults (prefetchNext at head dim 64).
 const call30 = JSON.parse(read("call30-prefetch-next/wgsl-bench.json")) as BenchCall;
 const call31 = protocolOf("call31-protocol-prefetch-next");
+// Call 32: call 31's command again, on a fresh machine.
+const call32 = protocolOf("call32-protocol-repeat");
 const unsafe20Table = unsafeTable(call20);
 const sweep20Table = sweepTable(call20.bench.sweep ?? [], call20.bench.defaults);
 // Call 21: the same sweep twice on fresh devices (second pass in reverse variant order).
@@ -221,6 +223,7 @@ const conformance20 = conformanceLine(call20.bench.conformance!);
 writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
   gpu: torch.gpu, torch: torch.torch, device: settled.device,
   protocolDefaults: { call: "call31-protocol-prefetch-next", rows: call31.rows, robustnessOff: call31.bench.robustnessOff },
+  protocolDefaultsRepeat: { call: "call32-protocol-repeat", rows: call32.rows, robustnessOff: call32.bench.robustnessOff },
   protocolDefaultsBeforePrefetchNext: { call: "call25-protocol-defaults", rows: call25.rows, robustnessOff: call25.bench.robustnessOff },
   protocolDefaultsBeforePrefetchNextRepeat: { call: "call28-protocol-repeat", rows: call28.rows, robustnessOff: call28.bench.robustnessOff },
   protocolDefaultsAfterSweep: { call: "call24-retime", rows: call24.rows },
@@ -235,6 +238,7 @@ const fills: Record<string, string | string[]> = {
   PROTOCOL: table, SWEEP: settledTable, MATRIX_CONFORMANCE: matrixConformance, MATRIX_SWEEPS: matrixTables.join("\n\n"),
   MATRIX_ROBUSTNESS: robustnessTable, WIDE_D64: wideTable,
   PROTOCOL_31: call31.table, ROBUSTNESS_OFF_31: unsafeTable(call31), CONFORMANCE_31: conformanceLine(call31.bench.conformance!),
+  PROTOCOL_32: call32.table, ROBUSTNESS_OFF_32: unsafeTable(call32), CONFORMANCE_32: conformanceLine(call32.bench.conformance!),
   ABLATION_29: ablation29, SWEEP_30: sweepTable(call30.sweep ?? [], call30.defaults), CONFORMANCE_30: conformanceLine(call30.conformance!),
   PROTOCOL_DEFAULTS: call25.table, ROBUSTNESS_OFF_25: unsafeTable(call25), CONFORMANCE_25: conformanceLine(call25.bench.conformance!),
   LAYOUT_25: layout25,
