@@ -183,11 +183,11 @@ export class MatrixEmitter extends WgslEmitter {
   /** prefetchNext: the block loop's first tile → registers before the loop. */
   protected override beforeTiles(blocks: BlockKind): string[] {
     if (!this.g.opts.prefetchNext) return [];
-    const { num, idx } = this.table(blocks);
+    const { count, block } = this.table(blocks);
     return [
       "// Its first tile's K and V → registers; each tile then loads the next one's (prefetchNext).",
-      `if (fa_tab[${num} + tab] > 0) {`,
-      indent([`let fa_first = fa_tab[${idx} + tab * P.sparse_kv_blocks] * ${this.g.sparseBlock[1]};`, this.loadNext("fa_first")].join("\n")),
+      `if (${count} > 0) {`,
+      indent([`let fa_first = ${block("0")} * ${this.g.sparseBlock[1]};`, this.loadNext("fa_first")].join("\n")),
       "}",
     ];
   }
@@ -198,12 +198,12 @@ export class MatrixEmitter extends WgslEmitter {
    */
   private nextTile(blocks: BlockKind): string {
     const { g } = this;
-    const { num, idx } = this.table(blocks);
+    const { count, block } = this.table(blocks);
     const SKV = g.sparseBlock[1];
     const inBlock = SKV > g.BN ? `if (tt + 1 < ${SKV / g.BN} && kv0 + ${g.BN} < P.kv_len) { fa_next = kv0 + ${g.BN}; } else ` : "";
     return [
       "var fa_next = P.kv_len;",
-      `${inBlock}if (bi + 1 < fa_tab[${num} + tab]) { fa_next = fa_tab[${idx} + tab * P.sparse_kv_blocks + bi + 1] * ${SKV}; }`,
+      `${inBlock}if (bi + 1 < ${count}) { fa_next = ${block("bi + 1")} * ${SKV}; }`,
     ].join("\n");
   }
 

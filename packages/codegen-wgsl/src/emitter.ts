@@ -240,9 +240,10 @@ ${this.tileShares("q", g.BM, g.D4, g.D, (_k, x) => `fa_qs[r / ${g.RM}][(r % ${g.
     ).join("\n"));
   }
 
-  /** The block table's count and index offsets (Params fields) for a block kind. */
-  protected table(blocks: BlockKind): { num: string; idx: string } {
-    return blocks === "partial" ? { num: "P.tab_kv_num", idx: "P.tab_kv_idx" } : { num: "P.tab_full_num", idx: "P.tab_full_idx" };
+  /** A block kind's table for this query tile: its block count and its i-th kv block (WGSL expressions). */
+  protected table(blocks: BlockKind): { count: string; block: (i: string) => string } {
+    const [num, idx] = blocks === "partial" ? ["P.tab_kv_num", "P.tab_kv_idx"] : ["P.tab_full_num", "P.tab_full_idx"];
+    return { count: `fa_tab[${num} + tab]`, block: (i) => `fa_tab[${idx} + tab * P.sparse_kv_blocks + ${i}]` };
   }
 
   /** Code before a block loop (none here; the matrix kernel's prefetchNext loads the first tile). */
@@ -252,7 +253,7 @@ ${this.tileShares("q", g.BM, g.D4, g.D, (_k, x) => `fa_qs[r / ${g.RM}][(r % ${g.
 
   blockLoop(blocks: BlockKind, body: string[]): string {
     const { g } = this;
-    const { num, idx } = this.table(blocks);
+    const { count, block } = this.table(blocks);
     const SKV = g.sparseBlock[1];
     const tiles = SKV / g.BN;
     const inner = body.join("\n");
@@ -264,8 +265,8 @@ ${this.tileShares("q", g.BM, g.D4, g.D, (_k, x) => `fa_qs[r / ${g.RM}][(r % ${g.
 ${indent(inner)}
 }`;
     return indent(`// ${blocks} blocks${blocks === "partial" ? " (mask applied)" : " (mask skipped)"}
-${this.beforeTiles(blocks).map((l) => `${l}\n`).join("")}for (var bi = 0; bi < fa_tab[${num} + tab]; bi++) {
-  let kblk = fa_tab[${idx} + tab * P.sparse_kv_blocks + bi];
+${this.beforeTiles(blocks).map((l) => `${l}\n`).join("")}for (var bi = 0; bi < ${count}; bi++) {
+  let kblk = ${block("bi")};
 ${indent(tile)}
 }`);
   }

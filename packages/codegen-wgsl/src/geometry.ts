@@ -32,9 +32,10 @@ export interface WgslOptions {
   prefetchV: boolean;
   /**
    * Load the next kv tile's K and V into registers while this tile is computed, so no tile waits
-   * on global memory before its first barrier (costs 8 f32 registers per 256-invocation share of
-   * K and V). subgroupMatrix configs only; the plain kernel ignores it, as it ignores prefetchV
-   * where V is not staged after Q·Kᵀ, so options forced on every candidate stay valid.
+   * on global memory before its first barrier (costs a vec4 register per share of each, and one
+   * more per V share with shareKV). subgroupMatrix configs only; the plain kernel ignores it, as
+   * it ignores prefetchV where V is not staged after Q·Kᵀ, so options forced on every candidate
+   * stay valid.
    */
   prefetchNext: boolean;
   /** Unroll of the head-dim loop of Q·Kᵀ (vec4 steps) and the key loop of P·V; 0 = full. */

@@ -279,7 +279,8 @@ describe("subgroupMatrix", () => {
         for (const [loop, table] of [[src.slice(partial, full), "tab_kv"], [src.slice(full), "tab_full"]] as const) {
           const at = (s: string) => loop.indexOf(s);
           // Before the block loop, its first tile; in the tile, the next tile of the block or the first of the next block.
-          expect(at(`let fa_first = fa_tab[P.${table}_idx + tab * P.sparse_kv_blocks] * 128;`)).toBeLessThan(at("for (var bi"));
+          expect(at(`let fa_first = fa_tab[P.${table}_idx + tab * P.sparse_kv_blocks + 0] * 128;`)).toBeGreaterThan(0);
+          expect(at("let fa_first")).toBeLessThan(at("for (var bi"));
           expect(loop).toContain(`if (tt + 1 < 8 && kv0 + 16 < P.kv_len) { fa_next = kv0 + 16; } else if (bi + 1 < fa_tab[P.${table}_num + tab]) { fa_next = fa_tab[P.${table}_idx + tab * P.sparse_kv_blocks + bi + 1] * 128; }`);
           const tile = loop.slice(at("for (var tt"));
           const t = (s: string) => tile.indexOf(s);
