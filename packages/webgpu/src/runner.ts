@@ -172,7 +172,11 @@ export interface PreparedWgsl {
   readonly artifact: KernelArtifact;
   readonly device: FlexDevice;
   readonly launch: WgslLaunch;
-  /** Record the dispatch into a compute pass. */
+  /**
+   * Record the dispatch into a compute pass. A kernel the `verify` mode checks must have passed
+   * its spot check on this device first (through run()): encode() reads nothing back, so it
+   * throws rather than hand out an unchecked output.
+   */
   encode(pass: GPUComputePassEncoder): void;
   /** Dispatch once, read out (and lse) back into the invocation's arrays. */
   run(): Promise<void>;
@@ -213,16 +217,26 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
       entry(BINDING.params, params, PARAMS_BYTES),
     ],
   });
-  const encode = (pass: GPUComputePassEncoder) => {
+  const record = (pass: GPUComputePassEncoder) => {
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(...launch.grid);
+  };
+  const mode = o.verify ?? "auto";
+  const encode = (pass: GPUComputePassEncoder) => {
+    if (needsCheck(artifact, mode) && !verified.get(device)?.has(artifact.specHash)) {
+      throw new FlexAttnError(
+        `WGSL kernel ${artifact.specHash} has not passed its spot check on ${dev.description} yet (verify: "${mode}"): ` +
+          `call run() once before encode(), or pass verify: "never" to use it unchecked`,
+      );
+    }
+    record(pass);
   };
   const run = async () => {
     device.pushErrorScope("validation");
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    encode(pass);
+    record(pass);
     pass.end();
     const readOut = device.createBuffer({ size: Math.ceil(outBytes / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     enc.copyBufferToBuffer(out, 0, readOut, 0, readOut.size);
@@ -241,7 +255,6 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
       readLse.unmap();
       readLse.destroy();
     }
-    const mode = o.verify ?? "auto";
     if (needsCheck(artifact, mode)) {
       const checked = verified.get(device) ?? new Set<string>();
       verified.set(device, checked);

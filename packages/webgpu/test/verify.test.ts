@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { CONFORMANCE_CASES, type KernelArtifact, instantiateCase } from "@flexattn/template";
-import { artifactFor, needsCheck, runWgsl, spotRows } from "../src/index.js";
+import { artifactFor, needsCheck, prepareWgsl, runWgsl, spotRows } from "../src/index.js";
 import { testDevice } from "./setup.js";
 
 const device = await testDevice();
@@ -50,6 +50,31 @@ describe.skipIf(!device)("spot checks on WebGPU", { timeout: 300_000 }, () => {
       // "auto" leaves plain kernels to the conformance suite; "never" checks nothing.
       await expect(runWgsl(inst, { device: dev, artifact: bad }), name).resolves.toBeDefined();
       await expect(runWgsl(inst, { device: dev, artifact: bad, verify: "never" }), name).resolves.toBeDefined();
+    }
+  });
+
+  it("let encode() record a checked kernel only once run() has checked it on the device", async () => {
+    const inst = instantiateCase(CONFORMANCE_CASES.find((c) => c.name === "causal")!, 7);
+    const good = artifactFor(inst, dev);
+    const fresh = (tag: string): KernelArtifact => ({ ...good, specHash: `${good.specHash}-${tag}` }); // not yet checked on this device
+    const record = (prepared: Awaited<ReturnType<typeof prepareWgsl>>) => {
+      const enc = dev.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      try {
+        prepared.encode(pass);
+      } finally {
+        pass.end();
+        enc.finish();
+      }
+    };
+    const checked = await prepareWgsl(inst, { device: dev, artifact: fresh("encode"), verify: "always" });
+    expect(() => record(checked)).toThrow(/has not passed its spot check on .* yet \(verify: "always"\): call run\(\) once before encode\(\)/);
+    await checked.run();
+    expect(() => record(checked)).not.toThrow();
+    // Kernels the mode leaves unchecked encode at once: a plain kernel under "auto", any under "never".
+    for (const verify of ["auto", "never"] as const) {
+      const unchecked = await prepareWgsl(inst, { device: dev, artifact: fresh(`encode-${verify}`), verify });
+      expect(() => record(unchecked), verify).not.toThrow();
     }
   });
 
