@@ -26,7 +26,7 @@ import {
 } from "../src/index.js";
 import { wgslConfigCandidates, wgslGeometry } from "@flexattn/codegen-wgsl";
 import { defaultFlexDevice, isWebGpuAvailable } from "@flexattn/webgpu";
-import { type BoolExpr, type Buffers, type ScoreExpr, buildBool, buildScore, exprArbs, scoreArb } from "./fuzz/arbitrary.js";
+import { type BoolExpr, type Buffers, type ScoreExpr, buildBool, buildScore, exprArbs, scoreArb } from "../../ir/test/arbitrary.js";
 import {
   type Layout, blockMaskProblems, compareWithReference, layoutArb, mulberry32, randomFloats, randomInts, rewriteTables, stridedTensor,
 } from "./fuzz/check.js";

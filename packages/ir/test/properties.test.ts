@@ -4,10 +4,13 @@ import {
   IntervalAnalyzer, buffer, compileJsMod, evaluate, evaluateBatch, floorDivI32, modI32, f32ToI32, toF32, traceMaskMod,
   traceScoreMod,
 } from "@flexattn/ir";
-import { buildBool, buildInt, exprArbs } from "./arbitrary.js";
+import { type Buffers, buildBool, buildInt, exprArbs } from "./arbitrary.js";
 
 const data = Int32Array.from({ length: 16 }, (_, i) => ((i * 7919) % 23) - 11);
-const buf = buffer(data, { name: "tbl" });
+const bufs: Buffers = {
+  ibuf: buffer(data, { name: "tbl" }),
+  fbuf: buffer(Float32Array.from({ length: 8 }, (_, i) => ((i * 37) % 11) / 4 - 1.25), { name: "ftbl" }),
+};
 const point = fc.record({
   b: fc.integer({ min: 0, max: 3 }), h: fc.integer({ min: 0, max: 3 }),
   q: fc.integer({ min: -5, max: 300 }), kv: fc.integer({ min: -5, max: 300 }),
@@ -37,7 +40,7 @@ describe("property: compiled JS equals the evaluator", () => {
   it("on random mask expressions", () => {
     fc.assert(
       fc.property(exprArbs.bool, fc.array(point, { minLength: 8, maxLength: 8 }), (expr, pts) => {
-        const g = traceMaskMod((b, h, q, kv) => buildBool(expr, { b, h, q, kv }, buf));
+        const g = traceMaskMod((b, h, q, kv) => buildBool(expr, { b, h, q, kv }, bufs));
         const fn = compileJsMod(g) as (b: number, h: number, q: number, kv: number) => boolean;
         for (const p of pts) expect(fn(p.b, p.h, p.q, p.kv)).toBe(evaluate(g, p));
       }),
@@ -47,7 +50,7 @@ describe("property: compiled JS equals the evaluator", () => {
   it("on random integer score expressions, scalar and batched", () => {
     fc.assert(
       fc.property(exprArbs.int, fc.array(point, { minLength: 6, maxLength: 6 }), (expr, pts) => {
-        const g = traceScoreMod((s, b, h, q, kv) => s.add(toF32(q.mul(0).add(buildInt(expr, { b, h, q, kv }, buf)))));
+        const g = traceScoreMod((s, b, h, q, kv) => s.add(toF32(q.mul(0).add(buildInt(expr, { b, h, q, kv }, bufs)))));
         const fn = compileJsMod(g) as (s: number, b: number, h: number, q: number, kv: number) => number;
         const batch = evaluateBatch(g, {
           length: pts.length, score: 0.5, b: pts.map((p) => p.b), h: pts.map((p) => p.h), q: pts.map((p) => p.q), kv: pts.map((p) => p.kv),
@@ -68,8 +71,8 @@ describe("property: interval analysis is sound", () => {
   it("every sampled value lies in the computed interval; decided masks hold everywhere", () => {
     fc.assert(
       fc.property(exprArbs.bool, exprArbs.int, range, range, fc.integer({ min: 0, max: 2 ** 31 - 1 }), (bexpr, iexpr, qr, kr, seed) => {
-        const mask = traceMaskMod((b, h, q, kv) => buildBool(bexpr, { b, h, q, kv }, buf));
-        const score = traceScoreMod((_s, b, h, q, kv) => toF32(q.mul(0).add(buildInt(iexpr, { b, h, q, kv }, buf))));
+        const mask = traceMaskMod((b, h, q, kv) => buildBool(bexpr, { b, h, q, kv }, bufs));
+        const score = traceScoreMod((_s, b, h, q, kv) => toF32(q.mul(0).add(buildInt(iexpr, { b, h, q, kv }, bufs))));
         const ranges = { b: { lo: 0, hi: 1 }, h: { lo: 0, hi: 2 }, q: qr, kv: kr };
         const truth = new IntervalAnalyzer(mask).truth(ranges);
         const vals = new IntervalAnalyzer(score).run(ranges);
