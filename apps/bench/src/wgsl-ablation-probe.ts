@@ -22,9 +22,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import type { KernelArtifact, KernelConfig } from "@flexattn/template";
+import type { KernelArtifact, KernelConfig, KernelInvocation } from "@flexattn/template";
 import { artifactFor, DAWN_SUBGROUP_MATRIX_OPTIONS, type FlexDevice, prepareWgsl, requestFlexDevice, timeWgsl } from "@flexattn/webgpu";
-import { invocation, spotCheck } from "./wgsl-cases.js";
+import { invocation, maxDiff, spotCheck } from "./wgsl-cases.js";
 
 const log = (...x: unknown[]) => console.log(new Date().toISOString().slice(11, 23), ...x);
 
@@ -119,22 +119,14 @@ const CASES: { variant: "noop" | "causal"; d: number; only?: (v: Variant) => boo
   { variant: "causal", d: 128, only: (v) => v.exact },
 ];
 
-function artifactOf(base: KernelArtifact, v: Variant, sharedBytes: number): KernelArtifact {
+/** A variant's kernel: the library default config with its shape and options, then its edit (under a hash of its own). */
+function variantArtifact(inv: KernelInvocation, dev: FlexDevice, v: Variant): KernelArtifact {
+  const def = artifactFor(inv, dev).config;
+  const base = artifactFor(inv, dev, { config: { ...def, ...v.shape, options: { ...def.options, ...v.options } } });
   if (!v.edit) return base;
-  return { ...base, source: v.edit(base.source, sharedBytes), specHash: `${base.specHash}-${v.name.replace(/\W+/g, "-")}` };
+  const source = v.edit(base.source, base.launch.sharedMemoryBytes ?? 0);
+  return { ...base, source, specHash: `${base.specHash}-${v.name.replace(/\W+/g, "-")}` };
 }
-
-/** The library default config with a variant's shape and options. */
-function configOf(dev: FlexDevice, v: Variant, inv: Parameters<typeof artifactFor>[0]): KernelConfig {
-  const base = artifactFor(inv, dev).config;
-  return { ...base, ...v.shape, options: { ...base.options, ...v.options } };
-}
-
-const maxDiff = (a: Float32Array, b: Float32Array) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Number.isNaN(a[i]) ? Infinity : Math.abs(a[i] - b[i]));
-  return m;
-};
 
 /** A config's workgroup bytes, read from the source's declarations (f16 arrays at 2 bytes, the rest at 4). */
 function sharedBytesOf(src: string): number {
@@ -157,12 +149,12 @@ export async function checkAblations(report: (line: string) => void = () => {}):
     for (const v of VARIANTS.filter(c.only ?? (() => true))) {
       let errors: string[];
       try {
-        const base = artifactFor(inv, limited, { config: configOf(limited, v, inv) });
-        const a = artifactOf(base, v, sharedBytesOf(base.source));
+        const a = variantArtifact(inv, limited, v);
         if (process.env.DUMP) writeFileSync(join(process.env.DUMP, `${c.variant}-${c.d}-${v.name.replace(/\W+/g, "-")}.wgsl`), a.source);
         const info = await dev.device.createShaderModule({ code: a.source }).getCompilationInfo();
         errors = info.messages.filter((m) => m.type === "error").map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
-        if (sharedBytesOf(a.source) > 49152) errors.push(`${sharedBytesOf(a.source)} bytes of workgroup memory`);
+        const bytes = sharedBytesOf(a.source);
+        if (bytes > 49152) errors.push(`${bytes} bytes of workgroup memory`);
       } catch (e) {
         errors = [String(e)];
       }
@@ -197,8 +189,7 @@ async function main() {
     let baseMs = 0;
     for (const v of VARIANTS.filter(c.only ?? (() => true))) {
       try {
-        const base = artifactFor(inv, dev, { config: configOf(dev, v, inv) });
-        const artifact = artifactOf(base, v, sharedBytesOf(base.source));
+        const artifact = variantArtifact(inv, dev, v);
         const prepared = await prepareWgsl(inv, { device: dev, artifact, verify: v.exact ? "always" : "never" });
         (inv.out as Float32Array).fill(Number.NaN);
         await prepared.run();

@@ -88,3 +88,10 @@ export function spotCheck(inv: KernelInvocation, rows = 12): number {
   });
   return Math.max(0, ...compareEachRow(inv, picked).map((e) => (e.badElements ? Infinity : e.outError)));
 }
+
+/** Largest |a − b| over two outputs of one invocation; Infinity where a is NaN. */
+export function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Number.isNaN(a[i]) ? Infinity : Math.abs(a[i] - b[i]));
+  return m;
+}

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { KernelArtifact, KernelConfig, KernelInvocation } from "@flexattn/template";
 import { artifactFor, DAWN_SUBGROUP_MATRIX_OPTIONS, type FlexDevice, prepareWgsl, requestFlexDevice, timeWgsl } from "@flexattn/webgpu";
-import { invocation } from "./wgsl-cases.js";
+import { invocation, maxDiff } from "./wgsl-cases.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -55,12 +55,6 @@ async function time(dev: FlexDevice, inv: KernelInvocation, artifact: KernelArti
   const t = await timeWgsl(prepared, { iterations: 10, warmup: 2, warmupMs: 300 });
   return { ms: t.medianMs, tflops: (4 * B * H * N * N * D) / (t.medianMs * 1e-3) / 1e12, rounds: t.rounds, out };
 }
-
-const maxDiff = (a: Float32Array, b: Float32Array) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Number.isNaN(a[i]) ? Infinity : Math.abs(a[i] - b[i]));
-  return m;
-};
 
 /**
  * How an output differs from the reference: NaN count, exact zeros where the reference is not

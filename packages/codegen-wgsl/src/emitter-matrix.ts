@@ -167,8 +167,7 @@ export class MatrixEmitter extends WgslEmitter {
   /** This invocation's K and V shares of a tile: [tensor, share index]. */
   private shares(): (readonly ["k" | "v", number])[] {
     const { g } = this;
-    const count = (w4: number) => Math.ceil((g.BN * w4) / g.T);
-    return [...range(count(g.D4)).map((k) => ["k", k] as const), ...range(count(g.DV4)).map((k) => ["v", k] as const)];
+    return [...range(this.kvShares(g.D4)).map((k) => ["k", k] as const), ...range(this.kvShares(g.DV4)).map((k) => ["v", k] as const)];
   }
 
   /** The K and V tile whose first key is `first` → registers fa_kn*, fa_vn* (rows past kv_len as zeros). */

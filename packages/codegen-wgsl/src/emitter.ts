@@ -282,11 +282,16 @@ ${indent(tile)}
     ].join("\n");
   }
 
+  /** How many vec4 shares of a kv tile `width4` vec4 wide each invocation loads (tileShares' k). */
+  protected kvShares(width4: number): number {
+    return Math.ceil((this.g.BN * width4) / this.g.T);
+  }
+
   /** This invocation's shares of the V tile → registers vpre0, vpre1, … (tileShares' order). */
   protected prefetchV(): string {
     const { g } = this;
     return [
-      ...range(Math.ceil((g.BN * g.DV4) / g.T)).map((k) => `var vpre${k} = vec4<f32>(0.0f);`),
+      ...range(this.kvShares(g.DV4)).map((k) => `var vpre${k} = vec4<f32>(0.0f);`),
       this.tileShares("v", g.BN, g.DV4, g.DV, (k, x) => `vpre${k} = ${x};`),
     ].join("\n");
   }
