@@ -1,18 +1,18 @@
 /**
- * Research harness (GPU machine): where does a tile's time go in the subgroupMatrix kernel, and do
- * three candidates help? The question is noop at head dim 64, ~2.15× flex against a 3× target
- * (results/wgsl-h200.md).
+ * Research harness (GPU machine): where does a tile's time go in the subgroupMatrix kernel, and
+ * which layout candidates help? The question is noop at head dim 64, 2.46× flex against a 3×
+ * target (results/wgsl-h200.md).
  *
  * Ablations edit the library kernel's WGSL source and are timed only (their output is wrong by
  * design): one piece of work removed at a time (the Q·Kᵀ or P·V products, the global K/V loads,
- * the exponentials, the P stores, one barrier), or workgroup memory padded to 48 KB to cap
+ * the P stores, a barrier, the rescale flag), or workgroup memory padded to 48 KB to cap
  * residency at four workgroups per SM. Candidates keep the kernel's meaning; each is timed,
- * spot-checked against float64 and compared with the library kernel's output:
- *   prefetchNext  the codegen option: the next tile's K and V load into registers during this tile
- *   qk-2acc       Q·Kᵀ in two accumulator chains (even and odd head-dim fragments), summed on read
- *   64x16 T128    64-row tiles of 4 subgroups
- * Every pipeline is timed twice and the second figure kept (timeWgsl). Call 29 ran it when the
- * d=64 default had no prefetchNext (results/wgsl-h200.md); it is the default there since call 30.
+ * spot-checked against float64 and compared with the library kernel's output. Call 29 asked about
+ * prefetchNext, two Q·Kᵀ accumulator chains (a source edit, since removed: slower) and 64-row
+ * tiles; call 33 about workgroup-memory bank conflicts: S rows padded (padS, now the default; off
+ * is the old layout), lanes 16–31 visiting their S columns rotated (staggerS), the K/V split
+ * stores staggered (staggerSplit), and 32-key tiles, which collide 16 ways unpadded.
+ * Every pipeline is timed twice and the second figure kept (timeWgsl).
  *
  *   node wgsl-ablation-probe.mjs --out DIR     (bundled like wgsl-bench, see device/wgsl/README.md)
  *   node wgsl-ablation-probe.mjs --check       (Dawn's null backend: every edit applies, every shader compiles;
@@ -71,20 +71,13 @@ const padShared = (bytes: number, used: number): Edit => chain(
   sub(/let tid = i32\(lid\);/, "let tid = i32(lid);\n  if (P.q_len < 0) { fa_pad[lid] = 1.0f; }"),
 );
 
-/** Q·Kᵀ in two chains: odd head-dim fragments accumulate into fa_t, stored to fa_sc2 and added on read. */
-const qkTwoChains: Edit = chain(
-  (src) => src.replace(/^(.*fa_s_0_0 = subgroupMatrixMultiplyAccumulate\(fa_q[hl]_0_(\d+),.*)$/gm, (line, _l, kd) => (Number(kd) % 2 ? line.replaceAll("fa_s_0_0", "fa_t_0_0") : line)),
-  sub(/var fa_s_0_0 = FA_MA\(\);/g, "var fa_s_0_0 = FA_MA();\n      var fa_t_0_0 = FA_MA();"),
-  sub(/(subgroupMatrixStore<row_major>\(&fa_sc, sbase \+ 0u, fa_s_0_0, (\d+)u\);)/g, "$1\n      subgroupMatrixStore<row_major>(&fa_sc2, sbase + 0u, fa_t_0_0, $2u);"),
-  sub(/var s_0_(\d+) = fa_sc\[([^\]]*)\];/g, "var s_0_$1 = fa_sc[$2] + fa_sc2[$2];"),
-  sub(/(var<workgroup> fa_sc: array<f32, (\d+)>;)/, "$1\nvar<workgroup> fa_sc2: array<f32, $2>;"),
-);
-
 interface Variant {
   name: string;
   /** Options over the library default's, and its tile and workgroup if given. */
   options?: Record<string, string | number | boolean>;
-  shape?: Pick<KernelConfig, "blockM" | "numWarps">;
+  shape?: Partial<Pick<KernelConfig, "blockM" | "blockN" | "numWarps">>;
+  /** Only at this head dim. */
+  d?: number;
   edit?: (src: string, sharedBytes: number) => string;
   /** The output keeps its meaning (spot-checked and compared with the library kernel's). */
   exact: boolean;
@@ -96,28 +89,29 @@ const VARIANTS: Variant[] = [
   { name: "no P·V products", exact: false, edit: sub(/^.*fa_o_0_\d+ = subgroupMatrixMultiplyAccumulate.*$/gm, "") },
   { name: "no products at all", exact: false, edit: sub(/^.*fa_[so]_0_\d+ = subgroupMatrixMultiplyAccumulate.*$/gm, "") },
   { name: "no global K/V loads", exact: false, edit: sub(/x = fa_ld4_([kv])\([^;]*\);/g, "x = vec4<f32>(f32(r) * 1e-3f);") },
-  { name: "no exp2", exact: false, edit: sub(/exp2\(s_0_(\d+) - mu_0\)/g, "(s_0_$1 - mu_0)") },
   { name: "no P stores", exact: false, edit: sub(/fa_pp\[prow [^;]*;/g, "") },
-  { name: "no barrier after staging", exact: false, edit: dropTileBarrier("staged") },
-  { name: "no barrier after S", exact: false, edit: dropTileBarrier("scores") },
   { name: "no barrier at tile end", exact: false, edit: dropTileBarrier("end") },
   { name: "no rescale flag load", exact: false, edit: sub(/workgroupUniformLoad\(&fa_rescale\[0\]\)/g, "0u") },
   { name: "workgroup memory padded to 48 KB", exact: false, edit: (s, used) => padShared(49152, used)(s) },
-  { name: "workgroup memory padded to 32 KB", exact: false, edit: (s, used) => padShared(32768, used)(s) },
-  { name: "prefetchNext", exact: true, options: { prefetchNext: true } },
-  { name: "qk-2acc", exact: true, edit: qkTwoChains },
-  { name: "prefetchNext + qk-2acc", exact: true, options: { prefetchNext: true }, edit: qkTwoChains },
-  { name: "64x16 T128", exact: true, shape: { blockM: 64, numWarps: 4 }, options: { workgroupSize: 128 } },
-  { name: "64x16 T128 prefetchNext", exact: true, shape: { blockM: 64, numWarps: 4 }, options: { workgroupSize: 128, prefetchNext: true } },
+  { name: "padS off", exact: true, options: { padS: false } },
+  { name: "staggerS", exact: true, options: { staggerS: true } },
+  { name: "staggerSplit", exact: true, options: { staggerSplit: true } },
+  { name: "staggerS + staggerSplit", exact: true, options: { staggerS: true, staggerSplit: true } },
+  { name: "prefetchNext staggerS + staggerSplit", exact: true, d: 128, options: { prefetchNext: true, staggerS: true, staggerSplit: true } },
+  { name: "128x32 padS off", exact: true, d: 64, shape: { blockN: 32 }, options: { padS: false } },
+  { name: "128x32", exact: true, d: 64, shape: { blockN: 32 } },
+  { name: "128x32 staggerS + staggerSplit", exact: true, d: 64, shape: { blockN: 32 }, options: { staggerS: true, staggerSplit: true } },
+  { name: "64x16 T128 staggerS + staggerSplit", exact: true, shape: { blockM: 64, numWarps: 4 }, options: { workgroupSize: 128, staggerS: true, staggerSplit: true } },
 ];
 
-/** Per case: which variants run (all at noop d=64; the candidates elsewhere). */
+/** Per case: which variants run (all at noop d=64; the candidates elsewhere), those of another head dim left out. */
 const CASES: { variant: "noop" | "causal"; d: number; only?: (v: Variant) => boolean }[] = [
   { variant: "noop", d: 64 },
   { variant: "causal", d: 64, only: (v) => v.exact },
   { variant: "noop", d: 128, only: (v) => v.exact },
   { variant: "causal", d: 128, only: (v) => v.exact },
 ];
+const runs = (c: (typeof CASES)[number]) => VARIANTS.filter((v) => (v.d ?? c.d) === c.d && (c.only ?? (() => true))(v));
 
 /** A variant's kernel: the library default config with its shape and options, then its edit (under a hash of its own). */
 function variantArtifact(inv: KernelInvocation, dev: FlexDevice, v: Variant): KernelArtifact {
@@ -146,7 +140,7 @@ export async function checkAblations(report: (line: string) => void = () => {}):
   let checked = 0;
   for (const c of CASES) {
     const { inv } = invocation({ variant: c.variant, n: 256, batch: 1, heads: 1, d: c.d });
-    for (const v of VARIANTS.filter(c.only ?? (() => true))) {
+    for (const v of runs(c)) {
       let errors: string[];
       try {
         const a = variantArtifact(inv, limited, v);
@@ -187,7 +181,7 @@ async function main() {
     const flops = 4 * B * H * N * N * c.d * density;
     let reference: Float32Array | null = null;
     let baseMs = 0;
-    for (const v of VARIANTS.filter(c.only ?? (() => true))) {
+    for (const v of runs(c)) {
       try {
         const artifact = variantArtifact(inv, dev, v);
         const prepared = await prepareWgsl(inv, { device: dev, artifact, verify: v.exact ? "always" : "never" });

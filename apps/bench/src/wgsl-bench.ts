@@ -67,7 +67,8 @@ const label = (c: KernelConfig) => {
   const tanh = o.tanh === "guarded" && "tanhG";
   if (o.subgroupMatrix) {
     // prefetchV applies only where V is staged after Q·Kᵀ (sharedKV).
-    const flags = [o.shareKV && "sharedKV", o.shareKV && o.prefetchV === false && !o.prefetchNext && "noPrefetchV", o.prefetchNext && "prefetchNext", tanh];
+    const flags = [o.shareKV && "sharedKV", o.shareKV && o.prefetchV === false && !o.prefetchNext && "noPrefetchV", o.prefetchNext && "prefetchNext",
+      o.padS === false && "unpaddedS", o.staggerS && "staggerS", o.staggerSplit && "staggerSplit", tanh];
     return [`${c.blockM}x${c.blockN} T${o.workgroupSize} mma`, ...flags.filter(Boolean)].join(" ");
   }
   const flags = [o.subgroups && "sg", o.qGlobal && "qG", o.doubleBuffer && "db", o.shareKV && "sharedKV", o.prefetchV === false && "noPrefetchV", c.prescaleQk && "pre", o.unrollD && `uD${o.unrollD}`, o.unrollN && `uN${o.unrollN}`, tanh];
@@ -110,15 +111,17 @@ const SWEEP_MMA: Record<number, KernelConfig[]> = {
   128: [mma(128, 16, 256), mma(128, 16, 128), mma(64, 16, 128), mma(64, 16, 64)],
 };
 /**
- * --matrix-only: V staged in K's place (shareKV, the default since call 24), with 128-, 64- and
- * 32-row tiles (one subgroup per 16 rows), with and without the next tile's K and V prefetched.
+ * --matrix-only: V staged in K's place (shareKV, the default since call 24) and the next tile's K
+ * and V a tile ahead (prefetchNext, the d=64 default since call 30), on 16- and 32-key tiles, with
+ * and without the bank-conflict staggers (staggerS + staggerSplit; S rows are padded in all, padS).
  */
 const kvShared = { shareKV: true };
+const staggered = { staggerS: true, staggerSplit: true };
 const SWEEP_MMA_SHORT: Record<number, KernelConfig[]> = {
-  // 128×32 (call 23): 10–15% slower than 128×16. tanhG (the builtin tanh): softcap 23% slower (call 24).
-  // Without shareKV: 2–5% slower (call 24). prefetchNext and 64-row tiles: call 29's ablation probe.
-  64: [128, 64, 32].flatMap((blockM) => [false, true].map((prefetchNext) => mma(blockM, 16, 2 * blockM, { ...kvShared, prefetchNext }))),
-  128: [mma(128, 16, 256, kvShared), mma(128, 16, 256, { ...kvShared, prefetchNext: true }), mma(64, 16, 128, kvShared)],
+  // 64- and 32-row tiles: slower on all but noop (call 30). Without shareKV: 2–5% slower (call 24).
+  // tanhG (the builtin tanh): softcap 23% slower (call 24).
+  64: [16, 32].flatMap((blockN) => [{}, staggered].map((x) => mma(128, blockN, 256, { ...kvShared, prefetchNext: true, ...x }))),
+  128: [mma(128, 16, 256, kvShared), mma(128, 16, 256, { ...kvShared, prefetchNext: true }), mma(128, 16, 256, { ...kvShared, prefetchNext: true, ...staggered })],
 };
 /** A swept figure below this fraction of its variant's best is timed again on the same pipeline. */
 const RETIME_BELOW = 0.8;

@@ -33,14 +33,26 @@ import { indent, range } from "./text.js";
 /** Lazy rescaling threshold in log2 units: P stays ≤ 2^TAU, well inside f16. */
 const TAU = 8;
 
-/** fn `name`: four values x → f16 hi at `arr`[i..i+3] and lo at `arr`[i+lo..]. */
-function splitFunction(name: string, arr: string): string {
-  return `// hi keeps x's top 11 significant bits (exact in f16), lo = x - hi is exact in f32 and rounded to f16.
-fn ${name}(i: i32, x: vec4<f32>, lo: i32) {
+/**
+ * fn `name`: four values x → f16 hi at `arr`[i..i+3] and lo at `arr`[i+lo..]. With `stagger`,
+ * o = 2 stores each half's second pair first (staggerSplit); the stored layout is the same.
+ */
+function splitFunction(name: string, arr: string, stagger: boolean): string {
+  const head = `// hi keeps x's top 11 significant bits (exact in f16), lo = x - hi is exact in f32 and rounded to f16.
+fn ${name}(i: i32, x: vec4<f32>, lo: i32${stagger ? ", o: i32" : ""}) {
   let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));
-  let l = x - h;
+  let l = x - h;`;
+  if (!stagger) {
+    return `${head}
   ${arr}[i] = f16(h.x); ${arr}[i + 1] = f16(h.y); ${arr}[i + 2] = f16(h.z); ${arr}[i + 3] = f16(h.w);
   ${arr}[i + lo] = f16(l.x); ${arr}[i + lo + 1] = f16(l.y); ${arr}[i + lo + 2] = f16(l.z); ${arr}[i + lo + 3] = f16(l.w);
+}`;
+  }
+  return `${head}
+  let hs = select(h, h.zwxy, o != 0);
+  let ls = select(l, l.zwxy, o != 0);
+  ${arr}[i + o] = f16(hs.x); ${arr}[i + o + 1] = f16(hs.y); ${arr}[i + 2 - o] = f16(hs.z); ${arr}[i + 3 - o] = f16(hs.w);
+  ${arr}[i + lo + o] = f16(ls.x); ${arr}[i + lo + o + 1] = f16(ls.y); ${arr}[i + lo + 2 - o] = f16(ls.z); ${arr}[i + lo + 3 - o] = f16(ls.w);
 }`;
 }
 
@@ -56,6 +68,21 @@ export class MatrixEmitter extends WgslEmitter {
   /** Offset of the V hi tile in sm: after K hi, K lo, or (shareKV) in their place once Q·Kᵀ is done. */
   private get vBase(): number {
     return this.g.opts.shareKV ? 0 : 2 * this.g.BN * this.mg.KS;
+  }
+
+  /** The split calls' last argument with staggerSplit. */
+  private get stagger(): string {
+    return this.g.opts.staggerSplit ? ", fa_stg" : "";
+  }
+
+  protected override col(j: number): string {
+    return this.g.opts.staggerS ? `fa_col${j}` : super.col(j);
+  }
+
+  /** Offset of this lane's j-th S value in its row of sc (or of P in pp), plus `base`: u32, past srow or prow. */
+  private rowOffset(j: number, base = 0): string {
+    if (this.g.opts.staggerS) return `${base ? `${base}u + ` : ""}u32(fa_col${j})`;
+    return `${base + j * this.g.TC}u + cu`;
   }
 
   /** A matrix load from workgroup memory at `base` (a per-subgroup expression, or none) + `offset`. */
@@ -101,8 +128,8 @@ export class MatrixEmitter extends WgslEmitter {
       `var<workgroup> fa_sm: array<f16, ${mg.smHalves}>;`,
       `var<workgroup> fa_sc: array<f32, ${mg.scFloats}>;`,
       `var<workgroup> fa_pp: array<f16, ${mg.ppHalves}>;`,
-      splitFunction("fa_split", "fa_sm"),
-      splitFunction("fa_split_q", "fa_pp"),
+      splitFunction("fa_split", "fa_sm", g.opts.staggerSplit),
+      splitFunction("fa_split_q", "fa_pp", g.opts.staggerSplit),
       "",
       `@compute @workgroup_size(${g.T})`,
       "fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, " +
@@ -114,6 +141,12 @@ export class MatrixEmitter extends WgslEmitter {
       `let g = i32(sg) * ${mg.R} + i32(lane) / ${mg.LPR};`,
       `let c = i32(lane) % ${mg.LPR};`,
       "let cu = u32(c);",
+      ...(g.opts.staggerS ? [
+        "// This lane's S columns in the order it visits them: lanes 16–31 one step rotated (staggerS).",
+        "let fa_rot = i32(lane) / 16;",
+        ...range(mg.CPL).map((j) => `let fa_col${j} = c + ${mg.LPR} * ((${j} + fa_rot) & ${mg.CPL - 1});`),
+      ] : []),
+      ...(g.opts.staggerSplit ? ["// Lanes 16–31 store each split vec4's halves in the other order (staggerSplit).", "let fa_stg = select(0, 2, (tid & 16) != 0);"] : []),
       ...this.tileIndices(),
       "// This subgroup's S and P tiles, and this lane's row in them.",
       `let sbase = sg * ${mg.R * mg.SS}u;`,
@@ -136,7 +169,7 @@ export class MatrixEmitter extends WgslEmitter {
     ];
     for (let c0 = 0; c0 < g.D; c0 += CW) {
       lines.push(
-        this.tileShares("q", g.BM, CW / 4, g.D, () => `fa_split_q(r * ${QS} + d4 * 4, x * ${scale}, ${g.BM * QS});`, { col: c0 }),
+        this.tileShares("q", g.BM, CW / 4, g.D, () => `fa_split_q(r * ${QS} + d4 * 4, x * ${scale}, ${g.BM * QS}${this.stagger});`, { col: c0 }),
         "workgroupBarrier();",
         ...range(mg.RF).flatMap((rf) => range(CW / 16).flatMap((k) => {
           const [kd, off] = [c0 / 16 + k, rf * 16 * QS + k * 16];
@@ -209,7 +242,7 @@ export class MatrixEmitter extends WgslEmitter {
   override loadK(blocks: BlockKind): string {
     const { g, mg } = this;
     const from = g.opts.prefetchNext ? { from: (k: number) => `fa_kn${k}` } : {};
-    const k = this.tileShares("k", g.BN, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x, ${g.BN * mg.KS});`, from);
+    const k = this.tileShares("k", g.BN, g.D4, g.D, () => `fa_split(r * ${mg.KS} + d4 * 4, x, ${g.BN * mg.KS}${this.stagger});`, from);
     const next = g.opts.prefetchNext
       ? [
         ...(g.opts.shareKV ? ["// This tile's V stays in registers until K's place is free (qk).", ...this.shares().filter(([t]) => t === "v").map(([, i]) => `let fa_vc${i} = fa_vn${i};`)] : []),
@@ -236,13 +269,13 @@ export class MatrixEmitter extends WgslEmitter {
     const { g, mg } = this;
     const reg = g.opts.prefetchNext ? (g.opts.shareKV ? "fa_vc" : "fa_vn") : g.opts.prefetchV ? "vpre" : null;
     const from = reg ? { from: (k: number) => `${reg}${k}` } : {};
-    return this.tileShares("v", g.BN, g.DV4, g.DV, () => `fa_split(${this.vBase} + r * ${mg.VKS} + d4 * 4, x, ${g.BN * mg.VKS});`, from);
+    return this.tileShares("v", g.BN, g.DV4, g.DV, () => `fa_split(${this.vBase} + r * ${mg.VKS} + d4 * 4, x, ${g.BN * mg.VKS}${this.stagger});`, from);
   }
 
   override qk(): string {
     const { g, mg } = this;
     const lines = [
-      ...range(g.RN).map((j) => `let kj_${j} = kv0 + c + ${j * g.TC} + P.kv_offset;`),
+      ...range(g.RN).map((j) => `let kj_${j} = kv0 + ${this.col(j)} + P.kv_offset;`),
       ...range(mg.RF).flatMap((rf) => range(mg.NF).map((nf) => `var fa_s_${rf}_${nf} = FA_MA();`)),
     ];
     for (const kd of range(mg.DF)) {
@@ -258,7 +291,7 @@ export class MatrixEmitter extends WgslEmitter {
     lines.push(
       ...range(mg.RF).flatMap((rf) => range(mg.NF).map((nf) => `subgroupMatrixStore<row_major>(&fa_sc, sbase + ${rf * 16 * mg.SS + nf * 16}u, fa_s_${rf}_${nf}, ${mg.SS}u);`)),
       "workgroupBarrier();",
-      ...range(g.RN).map((j) => `var s_0_${j} = fa_sc[srow + ${j * g.TC}u + cu];`),
+      ...range(g.RN).map((j) => `var s_0_${j} = fa_sc[srow + ${this.rowOffset(j)}];`),
       // The barrier that published S also ended every read of K: V can take its place, and the
       // softmax's flag barrier publishes it before P·V.
       ...(g.opts.shareKV ? ["// V tile → f16 hi/lo in sm, where K was.", this.storeV()] : []),
@@ -290,7 +323,7 @@ export class MatrixEmitter extends WgslEmitter {
       "let mu_0 = select(m_0, 0.0f, m_0 == NEG_INF);",
       "var ls_0 = 0.0f;",
       ...cols.map((j) => `{ let p = exp2(s_0_${j} - mu_0); ls_0 += p; let h = bitcast<f32>(bitcast<u32>(p) & 0xffffe000u); ` +
-        `fa_pp[prow + ${j * g.TC}u + cu] = f16(h); fa_pp[prow + ${mg.R * mg.PS + j * g.TC}u + cu] = f16(p - h); }`),
+        `fa_pp[prow + ${this.rowOffset(j)}] = f16(h); fa_pp[prow + ${this.rowOffset(j, mg.R * mg.PS)}] = f16(p - h); }`),
       "l_0 = l_0 * al_0 + ls_0;",
       "let fa_flag = workgroupUniformLoad(&fa_rescale[0]);",
       "if (fa_flag != 0u) {",

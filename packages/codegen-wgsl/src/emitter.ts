@@ -95,6 +95,11 @@ export class WgslEmitter implements TemplateEmitter<string> {
   }
 
   /** For each S element of the register tile. */
+  /** The tile column of this invocation's j-th S value. */
+  protected col(j: number): string {
+    return `c + ${j * this.g.TC}`;
+  }
+
   protected eachS(f: (i: number, j: number) => string): string {
     return range(this.g.RM).flatMap((i) => range(this.g.RN).map((j) => f(i, j))).join("\n");
   }
@@ -305,7 +310,7 @@ ${indent(tile)}
     ].join("\n");
     const scale = this.prescaled ? null : this.spec.score ? "P.scale" : "P.scale_log2";
     return [
-      range(g.RN).map((j) => `let kj_${j} = kv0 + c + ${j * g.TC} + P.kv_offset;`).join("\n"),
+      range(g.RN).map((j) => `let kj_${j} = kv0 + ${this.col(j)} + P.kv_offset;`).join("\n"),
       this.eachS((i, j) => `var s_${i}_${j} = 0.0f;`),
       unrolled(g.D4, g.opts.unrollD, "d4", step),
       // Without a score mod the scores go straight to the exp2 domain.
@@ -324,7 +329,7 @@ ${indent(tile)}
   bounds(): string {
     const { g } = this;
     return `if (kv0 + ${g.BN} > P.kv_len) {
-${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + c + ${j * g.TC} < P.kv_len);`))}
+${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + ${this.col(j)} < P.kv_len);`))}
 }`;
   }
 

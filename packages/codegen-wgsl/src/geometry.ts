@@ -49,6 +49,25 @@ export interface WgslOptions {
    * chromium-experimental-subgroup-matrix with f16 16×16 matrices; head dims multiples of 16.
    */
   subgroupMatrix: boolean;
+  /**
+   * subgroupMatrix: each S (and O) row in sc is padded by 4 floats (16 bytes). Unpadded, every
+   * row starts on one of two banks (BN = 16) or on the same one (BN = 32), so the two lanes of a
+   * row reading its S values collide 8 or 16 ways; padded, 2 ways. The plain kernel ignores it.
+   */
+  padS: boolean;
+  /**
+   * subgroupMatrix: the f16 hi/lo stores of a staged K, V or Q share write the second half of
+   * the vec4 first in lanes 16–31. A row's vec4s sit on even banks only, so the two half-warps
+   * collide 2 ways on every store; staggered, they take the odd banks. The plain kernel ignores it.
+   */
+  staggerSplit: boolean;
+  /**
+   * subgroupMatrix: lanes 16–31 (rows 8–15 of a subgroup's 16) take their row's S columns in an
+   * order rotated by one step, so each S read and P store of a row's lanes falls on distinct
+   * banks once padS spreads the rows (otherwise rows r and r + 8 collide). Each value keeps its
+   * key index for the mods; only the order in which a lane visits its columns changes.
+   */
+  staggerS: boolean;
 }
 
 export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> = {
@@ -63,6 +82,9 @@ export const DEFAULT_WGSL_OPTIONS: Omit<WgslOptions, "workgroupSize" | "vec4"> =
   unrollN: 0,
   tanh: "exp",
   subgroupMatrix: false,
+  padS: true,
+  staggerSplit: true,
+  staggerS: true,
 };
 
 export interface WgslGeometry {
@@ -117,6 +139,7 @@ export interface WgslGeometry {
  * Workgroup memory (f16 unless noted), row strides in elements:
  *   sm  K hi, K lo [BN][KS], V hi, V lo [BN][VKS]; with shareKV, V hi, V lo take K's place after Q·Kᵀ
  *   sc  f32 [NSG·R][SS]: each subgroup's S tile, and its O fragments when they are rescaled or stored
+ *       (SS = BN + 4 with padS, so that a row's lanes reading S spread over the banks)
  *   pp  [NSG·2R][PS]: each subgroup's P tile, hi rows then lo rows (Q passes through it first, QCW
  *       columns of every row at a time)
  * PS is padded past BN: P tiles with a row stride of exactly 16 halves (32 bytes) gave wrong
@@ -145,8 +168,10 @@ export interface MatrixGeometry {
 
 /** A P/V/K tile row padded by 8 halves (16 bytes) keeps every fragment 16-byte aligned. */
 const MATRIX_PAD = 8;
+/** An S row padded by 4 floats (16 bytes; padS): rows 8 apart share banks, no more. */
+const S_PAD = 4;
 
-function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, shareKV: boolean, fail: (m: string) => never): MatrixGeometry {
+function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, { shareKV, padS }: WgslOptions, fail: (m: string) => never): MatrixGeometry {
   const { qkHeadDim: D, vHeadDim: DV } = spec;
   if (D % 16 !== 0 || DV % 16 !== 0) fail("subgroupMatrix needs head dims that are multiples of 16");
   if (BN % 16 !== 0) fail("subgroupMatrix needs blockN a multiple of 16");
@@ -159,7 +184,7 @@ function matrixGeometry(spec: KernelSpec, BM: number, BN: number, T: number, sha
   const KS = D + MATRIX_PAD;
   const VKS = DV + MATRIX_PAD;
   const smHalves = shareKV ? 2 * BN * Math.max(KS, VKS) : 2 * BN * (KS + VKS);
-  const [SS, PS] = [BN, BN + MATRIX_PAD];
+  const [SS, PS] = [padS ? BN + S_PAD : BN, BN + MATRIX_PAD];
   const ppHalves = NSG * 2 * R * PS;
   // Q is staged in column chunks of every row at once, so each fragment is loaded exactly once
   // (a value, not a variable assigned in a branch): the widest multiple of 16 dividing D that fits
@@ -177,7 +202,7 @@ const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 
 
 export function wgslOptions(spec: KernelSpec): WgslOptions {
   const o = spec.config.options ?? {};
-  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "shareKV", "prefetchV", "prefetchNext", "unrollD", "unrollN", "tanh", "subgroupMatrix"]);
+  const known = new Set(["rowsPerThread", "workgroupSize", "vec4", "subgroups", "qGlobal", "doubleBuffer", "shareKV", "prefetchV", "prefetchNext", "unrollD", "unrollN", "tanh", "subgroupMatrix", "padS", "staggerSplit", "staggerS"]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new FlexAttnError(`unknown WGSL option "${k}" (known: ${[...known].join(", ")})`);
   const num = (k: string, d: number) => {
     const v = o[k] ?? d;
@@ -204,6 +229,9 @@ export function wgslOptions(spec: KernelSpec): WgslOptions {
     unrollN: num("unrollN", D.unrollN),
     tanh: tanhMode(o.tanh ?? D.tanh),
     subgroupMatrix: bool("subgroupMatrix", D.subgroupMatrix),
+    padS: bool("padS", D.padS),
+    staggerSplit: bool("staggerSplit", D.staggerSplit),
+    staggerS: bool("staggerS", D.staggerS),
   };
 }
 
@@ -268,7 +296,7 @@ function subgroupMatrixGeometry(spec: KernelSpec, opts: WgslOptions, fail: (m: s
   const T = opts.workgroupSize;
   if (opts.doubleBuffer || opts.qGlobal) fail("subgroupMatrix stages Q, K and V itself: doubleBuffer and qGlobal do not apply");
   if (opts.vec4 && spec.dtype !== "f32") fail("vec4 needs f32 storage");
-  const m = matrixGeometry(spec, BM, BN, T, opts.shareKV, fail);
+  const m = matrixGeometry(spec, BM, BN, T, opts, fail);
   const D = spec.qkHeadDim;
   const DV = spec.vHeadDim;
   const sharedBytes = 2 * m.smHalves + 4 * m.scFloats + 2 * m.ppHalves + 16; // + the rescale flag, padded to 16 bytes

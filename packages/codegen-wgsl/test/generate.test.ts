@@ -202,18 +202,19 @@ describe("subgroupMatrix", () => {
   const mma = (blockM: number, blockN: number, T: number, extra: Record<string, number | boolean> = {}): KernelConfig =>
     ({ blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false, options: { subgroupMatrix: true, workgroupSize: T, vec4: true, ...extra } });
 
-  it("is a candidate only where the device has subgroup matrices; the measured 128×16 T256 shapes lead, other matrix shapes rank last", () => {
+  it("is a candidate only where the device has subgroup matrices; the measured 128-row T256 shapes lead, other matrix shapes rank last", () => {
     expect(wgslConfigCandidates(problem(128), [128, 128], { limits: H100 }).some((c) => c.options?.subgroupMatrix)).toBe(false);
     for (const d of [64, 128]) {
       const all = wgslConfigCandidates(problem(d), [128, 128], { limits: MATRIX });
-      // Head dim 64 leads with the next tile prefetched (calls 29 and 30); 128 does not use it.
+      // Head dim 64 leads with 32-key tiles (calls 33 and 34), both with the next tile prefetched.
       const measured = [
-        ...(d === 64 ? [{ shareKV: true, prefetchNext: true }] : []),
-        { shareKV: true, prefetchNext: false },
-        { shareKV: false, prefetchNext: false },
+        ...(d === 64 ? [{ blockN: 32, shareKV: true, prefetchNext: true }] : []),
+        { blockN: 16, shareKV: true, prefetchNext: true },
+        { blockN: 16, shareKV: true, prefetchNext: false },
+        { blockN: 16, shareKV: false, prefetchNext: false },
       ];
-      for (const [i, options] of measured.entries()) {
-        expect(all[i]).toMatchObject({ blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, ...options } });
+      for (const [i, { blockN, ...options }] of measured.entries()) {
+        expect(all[i]).toMatchObject({ blockM: 128, blockN, options: { subgroupMatrix: true, workgroupSize: 256, ...options } });
       }
       expect(wgslDefaultConfig(problem(d), [128, 128], { limits: MATRIX })).toEqual(all[0]);
       // After the measured ones: the plain configs, then the other matrix shapes.
@@ -310,6 +311,60 @@ describe("subgroupMatrix", () => {
     const plain = { blockM: 64, blockN: 32, numWarps: 4, numStages: 1, prescaleQk: false, options: { rowsPerThread: 4, workgroupSize: 128 } };
     const body = (c: KernelConfig) => generateWgsl(spec(c)).source.replace(/^.*\n/, ""); // without the header and its spec hash
     expect(body({ ...plain, options: { ...plain.options, prefetchNext: true } })).toBe(body(plain));
+  });
+
+  it("spreads a subgroup's S reads, P stores and K/V split stores over the banks (padS, staggerS, staggerSplit)", () => {
+    /** The most distinct 32-bit words any bank serves in one access of lanes 0–31 (1 = no conflict). */
+    const ways = (words: number[]) => {
+      const perBank = new Map<number, Set<number>>();
+      for (const w of words) perBank.set(w % 32, (perBank.get(w % 32) ?? new Set()).add(w));
+      return Math.max(...[...perBank.values()].map((x) => x.size));
+    };
+    const lanes = [...Array(32).keys()];
+    for (const blockN of [16, 32]) {
+      const worst = (options: Record<string, boolean>) => {
+        const src = generateWgsl(spec(mma(128, blockN, 256, { shareKV: true, ...options }), 64)).source;
+        const [, lpr, ss] = src.match(/let srow = sbase \+ \(lane \/ (\d+)u\) \* (\d+)u;/)!.map(Number);
+        const [, ps] = src.match(/let prow = pbase \+ \(lane \/ \d+u\) \* (\d+)u;/)!.map(Number);
+        // Each lane's j-th column, as the kernel computes it (fa_col, or c + LPR·j unstaggered).
+        const cols = [...src.matchAll(/let fa_col(\d+) = c \+ (\d+) \* \(\((\d+) \+ fa_rot\) & (\d+)\);/g)].map((m) => m.slice(1).map(Number));
+        const col = (lane: number, j: number) => {
+          const c = lane % lpr;
+          if (!cols.length) return c + lpr * j;
+          const [, step, k, mask] = cols[j];
+          return c + step * ((k + Math.floor(lane / 16)) & mask);
+        };
+        const row = (lane: number) => Math.floor(lane / lpr);
+        const visits = [...Array(blockN / lpr).keys()];
+        // Every lane still visits each of its row's columns once.
+        for (const lane of lanes) expect(new Set(visits.map((j) => col(lane, j)))).toEqual(new Set(visits.map((j) => (lane % lpr) + lpr * j)));
+        const sReads = Math.max(...visits.map((j) => ways(lanes.map((l) => row(l) * ss + col(l, j)))));
+        const pStores = Math.max(...visits.map((j) => ways(lanes.map((l) => Math.floor((row(l) * ps + col(l, j)) / 2)))));
+        return { sReads, pStores };
+      };
+      // Unpadded rows of 16 or 32 floats start on 2 or 1 banks: 8 or 16 lanes collide.
+      expect(worst({ padS: false, staggerS: false })).toEqual({ sReads: blockN === 16 ? 8 : 16, pStores: 2 });
+      expect(worst({ padS: true, staggerS: false })).toEqual({ sReads: 2, pStores: 2 });
+      expect(worst({ padS: true, staggerS: true })).toEqual({ sReads: 1, pStores: 1 });
+    }
+    // The split: o = 2 (lanes 16–31) writes the same layout in another order, and takes the banks lanes 0–15 leave.
+    const src = generateWgsl(spec(mma(128, 16, 256, { staggerSplit: true }), 64)).source;
+    const fn = src.slice(src.indexOf("fn fa_split("), src.indexOf("fn fa_split_q("));
+    const stores = [...fn.matchAll(/fa_sm\[([^\]]+)\] = f16\(([hl])s\.([xyzw])\);/g)].map(([, at, half, comp]) => ({
+      at: new Function("i", "lo", "o", `return ${at};`) as (i: number, lo: number, o: number) => number, half, comp: "xyzw".indexOf(comp),
+    }));
+    expect(stores).toHaveLength(8);
+    expect(src).toContain("let fa_stg = select(0, 2, (tid & 16) != 0);");
+    for (const o of [0, 2]) {
+      const hs = o ? [2, 3, 0, 1] : [0, 1, 2, 3]; // hs = select(h, h.zwxy, o != 0)
+      for (const st of stores) expect(st.at(100, 1000, o)).toBe(100 + (st.half === "l" ? 1000 : 0) + hs[st.comp]);
+    }
+    const KS = wgslGeometry(spec(mma(128, 16, 256), 64)).matrix!.KS;
+    const at = (lane: number) => Math.floor(lane / 16) * KS + (lane % 16) * 4; // tileShares: r = i / 16, d4 = i - r * 16
+    for (const st of stores.slice(0, 4)) {
+      expect(ways(lanes.map((l) => Math.floor(st.at(at(l), 0, l & 16 ? 2 : 0) / 2)))).toBe(1);
+      expect(ways(lanes.map((l) => Math.floor(st.at(at(l), 0, 0) / 2)))).toBe(2);
+    }
   });
 
   it("stages Q through pp, which always holds 16 of its columns", () => {

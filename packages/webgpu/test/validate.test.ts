@@ -96,8 +96,8 @@ describe("Dawn WGSL validation (null backend)", () => {
       return wgslConfigCandidates(problem, [128, 128], { limits: H200_MATRIX, vec4: dtype === "f32" }).filter((c) => c.options?.subgroupMatrix);
     };
     const [first128, first64] = [candidates(128, 128, "f32")[0], candidates(64, 64, "f32")[0]];
-    // The two defaults differ (head dim 64 prefetches the next tile): every mod pair on each.
-    expect([first64.options?.prefetchNext, first128.options?.prefetchNext]).toEqual([true, false]);
+    // The two defaults differ (head dim 64 on 32-key tiles): every mod pair on each.
+    expect([first64.blockN, first128.blockN]).toEqual([32, 16]);
     for (const [first, d] of [[first128, 128], [first64, 64]] as const)
       for (const [mName, mask] of masks)
         for (const [sName, score] of scores) await check(`${mName} × ${sName}`, mask, score, d, d, "f32", first);
@@ -111,6 +111,9 @@ describe("Dawn WGSL validation (null backend)", () => {
       else errors.push(`no subgroupMatrix candidate for head dims ${d}/${dv}`);
     }
     await check("no mods", null, null, 64, 64, "f32", first64);
+    // The bank-conflict layouts are options: each off, and all off (the layout before call 33).
+    for (const off of [{ padS: false }, { staggerS: false }, { staggerSplit: false }, { padS: false, staggerS: false, staggerSplit: false }])
+      for (const first of [first64, first128]) await check(`off ${JSON.stringify(off)}`, mask, score, first.blockN === 32 ? 64 : 128, first.blockN === 32 ? 64 : 128, "f32", { ...first, options: { ...first.options, ...off } });
     expect(errors).toEqual([]);
     expect(count).toBeGreaterThan(2 * masks.length * scores.length + 5);
   });
