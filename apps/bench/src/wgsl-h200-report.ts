@@ -194,14 +194,14 @@ const presplit27 = (() => {
     }),
   ];
 })();
-// Call 29: wgsl-ablation-probe, the library kernel with one piece of work removed (timed only) and
-// three candidates that keep its meaning (spot-checked, compared with the library kernel's output).
+// Calls 29 and 33: wgsl-ablation-probe, the library kernel with one piece of work removed (timed
+// only) and candidates that keep its meaning (spot-checked, compared with the library kernel's output).
 interface AblationRow { variant: string; d: number; name: string; tflops?: number; vsLibrary?: number; spotError?: number; maxDiffVsLibrary?: number; error?: string }
-const ablation29 = [
+const ablationTable = (dir: string) => [
   "| case | kernel | TFLOP/s | / library default | output |",
   "|---|---|---|---|---|",
-  ...(JSON.parse(read("call29-ablation/ablation/ablation.json")) as { rows: AblationRow[] }).rows.map((r) => {
-    if (r.error) throw new Error(`call 29: ${r.variant} d=${r.d} ${r.name} failed`);
+  ...(JSON.parse(read(`${dir}/ablation/ablation.json`)) as { rows: AblationRow[] }).rows.map((r) => {
+    if (r.error) throw new Error(`${dir}: ${r.variant} d=${r.d} ${r.name} failed`);
     let output = "not meaningful (ablation)";
     if (r.spotError !== undefined) {
       const versus = r.name === "library default" ? "the reference"
@@ -217,6 +217,11 @@ const call30 = JSON.parse(read("call30-prefetch-next/wgsl-bench.json")) as Bench
 const call31 = protocolOf("call31-protocol-prefetch-next");
 // Call 32: call 31's command again, on a fresh machine.
 const call32 = protocolOf("call32-protocol-repeat");
+// Call 33: the probe on bank conflicts (S rows padded by default, padS; staggerS, staggerSplit, 32-key
+// tiles), conformance with the staggers forced. Call 34: the sweep of the staggered 16- and 32-key
+// tiles and the protocol on each variant's best swept config beside the anchors.
+const conformance33 = conformanceLine((JSON.parse(read("call33-bank-conflicts/conformance/wgsl-bench.json")) as BenchCall).conformance!);
+const call34 = protocolOf("call34-sweep-staggered");
 const unsafe20Table = unsafeTable(call20);
 const sweep20Table = sweepTable(call20.bench.sweep ?? [], call20.bench.defaults);
 // Call 21: the same sweep twice on fresh devices (second pass in reverse variant order).
@@ -243,7 +248,9 @@ const fills: Record<string, string | string[]> = {
   MATRIX_ROBUSTNESS: robustnessTable, WIDE_D64: wideTable,
   PROTOCOL_31: call31.table, ROBUSTNESS_OFF_31: unsafeTable(call31), CONFORMANCE_31: conformanceLine(call31.bench.conformance!),
   PROTOCOL_32: call32.table, ROBUSTNESS_OFF_32: unsafeTable(call32), CONFORMANCE_32: conformanceLine(call32.bench.conformance!),
-  ABLATION_29: ablation29, SWEEP_30: sweepTable(call30.sweep ?? [], call30.defaults), CONFORMANCE_30: conformanceLine(call30.conformance!),
+  ABLATION_33: ablationTable("call33-bank-conflicts"), CONFORMANCE_33: conformance33,
+  SWEEP_34: sweepTable(call34.bench.sweep ?? [], call34.bench.defaults), PROTOCOL_34: call34.table, ROBUSTNESS_OFF_34: unsafeTable(call34),
+  ABLATION_29: ablationTable("call29-ablation"), SWEEP_30: sweepTable(call30.sweep ?? [], call30.defaults), CONFORMANCE_30: conformanceLine(call30.conformance!),
   PROTOCOL_DEFAULTS: call25.table, ROBUSTNESS_OFF_25: unsafeTable(call25), CONFORMANCE_25: conformanceLine(call25.bench.conformance!),
   LAYOUT_25: layout25,
   PROTOCOL_28: call28.table, ROBUSTNESS_OFF_28: unsafeTable(call28), CONFORMANCE_28: conformanceLine(call28.bench.conformance!),
