@@ -68,7 +68,8 @@ const label = (c: KernelConfig) => {
   if (o.subgroupMatrix) {
     // prefetchV applies only where V is staged after Q·Kᵀ (sharedKV).
     const flags = [o.shareKV && "sharedKV", o.shareKV && o.prefetchV === false && !o.prefetchNext && "noPrefetchV", o.prefetchNext && "prefetchNext",
-      o.padS === false && "unpaddedS", o.staggerS && "staggerS", o.staggerSplit && "staggerSplit", tanh];
+      // The bank-conflict layouts are defaults since call 34: named only when turned off.
+      o.padS === false && "unpaddedS", o.staggerS === false && "noStaggerS", o.staggerSplit === false && "noStaggerSplit", tanh];
     return [`${c.blockM}x${c.blockN} T${o.workgroupSize} mma`, ...flags.filter(Boolean)].join(" ");
   }
   const flags = [o.subgroups && "sg", o.qGlobal && "qG", o.doubleBuffer && "db", o.shareKV && "sharedKV", o.prefetchV === false && "noPrefetchV", c.prescaleQk && "pre", o.unrollD && `uD${o.unrollD}`, o.unrollN && `uN${o.unrollN}`, tanh];
@@ -112,16 +113,18 @@ const SWEEP_MMA: Record<number, KernelConfig[]> = {
 };
 /**
  * --matrix-only: V staged in K's place (shareKV, the default since call 24) and the next tile's K
- * and V a tile ahead (prefetchNext, the d=64 default since call 30), on 16- and 32-key tiles, with
- * and without the bank-conflict staggers (staggerS + staggerSplit; S rows are padded in all, padS).
+ * and V a tile ahead (prefetchNext, the default since calls 30 and 34), on 16- and 32-key tiles, with
+ * and without the bank-conflict staggers (staggerS + staggerSplit, defaults since call 34; S rows
+ * are padded in all, padS). Call 34 swept these with the staggers named when on, before they were
+ * the defaults.
  */
 const kvShared = { shareKV: true };
-const staggered = { staggerS: true, staggerSplit: true };
+const unstaggered = { staggerS: false, staggerSplit: false };
 const SWEEP_MMA_SHORT: Record<number, KernelConfig[]> = {
   // 64- and 32-row tiles: slower on all but noop (call 30). Without shareKV: 2–5% slower (call 24).
   // tanhG (the builtin tanh): softcap 23% slower (call 24).
-  64: [16, 32].flatMap((blockN) => [{}, staggered].map((x) => mma(128, blockN, 256, { ...kvShared, prefetchNext: true, ...x }))),
-  128: [mma(128, 16, 256, kvShared), mma(128, 16, 256, { ...kvShared, prefetchNext: true }), mma(128, 16, 256, { ...kvShared, prefetchNext: true, ...staggered })],
+  64: [16, 32].flatMap((blockN) => [unstaggered, {}].map((x) => mma(128, blockN, 256, { ...kvShared, prefetchNext: true, ...x }))),
+  128: [mma(128, 16, 256, kvShared), mma(128, 16, 256, { ...kvShared, prefetchNext: true, ...unstaggered }), mma(128, 16, 256, { ...kvShared, prefetchNext: true })],
 };
 /** A swept figure below this fraction of its variant's best is timed again on the same pipeline. */
 const RETIME_BELOW = 0.8;

@@ -11,7 +11,8 @@
  * protocol again on a fresh machine (call 28); where a tile's time goes, and the next tile's K and V
  * loaded a tile ahead (call 29 ablations, call 30 sweep: prefetchNext); the protocol on the new
  * defaults (call 31, and call 32 on a fresh machine); workgroup-memory bank conflicts (call 33
- * probe: padS, staggerS, staggerSplit, 32-key tiles; call 34 sweep and protocol, the new defaults).
+ * probe: padS, staggerS, staggerSplit, 32-key tiles; call 34 sweep and protocol, the new defaults;
+ * call 35 the protocol on them).
  *
  *   npx tsx apps/bench/src/wgsl-h200-report.ts
  */
@@ -236,6 +237,8 @@ const defaultsSwept34 = protocolTable(withAnchors(
   }),
   call34.anchors,
 ));
+// Call 35: the protocol on the new defaults (call 25's command), conformance first.
+const call35 = protocolOf("call35-protocol-bank-conflicts");
 const unsafe20Table = unsafeTable(call20);
 const sweep20Table = sweepTable(call20.bench.sweep ?? [], call20.bench.defaults);
 // Call 21: the same sweep twice on fresh devices (second pass in reverse variant order).
@@ -245,8 +248,10 @@ const conformance20 = conformanceLine(call20.bench.conformance!);
 
 writeFileSync(join(RESULTS, "wgsl-h200.json"), JSON.stringify({
   gpu: torch.gpu, torch: torch.torch, device: settled.device,
-  protocolDefaults: { call: "call31-protocol-prefetch-next", rows: call31.rows, robustnessOff: call31.bench.robustnessOff },
-  protocolDefaultsRepeat: { call: "call32-protocol-repeat", rows: call32.rows, robustnessOff: call32.bench.robustnessOff },
+  protocolDefaults: { call: "call35-protocol-bank-conflicts", rows: call35.rows, robustnessOff: call35.bench.robustnessOff },
+  protocolDefaultsSwept: { call: "call34-sweep-staggered", rows: call34.rows, robustnessOff: call34.bench.robustnessOff },
+  protocolDefaultsBeforeBankConflicts: { call: "call31-protocol-prefetch-next", rows: call31.rows, robustnessOff: call31.bench.robustnessOff },
+  protocolDefaultsBeforeBankConflictsRepeat: { call: "call32-protocol-repeat", rows: call32.rows, robustnessOff: call32.bench.robustnessOff },
   protocolDefaultsBeforePrefetchNext: { call: "call25-protocol-defaults", rows: call25.rows, robustnessOff: call25.bench.robustnessOff },
   protocolDefaultsBeforePrefetchNextRepeat: { call: "call28-protocol-repeat", rows: call28.rows, robustnessOff: call28.bench.robustnessOff },
   protocolDefaultsAfterSweep: { call: "call24-retime", rows: call24.rows },
@@ -262,6 +267,7 @@ const fills: Record<string, string | string[]> = {
   MATRIX_ROBUSTNESS: robustnessTable, WIDE_D64: wideTable,
   PROTOCOL_31: call31.table, ROBUSTNESS_OFF_31: unsafeTable(call31), CONFORMANCE_31: conformanceLine(call31.bench.conformance!),
   PROTOCOL_32: call32.table, ROBUSTNESS_OFF_32: unsafeTable(call32), CONFORMANCE_32: conformanceLine(call32.bench.conformance!),
+  PROTOCOL_35: call35.table, ROBUSTNESS_OFF_35: unsafeTable(call35), CONFORMANCE_35: conformanceLine(call35.bench.conformance!),
   ABLATION_33: ablationTable("call33-bank-conflicts"), CONFORMANCE_33: conformance33,
   SWEEP_34: sweepTable(call34.bench.sweep ?? [], defaults34), DEFAULTS_SWEPT_34: defaultsSwept34, PROTOCOL_34: call34.table, ROBUSTNESS_OFF_34: unsafeTable(call34),
   ABLATION_29: ablationTable("call29-ablation"), SWEEP_30: sweepTable(call30.sweep ?? [], call30.defaults), CONFORMANCE_30: conformanceLine(call30.conformance!),
@@ -284,7 +290,7 @@ const report = template.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
 const unused = Object.keys(fills).filter((k) => !used.has(k));
 if (unused.length) throw new Error(`wgsl-h200-report.md.in has no {{${unused.join("}}, {{")}}}`);
 writeFileSync(join(RESULTS, "wgsl-h200.md"), report);
-console.log(call31.table.join("\n"));
+console.log(call35.table.join("\n"));
 console.log(call28.table.join("\n"));
 console.log(unsafe20Table.join("\n"));
 console.log(layoutTable.join("\n"));

@@ -1,4 +1,5 @@
 #!/bin/bash
+# Bundled from the working tree just before commit 5df1163: the same sources except that staggerS and staggerSplit were still off by default (padS on) and the measured defaults still 128x16 at both head dims.
 # Call 33: workgroup-memory bank conflicts. The ablation probe on the new default (S rows padded,
 # padS) against the old layout (padS off), lanes 16-31 visiting S rotated (staggerS), staggered
 # split stores (staggerSplit), 32-key tiles; then the conformance suite with staggerS +
