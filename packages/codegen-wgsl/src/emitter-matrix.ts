@@ -21,6 +21,10 @@
  * With prefetchNext, loadK splits K and V from registers filled during the previous tile, then
  * loads the next tile's into them (the first tile of each block loop is loaded before the loop):
  * no tile waits on global memory before its first barrier.
+ * Bank conflicts: every matrix row stride is a multiple of 16 bytes (the driver's alignment rule),
+ * so rows of S start on few banks. S rows are padded by 16 bytes (padS), lanes 16–31 visit their
+ * S columns one step rotated (staggerS: S reads and P stores touch 32 banks), and they store
+ * their split halves in the other order (staggerSplit).
  * Range: operands must stay within f16's range once split (|Q·scale·log2e|, |K|, |V| < 65504); values
  * below f16's normal range (6e-5) keep an absolute error of about 6e-8.
  */

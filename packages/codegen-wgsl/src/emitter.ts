@@ -94,12 +94,12 @@ export class WgslEmitter implements TemplateEmitter<string> {
     return [...mod.columns, elements].join("\n");
   }
 
-  /** For each S element of the register tile. */
   /** The tile column of this invocation's j-th S value. */
   protected col(j: number): string {
     return `c + ${j * this.g.TC}`;
   }
 
+  /** For each S element of the register tile. */
   protected eachS(f: (i: number, j: number) => string): string {
     return range(this.g.RM).flatMap((i) => range(this.g.RN).map((j) => f(i, j))).join("\n");
   }
