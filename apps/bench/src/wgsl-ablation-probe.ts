@@ -5,7 +5,7 @@
  *
  * Ablations edit the library kernel's WGSL source and are timed only (their output is wrong by
  * design): one piece of work removed at a time (the Q·Kᵀ or P·V products, the global K/V loads,
- * the P stores, a barrier, the rescale flag), or workgroup memory padded to 48 KB to cap
+ * the P stores, one barrier, the rescale flag), or workgroup memory padded to 48 KB to cap
  * residency at four workgroups per SM. Candidates keep the kernel's meaning; each is timed,
  * spot-checked against float64 and compared with the library kernel's output. Call 29 asked about
  * prefetchNext, two Q·Kᵀ accumulator chains (a source edit, since removed: slower) and 64-row
@@ -92,6 +92,8 @@ const VARIANTS: Variant[] = [
   { name: "no products at all", exact: false, edit: sub(/^.*fa_[so]_0_\d+ = subgroupMatrixMultiplyAccumulate.*$/gm, "") },
   { name: "no global K/V loads", exact: false, edit: sub(/x = fa_ld4_([kv])\([^;]*\);/g, "x = vec4<f32>(f32(r) * 1e-3f);") },
   { name: "no P stores", exact: false, edit: sub(/fa_pp\[prow [^;]*;/g, "") },
+  { name: "no barrier after staging", exact: false, edit: dropTileBarrier("staged") },
+  { name: "no barrier after S", exact: false, edit: dropTileBarrier("scores") },
   { name: "no barrier at tile end", exact: false, edit: dropTileBarrier("end") },
   { name: "no rescale flag load", exact: false, edit: sub(/workgroupUniformLoad\(&fa_rescale\[0\]\)/g, "0u") },
   { name: "workgroup memory padded to 48 KB", exact: false, edit: (s, used) => padShared(49152, used)(s) },

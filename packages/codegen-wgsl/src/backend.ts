@@ -213,9 +213,10 @@ const MEASURED: { maxHeadDim: number; shape: { blockM: number; blockN: number; o
   // 1.34–2.07× at d=128 on every protocol variant (call 21); V staged in K's place is 2–5% faster
   // again on every variant but ALiBi d=128, equal (call 24, two passes). The next tile's K and V
   // loaded a tile ahead is 7–16% faster again at d=64 on every variant, and −6% to +3% at d=128
-  // (calls 29 and 30). S rows padded against bank conflicts (padS, with staggerS and staggerSplit:
-  // defaults) made 32-key tiles the fastest at d=64 on every variant, 1.16× on noop, and
-  // prefetchNext the fastest at d=128 (calls 33 and 34).
+  // (calls 29 and 30). S rows padded against bank conflicts (padS, a default with staggerS and
+  // staggerSplit) are 1.13–1.16× faster on 16-key tiles, and made 32-key tiles the fastest at d=64
+  // on every variant (noop 1.33× the 16-key unpadded kernel) and prefetchNext the fastest at d=128
+  // on six of seven (calls 33 and 34).
   { maxHeadDim: 64, shape: { blockM: 128, blockN: 32, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true, prefetchNext: true } } },
   { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true, prefetchNext: true } } },
   { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true, prefetchNext: false } } },

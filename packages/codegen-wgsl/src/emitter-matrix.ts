@@ -42,22 +42,20 @@ const TAU = 8;
  * o = 2 stores each half's second pair first (staggerSplit); the stored layout is the same.
  */
 function splitFunction(name: string, arr: string, stagger: boolean): string {
-  const head = `// hi keeps x's top 11 significant bits (exact in f16), lo = x - hi is exact in f32 and rounded to f16.
-fn ${name}(i: i32, x: vec4<f32>, lo: i32${stagger ? ", o: i32" : ""}) {
-  let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));
-  let l = x - h;`;
-  if (!stagger) {
-    return `${head}
-  ${arr}[i] = f16(h.x); ${arr}[i + 1] = f16(h.y); ${arr}[i + 2] = f16(h.z); ${arr}[i + 3] = f16(h.w);
-  ${arr}[i + lo] = f16(l.x); ${arr}[i + lo + 1] = f16(l.y); ${arr}[i + lo + 2] = f16(l.z); ${arr}[i + lo + 3] = f16(l.w);
-}`;
-  }
-  return `${head}
-  let hs = select(h, h.zwxy, o != 0);
-  let ls = select(l, l.zwxy, o != 0);
-  ${arr}[i + o] = f16(hs.x); ${arr}[i + o + 1] = f16(hs.y); ${arr}[i + 2 - o] = f16(hs.z); ${arr}[i + 3 - o] = f16(hs.w);
-  ${arr}[i + lo + o] = f16(ls.x); ${arr}[i + lo + o + 1] = f16(ls.y); ${arr}[i + lo + 2 - o] = f16(ls.z); ${arr}[i + lo + 3 - o] = f16(ls.w);
-}`;
+  // Where each of the four components goes, past i (or i + lo); staggered, the vec4's halves swap.
+  const at = stagger ? [" + o", " + o + 1", " + 2 - o", " + 3 - o"] : ["", " + 1", " + 2", " + 3"];
+  const [h, l] = stagger ? ["hs", "ls"] : ["h", "l"];
+  const stores = (v: string, lo: string) => [..."xyzw"].map((c, k) => `${arr}[i${lo}${at[k]}] = f16(${v}.${c});`).join(" ");
+  return [
+    "// hi keeps x's top 11 significant bits (exact in f16), lo = x - hi is exact in f32 and rounded to f16.",
+    `fn ${name}(i: i32, x: vec4<f32>, lo: i32${stagger ? ", o: i32" : ""}) {`,
+    "  let h = bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) & vec4<u32>(0xffffe000u));",
+    "  let l = x - h;",
+    ...(stagger ? ["  let hs = select(h, h.zwxy, o != 0);", "  let ls = select(l, l.zwxy, o != 0);"] : []),
+    `  ${stores(h, "")}`,
+    `  ${stores(l, " + lo")}`,
+    "}",
+  ].join("\n");
 }
 
 export class MatrixEmitter extends WgslEmitter {

@@ -279,7 +279,7 @@ ${indent(tile)}
   loadK(_blocks: BlockKind): string {
     const { g, buf } = this;
     return [
-      ...range(g.RN).map((j) => `let krow${j} = &${this.ks}[${buf}][c + ${j * g.TC}];`),
+      ...range(g.RN).map((j) => `let krow${j} = &${this.ks}[${buf}][${this.col(j)}];`),
       ...range(g.CV).map((v) => `let vcol${v} = &${this.vs}[${buf}][c + ${v * g.TC}];`),
       this.tileShares("k", g.BN, g.D4, g.D, (_k, x) => `${this.ks}[${buf}][r][d4] = ${x};`),
       ...(g.opts.prefetchV ? ["// V tile → registers now; stored after the softmax (loadV).", this.prefetchV()] : []),
@@ -353,7 +353,7 @@ ${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + 
       );
     }
     for (const j of range(g.RN)) {
-      for (const u of range(g.U)) lines.push(`(*prow${u})[c + ${j * g.TC}] = ${this.unitOf(u, (i) => `p_${i}_${j}`)};`);
+      for (const u of range(g.U)) lines.push(`(*prow${u})[${this.col(j)}] = ${this.unitOf(u, (i) => `p_${i}_${j}`)};`);
     }
     return lines.join("\n");
   }
