@@ -121,7 +121,8 @@ export function toMask(e: BoolExpr, bufs: ExprBuffers): MaskMod {
         case "and": case "or": {
           const a = bool(x.a);
           const c = bool(x.b);
-          if (typeof a === "boolean") return x.k === "and" ? (a ? c : false) : a ? true : c;
+          // A traced side goes through the traced operation: the tracer refuses dropped comparisons.
+          if (typeof a === "boolean") return typeof c === "boolean" ? (x.k === "and" ? a && c : a || c) : c[x.k](a);
           return a[x.k](c);
         }
         case "cmp": return toI32(int(x.a))[x.op](int(x.b));

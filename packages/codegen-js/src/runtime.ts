@@ -1,17 +1,19 @@
-/** Load a JS artifact (new Function, cached by spec hash) and run it on a KernelInvocation. */
-import { FlexAttnError, type ModGraph, boundBuffers } from "@flexattn/ir";
+/** Load a JS artifact (new Function, cached by source) and run it on a KernelInvocation. */
+import { FlexAttnError, LruCache, type ModGraph, boundBuffers } from "@flexattn/ir";
 import { type KernelArtifact, type KernelInvocation, fullTablesOf } from "@flexattn/template";
 
 // biome-ignore lint/suspicious/noExplicitAny: generated kernels take the ABI's positional arguments
 export type JsKernelFn = (...args: any[]) => void;
 
-const cache = new Map<string, { source: string; fn: JsKernelFn }>();
+/** Loaded kernels keyed by entry and full source (what the function is), bounded. */
+const cache = new LruCache<string, JsKernelFn>();
 
-/** Turn an artifact's source into a callable kernel; cached by spec hash (and source). */
+/** Turn an artifact's source into a callable kernel; cached by its source. */
 export function loadJsKernel(artifact: KernelArtifact): JsKernelFn {
   if (artifact.backend !== "js") throw new FlexAttnError(`loadJsKernel: artifact is for the ${artifact.backend} backend, not js`);
-  const hit = cache.get(artifact.specHash);
-  if (hit && hit.source === artifact.source) return hit.fn;
+  const key = `${artifact.entry}\n${artifact.source}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
   let fn: JsKernelFn;
   try {
     fn = new Function(`${artifact.source}\nreturn ${artifact.entry};`)() as JsKernelFn;
@@ -19,7 +21,7 @@ export function loadJsKernel(artifact: KernelArtifact): JsKernelFn {
     throw new FlexAttnError(`loadJsKernel: the artifact's source does not load: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (typeof fn !== "function") throw new FlexAttnError(`loadJsKernel: entry ${artifact.entry} is not a function`);
-  cache.set(artifact.specHash, { source: artifact.source, fn });
+  cache.set(key, fn);
   return fn;
 }
 

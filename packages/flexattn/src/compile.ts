@@ -1,8 +1,8 @@
-/** compile(): mods + problem → KernelArtifact for any backend, cached by spec hash. */
-import { FlexAttnError, type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod, checkBufferIndices } from "@flexattn/ir";
+/** compile(): mods + problem → KernelArtifact for any backend, cached by spec key. */
+import { FlexAttnError, LruCache, type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod, checkBufferIndices } from "@flexattn/ir";
 import {
   type AttentionProblem, type BackendName, type KernelArtifact, type KernelConfig, type KernelSpec, type ResolvedProblem,
-  makeSpec, resolveProblem, specHash,
+  makeSpec, resolveProblem, specKey,
 } from "@flexattn/template";
 import { getBackend } from "./registry.js";
 
@@ -30,7 +30,8 @@ export interface CompileOptions {
   blockSize?: number | readonly [number, number];
 }
 
-const cache = new Map<string, KernelArtifact>();
+/** Keyed by the full specKey (structure, never buffer data), bounded. */
+const cache = new LruCache<string, KernelArtifact>();
 const stats = { generated: 0, hits: 0 };
 
 /** How many kernels compile() generated and how many it served from its cache. */
@@ -83,15 +84,15 @@ export function resolveMask(mods: CompileMods): ModGraph | null {
 /** Generate (or fetch from the cache) the artifact of a spec on a backend. */
 export function compileSpec(spec: KernelSpec, backend: BackendName): KernelArtifact {
   const b = getBackend(backend);
-  const hash = specHash(spec, b.name);
-  const hit = cache.get(hash);
+  const key = specKey(spec, b.name);
+  const hit = cache.get(key);
   if (hit) {
     stats.hits++;
     return hit;
   }
   const artifact = b.generate(spec);
   stats.generated++;
-  cache.set(hash, artifact);
+  cache.set(key, artifact);
   return artifact;
 }
 

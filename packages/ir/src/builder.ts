@@ -20,6 +20,32 @@ export class GraphBuilder {
   readonly nodes: IRNode[] = [];
   private readonly interned = new Map<string, number>();
   private readonly sources: BufferSource[] = [];
+  /** Values handed to the mod and the ones it passed on to an operation (see droppedValues). */
+  private readonly handedOut = new Set<number>();
+  private readonly passedOn = new Set<number>();
+
+  /** A traced value was given to the mod (constants and inputs are exempt: dropping them is harmless). */
+  noteHandedOut(id: number): void {
+    const op = this.nodes[id].op;
+    if (op !== "const" && op !== "input") this.handedOut.add(id);
+  }
+
+  /** The mod passed a traced value to an operation. */
+  notePassedOn(id: number): void {
+    this.passedOn.add(id);
+  }
+
+  /**
+   * Values the mod computed and then neither passed on nor returned: they went into JS control
+   * flow (if, ?:, &&, ||, !, ===) or nowhere. A dropped comparison always counts; a dropped
+   * number only when the result is a JS constant (nothing computed reached it, as with
+   * `docs.at(q) === docs.at(kv)`): unused arithmetic alone is harmless.
+   */
+  droppedValues(result: number | undefined): number[] {
+    return [...this.handedOut].filter(
+      (id) => id !== result && !this.passedOn.has(id) && (result === undefined || this.nodes[id].dtype === "bool"),
+    );
+  }
 
   node(n: IRNode): number {
     const k = nodeKey(n);
@@ -205,5 +231,5 @@ export function makeGraph(kind: ModKind, nodes: readonly IRNode[], buffers: read
     nodes.map(nodeKey).join(";"),
     buffers.map((b) => `${b.dtype}[${b.shape.join("x")}]`).join(","),
   ].join("|");
-  return { kind, nodes, buffers, key: stableHash(structure) };
+  return { kind, nodes, buffers, key: stableHash(structure), structure };
 }

@@ -4,28 +4,13 @@ import { withBuilder } from "./trace-context.js";
 import type { ModGraph } from "./types.js";
 import { FlexAttnError } from "./types.js";
 import { Value, type ValueLike } from "./value.js";
+import { CONTROL_FLOW_HINT, type ModKindName, checkModSignature, checkModSource, modName } from "./mod-check.js";
+import { printGraph } from "./print.js";
 
 export type MaskMod = (b: Value, h: Value, q: Value, kv: Value) => ValueLike;
 export type ScoreMod = (score: Value, b: Value, h: Value, q: Value, kv: Value) => ValueLike;
 
-function modName(fn: Function): string {
-  return fn.name ? `"${fn.name}"` : "(anonymous)";
-}
-
-function checkArity(fn: unknown, expected: number, kind: string, params: string): asserts fn is Function {
-  if (typeof fn !== "function") {
-    throw new FlexAttnError(`a ${kind} must be a function ${params}, got ${fn === null ? "null" : typeof fn}`);
-  }
-  if (fn.length !== expected) {
-    const other = expected === 4 ? " (5 parameters is a score mod)" : fn.length === 4 ? " (4 parameters is a mask mod)" : "";
-    throw new FlexAttnError(
-      `${kind} ${modName(fn)} takes ${fn.length} parameter${fn.length === 1 ? "" : "s"}, but a ${kind} takes ${expected}: ` +
-        `${params}${other}. Name unused ones, e.g. (_b, _h, q, kv) => ...`,
-    );
-  }
-}
-
-function runTraced(fn: Function, kind: string, args: (b: GraphBuilder) => Value[]): [GraphBuilder, ValueLike] {
+function runTraced(fn: Function, kind: ModKindName, args: (b: GraphBuilder) => Value[]): [GraphBuilder, ValueLike] {
   const builder = new GraphBuilder();
   const result = withBuilder(builder, () => {
     try {
@@ -46,12 +31,25 @@ function runTraced(fn: Function, kind: string, args: (b: GraphBuilder) => Value[
   if (result instanceof Value && result.builder !== builder) {
     throw new FlexAttnError(`${kind} ${modName(fn)} returned a value traced in another mod`);
   }
+  checkNothingDropped(fn, kind, builder, result instanceof Value ? result.id : undefined);
   return [builder, result];
+}
+
+/** Refuse a mod that computed a traced value and then dropped it (see mod-check.ts). */
+function checkNothingDropped(fn: Function, kind: ModKindName, builder: GraphBuilder, result: number | undefined): void {
+  const dropped = builder.droppedValues(result);
+  if (dropped.length === 0) return;
+  const shown = printGraph(builder.finish(kind === "mask mod" ? "mask" : "score", dropped[0])).split("\n").at(-1)!.replace(/^\s*return /, "");
+  throw new FlexAttnError(
+    `${kind} ${modName(fn)} computed ${shown} but its result does not use it: was it used in if, ?:, &&, ||, ! or ===? ` +
+      `${CONTROL_FLOW_HINT}. (A value computed and never used is refused too: remove it.)`,
+  );
 }
 
 /** Trace `(b, h, q, kv) => bool`. */
 export function traceMaskMod(fn: MaskMod): ModGraph {
-  checkArity(fn, 4, "mask mod", "(b, h, q, kv) => boolean");
+  checkModSignature(fn, "mask mod");
+  checkModSource(fn, "mask mod");
   const [builder, result] = runTraced(fn, "mask mod", (g) =>
     (["b", "h", "q", "kv"] as const).map((n) => new Value(g, g.input(n))),
   );
@@ -69,7 +67,8 @@ export function traceMaskMod(fn: MaskMod): ModGraph {
 
 /** Trace `(score, b, h, q, kv) => f32`; an i32 result is converted to f32. */
 export function traceScoreMod(fn: ScoreMod): ModGraph {
-  checkArity(fn, 5, "score mod", "(score, b, h, q, kv) => number");
+  checkModSignature(fn, "score mod");
+  checkModSource(fn, "score mod");
   const [builder, result] = runTraced(fn, "score mod", (g) =>
     (["score", "b", "h", "q", "kv"] as const).map((n) => new Value(g, g.input(n))),
   );

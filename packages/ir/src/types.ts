@@ -48,8 +48,13 @@ export interface ModGraph {
   readonly kind: ModKind;
   readonly nodes: readonly IRNode[];
   readonly buffers: readonly BufferSpec[];
-  /** Stable structural hash: structure, dtypes and buffer shapes; never buffer data. */
+  /** Stable structural hash of `structure`: a short name for printing and file names. */
   readonly key: string;
+  /**
+   * The canonical structure in full (nodes, dtypes, buffer shapes; never buffer data): what
+   * caches compare, so two different mods can never share a kernel through a hash collision.
+   */
+  readonly structure: string;
 }
 
 export function rootOf(graph: ModGraph): number {

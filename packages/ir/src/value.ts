@@ -13,14 +13,16 @@ export type ValueLike = Value | number | boolean;
 
 const ARITHMETIC_HINT =
   "use methods instead of operators: q.ge(kv) for q >= kv, q.sub(kv) for q - kv, a.and(b) for a && b, " +
-  "and where(cond, a, b) instead of if/else or cond ? a : b";
+  "a.eq(b) for a === b, and where(cond, a, b) instead of if/else or cond ? a : b";
 
 export class Value {
   /** @internal */
   constructor(
     readonly builder: GraphBuilder,
     readonly id: number,
-  ) {}
+  ) {
+    builder.noteHandedOut(id);
+  }
 
   get dtype(): DType {
     return this.builder.dtype(this.id);
@@ -69,6 +71,7 @@ function builderOf(...xs: ValueLike[]): GraphBuilder {
     if (x instanceof Value) {
       if (b && b !== x.builder) throw new FlexAttnError("a traced value from another mod was used; values cannot cross traces");
       b = x.builder;
+      b.notePassedOn(x.id);
     }
   }
   return b ?? activeBuilder("a flexattn function");
@@ -85,7 +88,10 @@ function isI32Literal(x: number): boolean {
 
 /** Lift a JS literal: booleans to bool, integers in range to i32, other numbers to f32. */
 export function lift(b: GraphBuilder, x: ValueLike): number {
-  if (x instanceof Value) return x.id;
+  if (x instanceof Value) {
+    b.notePassedOn(x.id);
+    return x.id;
+  }
   if (typeof x === "boolean") return b.constant("bool", x ? 1 : 0);
   if (typeof x !== "number") {
     throw new FlexAttnError(`expected a traced value, number or boolean, got ${x === null ? "null" : typeof x}`);

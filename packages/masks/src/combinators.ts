@@ -17,16 +17,22 @@ function checkMasks(fn: string, masks: readonly MaskMod[]): void {
   });
 }
 
+/**
+ * a AND / OR b. A traced side always goes through the traced operation (which folds constants),
+ * so no traced value is dropped: the tracer refuses dropped values as JS control flow.
+ */
+function combine(op: "and" | "or", a: Value | boolean, b: Value | boolean): Value | boolean {
+  if (typeof a !== "boolean") return a[op](b);
+  if (typeof b !== "boolean") return b[op](a);
+  return op === "and" ? a && b : a || b;
+}
+
 /** True where every mask is true; `andMasks()` with no masks is all-true. */
 export function andMasks(...masks: MaskMod[]): MaskMod {
   checkMasks("andMasks", masks);
   return (b, h, q, kv) => {
     let acc: Value | boolean = true;
-    for (let i = 0; i < masks.length; i++) {
-      const r = maskResult("andMasks", masks[i](b, h, q, kv), i);
-      if (typeof acc === "boolean") acc = acc ? r : false;
-      else acc = typeof r === "boolean" ? (r ? acc : false) : acc.and(r);
-    }
+    for (let i = 0; i < masks.length; i++) acc = combine("and", acc, maskResult("andMasks", masks[i](b, h, q, kv), i));
     return acc;
   };
 }
@@ -36,11 +42,7 @@ export function orMasks(...masks: MaskMod[]): MaskMod {
   checkMasks("orMasks", masks);
   return (b, h, q, kv) => {
     let acc: Value | boolean = false;
-    for (let i = 0; i < masks.length; i++) {
-      const r = maskResult("orMasks", masks[i](b, h, q, kv), i);
-      if (typeof acc === "boolean") acc = acc ? true : r;
-      else acc = typeof r === "boolean" ? (r ? true : acc) : acc.or(r);
-    }
+    for (let i = 0; i < masks.length; i++) acc = combine("or", acc, maskResult("orMasks", masks[i](b, h, q, kv), i));
     return acc;
   };
 }

@@ -1,5 +1,5 @@
 /** Argument checks shared by the mask factories: a bad argument fails at construction, not in a kernel. */
-import { FlexAttnError } from "@flexattn/ir";
+import { FlexAttnError, checkModSignature, checkModSource } from "@flexattn/ir";
 
 export function requireInteger(fn: string, name: string, x: unknown, min: number): number {
   if (typeof x !== "number" || !Number.isInteger(x) || x < min || x >= 2 ** 31) {
@@ -24,17 +24,15 @@ export function requireInt32Array(fn: string, name: string, x: unknown): Int32Ar
   return x;
 }
 
-/** Mods are traced by arity (fn.length), so a combinator must check it up front. */
+/**
+ * A combinator checks its mods up front, as tracing would: declared parameters, and JS control
+ * flow on traced values visible in the source (the inner mods are not traced on their own).
+ */
 export function requireArity(fn: string, what: string, mod: unknown, arity: 4 | 5, index?: number): void {
-  const where = index === undefined ? what : `${what} #${index}`;
-  if (typeof mod !== "function") throw new FlexAttnError(`${fn}(): ${where} must be a function, got ${describe(mod)}`);
-  if (mod.length !== arity) {
-    const params = arity === 4 ? "(b, h, q, kv)" : "(score, b, h, q, kv)";
-    throw new FlexAttnError(
-      `${fn}(): ${where} takes ${mod.length} parameter${mod.length === 1 ? "" : "s"}, expected ${arity}: ${params}. ` +
-        `Name unused ones, e.g. (_b, _h, q, kv) => ...`,
-    );
-  }
+  const where = `${fn}(): ${index === undefined ? what : `${what} #${index}`}`;
+  const kind = arity === 4 ? "mask mod" : "score mod";
+  checkModSignature(mod, kind, where);
+  checkModSource(mod, kind, where);
 }
 
 export function describe(x: unknown): string {

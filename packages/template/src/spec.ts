@@ -49,16 +49,23 @@ export function makeSpec(input: KernelSpecInput): KernelSpec {
   };
 }
 
-/** Stable hash of a spec for one backend: structure only, never buffer data. */
-export function specHash(spec: KernelSpec, backend: string): string {
+/**
+ * The canonical key of a spec for one backend: structure only (the mods' full structures, never
+ * buffer data). Caches compare this string in full, so a hash collision can never return
+ * another kernel.
+ */
+export function specKey(spec: KernelSpec, backend: string): string {
   const c = spec.config;
   const options = Object.entries(c.options ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  return stableHash(
-    JSON.stringify([
-      backend, spec.mask?.key ?? null, spec.score?.key ?? null, spec.qkHeadDim, spec.vHeadDim, spec.dtype,
-      spec.returnLse, spec.sparseBlock, c.blockM, c.blockN, c.numWarps, c.numStages, c.prescaleQk, options,
-    ]),
-  );
+  return JSON.stringify([
+    backend, spec.mask?.structure ?? null, spec.score?.structure ?? null, spec.qkHeadDim, spec.vHeadDim, spec.dtype,
+    spec.returnLse, spec.sparseBlock, c.blockM, c.blockN, c.numWarps, c.numStages, c.prescaleQk, options,
+  ]);
+}
+
+/** A short stable name of a spec for one backend (artifact names, labels); caches use specKey. */
+export function specHash(spec: KernelSpec, backend: string): string {
+  return stableHash(specKey(spec, backend));
 }
 
 /** Captured buffers in ABI order: the mask's, then the score mod's, each in graph order. */

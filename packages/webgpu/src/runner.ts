@@ -2,12 +2,12 @@
  * Running WGSL artifacts: pipelines cached per device and spec hash, buffers reused per device,
  * one dispatch per call, readback into the invocation's host arrays.
  */
-import { FlexAttnError } from "@flexattn/ir";
+import { FlexAttnError, LruCache } from "@flexattn/ir";
 import {
   BINDING, PARAMS_BYTES, type WgslLaunch, checkLimits, generateWgsl, wgslDefaultConfig, wgslLaunch,
 } from "@flexattn/codegen-wgsl";
 import {
-  type KernelArtifact, type KernelConfig, type KernelInvocation, makeSpec,
+  type KernelArtifact, type KernelConfig, type KernelInvocation, makeSpec, specKey,
 } from "@flexattn/template";
 import { type FlexDevice, defaultFlexDevice, wrapDevice } from "./device.js";
 import { type VerifyMode, checkRows, needsCheck } from "./verify.js";
@@ -41,7 +41,8 @@ export function vec4Compatible(inv: KernelInvocation): boolean {
     [s.q, s.k, s.v].every((t) => t.slice(0, 3).every((x) => x % 4 === 0));
 }
 
-const artifactCache = new Map<string, KernelArtifact>();
+/** Generated artifacts keyed by the full specKey, bounded. */
+const artifactCache = new LruCache<string, KernelArtifact>();
 
 /** The artifact for an invocation: the given one (checked), or generated for the config. */
 export function artifactFor(inv: KernelInvocation, dev: FlexDevice, o: Pick<RunWgslOptions, "artifact" | "config"> = {}): KernelArtifact {
@@ -57,7 +58,7 @@ export function artifactFor(inv: KernelInvocation, dev: FlexDevice, o: Pick<RunW
       mask: inv.mask, score: inv.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
       returnLse: p.returnLse, sparseBlock, config,
     });
-    const key = `${spec.mask?.key}|${spec.score?.key}|${JSON.stringify([p.qkHeadDim, p.vHeadDim, p.dtype, p.returnLse, sparseBlock, config])}`;
+    const key = specKey(spec, "wgsl");
     artifact = artifactCache.get(key);
     if (!artifact) artifactCache.set(key, (artifact = generateWgsl(spec)));
   } else if (artifact.backend !== "wgsl") {
@@ -77,16 +78,24 @@ interface PipelineEntry {
   layout: GPUBindGroupLayout;
 }
 
-const pipelines = new WeakMap<GPUDevice, Map<string, Promise<PipelineEntry>>>();
+/** Pipelines hold GPU objects: fewer per device than the CPU-side caches. */
+const PIPELINES_PER_DEVICE = 64;
+const pipelines = new WeakMap<GPUDevice, LruCache<string, Promise<PipelineEntry>>>();
+
+/** What a pipeline is made of: the shader, its entry point and the bindings it declares. */
+function pipelineKey(a: KernelArtifact): string {
+  return `${JSON.stringify([a.entry, a.spec.returnLse, a.spec.buffers.length])}\n${a.source}`;
+}
 
 async function pipelineFor(device: GPUDevice, artifact: KernelArtifact): Promise<PipelineEntry> {
   let perDevice = pipelines.get(device);
-  if (!perDevice) pipelines.set(device, (perDevice = new Map()));
-  let entry = perDevice.get(artifact.specHash);
+  if (!perDevice) pipelines.set(device, (perDevice = new LruCache(PIPELINES_PER_DEVICE)));
+  const key = pipelineKey(artifact);
+  let entry = perDevice.get(key);
   if (!entry) {
     entry = createPipeline(device, artifact);
-    perDevice.set(artifact.specHash, entry);
-    entry.catch(() => perDevice!.delete(artifact.specHash));
+    perDevice.set(key, entry);
+    entry.catch(() => perDevice!.delete(key));
   }
   return entry;
 }
