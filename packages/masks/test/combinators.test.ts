@@ -40,6 +40,17 @@ describe("mask combinators", () => {
     expect(composeScoreMods().length).toBe(5);
   });
 
+  it("checks the inner mods' source for JS control flow on traced values", () => {
+    expect(() => andMasks(causal(), (_b, _h, q, kv) => q === kv)).toThrow(/andMasks\(\): mask #1.*compares the traced parameter q with ===/);
+    expect(() => orMasks((_b, _h, q, kv) => (q.ge(kv) ? true : false))).toThrow(/orMasks\(\): mask #0.*condition of \?:/);
+  });
+
+  it("constant masks combine without dropping traced values", () => {
+    for (const m of [andMasks(causal(), never), andMasks(never, causal()), orMasks(causal(), always), orMasks(always, causal())]) {
+      expect(() => traceMaskMod(m as MaskMod)).not.toThrow();
+    }
+  });
+
   it("rejects masks of the wrong arity or result type", () => {
     const three = ((q: unknown, kv: unknown) => true) as unknown as MaskMod;
     expect(() => andMasks(causal(), three)).toThrow(/andMasks\(\): mask #1 "three" takes 2 parameters \(q, kv\), but a mask mod takes 4/);
