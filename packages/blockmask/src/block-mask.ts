@@ -2,7 +2,7 @@
  * BlockMask: which (query block, key block) tiles attention computes, with PyTorch's tables
  * and field meaning, so masks interoperate. Built by createBlockMask or fromKvBlocks.
  */
-import type { MaskMod, ModGraph } from "@flexattn/ir";
+import type { BufferData, MaskMod, ModGraph } from "@flexattn/ir";
 import { FlexAttnError, traceMaskMod } from "@flexattn/ir";
 import { buildTables, type BuildStats } from "./build.js";
 import { renderPicture, type PictureOptions } from "./picture.js";
@@ -11,6 +11,7 @@ import {
   BLOCK_FULL, BLOCK_PARTIAL, NO_OFFSETS, type BlockMaskShape, type BlockTables, type IndexOffsets, type TableDims,
 } from "./types.js";
 import { isMaskGraph, positiveInt, requireBlockSize } from "./validate.js";
+import { checkMaskDataUnchanged, snapshotMaskData } from "./mask-data.js";
 
 /** toDense() refuses to build more than this many block entries (16 Mi, 16 MiB). */
 export const TO_DENSE_LIMIT = 2 ** 24;
@@ -27,6 +28,8 @@ export interface BlockMaskInit {
   source?: ModGraph;
   offsets?: IndexOffsets;
   stats?: BuildStats;
+  /** Copies of maskGraph's buffer data the tables were built from; default: taken now. */
+  maskData?: readonly (BufferData | undefined)[];
 }
 
 export interface FromKvBlocksOptions {
@@ -89,6 +92,11 @@ export class BlockMask implements BlockTables, TableDims {
   readonly offsets: IndexOffsets;
   /** Construction work (createBlockMask only): interval queries and element evaluations. */
   readonly stats: BuildStats | undefined;
+  /**
+   * Copies of the mask's captured buffers as the tables were built from them: a call with this
+   * BlockMask is refused once the buffers hold other data (the tables would describe the old).
+   */
+  readonly maskData: readonly (BufferData | undefined)[] | undefined;
   private readonly source: ModGraph | undefined;
 
   /** @internal Use createBlockMask or BlockMask.fromKvBlocks. */
@@ -109,6 +117,7 @@ export class BlockMask implements BlockTables, TableDims {
     this.source = init.source;
     this.offsets = Object.freeze({ ...(init.offsets ?? NO_OFFSETS) });
     this.stats = init.stats;
+    this.maskData = init.maskData ?? snapshotMaskData(init.maskGraph);
   }
 
   /** Build from kv tables (PyTorch's from_kv_blocks): checks them and computes the q tables. */
@@ -254,6 +263,7 @@ export class BlockMask implements BlockTables, TableDims {
       tables: tablesFromKv(partial, full, dims),
       maskGraph: this.maskGraph,
       source: this.source,
+      maskData: this.maskData,
       offsets: { b: this.offsets.b + (b ?? 0), h: this.offsets.h + (h ?? 0), q: this.offsets.q + qStart, kv: this.offsets.kv },
     });
   }
@@ -274,6 +284,8 @@ export class BlockMask implements BlockTables, TableDims {
             `(this BlockMask came from fromKvBlocks without one); build a new one with createBlockMask`,
         );
       }
+      // The kept rows describe the data at build time: growing from changed data would mix both.
+      checkMaskDataUnchanged(this, "adjust()");
       const { dims, tables, stats } = buildTables(this.source, shape, this.blockSize, this.offsets);
       return new BlockMask({ ...this.init(), shape, dims, tables, stats });
     }
@@ -290,6 +302,6 @@ export class BlockMask implements BlockTables, TableDims {
   }
 
   private init(): Omit<BlockMaskInit, "shape" | "dims" | "tables"> {
-    return { blockSize: this.blockSize, maskGraph: this.maskGraph, source: this.source, offsets: this.offsets };
+    return { blockSize: this.blockSize, maskGraph: this.maskGraph, source: this.source, offsets: this.offsets, maskData: this.maskData };
   }
 }

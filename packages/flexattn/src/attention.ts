@@ -2,7 +2,7 @@
 import { FlexAttnError, type ModGraph, type ScoreMod, checkBufferIndices } from "@flexattn/ir";
 import {
   type BackendName, type BlockMaskTables, type KernelConfig, type KernelInvocation, type ResolvedProblem, type StorageDType,
-  type Tensor, checkBlockMask, contiguousStrides, denseTables, resolveProblem,
+  type Tensor, checkBlockMask, checkBlockMaskInput, contiguousStrides, denseTables, resolveProblem,
 } from "@flexattn/template";
 import { buildSpec, compileSpec, normalizeBlockSize, toScoreGraph } from "./compile.js";
 import { type KernelExecutor, executorUnavailableReason, findExecutor, jsExecutor } from "./registry.js";
@@ -156,9 +156,7 @@ export function prepareCall(qIn: Tensor, kIn: Tensor, vIn: Tensor, options: Flex
   }
   const score = options.scoreMod !== undefined ? toScoreGraph(options.scoreMod) : null;
   const bm = options.blockMask;
-  if (bm !== undefined && (bm === null || typeof bm !== "object" || !(bm.kvNumBlocks instanceof Int32Array))) {
-    throw new FlexAttnError("blockMask must be a BlockMask (from createBlockMask)");
-  }
+  if (bm !== undefined) checkBlockMaskInput(bm);
   const offsets = bm?.offsets ?? { b: 0, h: 0, q: 0, kv: 0 };
   if (offsets.b !== 0 || offsets.h !== 0) {
     throw new FlexAttnError("this BlockMask was sliced to one batch or head (offsets b/h); flexAttention supports query-row slices only — pass the full BlockMask");

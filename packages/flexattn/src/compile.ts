@@ -2,7 +2,7 @@
 import { FlexAttnError, LruCache, type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod, checkBufferIndices } from "@flexattn/ir";
 import {
   type AttentionProblem, type BackendName, type KernelArtifact, type KernelConfig, type KernelSpec, type ResolvedProblem,
-  makeSpec, resolveProblem, specKey,
+  checkBlockMaskInput, makeSpec, resolveProblem, specKey,
 } from "@flexattn/template";
 import { getBackend } from "./registry.js";
 
@@ -124,6 +124,7 @@ export function compile(mods: CompileMods, problem: AttentionProblem, options: C
   const backend = options.backend ?? "js";
   getBackend(backend);
   const resolved = resolveProblem(problem);
+  if (mods.blockMask !== undefined) checkBlockMaskInput(mods.blockMask, "mods.blockMask", false);
   const mask = resolveMask(mods);
   const score = mods.scoreMod !== undefined ? toScoreGraph(mods.scoreMod) : null;
   const sparseBlock = mods.blockMask ? normalizeBlockSize(mods.blockMask.blockSize) : normalizeBlockSize(options.blockSize);

@@ -1,6 +1,6 @@
 /** What a kernel reads from a BlockMask (structurally satisfied by @flexattn/blockmask's BlockMask). */
-import { FlexAttnError, type ModGraph } from "@flexattn/ir";
-import type { BlockMaskShape, BlockTables, IndexOffsets, TableDims } from "@flexattn/blockmask";
+import { type BufferData, FlexAttnError, type ModGraph } from "@flexattn/ir";
+import { type BlockMaskShape, type BlockTables, type IndexOffsets, type TableDims, checkMaskDataUnchanged } from "@flexattn/blockmask";
 import type { ResolvedProblem } from "./problem.js";
 
 export type BlockMaskTables = TableDims &
@@ -11,6 +11,12 @@ export type BlockMaskTables = TableDims &
     readonly maskGraph?: ModGraph;
     /** Non-zero after BlockMask.slice(): where the slice starts in the mask's coordinates. */
     readonly offsets?: IndexOffsets;
+    /**
+     * Copies of the mask's captured buffers as they were when the tables were built (per
+     * maskGraph buffer; undefined where the graph had no data): a call refuses a BlockMask
+     * whose mask data changed since (checkMaskDataUnchanged).
+     */
+    readonly maskData?: readonly (BufferData | undefined)[];
   };
 
 /** A BlockMask with every block full: what "no block mask" means. */
@@ -34,9 +40,56 @@ export function fullTablesOf(t: BlockMaskTables): { fullKvNumBlocks: Int32Array;
   };
 }
 
-/** Reject a BlockMask built for other lengths, batch or head counts. */
+const FROM = "pass the BlockMask from createBlockMask (or BlockMask.fromKvBlocks for tables of your own)";
+
+/**
+ * Check that a value passed as a BlockMask has the fields a kernel reads, with consistent sizes,
+ * before anything reads them. `tables: false` checks only what compilation reads (block size and
+ * mask graph).
+ */
+export function checkBlockMaskInput(x: unknown, what = "blockMask", tables = true): asserts x is BlockMaskTables {
+  if (x === null || typeof x !== "object" || Array.isArray(x) || ArrayBuffer.isView(x)) {
+    const got = x === null ? "null" : Array.isArray(x) ? "an array" : typeof x === "object" ? (x as object).constructor?.name ?? "an object" : typeof x;
+    throw new FlexAttnError(`${what} must be a BlockMask, got ${got}; ${FROM}`);
+  }
+  const t = x as Record<string, unknown>;
+  const missing = (field: string, expected: string) => new FlexAttnError(`${what} has no valid ${field} (${expected}, got ${describeField(t[field])}); ${FROM}`);
+  const bs = t.blockSize;
+  if (!Array.isArray(bs) || bs.length !== 2 || !bs.every((v) => Number.isInteger(v) && v >= 1)) throw missing("blockSize", "[q, kv] positive integers");
+  const g = t.maskGraph as ModGraph | undefined;
+  if (g !== undefined && (g === null || typeof g !== "object" || g.kind !== "mask" || !Array.isArray(g.nodes))) {
+    throw missing("maskGraph", "a traced mask mod graph, or absent");
+  }
+  if (!tables) return;
+  const sh = t.shape as Record<string, unknown> | undefined;
+  if (!sh || typeof sh !== "object" || !["B", "H", "qLen", "kvLen"].every((k) => Number.isInteger(sh[k]) && (sh[k] as number) >= 1)) {
+    throw missing("shape", "{ B, H, qLen, kvLen } positive integers");
+  }
+  for (const k of ["Bm", "Hm", "numQBlocks", "numKvBlocks"]) if (!Number.isInteger(t[k]) || (t[k] as number) < 1) throw missing(k, "a positive integer");
+  const rows = (t.Bm as number) * (t.Hm as number) * (t.numQBlocks as number);
+  const sizes: [string, number, boolean][] = [
+    ["kvNumBlocks", rows, true], ["kvIndices", rows * (t.numKvBlocks as number), true],
+    ["fullKvNumBlocks", rows, false], ["fullKvIndices", rows * (t.numKvBlocks as number), false],
+  ];
+  for (const [k, n, required] of sizes) {
+    if (t[k] === undefined && !required) continue;
+    if (!(t[k] instanceof Int32Array) || (t[k] as Int32Array).length !== n) {
+      throw missing(k, `an Int32Array of ${n} elements (Bm·Hm·numQBlocks${k.endsWith("Indices") ? "·numKvBlocks" : ""})`);
+    }
+  }
+}
+
+function describeField(v: unknown): string {
+  if (v === undefined || v === null) return String(v);
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name} of ${(v as Int32Array).length}`;
+  if (Array.isArray(v)) return `[${v.join(", ")}]`;
+  return typeof v === "object" ? "an object" : `${typeof v} ${String(v)}`;
+}
+
+/** Reject a BlockMask built for other lengths, batch or head counts, or from other mask data. */
 export function checkBlockMask(t: BlockMaskTables, p: ResolvedProblem): void {
   const where = `BlockMask (built for qLen ${t.shape.qLen}, kvLen ${t.shape.kvLen}, B ${t.shape.B}, H ${t.shape.H})`;
+  checkMaskDataUnchanged(t, where);
   if (t.shape.qLen !== p.qLen || t.shape.kvLen !== p.kvLen) {
     const hint = t.shape.qLen >= p.qLen && t.shape.kvLen >= p.kvLen ? `; crop it with blockMask.adjust(${p.qLen}, ${p.kvLen})` : "; rebuild it with createBlockMask for these lengths";
     throw new FlexAttnError(`${where} does not match the inputs (qLen ${p.qLen}, kvLen ${p.kvLen})${hint}`);
