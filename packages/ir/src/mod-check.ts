@@ -138,10 +138,10 @@ export function checkModSignature(fn: unknown, kind: ModKindName, where = `${kin
   const n = declared?.length ?? fn.length;
   if (n !== count) {
     const other = count === 4 && n === 5 ? " (5 parameters is a score mod)" : count === 5 && n === 4 ? " (4 parameters is a mask mod)" : "";
-    const names = declared ? ` (${declared.map((p) => p.name).join(", ")})` : "";
+    const names = declared ? ` (it declares (${declared.map((p) => p.name).join(", ")}))` : "";
     throw new FlexAttnError(
-      `${where} ${modName(fn)} takes ${n} parameter${n === 1 ? "" : "s"}${names}, but a ${kind} takes ${count}: ` +
-        `${list}${other}. Name unused ones with a leading underscore, e.g. ${example}`,
+      `${where} ${modName(fn)} takes ${n} parameter${n === 1 ? "" : "s"}, but a ${kind} takes ${count}: ` +
+        `${list}${names}${other}. Name unused ones with a leading underscore, e.g. ${example}`,
     );
   }
 }

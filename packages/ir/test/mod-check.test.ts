@@ -92,7 +92,7 @@ describe("mods are checked by their declared parameters", () => {
 
   it("(s) => ... and rest parameters get clear errors", () => {
     expect(() => traceScoreMod(((s: Value) => s) as unknown as ScoreMod)).toThrow(
-      /score mod \(anonymous\) takes 1 parameter \(s\), but a score mod takes 5: \(score, b, h, q, kv\).*\(score, _b, _h, _q, _kv\)/,
+      /score mod \(anonymous\) takes 1 parameter, but a score mod takes 5: \(score, b, h, q, kv\) \(it declares \(s\)\).*\(score, _b, _h, _q, _kv\)/,
     );
     expect(() => traceScoreMod(((...a: Value[]) => a[0]) as unknown as ScoreMod)).toThrow(/declares a rest parameter \(\.\.\.a\).*exactly 5/);
     expect(() => traceMaskMod(((...a: Value[]) => a[2].ge(a[3])) as unknown as MaskMod)).toThrow(/rest parameter.*exactly 4/);

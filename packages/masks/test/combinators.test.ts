@@ -53,9 +53,9 @@ describe("mask combinators", () => {
 
   it("rejects masks of the wrong arity or result type", () => {
     const three = ((q: unknown, kv: unknown) => true) as unknown as MaskMod;
-    expect(() => andMasks(causal(), three)).toThrow(/andMasks\(\): mask #1 "three" takes 2 parameters \(q, kv\), but a mask mod takes 4/);
+    expect(() => andMasks(causal(), three)).toThrow(/andMasks\(\): mask #1 "three" takes 2 parameters, but a mask mod takes 4: \(b, h, q, kv\) \(it declares \(q, kv\)\)/);
     expect(() => orMasks(5 as unknown as MaskMod)).toThrow(FlexAttnError);
-    expect(() => notMask(softcap(3) as unknown as MaskMod)).toThrow(/takes 5 parameters \(score, _b, _h, _q, _kv\), but a mask mod takes 4.*5 parameters is a score mod/);
+    expect(() => notMask(softcap(3) as unknown as MaskMod)).toThrow(/takes 5 parameters, but a mask mod takes 4.*\(score, _b, _h, _q, _kv\).*5 parameters is a score mod/);
     const numeric: MaskMod = (_b, _h, q, _kv) => q.add(1);
     expect(() => traceMaskMod(andMasks(causal(), numeric))).toThrow(/mask #1 returned an i32 value, not a boolean/);
   });
@@ -76,7 +76,7 @@ describe("composeScoreMods", () => {
     expect(evaluate(g, { score: 0, b: 0, h: 0, q: 0, kv: 0 })).toBeCloseTo(30 * Math.tanh(2 / 30), 6);
   });
   it("rejects wrong arity and boolean results", () => {
-    expect(() => composeScoreMods(causal() as never)).toThrow(/score mod #0 \(anonymous\) takes 4 parameters \(_b, _h, q, kv\), but a score mod takes 5.*4 parameters is a mask mod/);
+    expect(() => composeScoreMods(causal() as never)).toThrow(/score mod #0 \(anonymous\) takes 4 parameters, but a score mod takes 5.*\(it declares \(_b, _h, q, kv\)\).*4 parameters is a mask mod/);
     expect(() => traceScoreMod(composeScoreMods((sc, _b, _h, q, kv) => q.ge(kv)))).toThrow(/returned a boolean/);
   });
 });

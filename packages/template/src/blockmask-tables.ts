@@ -53,7 +53,7 @@ export function checkBlockMaskInput(x: unknown, what = "blockMask", tables = tru
     throw new FlexAttnError(`${what} must be a BlockMask, got ${got}; ${FROM}`);
   }
   const t = x as Record<string, unknown>;
-  const missing = (field: string, expected: string) => new FlexAttnError(`${what} has no valid ${field} (${expected}, got ${describeField(t[field])}); ${FROM}`);
+  const missing = (field: string, expected: string) => new FlexAttnError(`${what} must be a BlockMask: it has no valid ${field} (${expected}, got ${describeField(t[field])}); ${FROM}`);
   const bs = t.blockSize;
   if (!Array.isArray(bs) || bs.length !== 2 || !bs.every((v) => Number.isInteger(v) && v >= 1)) throw missing("blockSize", "[q, kv] positive integers");
   const g = t.maskGraph as ModGraph | undefined;
