@@ -401,8 +401,12 @@ ${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + 
     const step = (n: string) => [
       ...range(g.U).map((u) => `let pu${u} = (*prow${u})[${n}];`),
       ...range(g.CV).map((v) => `let vv${v} = (*vcol${v})[${n}];`),
-      ...range(g.RM).flatMap((i) => range(g.CV).map((v) =>
-        `o_${i}_${v} = fma(vec4<f32>(${this.comp((u) => `pu${u}`, i)}), vv${v}, o_${i}_${v});`)),
+      // A zero weight (masked key: score -inf) contributes nothing, whatever V holds there:
+      // select, not 0·V, which is NaN for V = NaN or ±inf (NUMERICS.zeroWeights).
+      ...range(g.RM).flatMap((i) => range(g.CV).map((v) => {
+        const p = this.comp((u) => `pu${u}`, i);
+        return `o_${i}_${v} = select(fma(vec4<f32>(${p}), vv${v}, o_${i}_${v}), o_${i}_${v}, ${p} == 0.0);`;
+      })),
     ].join("\n");
     // Double-buffered K/V: the next tile writes the other buffer, and its first barrier
     // orders this tile's reads of P before the next writes of P.

@@ -94,4 +94,12 @@ export const NUMERICS = {
   LN2: Math.LN2,
   /** Softmax runs in the exp2 domain: s2 = s·log2e; m_i is kept in log2 units. */
   domain: "exp2",
+  /**
+   * A key whose softmax weight is exactly 0 (masked: score −∞; or underflowed) adds nothing to
+   * its row, whatever V holds there: kernels select (or skip), never add 0·V, which is NaN for
+   * V = NaN or ±∞. Masked keys contribute nothing, as the float64 reference defines.
+   */
+  zeroWeights: "skip",
+  /** A +∞ or NaN score makes its row NaN (out and LSE), as IEEE softmax and PyTorch do. */
+  infiniteScores: "nanRow",
 } as const;
