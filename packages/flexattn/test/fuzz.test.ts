@@ -10,7 +10,9 @@
  *  - out and LSE against the reference (f32: 1e-4 of max(1, max|ref|); −inf and NaN exactly);
  *  - that a second instance needing the same kernel did not generate one (the compile cache keys
  *    structure only) and still follows the new data (no stale results).
- * A third property generates CUDA and Triton code for random mods (generation only).
+ * A third property generates CUDA and Triton code for random mods and compiles every kernel with
+ * its toolchain (fuzz/toolchains.ts): nvcc to PTX for sm_80 and sm_90a, Python's byte compiler for
+ * Triton modules (running them needs PyTorch and Triton from PyPI, which CI cannot reach).
  *
  * Every run draws a fresh fast-check seed. A failure prints the seed, the path and the shrunk
  * case, plus the problem, strides, buffer data and printed mod graphs. Replay with
@@ -30,6 +32,7 @@ import { type BoolExpr, type Buffers, type ScoreExpr, buildBool, buildScore, exp
 import {
   type Layout, blockMaskProblems, compareWithReference, layoutArb, mulberry32, randomFloats, randomInts, rewriteTables, stridedTensor,
 } from "./fuzz/check.js";
+import { type GeneratedKernel, byteCompilePython, compileCudaKernels, findTool } from "./fuzz/toolchains.js";
 
 const FACTOR = Number(process.env.FLEXATTN_FUZZ_RUNS ?? 1);
 const SEED = process.env.FLEXATTN_FUZZ_SEED !== undefined ? Number(process.env.FLEXATTN_FUZZ_SEED) : undefined;
@@ -67,6 +70,8 @@ interface KernelCase {
   useBlockMask: boolean;
   ibufShape: [number] | [number, number];
   fbufLen: number;
+  /** Shape of the 2-D f32 buffer. */
+  fmatShape: [number, number];
   /** < 0.5: the backend's default config; else a random valid one. */
   config: number;
   seed: number;
@@ -124,6 +129,7 @@ const kernelArb: fc.Arbitrary<KernelCase> = fc.record({
     fc.tuple(fc.integer({ min: 1, max: 6 }), fc.noBias(fc.integer({ min: 1, max: 40 }))),
   ) as fc.Arbitrary<[number] | [number, number]>,
   fbufLen: fc.noBias(fc.integer({ min: 1, max: 24 })),
+  fmatShape: fc.tuple(fc.integer({ min: 1, max: 5 }), fc.noBias(fc.integer({ min: 1, max: 40 }))),
   config: unit,
   seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
 });
@@ -170,6 +176,7 @@ function buildMods(k: KernelCase): Mods {
   const bufs: Buffers = {
     ibuf: buffer(randomInts(k.ibufShape.reduce((a, b) => a * b, 1), rand), { shape: k.ibufShape, name: "ids" }),
     fbuf: buffer(randomFloats(k.fbufLen, rand), { name: "bias" }),
+    fmat: buffer(randomFloats(k.fmatShape[0] * k.fmatShape[1], rand), { shape: k.fmatShape, name: "table" }),
   };
   const { mask, deadRows: dead, score } = k;
   const maskFn: MaskFn | null =
@@ -187,15 +194,18 @@ function buildMods(k: KernelCase): Mods {
 
 /** New data for the captured buffers, same shapes. */
 function newBufferData(mods: Mods, how: Instance["data"], rand: () => number): void {
-  const { ibuf, fbuf } = mods.bufs;
+  const { ibuf, fbuf, fmat } = mods.bufs;
   const ints = randomInts(ibuf.data.length, rand);
   const floats = randomFloats(fbuf.data.length, rand);
+  const table = randomFloats(fmat.data.length, rand);
   if (how === "inPlace") {
     ibuf.data.set(ints);
     fbuf.data.set(floats);
+    fmat.data.set(table);
   } else if (how === "newBuffers") {
     mods.bufs.ibuf = buffer(ints, { shape: ibuf.shape, name: "ids" });
     mods.bufs.fbuf = buffer(floats, { name: "bias" });
+    mods.bufs.fmat = buffer(table, { shape: fmat.shape, name: "table" });
   }
 }
 
@@ -280,6 +290,7 @@ function buildCall(k: KernelCase, mods: Mods, inst: Instance): Call | null {
       `  kvNumBlocks [${blockMask?.kvNumBlocks ?? ""}], fullKvNumBlocks [${blockMask?.fullKvNumBlocks ?? ""}]`,
       `ids [${mods.bufs.ibuf.shape}] = [${mods.bufs.ibuf.data.join(", ")}]`,
       `bias = [${mods.bufs.fbuf.data.join(", ")}]`,
+      `table [${mods.bufs.fmat.shape}] = [${mods.bufs.fmat.data.join(", ")}]`,
       `mask: ${mods.maskFn ? printGraph(traceMaskMod(mods.maskFn)) : "(none)"}`,
       `score: ${mods.scoreFn ? printGraph(traceScoreMod(mods.scoreFn)) : "(none)"}`,
     ].join("\n");
@@ -429,8 +440,39 @@ describe.each(["js", "wgsl"] as const)("fuzz %s", (backend) => {
   );
 });
 
+/**
+ * Kernels of random mods per backend that CI cannot execute: each is generated, and every one is
+ * compiled by the real toolchain (nvcc for sm_80 and sm_90a; Python's byte compiler for Triton).
+ */
+const CODEGEN_RUNS = { cuda: 30, triton: 120 } as const;
+const CI = process.env.CI !== undefined && process.env.CI !== "" && process.env.CI !== "false";
+const TOOLCHAIN = {
+  cuda: { command: process.env.NVCC ?? "nvcc", check: compileCudaKernels, what: "nvcc" },
+  triton: { command: process.env.PYTHON ?? "python3", check: byteCompilePython, what: "python3" },
+} as const;
+
 describe("fuzz code generation", () => {
-  it.each(["cuda", "triton"] as const)("compile(..., { backend: %s }) accepts random valid mods", (backend) => {
+  it.each(["cuda", "triton"] as const)("the %s toolchain check reports a broken kernel with its case", async (backend, ctx) => {
+    const tool = TOOLCHAIN[backend];
+    if (!findTool(tool.command)) return ctx.skip();
+    const good = backend === "cuda" ? 'extern "C" __global__ void k(float* x) { x[0] = 1.0f; }' : "def k(x):\n    return x\n";
+    const bad = backend === "cuda" ? 'extern "C" __global__ void k(float* x) { x[0] = undeclared; }' : "def k(x):\n  return (x\n";
+    const kernels = [good, bad].map((source, i) => ({ source, entry: "k", describe: () => `case ${i}` }));
+    const failed = await tool.check(tool.command, kernels);
+    expect(failed).toContain("case 1");
+    expect(failed).not.toContain("case 0");
+  }, 120_000);
+
+  it.each(["cuda", "triton"] as const)("compile(..., { backend: %s }) accepts random valid mods and its toolchain compiles every kernel", async (backend, ctx) => {
+    const tool = TOOLCHAIN[backend];
+    if (!findTool(tool.command)) {
+      if (CI) throw new Error(`${tool.what} (${tool.command}) is not installed: CI compiles every fuzzed ${backend} kernel`);
+      console.warn(`[fuzz ${backend}] SKIPPED: ${tool.what} is not installed here (set CI to make this an error)`);
+      return ctx.skip();
+    }
+    // One seed for the run, printed with any compile failure (fast-check prints its own on a property failure).
+    const seed = SEED ?? (Math.random() * 2 ** 31) | 0;
+    const kernels: GeneratedKernel[] = [];
     fc.assert(
       fc.property(kernelArb, instanceArb, (k, inst0) => {
         const mods = buildMods(k);
@@ -449,12 +491,15 @@ describe("fuzz code generation", () => {
           throw new Error(`compile for ${backend} threw: ${e instanceof Error ? e.stack : String(e)}\n${call.describe()}`);
         }
         expect(artifact.backend).toBe(backend);
-        expect(artifact.source.length).toBeGreaterThan(100);
         for (const b of [...(call.blockMask?.maskGraph?.buffers ?? []), ...(scoreGraph?.buffers ?? [])]) {
           expect(artifact.source, `captured buffer ${b.name} is a kernel argument`).toContain(b.name);
         }
+        kernels.push({ source: artifact.source, entry: artifact.entry, describe: call.describe });
       }),
-      params(150),
+      { ...params(CODEGEN_RUNS[backend]), seed },
     );
-  });
+    expect(kernels.length).toBeGreaterThan(CODEGEN_RUNS[backend] / 2);
+    const failed = await tool.check(tool.command, kernels);
+    if (failed) throw new Error(`${tool.what} rejected generated ${backend} kernels (replay with FLEXATTN_FUZZ_SEED=${seed}):\n${failed}`);
+  }, 600_000);
 });

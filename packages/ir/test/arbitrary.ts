@@ -3,20 +3,24 @@
  * and the end-to-end fuzz tests (packages/flexattn/test/fuzz.test.ts) share them.
  *
  * Masks: i32 expressions over b, h, q, kv, constants, add/sub/mul/floorDiv/mod/min/max/abs/neg,
- * where, loads from a random Int32Array buffer (1-D or 2-D), comparisons (also of loads from a
- * Float32Array buffer against constants), and/or/not.
+ * where, loads from a random Int32Array buffer (1-D or 2-D), comparisons (also of loads from
+ * Float32Array buffers, 1-D and 2-D, against constants), exact float arithmetic (dyadic values on
+ * a small grid, so fused or reassociated f32 arithmetic cannot flip a comparison), and/or/not,
+ * and the andMasks / orMasks / notMask combinators of @flexattn/masks.
  *
  * Score mods: float expressions that stay continuous in the score (no comparison, floor or
  * f32 → i32 of a score-dependent value: the kernels' f32 dot products differ from the float64
  * reference in the last bits, so a discontinuity would flip and fail for no bug) and bounded in
  * magnitude (a score of 1e6 has an absolute f32 rounding error far above any tolerance).
- * Index arithmetic enters through toF32(clamp(i32 expr)), the f32 buffer through loads, and
+ * Index arithmetic enters through toF32(clamp(i32 expr)), the f32 buffers (1-D and 2-D) through
+ * loads, transcendental functions (tanh, sigmoid, exp, exp2, log, sqrt) on bounded arguments, and
  * `where(cond, -Infinity, x)` masks through the score.
  */
 import fc from "fast-check";
 import {
-  type CapturedBuffer, type Value, abs, exp, floorDiv, max, min, mod, sigmoid, tanh, toF32, toI32, where,
+  type CapturedBuffer, type Value, abs, exp, exp2, floorDiv, log, max, min, mod, sigmoid, sqrt, tanh, toF32, toI32, where,
 } from "@flexattn/ir";
+import { andMasks, notMask, orMasks } from "@flexattn/masks";
 
 export type IntExpr =
   | { k: "var"; v: "b" | "h" | "q" | "kv" }
@@ -35,14 +39,21 @@ export type BoolExpr =
   | { k: "bconst"; v: boolean }
   | { k: "bwhere"; c: BoolExpr; a: BoolExpr; b: BoolExpr }
   | { k: "logic"; op: "and" | "or"; a: BoolExpr; b: BoolExpr }
-  | { k: "not"; a: BoolExpr };
+  | { k: "not"; a: BoolExpr }
+  /** toF32(clamp(i, ±64))·s + fmat[r, c] compared with c: float arithmetic in a mask, exact in f32. */
+  | { k: "farith"; op: "lt" | "ge"; i: IntExpr; s: number; r: IntExpr; c: IntExpr; t: number }
+  /** The combinators of @flexattn/masks on sub-masks (traced through their own mask functions). */
+  | { k: "masks"; op: "and" | "or"; parts: BoolExpr[] }
+  | { k: "notMask"; a: BoolExpr };
 export type FloatExpr =
   | { k: "score" }
   | { k: "fconst"; v: number }
   | { k: "idx"; e: IntExpr; lo: number; hi: number; s: number }
   | { k: "fload"; i: IntExpr }
-  | { k: "fun"; op: "tanh" | "sigmoid" | "abs" | "neg" | "expTanh" | "expClamp"; a: FloatExpr }
-  | { k: "fbin"; op: "add" | "sub" | "min" | "max" | "mulTanh" | "mul"; a: FloatExpr; b: FloatExpr }
+  /** The 2-D f32 buffer. */
+  | { k: "fload2"; i: IntExpr; j: IntExpr }
+  | { k: "fun"; op: "tanh" | "sigmoid" | "abs" | "neg" | "expTanh" | "expClamp" | "exp2Clamp" | "logAbs" | "sqrtAbs"; a: FloatExpr }
+  | { k: "fbin"; op: "add" | "sub" | "min" | "max" | "mulTanh" | "mul" | "divSoft"; a: FloatExpr; b: FloatExpr }
   | { k: "fscale"; op: "mul" | "div"; c: number; a: FloatExpr }
   | { k: "fwhere"; c: BoolExpr; a: FloatExpr; b: FloatExpr };
 
@@ -88,6 +99,12 @@ export const exprArbs = fc.letrec<{ int: IntExpr; bool: BoolExpr; float: FloatEx
     fc.record({ k: fc.constant("bwhere" as const), c: tie("bool"), a: tie("bool"), b: tie("bool") }),
     fc.record({ k: fc.constant("logic" as const), op: fc.constantFrom("and" as const, "or" as const), a: tie("bool"), b: tie("bool") }),
     fc.record({ k: fc.constant("not" as const), a: tie("bool") }),
+    fc.record({
+      k: fc.constant("farith" as const), op: fc.constantFrom("lt" as const, "ge" as const), i: tie("int"),
+      s: fc.constantFrom(0.5, -0.25, 1, 0.125), r: tie("int"), c: tie("int"), t: fc.constantFrom(-1, -0.375, 0, 0.5, 2.25),
+    }),
+    fc.record({ k: fc.constant("masks" as const), op: fc.constantFrom("and" as const, "or" as const), parts: fc.array(tie("bool"), { minLength: 1, maxLength: 3 }) }),
+    fc.record({ k: fc.constant("notMask" as const), a: tie("bool") }),
   ),
   float: fc.oneof(
     { depthSize: "small", withCrossShrink: true },
@@ -101,14 +118,18 @@ export const exprArbs = fc.letrec<{ int: IntExpr; bool: BoolExpr; float: FloatEx
       s: fc.constantFrom(0.5, 0.125, -0.25, 1, 0.1),
     }),
     fc.record({ k: fc.constant("fload" as const), i: tie("int") }),
+    fc.record({ k: fc.constant("fload2" as const), i: tie("int"), j: tie("int") }),
     fc.record({
       k: fc.constant("fun" as const),
-      op: fc.constantFrom("tanh" as const, "sigmoid" as const, "abs" as const, "neg" as const, "expTanh" as const, "expClamp" as const),
+      op: fc.constantFrom(
+        "tanh" as const, "sigmoid" as const, "abs" as const, "neg" as const, "expTanh" as const, "expClamp" as const,
+        "exp2Clamp" as const, "logAbs" as const, "sqrtAbs" as const,
+      ),
       a: tie("float"),
     }),
     fc.record({
       k: fc.constant("fbin" as const),
-      op: fc.constantFrom("add" as const, "sub" as const, "min" as const, "max" as const, "mulTanh" as const, "mul" as const),
+      op: fc.constantFrom("add" as const, "sub" as const, "min" as const, "max" as const, "mulTanh" as const, "mul" as const, "divSoft" as const),
       a: tie("float"),
       b: tie("float"),
     }),
@@ -128,7 +149,8 @@ export const scoreArb: fc.Arbitrary<ScoreExpr> = fc.record({
 });
 
 export interface Vars { b: Value; h: Value; q: Value; kv: Value }
-export interface Buffers { ibuf: CapturedBuffer; fbuf: CapturedBuffer }
+/** i32 (1-D or 2-D), f32 1-D, f32 2-D. */
+export interface Buffers { ibuf: CapturedBuffer; fbuf: CapturedBuffer; fmat: CapturedBuffer }
 
 const lift = (v: Vars, x: Value | number): Value => (typeof x === "number" ? v.q.mul(0).add(x) : x);
 
@@ -183,10 +205,27 @@ export function buildBool(e: BoolExpr, v: Vars, bufs: Buffers): Value {
       return e.causal ? same.and(v.kv.le(v.q)) : same;
     }
     case "bconst": return e.v ? v.q.eq(v.q) : v.q.ne(v.q); // folded to a constant by the tracer
+    case "farith": {
+      const x = toF32(max(min(lift(v, buildInt(e.i, v, bufs)), 64), -64)).mul(e.s);
+      return x.add(fmatAt(e.r, e.c, v, bufs))[e.op](e.t);
+    }
+    case "masks": {
+      const parts = e.parts.map((p) => (b: Value, h: Value, q: Value, kv: Value) => buildBool(p, { b, h, q, kv }, bufs));
+      return asValue(v, (e.op === "and" ? andMasks : orMasks)(...parts)(v.b, v.h, v.q, v.kv));
+    }
+    case "notMask": return asValue(v, notMask((b, h, q, kv) => buildBool(e.a, { b, h, q, kv }, bufs))(v.b, v.h, v.q, v.kv));
     case "bwhere": return where(buildBool(e.c, v, bufs), buildBool(e.a, v, bufs), buildBool(e.b, v, bufs));
     case "logic": return buildBool(e.a, v, bufs)[e.op](buildBool(e.b, v, bufs));
     case "not": return buildBool(e.a, v, bufs).not();
   }
+}
+
+/** A combinator's result may be a JS boolean (constant masks fold): lift it. */
+const asValue = (v: Vars, r: Value | number | boolean): Value => (typeof r === "boolean" ? (r ? v.q.eq(v.q) : v.q.ne(v.q)) : (r as Value));
+
+function fmatAt(r: IntExpr, c: IntExpr, v: Vars, bufs: Buffers): Value {
+  const [rows, cols] = bufs.fmat.shape;
+  return bufs.fmat.at(index(v, buildInt(r, v, bufs), rows), index(v, buildInt(c, v, bufs), cols));
 }
 
 /** Build a float expression and return its value with a bound on its magnitude. */
@@ -200,6 +239,7 @@ export function buildFloat(e: FloatExpr, s: Value, v: Vars, bufs: Buffers, score
       return { x: toF32(max(min(i, e.hi), e.lo)).mul(e.s), bound: Math.max(-e.lo, e.hi) * Math.abs(e.s) };
     }
     case "fload": return { x: bufs.fbuf.at(index(v, buildInt(e.i, v, bufs), bufs.fbuf.shape[0])), bound: 2 };
+    case "fload2": return { x: fmatAt(e.i, e.j, v, bufs), bound: 2 };
     case "fun": {
       const a = rec(e.a);
       switch (e.op) {
@@ -209,6 +249,10 @@ export function buildFloat(e: FloatExpr, s: Value, v: Vars, bufs: Buffers, score
         case "neg": return { x: a.x.neg(), bound: a.bound };
         case "expTanh": return { x: exp(tanh(a.x).mul(2)), bound: Math.exp(2) };
         case "expClamp": return { x: exp(min(max(a.x, -4), 3)), bound: Math.exp(3) };
+        case "exp2Clamp": return { x: exp2(min(max(a.x, -4), 4)), bound: 16 };
+        // Arguments kept away from the poles (log 0, sqrt's infinite slope at 0).
+        case "logAbs": return { x: log(abs(a.x).add(1)), bound: Math.log(a.bound + 1) };
+        case "sqrtAbs": return { x: sqrt(abs(a.x).add(1)), bound: Math.sqrt(a.bound + 1) };
       }
       break;
     }
@@ -222,6 +266,7 @@ export function buildFloat(e: FloatExpr, s: Value, v: Vars, bufs: Buffers, score
         case "max": return { x: max(a.x, b.x), bound: Math.max(a.bound, b.bound) };
         case "mulTanh": return { x: a.x.mul(tanh(b.x)), bound: a.bound };
         case "mul": return { x: a.x.mul(b.x), bound: a.bound * b.bound };
+        case "divSoft": return { x: a.x.div(abs(b.x).add(1)), bound: a.bound };
       }
       break;
     }

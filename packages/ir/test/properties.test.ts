@@ -10,6 +10,7 @@ const data = Int32Array.from({ length: 16 }, (_, i) => ((i * 7919) % 23) - 11);
 const bufs: Buffers = {
   ibuf: buffer(data, { name: "tbl" }),
   fbuf: buffer(Float32Array.from({ length: 8 }, (_, i) => ((i * 37) % 11) / 4 - 1.25), { name: "ftbl" }),
+  fmat: buffer(Float32Array.from({ length: 12 }, (_, i) => ((i * 29) % 13) / 8 - 0.75), { shape: [3, 4], name: "fmat" }),
 };
 const point = fc.record({
   b: fc.integer({ min: 0, max: 3 }), h: fc.integer({ min: 0, max: 3 }),
