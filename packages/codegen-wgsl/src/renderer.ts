@@ -6,6 +6,13 @@
  *
  * WGSL has no literal for ±inf or NaN (a constant expression that overflows is a compile
  * error), so non-finite constants are read from runtime values the emitter provides.
+ *
+ * WGSL lets an implementation assume values are finite, and shader compilers (Mesa's NIR on
+ * llvmpipe, and others without `precise`) reassociate f32 arithmetic, contract a*b+c to an fma
+ * and fold x*0 to 0, so a mod such as (kv*0.1)*10 == kv or s + ((kv + 2^24) - 2^24) would not
+ * compute what the evaluator does. Each f32 + - * / result and each f32 zero constant therefore
+ * goes through fa_exact: an identity (xor with a zero the compiler cannot see, derived from the
+ * uniform +inf) that no rewrite can look through. What remains is in README.md.
  */
 import type { BinaryOp, BufferSpec, DType, ExprRenderer, InputName, UnaryOp } from "@flexattn/ir";
 
@@ -74,6 +81,8 @@ fn fa_fmax(a: f32, b: f32) -> f32 {
 fn fa_tanh(x: f32) -> f32 { return select(select(tanh(x), sign(x), abs(x) > 10.0f), x, fa_isnan(x)); }
 fn fa_tanh_exp(x: f32) -> f32 { return 1.0f - 2.0f / (exp(2.0f * x) + 1.0f); }
 fn fa_sigmoid(x: f32) -> f32 { return 1.0f / (1.0f + exp(-x)); }
+// The identity, opaque to the compiler: z is 0 at run time but not a compile-time constant.
+fn fa_exact(x: f32, z: u32) -> f32 { return bitcast<f32>(bitcast<u32>(x) ^ z); }
 `;
 
 /** The guarded captured-buffer loads; needs a binding named `fa_cap`. */
@@ -120,9 +129,15 @@ export function wgslInt(x: number): string {
   return x < 0 ? `(${x}i)` : `${x}i`;
 }
 
+/** f32 ops a compiler may rewrite (reassociate, contract, fold) into something else. */
+const REWRITABLE_F32 = new Set<BinaryOp>(["add", "sub", "mul", "div"]);
+
 export function wgslRenderer(o: WgslRendererOptions): ExprRenderer {
+  // 0 at run time (the uniform +inf's bits xor its own pattern), unknown to the compiler.
+  const exact = (x: string) => `fa_exact(${x}, bitcast<u32>(${o.specials.posInf}) ^ 0x7f800000u)`;
+  const f32Constant = (v: number) => (v === 0 ? exact(wgslFloat(v, o.specials)) : wgslFloat(v, o.specials));
   return {
-    constant: (v, t) => (t === "bool" ? (v ? "true" : "false") : t === "i32" ? wgslInt(Number(v)) : wgslFloat(Number(v), o.specials)),
+    constant: (v, t) => (t === "bool" ? (v ? "true" : "false") : t === "i32" ? wgslInt(Number(v)) : f32Constant(Number(v))),
     input: (name) => {
       const e = o.inputs[name];
       if (e === undefined) throw new Error(`WGSL renderer: no expression for input ${name}`);
@@ -134,7 +149,7 @@ export function wgslRenderer(o: WgslRendererOptions): ExprRenderer {
       return `fa_ld2_${spec.dtype}(${base}, ${spec.shape[0]}i, ${spec.shape[1]}i, ${i}, ${j})`;
     },
     unary: (op, x, t) => (op === "tanh" && o.tanh === "exp" ? `fa_tanh_exp(${x})` : unary(op, x, t)),
-    binary: (op, a, b, t) => binary(op, a, b, t),
+    binary: (op, a, b, t) => (t === "f32" && REWRITABLE_F32.has(op) ? exact(binary(op, a, b, t)) : binary(op, a, b, t)),
     where: (c, a, b) => `select(${b}, ${a}, ${c})`,
     declare: (name, t, expr) => `let ${name}: ${WGSL_TYPE[t]} = ${expr};`,
   };
