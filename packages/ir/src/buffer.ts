@@ -1,4 +1,9 @@
-/** Captured data: buffer(docIds).at(q) becomes a kernel argument, never a baked constant. */
+/**
+ * Captured data: buffer(docIds).at(q) becomes a kernel argument, never a baked constant. The
+ * buffer keeps a reference to the caller's array (new data reuses the compiled kernel); a
+ * BlockMask, which is built from the data, keeps a copy and is refused once the data changed
+ * (@flexattn/blockmask's mask-data.ts): build it again after changing a mask's data.
+ */
 import type { BufferSource } from "./builder.js";
 import { activeBuilder } from "./trace-context.js";
 import type { BufferData, BufferSpec } from "./types.js";
