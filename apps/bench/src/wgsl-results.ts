@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { chartLink } from "./chart-link.js";
 
 interface BenchRow {
   variant: string; n: number; batch: number; heads: number; d: number; density?: number; failed?: string;
@@ -42,7 +43,7 @@ const f = (x: number | undefined, digits = 2) => (x === undefined || Number.isNa
 const ratio = (a: number | undefined, b: number | undefined) => (a && b ? `${(a / b).toFixed(2)}×` : "–");
 const md = [
   `# ${out.title} — ${out.date.slice(0, 10)}`, "",
-  `![chart](charts/${name}.svg)`, "",
+  chartLink(name), "",
   `Adapter \`${out.device}\`; PyTorch ${out.torch ?? "(no anchors)"}, anchors from the same device call. ${out.metric}.`, "",
   "Command (repo root on the GPU machine, `.node` and `.gl` carried; see `apps/bench/device/wgsl/README.md`):", "",
   "```", command, `npx tsx apps/bench/src/wgsl-results.ts OUT ${name}   # here, on the call's files`, "```", "",
