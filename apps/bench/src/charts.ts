@@ -35,7 +35,7 @@ export interface ChartSource {
   rule?: { value: number; label: string };
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: result files are read as plain JSON
+/** Result files are read as plain JSON. */
 type Json = any;
 
 /** Anchors in muted colours, our figures in strong ones. */
