@@ -197,7 +197,7 @@ async function main() {
       rows.push(row);
       log(
         "bench", c.variant, c.n, c.d, row.run.backend, row.run.fellBack ? `(fell back: ${row.run.fellBack})` : "",
-        row.tflops?.toFixed(2) ?? "–", "TFLOP/s kernel,", row.callMs.toFixed(1), "ms call, spot err", row.spotError.toExponential(2),
+        row.tflops?.toPrecision(3) ?? "–", "TFLOP/s kernel,", row.callMs.toFixed(1), "ms call, spot err", row.spotError.toExponential(2),
       );
     } catch (e) {
       rows.push({ ...c, failed: (e as Error).message });
