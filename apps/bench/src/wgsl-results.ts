@@ -11,7 +11,7 @@ import { chartLink } from "./chart-link.js";
 
 interface BenchRow {
   variant: string; n: number; batch: number; heads: number; d: number; density?: number; failed?: string;
-  run?: { backend: string; device: string; fellBack: string | null };
+  run?: { backend: string; device: string; fellBack: string | null; configSource: string | null };
   config?: string; kernelMs?: number; tflops?: number; callMs?: number; spotError?: number;
 }
 interface AnchorRow { variant: string; n: number; d: number; flex_tflops?: number; sdpa_eff_tflops?: number }
@@ -53,7 +53,7 @@ const md = [
   ...rows.map((r) =>
     r.failed
       ? `| ${r.variant} | ${r.n} | ${r.batch}×${r.heads} | ${r.d} | | failed: ${r.failed} | | | | | | | | | |`
-      : `| ${r.variant} | ${r.n} | ${r.batch}×${r.heads} | ${r.d} | ${f(r.density, 3)} | ${r.run?.backend}${r.run?.fellBack ? ` (fell back: ${r.run.fellBack})` : ""} | \`${r.config ?? "–"}\` | ${f(r.kernelMs, 3)} | ${f(r.tflops)} | ${f(r.callMs, 1)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError?.toExponential(1) ?? "–"} |`,
+      : `| ${r.variant} | ${r.n} | ${r.batch}×${r.heads} | ${r.d} | ${f(r.density, 3)} | ${r.run?.backend} (config: ${r.run?.configSource ?? "?"})${r.run?.fellBack ? `, fell back: ${r.run.fellBack}` : ""} | \`${r.config ?? "–"}\` | ${f(r.kernelMs, 3)} | ${f(r.tflops)} | ${f(r.callMs, 1)} | ${f(r.sdpaEff)} | ${f(r.flex)} | ${ratio(r.tflops, r.sdpaEff)} | ${ratio(r.tflops, r.flex)} | ${r.spotError?.toExponential(1) ?? "–"} |`,
   ),
   "",
 ];
