@@ -452,7 +452,7 @@ const TOOLCHAIN = {
 } as const;
 
 describe("fuzz code generation", () => {
-  it.each(["cuda", "triton"] as const)("the %s toolchain check reports a broken kernel with its case", async (backend, ctx) => {
+  it.for(["cuda", "triton"] as const)("the %s toolchain check reports a broken kernel with its case", { timeout: 120_000 }, async (backend, ctx) => {
     const tool = TOOLCHAIN[backend];
     if (!findTool(tool.command)) return ctx.skip();
     const good = backend === "cuda" ? 'extern "C" __global__ void k(float* x) { x[0] = 1.0f; }' : "def k(x):\n    return x\n";
@@ -461,9 +461,9 @@ describe("fuzz code generation", () => {
     const failed = await tool.check(tool.command, kernels);
     expect(failed).toContain("case 1");
     expect(failed).not.toContain("case 0");
-  }, 120_000);
+  });
 
-  it.each(["cuda", "triton"] as const)("compile(..., { backend: %s }) accepts random valid mods and its toolchain compiles every kernel", async (backend, ctx) => {
+  it.for(["cuda", "triton"] as const)("compile(..., { backend: %s }) accepts random valid mods and its toolchain compiles every kernel", { timeout: 600_000 }, async (backend, ctx) => {
     const tool = TOOLCHAIN[backend];
     if (!findTool(tool.command)) {
       if (CI) throw new Error(`${tool.what} (${tool.command}) is not installed: CI compiles every fuzzed ${backend} kernel`);
@@ -501,5 +501,5 @@ describe("fuzz code generation", () => {
     expect(kernels.length).toBeGreaterThan(CODEGEN_RUNS[backend] / 2);
     const failed = await tool.check(tool.command, kernels);
     if (failed) throw new Error(`${tool.what} rejected generated ${backend} kernels (replay with FLEXATTN_FUZZ_SEED=${seed}):\n${failed}`);
-  }, 600_000);
+  });
 });

@@ -56,7 +56,7 @@ async function check(backend: "js" | "wgsl", name: string, scoreMod: ScoreMod | 
 }
 
 describe.each(["js", "wgsl"] as const)("non-finite values on %s", (backend) => {
-  it.each(cases)("%s: masked NaN/inf in V never reaches a row; +inf scores give NaN rows, as the reference", async (name, scoreMod, ctx) => {
+  it.for(cases)("%s: masked NaN/inf in V never reaches a row; +inf scores give NaN rows, as the reference", async ([name, scoreMod], ctx) => {
     if (backend === "wgsl" && !(await isWebGpuAvailable())) {
       if (REQUIRE_WEBGPU) throw new Error("no WebGPU adapter, and CI requires one");
       return ctx.skip();

@@ -40,7 +40,7 @@ const cases: [string, MaskMod | null, ScoreMod | undefined][] = [
 ];
 
 describe.each(["js", "wgsl"] as const)("f32 mod semantics on %s", (backend) => {
-  it.each(cases)("%s", async (_name, maskMod, scoreMod, ctx) => {
+  it.for(cases)("%s", async ([, maskMod, scoreMod], ctx) => {
     if (backend === "wgsl" && !(await isWebGpuAvailable())) {
       if (REQUIRE_WEBGPU) throw new Error("no WebGPU adapter, and CI requires one");
       return ctx.skip();

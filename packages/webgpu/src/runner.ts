@@ -1,13 +1,14 @@
 /**
- * Running WGSL artifacts: pipelines cached per device and spec hash, buffers reused per device,
+ * Running WGSL artifacts: pipelines cached per device and kernel source, buffers reused per device,
  * one dispatch per call, readback into the invocation's host arrays.
  */
 import { FlexAttnError, LruCache } from "@flexattn/ir";
+import { defaultTuningCache, resolveConfig } from "@flexattn/autotune";
 import {
-  BINDING, PARAMS_BYTES, type WgslLaunch, checkLimits, generateWgsl, wgslDefaultConfig, wgslLaunch,
+  BINDING, PARAMS_BYTES, type WgslLaunch, type WgslTargetLimits, checkLimits, generateWgsl, wgslBackend, wgslLaunch,
 } from "@flexattn/codegen-wgsl";
 import {
-  type KernelArtifact, type KernelConfig, type KernelInvocation, makeSpec, specKey,
+  type DeviceTarget, type KernelArtifact, type KernelConfig, type KernelInvocation, makeSpec, specKey,
 } from "@flexattn/template";
 import { type FlexDevice, defaultFlexDevice, wrapDevice } from "./device.js";
 import { type VerifyMode, checkRows, needsCheck } from "./verify.js";
@@ -17,7 +18,7 @@ export interface RunWgslOptions {
   device?: FlexDevice | GPUDevice;
   /** A prebuilt artifact (e.g. loaded from JSON); otherwise generated from `config`. */
   artifact?: KernelArtifact;
-  /** Config to generate with; default: the best default that fits the device's limits. */
+  /** Config to generate with; default: the one the library resolves for this device (resolveConfig). */
   config?: KernelConfig;
   /**
    * Spot-check output rows against the float64 reference after the run (verify.ts). "auto"
@@ -41,6 +42,15 @@ export function vec4Compatible(inv: KernelInvocation): boolean {
     [s.q, s.k, s.v].every((t) => t.slice(0, 3).every((x) => x % 4 === 0));
 }
 
+/**
+ * The device as config resolution sees it: its limits, whether this call's strides allow vec4
+ * bindings, and a signature (adapter and matrix support) that keys tuning results.
+ */
+export function wgslTarget(dev: FlexDevice, inv: KernelInvocation): DeviceTarget {
+  const limits: WgslTargetLimits = { ...dev.limits, vec4: vec4Compatible(inv) };
+  return { signature: `${dev.description}${dev.limits.subgroupMatrix ? " +subgroupMatrix" : ""}`, limits };
+}
+
 /** Generated artifacts keyed by the full specKey, bounded. */
 const artifactCache = new LruCache<string, KernelArtifact>();
 
@@ -51,7 +61,9 @@ export function artifactFor(inv: KernelInvocation, dev: FlexDevice, o: Pick<RunW
   if (!artifact) {
     const sparseBlock = inv.blockMask.blockSize as [number, number];
     const vec4 = vec4Compatible(inv);
-    let config = o.config ?? wgslDefaultConfig(p, sparseBlock, { limits: dev.limits, vec4 });
+    let config = o.config ?? resolveConfig({
+      backend: wgslBackend, problem: p, sparseBlock, mods: { mask: inv.mask, score: inv.score }, target: wgslTarget(dev, inv), cache: defaultTuningCache(),
+    }).config;
     // Strides that are not multiples of 4 cannot use vec4 bindings (nor qGlobal, which reads through them).
     if (config.options?.vec4 && !vec4) config = { ...config, options: { ...config.options, vec4: false, qGlobal: false } };
     const spec = makeSpec({
@@ -233,7 +245,7 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
   };
   const mode = o.verify ?? "auto";
   const encode = (pass: GPUComputePassEncoder) => {
-    if (needsCheck(artifact, mode) && !verified.get(device)?.has(artifact.specHash)) {
+    if (needsCheck(artifact, mode) && !verified.get(device)?.has(pipelineKey(artifact))) {
       throw new FlexAttnError(
         `WGSL kernel ${artifact.specHash} has not passed its spot check on ${dev.description} yet (verify: "${mode}"): ` +
           `call run() once before encode(), or pass verify: "never" to use it unchecked`,
@@ -267,9 +279,9 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
     if (needsCheck(artifact, mode)) {
       const checked = verified.get(device) ?? new Set<string>();
       verified.set(device, checked);
-      if (mode === "always" || !checked.has(artifact.specHash)) {
+      if (mode === "always" || !checked.has(pipelineKey(artifact))) {
         checkRows(inv, artifact, dev.description);
-        checked.add(artifact.specHash);
+        checked.add(pipelineKey(artifact));
       }
     }
   };
