@@ -56,13 +56,13 @@ async function check(backend: "js" | "wgsl", name: string, scoreMod: ScoreMod | 
 }
 
 describe.each(["js", "wgsl"] as const)("non-finite values on %s", (backend) => {
-  it.for(cases)("%s: masked NaN/inf in V never reaches a row; +inf scores give NaN rows, as the reference", async ([name, scoreMod], ctx) => {
+  it.for(cases)("%s: masked NaN/inf in V never reaches a row; +inf scores give NaN rows, as the reference", { timeout: 120_000 }, async ([name, scoreMod], ctx) => {
     if (backend === "wgsl" && !(await isWebGpuAvailable())) {
       if (REQUIRE_WEBGPU) throw new Error("no WebGPU adapter, and CI requires one");
       return ctx.skip();
     }
     await check(backend, name, scoreMod);
-  }, 120_000);
+  });
 });
 
 describe("generated Triton and CUDA drop zero weights by selection", () => {

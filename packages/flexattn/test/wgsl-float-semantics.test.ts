@@ -40,11 +40,11 @@ const cases: [string, MaskMod | null, ScoreMod | undefined][] = [
 ];
 
 describe.each(["js", "wgsl"] as const)("f32 mod semantics on %s", (backend) => {
-  it.for(cases)("%s", async ([, maskMod, scoreMod], ctx) => {
+  it.for(cases)("%s", { timeout: 120_000 }, async ([, maskMod, scoreMod], ctx) => {
     if (backend === "wgsl" && !(await isWebGpuAvailable())) {
       if (REQUIRE_WEBGPU) throw new Error("no WebGPU adapter, and CI requires one");
       return ctx.skip();
     }
     await check(backend, maskMod, scoreMod);
-  }, 120_000);
+  });
 });
