@@ -182,7 +182,8 @@ export function controlFlowInSource(fn: Function): string | null {
   for (const p of params) {
     if (!/^[A-Za-z_$][\w$]*$/.test(p.name)) continue;
     const name = p.name.replace(/\$/g, "\\$");
-    const cmp = new RegExp(`(?<![\\w$.])${name}\\s*[!=]==?(?!=)|[!=]==?\\s*${name}(?![\\w$])`);
+    // `typeof q === "object"` is a legitimate JS test of the parameter, not of its traced value.
+    const cmp = new RegExp(`(?<![\\w$.])(?<!typeof\\s+)${name}\\s*[!=]==?(?!=)|[!=]==?\\s*${name}(?![\\w$])`);
     const m = cmp.exec(text);
     if (m) return `"${snippet(m.index - 8, m.index + m[0].length + 8)}" compares the traced parameter ${p.name} with ${/[!=]==?/.exec(m[0])![0]}, which is decided at trace time`;
   }

@@ -71,6 +71,7 @@ describe("JS control flow on traced values is refused", () => {
     expect(evaluate(g, { b: 0, h: 0, q: 5, kv: 3 })).toBe(true);
     expect(evaluate(g, { b: 0, h: 0, q: 9, kv: 3 })).toBe(false);
     expect(controlFlowInSource((_b: Value, _h: Value, q: Value, kv: Value) => q.ge(kv) ?? kv)).toBeNull();
+    expect(controlFlowInSource((_b: Value, _h: Value, q: Value, kv: Value) => (typeof q === "object" ? q.ge(kv) : kv.ge(0)))).toBeNull();
   });
 });
 
