@@ -245,7 +245,7 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
   };
   const mode = o.verify ?? "auto";
   const encode = (pass: GPUComputePassEncoder) => {
-    if (needsCheck(artifact, mode) && !verified.get(device)?.has(pipelineKey(artifact))) {
+    if (needsCheck(artifact, mode) && !verified.get(device)?.has(artifact.specHash)) {
       throw new FlexAttnError(
         `WGSL kernel ${artifact.specHash} has not passed its spot check on ${dev.description} yet (verify: "${mode}"): ` +
           `call run() once before encode(), or pass verify: "never" to use it unchecked`,
@@ -279,9 +279,9 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
     if (needsCheck(artifact, mode)) {
       const checked = verified.get(device) ?? new Set<string>();
       verified.set(device, checked);
-      if (mode === "always" || !checked.has(pipelineKey(artifact))) {
+      if (mode === "always" || !checked.has(artifact.specHash)) {
         checkRows(inv, artifact, dev.description);
-        checked.add(pipelineKey(artifact));
+        checked.add(artifact.specHash);
       }
     }
   };
