@@ -101,6 +101,6 @@ export function jsKernelArgs(artifact: KernelArtifact, inv: KernelInvocation): u
  */
 export function runJsKernel(artifact: KernelArtifact, inv: KernelInvocation): void {
   const args = jsKernelArgs(artifact, inv);
-  if (!canCompileSource()) return runInterpretedKernel(inv);
-  loadJsKernel(artifact)(...args);
+  if (canCompileSource()) loadJsKernel(artifact)(...args);
+  else runInterpretedKernel(inv);
 }

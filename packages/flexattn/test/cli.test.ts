@@ -160,7 +160,10 @@ describe("flexattn demo exit code", () => {
       createFlexAttnExecutor: () => ({ backend: "wgsl", device: "a broken device", run: (_a: unknown, inv: { out: Float32Array }) => void inv.out.fill(0.5) }),
     }));
     const stdout: string[] = [];
-    vi.spyOn(process.stdout, "write").mockImplementation((s) => (stdout.push(String(s)), true));
+    vi.spyOn(process.stdout, "write").mockImplementation((s) => {
+      stdout.push(String(s));
+      return true;
+    });
     vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     const code = await main(["demo", "--q-len", "256", "--heads", "1", "--docs", "2", "--backend", "wgsl", "--out", tmp()]);
     vi.restoreAllMocks();
