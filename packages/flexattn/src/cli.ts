@@ -4,6 +4,7 @@
  *   flexattn demo                              document-causal + softcap end to end
  *   flexattn compile <variant.ts> --backend …  write the generated kernel and its artifact JSON
  *   flexattn blockmask <variant.ts> …          print the BlockMask picture and sparsity
+ *   flexattn tune <variant.ts> --backend …     time every candidate config, record the fastest
  * User errors print one line naming the file, the mod and the problem, and exit with code 1.
  */
 import { spawnSync } from "node:child_process";
@@ -21,6 +22,7 @@ import { BACKEND_NAMES } from "./registry.js";
 import { runDemo } from "./demo.js";
 import { DAWN_LOGS_ENV, rerunWithoutDawnLogs } from "./dawn-logs.js";
 import { writeArtifact } from "./files.js";
+import { runTune } from "./cli-tune.js";
 
 /** An error the user can fix: printed as one line, exit code 1. */
 export class CliError extends Error {
@@ -43,7 +45,14 @@ Usage:
   flexattn blockmask <variant.ts|.js> [--q-len N] [--kv-len N] [--block-size B] [--batch B] [--heads H] [--grid RxC]
       Build the BlockMask of the variant's maskMod and print its picture and sparsity.
 
-Problem options (compile, blockmask):
+  flexattn tune <variant.ts|.js> [--backend js|wgsl] [--max N] [--budget SECONDS] [problem options]
+      Time every candidate config of the backend on random inputs of the problem (at most N,
+      default 16; new candidates stop after SECONDS, default 60), record the fastest in the tuning
+      cache ($FLEXATTN_CACHE_DIR, else ~/.cache/flexattn/tuning.json) and print the table.
+      flexAttention then uses it for these mods and problems of this size class on this device.
+      Triton and CUDA modules tune on the GPU: call the generated module's tune() in Python.
+
+Problem options (compile, blockmask, tune):
   --batch B          batch size                      (default 1)
   --heads H          query heads                     (default 8)
   --kv-heads H       key/value heads (GQA)           (default: --heads)
@@ -300,6 +309,31 @@ async function cmdCompile(args: string[]): Promise<void> {
   progress(`spec ${artifact.specHash}: ${artifact.source.length} characters of ${backend} source`);
 }
 
+async function cmdTune(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true, strict: true,
+    options: { ...PROBLEM_OPTIONS, backend: { type: "string" }, max: { type: "string" }, budget: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  const backend = backendFlag({ backend: values.backend ?? "js" });
+  if (backend !== "js" && backend !== "wgsl") {
+    throw new CliError(`tune runs kernels in this process: --backend js or wgsl; ${backend} modules tune on the GPU (the generated module's tune() in Python)`);
+  }
+  const variant = await loadVariant(positionals[0]);
+  const problem = problemFromFlags(values, backend);
+  progress(`tuning ${variant.file} on ${backend}: B=${problem.batch} Hq=${problem.qHeads} q=${problem.qLen} kv=${problem.kvLen ?? problem.qLen} d=${problem.qkHeadDim}`);
+  try {
+    await runTune({
+      variant, problem, blockSize: blockSizeFlag(values), backend,
+      maxCandidates: intFlag(values, "max", 16), budgetMs: 1000 * intFlag(values, "budget", 60),
+      out: (l) => process.stdout.write(`${l}\n`), err: process.stderr,
+    });
+  } catch (e) {
+    if (e instanceof FlexAttnError) throw new CliError(`${variant.file}: ${e.message}`);
+    throw e;
+  }
+}
+
 async function cmdBlockmask(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args, allowPositionals: true, strict: true,
@@ -391,6 +425,9 @@ export async function main(argv: string[]): Promise<number> {
       case "blockmask":
         await cmdBlockmask(rest);
         return 0;
+      case "tune":
+        await cmdTune(rest);
+        return 0;
       default:
         throw new CliError(`unknown command "${cmd}"; run flexattn --help`);
     }
@@ -414,7 +451,8 @@ function invokedDirectly(): boolean {
 }
 if (invokedDirectly()) {
   const argv = process.argv.slice(2);
-  // Only the demo creates a WebGPU device; the other commands need no child process.
-  const run = argv[0] === "demo" && !process.env[DAWN_LOGS_ENV] ? rerunWithoutDawnLogs(argv) : main(argv);
+  // Only demo and tune create a WebGPU device; the other commands need no child process.
+  const createsDevice = argv[0] === "demo" || argv[0] === "tune";
+  const run = createsDevice && !process.env[DAWN_LOGS_ENV] ? rerunWithoutDawnLogs(argv) : main(argv);
   run.then((code) => process.exit(code));
 }

@@ -87,7 +87,10 @@ describe("flexattn CLI", () => {
     expectUserError(cli("compile", fixture("js-operator.ts")), /js-operator\.ts: maskMod: .*q\.ge\(kv\) for q >= kv/);
     expectUserError(cli("compile", fixture("wrong-arity.ts")), /wrong-arity\.ts: scoreMod: score mod .* takes 1 parameter, but a score mod takes 5/);
     expectUserError(cli("compile", fixture("syntax-error.js")), /test\/fixtures\/syntax-error\.js:1: failed to load: SyntaxError: missing \) after argument list/);
-    expectUserError(cli("compile", fixture("bad-syntax.ts")), /test\/fixtures\/bad-syntax\.ts:4:\d+: failed to load: /);
+    // Written at test time: a fixture with a syntax error would break the package's typecheck.
+    const badTs = join(tmp(), "bad-syntax.ts");
+    writeFileSync(badTs, `// line 1\nimport { causal } from "flexattn";\n\nexport const maskMod = causal(;\n`);
+    expectUserError(cli("compile", badTs), /bad-syntax\.ts:4:\d+: failed to load: /);
     expectUserError(cli("compile", fixture("commonjs.cjs")), /commonjs\.cjs: a variant must be an ES module .* not CommonJS; rename it to \.mjs/);
     expectUserError(cli("compile", fixture("commonjs.cts")), /commonjs\.cts: a variant must be an ES module .* not CommonJS; rename it to \.ts/);
     expectUserError(cli("compile", fixture("not-a-function.ts")), /not-a-function\.ts: maskMod: the export maskMod must be a mask mod .* got number/);
@@ -155,9 +158,17 @@ describe("flexattn demo exit code", () => {
   });
 
   it("is 1 when an output fails the reference check", async () => {
-    // A WGSL executor that writes a wrong answer (every output 0.5).
+    // A WebGPU module whose device writes a wrong answer (every output 0.5).
+    const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+    const unused = () => {
+      throw new Error("not reached in this test");
+    };
     setWebgpuImporter(async () => ({
-      createFlexAttnExecutor: () => ({ backend: "wgsl", device: "a broken device", run: (_a: unknown, inv: { out: Float32Array }) => void inv.out.fill(0.5) }),
+      defaultFlexDevice: async () => ({ description: "a broken device", limits }),
+      wgslTarget: () => ({ signature: "a broken device", limits }),
+      runWgsl: async (inv: { out: Float32Array }) => void inv.out.fill(0.5),
+      prepareWgsl: unused,
+      timeWgsl: unused,
     }));
     const stdout: string[] = [];
     vi.spyOn(process.stdout, "write").mockImplementation((s) => {
