@@ -64,6 +64,29 @@ const publicPackages = readdirSync(join(ROOT, "packages"))
   .map((dir) => ({ dir: join(ROOT, "packages", dir), json: JSON.parse(readFileSync(join(ROOT, "packages", dir, "package.json"), "utf8")) }))
   .filter((p) => !p.json.private);
 
+// 0. Every published package carries the same metadata, one version, one changesets group.
+step("checking package metadata");
+const rootRepo = "git+https://github.com/flexattn/flexattn.git";
+for (const { dir, json: p } of publicPackages) {
+  const where = `${p.name} (${dir}/package.json)`;
+  const expect = (ok, what) => ok || fail(`${where}: ${what}`);
+  expect(p.license === "MIT", "license must be MIT");
+  expect(p.description && p.keywords?.length && p.homepage && p.bugs?.url, "needs description, keywords, homepage and bugs");
+  expect(p.repository?.url === rootRepo && p.repository?.directory === dir.slice(ROOT.length + 1), `repository must be ${rootRepo} with directory`);
+  expect(p.engines?.node === ">=20", 'engines.node must be ">=20"');
+  expect(p.sideEffects === false, "sideEffects must be false");
+  expect(!p.name.startsWith("@") || p.publishConfig?.access === "public", "a scoped package needs publishConfig.access public");
+  expect(p.exports?.["."]?.types && p.exports?.["."]?.import, "exports['.'] needs types and import");
+  expect(["dist", "README.md", "LICENSE"].every((f) => p.files?.includes(f)), "files must list dist, README.md and LICENSE");
+  expect(p.scripts?.prepack, "needs a prepack script that builds");
+  expect(p.version === publicPackages[0].json.version, `version ${p.version} differs from ${publicPackages[0].json.name}'s ${publicPackages[0].json.version}`);
+  expect(readFileSync(join(dir, "LICENSE"), "utf8") === readFileSync(join(ROOT, "LICENSE"), "utf8"), "LICENSE must be a copy of the root LICENSE");
+}
+const fixed = JSON.parse(readFileSync(join(ROOT, ".changeset", "config.json"), "utf8")).fixed ?? [];
+const group = new Set(fixed.find((g) => g.includes("flexattn")) ?? []);
+const missing = publicPackages.map((p) => p.json.name).filter((n) => !group.has(n));
+if (missing.length) fail(`.changeset/config.json: the fixed group lacks ${missing.join(", ")}`);
+
 // 1. Pack (prepack builds each package from its sources).
 step(`packing ${publicPackages.length} packages`);
 const tarballs = join(work, "tarballs");
