@@ -4,7 +4,7 @@ import {
   type CodegenBackend, type KernelArtifact, type KernelSpec, artifactSpecInfo, kernelAbi, specHash,
 } from "@flexattn/template";
 import { ENTRY_POINT, moduleSource } from "./module.js";
-import { MIN_TILE, tritonDefaultConfig, tritonOptions } from "./options.js";
+import { MIN_TILE, tritonConfigCandidates, tritonOptions } from "./options.js";
 
 /** Reject specs Triton cannot compile, with the reason. */
 function checkSpec(spec: KernelSpec): void {
@@ -36,9 +36,11 @@ export function generateTriton(spec: KernelSpec): KernelArtifact {
   };
 }
 
-export const tritonBackend: CodegenBackend = {
+/** The Triton backend; configCandidates lists the configs worth timing, [0] being defaultConfig's pick. */
+export const tritonBackend: CodegenBackend & { configCandidates: typeof tritonConfigCandidates } = {
   name: "triton",
   sourceExtension: ".py",
-  defaultConfig: tritonDefaultConfig,
+  configCandidates: tritonConfigCandidates,
+  defaultConfig: (problem, sparseBlock, mods) => tritonConfigCandidates(problem, sparseBlock, mods)[0],
   generate: generateTriton,
 };
