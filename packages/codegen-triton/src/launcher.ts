@@ -157,11 +157,8 @@ def dense_block_mask(q_len, kv_len, device):
 
 def blocks_are_contiguous(num_blocks, indices):
     """True when every row's first num_blocks indices are one ascending run (start, start+1, ...): the kernel then
-    walks the row as one kv range. Synchronizes with the device."""
-    steps = torch.arange(indices.shape[-1], device=indices.device, dtype=torch.int32)
-    expected = indices[..., :1] + steps
-    used = steps < num_blocks[..., None]
-    return bool(((indices == expected) | ~used).all())
+    walks the row as one kv range (loop_form). Synchronizes with the device unless loop_form has the answer."""
+    return loop_form(num_blocks, indices) != LOOP_INDEXED
 
 
 LOOP_NONE, LOOP_RANGE, LOOP_INDEXED = ${LOOP_FORMS.none}, ${LOOP_FORMS.range}, ${LOOP_FORMS.indexed}  # PARTIAL_LOOP / FULL_LOOP

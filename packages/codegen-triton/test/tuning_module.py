@@ -298,6 +298,8 @@ def check_loop_form(mod):
     expect(mod.loop_form(num, runs) == LOOP_RANGE, "ascending runs: one range per row")
     expect(mod.loop_form(num, holes) == LOOP_INDEXED, "a row with a gap: indexed")
     expect(mod.loop_form(zero, holes) == LOOP_NONE, "no blocks at all: no loop")
+    expect(mod.blocks_are_contiguous(num, runs) and not mod.blocks_are_contiguous(num, holes),
+           "blocks_are_contiguous agrees with loop_form")
     before = SYNCS[0]
     for _ in range(5):
         mod.loop_form(num, runs)
