@@ -156,7 +156,7 @@ describe("the generated module's config resolution (stand-in torch and triton)",
     })).source,
   };
 
-  it("resolves explicit > cache > tuning > shipped > default; keeps a versioned cache file that survives corruption and concurrent writers; detects loop forms once per table state", () => {
+  it("resolves explicit > cache > tuning > shipped > default; keeps a versioned cache file that survives corruption and concurrent writers; detects loop forms once per table state; launches each call with its loop forms and config, tuning into scratch outputs", () => {
     expect(pyCheck(MODULE_SCRIPT, sources, Object.keys(sources))).toEqual([]);
   });
 

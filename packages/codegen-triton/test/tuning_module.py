@@ -1,6 +1,6 @@
-"""Runs a generated module's config resolution, tuning cache and loop-form detection (used by tuning.test.ts)
-without torch, triton or a GPU: stand-ins for the torch/triton names the module touches at import, and a
-numpy-backed stand-in tensor for loop_form.
+"""Runs a generated module's config resolution, tuning cache, loop-form detection and launcher (used by
+tuning.test.ts) without torch, triton or a GPU: stand-ins for the torch/triton names the module touches, a
+numpy-backed stand-in tensor, a kernel that records its launches and a do_bench that reports set timings.
 
     python3 tuning_module.py MODULE.py [MODULE.py ...]
 
@@ -31,15 +31,45 @@ def expect(cond, what):
 SYNCS = [0]  # how many times loop_form read tables back from the "device"
 
 
-class T:
-    """A tensor as loop_form sees it: numpy data, data_ptr, _version, the few operators it uses."""
+DEVICE = types.SimpleNamespace(type="cuda", index=0)
 
-    def __init__(self, data, ptr=None):
+
+class T:
+    """A tensor as the launcher and loop_form see it: numpy data, a dtype name, data_ptr, _version, strides in
+    elements, and the few operators loop_form uses."""
+
+    def __init__(self, data, ptr=None, dtype=None):
         self.a = np.asarray(data)
         self.shape = self.a.shape
+        self.dtype = dtype or {np.dtype(np.int32): "int32", np.dtype(np.bool_): "bool"}.get(self.a.dtype, "float32")
         self._ptr = ptr if ptr is not None else id(self)
         self._version = 0
-        self.device = types.SimpleNamespace(type="cuda")
+        self.device = DEVICE
+
+    def dim(self):
+        return self.a.ndim
+
+    def numel(self):
+        return self.a.size
+
+    def stride(self, i=None):
+        st = tuple(x // self.a.itemsize for x in self.a.strides)
+        return st if i is None else st[i]
+
+    def is_contiguous(self):
+        return self.a.flags["C_CONTIGUOUS"]
+
+    def element_size(self):
+        return 2 if self.dtype in ("bfloat16", "float16") else 4
+
+    def new_empty(self, shape, dtype=None):
+        return T(np.zeros(shape, np.float32), dtype=dtype)
+
+    def expand(self, *shape):
+        return T(np.broadcast_to(self.a, shape), dtype=self.dtype)
+
+    def contiguous(self):
+        return T(np.ascontiguousarray(self.a), dtype=self.dtype)
 
     def data_ptr(self):
         return self._ptr
@@ -77,6 +107,14 @@ for name in ("bfloat16", "float16", "float32", "int32"):
 torch.Tensor = T
 torch.arange = lambda n, device=None, dtype=None: T(np.arange(n, dtype=np.int32))
 torch.stack = lambda ts: T(np.stack([t.a for t in ts]))
+_NP = {"int32": np.int32}
+torch.empty = lambda shape, dtype=None, device=None: T(np.zeros(shape, _NP.get(dtype, np.float32)), dtype=dtype)
+torch.zeros = torch.empty
+torch.full = lambda shape, value, dtype=None, device=None: T(np.full(shape, value, _NP.get(dtype, np.float32)), dtype=dtype)
+torch.empty_like = lambda t: T(np.zeros_like(t.a), dtype=t.dtype)
+torch.version = types.SimpleNamespace(hip=None)
+torch.cuda = types.SimpleNamespace(device=lambda d: contextlib.nullcontext(), get_device_name=lambda i: "Stand-in GPU",
+                                   current_device=lambda: 0, get_device_capability=lambda d=None: (9, 0))
 triton = types.ModuleType("triton")
 triton.jit = lambda fn: fn
 triton.cdiv = lambda a, b: -(-a // b)
@@ -85,13 +123,55 @@ tl.constexpr = object
 triton.language = tl
 extra = types.ModuleType("triton.language.extra")
 extra.libdevice = types.SimpleNamespace()
-sys.modules.update({"torch": torch, "triton": triton, "triton.language": tl, "triton.language.extra": extra})
+testing = types.ModuleType("triton.testing")
+TIMINGS = {}  # config text -> ms reported by the stand-in do_bench for a launch with that config
+LAUNCHES = []  # (grid, args, kwargs) of every kernel launch
+WARMUPS = []  # kwargs of every compile-only launch
+
+
+def do_bench(fn, warmup=25, rep=100, return_mode="mean"):
+    fn()
+    kw = LAUNCHES[-1][2]
+    return TIMINGS.get(f'{kw["BLOCK_M"]}x{kw["BLOCK_N"]} w{kw["num_warps"]} s{kw["num_stages"]}', 5.0)
+
+
+testing.do_bench = do_bench
+triton.testing = testing
+
+
+class AsyncCompileMode:
+    def __init__(self, executor):
+        self.executor = executor
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+triton.AsyncCompileMode = AsyncCompileMode
+
+
+class Kernel:
+    """Stands in for the @triton.jit kernel: records launches and compile-only warmups."""
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: LAUNCHES.append((grid, args, kwargs))
+
+    def warmup(self, *args, grid, **kwargs):
+        WARMUPS.append(kwargs)
+
+
+sys.modules.update({"torch": torch, "triton": triton, "triton.language": tl, "triton.language.extra": extra,
+                    "triton.testing": testing})
 
 
 def load(path):
     spec = importlib.util.spec_from_file_location("generated", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    mod._flexattn_fwd_kernel = Kernel()
     return mod
 
 
@@ -311,6 +391,89 @@ def check_loop_form(mod):
     expect(mod.loop_form(num, same_address) == LOOP_RANGE, "a new tensor at a cached tensor's address is read again")
 
 
+def check_launcher(mod, folder):
+    """flex_attention and tune() end to end against the recording kernel: loop forms, dense and missing tables,
+    the config each launch gets, tuning into scratch outputs, explicit configs."""
+    fresh(mod, os.path.join(folder, "launcher"))
+    B, H, L = 2, 4, 512
+    bm0 = mod.CONFIG["BLOCK_M"]
+    q = T(np.zeros((B, H, L, mod.QK_HEAD_DIM), np.float32), dtype=mod.DTYPE)
+    k = T(np.zeros((B, H, L, mod.QK_HEAD_DIM), np.float32), dtype=mod.DTYPE)
+    v = T(np.zeros((B, H, L, mod.V_HEAD_DIM), np.float32), dtype=mod.DTYPE)
+    bufs = {name: T(np.zeros(shape, np.int32), dtype=dt) for name, dt, shape in mod.BUFFERS}
+    QB, KVB = L // mod.SPARSE_BLOCK[0], L // mod.SPARSE_BLOCK[1]
+    causal_num = T(np.ones((1, 1, QB), np.int32))
+    causal_idx = T(np.array([[[[i] + [0] * (KVB - 1) for i in range(QB)]]], np.int32))
+    full_num = T(np.arange(QB, dtype=np.int32).reshape(1, 1, QB))
+    full_idx = np.tile(np.arange(KVB, dtype=np.int32), (1, 1, QB, 1))
+    full_idx[0, 0, QB - 1, :3] = [0, 2, 1]  # the last row's blocks are not one run
+    full_idx = T(full_idx)
+    tables = (causal_num, causal_idx, full_num, full_idx)
+
+    def launched(**kw):
+        LAUNCHES.clear()
+        WARMUPS.clear()
+        result, err = quiet(mod.flex_attention, q, k, v, *kw.pop("tables", tables), **bufs, **kw)
+        return result, LAUNCHES[-1], err
+
+    out, (grid, args, kw), _ = launched(autotune=False)
+    expect(len(LAUNCHES) == 1, "an untuned call launches once")
+    expect(args[3] is out and tuple(out.shape) == (B, H, L, mod.V_HEAD_DIM), "the call writes the out it returns")
+    expect({key: kw[key] for key in ("BLOCK_M", "BLOCK_N", "num_warps", "num_stages")} == mod.CONFIG, "default config launched")
+    expect(grid == (-(-L // bm0), H, B), f"grid {grid}")
+    expect(kw["TILES_PER_KV_BLOCK"] == mod.SPARSE_BLOCK[1] // kw["BLOCK_N"], "TILES_PER_KV_BLOCK follows BLOCK_N")
+    expect((kw["PARTIAL_LOOP"], kw["FULL_LOOP"]) == (mod.LOOP_RANGE, mod.LOOP_INDEXED),
+           f"causal-like tables: partial range, full (one row with a gap) indexed, got {kw['PARTIAL_LOOP'], kw['FULL_LOOP']}")
+    expect(mod.last_config()["source"] == "default" and mod.last_config()["bucket"] == mod.problem_bucket(L, L, B * H),
+           "last_config of an untuned call")
+
+    _, (_, dense1, kw), _ = launched(tables=(None,) * 4)
+    _, (_, dense2, _), _ = launched(tables=(None,) * 4)
+    expect((kw["PARTIAL_LOOP"], kw["FULL_LOOP"]) == (mod.LOOP_NONE, mod.LOOP_RANGE), "no mask: one full range per row")
+    expect(all(a is b for a, b in zip(dense1[5:9], dense2[5:9])), "calls without a mask reuse one set of dense tables")
+    _, (_, args, kw), _ = launched(tables=(causal_num, causal_idx, None, None))
+    expect(kw["FULL_LOOP"] == mod.LOOP_NONE and args[7] is causal_num and args[8] is causal_idx,
+           "without full tables the full loop is dropped and the partial tables stand in")
+
+    explicit = dict(BLOCK_M=32, BLOCK_N=32, num_warps=2, num_stages=1)
+    _, (grid, _, kw), _ = launched(config=explicit)
+    expect(kw["BLOCK_M"] == 32 and kw["num_stages"] == 1 and grid[0] == L // 32, "config= is launched")
+    try:
+        mod.flex_attention(q, k, v, *tables, **bufs, config=dict(explicit, BLOCK_N=40))
+        expect(False, "a bad config= is refused")
+    except ValueError as e:
+        expect("BLOCK_N" in str(e), f"a bad config= names the key ({e})")
+
+    cands = mod.CANDIDATES
+    TIMINGS.clear()
+    TIMINGS[mod.config_text(cands[-1])] = 1.0
+    user_out = T(np.zeros((B, H, L, mod.V_HEAD_DIM), np.float32), dtype=mod.DTYPE)
+    result, (_, args, kw), err = launched(autotune=True, out=user_out)
+    tuning = LAUNCHES[:-1]
+    expect(mod.last_config()["source"] == "tuned" and mod.last_config()["config"] == cands[-1], "autotune picks the fastest")
+    expect(kw["BLOCK_M"] == cands[-1]["BLOCK_M"] and args[3] is user_out and result is user_out,
+           "the call then runs the pick into the caller's out")
+    expect(len(tuning) >= len(cands) and all(a[3] is not user_out for _, a, _ in tuning),
+           "tuning launches write scratch outputs, never the caller's out")
+    expect(len(WARMUPS) == len(cands), f"every candidate is compiled up front ({len(WARMUPS)})")
+    expect("flexattn: tuning q512-kv512-bh8 candidate" in err, "tuning reports progress")
+    expect(mod.last_config()["device"] == "Stand-in GPU", "picks are filed under torch.cuda.get_device_name")
+    _, (_, _, kw), _ = launched()
+    expect(mod.last_config()["source"] == "cache" and kw["BLOCK_M"] == cands[-1]["BLOCK_M"], "the next call uses the cache")
+
+    TIMINGS.clear()
+    TIMINGS[mod.config_text(cands[0])] = 0.5
+    pick, _ = quiet(mod.tune, q, k, v, *tables, **bufs)
+    expect(pick == cands[0], "tune() re-times and returns the new pick")
+    _, (_, _, kw), _ = launched()
+    expect(kw["BLOCK_M"] == cands[0]["BLOCK_M"] and mod.last_config()["source"] == "cache", "calls use tune()'s pick")
+    try:
+        mod.tune(q, k, v, *tables, **bufs, scal=1.0)
+        expect(False, "tune() refuses an unknown keyword")
+    except ValueError as e:
+        expect("scal" in str(e), "tune() names the unknown keyword")
+
+
 def main():
     for path in sys.argv[1:]:
         mod = load(path)
@@ -323,6 +486,7 @@ def main():
             check_concurrent_writers(mod, folder)
             check_resolution(mod, folder)
             check_loop_form(mod)
+            check_launcher(mod, folder)
         FAILURES[start:] = [f"{os.path.basename(path)}: {f}" for f in FAILURES[start:]]
     print("\n".join(FAILURES))
 
