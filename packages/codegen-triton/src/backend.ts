@@ -36,11 +36,10 @@ export function generateTriton(spec: KernelSpec): KernelArtifact {
   };
 }
 
-/** The Triton backend; configCandidates lists the configs worth timing, [0] being defaultConfig's pick. */
-export const tritonBackend: CodegenBackend & { configCandidates: typeof tritonConfigCandidates } = {
+/** The Triton backend: configCandidates lists the configs worth timing, [0] being tritonDefaultConfig's pick. */
+export const tritonBackend: CodegenBackend = {
   name: "triton",
   sourceExtension: ".py",
-  configCandidates: tritonConfigCandidates,
-  defaultConfig: (problem, sparseBlock, mods) => tritonConfigCandidates(problem, sparseBlock, mods)[0],
+  configCandidates: (problem, sparseBlock, mods, target) => tritonConfigCandidates(problem, sparseBlock, mods, target?.limits),
   generate: generateTriton,
 };

@@ -5,7 +5,7 @@ export { renderTileMod, MOD_INPUTS } from "./mods.js";
 export type { TileMod, TileModOptions } from "./mods.js";
 export { TritonEmitter, kernelShape } from "./emitter.js";
 export { DEFAULT_OPTIONS, tritonOptions, tritonDefaultConfig, tritonConfigCandidates, tileKey } from "./options.js";
-export type { ConfigProblem } from "./options.js";
+export type { ConfigProblem, TritonLimits } from "./options.js";
 export { structureClass, moduleCandidates, resolutionSource, TUNE_CACHE_FORMAT, SHIPPED_FORMAT } from "./tuning.js";
 export type { ShippedTable } from "./tuning.js";
 export type { TritonOptions } from "./options.js";

@@ -113,6 +113,12 @@ const SEARCH_SPACE: Record<"half" | "f32", Record<number, Tile[]>> = {
   },
 };
 
+/** The device limits the candidates respect (a DeviceTarget's `limits` for Triton). */
+export interface TritonLimits {
+  /** Shared memory one program may use, in bytes (default: Hopper's 227 KiB). */
+  sharedMemoryBytes?: number;
+}
+
 /** Shared memory a Hopper SM gives one program (227 KiB); the estimate below stays under it. */
 const SHARED_MEMORY_BYTES = 227 * 1024;
 
@@ -138,7 +144,7 @@ export function tritonConfigCandidates(
   problem: ConfigProblem,
   sparseBlock: readonly [number, number],
   mods?: ModMix,
-  limits: { sharedMemoryBytes?: number } = {},
+  limits: TritonLimits = {},
 ): KernelConfig[] {
   const first = tritonDefaultConfig(problem, sparseBlock, mods);
   const space = SEARCH_SPACE[problem.dtype === "f32" ? "f32" : "half"][headDimBucket(problem)];

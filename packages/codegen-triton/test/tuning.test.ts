@@ -36,12 +36,11 @@ describe("tritonConfigCandidates", () => {
     }
   }
 
-  it("puts tritonDefaultConfig's pick first, and the backend's defaultConfig is that element", () => {
+  it("puts tritonDefaultConfig's pick first; the backend declares exactly these candidates", () => {
     for (const c of cases) {
       const p = problem(c.d, c.dtype, c.kvLen);
       const cands = tritonConfigCandidates(p, c.block, MODS[c.mods]);
       expect(cands[0]).toEqual(tritonDefaultConfig(p, c.block, MODS[c.mods]));
-      expect(tritonBackend.defaultConfig(p, c.block, MODS[c.mods])).toEqual(cands[0]);
       expect(tritonBackend.configCandidates(p, c.block, MODS[c.mods])).toEqual(cands);
     }
   });
