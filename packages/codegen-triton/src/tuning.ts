@@ -214,9 +214,10 @@ def _entries():
     return _disk_entries
 
 
-def _record(device, bucket, config, ms, seconds):
+def _record(device, bucket, config, ms, seconds, timings):
     global _disk_entries
-    entry = {"config": config, "ms": round(ms, 5), "tuning_s": round(seconds, 1), "candidates": len(CANDIDATES)}
+    entry = {"config": config, "ms": round(ms, 5), "tuning_s": round(seconds, 1), "candidates": len(CANDIDATES),
+             "timings": timings}
     new = {cache_key(device, bucket): entry}
     try:
         _disk_entries = write_cache(cache_path(), new)
@@ -232,13 +233,15 @@ def tune_budget_s():
 
 def tune_candidates(bucket, bench, candidates=None, budget_s=None, log=None):
     """Time each candidate with bench(config) -> milliseconds (an exception marks a candidate unusable, e.g. out of
-    shared memory) and return (fastest config, its ms). Candidates go best guess first; after budget_s seconds no
-    further candidate starts (the default, first, always runs). Progress goes to stderr."""
+    shared memory) and return (fastest config, its ms, {config_text: ms} of every candidate timed). Candidates go
+    best guess first; after budget_s seconds no further candidate starts (the default, first, always runs). Progress
+    goes to stderr."""
     candidates = CANDIDATES if candidates is None else candidates
     budget_s = tune_budget_s() if budget_s is None else budget_s
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     start = time.monotonic()
     best = None
+    timings = {}
     n = len(candidates)
     for i, c in enumerate(candidates):
         if i > 0 and time.monotonic() - start > budget_s:
@@ -253,11 +256,12 @@ def tune_candidates(bucket, bench, candidates=None, budget_s=None, log=None):
                 f"{str(e)[:120]}")
             continue
         log(f"flexattn: tuning {bucket} candidate {i + 1}/{n} {config_text(c)} ... {ms:.4f} ms")
+        timings[config_text(c)] = round(ms, 5)
         if best is None or ms < best[1]:
             best = (dict(c), ms)
     if best is None:
         raise RuntimeError(f"flexattn: tuning {bucket}: no candidate config ran")
-    return best
+    return best[0], best[1], timings
 
 
 def autotune_enabled(autotune):
@@ -288,20 +292,23 @@ def resolve_config(device, bucket, config=None, autotune=None, bench=None):
             picked = (dict(hit["config"]), "cache")
         elif bench is not None and (autotune == _FORCE or autotune_enabled(autotune)):
             start = time.monotonic()
-            best, ms = tune_candidates(bucket, bench)
-            _record(device, bucket, best, ms, time.monotonic() - start)
+            best, ms, timings = tune_candidates(bucket, bench)
+            _record(device, bucket, best, ms, time.monotonic() - start, timings)
             picked = (best, "tuned")
+            _last["timings"] = timings
         elif shipped is not None:
             picked = (dict(shipped), "shipped")
         else:
             picked = (dict(CONFIG), "default")
+    if picked[1] != "tuned":
+        _last.pop("timings", None)
     _last.update(config=picked[0], source=picked[1], device=device, bucket=bucket)
     return picked
 
 
 def last_config():
     """The config the last call ran with: {"config", "source" (explicit, cache, tuned, shipped or default),
-    "device", "bucket"}; None before the first call."""
+    "device", "bucket", and after tuning "timings" (ms of each candidate timed)}; None before the first call."""
     return dict(_last) if _last else None
 
 

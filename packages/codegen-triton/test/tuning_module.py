@@ -325,9 +325,14 @@ def check_resolution(mod, folder):
     entries = mod.read_cache(mod.cache_path())
     expect(mod.cache_key("GPU", b) in entries, "the pick is written to the cache file")
     expect(entries[mod.cache_key("GPU", b)]["config"] == cands[3], "the cached pick is the tuned one")
+    times = entries[mod.cache_key("GPU", b)]["timings"]
+    expect(times[mod.config_text(cands[3])] == 1.5 and mod.config_text(cands[1]) not in times,
+           "the entry keeps every timed candidate's ms (not the failed one)")
+    expect(mod.last_config()["timings"] == times, "last_config of a tuning call has the timings")
 
     timed.clear()
     expect(mod.resolve_config("GPU", b, bench=bench) == (cands[3], "cache"), "the cache beats the shipped table")
+    expect("timings" not in mod.last_config(), "only a tuning call reports timings")
     expect(mod.resolve_config("GPU", b, autotune=True, bench=bench)[1] == "cache", "a cached pick is not tuned again")
     expect(not timed, "a cache hit times nothing")
     explicit = dict(BLOCK_M=32, BLOCK_N=32, num_warps=2, num_stages=1)
@@ -351,8 +356,9 @@ def check_resolution(mod, folder):
     expect((got, src) == (cands[5], "tuned"), "forced tuning (tune()) re-tunes a cached bucket")
     expect(mod.resolve_config("GPU", b)[0] == cands[5], "and its pick replaces the cached one")
 
-    (best, ms), err = quiet(mod.tune_candidates, "bb", bench, budget_s=0.0)
-    expect(best == cands[0] and "budget of 0 s spent" in err, "past the budget only the default is timed")
+    (best, ms, times), err = quiet(mod.tune_candidates, "bb", bench, budget_s=0.0)
+    expect(best == cands[0] and "budget of 0 s spent" in err and list(times) == [mod.config_text(cands[0])],
+           "past the budget only the default is timed")
 
     exported = os.path.join(folder, "export", "picks.json")
     n = mod.export_tuning(exported)

@@ -154,6 +154,7 @@ class Bench:
         t0 = time.time()
         mod.tune(q, k, v, *tables, **bufs)
         tuning_s = time.time() - t0
+        timings = mod.last_config().get("timings", {})
         tuned_out = mod.flex_attention(q, k, v, *tables, **bufs)
         tuned = mod.last_config()
         if tuned["source"] != "cache":
@@ -179,7 +180,7 @@ class Bench:
             config=tuned["config"], untuned_ms=med["untuned"], untuned_rounds=t["untuned"], untuned_config=untuned["config"],
             untuned_source=untuned["source"], tuning_s=round(tuning_s, 1), first_call_s=round(first_call_s, 1),
             loop_forms=[mod.loop_form(tables[0], tables[1]), mod.loop_form(tables[2], tables[3])],
-            device=tuned["device"], bucket=tuned["bucket"], structure=mod.STRUCTURE,
+            device=tuned["device"], bucket=tuned["bucket"], structure=mod.STRUCTURE, timings=timings,
             untuned_max_abs_vs_flex=agree(untuned_out), max_abs_vs_flex=agree(tuned_out)))
         return rows
 
@@ -198,10 +199,22 @@ class Bench:
 
 def tuned_tables(rows):
     """The tuned picks of a run in the shipped-table format (packages/codegen-triton/src/tuned/<gpu>.json), one
-    table per device: structure class -> problem bucket -> [BLOCK_M, BLOCK_N, num_warps, num_stages]."""
-    tables = {}
+    table per device: structure class -> problem bucket -> [BLOCK_M, BLOCK_N, num_warps, num_stages]. Variants of
+    one structure class and bucket (causal, sliding window, prefix-LM...) share an entry: it gets the config with the
+    least summed slowdown against each variant's own fastest, among the configs timed for all of them."""
+    groups = {}
     for r in rows:
         if r["impl"] == "ours" and r.get("structure"):
-            t = tables.setdefault(r["device"], {"format": "flexattn.triton-shipped/1", "device": r["device"], "entries": {}})
-            t["entries"].setdefault(r["structure"], {})[r["bucket"]] = config_list(r["config"])
+            groups.setdefault((r["device"], r["structure"], r["bucket"]), []).append(r)
+    tables = {}
+    for (device, structure, bucket), group in sorted(groups.items()):
+        timed = [r["timings"] for r in group if r.get("timings")]
+        common = set.intersection(*(set(t) for t in timed)) if timed else set()
+        if common:
+            pick = min(sorted(common), key=lambda c: sum(t[c] / min(t.values()) for t in timed))
+            config = [int(x) for x in pick.replace("x", " ").replace("w", " ").replace("s", " ").split()]
+        else:
+            config = config_list(group[0]["config"])
+        t = tables.setdefault(device, {"format": "flexattn.triton-shipped/1", "device": device, "entries": {}})
+        t["entries"].setdefault(structure, {})[bucket] = config
     return list(tables.values())
