@@ -3,6 +3,7 @@
     python3 report.py triton-h200-16k.json [triton-h200-4k.json ...] > triton-h200.md
     python3 report.py --tuned triton-h200-16k.json triton-h200-4k.json > h200.json   # the runs' tuned picks,
         in the format of packages/codegen-triton/src/tuned/<gpu>.json
+    python3 report.py --merge triton-h200-16k.json triton-h200-4k.json > triton-h200.json   # one JSON (charts)
 
 Several JSONs (e.g. the two calls of one protocol run) are merged: their rows and conformance records.
 """
@@ -117,7 +118,9 @@ def merge(results):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if args and args[0] == "--tuned":
+    if args and args[0] == "--merge":
+        print(json.dumps(merge([json.load(open(p)) for p in args[1:]]), indent=1))
+    elif args and args[0] == "--tuned":
         from bench import tuned_tables
         tables = tuned_tables(merge([json.load(open(p)) for p in args[1:]])["rows"])
         print(json.dumps(tables[0] if len(tables) == 1 else tables, indent=1, sort_keys=True))
