@@ -10,3 +10,4 @@ export * from "./reference.js";
 export * from "./random.js";
 export * from "./conformance.js";
 export * from "./backend.js";
+export * from "./reference-backward.js";

@@ -26,7 +26,7 @@ export interface ReferenceResult {
 }
 
 /** Per kv block of a query-block row: 0 skipped, 1 partial (mask applies), 2 full. */
-function blockRowKinds(t: BlockMaskTables, b: number, h: number, row: number): Uint8Array {
+export function blockRowKinds(t: BlockMaskTables, b: number, h: number, row: number): Uint8Array {
   const kinds = new Uint8Array(t.numKvBlocks);
   const base = ((b % t.Bm) * t.Hm + (h % t.Hm)) * t.numQBlocks + row;
   const { fullKvNumBlocks, fullKvIndices } = fullTablesOf(t);
