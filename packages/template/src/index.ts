@@ -11,3 +11,5 @@ export * from "./random.js";
 export * from "./conformance.js";
 export * from "./backend.js";
 export * from "./reference-backward.js";
+export * from "./backward-steps.js";
+export * from "./conformance-backward.js";

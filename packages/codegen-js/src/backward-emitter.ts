@@ -1,0 +1,394 @@
+/**
+ * The JS BackwardEmitter: one method per backward step (template's backward-steps.ts). Top-level
+ * steps write the passes' program loops; block-loop steps contribute to one tile's work in four
+ * slots: `tile` (once per tile), `guard` and `element` (per (query, key) element, in step order)
+ * and `after` (tile-wide products once the element loop has filled P and dS).
+ *
+ * Mods and their derivatives (ir's differentiateScoreMod) are rendered inline per element with
+ * ir's renderGraph + jsRenderer. All sums run in float64; buffer gradients go to one partial row
+ * per dkdv program and are reduced in program order, so they are bitwise deterministic.
+ */
+import { FlexAttnError, type ModGraph, jsRenderer, renderGraph } from "@flexattn/ir";
+import { type BackwardEmitter, type BackwardMods, type BackwardPass, type BlockKind, type KernelSpec, capturedBuffers } from "@flexattn/template";
+import { capturedParamNames } from "./emitter.js";
+
+export interface JsBackwardCode {
+  lines?: string[];
+  tile?: string[];
+  guard?: string[];
+  element?: string[];
+  after?: string[];
+}
+
+const I = (n: number, lines: string[]) => lines.map((l) => " ".repeat(n) + l);
+
+/** Parameter names of the buffer gradients, in backwardMods order. */
+export function gradBufferParamNames(mods: BackwardMods): string[] {
+  return mods.gradBuffers.map((b, i) => `d_score_${b.name.replace(/[^A-Za-z0-9_]/g, "_")}_${i}`);
+}
+
+export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
+  readonly D: number;
+  readonly DV: number;
+  readonly BM: number;
+  readonly BN: number;
+  readonly SQ: number;
+  readonly SKV: number;
+  private readonly bufferParams: string[];
+  private readonly gradParams: string[];
+  private readonly decode: (x: string) => string;
+  private readonly encode: (x: string) => string;
+
+  constructor(
+    readonly spec: KernelSpec,
+    readonly mods: BackwardMods,
+  ) {
+    this.D = spec.qkHeadDim;
+    this.DV = spec.vHeadDim;
+    this.BM = spec.config.blockM;
+    this.BN = spec.config.blockN;
+    [this.SQ, this.SKV] = spec.sparseBlock;
+    this.bufferParams = capturedParamNames(spec);
+    this.gradParams = gradBufferParamNames(mods);
+    const f32 = spec.dtype === "f32";
+    this.decode = f32 ? (x) => x : (x) => `decode(${x})`;
+    this.encode = f32 ? (x) => x : (x) => `encode(${x})`;
+  }
+
+  /** Statements computing `graph` per element, and its value's expression. */
+  private render(graph: ModGraph, owner: "mask" | "score", prefix: string): { statements: string[]; result: string } {
+    const all = capturedBuffers(this.spec);
+    const r = jsRenderer({
+      inputs: { b: "b", h: "hq", q: "qi", kv: "kj", score: "x" },
+      bufferName: (slot) => {
+        const i = all.findIndex((b) => b.owner === owner && b.slot === slot);
+        if (i < 0) throw new FlexAttnError(`codegen-js backward: no captured buffer ${owner}[${slot}]`);
+        return this.bufferParams[i];
+      },
+      runtime: "$rt",
+    });
+    const { statements, result } = renderGraph(graph, r, prefix);
+    return { statements, result };
+  }
+
+  /** Load rows of a strided tensor into a float64 tile (rows × dim, row-major). */
+  private loadRows(tile: string, src: string, base: string, stride: string, first: string, count: string, dim: number): string[] {
+    return [
+      `for (let i = 0; i < ${count}; i++) {`,
+      `  const o = ${base} + (${first} + i) * ${stride}, t = i * ${dim};`,
+      `  for (let d = 0; d < ${dim}; d++) ${tile}[t + d] = ${this.decode(`${src}[o + d]`)};`,
+      `}`,
+    ];
+  }
+
+  // ---- top-level steps ----
+
+  preprocess(): JsBackwardCode {
+    const { DV, BM, BN, D } = this;
+    return {
+      lines: [
+        `// preprocess: delta = rowsum(dO ∘ O)`,
+        `const DELTA = new Float64Array(batch * q_heads * q_len);`,
+        `for (let b = 0; b < batch; b++) for (let hq = 0; hq < q_heads; hq++) for (let i = 0; i < q_len; i++) {`,
+        `  const o = b * stride_out_b + hq * stride_out_h + i * stride_out_s, g = b * stride_dout_b + hq * stride_dout_h + i * stride_dout_s;`,
+        `  let acc = 0;`,
+        `  for (let d = 0; d < ${DV}; d++) acc += ${this.decode("out[o + d]")} * ${this.decode("dout[g + d]")};`,
+        `  DELTA[(b * q_heads + hq) * q_len + i] = acc;`,
+        `}`,
+        `const group = (q_heads / kv_heads) | 0;`,
+        `const Qt = new Float64Array(${BM * D}), DOt = new Float64Array(${BM * DV}), Lr = new Float64Array(${BM}), Dr = new Float64Array(${BM});`,
+        `const Kt = new Float64Array(${BN * D}), Vt = new Float64Array(${BN * DV});`,
+        `const P = new Float64Array(${BM * BN}), DS = new Float64Array(${BM * BN});`,
+      ],
+    };
+  }
+
+  kvProgram(): JsBackwardCode {
+    const { BN, D, DV, SKV } = this;
+    return {
+      lines: [
+        `// dkdv: one program per (kv tile, kv head, batch)`,
+        `const numKvTiles = Math.ceil(kv_len / ${BN});`,
+        `const DKa = new Float64Array(${BN * D}), DVa = new Float64Array(${BN * DV});`,
+        ...this.mods.gradBuffers.map((g, k) => `const PART${k} = new Float64Array(batch * kv_heads * numKvTiles * ${g.size});`),
+        `for (let b = 0; b < batch; b++) {`,
+        `  const bm = b % sparse_b;`,
+        `  for (let hkv = 0; hkv < kv_heads; hkv++) {`,
+        `    const kBase = b * stride_k_b + hkv * stride_k_h, vBase = b * stride_v_b + hkv * stride_v_h;`,
+        `    for (let nt = 0; nt < numKvTiles; nt++) {`,
+        `      const prog = (b * kv_heads + hkv) * numKvTiles + nt;`,
+        ...this.mods.gradBuffers.map((g, k) => `      const part${k} = prog * ${g.size};`),
+        `      const col0 = nt * ${BN}, cols = Math.min(${BN}, kv_len - col0), k0 = (col0 + kv_offset) | 0;`,
+        `      const kvBlock = (col0 / ${SKV}) | 0;`,
+        ...I(6, this.loadRows("Kt", "k", "kBase", "stride_k_s", "col0", "cols", D)),
+        ...I(6, this.loadRows("Vt", "v", "vBase", "stride_v_s", "col0", "cols", DV)),
+        `      DKa.fill(0); DVa.fill(0);`,
+        `      for (let hq = hkv * group; hq < (hkv + 1) * group; hq++) {`,
+        `        const tableCol = (bm * sparse_h + hq % sparse_h) * sparse_kv_blocks + kvBlock;`,
+        `        const qBase = b * stride_q_b + hq * stride_q_h, doBase = b * stride_dout_b + hq * stride_dout_h, lseBase = (b * q_heads + hq) * q_len;`,
+      ],
+    };
+  }
+
+  qBlockLoop(blocks: BlockKind, body: JsBackwardCode[]): JsBackwardCode {
+    const { BM, SQ } = this;
+    const num = blocks === "partial" ? "q_num_blocks" : "full_q_num_blocks";
+    const idx = blocks === "partial" ? "q_indices" : "full_q_indices";
+    return {
+      lines: I(8, [
+        `{ // ${blocks} blocks of the kv column`,
+        `  const nb = ${num}[tableCol], ib = tableCol * sparse_q_blocks;`,
+        `  for (let t = 0; t < nb; t++) {`,
+        `    const blk = ${idx}[ib + t];`,
+        `    for (let sub = 0; sub < ${SQ / BM}; sub++) {`,
+        `      const row0 = blk * ${SQ} + sub * ${BM};`,
+        `      if (row0 >= q_len) break;`,
+        `      const q0 = (row0 + q_offset) | 0;`,
+        ...I(6, this.tileBody(body)),
+        `    }`,
+        `  }`,
+        `}`,
+      ]),
+    };
+  }
+
+  /** A tile's work: per-tile statements, the element loop, then the tile-wide products. */
+  private tileBody(body: JsBackwardCode[]): string[] {
+    const cat = (k: keyof JsBackwardCode) => body.flatMap((c) => c[k] ?? []);
+    const { BN, D, DV } = this;
+    return [
+      ...cat("tile"),
+      `for (let i = 0; i < rows; i++) {`,
+      `  const qi = (q0 + i) | 0, o = i * ${BN}, lse_i = Lr[i], del_i = Dr[i], qo = i * ${D}, go = i * ${DV};`,
+      `  for (let j = 0; j < cols; j++) {`,
+      `    const kj = (k0 + j) | 0, ko = j * ${D}, vo = j * ${DV};`,
+      ...I(4, cat("guard")),
+      ...I(4, cat("element")),
+      `    DS[o + j] = ds;`,
+      `  }`,
+      `}`,
+      ...cat("after"),
+    ];
+  }
+
+  storeKV(): JsBackwardCode {
+    const { D, DV } = this;
+    const store = (dst: string, acc: string, dim: number, t: string) => [
+      `for (let j = 0; j < cols; j++) {`,
+      `  const o = b * stride_${t}_b + hkv * stride_${t}_h + (col0 + j) * stride_${t}_s, a = j * ${dim};`,
+      `  for (let d = 0; d < ${dim}; d++) ${dst}[o + d] = ${this.encode(`${acc}[a + d]`)};`,
+      `}`,
+    ];
+    return { lines: [`      }`, ...I(6, store("dk", "DKa", D, "dk")), ...I(6, store("dv", "DVa", DV, "dv")), `    }`, `  }`, `}`] };
+  }
+
+  qProgram(): JsBackwardCode {
+    const { BM, D, DV, SQ } = this;
+    return {
+      lines: [
+        `// dq: one program per (q tile, q head, batch)`,
+        `const DQa = new Float64Array(${BM * D});`,
+        `for (let b = 0; b < batch; b++) {`,
+        `  const bm = b % sparse_b;`,
+        `  for (let hq = 0; hq < q_heads; hq++) {`,
+        `    const hkv = (hq / group) | 0;`,
+        `    const tableHead = (bm * sparse_h + hq % sparse_h) * sparse_q_blocks;`,
+        `    const qBase = b * stride_q_b + hq * stride_q_h, doBase = b * stride_dout_b + hq * stride_dout_h, lseBase = (b * q_heads + hq) * q_len;`,
+        `    const kBase = b * stride_k_b + hkv * stride_k_h, vBase = b * stride_v_b + hkv * stride_v_h;`,
+        `    for (let mt = 0; mt < Math.ceil(q_len / ${BM}); mt++) {`,
+        `      const row0 = mt * ${BM}, rows = Math.min(${BM}, q_len - row0), q0 = (row0 + q_offset) | 0;`,
+        `      const trow = tableHead + ((row0 / ${SQ}) | 0);`,
+        ...I(6, this.loadQSide()),
+        `      DQa.fill(0);`,
+      ],
+    };
+  }
+
+  /** Q, dO, LSE and delta rows of a q tile. */
+  private loadQSide(): string[] {
+    return [
+      ...this.loadRows("Qt", "q", "qBase", "stride_q_s", "row0", "rows", this.D),
+      ...this.loadRows("DOt", "dout", "doBase", "stride_dout_s", "row0", "rows", this.DV),
+      `for (let i = 0; i < rows; i++) { Lr[i] = lse[lseBase + row0 + i]; Dr[i] = DELTA[lseBase + row0 + i]; }`,
+    ];
+  }
+
+  kvBlockLoop(blocks: BlockKind, body: JsBackwardCode[]): JsBackwardCode {
+    const { BN, SKV } = this;
+    const num = blocks === "partial" ? "kv_num_blocks" : "full_kv_num_blocks";
+    const idx = blocks === "partial" ? "kv_indices" : "full_kv_indices";
+    return {
+      lines: I(6, [
+        `{ // ${blocks} blocks of the q row`,
+        `  const nb = ${num}[trow], ib = trow * sparse_kv_blocks;`,
+        `  for (let t = 0; t < nb; t++) {`,
+        `    const blk = ${idx}[ib + t];`,
+        `    for (let sub = 0; sub < ${SKV / BN}; sub++) {`,
+        `      const col0 = blk * ${SKV} + sub * ${BN};`,
+        `      if (col0 >= kv_len) break;`,
+        `      const k0 = (col0 + kv_offset) | 0;`,
+        ...I(6, this.tileBody(body)),
+        `    }`,
+        `  }`,
+        `}`,
+      ]),
+    };
+  }
+
+  storeQ(): JsBackwardCode {
+    const { D } = this;
+    return {
+      lines: [
+        `      for (let i = 0; i < rows; i++) {`,
+        `        const o = b * stride_dq_b + hq * stride_dq_h + (row0 + i) * stride_dq_s, a = i * ${D};`,
+        `        for (let d = 0; d < ${D}; d++) dq[o + d] = ${this.encode("DQa[a + d]")};`,
+        `      }`,
+        `    }`,
+        `  }`,
+        `}`,
+      ],
+    };
+  }
+
+  reduceBufferGrads(): JsBackwardCode {
+    // A fixed order (program 0, 1, 2, …) makes the sums bitwise reproducible.
+    return {
+      lines: this.mods.gradBuffers.flatMap((g, k) => [
+        `for (let e = 0; e < ${g.size}; e++) {`,
+        `  let acc = 0;`,
+        `  for (let prog = 0, n = batch * kv_heads * numKvTiles; prog < n; prog++) acc += PART${k}[prog * ${g.size} + e];`,
+        `  ${this.gradParams[k]}[e] = acc;`,
+        `}`,
+      ]),
+    };
+  }
+
+  // ---- block-loop body steps ----
+
+  loadTiles(pass: BackwardPass): JsBackwardCode {
+    if (pass === "dkdv") return { tile: [`const rows = Math.min(${this.BM}, q_len - row0);`, ...this.loadQSide()] };
+    return {
+      tile: [
+        `const cols = Math.min(${this.BN}, kv_len - col0);`,
+        ...this.loadRows("Kt", "k", "kBase", "stride_k_s", "col0", "cols", this.D),
+        ...this.loadRows("Vt", "v", "vBase", "stride_v_s", "col0", "cols", this.DV),
+      ],
+    };
+  }
+
+  qk(): JsBackwardCode {
+    // With a score mod, the mod sees (q·k)·scale rounded to f32, as in the forward.
+    const x = this.spec.score ? "Math.fround(dot * scale)" : "dot * scale";
+    return {
+      element: [
+        `let dot = 0;`,
+        `for (let d = 0; d < ${this.D}; d++) dot += Qt[qo + d] * Kt[ko + d];`,
+        `const x = ${x};`,
+        `let s = x;`,
+      ],
+    };
+  }
+
+  scoreMod(pass: BackwardPass, blocks: BlockKind): JsBackwardCode {
+    const m = this.render(this.spec.score!, "score", `sm${pass[1]}${blocks[0]}_`);
+    return { element: [...m.statements, `s = ${m.result};`] };
+  }
+
+  maskMod(pass: BackwardPass, blocks: BlockKind): JsBackwardCode {
+    const m = this.render(this.spec.mask!, "mask", `mm${pass[1]}${blocks[0]}_`);
+    return { guard: [...m.statements, `if (!(${m.result})) { P[o + j] = 0; DS[o + j] = 0; continue; }`] };
+  }
+
+  bounds(): JsBackwardCode {
+    // rows and cols (set where each pass loads its tiles) stop the element loop at qLen and kvLen.
+    return {};
+  }
+
+  recomputeP(): JsBackwardCode {
+    return {
+      element: [
+        `const p = s === -Infinity || lse_i === -Infinity ? 0 : Math.exp(s - lse_i);`,
+        `P[o + j] = p;`,
+        `if (p === 0) { DS[o + j] = 0; continue; } // nothing flows through a zero weight`,
+      ],
+    };
+  }
+
+  accumulateDV(): JsBackwardCode {
+    const { BN, DV } = this;
+    return {
+      after: [
+        `for (let i = 0; i < rows; i++) { // dV += Pᵀ·dO`,
+        `  const o = i * ${BN}, go = i * ${DV};`,
+        `  for (let j = 0; j < cols; j++) {`,
+        `    const p = P[o + j];`,
+        `    if (p === 0) continue;`,
+        `    const vo = j * ${DV};`,
+        `    for (let d = 0; d < ${DV}; d++) DVa[vo + d] += p * DOt[go + d];`,
+        `  }`,
+        `}`,
+      ],
+    };
+  }
+
+  dP(): JsBackwardCode {
+    return { element: [`let dp = 0;`, `for (let d = 0; d < ${this.DV}; d++) dp += DOt[go + d] * Vt[vo + d];`] };
+  }
+
+  dS(): JsBackwardCode {
+    return { element: [`let ds = p * (dp - del_i);`] };
+  }
+
+  bufferGrad(pass: BackwardPass, blocks: BlockKind): JsBackwardCode {
+    const grad = this.mods.gradient!;
+    const element: string[] = [];
+    this.mods.gradBuffers.forEach((gb, k) => {
+      const sites = grad.buffers.find((b) => b.slot === gb.slot)!.sites;
+      sites.forEach((site, n) => {
+        const off = this.render(site.offset, "score", `go${k}_${n}${pass[1]}${blocks[0]}_`);
+        const w = this.render(site.weight, "score", `gw${k}_${n}${pass[1]}${blocks[0]}_`);
+        element.push(`{`, ...I(2, off.statements), `  const off = ${off.result};`, `  if (off >= 0) {`, ...I(4, w.statements), `    PART${k}[part${k} + off] += ds * ${w.result};`, `  }`, `}`);
+      });
+    });
+    return { element };
+  }
+
+  scoreGrad(pass: BackwardPass, blocks: BlockKind): JsBackwardCode {
+    const g = this.render(this.mods.gradient!.dScore, "score", `gs${pass[1]}${blocks[0]}_`);
+    return { element: [...g.statements, `ds *= ${g.result};`] };
+  }
+
+  accumulateDK(): JsBackwardCode {
+    const { BN, D } = this;
+    return {
+      after: [
+        `for (let i = 0; i < rows; i++) { // dK += dSᵀ·Q·scale`,
+        `  const o = i * ${BN}, qo = i * ${D};`,
+        `  for (let j = 0; j < cols; j++) {`,
+        `    const ds = DS[o + j];`,
+        `    if (ds === 0) continue;`,
+        `    const g = ds * scale, ko = j * ${D};`,
+        `    for (let d = 0; d < ${D}; d++) DKa[ko + d] += g * Qt[qo + d];`,
+        `  }`,
+        `}`,
+      ],
+    };
+  }
+
+  accumulateDQ(): JsBackwardCode {
+    const { BN, D } = this;
+    return {
+      after: [
+        `for (let i = 0; i < rows; i++) { // dQ += dS·K·scale`,
+        `  const o = i * ${BN}, qo = i * ${D};`,
+        `  for (let j = 0; j < cols; j++) {`,
+        `    const ds = DS[o + j];`,
+        `    if (ds === 0) continue;`,
+        `    const g = ds * scale, ko = j * ${D};`,
+        `    for (let d = 0; d < ${D}; d++) DQa[qo + d] += g * Kt[ko + d];`,
+        `  }`,
+        `}`,
+      ],
+    };
+  }
+}
