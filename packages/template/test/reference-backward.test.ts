@@ -65,7 +65,9 @@ describe("referenceBackward: against central finite differences of the float64 f
       const rand = mulberry32(seed + 2);
       // The reference's own forward agrees with referenceAttention.
       const fwd = referenceAttention(call);
-      fwd.out.forEach((x, i) => expect(ref.out[i]).toBeCloseTo(x, 12));
+      fwd.out.forEach((x, i) => {
+        expect(ref.out[i]).toBeCloseTo(x, 12);
+      });
       const check = (name: string, data: Float32Array, got: Float64Array, entries: number[]) => {
         const scale = Math.max(1e-3, ...Array.from(got, Math.abs));
         for (const e of entries) {
