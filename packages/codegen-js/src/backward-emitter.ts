@@ -131,25 +131,35 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
   }
 
   qBlockLoop(blocks: BlockKind, body: JsBackwardCode[]): JsBackwardCode {
-    const { BM, SQ } = this;
-    const num = blocks === "partial" ? "q_num_blocks" : "full_q_num_blocks";
-    const idx = blocks === "partial" ? "q_indices" : "full_q_indices";
-    return {
-      lines: I(8, [
-        `{ // ${blocks} blocks of the kv column`,
-        `  const nb = ${num}[tableCol], ib = tableCol * sparse_q_blocks;`,
-        `  for (let t = 0; t < nb; t++) {`,
-        `    const blk = ${idx}[ib + t];`,
-        `    for (let sub = 0; sub < ${SQ / BM}; sub++) {`,
-        `      const row0 = blk * ${SQ} + sub * ${BM};`,
-        `      if (row0 >= q_len) break;`,
-        `      const q0 = (row0 + q_offset) | 0;`,
-        ...I(6, this.tileBody(body)),
-        `    }`,
-        `  }`,
-        `}`,
-      ]),
-    };
+    return { lines: I(8, this.tableLoop("dkdv", blocks, body)) };
+  }
+
+  /**
+   * A pass's walk over the BlockMask blocks of its tile: the q blocks of the kv column (dkdv, from
+   * the q-direction tables) or the kv blocks of the q row (dq), each cut into tiles.
+   */
+  private tableLoop(pass: BackwardPass, blocks: BlockKind, body: JsBackwardCode[]): string[] {
+    const dkdv = pass === "dkdv";
+    const [num, idx] = dkdv
+      ? blocks === "partial" ? ["q_num_blocks", "q_indices"] : ["full_q_num_blocks", "full_q_indices"]
+      : blocks === "partial" ? ["kv_num_blocks", "kv_indices"] : ["full_kv_num_blocks", "full_kv_indices"];
+    const [row, width, sparse, tile, first, len, offset, start] = dkdv
+      ? ["tableCol", "sparse_q_blocks", this.SQ, this.BM, "row0", "q_len", "q_offset", "q0"]
+      : ["trow", "sparse_kv_blocks", this.SKV, this.BN, "col0", "kv_len", "kv_offset", "k0"];
+    return [
+      `{ // ${blocks} blocks of the ${dkdv ? "kv column" : "q row"}`,
+      `  const nb = ${num}[${row}], ib = ${row} * ${width};`,
+      `  for (let t = 0; t < nb; t++) {`,
+      `    const blk = ${idx}[ib + t];`,
+      `    for (let sub = 0; sub < ${Number(sparse) / Number(tile)}; sub++) {`,
+      `      const ${first} = blk * ${sparse} + sub * ${tile};`,
+      `      if (${first} >= ${len}) break;`,
+      `      const ${start} = (${first} + ${offset}) | 0;`,
+      ...I(6, this.tileBody(body)),
+      `    }`,
+      `  }`,
+      `}`,
+    ];
   }
 
   /** A tile's work: per-tile statements, the element loop, then the tile-wide products. */
@@ -214,25 +224,7 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
   }
 
   kvBlockLoop(blocks: BlockKind, body: JsBackwardCode[]): JsBackwardCode {
-    const { BN, SKV } = this;
-    const num = blocks === "partial" ? "kv_num_blocks" : "full_kv_num_blocks";
-    const idx = blocks === "partial" ? "kv_indices" : "full_kv_indices";
-    return {
-      lines: I(6, [
-        `{ // ${blocks} blocks of the q row`,
-        `  const nb = ${num}[trow], ib = trow * sparse_kv_blocks;`,
-        `  for (let t = 0; t < nb; t++) {`,
-        `    const blk = ${idx}[ib + t];`,
-        `    for (let sub = 0; sub < ${SKV / BN}; sub++) {`,
-        `      const col0 = blk * ${SKV} + sub * ${BN};`,
-        `      if (col0 >= kv_len) break;`,
-        `      const k0 = (col0 + kv_offset) | 0;`,
-        ...I(6, this.tileBody(body)),
-        `    }`,
-        `  }`,
-        `}`,
-      ]),
-    };
+    return { lines: I(6, this.tableLoop("dq", blocks, body)) };
   }
 
   storeQ(): JsBackwardCode {

@@ -23,12 +23,11 @@
  */
 import { type ModGraph, type ScoreModGradient, differentiateScoreMod } from "@flexattn/ir";
 import { transposeKv } from "@flexattn/blockmask";
-import type { AbiArg } from "./abi.js";
+import { type AbiArg, kernelAbi } from "./abi.js";
 import type { KernelInvocation } from "./backend.js";
 import type { Tensor } from "./tensor.js";
 import { type BlockMaskTables, fullTablesOf } from "./blockmask-tables.js";
 import type { KernelSpec } from "./spec.js";
-import { capturedBuffers } from "./spec.js";
 import type { BlockKind } from "./steps.js";
 
 /** Which pass a block-loop step runs in: over q tiles of a kv column, or kv tiles of a q row. */
@@ -160,49 +159,41 @@ export function emitBackward<Code>(spec: KernelSpec, e: BackwardEmitter<Code>, m
   });
 }
 
-const t = (name: string, type: AbiArg["type"], role: AbiArg["role"], doc: string): AbiArg => ({ name, kind: "tensor", type, role, doc });
-const s = (name: string, type: AbiArg["type"], role: AbiArg["role"], doc: string): AbiArg => ({ name, kind: "scalar", type, role, doc });
+const tensorArg = (name: string, type: AbiArg["type"], role: AbiArg["role"], doc: string): AbiArg => ({ name, kind: "tensor", type, role, doc });
 
 /** Tensors of the backward with [b, h, s] strides (the head dim is contiguous). */
 export const BACKWARD_STRIDED_TENSORS = ["q", "k", "v", "out", "dout", "dq", "dk", "dv"] as const;
 
-/** The backward kernel ABI: the forward's inputs, out and LSE, dO, the gradients, both table directions. */
+/**
+ * The backward kernel ABI, built from the forward's (kernelAbi) so shared arguments are defined
+ * once: inputs, out / dO / LSE as inputs, the gradients, both table directions, the captured
+ * buffers and their gradients, sizes, strides of every strided tensor, BlockMask sizes, params.
+ */
 export function backwardAbi(spec: KernelSpec, mods: BackwardMods = backwardMods(spec.score)): AbiArg[] {
+  const fwd = kernelAbi(spec);
+  const pick = (keep: (a: AbiArg) => boolean) => fwd.filter(keep);
+  const strideOf = (name: string) => ["b", "h", "s"].map((d): AbiArg => ({
+    name: `stride_${name}_${d}`, kind: "scalar", type: "i32", role: "stride", doc: `${name} element stride over ${d}`,
+  }));
   return [
-    t("q", "storage", "input", "queries [B, Hq, qLen, Dqk] (strided)"),
-    t("k", "storage", "input", "keys [B, Hkv, kvLen, Dqk] (strided)"),
-    t("v", "storage", "input", "values [B, Hkv, kvLen, Dv] (strided)"),
-    t("out", "storage", "input", "the forward's output [B, Hq, qLen, Dv] (strided)"),
-    t("dout", "storage", "input", "∂L/∂out [B, Hq, qLen, Dv] (strided)"),
-    t("lse", "f32", "input", "the forward's log-sum-exp [B, Hq, qLen], contiguous"),
-    t("dq", "storage", "output", "∂L/∂q [B, Hq, qLen, Dqk] (strided)"),
-    t("dk", "storage", "output", "∂L/∂k [B, Hkv, kvLen, Dqk] (strided)"),
-    t("dv", "storage", "output", "∂L/∂v [B, Hkv, kvLen, Dv] (strided)"),
-    t("kv_num_blocks", "i32", "blockmask", "partial kv blocks per row [Bm, Hm, QB]"),
-    t("kv_indices", "i32", "blockmask", "partial kv block indices [Bm, Hm, QB, KVB]"),
-    t("full_kv_num_blocks", "i32", "blockmask", "full kv blocks per row [Bm, Hm, QB]"),
-    t("full_kv_indices", "i32", "blockmask", "full kv block indices [Bm, Hm, QB, KVB]"),
-    t("q_num_blocks", "i32", "blockmask", "partial q blocks per column [Bm, Hm, KVB]"),
-    t("q_indices", "i32", "blockmask", "partial q block indices [Bm, Hm, KVB, QB]"),
-    t("full_q_num_blocks", "i32", "blockmask", "full q blocks per column [Bm, Hm, KVB]"),
-    t("full_q_indices", "i32", "blockmask", "full q block indices [Bm, Hm, KVB, QB]"),
-    ...capturedBuffers(spec).map((b) =>
-      t(b.name, b.graph.buffers[b.slot].dtype, "captured", `captured buffer ${b.graph.buffers[b.slot].name} of the ${b.owner} mod`),
-    ),
-    ...mods.gradBuffers.map((b) => t(`d_score_${b.name}`, "f32", "output", `∂L/∂ captured buffer ${b.name} [${b.size}] (overwritten)`)),
-    s("batch", "i32", "size", "B"),
-    s("q_heads", "i32", "size", "Hq"),
-    s("kv_heads", "i32", "size", "Hkv (Hq % Hkv == 0)"),
-    s("q_len", "i32", "size", "query length"),
-    s("kv_len", "i32", "size", "key/value length"),
-    ...BACKWARD_STRIDED_TENSORS.flatMap((name) => ["b", "h", "s"].map((d) => s(`stride_${name}_${d}`, "i32", "stride", `${name} element stride over ${d}`))),
-    s("sparse_b", "i32", "size", "Bm: BlockMask batch entries (1 = broadcast)"),
-    s("sparse_h", "i32", "size", "Hm: BlockMask head entries (1 = broadcast)"),
-    s("sparse_q_blocks", "i32", "size", "QB: BlockMask rows"),
-    s("sparse_kv_blocks", "i32", "size", "KVB: BlockMask columns"),
-    s("scale", "f32", "param", "softmax scale"),
-    s("q_offset", "i32", "param", "added to query indices seen by the mods"),
-    s("kv_offset", "i32", "param", "added to key indices seen by the mods"),
+    ...pick((a) => a.role === "input"),
+    tensorArg("out", "storage", "input", "the forward's output [B, Hq, qLen, Dv] (strided)"),
+    tensorArg("dout", "storage", "input", "∂L/∂out [B, Hq, qLen, Dv] (strided)"),
+    tensorArg("lse", "f32", "input", "the forward's log-sum-exp [B, Hq, qLen], contiguous"),
+    tensorArg("dq", "storage", "output", "∂L/∂q [B, Hq, qLen, Dqk] (strided)"),
+    tensorArg("dk", "storage", "output", "∂L/∂k [B, Hkv, kvLen, Dqk] (strided)"),
+    tensorArg("dv", "storage", "output", "∂L/∂v [B, Hkv, kvLen, Dv] (strided)"),
+    ...pick((a) => a.role === "blockmask"),
+    tensorArg("q_num_blocks", "i32", "blockmask", "partial q blocks per column [Bm, Hm, KVB]"),
+    tensorArg("q_indices", "i32", "blockmask", "partial q block indices [Bm, Hm, KVB, QB]"),
+    tensorArg("full_q_num_blocks", "i32", "blockmask", "full q blocks per column [Bm, Hm, KVB]"),
+    tensorArg("full_q_indices", "i32", "blockmask", "full q block indices [Bm, Hm, KVB, QB]"),
+    ...pick((a) => a.role === "captured"),
+    ...mods.gradBuffers.map((b) => tensorArg(`d_score_${b.name}`, "f32", "output", `∂L/∂ captured buffer ${b.name} [${b.size}] (overwritten)`)),
+    ...pick((a) => a.role === "size" && !a.name.startsWith("sparse_")),
+    ...BACKWARD_STRIDED_TENSORS.flatMap(strideOf),
+    ...pick((a) => a.role === "size" && a.name.startsWith("sparse_")),
+    ...pick((a) => a.role === "param"),
   ];
 }
 

@@ -11,8 +11,8 @@
  * Elements with P = 0 (masked, skipped, or -inf scores) contribute nothing, so a fully masked
  * row has zero gradients (PyTorch would compute 0·∂mod/∂x there, NaN where that is infinite).
  */
-import { type ScoreModGradient, differentiateScoreMod, evaluate, evaluateGradient } from "@flexattn/ir";
-import { type AttentionCall, blockRowKinds } from "./reference.js";
+import { type ScoreModGradient, differentiateScoreMod, evaluateGradient } from "@flexattn/ir";
+import { type AttentionCall, rowScorer } from "./reference.js";
 import { type Tensor, stridesOf, toFloat32 } from "./tensor.js";
 
 export interface BackwardCall extends AttentionCall {
@@ -26,6 +26,12 @@ export interface BufferGradientResult {
   slot: number;
   name: string;
   grad: Float64Array;
+  /**
+   * Σ |contribution| per element: the scale of each sum. A low-precision backward's error in a
+   * buffer gradient (a sum over every (query, key) pair) is relative to this, not to the sum,
+   * which can cancel to nearly nothing.
+   */
+  absSum: Float64Array;
 }
 
 export interface ReferenceGradients {
@@ -46,13 +52,15 @@ export interface ReferenceGradients {
 export function bufferGradientTargets(grad: ScoreModGradient | null): BufferGradientResult[] {
   return (grad?.buffers ?? []).map((bg) => {
     const spec = grad!.forward.buffers[bg.slot];
-    return { slot: bg.slot, name: bg.name, grad: new Float64Array(spec.shape.reduce((a, b) => a * b, 1)) };
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    return { slot: bg.slot, name: bg.name, grad: new Float64Array(size), absSum: new Float64Array(size) };
   });
 }
 
 export function referenceBackward(call: BackwardCall): ReferenceGradients {
-  const { problem: p, mask, score, blockMask: t } = call;
+  const { problem: p, score } = call;
   const grad = score ? differentiateScoreMod(score) : null;
+  const scores = rowScorer(call);
   const [q, k, v, dOut] = [call.q, call.k, call.v, call.dOut].map((x) => toFloat32(x.data, x.dtype));
   const [qsb, qsh, qss] = stridesOf(call.q);
   const [ksb, ksh, kss] = stridesOf(call.k);
@@ -67,32 +75,16 @@ export function referenceBackward(call: BackwardCall): ReferenceGradients {
   const out = new Float64Array(p.batch * p.qHeads * p.qLen * DV);
   const lse = new Float64Array(p.batch * p.qHeads * p.qLen);
   const dBuffers = bufferGradientTargets(grad);
-  const bySlot = new Map(dBuffers.map((d) => [d.slot, d.grad]));
+  const bySlot = new Map(dBuffers.map((d) => [d.slot, d]));
   const x = new Float64Array(p.kvLen);
   const s = new Float64Array(p.kvLen);
-  const [bq, bkv] = t.blockSize;
   for (let b = 0; b < p.batch; b++)
     for (let h = 0; h < p.qHeads; h++) {
       const hk = Math.floor(h / group);
       for (let i = 0; i < p.qLen; i++) {
-        const kinds = blockRowKinds(t, b, h, Math.floor(i / bq));
-        const qi = i + p.qOffset;
         const qRow = b * qsb + h * qsh + i * qss;
         const r = (b * p.qHeads + h) * p.qLen + i;
-        let m = -Infinity;
-        for (let j = 0; j < p.kvLen; j++) {
-          const kind = kinds[Math.floor(j / bkv)];
-          const kj = j + p.kvOffset;
-          if (kind === 0 || (kind === 1 && mask && !evaluate(mask, { b, h, q: qi, kv: kj }))) {
-            s[j] = -Infinity;
-            continue;
-          }
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += q[qRow + d] * k[b * ksb + hk * ksh + j * kss + d];
-          x[j] = dot * p.scale;
-          s[j] = score ? (evaluate(score, { score: x[j], b, h, q: qi, kv: kj }) as number) : x[j];
-          m = Math.max(m, s[j]);
-        }
+        const m = scores({ b, h, i }, x, s);
         if (m === -Infinity) {
           lse[r] = -Infinity;
           continue; // fully masked: out 0, no gradient
@@ -123,9 +115,13 @@ export function referenceBackward(call: BackwardCall): ReferenceGradients {
           const ds = pj * (dp - delta);
           let dx = ds;
           if (grad) {
-            const g = evaluateGradient(grad, { score: x[j], b, h, q: qi, kv: j + p.kvOffset });
+            const g = evaluateGradient(grad, { score: x[j], b, h, q: i + p.qOffset, kv: j + p.kvOffset });
             dx = ds * g.dScore;
-            for (const site of g.sites) bySlot.get(site.slot)![site.offset] += ds * site.weight;
+            for (const site of g.sites) {
+              const target = bySlot.get(site.slot)!;
+              target.grad[site.offset] += ds * site.weight;
+              target.absSum[site.offset] += Math.abs(ds * site.weight);
+            }
           }
           const dq0 = r * D;
           const dk0 = ((b * p.kvHeads + hk) * p.kvLen + j) * D;
