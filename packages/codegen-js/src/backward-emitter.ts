@@ -193,7 +193,7 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
   }
 
   qProgram(): JsBackwardCode {
-    const { BM, D, DV, SQ } = this;
+    const { BM, D, SQ } = this;
     return {
       lines: [
         `// dq: one program per (q tile, q head, batch)`,

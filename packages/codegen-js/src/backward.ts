@@ -50,8 +50,8 @@ export function generateJsBackward(spec: KernelSpec): JsBackwardKernel {
   return { source, entry: JS_BACKWARD_ENTRY, abi: backwardAbi(spec, mods), specHash: specHash(spec, "js-backward"), mods };
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: generated kernels take the ABI's positional arguments
-type JsBackwardFn = (...args: any[]) => void;
+/** The generated kernel: the backward ABI's positional arguments. */
+type JsBackwardFn = (...args: unknown[]) => void;
 const cache = new Map<string, { kernel: JsBackwardKernel; fn: JsBackwardFn }>();
 
 /** The generated and loaded backward kernel of a spec (cached by spec hash). */
