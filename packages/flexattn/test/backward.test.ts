@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   FlexAttnError, type ScoreMod, type Tensor, buffer, causal, createBlockMask, flexAttention, flexAttentionBackward, randomTensor, referenceBackward,
-  resolveProblem, softcap, tensor, traceScoreMod,
+  resolveProblem, softcap, tensor, toF32, traceScoreMod,
 } from "../src/index.js";
 
 /** Max |got − ref| / max |ref|. */
@@ -37,6 +37,28 @@ describe("flexAttentionBackward", () => {
     expect(relErr({ data: grads.dBuffers[0].grad, shape: [2 * n - 1], dtype: "f32" }, ref.dBuffers[0].grad)).toBeLessThan(1e-5);
     // Causal: keys after the query never see the bias entries q − kv < 0.
     expect(Array.from(grads.dBuffers[0].grad.subarray(0, n - 1)).every((x) => x === 0)).toBe(true);
+  });
+
+  it("a query-row slice of a BlockMask (offsets), an ALiBi-style captured slope table", async () => {
+    const slopes = buffer(Float32Array.from([0.5, 0.25]), { name: "slopes" });
+    const scoreMod: ScoreMod = (s, _b, h, q, kv) => s.add(slopes.at(h).mul(toF32(kv.sub(q))));
+    const blockMask = createBlockMask(causal(), { qLen: 96, kvLen: 96, blockSize: 32 }).slice({ qBlocks: [1, 3] });
+    const q = randomTensor([1, 2, 64, 16], { seed: 11 });
+    const k = randomTensor([1, 2, 96, 16], { seed: 12 });
+    const v = randomTensor([1, 2, 96, 16], { seed: 13 });
+    const dOut = randomTensor([1, 2, 64, 16], { seed: 14 });
+    const { out, lse } = await flexAttention(q, k, v, { scoreMod, blockMask, returnLse: true });
+    const g = await flexAttentionBackward(q, k, v, out, lse, dOut, { scoreMod, blockMask });
+    const problem = resolveProblem({ batch: 1, qHeads: 2, kvHeads: 2, qLen: 64, kvLen: 96, qkHeadDim: 16, vHeadDim: 16, dtype: "f32", qOffset: 32 });
+    const ref = referenceBackward({ problem, q, k, v, dOut, mask: blockMask.maskGraph!, score: traceScoreMod(scoreMod), blockMask });
+    expect(relErr(g.dq, ref.dq)).toBeLessThan(1e-5);
+    expect(relErr(g.dk, ref.dk)).toBeLessThan(1e-5);
+    expect(relErr(g.dv, ref.dv)).toBeLessThan(1e-5);
+    expect(relErr({ data: g.dBuffers[0].grad, shape: [2], dtype: "f32" }, ref.dBuffers[0].grad)).toBeLessThan(1e-5);
+    // The slice starts at query 32: the mods and the reference see positions 32…95, so the
+    // last key (95) is seen by the last query only, and the slope gradient is not zero.
+    expect(Array.from(g.dk.data.subarray(95 * 16, 96 * 16)).some((x) => x !== 0)).toBe(true);
+    expect(g.dBuffers[0].grad.every((x) => x !== 0)).toBe(true);
   });
 
   it("one gradient step on the bias table lowers the loss", async () => {
