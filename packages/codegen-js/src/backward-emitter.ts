@@ -2,7 +2,8 @@
  * The JS BackwardEmitter: one method per backward step (template's backward-steps.ts). Top-level
  * steps write the passes' program loops; block-loop steps contribute to one tile's work in four
  * slots: `tile` (once per tile), `guard` and `element` (per (query, key) element, in step order)
- * and `after` (tile-wide products once the element loop has filled P and dS).
+ * and `after` (tile-wide products once the element loop has filled P and dS); the last three
+ * form one top-level helper per pass and block kind, called once per tile.
  *
  * Mods and their derivatives (ir's differentiateScoreMod) are rendered inline per element with
  * ir's renderGraph + jsRenderer. All sums run in float64; buffer gradients go to one partial row
@@ -18,6 +19,8 @@ export interface JsBackwardCode {
   guard?: string[];
   element?: string[];
   after?: string[];
+  /** Top-level helper functions, by name. */
+  functions?: Record<string, string[]>;
 }
 
 const I = (n: number, lines: string[]) => lines.map((l) => " ".repeat(n) + l);
@@ -131,14 +134,14 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
   }
 
   qBlockLoop(blocks: BlockKind, body: JsBackwardCode[]): JsBackwardCode {
-    return { lines: I(8, this.tableLoop("dkdv", blocks, body)) };
+    return this.tableLoop("dkdv", blocks, body, 8);
   }
 
   /**
    * A pass's walk over the BlockMask blocks of its tile: the q blocks of the kv column (dkdv, from
    * the q-direction tables) or the kv blocks of the q row (dq), each cut into tiles.
    */
-  private tableLoop(pass: BackwardPass, blocks: BlockKind, body: JsBackwardCode[]): string[] {
+  private tableLoop(pass: BackwardPass, blocks: BlockKind, body: JsBackwardCode[], indent: number): JsBackwardCode {
     const dkdv = pass === "dkdv";
     const [num, idx] = dkdv
       ? blocks === "partial" ? ["q_num_blocks", "q_indices"] : ["full_q_num_blocks", "full_q_indices"]
@@ -146,7 +149,8 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
     const [row, width, sparse, tile, first, len, offset, start] = dkdv
       ? ["tableCol", "sparse_q_blocks", this.SQ, this.BM, "row0", "q_len", "q_offset", "q0"]
       : ["trow", "sparse_kv_blocks", this.SKV, this.BN, "col0", "kv_len", "kv_offset", "k0"];
-    return [
+    const helper = this.tileFunction(pass, blocks, body);
+    const lines = [
       `{ // ${blocks} blocks of the ${dkdv ? "kv column" : "q row"}`,
       `  const nb = ${num}[${row}], ib = ${row} * ${width};`,
       `  for (let t = 0; t < nb; t++) {`,
@@ -155,30 +159,44 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
       `      const ${first} = blk * ${sparse} + sub * ${tile};`,
       `      if (${first} >= ${len}) break;`,
       `      const ${start} = (${first} + ${offset}) | 0;`,
-      ...I(6, this.tileBody(body)),
+      ...I(6, body.flatMap((c) => c.tile ?? [])),
+      `      ${helper.call}`,
       `    }`,
       `  }`,
       `}`,
     ];
+    return { lines: I(indent, lines), functions: { [helper.name]: helper.source } };
   }
 
-  /** A tile's work: per-tile statements, the element loop, then the tile-wide products. */
-  private tileBody(body: JsBackwardCode[]): string[] {
-    const cat = (k: keyof JsBackwardCode) => body.flatMap((c) => c[k] ?? []);
+  /**
+   * A tile's work as a top-level helper: the element loop, then the tile-wide products. Small
+   * helpers are optimized by V8 within the first tiles; one large function would wait for
+   * on-stack replacement (as in the forward, see emitter.ts).
+   */
+  private tileFunction(pass: BackwardPass, blocks: BlockKind, body: JsBackwardCode[]): { name: string; source: string[]; call: string } {
+    const cat = (k: "guard" | "element" | "after") => body.flatMap((c) => c[k] ?? []);
     const { BN, D, DV } = this;
-    return [
-      ...cat("tile"),
-      `for (let i = 0; i < rows; i++) {`,
-      `  const qi = (q0 + i) | 0, o = i * ${BN}, lse_i = Lr[i], del_i = Dr[i], qo = i * ${D}, go = i * ${DV};`,
-      `  for (let j = 0; j < cols; j++) {`,
-      `    const kj = (k0 + j) | 0, ko = j * ${D}, vo = j * ${DV};`,
-      ...I(4, cat("guard")),
-      ...I(4, cat("element")),
-      `    DS[o + j] = ds;`,
-      `  }`,
-      `}`,
-      ...cat("after"),
+    const name = `${pass}Tile_${blocks}`;
+    const params = [
+      "Qt", "DOt", "Lr", "Dr", "Kt", "Vt", "P", "DS", ...(pass === "dkdv" ? ["DKa", "DVa"] : ["DQa"]),
+      "rows", "cols", "q0", "k0", "b", "hq", "scale", ...this.bufferParams,
+      ...(pass === "dkdv" ? this.mods.gradBuffers.flatMap((_, k) => [`PART${k}`, `part${k}`]) : []),
     ];
+    const source = [
+      `function ${name}(${params.join(", ")}) {`,
+      `  for (let i = 0; i < rows; i++) {`,
+      `    const qi = (q0 + i) | 0, o = i * ${BN}, lse_i = Lr[i], del_i = Dr[i], qo = i * ${D}, go = i * ${DV};`,
+      `    for (let j = 0; j < cols; j++) {`,
+      `      const kj = (k0 + j) | 0, ko = j * ${D}, vo = j * ${DV};`,
+      ...I(6, cat("guard")),
+      ...I(6, cat("element")),
+      `      DS[o + j] = ds;`,
+      `    }`,
+      `  }`,
+      ...I(2, cat("after")),
+      `}`,
+    ];
+    return { name, source, call: `${name}(${params.join(", ")});` };
   }
 
   storeKV(): JsBackwardCode {
@@ -224,7 +242,7 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
   }
 
   kvBlockLoop(blocks: BlockKind, body: JsBackwardCode[]): JsBackwardCode {
-    return { lines: I(6, this.tableLoop("dq", blocks, body)) };
+    return this.tableLoop("dq", blocks, body, 6);
   }
 
   storeQ(): JsBackwardCode {

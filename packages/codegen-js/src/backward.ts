@@ -34,7 +34,9 @@ function backwardParams(spec: KernelSpec, mods: BackwardMods): string[] {
 export function generateJsBackward(spec: KernelSpec): JsBackwardKernel {
   const mods = backwardMods(spec.score);
   const e = new JsBackwardEmitter(spec, mods);
-  const body = emitBackward(spec, e, mods).flatMap((c) => c.lines ?? []);
+  const codes = emitBackward(spec, e, mods);
+  const body = codes.flatMap((c) => c.lines ?? []);
+  const functions = codes.flatMap((c) => Object.values(c.functions ?? {}));
   const source = [
     `// flexattn JS backward kernel — generated, do not edit.`,
     `// ${spec.mask ? `mask ${spec.mask.key}` : "no mask"}, ${spec.score ? `score mod ${spec.score.key}` : "identity score"}; qk dim ${spec.qkHeadDim}, v dim ${spec.vHeadDim}, ${spec.dtype}; tile ${spec.config.blockM}×${spec.config.blockN}; BlockMask blocks ${spec.sparseBlock.join("×")}.`,
@@ -42,6 +44,7 @@ export function generateJsBackward(spec: KernelSpec): JsBackwardKernel {
     `"use strict";`,
     ...RUNTIME,
     ...(spec.dtype === "bf16" ? BF16 : spec.dtype === "f16" ? F16 : []),
+    ...functions.flat(),
     `function ${JS_BACKWARD_ENTRY}(${backwardParams(spec, mods).join(", ")}) {`,
     ...body.map((l) => "  " + l),
     `}`,
