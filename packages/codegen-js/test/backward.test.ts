@@ -9,7 +9,7 @@ function runBackward(inst: BackwardInstance, tile?: { blockM: number; blockN: nu
   const sparseBlock = inst.blockMask.blockSize as [number, number];
   const spec = makeSpec({
     mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype, returnLse: true, sparseBlock,
-    config: { ...jsBackend.defaultConfig(p, sparseBlock), ...tile },
+    config: { ...jsBackend.configCandidates(p, sparseBlock, { mask: inst.mask, score: inst.score })[0], ...tile },
   });
   runJsBackward(spec, inst);
 }

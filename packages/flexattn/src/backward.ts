@@ -11,7 +11,7 @@ import {
   type BackwardInvocation, type StorageDType, type Tensor, backwardMods, contiguousStrides,
 } from "@flexattn/template";
 import { type FlexAttentionOptions, checkTensor, prepareCall } from "./attention.js";
-import { buildSpec } from "./compile.js";
+import { resolveSpec } from "./compile.js";
 
 export type FlexAttentionBackwardOptions = Omit<FlexAttentionOptions, "returnLse">;
 
@@ -101,7 +101,10 @@ export async function flexAttentionBackward(
       gradStrides: { dq: dq.strides!, dk: dk.strides!, dv: dv.strides! },
       dBuffers: dBuffers.map((d) => d.grad),
     };
-    const spec = buildSpec(call.mask, call.score, { ...p, returnLse: true }, call.sparseBlock, "js", options.config);
+    // The JS backward tiles as the forward does: the same config resolution, on the js backend.
+    const { spec } = resolveSpec({
+      backend: "js", mask: call.mask, score: call.score, problem: { ...p, returnLse: true }, sparseBlock: call.sparseBlock, config: options.config,
+    });
     runJsBackward(spec, inv);
   }
   return { dq, dk, dv, dBuffers };
