@@ -64,12 +64,15 @@ function activeNodes(g: ModGraph): boolean[] {
   return active;
 }
 
-/** Refuse what a backend cannot scatter: a load index that moves with the score. */
-function checkLoadIndices(g: ModGraph): void {
+/**
+ * Refuse what a backend cannot scatter: a load that receives a gradient at an index that moves
+ * with the score (the backward recomputes the score, so it could scatter to another entry).
+ */
+function checkLoadIndices(g: ModGraph, getsGradient: (node: number) => boolean): void {
   const readsScore: boolean[] = [];
-  g.nodes.forEach((n) => {
+  g.nodes.forEach((n, i) => {
     readsScore.push(n.op === "input" ? n.input === "score" : n.args.some((a) => readsScore[a]));
-    if (n.op === "load" && n.dtype === "f32" && n.args.some((a) => readsScore[a])) {
+    if (n.op === "load" && getsGradient(i) && n.args.some((a) => readsScore[a])) {
       throw new FlexAttnError(
         `cannot differentiate the score mod: buffer "${g.buffers[n.buffer!].name}" is read at an index computed from the score; ` +
           `its gradient would scatter to an entry that moves with the recomputed score. Index buffers by b, h, q, kv ` +
@@ -99,7 +102,6 @@ export function differentiateScoreMod(graph: ModGraph): ScoreModGradient {
   if (graph.kind !== "score") {
     throw new FlexAttnError("differentiateScoreMod takes a traced score mod; a mask mod has no gradient (it only selects keys)");
   }
-  checkLoadIndices(graph);
   const b = new GraphBuilder();
   const sources: BufferSource[] = graph.buffers.map((spec) => ({ spec }));
   // Copy the forward: loads register their sources in first-use order, which is the forward's slot order.
@@ -176,6 +178,7 @@ export function differentiateScoreMod(graph: ModGraph): ScoreModGradient {
         throw new FlexAttnError(`differentiateScoreMod: no derivative for the f32 op "${n.op}"`);
     }
   }
+  checkLoadIndices(graph, (i) => adjoint[i] !== undefined);
   const dScoreNode = graph.nodes.findIndex((n) => n.op === "input" && n.input === "score");
   const dScore = extract(b, dScoreNode >= 0 && adjoint[dScoreNode] !== undefined ? adjoint[dScoreNode]! : zero, graph.buffers);
   const buffers: BufferGradient[] = [];

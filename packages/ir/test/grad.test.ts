@@ -158,5 +158,8 @@ describe("differentiateScoreMod: structure and conventions", () => {
     const g = traceScoreMod((s, _b, _h, _q, _kv) => s.add(biasTable.at(toI32(s).add(N - 1))));
     expect(() => differentiateScoreMod(g)).toThrow(FlexAttnError);
     expect(() => differentiateScoreMod(g)).toThrow(/relBias.*index computed from the score/);
+    // A load at a score-dependent index that receives no gradient (read only through a comparison) is fine.
+    const compared = traceScoreMod((s, _b, _h, _q, _kv) => where(biasTable.at(toI32(s).add(N - 1)).gt(0), s, s.mul(2)));
+    expect(evaluateGradient(differentiateScoreMod(compared), { score: 0.5, b: 0, h: 0, q: 0, kv: 0 }).dScore).toBe(biasTable.data[N - 1] > 0 ? 1 : 2);
   });
 });
