@@ -369,36 +369,26 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
   }
 
   accumulateDK(): JsBackwardCode {
-    const { BN, D } = this;
-    return {
-      after: [
-        `for (let i = 0; i < rows; i++) { // dK += dSᵀ·Q·scale`,
-        `  const o = i * ${BN}, qo = i * ${D};`,
-        `  for (let j = 0; j < cols; j++) {`,
-        `    const ds = DS[o + j];`,
-        `    if (ds === 0) continue;`,
-        `    const g = ds * scale, ko = j * ${D};`,
-        `    for (let d = 0; d < ${D}; d++) DKa[ko + d] += g * Qt[qo + d];`,
-        `  }`,
-        `}`,
-      ],
-    };
+    return { after: this.scaledDsProduct("DKa", "ko", "Qt", "qo", "dK += dSᵀ·Q·scale") };
   }
 
   accumulateDQ(): JsBackwardCode {
+    return { after: this.scaledDsProduct("DQa", "qo", "Kt", "ko", "dQ += dS·K·scale") };
+  }
+
+  /** acc[row of one side] += dS·scale · src[row of the other] over the tile (rows qo = i·D, keys ko = j·D). */
+  private scaledDsProduct(acc: string, accRow: "qo" | "ko", src: string, srcRow: "qo" | "ko", what: string): string[] {
     const { BN, D } = this;
-    return {
-      after: [
-        `for (let i = 0; i < rows; i++) { // dQ += dS·K·scale`,
-        `  const o = i * ${BN}, qo = i * ${D};`,
-        `  for (let j = 0; j < cols; j++) {`,
-        `    const ds = DS[o + j];`,
-        `    if (ds === 0) continue;`,
-        `    const g = ds * scale, ko = j * ${D};`,
-        `    for (let d = 0; d < ${D}; d++) DQa[qo + d] += g * Kt[ko + d];`,
-        `  }`,
-        `}`,
-      ],
-    };
+    return [
+      `for (let i = 0; i < rows; i++) { // ${what}`,
+      `  const o = i * ${BN}, qo = i * ${D};`,
+      `  for (let j = 0; j < cols; j++) {`,
+      `    const ds = DS[o + j];`,
+      `    if (ds === 0) continue;`,
+      `    const g = ds * scale, ko = j * ${D};`,
+      `    for (let d = 0; d < ${D}; d++) ${acc}[${accRow} + d] += g * ${src}[${srcRow} + d];`,
+      `  }`,
+      `}`,
+    ];
   }
 }
