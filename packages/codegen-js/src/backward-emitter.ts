@@ -1,9 +1,10 @@
 /**
  * The JS BackwardEmitter: one method per backward step (template's backward-steps.ts). Top-level
- * steps write the passes' program loops; block-loop steps contribute to one tile's work in four
- * slots: `tile` (once per tile), `guard` and `element` (per (query, key) element, in step order)
- * and `after` (tile-wide products once the element loop has filled P and dS); the last three
- * form one top-level helper per pass and block kind, called once per tile.
+ * steps write the passes' program loops; block-loop steps contribute to one tile's work in five
+ * slots: `tile` (loads, once per tile), `before` (the tile products S = Q·Kᵀ and dP = dO·Vᵀ),
+ * `guard` and `element` (per (query, key) element, in step order) and `after` (the products
+ * that need the element loop's P and dS); all but `tile` form one top-level helper per pass and
+ * block kind, called once per tile.
  *
  * Mods and their derivatives (ir's differentiateScoreMod) are rendered inline per element with
  * ir's renderGraph + jsRenderer. All sums run in float64; buffer gradients go to one partial row
@@ -19,6 +20,8 @@ export interface JsBackwardCode {
   guard?: string[];
   element?: string[];
   after?: string[];
+  /** Tile-wide products the element loop reads (inside the tile helper, before the loop). */
+  before?: string[];
   /** Top-level helper functions, by name. */
   functions?: Record<string, string[]>;
 }
@@ -101,7 +104,7 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
         `const group = (q_heads / kv_heads) | 0;`,
         `const Qt = new Float64Array(${BM * D}), DOt = new Float64Array(${BM * DV}), Lr = new Float64Array(${BM}), Dr = new Float64Array(${BM});`,
         `const Kt = new Float64Array(${BN * D}), Vt = new Float64Array(${BN * DV});`,
-        `const P = new Float64Array(${BM * BN}), DS = new Float64Array(${BM * BN});`,
+        `const P = new Float64Array(${BM * BN}), DS = new Float64Array(${BM * BN}), St = new Float64Array(${BM * BN}), DPt = new Float64Array(${BM * BN});`,
       ],
     };
   }
@@ -165,7 +168,7 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
       `  }`,
       `}`,
     ];
-    return { lines: I(indent, lines), functions: { [helper.name]: helper.source } };
+    return { lines: I(indent, lines), functions: { ...helper.functions, [helper.name]: helper.source } };
   }
 
   /**
@@ -173,17 +176,19 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
    * helpers are optimized by V8 within the first tiles; one large function would wait for
    * on-stack replacement (as in the forward, see emitter.ts).
    */
-  private tileFunction(pass: BackwardPass, blocks: BlockKind, body: JsBackwardCode[]): { name: string; source: string[]; call: string } {
-    const cat = (k: "guard" | "element" | "after") => body.flatMap((c) => c[k] ?? []);
+  private tileFunction(pass: BackwardPass, blocks: BlockKind, body: JsBackwardCode[]): { name: string; source: string[]; call: string; functions: Record<string, string[]> } {
+    const cat = (k: "before" | "guard" | "element" | "after") => body.flatMap((c) => c[k] ?? []);
     const { BN, D, DV } = this;
     const name = `${pass}Tile_${blocks}`;
+    const functions = Object.assign({}, ...body.map((c) => c.functions ?? {})) as Record<string, string[]>;
     const params = [
-      "Qt", "DOt", "Lr", "Dr", "Kt", "Vt", "P", "DS", ...(pass === "dkdv" ? ["DKa", "DVa"] : ["DQa"]),
+      "Qt", "DOt", "Lr", "Dr", "Kt", "Vt", "St", "DPt", "P", "DS", ...(pass === "dkdv" ? ["DKa", "DVa"] : ["DQa"]),
       "rows", "cols", "q0", "k0", "b", "hq", "scale", ...this.bufferParams,
       ...(pass === "dkdv" ? this.mods.gradBuffers.flatMap((_, k) => [`PART${k}`, `part${k}`]) : []),
     ];
     const source = [
       `function ${name}(${params.join(", ")}) {`,
+      ...I(2, cat("before")),
       `  for (let i = 0; i < rows; i++) {`,
       `    const qi = (q0 + i) | 0, o = i * ${BN}, lse_i = Lr[i], del_i = Dr[i], qo = i * ${D}, go = i * ${DV};`,
       `    for (let j = 0; j < cols; j++) {`,
@@ -196,7 +201,51 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
       ...I(2, cat("after")),
       `}`,
     ];
-    return { name, source, call: `${name}(${params.join(", ")});` };
+    return { name, source, call: `${name}(${params.join(", ")});`, functions };
+  }
+
+  /**
+   * A top-level helper C = A·Bᵀ over a tile (C[i·BN + j] = Σ_d A[i·dim + d]·B[j·dim + d]), 2 rows ×
+   * 2 columns per step; each sum runs over d in order, as the reference's does.
+   */
+  private abtFunction(dim: number): Record<string, string[]> {
+    const { BN } = this;
+    const name = `abT_${dim}`;
+    return {
+      [name]: [
+        `function ${name}(C, A, B, rows, cols) {`,
+        `  let i = 0;`,
+        `  for (; i + 1 < rows; i += 2) {`,
+        `    const a0 = i * ${dim}, a1 = a0 + ${dim}, c0 = i * ${BN}, c1 = c0 + ${BN};`,
+        `    let j = 0;`,
+        `    for (; j + 1 < cols; j += 2) {`,
+        `      const b0 = j * ${dim}, b1 = b0 + ${dim};`,
+        `      let s00 = 0, s01 = 0, s10 = 0, s11 = 0;`,
+        `      for (let d = 0; d < ${dim}; d++) {`,
+        `        const x0 = A[a0 + d], x1 = A[a1 + d], y0 = B[b0 + d], y1 = B[b1 + d];`,
+        `        s00 += x0 * y0; s01 += x0 * y1; s10 += x1 * y0; s11 += x1 * y1;`,
+        `      }`,
+        `      C[c0 + j] = s00; C[c0 + j + 1] = s01; C[c1 + j] = s10; C[c1 + j + 1] = s11;`,
+        `    }`,
+        `    if (j < cols) {`,
+        `      const b0 = j * ${dim};`,
+        `      let s00 = 0, s10 = 0;`,
+        `      for (let d = 0; d < ${dim}; d++) { const y0 = B[b0 + d]; s00 += A[a0 + d] * y0; s10 += A[a1 + d] * y0; }`,
+        `      C[c0 + j] = s00; C[c1 + j] = s10;`,
+        `    }`,
+        `  }`,
+        `  if (i < rows) {`,
+        `    const a0 = i * ${dim}, c0 = i * ${BN};`,
+        `    for (let j = 0; j < cols; j++) {`,
+        `      const b0 = j * ${dim};`,
+        `      let s00 = 0;`,
+        `      for (let d = 0; d < ${dim}; d++) s00 += A[a0 + d] * B[b0 + d];`,
+        `      C[c0 + j] = s00;`,
+        `    }`,
+        `  }`,
+        `}`,
+      ],
+    };
   }
 
   storeKV(): JsBackwardCode {
@@ -288,14 +337,11 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
 
   qk(): JsBackwardCode {
     // With a score mod, the mod sees (q·k)·scale rounded to f32, as in the forward.
-    const x = this.spec.score ? "Math.fround(dot * scale)" : "dot * scale";
+    const x = this.spec.score ? "Math.fround(St[o + j] * scale)" : "St[o + j] * scale";
     return {
-      element: [
-        `let dot = 0;`,
-        `for (let d = 0; d < ${this.D}; d++) dot += Qt[qo + d] * Kt[ko + d];`,
-        `const x = ${x};`,
-        `let s = x;`,
-      ],
+      functions: this.abtFunction(this.D),
+      before: [`abT_${this.D}(St, Qt, Kt, rows, cols); // S = Q·Kᵀ`],
+      element: [`const x = ${x};`, `let s = x;`],
     };
   }
 
@@ -342,7 +388,11 @@ export class JsBackwardEmitter implements BackwardEmitter<JsBackwardCode> {
   }
 
   dP(): JsBackwardCode {
-    return { element: [`let dp = 0;`, `for (let d = 0; d < ${this.DV}; d++) dp += DOt[go + d] * Vt[vo + d];`] };
+    return {
+      functions: this.abtFunction(this.DV),
+      before: [`abT_${this.DV}(DPt, DOt, Vt, rows, cols); // dP = dO·Vᵀ`],
+      element: [`const dp = DPt[o + j];`],
+    };
   }
 
   dS(): JsBackwardCode {

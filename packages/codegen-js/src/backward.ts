@@ -36,7 +36,8 @@ export function generateJsBackward(spec: KernelSpec): JsBackwardKernel {
   const e = new JsBackwardEmitter(spec, mods);
   const codes = emitBackward(spec, e, mods);
   const body = codes.flatMap((c) => c.lines ?? []);
-  const functions = codes.flatMap((c) => Object.values(c.functions ?? {}));
+  // Helpers by name: a product helper shared by several tile helpers is emitted once.
+  const functions = new Map(codes.flatMap((c) => Object.entries(c.functions ?? {})));
   const source = [
     `// flexattn JS backward kernel — generated, do not edit.`,
     `// ${spec.mask ? `mask ${spec.mask.key}` : "no mask"}, ${spec.score ? `score mod ${spec.score.key}` : "identity score"}; qk dim ${spec.qkHeadDim}, v dim ${spec.vHeadDim}, ${spec.dtype}; tile ${spec.config.blockM}×${spec.config.blockN}; BlockMask blocks ${spec.sparseBlock.join("×")}.`,
@@ -44,7 +45,7 @@ export function generateJsBackward(spec: KernelSpec): JsBackwardKernel {
     `"use strict";`,
     ...RUNTIME,
     ...(spec.dtype === "bf16" ? BF16 : spec.dtype === "f16" ? F16 : []),
-    ...functions.flat(),
+    ...[...functions.values()].flat(),
     `function ${JS_BACKWARD_ENTRY}(${backwardParams(spec, mods).join(", ")}) {`,
     ...body.map((l) => "  " + l),
     `}`,
