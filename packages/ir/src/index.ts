@@ -20,3 +20,5 @@ export { printGraph } from "./print.js";
 export { graphToJSON, graphFromJSON, bindBuffers } from "./json.js";
 export type { ModGraphJSON } from "./json.js";
 export { stableHash } from "./hash.js";
+export { differentiateScoreMod, evaluateGradient } from "./grad.js";
+export type { ScoreModGradient, BufferGradient, BufferGradientSite, PointGradient } from "./grad.js";
