@@ -12,3 +12,5 @@ export { BLOCK_EMPTY, BLOCK_PARTIAL, BLOCK_FULL } from "./types.js";
 export type { BlockState, BlockMaskShape, BlockTables, IndexOffsets, TableDims } from "./types.js";
 export { checkMaskDataUnchanged, snapshotMaskData } from "./mask-data.js";
 export type { MaskDataHolder } from "./mask-data.js";
+export { transposeKv } from "./tables.js";
+export type { TablePair } from "./tables.js";
