@@ -103,7 +103,7 @@ function generateBench(): void {
           const spec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config });
           const hash = cudaBackend.generate(spec).specHash;
           if (!written.has(hash)) {
-            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${config.blockM}x${config.blockN}s${config.numStages}${config.options ? "_simt" : ""}`;
+            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${config.blockM}x${config.blockN}w${config.numWarps}s${config.numStages}${config.options ? "_simt" : ""}`;
             writeKernel(dir, stem, spec);
             written.set(hash, stem);
           }

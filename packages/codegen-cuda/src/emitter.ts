@@ -1,6 +1,7 @@
 /**
  * The tensor-core CUDA emitter (f16/bf16, sm_80+): FlashAttention-2's forward with one method per
- * template step. A thread block owns BLOCK_M = 16·WARPS query rows, 16 per warp; Q·Kᵀ and P·V are
+ * template step. A thread block owns BLOCK_M = 16·M_TILES·WARPS query rows, 16·M_TILES per warp (each
+ * K/V fragment read from shared memory serves M_TILES row tiles); Q·Kᵀ and P·V are
  * mma.sync m16n8k16 with f32 accumulators; K and V tiles stream through a ring of STAGES
  * shared-memory stages filled by cp.async. The kv tiles of the partial blocks and then of the full
  * blocks form one sequence t = 0, 1, …, so the pipeline runs on across the two block loops.
@@ -26,12 +27,15 @@ const indent = (code: string, n = 1) => code.split("\n").map((l) => (l ? "  ".re
 /** Loop over this thread's accumulator elements of S, with their query and key positions. */
 function perScore(body: string): string {
   return `#pragma unroll
-for (int j = 0; j < N_TILES; ++j) {
+for (int mt = 0; mt < M_TILES; ++mt) {
   #pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const int q_idx = row0 + ((e >> 1) << 3) + q_offset;
-    const int kv_idx = n0 + j * 8 + ((lane & 3) << 1) + (e & 1) + kv_offset;
-${indent(body, 2)}
+  for (int j = 0; j < N_TILES; ++j) {
+    #pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int q_idx = row0 + mt * 16 + ((e >> 1) << 3) + q_offset;
+      const int kv_idx = n0 + j * 8 + ((lane & 3) << 1) + (e & 1) + kv_offset;
+${indent(body, 3)}
+    }
   }
 }`;
 }
@@ -39,7 +43,7 @@ ${indent(body, 2)}
 export class CudaMmaEmitter implements TemplateEmitter<string> {
   readonly qkLayout: MmaLayout;
   readonly vLayout: MmaLayout;
-  /** Q's fragments stay in registers up to this padded head dim; wider ones are re-read from shared memory. */
+  /** Q's fragments stay in registers up to this padded head dim × row tiles; more are re-read from shared memory. */
   static readonly Q_IN_REGISTERS_MAX_DIM = 128;
 
   constructor(private readonly spec: KernelSpec) {
@@ -48,7 +52,8 @@ export class CudaMmaEmitter implements TemplateEmitter<string> {
   }
 
   private get qInRegisters(): boolean {
-    return this.qkLayout.chunks * 8 <= CudaMmaEmitter.Q_IN_REGISTERS_MAX_DIM;
+    const mTiles = this.spec.config.blockM / (MMA_TILE * this.spec.config.numWarps);
+    return this.qkLayout.chunks * 8 * mTiles <= CudaMmaEmitter.Q_IN_REGISTERS_MAX_DIM;
   }
 
   /** Whether scores are scaled by scale·log2e at once (no score mod sees them in natural units). */
@@ -63,6 +68,7 @@ export class CudaMmaEmitter implements TemplateEmitter<string> {
     // 16-byte copies need whole chunks of data per row; other head dims copy element by element.
     const vecDims = s.qkHeadDim % 8 === 0 && s.vHeadDim % 8 === 0;
     return `constexpr int WARPS = ${c.numWarps};
+constexpr int M_TILES = ${c.blockM / (16 * c.numWarps)};  // 16-row mma tiles per warp
 constexpr int THREADS = 32 * WARPS;
 constexpr int BLOCK_M = ${c.blockM};
 constexpr int BLOCK_N = ${c.blockN};
@@ -84,6 +90,11 @@ constexpr int V_TILE_BYTES = BLOCK_N * ${this.vLayout.rowBytes};
 constexpr int STAGE_BYTES = K_TILE_BYTES + V_TILE_BYTES;
 constexpr int SMEM_BYTES = Q_TILE_BYTES + STAGES * STAGE_BYTES;
 constexpr bool VEC_DIMS = ${vecDims};
+// ldmatrix addressing (see MmaLayout): per lane, K_BASES / V_BASES base offsets, the rest immediates.
+constexpr int K_BASES = ${Math.min(this.qkLayout.chunkPeriod, this.qkLayout.chunks) / 2};
+constexpr int V_BASES = ${Math.min(this.vLayout.chunkPeriod, this.vLayout.chunks) / 2};
+constexpr int QK_ROW_UNITS = ${this.qkLayout.rowBytes / 16};
+constexpr int V_ROW_UNITS = ${this.vLayout.rowBytes / 16};
 
 __device__ __forceinline__ unsigned qk_unit(int r, int c) { return ${this.qkLayout.unit("r", "c")}; }
 __device__ __forceinline__ unsigned v_unit(int r, int c) { return ${this.vLayout.unit("r", "c")}; }
@@ -98,24 +109,32 @@ ${this.copyHelper("v", "V_CHUNKS", "DV")}`;
    * padding past dim. vec: 16-byte cp.async (aligned rows); else element loads and 16-byte stores.
    */
   private copyHelper(name: "qk" | "v", chunks: string, dim: string): string {
+    const layout = name === "qk" ? this.qkLayout : this.vLayout;
     return `template <int ROWS>
 __device__ __forceinline__ void copy_${name}_tile(unsigned dst, const storage_t* src, long long row_stride, int rows_left, bool vec) {
   constexpr int N = ROWS * ${chunks};
+  // When the threads cover whole rows, a multiple of the layout's row period at a time, each thread keeps
+  // one chunk column: its shared offset is one base plus an immediate per step.
+  constexpr int STEP_ROWS = THREADS / ${chunks};
+  constexpr bool PERIODIC = THREADS % ${chunks} == 0 && STEP_ROWS % ${layout.rowPeriod} == 0;
+  const int r0 = threadIdx.x / ${chunks}, c = threadIdx.x % ${chunks};
+  const unsigned to0 = dst + ${name}_unit(r0, c) * 16;
   #pragma unroll
   for (int i = 0; i < (N + THREADS - 1) / THREADS; ++i) {
     const int e = threadIdx.x + i * THREADS;
     if (N % THREADS != 0 && e >= N) break;
-    const int r = e / ${chunks}, c = e % ${chunks};
-    const unsigned to = dst + ${name}_unit(r, c) * 16;
-    const storage_t* from = src + r * row_stride + c * 8;
+    const int r = PERIODIC ? r0 + i * STEP_ROWS : e / ${chunks};
+    const int cc = PERIODIC ? c : e % ${chunks};
+    const unsigned to = PERIODIC ? to0 + i * STEP_ROWS * ${layout.rowBytes} : dst + ${name}_unit(r, cc) * 16;
+    const storage_t* from = src + r * row_stride + cc * 8;
     if (VEC_DIMS && vec) {
-      const bool ok = r < rows_left && c * 8 < ${dim};
+      const bool ok = r < rows_left && cc * 8 < ${dim};
       cp_async_16(to, ok ? from : src, ok ? 16 : 0);
     } else {
       unsigned w[4];
       #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        const bool lo = r < rows_left && c * 8 + 2 * k < ${dim}, hi = r < rows_left && c * 8 + 2 * k + 1 < ${dim};
+        const bool lo = r < rows_left && cc * 8 + 2 * k < ${dim}, hi = r < rows_left && cc * 8 + 2 * k + 1 < ${dim};
         w[k] = (lo ? (unsigned)from[2 * k] : 0u) | ((hi ? (unsigned)from[2 * k + 1] : 0u) << 16);
       }
       st_shared_16(to, w[0], w[1], w[2], w[3]);
@@ -126,7 +145,7 @@ __device__ __forceinline__ void copy_${name}_tile(unsigned dst, const storage_t*
 
   private renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): { statements: string; result: string } {
     const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
-    const inputs = { score: "s_acc[j][e]", b: "b", h: "hq", q: "q_idx", kv: "kv_idx" };
+    const inputs = { score: "s_acc[mt][j][e]", b: "b", h: "hq", q: "q_idx", kv: "kv_idx" };
     const r = renderGraph(graph, cudaRenderer(inputs, (slot) => names[slot]), prefix);
     return { statements: r.statements.join("\n"), result: r.result };
   }
@@ -181,12 +200,15 @@ for (int t = 0; t < STAGES - 1; ++t) issue_tile(t);`;
   }
 
   loadQ(): string {
-    const frag = `q_smem + qk_unit(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)) * 16`;
+    const frag = `q_smem + qk_unit((warp * M_TILES + mt) * 16 + (lane & 15), kk * 2 + (lane >> 4)) * 16`;
     const registers = this.qInRegisters
       ? `// Q's A fragments stay in registers for the whole kv loop.
-unsigned q_frag[K_STEPS][4];
+unsigned q_frag[M_TILES][K_STEPS][4];
 #pragma unroll
-for (int kk = 0; kk < K_STEPS; ++kk) ldmatrix_x4(q_frag[kk], ${frag});`
+for (int mt = 0; mt < M_TILES; ++mt) {
+  #pragma unroll
+  for (int kk = 0; kk < K_STEPS; ++kk) ldmatrix_x4(q_frag[mt][kk], ${frag});
+}`
       : "// Q stays in shared memory: its fragments are read per k-step (wide head dims leave no registers for them).";
     return `cp_async_wait<2 * (STAGES - 1)>();
 __syncthreads();
@@ -194,13 +216,26 @@ ${registers}`;
   }
 
   initState(): string {
-    return `float m_i[2] = {${NEG_INF}, ${NEG_INF}};  // running max (log2 units) of rows row0, row0 + 8
-float l_i[2] = {0.0f, 0.0f};  // this lane's part of the running sums (reduced over the quad at the end)
-float o_acc[D_TILES][4];
+    return `// This lane's rows: row0 + 16·mt + 8·r. Running max (log2 units) and this lane's part of the running
+// sums (reduced over the quad at the end).
+float m_i[M_TILES][2], l_i[M_TILES][2];
+float o_acc[M_TILES][D_TILES][4];
+float s_acc[M_TILES][N_TILES][4];
 #pragma unroll
-for (int d = 0; d < D_TILES; ++d) o_acc[d][0] = o_acc[d][1] = o_acc[d][2] = o_acc[d][3] = 0.0f;
-float s_acc[N_TILES][4];
-const int row0 = m0 + warp * 16 + (lane >> 2);
+for (int mt = 0; mt < M_TILES; ++mt) {
+  m_i[mt][0] = m_i[mt][1] = ${NEG_INF};
+  l_i[mt][0] = l_i[mt][1] = 0.0f;
+  #pragma unroll
+  for (int d = 0; d < D_TILES; ++d) o_acc[mt][d][0] = o_acc[mt][d][1] = o_acc[mt][d][2] = o_acc[mt][d][3] = 0.0f;
+}
+const int row0 = m0 + warp * M_TILES * 16 + (lane >> 2);
+// This lane's ldmatrix row and chunk pattern: K (B of Q·Kᵀ) reads rows of key tiles j, j + 1 and chunk pairs
+// 2kk, 2kk + 1; V (B of P·V, transposed) reads rows 16kk … 16kk + 15 and chunk pairs d, d + 1.
+unsigned k_ld[K_BASES], v_ld[V_BASES];
+#pragma unroll
+for (int i = 0; i < K_BASES; ++i) k_ld[i] = qk_unit((lane & 7) + ((lane >> 4) << 3), 2 * i + ((lane >> 3) & 1)) * 16;
+#pragma unroll
+for (int i = 0; i < V_BASES; ++i) v_ld[i] = K_TILE_BYTES + v_unit(lane & 15, 2 * i + (lane >> 4)) * 16;
 const float qk_scale = ${this.scaledToLog2 ? "scale * LOG2E" : "scale"};
 int t = 0;`;
   }
@@ -224,84 +259,103 @@ issue_tile(t + STAGES - 1);`;
   qk(): string {
     const qFrag = this.qInRegisters
       ? ""
-      : `unsigned q_frag_k[4];
-  ldmatrix_x4(q_frag_k, q_smem + qk_unit(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)) * 16);
+      : `unsigned q_frag_k[M_TILES][4];
+  #pragma unroll
+  for (int mt = 0; mt < M_TILES; ++mt) {
+    ldmatrix_x4(q_frag_k[mt], q_smem + qk_unit((warp * M_TILES + mt) * 16 + (lane & 15), kk * 2 + (lane >> 4)) * 16);
+  }
   `;
-    const a = this.qInRegisters ? "q_frag[kk]" : "q_frag_k";
+    const a = this.qInRegisters ? "q_frag[mt][kk]" : "q_frag_k[mt]";
     return `#pragma unroll
-for (int j = 0; j < N_TILES; ++j) s_acc[j][0] = s_acc[j][1] = s_acc[j][2] = s_acc[j][3] = 0.0f;
+for (int mt = 0; mt < M_TILES; ++mt) {
+  #pragma unroll
+  for (int j = 0; j < N_TILES; ++j) s_acc[mt][j][0] = s_acc[mt][j][1] = s_acc[mt][j][2] = s_acc[mt][j][3] = 0.0f;
+}
 #pragma unroll
 for (int kk = 0; kk < K_STEPS; ++kk) {
   ${qFrag}#pragma unroll
   for (int j = 0; j < N_TILES; j += 2) {
     unsigned kf[4];  // B fragments of key tiles j and j + 1
-    ldmatrix_x4(kf, stage + qk_unit(j * 8 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1)) * 16);
-    mma_16816(s_acc[j], ${a}, kf[0], kf[1]);
-    mma_16816(s_acc[j + 1], ${a}, kf[2], kf[3]);
+    ldmatrix_x4(kf, stage + k_ld[kk % K_BASES] + (j * 8 * QK_ROW_UNITS + (kk / K_BASES) * 2 * K_BASES) * 16);
+    #pragma unroll
+    for (int mt = 0; mt < M_TILES; ++mt) {
+      mma_16816(s_acc[mt][j], ${a}, kf[0], kf[1]);
+      mma_16816(s_acc[mt][j + 1], ${a}, kf[2], kf[3]);
+    }
   }
 }
 #pragma unroll
-for (int j = 0; j < N_TILES; ++j) {
+for (int mt = 0; mt < M_TILES; ++mt) {
   #pragma unroll
-  for (int e = 0; e < 4; ++e) s_acc[j][e] *= qk_scale;
+  for (int j = 0; j < N_TILES; ++j) {
+    #pragma unroll
+    for (int e = 0; e < 4; ++e) s_acc[mt][j][e] *= qk_scale;
+  }
 }`;
   }
 
   scoreMod(): string {
     const { statements, result } = this.renderMod(this.spec.score!, "score", "sm");
-    return perScore(`${statements}\ns_acc[j][e] = ${result};`);
+    return perScore(`${statements}\ns_acc[mt][j][e] = ${result};`);
   }
 
   maskMod(): string {
     const { statements, result } = this.renderMod(this.spec.mask!, "mask", "mm");
     // A select, not arithmetic: a masked score is -inf whatever the score mod made of it.
-    return perScore(`${statements}\ns_acc[j][e] = (${result}) ? s_acc[j][e] : ${NEG_INF};`);
+    return perScore(`${statements}\ns_acc[mt][j][e] = (${result}) ? s_acc[mt][j][e] : ${NEG_INF};`);
   }
 
   bounds(): string {
     return `if (n0 + BLOCK_N > kv_len) {
   #pragma unroll
-  for (int j = 0; j < N_TILES; ++j) {
+  for (int mt = 0; mt < M_TILES; ++mt) {
     #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if (n0 + j * 8 + ((lane & 3) << 1) + (e & 1) >= kv_len) s_acc[j][e] = ${NEG_INF};
+    for (int j = 0; j < N_TILES; ++j) {
+      #pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if (n0 + j * 8 + ((lane & 3) << 1) + (e & 1) >= kv_len) s_acc[mt][j][e] = ${NEG_INF};
+      }
     }
   }
 }`;
   }
 
   onlineSoftmax(): string {
-    const toLog2 = this.scaledToLog2 ? "" : "\n      s_acc[j][2 * r + c] *= LOG2E;";
+    const toLog2 = this.scaledToLog2 ? "" : "\n        s[j][2 * r + c] *= LOG2E;";
     return `#pragma unroll
-for (int r = 0; r < 2; ++r) {
-  float m_new = m_i[r];
+for (int mt = 0; mt < M_TILES; ++mt) {
+  float (&s)[N_TILES][4] = s_acc[mt];
   #pragma unroll
-  for (int j = 0; j < N_TILES; ++j) {
+  for (int r = 0; r < 2; ++r) {
+    float m_new = m_i[mt][r];
     #pragma unroll
-    for (int c = 0; c < 2; ++c) {${toLog2}
-      m_new = fmaxf(m_new, s_acc[j][2 * r + c]);
+    for (int j = 0; j < N_TILES; ++j) {
+      #pragma unroll
+      for (int c = 0; c < 2; ++c) {${toLog2}
+        m_new = fmaxf(m_new, s[j][2 * r + c]);
+      }
     }
-  }
-  m_new = fmaxf(m_new, __shfl_xor_sync(0xffffffffu, m_new, 1));
-  m_new = fmaxf(m_new, __shfl_xor_sync(0xffffffffu, m_new, 2));
-  // A row with nothing unmasked yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN.
-  const float m_ref = m_new == ${NEG_INF} ? 0.0f : m_new;
-  const float alpha = exp2f(m_i[r] - m_ref);
-  float row_sum = 0.0f;
-  #pragma unroll
-  for (int j = 0; j < N_TILES; ++j) {
+    m_new = fmaxf(m_new, __shfl_xor_sync(0xffffffffu, m_new, 1));
+    m_new = fmaxf(m_new, __shfl_xor_sync(0xffffffffu, m_new, 2));
+    // A row with nothing unmasked yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN.
+    const float m_ref = m_new == ${NEG_INF} ? 0.0f : m_new;
+    const float alpha = exp2f(m_i[mt][r] - m_ref);
+    float row_sum = 0.0f;
     #pragma unroll
-    for (int c = 0; c < 2; ++c) {
-      s_acc[j][2 * r + c] = exp2f(s_acc[j][2 * r + c] - m_ref);
-      row_sum += s_acc[j][2 * r + c];
+    for (int j = 0; j < N_TILES; ++j) {
+      #pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        s[j][2 * r + c] = exp2f(s[j][2 * r + c] - m_ref);
+        row_sum += s[j][2 * r + c];
+      }
     }
-  }
-  l_i[r] = l_i[r] * alpha + row_sum;
-  m_i[r] = m_new;
-  #pragma unroll
-  for (int d = 0; d < D_TILES; ++d) {
-    o_acc[d][2 * r] *= alpha;
-    o_acc[d][2 * r + 1] *= alpha;
+    l_i[mt][r] = l_i[mt][r] * alpha + row_sum;
+    m_i[mt][r] = m_new;
+    #pragma unroll
+    for (int d = 0; d < D_TILES; ++d) {
+      o_acc[mt][d][2 * r] *= alpha;
+      o_acc[mt][d][2 * r + 1] *= alpha;
+    }
   }
 }`;
   }
@@ -315,41 +369,54 @@ __syncthreads();  // V of tile t is visible`;
     return `#pragma unroll
 for (int kk = 0; kk < PV_STEPS; ++kk) {
   // P's A fragment for keys 16·kk … 16·kk + 15 is this lane's S accumulators of tiles 2kk, 2kk + 1.
-  const unsigned p_frag[4] = {pack2(s_acc[2 * kk][0], s_acc[2 * kk][1]), pack2(s_acc[2 * kk][2], s_acc[2 * kk][3]),
-                              pack2(s_acc[2 * kk + 1][0], s_acc[2 * kk + 1][1]), pack2(s_acc[2 * kk + 1][2], s_acc[2 * kk + 1][3])};
+  unsigned p_frag[M_TILES][4];
+  #pragma unroll
+  for (int mt = 0; mt < M_TILES; ++mt) {
+    const float (&s)[N_TILES][4] = s_acc[mt];
+    p_frag[mt][0] = pack2(s[2 * kk][0], s[2 * kk][1]);
+    p_frag[mt][1] = pack2(s[2 * kk][2], s[2 * kk][3]);
+    p_frag[mt][2] = pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    p_frag[mt][3] = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+  }
   #pragma unroll
   for (int d = 0; d < D_TILES; d += 2) {
     unsigned vf[4];  // B fragments of value columns 8d … 8d + 15 (transposed: V is stored key-major)
-    ldmatrix_x4_trans(vf, stage + K_TILE_BYTES + v_unit(kk * 16 + (lane & 15), d + (lane >> 4)) * 16);
-    mma_16816(o_acc[d], p_frag, vf[0], vf[1]);
-    mma_16816(o_acc[d + 1], p_frag, vf[2], vf[3]);
+    ldmatrix_x4_trans(vf, stage + v_ld[(d / 2) % V_BASES] + (kk * 16 * V_ROW_UNITS + (d / 2 / V_BASES) * 2 * V_BASES) * 16);
+    #pragma unroll
+    for (int mt = 0; mt < M_TILES; ++mt) {
+      mma_16816(o_acc[mt][d], p_frag[mt], vf[0], vf[1]);
+      mma_16816(o_acc[mt][d + 1], p_frag[mt], vf[2], vf[3]);
+    }
   }
 }`;
   }
 
   epilogue(): string {
     const lse = this.spec.returnLse
-      ? `\n    if ((lane & 3) == 0) lse[((long long)b * q_heads + hq) * q_len + row] = l == 0.0f ? ${NEG_INF} : LN2 * (m_i[r] + log2f(l));`
+      ? `\n      if ((lane & 3) == 0) lse[((long long)b * q_heads + hq) * q_len + row] = l == 0.0f ? ${NEG_INF} : LN2 * (m_i[mt][r] + log2f(l));`
       : "";
     return `cp_async_wait<0>();
 #pragma unroll
-for (int r = 0; r < 2; ++r) {
-  float l = l_i[r];
-  l += __shfl_xor_sync(0xffffffffu, l, 1);
-  l += __shfl_xor_sync(0xffffffffu, l, 2);
-  const int row = row0 + 8 * r;
-  if (row < q_len) {
-    storage_t* o_row = out + (long long)b * stride_out_b + (long long)hq * stride_out_h + (long long)row * stride_out_s;
-    // Fully masked rows (l = 0) write 0.
-    const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
-    #pragma unroll
-    for (int d = 0; d < D_TILES; ++d) {
+for (int mt = 0; mt < M_TILES; ++mt) {
+  #pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = l_i[mt][r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int row = row0 + 16 * mt + 8 * r;
+    if (row < q_len) {
+      storage_t* o_row = out + (long long)b * stride_out_b + (long long)hq * stride_out_h + (long long)row * stride_out_s;
+      // Fully masked rows (l = 0) write 0.
+      const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
       #pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int col = d * 8 + ((lane & 3) << 1) + c;
-        if (col < DV) store_s(o_row + col, o_acc[d][2 * r + c] * inv_l);
-      }
-    }${lse}
+      for (int d = 0; d < D_TILES; ++d) {
+        #pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int col = d * 8 + ((lane & 3) << 1) + c;
+          if (col < DV) store_s(o_row + col, o_acc[mt][d][2 * r + c] * inv_l);
+        }
+      }${lse}
+    }
   }
 }`;
   }

@@ -18,8 +18,11 @@ export interface CudaOptions {
 
 /** Rows of one mma.sync tile (m16n8k16): every tensor-core tile side is a multiple of it. */
 export const MMA_TILE = 16;
-/** Query rows each warp of the tensor-core kernel owns. */
-export const MMA_WARP_ROWS = 16;
+/**
+ * Query rows each warp of the tensor-core kernel may own: one or two 16-row mma tiles. Two halve
+ * the shared-memory reads of K and V per flop, at the price of twice the accumulator registers.
+ */
+export const MMA_WARP_ROWS: readonly number[] = [16, 32];
 /** Dynamic shared memory a block may take on sm_80 (A100: 163 KB); sm_90 allows 227 KB. */
 export const SM80_SHARED_LIMIT = 163 * 1024;
 /** The CUDA-core kernel uses static shared memory. */
@@ -73,8 +76,12 @@ export function checkCudaConfig(spec: KernelSpec): CudaOptions {
         `use a BlockMask block size that is a multiple of ${MMA_TILE}, or options.kernel "simt"`,
     );
   }
-  if (c.numWarps * MMA_WARP_ROWS !== c.blockM) {
-    throw new FlexAttnError(`the CUDA tensor-core kernel gives each warp ${MMA_WARP_ROWS} query rows: blockM ${c.blockM} needs numWarps ${c.blockM / MMA_WARP_ROWS}, got ${c.numWarps}`);
+  const warpRows = c.blockM / c.numWarps;
+  if (!MMA_WARP_ROWS.includes(warpRows)) {
+    throw new FlexAttnError(
+      `the CUDA tensor-core kernel gives each warp ${MMA_WARP_ROWS.join(" or ")} query rows: blockM ${c.blockM} needs numWarps ` +
+        `${MMA_WARP_ROWS.map((r) => c.blockM / r).filter((w) => w >= 1).join(" or ")}, got ${c.numWarps}`,
+    );
   }
   if (c.numStages < 2) throw new FlexAttnError(`the CUDA tensor-core kernel pipelines K/V loads: numStages must be at least 2, got ${c.numStages}`);
   if (shared > SM80_SHARED_LIMIT) {
@@ -88,11 +95,11 @@ export function checkCudaConfig(spec: KernelSpec): CudaOptions {
 
 type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
 
-/** [blockM, blockN, numStages] for the tensor-core kernel by the wider head dim, best guess first. */
-function mmaTiles(widest: number): [number, number, number][] {
-  if (widest <= 64) return [[128, 64, 3], [128, 128, 2], [64, 64, 3], [128, 64, 2], [64, 128, 2]];
-  if (widest <= 128) return [[128, 64, 2], [128, 64, 3], [64, 64, 3], [128, 32, 3], [64, 128, 2]];
-  return [[64, 32, 2], [64, 64, 2], [32, 64, 2], [128, 32, 2]];
+/** [blockM, blockN, numStages, rows per warp] for the tensor-core kernel by the wider head dim, best guess first. */
+function mmaTiles(widest: number): [number, number, number, number][] {
+  if (widest <= 64) return [[128, 64, 3, 16], [128, 64, 2, 32], [128, 128, 2, 32], [128, 128, 2, 16], [64, 64, 3, 16], [64, 64, 2, 32]];
+  if (widest <= 128) return [[128, 64, 2, 16], [128, 32, 2, 32], [128, 64, 2, 32], [128, 64, 3, 16], [64, 64, 3, 16], [64, 32, 3, 32]];
+  return [[64, 32, 2, 16], [64, 64, 2, 16], [32, 64, 2, 16], [128, 32, 2, 16]];
 }
 
 /**
@@ -112,10 +119,10 @@ export function cudaConfigCandidates(problem: Problem, sparseBlock: readonly [nu
     out.push(c);
   };
   if (problem.dtype !== "f32" && sparseBlock[0] % MMA_TILE === 0 && sparseBlock[1] % MMA_TILE === 0) {
-    for (const [bm, bn, stages] of mmaTiles(widest)) {
+    for (const [bm, bn, stages, warpRows] of mmaTiles(widest)) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
-      push({ blockM, blockN, numWarps: blockM / MMA_WARP_ROWS, numStages: stages, prescaleQk: false });
+      push({ blockM, blockN, numWarps: Math.max(1, blockM / warpRows), numStages: stages, prescaleQk: false });
     }
   }
   const simt = problem.dtype === "f32" ? undefined : { kernel: "simt" as const };

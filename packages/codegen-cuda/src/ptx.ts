@@ -74,16 +74,21 @@ export interface MmaLayout {
   readonly rowBytes: number;
   /** C++ expression: the chunk's offset in 16-byte units, of row `r` and chunk `c`. */
   readonly unit: (r: string, c: string) => string;
+  /**
+   * The layout repeats every `rowPeriod` rows and every `chunkPeriod` chunks: unit(r + rowPeriod·i,
+   * c + chunkPeriod·k) = unit(r, c) + rowPeriod·i·rowUnits + chunkPeriod·k. So a lane's addresses are
+   * a few base offsets plus compile-time immediates.
+   */
+  readonly rowPeriod: number;
+  readonly chunkPeriod: number;
 }
 
 export function mmaLayout(dim: number): MmaLayout {
   const chunks = Math.ceil(dim / MMA_TILE) * (MMA_TILE / 8);
   const rowBytes = mmaRowBytes(dim);
   const units = rowBytes / 16;
-  let unit: MmaLayout["unit"];
-  if (chunks % 8 === 0) unit = (r, c) => `((${r}) * ${units} + ((${c}) ^ ((${r}) & 7)))`;
-  else if (chunks === 4) unit = (r, c) => `((${r}) * 4 + ((${c}) ^ (((${r}) >> 1) & 3)))`;
-  else if (chunks === 2) unit = (r, c) => `((${r}) * 2 + ((${c}) ^ (((${r}) >> 2) & 1)))`;
-  else unit = (r, c) => `((${r}) * ${units} + (${c}))`;
-  return { chunks, rowBytes, unit };
+  if (chunks % 8 === 0) return { chunks, rowBytes, rowPeriod: 8, chunkPeriod: 8, unit: (r, c) => `((${r}) * ${units} + ((${c}) ^ ((${r}) & 7)))` };
+  if (chunks === 4) return { chunks, rowBytes, rowPeriod: 8, chunkPeriod: 4, unit: (r, c) => `((${r}) * 4 + ((${c}) ^ (((${r}) >> 1) & 3)))` };
+  if (chunks === 2) return { chunks, rowBytes, rowPeriod: 8, chunkPeriod: 2, unit: (r, c) => `((${r}) * 2 + ((${c}) ^ (((${r}) >> 2) & 1)))` };
+  return { chunks, rowBytes, rowPeriod: 1, chunkPeriod: 2, unit: (r, c) => `((${r}) * ${units} + (${c}))` };
 }

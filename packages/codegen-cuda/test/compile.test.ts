@@ -49,18 +49,29 @@ const CANDIDATE_PROBLEMS: [number, number, StorageDType][] = [
 ];
 
 function candidateSpecs(): KernelSpec[] {
-  return CANDIDATE_PROBLEMS.flatMap(([qkHeadDim, vHeadDim, dtype]) =>
+  return unique(CANDIDATE_PROBLEMS.flatMap(([qkHeadDim, vHeadDim, dtype]) =>
     cudaConfigCandidates({ qkHeadDim, vHeadDim, dtype }, [128, 128]).map((config) =>
       makeSpec({ mask: causal, score: softcap, qkHeadDim, vHeadDim, dtype, returnLse: true, sparseBlock: [128, 128], config }),
     ),
-  );
+  ));
 }
 
 /** Every conformance case in its dtype, and the f32 ones again in bf16 and f16 (the tensor-core kernel). */
 function conformanceSpecs(): KernelSpec[] {
-  return CONFORMANCE_CASES.flatMap((c) =>
-    (c.problem.dtype === "f32" ? (["f32", "bf16", "f16"] as const) : [c.problem.dtype as StorageDType]).map((d) => caseSpec(c.name, d)),
+  return unique(
+    CONFORMANCE_CASES.flatMap((c) =>
+      (c.problem.dtype === "f32" ? (["f32", "bf16", "f16"] as const) : [c.problem.dtype as StorageDType]).map((d) => caseSpec(c.name, d)),
+    ),
   );
+}
+
+/** One spec per generated kernel (cases that differ only in buffer data or sizes share one). */
+function unique(specs: KernelSpec[]): KernelSpec[] {
+  const seen = new Set<string>();
+  return specs.filter((s) => {
+    const h = generateCuda(s).specHash;
+    return !seen.has(h) && seen.add(h) !== undefined;
+  });
 }
 
 /**
@@ -106,7 +117,10 @@ const ARCHS = [
   { flag: "-gencode=arch=compute_90a,code=sm_90a", name: "sm_90a" },
 ];
 
-/** Compile a batch for sm_80 and sm_90a (the two in parallel); the ptxas reports by kernel index. */
+/**
+ * Compile a batch for sm_80 and sm_90a (the two in parallel); the ptxas reports by kernel index.
+ * About 0.7 s of CPU per kernel and architecture (nvcc 13), mostly the front end.
+ */
 async function compileBatch(specs: KernelSpec[], dir: string, tag: string): Promise<Map<string, Map<number, PtxasReport>>> {
   const file = join(dir, `${tag}.cu`);
   writeFileSync(file, batchSource(specs));
@@ -172,7 +186,7 @@ describe("CUDA codegen", () => {
     const spec = (dtype: StorageDType, config: KernelConfig, d = 64) =>
       makeSpec({ mask: causal, score: null, qkHeadDim: d, vHeadDim: d, dtype, sparseBlock: [128, 128], config });
     expect(() => generateCuda(spec("f32", { ...DEFAULT_CONFIG, blockN: 64 }, 256))).toThrow(/shared memory.*smaller blockN/);
-    expect(() => generateCuda(spec("bf16", { blockM: 64, blockN: 64, numWarps: 2, numStages: 2, prescaleQk: false }))).toThrow(/numWarps 4/);
+    expect(() => generateCuda(spec("bf16", { blockM: 64, blockN: 64, numWarps: 8, numStages: 2, prescaleQk: false }))).toThrow(/numWarps 4 or 2/);
     expect(() => generateCuda(spec("bf16", { blockM: 64, blockN: 64, numWarps: 4, numStages: 1, prescaleQk: false }))).toThrow(/numStages/);
     expect(() => generateCuda(spec("bf16", { blockM: 128, blockN: 128, numWarps: 8, numStages: 4, prescaleQk: false }, 256))).toThrow(
       /shared memory.*fewer stages/,
@@ -232,5 +246,5 @@ describe("CUDA codegen", () => {
       }
     });
     expect(problems).toEqual([]);
-  }, 1_200_000);
+  }, 2_400_000);
 });
