@@ -2,7 +2,7 @@
 import {
   type CodegenBackend, type KernelArtifact, type KernelSpec, artifactSpecInfo, kernelAbi, specHash,
 } from "@flexattn/template";
-import { checkCudaConfig, cudaConfigCandidates, cudaDefaultConfig, cudaSharedBytes } from "./options.js";
+import { checkCudaConfig, cudaConfigCandidates, cudaSharedBytes } from "./options.js";
 import { CUDA_ENTRY, cudaSource } from "./source.js";
 
 export function generateCuda(spec: KernelSpec): KernelArtifact {
@@ -22,10 +22,9 @@ export function generateCuda(spec: KernelSpec): KernelArtifact {
   };
 }
 
-export const cudaBackend: CodegenBackend & { configCandidates: typeof cudaConfigCandidates } = {
+export const cudaBackend: CodegenBackend = {
   name: "cuda",
   sourceExtension: ".cu",
   configCandidates: cudaConfigCandidates,
-  defaultConfig: cudaDefaultConfig,
   generate: generateCuda,
 };

@@ -132,7 +132,3 @@ export function cudaConfigCandidates(problem: Problem, sparseBlock: readonly [nu
   }
   return out;
 }
-
-export function cudaDefaultConfig(problem: Problem, sparseBlock: readonly [number, number], mods?: ModMix): KernelConfig {
-  return cudaConfigCandidates(problem, sparseBlock, mods)[0];
-}
