@@ -80,7 +80,7 @@ const VARIANTS: { name: string; mask: (n: number) => MaskMod | null; score: (h: 
   { name: "softcap_causal", mask: () => causal(), score: () => softcap(30) },
 ];
 const SHAPES = [{ D: 128, H: 16 }, { D: 64, H: 32 }];
-const NS = [4096, 16384];
+const NS = [16384, 4096];
 const TOKENS = 16384;
 
 function generateBench(): void {

@@ -40,7 +40,8 @@ constexpr float LOG2E = ${cudaFloat(NUMERICS.LOG2E)};
 constexpr float LN2 = ${cudaFloat(NUMERICS.LN2)};
 ${emitter.prelude()}
 
-extern "C" __global__ void __launch_bounds__(THREADS) ${CUDA_ENTRY}(
+// Min one block per SM: without it ptxas may cap registers for occupancy and spill the accumulators.
+extern "C" __global__ void __launch_bounds__(THREADS, 1) ${CUDA_ENTRY}(
     ${params.join(",\n    ")}) {
 ${indentAll(body)}
 }
