@@ -1,45 +1,126 @@
 /**
- * Generates the CUDA device harness input: for every conformance case the .cu our CUDA backend
- * emits, and a JSON with the inputs, tables, captured buffers (by ABI name) and the float64
- * reference. Usage: npx tsx apps/bench/src/cuda-generate.ts [--seed N]
+ * Generates the CUDA device harness input into apps/bench/device/cuda/generated/:
+ *   conformance/<case>_<dtype>.{cu,py,json} — every conformance case in its own dtype and, for the
+ *       f32 cases, again in bf16 and f16 (so the tensor-core kernel meets every case too): the .cu
+ *       our CUDA backend emits (default config), its Python module, and a JSON with the inputs,
+ *       tables, captured buffers and the float64 reference;
+ *   bench/<name>.{cu,py} + bench.json + tables/*.json — the performance protocol's kernels (bf16;
+ *       d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}, batch 16384/N) and our createBlockMask tables.
+ * Usage: npx tsx apps/bench/src/cuda-generate.ts [--seed N] [--only conformance|bench]
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CONFORMANCE_CASES, capturedBuffers, instantiateCase, launchGrid, makeSpec } from "@flexattn/template";
-import { cudaBackend } from "@flexattn/codegen-cuda";
-import { b64, invocationJson } from "./device-export.js";
+import { type MaskMod, type ScoreMod, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { alibi, causal, documentCausal, prefixLM, randomDocumentIds, slidingWindow, softcap } from "@flexattn/masks";
+import { createBlockMask } from "@flexattn/blockmask";
+import {
+  type BlockMaskTables, CONFORMANCE_CASES, type KernelSpec, type StorageDType, capturedBuffers, instantiateCase, makeSpec,
+  resolveProblem,
+} from "@flexattn/template";
+import { cudaBackend, cudaPythonModule } from "@flexattn/codegen-cuda";
+import { b64, invocationJson, tablesJson } from "./device-export.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "cuda", "generated");
 const args = process.argv.slice(2);
 const seed = args.includes("--seed") ? Number(args[args.indexOf("--seed") + 1]) : Date.now() & 0x7fffffff;
+const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : null;
 
-rmSync(ROOT, { recursive: true, force: true });
-mkdirSync(ROOT, { recursive: true });
-const index: { name: string; file: string }[] = [];
-CONFORMANCE_CASES.forEach((cs, i) => {
-  const inst = instantiateCase(cs, seed + i);
-  const p = inst.problem;
-  const config = cudaBackend.configCandidates(p, cs.blockSize, { mask: null, score: null })[0];
-  const spec = makeSpec({
-    mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
-    returnLse: p.returnLse, sparseBlock: cs.blockSize, config,
-  });
+/** The .cu and the Python module of a spec, written once per spec hash. */
+function writeKernel(dir: string, stem: string, spec: KernelSpec) {
   const artifact = cudaBackend.generate(spec);
-  const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}`;
-  writeFileSync(join(ROOT, `${file}.cu`), artifact.source);
-  const buffers = capturedBuffers(spec).map((b) => {
+  writeFileSync(join(dir, `${stem}.cu`), artifact.source);
+  writeFileSync(join(dir, `${stem}.py`), cudaPythonModule(spec, artifact));
+  return artifact;
+}
+
+function buffersJson(spec: KernelSpec) {
+  return capturedBuffers(spec).map((b) => {
     const s = b.graph.buffers[b.slot];
     return { name: b.name, dtype: s.dtype, shape: s.shape, data: b64(s.data!) };
   });
-  writeFileSync(
-    join(ROOT, `${file}.json`),
-    JSON.stringify({
-      name: cs.name, seed: inst.seed, entry: artifact.entry, threads: artifact.launch.threadsPerProgram,
-      grid: launchGrid(spec, p), abi: artifact.abi, buffers, ...invocationJson(inst),
-    }),
-  );
-  index.push({ name: cs.name, file });
-});
-writeFileSync(join(ROOT, "index.json"), JSON.stringify(index, null, 1));
-console.log(`cuda: ${index.length} conformance kernels → ${ROOT}`);
+}
+
+function generateConformance(): void {
+  const dir = join(ROOT, "conformance");
+  mkdirSync(dir, { recursive: true });
+  const index: unknown[] = [];
+  CONFORMANCE_CASES.forEach((cs, i) => {
+    const dtypes: StorageDType[] = cs.problem.dtype === "f32" ? ["f32", "bf16", "f16"] : [cs.problem.dtype as StorageDType];
+    for (const dtype of dtypes) {
+      const inst = instantiateCase({ ...cs, problem: { ...cs.problem, dtype } }, seed + i);
+      const p = inst.problem;
+      const config = cudaBackend.configCandidates(p, cs.blockSize, inst)[0];
+      const spec = makeSpec({
+        mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
+        returnLse: p.returnLse, sparseBlock: cs.blockSize, config,
+      });
+      const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}_${dtype}`;
+      const artifact = writeKernel(dir, file, spec);
+      writeFileSync(
+        join(dir, `${file}.json`),
+        JSON.stringify({ name: `${cs.name} [${dtype}]`, seed: inst.seed, specHash: artifact.specHash, config, buffers: buffersJson(spec), ...invocationJson(inst) }),
+      );
+      index.push({ name: `${cs.name} [${dtype}]`, file, specHash: artifact.specHash });
+    }
+  });
+  writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 1));
+  console.log(`cuda: ${index.length} conformance kernels → ${dir}`);
+}
+
+const DOC_SEED = 1234;
+/** The protocol's variants (the same mods as the Triton harness's). */
+const VARIANTS: { name: string; mask: (n: number) => MaskMod | null; score: (h: number) => ScoreMod | null }[] = [
+  { name: "noop", mask: () => null, score: () => null },
+  { name: "causal", mask: () => causal(), score: () => null },
+  { name: "sliding_window_1024", mask: () => slidingWindow(1024), score: () => null },
+  { name: "prefix_lm", mask: (n) => prefixLM(n / 4), score: () => null },
+  { name: "document_causal", mask: (n) => documentCausal(randomDocumentIds(n, 8, DOC_SEED)), score: () => null },
+  { name: "alibi_causal", mask: () => causal(), score: (h) => alibi(h) },
+  { name: "softcap_causal", mask: () => causal(), score: () => softcap(30) },
+];
+const SHAPES = [{ D: 128, H: 16 }, { D: 64, H: 32 }];
+const NS = [16384, 4096];
+const TOKENS = 16384;
+
+function generateBench(): void {
+  const dir = join(ROOT, "bench");
+  mkdirSync(join(dir, "tables"), { recursive: true });
+  const written = new Map<string, string>();
+  const entries: unknown[] = [];
+  for (const { D, H } of SHAPES) {
+    for (const N of NS) {
+      const B = TOKENS / N;
+      for (const v of VARIANTS) {
+        const maskFn = v.mask(N);
+        const scoreFn = v.score(H);
+        const mask = maskFn ? traceMaskMod(maskFn) : null;
+        const score = scoreFn ? traceScoreMod(scoreFn) : null;
+        const tables = createBlockMask(maskFn ?? ((_b, _h, _q, _kv) => true), { B: 1, H: 1, qLen: N, kvLen: N }) as unknown as BlockMaskTables & { density(): number };
+        const problem = resolveProblem({ batch: B, qHeads: H, kvHeads: H, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
+        const candidates = cudaBackend.configCandidates(problem, [128, 128], { mask, score });
+        const modules = candidates.map((config) => {
+          const spec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config });
+          const hash = cudaBackend.generate(spec).specHash;
+          if (!written.has(hash)) {
+            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${config.blockM}x${config.blockN}w${config.numWarps}s${config.numStages}${config.options ? "_simt" : ""}`;
+            writeKernel(dir, stem, spec);
+            written.set(hash, stem);
+          }
+          return { module: `${written.get(hash)}.py`, specHash: hash, config };
+        });
+        const tablesFile = `${v.name}_d${D}_n${N}.json`;
+        const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
+        writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: buffersJson(bufSpec) }));
+        entries.push({ variant: v.name, N, B, H, D, tables: tablesFile, density: tables.density(), modules });
+      }
+    }
+  }
+  writeFileSync(join(dir, "bench.json"), JSON.stringify({ docSeed: DOC_SEED, entries }, null, 1));
+  console.log(`cuda bench: ${entries.length} entries, ${written.size} kernels → ${dir}`);
+}
+
+rmSync(ROOT, { recursive: true, force: true });
+mkdirSync(ROOT, { recursive: true });
+if (only !== "bench") generateConformance();
+if (only !== "conformance") generateBench();

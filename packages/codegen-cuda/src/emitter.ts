@@ -1,158 +1,423 @@
 /**
- * The CUDA emitter: one method per template step. A program (thread block) owns BLOCK_M query
- * rows, one per thread; K and V tiles of BLOCK_N rows are staged through shared memory.
- * Simple and exact rather than tensor-core fast: it is the portable, readable CUDA target.
+ * The tensor-core CUDA emitter (f16/bf16, sm_80+): FlashAttention-2's forward with one method per
+ * template step. A thread block owns BLOCK_M = 16·M_TILES·WARPS query rows, 16·M_TILES per warp (each
+ * K/V fragment read from shared memory serves M_TILES row tiles); Q·Kᵀ and P·V are
+ * mma.sync m16n8k16 with f32 accumulators; K and V tiles stream through a ring of STAGES
+ * shared-memory stages filled by cp.async. The kv tiles of the partial blocks and then of the full
+ * blocks form one sequence t = 0, 1, …, so the pipeline runs on across the two block loops.
+ *
+ * Fragments (PTX ISA, mma.m16n8k16): lane l holds the accumulator elements e = 0..3 of an 8-column
+ * tile j at row l/4 + 8·(e/2) and column 8j + 2·(l%4) + e%2; the mods are rendered per element with
+ * those (q, kv) indices. Each thread thus owns two query rows; their max and sum reduce over the 4
+ * lanes of a quad. The S accumulators become P's A fragments in registers (no shared-memory trip).
+ *
+ * Pipeline, for tile t (stage t % STAGES), with K and V as separate cp.async groups:
+ *   wait K[t]; barrier (K[t] visible; every warp is past tile t−1, so its stage is free);
+ *   issue tile t+STAGES−1 into that stage; S = Q·K[t]ᵀ; mods; online softmax;
+ *   wait V[t]; barrier; O += P·V[t].
  */
 import { type ModGraph, renderGraph } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, type TemplateEmitter, capturedBuffers } from "@flexattn/template";
+import { MMA_TILE } from "./options.js";
+import { type MmaLayout, NEG_INF, mmaLayout } from "./ptx.js";
 import { cudaRenderer } from "./renderer.js";
 
 const indent = (code: string, n = 1) => code.split("\n").map((l) => (l ? "  ".repeat(n) + l : l)).join("\n");
 
-function modInputs(kvExpr: string): Record<string, string> {
-  return { score: "s[j]", b: "b", h: "hq", q: "(row + q_offset)", kv: `(${kvExpr} + kv_offset)` };
+/** Loop over this thread's accumulator elements of S, with their query and key positions. */
+function perScore(body: string): string {
+  return `#pragma unroll
+for (int mt = 0; mt < M_TILES; ++mt) {
+  #pragma unroll
+  for (int j = 0; j < N_TILES; ++j) {
+    #pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int q_idx = row0 + mt * 16 + ((e >> 1) << 3) + q_offset;
+      const int kv_idx = n0 + j * 8 + ((lane & 3) << 1) + (e & 1) + kv_offset;
+${indent(body, 3)}
+    }
+  }
+}`;
 }
 
-export class CudaEmitter implements TemplateEmitter<string> {
-  constructor(private readonly spec: KernelSpec) {}
+export class CudaMmaEmitter implements TemplateEmitter<string> {
+  readonly qkLayout: MmaLayout;
+  readonly vLayout: MmaLayout;
+  /** Q's fragments stay in registers up to this padded head dim × row tiles; more are re-read from shared memory. */
+  static readonly Q_IN_REGISTERS_MAX_DIM = 128;
 
-  private renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): { statements: string; result: string } {
-    const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
-    const r = renderGraph(graph, cudaRenderer(modInputs("(n0 + j)"), (slot) => names[slot]), prefix);
-    return { statements: r.statements.join("\n"), result: r.result };
+  constructor(private readonly spec: KernelSpec) {
+    this.qkLayout = mmaLayout(spec.qkHeadDim);
+    this.vLayout = mmaLayout(spec.vHeadDim);
   }
 
-  program(): string {
-    return `const int m_block = blockIdx.x, hq = blockIdx.y, b = blockIdx.z;
-const int hkv = hq / (q_heads / kv_heads);
-const int row = m_block * BLOCK_M + threadIdx.x;
-const bool row_valid = row < q_len;
-const long long table_row = ((long long)(b % sparse_b) * sparse_h + (hq % sparse_h)) * sparse_q_blocks + (m_block * BLOCK_M) / SPARSE_Q;
-const storage_t* k_base = k + (long long)b * stride_k_b + (long long)hkv * stride_k_h;
-const storage_t* v_base = v + (long long)b * stride_v_b + (long long)hkv * stride_v_h;
-__shared__ float k_tile[BLOCK_N][DQK + 1];
-__shared__ float v_tile[BLOCK_N][DV];`;
+  private get qInRegisters(): boolean {
+    const mTiles = this.spec.config.blockM / (MMA_TILE * this.spec.config.numWarps);
+    return this.qkLayout.chunks * 8 * mTiles <= CudaMmaEmitter.Q_IN_REGISTERS_MAX_DIM;
   }
 
-  loadQ(): string {
-    const prescale = this.spec.config.prescaleQk && !this.spec.score ? " * qk_scale" : "";
-    return `const float qk_scale = ${this.spec.config.prescaleQk && !this.spec.score ? "scale * LOG2E" : "scale"};
-float q_reg[DQK];
-{
-  const storage_t* q_row = q + (long long)b * stride_q_b + (long long)hq * stride_q_h + (long long)row * stride_q_s;
+  /** Whether scores are scaled by scale·log2e at once (no score mod sees them in natural units). */
+  private get scaledToLog2(): boolean {
+    return !this.spec.score;
+  }
+
+  /** Compile-time constants and the tile copy helpers, placed before the kernel. */
+  prelude(): string {
+    const s = this.spec;
+    const c = s.config;
+    // 16-byte copies need whole chunks of data per row; other head dims copy element by element.
+    const vecDims = s.qkHeadDim % 8 === 0 && s.vHeadDim % 8 === 0;
+    return `constexpr int WARPS = ${c.numWarps};
+constexpr int M_TILES = ${c.blockM / (16 * c.numWarps)};  // 16-row mma tiles per warp
+constexpr int THREADS = 32 * WARPS;
+constexpr int BLOCK_M = ${c.blockM};
+constexpr int BLOCK_N = ${c.blockN};
+constexpr int STAGES = ${c.numStages};
+constexpr int DQK = ${s.qkHeadDim};
+constexpr int DV = ${s.vHeadDim};
+constexpr int QK_CHUNKS = ${this.qkLayout.chunks};  // 16-byte chunks per padded row
+constexpr int V_CHUNKS = ${this.vLayout.chunks};
+constexpr int K_STEPS = QK_CHUNKS / 2;        // mma k-steps of Q·Kᵀ
+constexpr int N_TILES = BLOCK_N / 8;          // 8-column accumulator tiles of S
+constexpr int D_TILES = V_CHUNKS;             // 8-column accumulator tiles of O
+constexpr int PV_STEPS = BLOCK_N / ${MMA_TILE};
+constexpr int SPARSE_Q = ${s.sparseBlock[0]};
+constexpr int SPARSE_KV = ${s.sparseBlock[1]};
+constexpr int TILES_PER_BLOCK = SPARSE_KV / BLOCK_N;
+constexpr int Q_TILE_BYTES = BLOCK_M * ${this.qkLayout.rowBytes};
+constexpr int K_TILE_BYTES = BLOCK_N * ${this.qkLayout.rowBytes};
+constexpr int V_TILE_BYTES = BLOCK_N * ${this.vLayout.rowBytes};
+constexpr int STAGE_BYTES = K_TILE_BYTES + V_TILE_BYTES;
+constexpr int SMEM_BYTES = Q_TILE_BYTES + STAGES * STAGE_BYTES;
+constexpr bool VEC_DIMS = ${vecDims};
+// ldmatrix addressing (see MmaLayout): per lane, K_BASES / V_BASES base offsets, the rest immediates.
+constexpr int K_BASES = ${Math.min(this.qkLayout.chunkPeriod, this.qkLayout.chunks) / 2};
+constexpr int V_BASES = ${Math.min(this.vLayout.chunkPeriod, this.vLayout.chunks) / 2};
+constexpr int QK_ROW_UNITS = ${this.qkLayout.rowBytes / 16};
+constexpr int V_ROW_UNITS = ${this.vLayout.rowBytes / 16};
+
+__device__ __forceinline__ unsigned qk_unit(int r, int c) { return ${this.qkLayout.unit("r", "c")}; }
+__device__ __forceinline__ unsigned v_unit(int r, int c) { return ${this.vLayout.unit("r", "c")}; }
+
+${this.copyHelper("qk", "QK_CHUNKS", "DQK")}
+
+${this.copyHelper("v", "V_CHUNKS", "DV")}`;
+  }
+
+  /**
+   * Copy ROWS rows of a head-dim tile into its shared layout, zero-filling rows ≥ rows_left and the
+   * padding past dim. vec: 16-byte cp.async (aligned rows); else element loads and 16-byte stores.
+   */
+  private copyHelper(name: "qk" | "v", chunks: string, dim: string): string {
+    const layout = name === "qk" ? this.qkLayout : this.vLayout;
+    return `template <int ROWS>
+__device__ __forceinline__ void copy_${name}_tile(unsigned dst, const storage_t* src, long long row_stride, int rows_left, bool vec) {
+  constexpr int N = ROWS * ${chunks};
+  // When the threads cover whole rows, a multiple of the layout's row period at a time, each thread keeps
+  // one chunk column: its shared offset is one base plus an immediate per step.
+  constexpr int STEP_ROWS = THREADS / ${chunks};
+  constexpr bool PERIODIC = THREADS % ${chunks} == 0 && STEP_ROWS % ${layout.rowPeriod} == 0;
+  const int r0 = threadIdx.x / ${chunks}, c = threadIdx.x % ${chunks};
+  const unsigned to0 = dst + ${name}_unit(r0, c) * 16;
   #pragma unroll
-  for (int d = 0; d < DQK; ++d) q_reg[d] = row_valid ? load_s(q_row + d)${prescale} : 0.0f;
-}`;
-  }
-
-  initState(): string {
-    return `float m_i = -INFINITY, l_i = 0.0f;
-float acc[DV];
-#pragma unroll
-for (int d = 0; d < DV; ++d) acc[d] = 0.0f;
-float s[BLOCK_N];`;
-  }
-
-  blockLoop(blocks: BlockKind, body: string[]): string {
-    const [num, idx] = blocks === "partial" ? ["kv_num_blocks", "kv_indices"] : ["full_kv_num_blocks", "full_kv_indices"];
-    return `// ${blocks} blocks${blocks === "partial" ? ": the mask applies" : ": the mask is skipped"}
-{
-  const int num_blocks = ${num}[table_row];
-  const int* block_ids = ${idx} + table_row * sparse_kv_blocks;
-  for (int blk = 0; blk < num_blocks; ++blk) {
-    for (int sub = 0; sub < SPARSE_KV / BLOCK_N; ++sub) {
-      const int n0 = block_ids[blk] * SPARSE_KV + sub * BLOCK_N;
-      if (n0 >= kv_len) break;
-${indent(body.join("\n"), 3)}
+  for (int i = 0; i < (N + THREADS - 1) / THREADS; ++i) {
+    const int e = threadIdx.x + i * THREADS;
+    if (N % THREADS != 0 && e >= N) break;
+    const int r = PERIODIC ? r0 + i * STEP_ROWS : e / ${chunks};
+    const int cc = PERIODIC ? c : e % ${chunks};
+    const unsigned to = PERIODIC ? to0 + i * STEP_ROWS * ${layout.rowBytes} : dst + ${name}_unit(r, cc) * 16;
+    const storage_t* from = src + r * row_stride + cc * 8;
+    if (VEC_DIMS && vec) {
+      const bool ok = r < rows_left && cc * 8 < ${dim};
+      cp_async_16(to, ok ? from : src, ok ? 16 : 0);
+    } else {
+      unsigned w[4];
+      #pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const bool lo = r < rows_left && cc * 8 + 2 * k < ${dim}, hi = r < rows_left && cc * 8 + 2 * k + 1 < ${dim};
+        w[k] = (lo ? (unsigned)from[2 * k] : 0u) | ((hi ? (unsigned)from[2 * k + 1] : 0u) << 16);
+      }
+      st_shared_16(to, w[0], w[1], w[2], w[3]);
     }
   }
 }`;
   }
 
-  loadK(): string {
-    return `__syncthreads();  // the previous tile is no longer read
-for (int e = threadIdx.x; e < BLOCK_N * DQK; e += BLOCK_M) {
-  const int j = e / DQK, d = e % DQK;
-  k_tile[j][d] = n0 + j < kv_len ? load_s(k_base + (long long)(n0 + j) * stride_k_s + d) : 0.0f;
+  private renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): { statements: string; result: string } {
+    const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
+    const inputs = { score: "s_acc[mt][j][e]", b: "b", h: "hq", q: "q_idx", kv: "kv_idx" };
+    const r = renderGraph(graph, cudaRenderer(inputs, (slot) => names[slot]), prefix);
+    return { statements: r.statements.join("\n"), result: r.result };
+  }
+
+  program(): string {
+    return `extern __shared__ __align__(128) unsigned char smem[];
+// The last query tiles first: under causal-like masks they hold the most kv tiles.
+const int m_block = gridDim.x - 1 - blockIdx.x, hq = blockIdx.y, b = blockIdx.z;
+const int hkv = hq / (q_heads / kv_heads);
+const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+const int m0 = m_block * BLOCK_M;
+const long long table_row = ((long long)(b % sparse_b) * sparse_h + (hq % sparse_h)) * sparse_q_blocks + m0 / SPARSE_Q;
+const storage_t* q_base = q + (long long)b * stride_q_b + (long long)hq * stride_q_h + (long long)m0 * stride_q_s;
+const storage_t* k_base = k + (long long)b * stride_k_b + (long long)hkv * stride_k_h;
+const storage_t* v_base = v + (long long)b * stride_v_b + (long long)hkv * stride_v_h;
+const unsigned q_smem = smem_addr(smem);
+const unsigned kv_smem = q_smem + Q_TILE_BYTES;  // stage s: K at s·STAGE_BYTES, V after it
+const int* part_ids = kv_indices + table_row * sparse_kv_blocks;
+const int* full_ids = full_kv_indices + table_row * sparse_kv_blocks;
+const int part_tiles = kv_num_blocks[table_row] * TILES_PER_BLOCK;
+const int total_tiles = part_tiles + full_kv_num_blocks[table_row] * TILES_PER_BLOCK;
+// 16-byte copies need 16-byte-aligned rows; otherwise the tiles are copied element by element.
+const bool vec = VEC_DIMS && ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                               reinterpret_cast<unsigned long long>(v)) & 15) == 0 &&
+                 ((stride_q_b | stride_q_h | stride_q_s | stride_k_b | stride_k_h | stride_k_s |
+                   stride_v_b | stride_v_h | stride_v_s) & 7) == 0;
+// First key of kv tile t: the partial blocks' tiles, then the full blocks'.
+auto tile_start = [&](int t) {
+  const bool partial = t < part_tiles;
+  const int u = partial ? t : t - part_tiles;
+  return (partial ? part_ids : full_ids)[u / TILES_PER_BLOCK] * SPARSE_KV + (u % TILES_PER_BLOCK) * BLOCK_N;
+};
+// Load kv tile t into its stage as two cp.async groups (K, then V); past the end, two empty groups
+// keep the group count that the waits rely on.
+auto issue_tile = [&](int t) {
+  if (t < total_tiles) {
+    const int n = tile_start(t);
+    const unsigned stage = kv_smem + (t % STAGES) * STAGE_BYTES;
+    copy_qk_tile<BLOCK_N>(stage, k_base + (long long)n * stride_k_s, stride_k_s, kv_len - n, vec);
+    cp_async_commit();
+    copy_v_tile<BLOCK_N>(stage + K_TILE_BYTES, v_base + (long long)n * stride_v_s, stride_v_s, kv_len - n, vec);
+    cp_async_commit();
+  } else {
+    cp_async_commit();
+    cp_async_commit();
+  }
+};
+copy_qk_tile<BLOCK_M>(q_smem, q_base, stride_q_s, q_len - m0, vec);
+cp_async_commit();
+#pragma unroll
+for (int t = 0; t < STAGES - 1; ++t) issue_tile(t);`;
+  }
+
+  loadQ(): string {
+    const frag = `q_smem + qk_unit((warp * M_TILES + mt) * 16 + (lane & 15), kk * 2 + (lane >> 4)) * 16`;
+    const registers = this.qInRegisters
+      ? `// Q's A fragments stay in registers for the whole kv loop.
+unsigned q_frag[M_TILES][K_STEPS][4];
+#pragma unroll
+for (int mt = 0; mt < M_TILES; ++mt) {
+  #pragma unroll
+  for (int kk = 0; kk < K_STEPS; ++kk) ldmatrix_x4(q_frag[mt][kk], ${frag});
+}`
+      : "// Q stays in shared memory: its fragments are read per k-step (wide head dims leave no registers for them).";
+    return `cp_async_wait<2 * (STAGES - 1)>();
+__syncthreads();
+${registers}`;
+  }
+
+  initState(): string {
+    return `// This lane's rows: row0 + 16·mt + 8·r. Running max (log2 units) and this lane's part of the running
+// sums (reduced over the quad at the end).
+float m_i[M_TILES][2], l_i[M_TILES][2];
+float o_acc[M_TILES][D_TILES][4];
+float s_acc[M_TILES][N_TILES][4];
+#pragma unroll
+for (int mt = 0; mt < M_TILES; ++mt) {
+  m_i[mt][0] = m_i[mt][1] = ${NEG_INF};
+  l_i[mt][0] = l_i[mt][1] = 0.0f;
+  #pragma unroll
+  for (int d = 0; d < D_TILES; ++d) o_acc[mt][d][0] = o_acc[mt][d][1] = o_acc[mt][d][2] = o_acc[mt][d][3] = 0.0f;
 }
-__syncthreads();`;
+const int row0 = m0 + warp * M_TILES * 16 + (lane >> 2);
+// This lane's ldmatrix row and chunk pattern: K (B of Q·Kᵀ) reads rows of key tiles j, j + 1 and chunk pairs
+// 2kk, 2kk + 1; V (B of P·V, transposed) reads rows 16kk … 16kk + 15 and chunk pairs d, d + 1.
+unsigned k_ld[K_BASES], v_ld[V_BASES];
+#pragma unroll
+for (int i = 0; i < K_BASES; ++i) k_ld[i] = qk_unit((lane & 7) + ((lane >> 4) << 3), 2 * i + ((lane >> 3) & 1)) * 16;
+#pragma unroll
+for (int i = 0; i < V_BASES; ++i) v_ld[i] = K_TILE_BYTES + v_unit(lane & 15, 2 * i + (lane >> 4)) * 16;
+const float qk_scale = ${this.scaledToLog2 ? "scale * LOG2E" : "scale"};
+int t = 0;`;
+  }
+
+  blockLoop(blocks: BlockKind, body: string[]): string {
+    const end = blocks === "partial" ? "part_tiles" : "total_tiles";
+    return `// ${blocks} blocks${blocks === "partial" ? ": the mask applies" : ": the mask is skipped"}
+for (; t < ${end}; ++t) {
+  const int n0 = tile_start(t);
+  const unsigned stage = kv_smem + (t % STAGES) * STAGE_BYTES;
+${indent(body.join("\n"))}
+}`;
+  }
+
+  loadK(): string {
+    return `cp_async_wait<2 * STAGES - 3>();
+__syncthreads();  // K of tile t is visible; every warp is past tile t - 1, whose stage is refilled now
+issue_tile(t + STAGES - 1);`;
   }
 
   qk(): string {
-    return `#pragma unroll 4
-for (int j = 0; j < BLOCK_N; ++j) {
-  float dot = 0.0f;
+    const qFrag = this.qInRegisters
+      ? ""
+      : `unsigned q_frag_k[M_TILES][4];
   #pragma unroll
-  for (int d = 0; d < DQK; ++d) dot = fmaf(q_reg[d], k_tile[j][d], dot);
-  s[j] = ${this.spec.config.prescaleQk && !this.spec.score ? "dot" : "dot * qk_scale"};
+  for (int mt = 0; mt < M_TILES; ++mt) {
+    ldmatrix_x4(q_frag_k[mt], q_smem + qk_unit((warp * M_TILES + mt) * 16 + (lane & 15), kk * 2 + (lane >> 4)) * 16);
+  }
+  `;
+    const a = this.qInRegisters ? "q_frag[mt][kk]" : "q_frag_k[mt]";
+    return `#pragma unroll
+for (int mt = 0; mt < M_TILES; ++mt) {
+  #pragma unroll
+  for (int j = 0; j < N_TILES; ++j) s_acc[mt][j][0] = s_acc[mt][j][1] = s_acc[mt][j][2] = s_acc[mt][j][3] = 0.0f;
+}
+#pragma unroll
+for (int kk = 0; kk < K_STEPS; ++kk) {
+  ${qFrag}#pragma unroll
+  for (int j = 0; j < N_TILES; j += 2) {
+    unsigned kf[4];  // B fragments of key tiles j and j + 1
+    ldmatrix_x4(kf, stage + k_ld[kk % K_BASES] + (j * 8 * QK_ROW_UNITS + (kk / K_BASES) * 2 * K_BASES) * 16);
+    #pragma unroll
+    for (int mt = 0; mt < M_TILES; ++mt) {
+      mma_16816(s_acc[mt][j], ${a}, kf[0], kf[1]);
+      mma_16816(s_acc[mt][j + 1], ${a}, kf[2], kf[3]);
+    }
+  }
+}
+#pragma unroll
+for (int mt = 0; mt < M_TILES; ++mt) {
+  #pragma unroll
+  for (int j = 0; j < N_TILES; ++j) {
+    #pragma unroll
+    for (int e = 0; e < 4; ++e) s_acc[mt][j][e] *= qk_scale;
+  }
 }`;
   }
 
   scoreMod(): string {
     const { statements, result } = this.renderMod(this.spec.score!, "score", "sm");
-    return `for (int j = 0; j < BLOCK_N; ++j) {
-${indent(statements)}
-  s[j] = ${result};
-}`;
+    return perScore(`${statements}\ns_acc[mt][j][e] = ${result};`);
   }
 
   maskMod(): string {
     const { statements, result } = this.renderMod(this.spec.mask!, "mask", "mm");
-    return `for (int j = 0; j < BLOCK_N; ++j) {
-${indent(statements)}
-  if (!(${result})) s[j] = -INFINITY;
-}`;
+    // A select, not arithmetic: a masked score is -inf whatever the score mod made of it.
+    return perScore(`${statements}\ns_acc[mt][j][e] = (${result}) ? s_acc[mt][j][e] : ${NEG_INF};`);
   }
 
   bounds(): string {
     return `if (n0 + BLOCK_N > kv_len) {
-  for (int j = 0; j < BLOCK_N; ++j) if (n0 + j >= kv_len) s[j] = -INFINITY;
+  #pragma unroll
+  for (int mt = 0; mt < M_TILES; ++mt) {
+    #pragma unroll
+    for (int j = 0; j < N_TILES; ++j) {
+      #pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if (n0 + j * 8 + ((lane & 3) << 1) + (e & 1) >= kv_len) s_acc[mt][j][e] = ${NEG_INF};
+      }
+    }
+  }
 }`;
   }
 
   onlineSoftmax(): string {
-    // Scores move to the exp2 domain here unless Q was prescaled by scale·log2e.
-    const toLog2 = this.spec.config.prescaleQk && !this.spec.score ? "" : " * LOG2E";
-    return `float m_new = m_i;
-for (int j = 0; j < BLOCK_N; ++j) { s[j] = s[j]${toLog2}; m_new = fmaxf(m_new, s[j]); }
-// A row with nothing unmasked yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN.
-const float m_ref = m_new == -INFINITY ? 0.0f : m_new;
-const float alpha = exp2f(m_i - m_ref);
-float row_sum = 0.0f;
-for (int j = 0; j < BLOCK_N; ++j) { s[j] = exp2f(s[j] - m_ref); row_sum += s[j]; }
-l_i = l_i * alpha + row_sum;
-m_i = m_new;
-#pragma unroll
-for (int d = 0; d < DV; ++d) acc[d] *= alpha;`;
+    const toLog2 = this.scaledToLog2 ? "" : "\n        s[j][2 * r + c] *= LOG2E;";
+    return `#pragma unroll
+for (int mt = 0; mt < M_TILES; ++mt) {
+  float (&s)[N_TILES][4] = s_acc[mt];
+  #pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float m_new = m_i[mt][r];
+    #pragma unroll
+    for (int j = 0; j < N_TILES; ++j) {
+      #pragma unroll
+      for (int c = 0; c < 2; ++c) {${toLog2}
+        m_new = fmaxf(m_new, s[j][2 * r + c]);
+      }
+    }
+    m_new = fmaxf(m_new, __shfl_xor_sync(0xffffffffu, m_new, 1));
+    m_new = fmaxf(m_new, __shfl_xor_sync(0xffffffffu, m_new, 2));
+    // A row with nothing unmasked yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN.
+    const float m_ref = m_new == ${NEG_INF} ? 0.0f : m_new;
+    const float alpha = exp2f(m_i[mt][r] - m_ref);
+    float row_sum = 0.0f;
+    #pragma unroll
+    for (int j = 0; j < N_TILES; ++j) {
+      #pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        s[j][2 * r + c] = exp2f(s[j][2 * r + c] - m_ref);
+        row_sum += s[j][2 * r + c];
+      }
+    }
+    l_i[mt][r] = l_i[mt][r] * alpha + row_sum;
+    m_i[mt][r] = m_new;
+    #pragma unroll
+    for (int d = 0; d < D_TILES; ++d) {
+      o_acc[mt][d][2 * r] *= alpha;
+      o_acc[mt][d][2 * r + 1] *= alpha;
+    }
+  }
+}`;
   }
 
   loadV(): string {
-    return `for (int e = threadIdx.x; e < BLOCK_N * DV; e += BLOCK_M) {
-  const int j = e / DV, d = e % DV;
-  v_tile[j][d] = n0 + j < kv_len ? load_s(v_base + (long long)(n0 + j) * stride_v_s + d) : 0.0f;
-}
-__syncthreads();`;
+    return `cp_async_wait<2 * STAGES - 2>();
+__syncthreads();  // V of tile t is visible`;
   }
 
   accumulate(): string {
-    return `for (int j = 0; j < BLOCK_N; ++j) {
-  const float p = s[j];
-  if (p == 0.0f) continue;
+    return `#pragma unroll
+for (int kk = 0; kk < PV_STEPS; ++kk) {
+  // P's A fragment for keys 16·kk … 16·kk + 15 is this lane's S accumulators of tiles 2kk, 2kk + 1.
+  unsigned p_frag[M_TILES][4];
   #pragma unroll
-  for (int d = 0; d < DV; ++d) acc[d] = fmaf(p, v_tile[j][d], acc[d]);
+  for (int mt = 0; mt < M_TILES; ++mt) {
+    const float (&s)[N_TILES][4] = s_acc[mt];
+    p_frag[mt][0] = pack2(s[2 * kk][0], s[2 * kk][1]);
+    p_frag[mt][1] = pack2(s[2 * kk][2], s[2 * kk][3]);
+    p_frag[mt][2] = pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    p_frag[mt][3] = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+  }
+  #pragma unroll
+  for (int d = 0; d < D_TILES; d += 2) {
+    unsigned vf[4];  // B fragments of value columns 8d … 8d + 15 (transposed: V is stored key-major)
+    ldmatrix_x4_trans(vf, stage + v_ld[(d / 2) % V_BASES] + (kk * 16 * V_ROW_UNITS + (d / 2 / V_BASES) * 2 * V_BASES) * 16);
+    #pragma unroll
+    for (int mt = 0; mt < M_TILES; ++mt) {
+      mma_16816(o_acc[mt][d], p_frag[mt], vf[0], vf[1]);
+      mma_16816(o_acc[mt][d + 1], p_frag[mt], vf[2], vf[3]);
+    }
+  }
 }`;
   }
 
   epilogue(): string {
     const lse = this.spec.returnLse
-      ? `lse[((long long)b * q_heads + hq) * q_len + row] = l_i == 0.0f ? -INFINITY : LN2 * (m_i + log2f(l_i));`
+      ? `\n      if ((lane & 3) == 0) lse[((long long)b * q_heads + hq) * q_len + row] = l == 0.0f ? ${NEG_INF} : LN2 * (m_i[mt][r] + log2f(l));`
       : "";
-    return `if (row_valid) {
-  storage_t* o_row = out + (long long)b * stride_out_b + (long long)hq * stride_out_h + (long long)row * stride_out_s;
-  // Fully masked rows (l = 0) write 0.
-  const float inv_l = l_i == 0.0f ? 0.0f : 1.0f / l_i;
-  for (int d = 0; d < DV; ++d) store_s(o_row + d, acc[d] * inv_l);
-  ${lse}
+    return `cp_async_wait<0>();
+#pragma unroll
+for (int mt = 0; mt < M_TILES; ++mt) {
+  #pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = l_i[mt][r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int row = row0 + 16 * mt + 8 * r;
+    if (row < q_len) {
+      storage_t* o_row = out + (long long)b * stride_out_b + (long long)hq * stride_out_h + (long long)row * stride_out_s;
+      // Fully masked rows (l = 0) write 0.
+      const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
+      #pragma unroll
+      for (int d = 0; d < D_TILES; ++d) {
+        #pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int col = d * 8 + ((lane & 3) << 1) + c;
+          if (col < DV) store_s(o_row + col, o_acc[mt][d][2 * r + c] * inv_l);
+        }
+      }${lse}
+    }
+  }
 }`;
   }
 }

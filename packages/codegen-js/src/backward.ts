@@ -2,7 +2,7 @@
  * The JS backward kernel: generation (emitBackward through JsBackwardEmitter, wrapped in one
  * function), loading (new Function, cached by spec hash) and running on a BackwardInvocation.
  */
-import { FlexAttnError, boundBuffers } from "@flexattn/ir";
+import { FlexAttnError, boundBuffers, canCompileSource } from "@flexattn/ir";
 import {
   type AbiArg, type BackwardInvocation, type BackwardMods, type KernelSpec, backwardAbi, backwardMods, emitBackward, fullTablesOf,
   qTablesOf, specHash, stridesOf,
@@ -10,6 +10,7 @@ import {
 import { JsBackwardEmitter, gradBufferParamNames } from "./backward-emitter.js";
 import { capturedParamNames } from "./emitter.js";
 import { BF16, F16, RUNTIME } from "./generate.js";
+import { runInterpretedBackward } from "./interpreted.js";
 
 export const JS_BACKWARD_ENTRY = "flexattn_bwd";
 
@@ -77,7 +78,8 @@ export function loadJsBackward(spec: KernelSpec): { kernel: JsBackwardKernel; fn
 
 /** Run the JS backward of `spec` on an invocation: writes dq, dk, dv and dBuffers. */
 export function runJsBackward(spec: KernelSpec, inv: BackwardInvocation): void {
-  const { kernel, fn } = loadJsBackward(spec);
+  // Under a Content-Security-Policy without 'unsafe-eval': the same gradients from the float64 reference.
+  const compiled = canCompileSource() ? loadJsBackward(spec) : null;
   const p = inv.problem;
   if (p.dtype !== spec.dtype || p.qkHeadDim !== spec.qkHeadDim || p.vHeadDim !== spec.vHeadDim) {
     throw new FlexAttnError(`runJsBackward: kernel compiled for ${spec.dtype} head dims ${spec.qkHeadDim}/${spec.vHeadDim}, inputs are ${p.dtype} ${p.qkHeadDim}/${p.vHeadDim}`);
@@ -89,10 +91,12 @@ export function runJsBackward(spec: KernelSpec, inv: BackwardInvocation): void {
   if (t.blockSize[0] !== spec.sparseBlock[0] || t.blockSize[1] !== spec.sparseBlock[1]) {
     throw new FlexAttnError(`runJsBackward: kernel compiled for BlockMask blocks ${spec.sparseBlock.join("×")}, the BlockMask has ${t.blockSize.join("×")}`);
   }
-  const grads = kernel.mods.gradBuffers;
+  const grads = (compiled?.kernel.mods ?? backwardMods(spec.score)).gradBuffers;
   if (inv.dBuffers.length !== grads.length || inv.dBuffers.some((d, i) => !(d instanceof Float32Array) || d.length !== grads[i].size)) {
     throw new FlexAttnError(`runJsBackward: expected ${grads.length} buffer gradient output(s) of sizes [${grads.map((g) => g.size).join(", ")}]`);
   }
+  if (!compiled) return runInterpretedBackward(spec, inv);
+  const { fn } = compiled;
   const captured = [...(inv.mask ? boundBuffers(inv.mask) : []), ...(inv.score ? boundBuffers(inv.score) : [])];
   const full = fullTablesOf(t);
   const qt = qTablesOf(t);

@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlexAttnError, canCompileSource, resetCompileSourceProbe } from "@flexattn/ir";
-import { CONFORMANCE_CASES, formatReport, runConformance } from "@flexattn/template";
-import { loadJsKernel, loadedJsKernels } from "../src/index.js";
+import { BACKWARD_CASES, CONFORMANCE_CASES, formatReport, makeSpec, runBackwardConformance, runConformance } from "@flexattn/template";
+import { jsBackend, loadJsKernel, loadedJsKernels, runJsBackward } from "../src/index.js";
 import { runInstance } from "./run-instance.js";
 
 const RealFunction = globalThis.Function;
@@ -29,6 +29,17 @@ describe("codegen-js under a CSP without 'unsafe-eval'", () => {
 
   it("detects that code cannot be compiled from strings", () => {
     expect(canCompileSource()).toBe(false);
+  });
+
+  it("computes every backward case's gradients (the float64 reference backward stands in)", async () => {
+    const results = await runBackwardConformance((inst) => {
+      const p = inst.problem;
+      const sparseBlock = inst.blockMask.blockSize as [number, number];
+      const config = jsBackend.configCandidates(p, sparseBlock, { mask: inst.mask, score: inst.score })[0];
+      runJsBackward(makeSpec({ mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype, returnLse: true, sparseBlock, config }), inst);
+    }, { tolerance: { f32: 1e-5 } });
+    expect(results.filter((r) => !r.pass).map((r) => `${r.name} (seed ${r.seed}): ${r.message}`)).toEqual([]);
+    expect(results).toHaveLength(BACKWARD_CASES.length);
   });
 
   it("passes every conformance case without compiling a kernel", async () => {

@@ -1,115 +1,252 @@
-"""CUDA backend conformance on the GPU: compile every generated .cu with nvcc (sm_90a), launch it
-through CuPy on the exported inputs, and compare with our float64 reference.
+"""CUDA backend on the GPU: conformance of the generated Python modules against our float64 reference,
+and the performance protocol beside torch flex_attention (torch.compile), SDPA cuDNN and SDPA
+FlashAttention-2, all in one process.
 
-    python3 apps/bench/device/cuda/run_cuda.py      (after: npx tsx apps/bench/src/cuda-generate.ts)
+    npx tsx apps/bench/src/cuda-generate.ts        (on the CPU machine)
+    python3 apps/bench/device/cuda/run_cuda.py [--phases conformance,bench] [--variants noop,causal]
+                                               [--candidates K] [--tag NAME]
+
+Every kernel is compiled first, in parallel, with nvcc into the modules' cubin cache ($FLEXATTN_CACHE,
+keyed by spec hash and GPU), so the modules load their binaries instead of compiling one by one.
 """
+import argparse
+import glob
 import json
+import math
 import os
+import re
 import subprocess
 import sys
+import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
-import cupy
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "triton"))
-from common import buffers_from, decode, lse_error, max_rel_error, tables_from  # noqa: E402
+from common import buffers_from, decode, load_module, lse_error, max_rel_error, tables_from  # noqa: E402
 
 GEN = os.path.join(HERE, "generated")
 OUT = os.environ.get("OUT", "/tmp/cuda-out")
 TOL = {"f32": 1e-3, "f16": 1e-2, "bf16": 1e-2}
 
 
-def compile_all(files):
-    def one(f):
-        r = subprocess.run(["nvcc", "-O3", "-gencode=arch=compute_90a,code=sm_90a", "-cubin", f, "-o", f[:-3] + ".cubin"],
+def log(obj, f=None):
+    line = obj if isinstance(obj, str) else json.dumps(obj)
+    print(line, flush=True)
+    if f:
+        f.write(line + "\n")
+        f.flush()
+
+
+def arch():
+    major, minor = torch.cuda.get_device_capability()
+    return f"{major}{minor}{'a' if major >= 9 else ''}"
+
+
+def compile_all(sources, cache):
+    """nvcc every .cu into the cache under the name the modules look for; returns {source: error}."""
+    def one(src):
+        h = re.search(r"spec ([0-9a-f]+)\.", open(src).readline()).group(1)
+        dst = os.path.join(cache, f"cuda-{h}-sm{arch()}.cubin")
+        if os.path.exists(dst):
+            return src, 0, ""
+        r = subprocess.run(["nvcc", "-O3", f"-gencode=arch=compute_{arch()},code=sm_{arch()}", "-cubin", src, "-o", dst + ".tmp"],
                            capture_output=True, text=True)
-        return f, r.returncode, r.stderr[-2000:]
-    with ThreadPoolExecutor(16) as ex:
-        return list(ex.map(one, files))
+        if r.returncode == 0:
+            os.replace(dst + ".tmp", dst)
+        return src, r.returncode, r.stderr[-2000:]
+    t0 = time.time()
+    with ThreadPoolExecutor(os.cpu_count() or 8) as ex:
+        built = list(ex.map(one, sources))
+    log(dict(compiled=len(sources), seconds=round(time.time() - t0, 1)))
+    return {s: e for s, rc, e in built if rc != 0}
 
 
-def out_strides(p):
-    H, L, D = p["qHeads"], p["qLen"], p["vHeadDim"]
-    return [H * L * D, L * D, D, 1] if p["layout"] == "bhsd" else [L * H * D, D, H * D, 1]
+def strided(j, dev):
+    flat = decode(j["data"], j["dtype"]).to(dev)
+    return torch.as_strided(flat, j["shape"], j["strides"])
 
 
-def as_cupy(t):
-    t = t.contiguous() if not t.is_contiguous() else t
-    if t.dtype in (torch.bfloat16, torch.float16):
-        t = t.view(torch.int16)
-    return cupy.asarray(t)
+def conformance(dev, f):
+    d = os.path.join(GEN, "conformance")
+    index = json.load(open(os.path.join(d, "index.json")))
+    failed = compile_all([os.path.join(d, c["file"] + ".cu") for c in index], os.environ["FLEXATTN_CACHE"])
+    results = []
+    for c in index:
+        cu = os.path.join(d, c["file"] + ".cu")
+        if cu in failed:
+            results.append(dict(name=c["name"], pass_=False, error="nvcc: " + failed[cu]))
+            log(results[-1], f)
+            continue
+        case = json.load(open(os.path.join(d, c["file"] + ".json")))
+        p = case["problem"]
+        try:
+            mod = load_module(os.path.join(d, c["file"] + ".py"))
+            q, k, v = (strided(case[n], dev) for n in ("q", "k", "v"))
+            B, Hq, Lq, Dv = p["batch"], p["qHeads"], p["qLen"], p["vHeadDim"]
+            # The output in the case's layout, poisoned: every element must be written.
+            so = [Hq * Lq * Dv, Lq * Dv, Dv, 1] if p["layout"] == "bhsd" else [Lq * Hq * Dv, Dv, Hq * Dv, 1]
+            out = torch.as_strided(torch.full((B * Hq * Lq * Dv,), float("nan"), dtype=q.dtype, device=dev), (B, Hq, Lq, Dv), so)
+            tables = tables_from(case["tables"], dev)
+            bufs = buffers_from(case["buffers"], dev)
+            res = mod.flex_attention(q, k, v, *tables, **bufs, scale=p["scale"], return_lse=p["returnLse"],
+                                     q_offset=p["qOffset"], kv_offset=p["kvOffset"], out=out)
+            torch.cuda.synchronize()
+            got, lse = res if p["returnLse"] else (res, None)
+            ref_out = decode(case["ref"]["out"], "f64").view(B, Hq, Lq, Dv)
+            ref_lse = decode(case["ref"]["lse"], "f64").view(B, Hq, Lq)
+            err, bad = max_rel_error(got.cpu(), ref_out)
+            lerr, lbad = lse_error(lse.cpu(), ref_lse) if lse is not None else (0.0, 0)
+            tol = TOL[p["dtype"]]
+            ok = bad == 0 and lbad == 0 and err <= tol and lerr <= tol
+            results.append(dict(name=c["name"], config=case["config"], seed=case["seed"], out_err=err, lse_err=lerr, bad=bad + lbad, pass_=ok))
+        except Exception as e:  # report and go on: one broken case must not hide the others
+            results.append(dict(name=c["name"], pass_=False, error=repr(e)[:800]))
+        r = results[-1]
+        log(("PASS " if r["pass_"] else "FAIL ") + json.dumps(r), f)
+    passed = sum(r["pass_"] for r in results)
+    log(f"cuda conformance: {passed} passed, {len(results) - passed} failed", f)
+    return dict(passed=passed, failed=len(results) - passed, results=results)
 
 
-def run_case(case, cubin, dev):
-    p = case["problem"]
-    # The kernel takes base pointers and strides, so the flat storage is what it needs.
-    flat = {n: decode(case[n]["data"], case[n]["dtype"]).to(dev) for n in ("q", "k", "v")}
-    tables = tables_from(case["tables"], dev)
-    bufs = buffers_from(case["buffers"], dev)
-    B, Hq, Lq, Dv = p["batch"], p["qHeads"], p["qLen"], p["vHeadDim"]
-    so = out_strides(p)
-    out_flat = torch.full((B * Hq * Lq * Dv,), float("nan"), dtype=flat["q"].dtype, device=dev)  # poisoned
-    lse = torch.full((B * Hq * Lq,), float("nan"), dtype=torch.float32, device=dev)
-    t = case["tables"]
-    scalars = dict(batch=B, q_heads=Hq, kv_heads=p["kvHeads"], q_len=Lq, kv_len=p["kvLen"],
-                   sparse_b=t["Bm"], sparse_h=t["Hm"], sparse_q_blocks=t["QB"], sparse_kv_blocks=t["KVB"],
-                   q_offset=p["qOffset"], kv_offset=p["kvOffset"])
-    for name, st in (("q", case["q"]["strides"]), ("k", case["k"]["strides"]), ("v", case["v"]["strides"]), ("out", so)):
-        for d, s in zip("bhs", st[:3]):
-            scalars[f"stride_{name}_{d}"] = s
-    tensors = dict(q=flat["q"], k=flat["k"], v=flat["v"], out=out_flat, lse=lse, kv_num_blocks=tables[0],
-                   kv_indices=tables[1], full_kv_num_blocks=tables[2], full_kv_indices=tables[3], **bufs)
-    args = []
-    for a in case["abi"]:
-        if a["kind"] == "tensor":
-            args.append(as_cupy(tensors[a["name"]]))
-        elif a["name"] == "scale":
-            args.append(np.float32(p["scale"]))
-        else:
-            args.append(np.int32(scalars[a["name"]]))
-    fn = cupy.RawModule(path=cubin).get_function(case["entry"])
-    fn(tuple(case["grid"]), (case["threads"],), tuple(args))
-    torch.cuda.synchronize()
-    out = torch.as_strided(out_flat, (B, Hq, Lq, Dv), so)
-    ref_out = decode(case["ref"]["out"], "f64").view(B, Hq, Lq, Dv)
-    ref_lse = decode(case["ref"]["lse"], "f64").view(B, Hq, Lq)
-    err, bad = max_rel_error(out.cpu(), ref_out)
-    lerr, lbad = lse_error(lse.view(B, Hq, Lq).cpu(), ref_lse) if p["returnLse"] else (0.0, 0)
-    tol = TOL[p["dtype"]]
-    ok = bad == 0 and lbad == 0 and err <= tol and lerr <= tol
-    return dict(name=case["name"], dtype=p["dtype"], seed=case["seed"], out_err=err, lse_err=lerr, bad=bad + lbad, pass_=ok)
+# ---- the performance protocol ----
+
+def flex_mods(variant, N, bufs):
+    """PyTorch mods with exactly our masks' semantics (prefix-LM: kv < N/4)."""
+    doc, slopes = bufs.get("mask_docIds"), bufs.get("score_alibiSlopes")
+    causal = lambda b, h, q, kv: q >= kv  # noqa: E731
+    return {
+        "noop": (None, None), "causal": (causal, None),
+        "sliding_window_1024": (lambda b, h, q, kv: (q >= kv) & (q - kv <= 1024), None),
+        "prefix_lm": (lambda b, h, q, kv: (kv < N // 4) | (q >= kv), None),
+        "document_causal": (lambda b, h, q, kv: (doc[q] == doc[kv]) & (q >= kv), None),
+        "alibi_causal": (causal, lambda s, b, h, q, kv: s + slopes[h] * (kv - q)),
+        "softcap_causal": (causal, lambda s, b, h, q, kv: 30.0 * torch.tanh(s / 30.0)),
+    }[variant]
+
+
+def bench(dev, f, variants, n_candidates, budget_s):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    from triton.testing import do_bench
+    torch._dynamo.config.cache_size_limit = 1000
+    try:
+        torch._dynamo.config.recompile_limit = 1000
+    except Exception:
+        pass
+    flex = torch.compile(flex_attention, dynamic=False)
+    d = os.path.join(GEN, "bench")
+    entries = [e for e in json.load(open(os.path.join(d, "bench.json")))["entries"] if not variants or e["variant"] in variants]
+    mods = sorted({m["module"] for e in entries for m in e["modules"][:n_candidates]})
+    failed = compile_all([os.path.join(d, m[:-3] + ".cu") for m in mods], os.environ["FLEXATTN_CACHE"])
+    if failed:
+        log(dict(compile_failures={os.path.basename(k): v[-300:] for k, v in failed.items()}), f)
+    ms = lambda fn: do_bench(fn, warmup=25, rep=100, return_mode="median")  # noqa: E731
+    t_end = time.time() + budget_s
+    rows, inputs = [], {}
+    for e in entries:
+        if time.time() > t_end:
+            log(dict(skipped_for_time=f"{e['variant']} D{e['D']} N{e['N']}"), f)
+            continue
+        key = (e["B"], e["H"], e["N"], e["D"])
+        if key not in inputs:
+            inputs.clear()
+            torch.cuda.empty_cache()
+            g = torch.Generator(device=dev).manual_seed(0)
+            inputs[key] = [torch.randn(key, generator=g, device=dev, dtype=torch.bfloat16) for _ in range(3)]
+        q, k, v = inputs[key]
+        j = json.load(open(os.path.join(d, "tables", e["tables"])))
+        tables, bufs = tables_from(j["tables"], dev), buffers_from(j["buffers"], dev)
+        mm, sm = flex_mods(e["variant"], e["N"], bufs)
+        bm = create_block_mask(mm, None, None, e["N"], e["N"], device=dev) if mm else None
+        flex_fn = lambda: flex(q, k, v, score_mod=sm, block_mask=bm)  # noqa: E731
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = flex_fn()
+        timed = {"flex": flex_fn}
+        if e["variant"] in ("noop", "causal"):
+            for name, backend in (("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION), ("sdpa_fa2", SDPBackend.FLASH_ATTENTION)):
+                def sdpa(backend=backend):
+                    with sdpa_kernel(backend):
+                        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=e["variant"] == "causal")
+                try:
+                    sdpa()
+                    timed[name] = sdpa
+                except Exception as ex:
+                    log(dict(variant=e["variant"], impl=name, unavailable=repr(ex)[:200]), f)
+        agree = {}
+        for m in e["modules"][:n_candidates]:
+            c = m["config"]
+            label = f"ours {c['blockM']}x{c['blockN']} w{c['numWarps']} s{c['numStages']}" + (" simt" if c.get("options") else "")
+            try:
+                mod = load_module(os.path.join(d, m["module"]))
+                fn = lambda mod=mod: mod.flex_attention(q, k, v, *tables, **bufs)  # noqa: E731
+                got = fn()
+                torch.cuda.synchronize()
+                agree[label] = float((got.double() - ref.double()).norm() / ref.double().norm())
+                timed[label] = fn
+            except Exception as ex:
+                log(dict(variant=e["variant"], impl=label, error=repr(ex)[:500]), f)
+        dense = 4 * e["B"] * e["H"] * e["N"] ** 2 * e["D"]
+        for impl, fn in timed.items():
+            t = ms(fn)
+            row = dict(impl=impl, variant=e["variant"], D=e["D"], N=e["N"], B=e["B"], H=e["H"], density=e["density"], ms=t,
+                       tflops=dense * e["density"] / t / 1e9, rel_err_vs_flex=agree.get(impl))
+            rows.append(row)
+            log(row, f)
+    return rows
+
+
+def table(rows):
+    """One markdown row per (D, N, variant): flex, SDPA, ours default and best candidate."""
+    lines = ["| D | N | variant | density | flex TFLOP/s | cuDNN | FA2 | ours default | ours best (config) | default / flex | best / flex | rel. err vs flex |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["D"], r["N"], r["variant"]), []).append(r)
+    for (D, N, variant), rs in groups.items():
+        by = {r["impl"]: r for r in rs}
+        ours = [r for r in rs if r["impl"].startswith("ours")]
+        fx = by.get("flex")
+        fmt = lambda r: f"{r['tflops']:.0f}" if r else "-"  # noqa: E731
+        if not ours or not fx:
+            continue
+        best = max(ours, key=lambda r: r["tflops"])
+        lines.append(f"| {D} | {N} | {variant} | {rs[0]['density']:.3f} | {fmt(fx)} | {fmt(by.get('sdpa_cudnn'))} | {fmt(by.get('sdpa_fa2'))} | "
+                     f"{fmt(ours[0])} | {fmt(best)} ({best['impl'][5:]}) | {ours[0]['tflops'] / fx['tflops']:.2f}x | "
+                     f"{best['tflops'] / fx['tflops']:.2f}x | {ours[0]['rel_err_vs_flex']:.1e} |")
+    return "\n".join(lines)
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--phases", default="conformance,bench")
+    ap.add_argument("--variants", default="")
+    ap.add_argument("--candidates", type=int, default=1, help="time the first K config candidates of each entry")
+    ap.add_argument("--budget-s", type=float, default=400)
+    ap.add_argument("--tag", default="run")
+    a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
-    index = json.load(open(os.path.join(GEN, "index.json")))
-    built = compile_all([os.path.join(GEN, c["file"] + ".cu") for c in index])
-    failed_builds = {f: e for f, rc, e in built if rc != 0}
+    os.environ.setdefault("FLEXATTN_CACHE", "/tmp/flexattn-cache")
+    os.makedirs(os.environ["FLEXATTN_CACHE"], exist_ok=True)
     dev = torch.device("cuda")
-    results = []
-    for c in index:
-        cu = os.path.join(GEN, c["file"] + ".cu")
-        if cu in failed_builds:
-            results.append(dict(name=c["name"], pass_=False, error="nvcc: " + failed_builds[cu]))
-            continue
-        case = json.load(open(os.path.join(GEN, c["file"] + ".json")))
-        try:
-            results.append(run_case(case, cu[:-3] + ".cubin", dev))
-        except Exception as e:  # report and go on: one broken case must not hide the others
-            results.append(dict(name=c["name"], pass_=False, error=repr(e)[:500]))
-        r = results[-1]
-        print(("PASS" if r["pass_"] else "FAIL"), r["name"], {k: v for k, v in r.items() if k not in ("name", "pass_")}, flush=True)
-    passed = sum(r["pass_"] for r in results)
-    summary = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, cupy=cupy.__version__,
-                   command="npx tsx apps/bench/src/cuda-generate.ts && python3 apps/bench/device/cuda/run_cuda.py",
-                   passed=passed, failed=len(results) - passed, results=results)
-    # Named after the GPU ("NVIDIA H200" → cuda-h200-conformance.json) so runs on different GPUs sit side by side.
-    gpu = summary["gpu"].split()[-1].lower()
-    json.dump(summary, open(os.path.join(OUT, f"cuda-{gpu}-conformance.json"), "w"), indent=1)
-    print(f"cuda conformance: {passed} passed, {len(results) - passed} failed")
+    gpu = torch.cuda.get_device_name().split()[-1].lower()
+    import cupy
+    summary = dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__, cupy=cupy.__version__, argv=sys.argv[1:],
+                   command="npx tsx apps/bench/src/cuda-generate.ts && python3 apps/bench/device/cuda/run_cuda.py " + " ".join(sys.argv[1:]))
+    with open(os.path.join(OUT, f"cuda-{gpu}-{a.tag}.log"), "w") as f:
+        phases = a.phases.split(",")
+        if "conformance" in phases:
+            summary["conformance"] = conformance(dev, f)
+        if "bench" in phases:
+            rows = bench(dev, f, [v for v in a.variants.split(",") if v], a.candidates, a.budget_s)
+            summary["bench"] = rows
+            md = table(rows)
+            summary["table"] = md
+            print(md)
+    json.dump(summary, open(os.path.join(OUT, f"cuda-{gpu}-{a.tag}.json"), "w"), indent=1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,30 @@
+/** cudaBackend: KernelSpec → a standalone .cu (KernelArtifact with backend "cuda"). */
+import {
+  type CodegenBackend, type KernelArtifact, type KernelSpec, artifactSpecInfo, kernelAbi, specHash,
+} from "@flexattn/template";
+import { checkCudaConfig, cudaConfigCandidates, cudaSharedBytes } from "./options.js";
+import { CUDA_ENTRY, cudaSource } from "./source.js";
+
+export function generateCuda(spec: KernelSpec): KernelArtifact {
+  const options = checkCudaConfig(spec);
+  const hash = specHash(spec, "cuda");
+  const threads = options.kernel === "mma" ? 32 * spec.config.numWarps : spec.config.blockM;
+  return {
+    format: "flexattn.artifact/1",
+    backend: "cuda",
+    source: cudaSource(spec, options, hash),
+    entry: CUDA_ENTRY,
+    abi: kernelAbi(spec),
+    launch: { grid: "[cdiv(q_len, blockM), q_heads, batch]", threadsPerProgram: threads, sharedMemoryBytes: cudaSharedBytes(spec) },
+    config: spec.config,
+    specHash: hash,
+    spec: artifactSpecInfo(spec),
+  };
+}
+
+export const cudaBackend: CodegenBackend = {
+  name: "cuda",
+  sourceExtension: ".cu",
+  configCandidates: cudaConfigCandidates,
+  generate: generateCuda,
+};
