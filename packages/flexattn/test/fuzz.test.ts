@@ -501,7 +501,7 @@ describe("fuzz code generation", () => {
       }),
       { ...params(CODEGEN_RUNS[backend]), seed },
     );
-    expect(kernels.length).toBeGreaterThan(CODEGEN_RUNS[backend] / 2);
+    expect(kernels.length).toBeGreaterThan(params(CODEGEN_RUNS[backend]).numRuns! / 2);
     const failed = await tool.check(tool.command, kernels);
     if (failed) throw new Error(`${tool.what} rejected generated ${backend} kernels (replay with FLEXATTN_FUZZ_SEED=${seed}):\n${failed}`);
   });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 
 export interface GeneratedKernel {
   source: string;
-  /** The entry point (CUDA: renamed per kernel so a batch links no duplicate extern "C" names). */
+  /** The entry point (CUDA: it and every other extern "C" name are renamed per kernel in a batch). */
   entry: string;
   /** What to print when it fails: the case that generated it. */
   describe: () => string;
@@ -62,8 +62,11 @@ function batchUnit(kernels: GeneratedKernel[]): { text: string; starts: number[]
   const bodies = kernels.map((k, i) => {
     const lines = k.source.split("\n");
     for (const l of lines) if (/^\s*#\s*include\b/.test(l)) includes.add(l.trim());
-    const body = lines.filter((l) => !/^\s*#\s*include\b/.test(l)).join("\n");
-    return `namespace fuzz_k${i} {\n${body.replace(new RegExp(`\\b${k.entry}\\b`, "g"), `${k.entry}_k${i}`)}\n}  // namespace fuzz_k${i}\n`;
+    let body = lines.filter((l) => !/^\s*#\s*include\b/.test(l)).join("\n");
+    // extern "C" names (the entry, a host launcher, ...) ignore namespaces: suffix each one.
+    const externs = new Set([k.entry, ...[...body.matchAll(/extern\s+"C"[^;{]*?\b(\w+)\s*\(/g)].map((m) => m[1]).filter((n) => !n.startsWith("__"))]);
+    for (const name of externs) body = body.replace(new RegExp(`\\b${name}\\b`, "g"), `${name}_k${i}`);
+    return `namespace fuzz_k${i} {\n${body}\n}  // namespace fuzz_k${i}\n`;
   });
   let text = `${[...includes].join("\n")}\n`;
   const starts: number[] = [];
