@@ -25,9 +25,13 @@ export async function generateApi(): Promise<void> {
     excludePrivate: true,
     excludeInternal: true,
     hidePageHeader: true,
+    // Doc comments may hold text like <T> that the site's Vue compiler would read as tags.
+    sanitizeComments: true,
     logLevel: "Error",
   } as Parameters<typeof Application.bootstrapWithPlugins>[0]);
   const project = await app.convert();
   if (!project) throw new Error("TypeDoc could not convert the packages' sources");
+  // Entry points are packages/<name>/src/index.ts: name each module by its package.
+  for (const module of project.children ?? []) module.name = module.name.replace(/\/src$/, "");
   await app.generateOutputs(project);
 }

@@ -16,7 +16,7 @@ export interface PlaygroundState {
 }
 
 export const DEFAULT_STATE: PlaygroundState = {
-  mask: "// kv within 128 tokens before q, and in the same 256-token chunk\n(b, h, q, kv) => q.sub(kv).ge(0).and(q.sub(kv).lt(128))",
+  mask: "// a causal sliding window: kv at most 127 tokens before q\n(b, h, q, kv) => q.sub(kv).ge(0).and(q.sub(kv).lt(128))",
   score: "// Gemma-2-style softcapping\n(score, b, h, q, kv) => tanh(score.div(20)).mul(20)",
   N: 512,
   H: 2,
