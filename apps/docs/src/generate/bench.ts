@@ -112,7 +112,9 @@ export function benchPageMarkdown(page: BenchPage, dir = RESULTS_DIR): string {
     for (const chart of rows ? chartsFromRows(page.name, rows) : []) charts.push(`<div class="bench-chart">\n${barChartSvg(chart)}\n</div>`, "");
   }
   const source = `*From \`apps/bench/results/${page.name}.md\`${charts.length ? "; charts drawn from the same results" : ""}.*`;
-  return ["::: v-pre", "", source, "", ...charts, page.markdown, "", ":::", ""].join("\n");
+  // The table's own title stays the page's first heading; the charts follow it.
+  const [, title = "", rest = page.markdown] = /^(#\s+[^\n]*\n)?([\s\S]*)$/.exec(page.markdown) ?? [];
+  return ["::: v-pre", "", title, source, "", ...charts, rest, "", ":::", ""].join("\n");
 }
 
 function stripXmlProlog(svg: string): string {

@@ -21,7 +21,7 @@ export function barChartSvg(c: BarChart): string {
   const left = 48;
   const top = 28;
   const plotH = 180;
-  const labelH = 70;
+  const labelH = 110;
   const width = left + c.groups.length * groupW + 16;
   const legendY = top + plotH + labelH;
   const height = legendY + 18 * Math.ceil(c.series.length / 3) + 8;
@@ -67,7 +67,7 @@ export function barChartSvg(c: BarChart): string {
 
 function niceMax(v: number): number {
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 

@@ -54,6 +54,7 @@ interface Mistake {
 export const MISTAKES: readonly Mistake[] = [
   { what: "a JS comparison operator", kind: "mask", source: "(b, h, q, kv) => q >= kv" },
   { what: "an if on a traced value", kind: "mask", source: "(b, h, q, kv) => { if (q > kv) return false; return true; }" },
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the documented mistake is a template literal inside a mod
   { what: "a template string", kind: "score", source: "(s, b, h, q, kv) => { console.log(`q = ${q}`); return s; }" },
   { what: "a mask mod with the wrong parameters", kind: "mask", source: "(q, kv) => q.ge(kv)" },
   { what: "a missing return", kind: "mask", source: "(b, h, q, kv) => { q.ge(kv); }" },
