@@ -20,7 +20,7 @@ const index: { name: string; file: string }[] = [];
 CONFORMANCE_CASES.forEach((cs, i) => {
   const inst = instantiateCase(cs, seed + i);
   const p = inst.problem;
-  const config = cudaBackend.defaultConfig(p, cs.blockSize);
+  const config = cudaBackend.configCandidates(p, cs.blockSize, { mask: null, score: null })[0];
   const spec = makeSpec({
     mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
     returnLse: p.returnLse, sparseBlock: cs.blockSize, config,

@@ -18,7 +18,7 @@ import {
   type BlockMaskTables, CONFORMANCE_CASES, type KernelConfig, fullTablesOf, instantiateCase, makeSpec,
   referenceAttention, resolveProblem,
 } from "@flexattn/template";
-import { bufferArgs, tritonBackend } from "@flexattn/codegen-triton";
+import { bufferArgs, tritonBackend, tritonDefaultConfig } from "@flexattn/codegen-triton";
 import { torchModSource } from "./triton-torch-mods.js";
 import { b64, tablesJson, tensorJson } from "./device-export.js";
 
@@ -84,7 +84,7 @@ function generateConformance(seed: number): void {
     const p = inst.problem;
     const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}`;
     const modules = conformanceVariants(inst).map((variant) => {
-      const config = { ...tritonBackend.defaultConfig(p, cs.blockSize), options: variant.options };
+      const config = { ...tritonDefaultConfig(p, cs.blockSize), options: variant.options };
       const spec = makeSpec({
         mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
         returnLse: p.returnLse, sparseBlock: cs.blockSize, config,
@@ -165,7 +165,7 @@ function generateBench(): void {
         const density = (tables as unknown as { density(): number }).density();
         const problem = resolveProblem({ batch: B, qHeads: H, kvHeads: H, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
         // The default the library picks for these mods (what `compile` and flexAttention use).
-        const base = tritonBackend.defaultConfig(problem, [128, 128], { mask, score });
+        const base = tritonDefaultConfig(problem, [128, 128], { mask, score });
         const config: KernelConfig = {
           ...base,
           options: { ...contiguityOptions(tables), ...(v.approxTanh ? { approxTanh: true } : {}) },

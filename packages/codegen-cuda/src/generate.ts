@@ -80,10 +80,10 @@ ${body.split("\n").map((l) => (l ? "  " + l : l)).join("\n")}
 export const cudaBackend: CodegenBackend = {
   name: "cuda",
   sourceExtension: ".cu",
-  defaultConfig: (problem, sparseBlock) => {
+  configCandidates: (problem, sparseBlock) => {
     const widest = Math.max(problem.qkHeadDim, problem.vHeadDim);
     const blockN = widest > 128 ? 16 : 32;
-    return { blockM: fitTile(64, sparseBlock[0]), blockN: fitTile(blockN, sparseBlock[1]), numWarps: 2, numStages: 1, prescaleQk: false };
+    return [{ blockM: fitTile(64, sparseBlock[0]), blockN: fitTile(blockN, sparseBlock[1]), numWarps: 2, numStages: 1, prescaleQk: false }];
   },
   generate: generateCuda,
 };

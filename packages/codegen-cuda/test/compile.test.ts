@@ -21,7 +21,7 @@ async function hasNvcc(): Promise<boolean> {
 
 function specFor(name: string) {
   const inst = instantiateCase(CONFORMANCE_CASES.find((c) => c.name === name)!, 1);
-  const config = cudaBackend.defaultConfig(inst.problem, inst.blockMask.blockSize);
+  const config = cudaBackend.configCandidates(inst.problem, inst.blockMask.blockSize, { mask: null, score: null })[0];
   return makeSpec({
     mask: inst.mask, score: inst.score, qkHeadDim: inst.problem.qkHeadDim, vHeadDim: inst.problem.vHeadDim,
     dtype: inst.problem.dtype, returnLse: inst.problem.returnLse, sparseBlock: inst.blockMask.blockSize, config,
@@ -44,7 +44,7 @@ describe("CUDA codegen", () => {
     const mask = traceMaskMod((_b, _h, q, kv) => q.ge(kv));
     const spec = makeSpec({ mask, score: null, qkHeadDim: 256, vHeadDim: 256, dtype: "f32", config: { ...DEFAULT_CONFIG, blockN: 64 } });
     expect(() => generateCuda(spec)).toThrow(FlexAttnError);
-    const ok = cudaBackend.defaultConfig(resolveProblem({ batch: 1, qHeads: 1, kvHeads: 1, qLen: 8, kvLen: 8, qkHeadDim: 256, vHeadDim: 256, dtype: "f32" }), [128, 128]);
+    const ok = cudaBackend.configCandidates(resolveProblem({ batch: 1, qHeads: 1, kvHeads: 1, qLen: 8, kvLen: 8, qkHeadDim: 256, vHeadDim: 256, dtype: "f32" }), [128, 128], { mask: null, score: null })[0];
     expect(() => generateCuda({ ...spec, config: ok })).not.toThrow();
   });
 

@@ -1,4 +1,4 @@
-export { jsBackend } from "./backend.js";
+export { jsBackend, jsConfigCandidates } from "./backend.js";
 export { generateJs, generateJsSource, kernelParams, jsOptions, JS_ENTRY } from "./generate.js";
 export { loadJsKernel, runJsKernel, jsKernelArgs, loadedJsKernels } from "./runtime.js";
 export type { JsKernelFn } from "./runtime.js";

@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import {
   CONFORMANCE_CASES, type ConformanceInstance, formatReport, makeSpec, runConformance,
 } from "@flexattn/template";
-import { jsBackend, runJsKernel } from "../src/index.js";
+import { jsBackend, jsConfigCandidates, runJsKernel } from "../src/index.js";
 
 export function runInstance(inst: ConformanceInstance, options?: Record<string, number>): void {
   const p = inst.problem;
   const sparseBlock = inst.blockMask.blockSize as [number, number];
-  const config = { ...jsBackend.defaultConfig(p, sparseBlock), ...(options && { options }) };
+  const config = { ...jsConfigCandidates(sparseBlock)[0], ...(options && { options }) };
   const spec = makeSpec({
     mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
     returnLse: p.returnLse, sparseBlock, config,

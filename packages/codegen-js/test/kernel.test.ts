@@ -7,7 +7,7 @@ import {
   defaultStrides, formatReport, instantiateCase, makeSpec, mulberry32, randomNormal, referenceAttention, resolveProblem,
   runConformance,
 } from "@flexattn/template";
-import { generateJs, jsBackend, loadJsKernel, loadedJsKernels, runJsKernel } from "../src/index.js";
+import { generateJs, jsConfigCandidates, loadJsKernel, loadedJsKernels, runJsKernel } from "../src/index.js";
 import { runInstance } from "./conformance.test.js";
 
 const tol = { out: 1e-5, lse: 1e-5 };
@@ -17,7 +17,7 @@ function specFor(inst: ConformanceInstance, options?: Record<string, number>) {
   const sparseBlock = inst.blockMask.blockSize as [number, number];
   return makeSpec({
     mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
-    returnLse: p.returnLse, sparseBlock, config: { ...jsBackend.defaultConfig(p, sparseBlock), ...(options && { options }) },
+    returnLse: p.returnLse, sparseBlock, config: { ...jsConfigCandidates(sparseBlock)[0], ...(options && { options }) },
   });
 }
 
@@ -137,7 +137,7 @@ describe("outputs", () => {
     const blockMask = createBlockMask(causal(), { B: 1, H: 4, qLen: 50, kvLen: 60, blockSize: [16, 16] }) as unknown as BlockMaskTables;
     const out = new Float32Array(oStr[0]);
     const lse = new Float32Array(4 * 50);
-    const spec = makeSpec({ mask, score: null, qkHeadDim: 32, vHeadDim: 32, dtype: "f32", returnLse: true, sparseBlock: [16, 16], config: jsBackend.defaultConfig(p, [16, 16]) });
+    const spec = makeSpec({ mask, score: null, qkHeadDim: 32, vHeadDim: 32, dtype: "f32", returnLse: true, sparseBlock: [16, 16], config: jsConfigCandidates([16, 16])[0] });
     runJsKernel(generateJs(spec), { problem: p, strides: { q: qStr, k: kStr, v: vStr, out: oStr }, q, k, v, mask, score: null, blockMask, out, lse });
     const ref = referenceAttention({ problem: p, q, k, v, mask, score: null, blockMask });
     let err = 0;
@@ -166,7 +166,7 @@ describe("artifacts", () => {
     expect(a.mask.key).toBe(b.mask.key);
     expect(a.score.key).toBe(b.score.key);
     const p = resolveProblem({ ...base, qLen: n, kvLen: n });
-    const spec = makeSpec({ mask: a.mask, score: a.score, qkHeadDim: 32, vHeadDim: 32, dtype: "f32", returnLse: true, sparseBlock: [32, 32], config: jsBackend.defaultConfig(p, [32, 32]) });
+    const spec = makeSpec({ mask: a.mask, score: a.score, qkHeadDim: 32, vHeadDim: 32, dtype: "f32", returnLse: true, sparseBlock: [32, 32], config: jsConfigCandidates([32, 32])[0] });
     const art = generateJs(spec);
     expect(art.source).not.toMatch(/0\.123/);
     const fn = loadJsKernel(art);

@@ -39,6 +39,6 @@ export function generateTriton(spec: KernelSpec): KernelArtifact {
 export const tritonBackend: CodegenBackend = {
   name: "triton",
   sourceExtension: ".py",
-  defaultConfig: tritonDefaultConfig,
+  configCandidates: (problem, sparseBlock, mods) => [tritonDefaultConfig(problem, sparseBlock, mods)],
   generate: generateTriton,
 };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { buffer, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { kernelAbi, resolveProblem } from "@flexattn/template";
-import { DEFAULT_OPTIONS, KERNEL_NAME, tritonBackend } from "../src/index.js";
+import { DEFAULT_OPTIONS, KERNEL_NAME, tritonBackend, tritonDefaultConfig } from "../src/index.js";
 import { alibi as alibiMod, documentCausal as docCausal, randomDocumentIds as docIds, softcap as softcapMod } from "@flexattn/masks";
 import { docMask, softcap, testSpec as spec } from "./helpers.js";
 
@@ -21,12 +21,12 @@ describe("tritonBackend", () => {
   it("ships H100 defaults per head dim, fitted to the BlockMask block", () => {
     const p = (d: number, dtype: "bf16" | "f32" = "bf16") =>
       resolveProblem({ batch: 1, qHeads: 1, kvHeads: 1, qLen: 1, kvLen: 1, qkHeadDim: d, vHeadDim: d, dtype });
-    expect(tritonBackend.defaultConfig(p(128), [128, 128])).toMatchObject({ blockM: 128, blockN: 64, numWarps: 8 });
-    expect(tritonBackend.defaultConfig(p(64), [128, 128])).toMatchObject({ blockM: 128, blockN: 64, numWarps: 4 });
-    const small = tritonBackend.defaultConfig(p(64), [16, 32]);
+    expect(tritonDefaultConfig(p(128), [128, 128])).toMatchObject({ blockM: 128, blockN: 64, numWarps: 8 });
+    expect(tritonDefaultConfig(p(64), [128, 128])).toMatchObject({ blockM: 128, blockN: 64, numWarps: 4 });
+    const small = tritonDefaultConfig(p(64), [16, 32]);
     expect([small.blockM, small.blockN]).toEqual([16, 32]);
     expect(small.numWarps).toBeLessThanOrEqual(2);
-    expect(tritonBackend.defaultConfig(p(80, "f32"), [128, 128]).blockM).toBeLessThanOrEqual(64);
+    expect(tritonDefaultConfig(p(80, "f32"), [128, 128]).blockM).toBeLessThanOrEqual(64);
   });
 
   it("returns an artifact with the ABI, entry point and launch description", () => {
@@ -151,14 +151,14 @@ describe("mod-aware default configs", () => {
   const doc = { mask: traceMaskMod(docCausal(docIds(4096, 8, 1))), score: null };
   const tile = (c: { blockM: number; blockN: number; numWarps: number; numStages: number }) => [c.blockM, c.blockN, c.numWarps, c.numStages];
   it("picks the tiles the H100 runs measured best", () => {
-    expect(tile(tritonBackend.defaultConfig(problem(64), [128, 128], softcap))).toEqual([64, 64, 4, 2]);
-    expect(tile(tritonBackend.defaultConfig(problem(64), [128, 128], doc))).toEqual([128, 128, 4, 2]);
-    expect(tile(tritonBackend.defaultConfig(problem(128), [128, 128], doc))).toEqual([64, 64, 4, 2]);
-    expect(tile(tritonBackend.defaultConfig(problem(128, 16384), [128, 128], doc))).toEqual([128, 64, 8, 4]);
+    expect(tile(tritonDefaultConfig(problem(64), [128, 128], softcap))).toEqual([64, 64, 4, 2]);
+    expect(tile(tritonDefaultConfig(problem(64), [128, 128], doc))).toEqual([128, 128, 4, 2]);
+    expect(tile(tritonDefaultConfig(problem(128), [128, 128], doc))).toEqual([64, 64, 4, 2]);
+    expect(tile(tritonDefaultConfig(problem(128, 16384), [128, 128], doc))).toEqual([128, 64, 8, 4]);
   });
   it("keeps the head-dim default otherwise", () => {
-    const plain = tile(tritonBackend.defaultConfig(problem(64), [128, 128]));
-    expect(tile(tritonBackend.defaultConfig(problem(64), [128, 128], alibi))).toEqual(plain);
-    expect(tile(tritonBackend.defaultConfig(problem(128), [128, 128], softcap))).toEqual(tile(tritonBackend.defaultConfig(problem(128), [128, 128])));
+    const plain = tile(tritonDefaultConfig(problem(64), [128, 128]));
+    expect(tile(tritonDefaultConfig(problem(64), [128, 128], alibi))).toEqual(plain);
+    expect(tile(tritonDefaultConfig(problem(128), [128, 128], softcap))).toEqual(tile(tritonDefaultConfig(problem(128), [128, 128])));
   });
 });

@@ -1,7 +1,7 @@
 /** CI check: every module generated for the conformance cases byte-compiles (no torch/triton needed). */
 import { describe, expect, it } from "vitest";
 import { CONFORMANCE_CASES, type KernelConfig, instantiateCase, makeSpec } from "@flexattn/template";
-import { tritonBackend } from "../src/index.js";
+import { tritonBackend, tritonDefaultConfig } from "../src/index.js";
 import { pyCompile } from "./helpers.js";
 
 function variants(dtype: string, hasScore: boolean): Record<string, Partial<KernelConfig>> {
@@ -19,7 +19,7 @@ describe("generated Triton modules", () => {
     CONFORMANCE_CASES.forEach((cs, i) => {
       const inst = instantiateCase(cs, 1000 + i);
       const p = inst.problem;
-      const base = tritonBackend.defaultConfig(p, cs.blockSize);
+      const base = tritonDefaultConfig(p, cs.blockSize);
       for (const [name, v] of Object.entries(variants(p.dtype, inst.score !== null))) {
         for (const tma of [false, true]) {
           const spec = makeSpec({

@@ -2,7 +2,7 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { CONFORMANCE_CASES, type KernelConfig, type KernelSpec, instantiateCase, makeSpec } from "@flexattn/template";
-import { DEFAULT_OPTIONS, KERNEL_NAME, tritonBackend } from "../src/index.js";
+import { DEFAULT_OPTIONS, KERNEL_NAME, tritonBackend, tritonDefaultConfig } from "../src/index.js";
 import { docMask, pyCheck, softcap, testSpec } from "./helpers.js";
 
 const PATHS_SCRIPT = fileURLToPath(new URL("./tma_paths.py", import.meta.url));
@@ -87,7 +87,7 @@ describe("options.tma", () => {
     CONFORMANCE_CASES.forEach((cs, i) => {
       const inst = instantiateCase(cs, 2000 + i);
       const p = inst.problem;
-      const base = tritonBackend.defaultConfig(p, cs.blockSize);
+      const base = tritonDefaultConfig(p, cs.blockSize);
       const variants: Record<string, Partial<KernelConfig>> = {
         default: {},
         fast: { options: { contiguousFullBlocks: true, contiguousPartialBlocks: true, reverseQBlocks: false } },

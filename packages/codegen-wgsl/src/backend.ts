@@ -230,9 +230,20 @@ export function wgslDefaultConfig(problem: ResolvedProblem, sparseBlock: readonl
   return wgslConfigCandidates(problem, sparseBlock, o)[0];
 }
 
+/**
+ * A WGSL target's limits: the device's, plus whether this call's strides allow vec4 bindings
+ * (a fact of the call, not the device; absent means they do).
+ */
+export interface WgslTargetLimits extends WgslLimits {
+  vec4?: boolean;
+}
+
 export const wgslBackend: CodegenBackend = {
   name: "wgsl",
   sourceExtension: ".wgsl",
-  defaultConfig: (problem, sparseBlock) => wgslDefaultConfig(problem, sparseBlock),
+  configCandidates: (problem, sparseBlock, _mods, target) => {
+    const limits = target?.limits as WgslTargetLimits | undefined;
+    return wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits?.vec4 });
+  },
   generate: generateWgsl,
 };

@@ -57,7 +57,7 @@ describe("configs", () => {
   });
 
   it("backend default config respects WebGPU's default limits", () => {
-    const a = generateWgsl(spec(wgslBackend.defaultConfig(problem(128), [128, 128]), 128));
+    const a = generateWgsl(spec(wgslBackend.configCandidates(problem(128), [128, 128], { mask: null, score: null })[0], 128));
     expect(a.launch.sharedMemoryBytes).toBeLessThanOrEqual(16384);
     expect(a.launch.threadsPerProgram).toBeLessThanOrEqual(256);
   });

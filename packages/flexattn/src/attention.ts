@@ -4,8 +4,9 @@ import {
   type BackendName, type BlockMaskTables, type KernelConfig, type KernelInvocation, type ResolvedProblem, type StorageDType,
   type Tensor, checkBlockMask, contiguousStrides, denseTables, resolveProblem,
 } from "@flexattn/template";
-import { buildSpec, compileSpec, normalizeBlockSize, toScoreGraph } from "./compile.js";
-import { type KernelExecutor, executorUnavailableReason, findExecutor, jsExecutor } from "./registry.js";
+import { type ConfigSource, defaultTuningCache, describeConfig, tune } from "@flexattn/autotune";
+import { compileSpec, normalizeBlockSize, resolveSpec, specOf, toScoreGraph } from "./compile.js";
+import { type KernelExecutor, executorUnavailableReason, findExecutor, getBackend, jsExecutor } from "./registry.js";
 
 export type BackendChoice = "auto" | BackendName;
 
@@ -28,8 +29,28 @@ export interface FlexAttentionOptions {
   returnLse?: boolean;
   /** "auto" (default): WebGPU on a hardware adapter, else JS (a CPU rasterizer is slower than the JS kernel). */
   backend?: BackendChoice;
-  /** Kernel config overrides (tile sizes, backend options). */
+  /**
+   * Config fields to use (tile sizes, backend options); the others come from the best candidate
+   * that agrees with them. Default: the config the library resolves for this device (a tuning
+   * result for it, else a shipped table, else the backend's heuristic).
+   */
   config?: Partial<KernelConfig>;
+  /**
+   * Tune on this call when no tuning result exists for this device, mods and problem size: every
+   * candidate config is timed on these inputs, the fastest is recorded in the tuning cache (a file
+   * in the user's cache directory in Node, localStorage in a browser) and used from then on.
+   * `{ force: true }` tunes again even with a result; `onProgress` sees each candidate.
+   */
+  tune?: boolean | TunePolicy;
+}
+
+export interface TunePolicy {
+  force?: boolean;
+  /** At most this many candidates (the backend's first ones); default 16. */
+  maxCandidates?: number;
+  /** Stop starting new candidates after this long (ms); default 60 000. */
+  budgetMs?: number;
+  onProgress?(p: { index: number; total: number; config: KernelConfig; ms?: number; error?: string }): void;
 }
 
 export interface FlexAttentionResult {
@@ -81,6 +102,8 @@ function allocOut(n: number, dtype: StorageDType): Float32Array | Uint16Array {
 }
 
 let autoExecutor: Promise<KernelExecutor> | undefined;
+/** Why "auto" resolved to the JS kernel, when it did. */
+let autoReason: string | undefined;
 
 /** CPU rasterizers (Mesa llvmpipe/lavapipe, SwiftShader) run WGSL slower than the JS kernel. */
 export function isSoftwareAdapter(description: string): boolean {
@@ -92,13 +115,20 @@ export function isSoftwareAdapter(description: string): boolean {
  * A software adapter is skipped: there the in-process JS kernel is faster.
  */
 export function autoBackend(): Promise<KernelExecutor> {
-  autoExecutor ??= findExecutor("wgsl").then((ex) => (ex && !isSoftwareAdapter(ex.device) ? ex : jsExecutor));
+  autoExecutor ??= findExecutor("wgsl").then((ex) => {
+    if (ex && !isSoftwareAdapter(ex.device)) return ex;
+    autoReason = ex
+      ? `the WebGPU adapter is a CPU rasterizer (${ex.device}), slower than the JS kernel; pass backend: "wgsl" to use it anyway`
+      : `WebGPU is not available (${executorUnavailableReason("wgsl") ?? "no executor"})`;
+    return jsExecutor;
+  });
   return autoExecutor;
 }
 
 /** Forget the "auto" decision (after registering an executor, say). */
 export function resetAutoBackend(): void {
   autoExecutor = undefined;
+  autoReason = undefined;
 }
 
 async function executorFor(choice: BackendChoice): Promise<KernelExecutor> {
@@ -193,22 +223,53 @@ export function prepareCall(qIn: Tensor, kIn: Tensor, vIn: Tensor, options: Flex
   return { problem: real, invocation, mask, score, sparseBlock, empty };
 }
 
-async function runOn(executor: KernelExecutor, call: PreparedCall, config: Partial<KernelConfig> | undefined): Promise<void> {
-  const base = executor.defaultConfig?.(call.problem, call.sparseBlock, call.invocation);
-  const merged = base ? { ...base, ...config, options: { ...base.options, ...config?.options } } : config;
-  const spec = buildSpec(call.mask, call.score, call.problem, call.sparseBlock, executor.backend, merged);
+/** Resolve the config for this executor (tuning first where asked), generate and run. */
+async function runOn(executor: KernelExecutor, call: PreparedCall, options: FlexAttentionOptions): Promise<LastRun> {
+  const request = {
+    backend: executor.backend, mask: call.mask, score: call.score, problem: call.problem, sparseBlock: call.sparseBlock,
+    target: executor.target(call.invocation), config: options.config,
+  };
+  let { spec, source } = resolveSpec(request);
+  const policy: TunePolicy | undefined = options.tune === true ? {} : options.tune || undefined;
+  if (policy && source !== "user" && (source !== "tuned" || policy.force)) {
+    const tuned = await tune({
+      backend: getBackend(executor.backend), problem: call.problem, sparseBlock: call.sparseBlock, mods: { mask: call.mask, score: call.score },
+      target: request.target, cache: defaultTuningCache(), maxCandidates: policy.maxCandidates, budgetMs: policy.budgetMs,
+      onProgress: policy.onProgress,
+      measure: (config) => executor.measure(compileSpec(specOf(request, config), executor.backend), call.invocation),
+    });
+    spec = specOf(request, tuned.best);
+    source = "tuned";
+  }
   await executor.run(compileSpec(spec, executor.backend), call.invocation);
+  return { backend: executor.backend, device: executor.device, fellBack: undefined, config: spec.config, configSource: source };
 }
 
-/** Which backend the last flexAttention call ran on (and why it fell back, if it did). */
+/** Which backend the last flexAttention call ran on, with which config, and why it fell back, if it did. */
 export interface LastRun {
   backend: BackendName | "none";
   device: string;
   fellBack: string | undefined;
+  config?: KernelConfig;
+  configSource?: ConfigSource;
 }
 let lastRun: LastRun | undefined;
 export function lastFlexAttentionRun(): LastRun | undefined {
   return lastRun;
+}
+
+/** One line about a run, for logs: "wgsl on WebGPU: … with 128x32 w8 s1 … (tuned)". */
+export function describeRun(r: LastRun): string {
+  const config = r.config ? ` with ${describeConfig(r.config)} (${r.configSource})` : "";
+  return `${r.backend} on ${r.device}${config}${r.fellBack ? `; fell back: ${r.fellBack}` : ""}`;
+}
+
+const reported = new Set<string>();
+/** "auto" never falls back silently: each distinct reason is printed once per process. */
+function reportFallback(reason: string): void {
+  if (reported.has(reason)) return;
+  reported.add(reason);
+  console.warn(`flexattn: backend "auto" runs the JS kernel: ${reason}`);
 }
 
 /**
@@ -230,13 +291,17 @@ export async function flexAttention(q: Tensor, k: Tensor, v: Tensor, options: Fl
     const choice = options.backend ?? "auto";
     const executor = await executorFor(choice);
     try {
-      await runOn(executor, call, options.config);
-      lastRun = { backend: executor.backend, device: executor.device, fellBack: undefined };
+      lastRun = await runOn(executor, call, options);
+      if (choice === "auto" && executor === jsExecutor && autoReason) {
+        lastRun.fellBack = autoReason;
+        reportFallback(autoReason);
+      }
     } catch (e) {
       // "auto" never fails for want of a GPU: a WebGPU error falls back to the JS kernel.
       if (choice !== "auto" || executor === jsExecutor) throw e;
-      await runOn(jsExecutor, call, options.config);
-      lastRun = { backend: "js", device: jsExecutor.device, fellBack: `${executor.backend} failed: ${e instanceof Error ? e.message : String(e)}` };
+      const reason = `${executor.backend} failed: ${e instanceof Error ? e.message : String(e)}`;
+      lastRun = { ...(await runOn(jsExecutor, call, options)), fellBack: reason };
+      reportFallback(reason);
     }
   }
   const out: Tensor = { data: inv.out, shape: [p.batch, p.qHeads, p.qLen, p.vHeadDim], dtype: p.dtype, strides: contiguousStrides([p.batch, p.qHeads, p.qLen, p.vHeadDim]) };

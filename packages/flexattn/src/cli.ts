@@ -4,6 +4,7 @@
  *   flexattn demo                              document-causal + softcap end to end
  *   flexattn compile <variant.ts> --backend …  write the generated kernel and its artifact JSON
  *   flexattn blockmask <variant.ts> …          print the BlockMask picture and sparsity
+ *   flexattn tune <variant.ts> --backend …     time every candidate config, record the fastest
  * User errors print one line naming the file, the mod and the problem, and exit with code 1.
  */
 import { existsSync, realpathSync, statSync } from "node:fs";
@@ -19,6 +20,7 @@ import { compile, toMaskGraph, toScoreGraph } from "./compile.js";
 import { BACKEND_NAMES } from "./registry.js";
 import { runDemo } from "./demo.js";
 import { writeArtifact } from "./files.js";
+import { runTune } from "./cli-tune.js";
 
 /** An error the user can fix: printed as one line, exit code 1. */
 export class CliError extends Error {
@@ -41,7 +43,14 @@ Usage:
   flexattn blockmask <variant.ts|.js> [--q-len N] [--kv-len N] [--block-size B] [--batch B] [--heads H] [--grid RxC]
       Build the BlockMask of the variant's maskMod and print its picture and sparsity.
 
-Problem options (compile, blockmask):
+  flexattn tune <variant.ts|.js> [--backend js|wgsl] [--max N] [--budget SECONDS] [problem options]
+      Time every candidate config of the backend on random inputs of the problem (at most N,
+      default 16; new candidates stop after SECONDS, default 60), record the fastest in the tuning
+      cache ($FLEXATTN_CACHE_DIR, else ~/.cache/flexattn/tuning.json) and print the table.
+      flexAttention then uses it for these mods and problems of this size class on this device.
+      Triton and CUDA modules tune on the GPU: call the generated module's tune() in Python.
+
+Problem options (compile, blockmask, tune):
   --batch B          batch size                      (default 1)
   --heads H          query heads                     (default 8)
   --kv-heads H       key/value heads (GQA)           (default: --heads)
@@ -246,6 +255,31 @@ async function cmdCompile(args: string[]): Promise<void> {
   progress(`spec ${artifact.specHash}: ${artifact.source.length} characters of ${backend} source`);
 }
 
+async function cmdTune(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true, strict: true,
+    options: { ...PROBLEM_OPTIONS, backend: { type: "string" }, max: { type: "string" }, budget: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  const backend = backendFlag({ backend: values.backend ?? "js" });
+  if (backend !== "js" && backend !== "wgsl") {
+    throw new CliError(`tune runs kernels in this process: --backend js or wgsl; ${backend} modules tune on the GPU (the generated module's tune() in Python)`);
+  }
+  const variant = await loadVariant(positionals[0]);
+  const problem = problemFromFlags(values, backend);
+  progress(`tuning ${variant.file} on ${backend}: B=${problem.batch} Hq=${problem.qHeads} q=${problem.qLen} kv=${problem.kvLen ?? problem.qLen} d=${problem.qkHeadDim}`);
+  try {
+    await runTune({
+      variant, problem, blockSize: blockSizeFlag(values), backend,
+      maxCandidates: intFlag(values, "max", 16), budgetMs: 1000 * intFlag(values, "budget", 60),
+      out: (l) => process.stdout.write(`${l}\n`), err: process.stderr,
+    });
+  } catch (e) {
+    if (e instanceof FlexAttnError) throw new CliError(`${variant.file}: ${e.message}`);
+    throw e;
+  }
+}
+
 async function cmdBlockmask(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args, allowPositionals: true, strict: true,
@@ -332,6 +366,9 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case "blockmask":
         await cmdBlockmask(rest);
+        return 0;
+      case "tune":
+        await cmdTune(rest);
         return 0;
       default:
         throw new CliError(`unknown command "${cmd}"; run flexattn --help`);

@@ -1,7 +1,8 @@
 /** compile(): mods + problem → KernelArtifact for any backend, cached by spec hash. */
 import { FlexAttnError, type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod, checkBufferIndices } from "@flexattn/ir";
+import { type ConfigSource, defaultTuningCache, resolveConfig } from "@flexattn/autotune";
 import {
-  type AttentionProblem, type BackendName, type KernelArtifact, type KernelConfig, type KernelSpec, type ResolvedProblem,
+  type AttentionProblem, type BackendName, type DeviceTarget, type KernelArtifact, type KernelConfig, type KernelSpec, type ResolvedProblem,
   makeSpec, resolveProblem, specHash,
 } from "@flexattn/template";
 import { getBackend } from "./registry.js";
@@ -24,8 +25,16 @@ export interface CompileMods {
 export interface CompileOptions {
   /** Default "js". */
   backend?: BackendName;
-  /** Overrides of the backend's default config (blockM, blockN, numWarps, …, options). */
+  /**
+   * Config fields to use (blockM, blockN, numWarps, …, options); the others come from the best
+   * candidate that agrees with them. Default: the config the library resolves (see `target`).
+   */
   config?: Partial<KernelConfig>;
+  /**
+   * The device the kernel will run on, when known: its tuning-cache entries and the backend's
+   * shipped tables for it apply (for Triton and CUDA, a GPU name like "NVIDIA H100 80GB HBM3").
+   */
+  target?: DeviceTarget;
   /** BlockMask block size when no blockMask is given: one number or [q, kv]; default 128. */
   blockSize?: number | readonly [number, number];
 }
@@ -95,22 +104,39 @@ export function compileSpec(spec: KernelSpec, backend: BackendName): KernelArtif
   return artifact;
 }
 
-/** The spec for a problem on a backend: the backend's default config with the overrides applied. */
-export function buildSpec(
-  mask: ModGraph | null,
-  score: ModGraph | null,
-  problem: ResolvedProblem,
-  sparseBlock: readonly [number, number],
-  backend: BackendName,
-  config?: Partial<KernelConfig>,
-): KernelSpec {
-  const b = getBackend(backend);
-  const base = b.defaultConfig(problem, sparseBlock, { mask, score });
-  const merged: KernelConfig = { ...base, ...config, options: { ...base.options, ...config?.options } };
-  if (merged.options && Object.keys(merged.options).length === 0) delete (merged as { options?: unknown }).options;
+/** What a kernel is resolved from: the mods, the problem, and where it runs. */
+export interface KernelRequest {
+  readonly backend: BackendName;
+  readonly mask: ModGraph | null;
+  readonly score: ModGraph | null;
+  readonly problem: ResolvedProblem;
+  readonly sparseBlock: readonly [number, number];
+  readonly target?: DeviceTarget;
+  /** The caller's config fields, if any. */
+  readonly config?: Partial<KernelConfig>;
+}
+
+export interface ResolvedSpec {
+  readonly spec: KernelSpec;
+  /** Where its config came from: the caller, the tuning cache, a shipped table or the heuristic. */
+  readonly source: ConfigSource;
+}
+
+/** The spec of a request, its config resolved once by @flexattn/autotune's resolveConfig. */
+export function resolveSpec(r: KernelRequest): ResolvedSpec {
+  const { config, source } = resolveConfig({
+    backend: getBackend(r.backend), problem: r.problem, sparseBlock: r.sparseBlock, mods: { mask: r.mask, score: r.score },
+    target: r.target, user: r.config, cache: r.target ? defaultTuningCache() : null,
+  });
+  return { spec: specOf(r, config), source };
+}
+
+/** The spec of a request with a complete config (no defaults are merged here). */
+export function specOf(r: Omit<KernelRequest, "config" | "target">, config: KernelConfig): KernelSpec {
+  const p = r.problem;
   return makeSpec({
-    mask, score, qkHeadDim: problem.qkHeadDim, vHeadDim: problem.vHeadDim, dtype: problem.dtype,
-    returnLse: problem.returnLse, sparseBlock, config: merged,
+    mask: r.mask, score: r.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
+    returnLse: p.returnLse, sparseBlock: r.sparseBlock, config,
   });
 }
 
@@ -133,5 +159,6 @@ export function compile(mods: CompileMods, problem: AttentionProblem, options: C
     q: { lo: p.qOffset, hi: p.qOffset + p.qLen - 1 }, kv: { lo: p.kvOffset, hi: p.kvOffset + p.kvLen - 1 },
   };
   for (const g of [mask, score]) if (g) checkBufferIndices(g, ranges);
-  return compileSpec(buildSpec(mask, score, resolved, sparseBlock, backend, options.config), backend);
+  const { spec } = resolveSpec({ backend, mask, score, problem: resolved, sparseBlock, target: options.target, config: options.config });
+  return compileSpec(spec, backend);
 }

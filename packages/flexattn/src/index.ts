@@ -13,14 +13,18 @@ export {
 } from "@flexattn/template";
 export type {
   Tensor, StorageDType, AttentionProblem, ResolvedProblem, Layout, KernelArtifact, KernelConfig, KernelSpec, BackendName,
-  CodegenBackend, KernelInvocation, BlockMaskTables, ReferenceResult,
+  CodegenBackend, KernelInvocation, BlockMaskTables, ReferenceResult, DeviceTarget, ModMix,
 } from "@flexattn/template";
-export { flexAttention, prepareCall, autoBackend, resetAutoBackend, lastFlexAttentionRun, isSoftwareAdapter } from "./attention.js";
-export type { FlexAttentionOptions, FlexAttentionResult, BackendChoice, BlockMaskInput, LastRun, PreparedCall } from "./attention.js";
 export {
-  compile, compileSpec, buildSpec, compileCacheStats, clearCompileCache, toMaskGraph, toScoreGraph, normalizeBlockSize,
+  resolveConfig, tune, defaultTuningCache, setTuningCache, MemoryTuningCache, FileTuningCache, describeConfig, problemBucket,
+} from "@flexattn/autotune";
+export type { ConfigSource, ResolvedConfig, TuningCache, TuningEntry, TuningFile, TuneResult } from "@flexattn/autotune";
+export { flexAttention, prepareCall, autoBackend, resetAutoBackend, lastFlexAttentionRun, describeRun, isSoftwareAdapter } from "./attention.js";
+export type { FlexAttentionOptions, FlexAttentionResult, BackendChoice, BlockMaskInput, LastRun, PreparedCall, TunePolicy } from "./attention.js";
+export {
+  compile, compileSpec, resolveSpec, specOf, compileCacheStats, clearCompileCache, toMaskGraph, toScoreGraph, normalizeBlockSize,
 } from "./compile.js";
-export type { CompileMods, CompileOptions, BlockMaskLike } from "./compile.js";
+export type { CompileMods, CompileOptions, BlockMaskLike, KernelRequest, ResolvedSpec } from "./compile.js";
 export {
   registerBackend, getBackend, listBackends, registerExecutor, findExecutor, executorUnavailableReason, jsExecutor,
   setWebgpuImporter, BACKEND_NAMES,

@@ -5,11 +5,9 @@
  * WebGPU device) can be plugged in with registerExecutor.
  */
 import { FlexAttnError } from "@flexattn/ir";
-import type {
-  BackendName, CodegenBackend, KernelArtifact, KernelConfig, KernelInvocation, ResolvedProblem,
-} from "@flexattn/template";
+import type { BackendName, CodegenBackend, DeviceTarget, KernelArtifact, KernelInvocation } from "@flexattn/template";
 import { jsBackend, runJsKernel } from "@flexattn/codegen-js";
-import { wgslBackend, wgslDefaultConfig } from "@flexattn/codegen-wgsl";
+import { wgslBackend } from "@flexattn/codegen-wgsl";
 import { tritonBackend } from "@flexattn/codegen-triton";
 import { cudaBackend } from "@flexattn/codegen-cuda";
 
@@ -42,15 +40,31 @@ export interface KernelExecutor {
   readonly backend: BackendName;
   /** A short description of where it runs (e.g. the GPU adapter), for logs and the demo. */
   readonly device: string;
-  /** The config this executor prefers for a call (e.g. fitted to the device's limits); default: the backend's. */
-  defaultConfig?(problem: ResolvedProblem, sparseBlock: readonly [number, number], invocation: KernelInvocation): KernelConfig;
+  /** The device as config resolution sees it for this call (limits, runtime facts, the tuning-cache signature). */
+  target(invocation: KernelInvocation): DeviceTarget;
   run(artifact: KernelArtifact, invocation: KernelInvocation): void | Promise<void>;
+  /** Time an artifact on this invocation in milliseconds (median), for the tuner. */
+  measure(artifact: KernelArtifact, invocation: KernelInvocation): Promise<number>;
+}
+
+/** Median wall time of `runs` calls after one warm-up call. */
+async function medianMs(runs: number, f: () => void | Promise<void>): Promise<number> {
+  await f();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await f();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
 }
 
 export const jsExecutor: KernelExecutor = {
   backend: "js",
   device: "JavaScript (this thread)",
+  target: () => ({ signature: "js" }),
   run: (artifact, inv) => runJsKernel(artifact, inv),
+  measure: (artifact, inv) => medianMs(3, () => runJsKernel(artifact, inv)),
 };
 
 const executors = new Map<string, KernelExecutor | null>([["js", jsExecutor]]);
@@ -70,23 +84,28 @@ export function executorUnavailableReason(backend: string): string | undefined {
 
 /**
  * The seam with @flexattn/webgpu: its process-wide device (`defaultFlexDevice()`, which throws
- * when there is no adapter) and `runWgsl(invocation, { device, artifact })`. Configs come from
- * `wgslDefaultConfig` with the device's limits, so compiled artifacts fit the device.
+ * when there is no adapter), `wgslTarget` (the device's limits for config resolution, so compiled
+ * artifacts fit it), `runWgsl(invocation, { device, artifact })`, and `prepareWgsl` + `timeWgsl`
+ * (GPU timestamps) for the tuner.
  */
 // biome-ignore lint/suspicious/noExplicitAny: the module's shape is checked at run time
 async function loadWebgpuExecutor(mod: any): Promise<KernelExecutor | null> {
   if (typeof mod?.createFlexAttnExecutor === "function") return (await mod.createFlexAttnExecutor()) ?? null;
-  if (typeof mod?.defaultFlexDevice !== "function" || typeof mod?.runWgsl !== "function") {
-    throw new Error("@flexattn/webgpu does not export defaultFlexDevice and runWgsl");
-  }
+  const needed = ["defaultFlexDevice", "runWgsl", "wgslTarget", "prepareWgsl", "timeWgsl"];
+  const missing = needed.filter((f) => typeof mod?.[f] !== "function");
+  if (missing.length) throw new Error(`@flexattn/webgpu does not export ${missing.join(", ")}`);
   const dev = await mod.defaultFlexDevice();
-  const vec4 = (inv: KernelInvocation) => (typeof mod.vec4Compatible === "function" ? Boolean(mod.vec4Compatible(inv)) : false);
   return {
     backend: "wgsl",
     device: `WebGPU: ${dev.description ?? "adapter"}`,
-    defaultConfig: (problem, sparseBlock, inv) => wgslDefaultConfig(problem, sparseBlock, { limits: dev.limits, vec4: vec4(inv) }),
+    target: (inv) => mod.wgslTarget(dev, inv),
     run: async (artifact, inv) => {
       await mod.runWgsl(inv, { device: dev, artifact });
+    },
+    measure: async (artifact, inv) => {
+      const prepared = await mod.prepareWgsl(inv, { device: dev, artifact });
+      await prepared.run(); // a kernel that fails its spot check is not a candidate
+      return (await mod.timeWgsl(prepared, { iterations: 10, maxRounds: 2, warmupMs: 50 })).medianMs;
     },
   };
 }

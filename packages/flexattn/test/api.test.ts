@@ -164,11 +164,20 @@ describe("backend selection", () => {
     expect(lastFlexAttentionRun()?.backend).toBe("js");
   });
 
+  /** The parts of @flexattn/webgpu the executor takes, over a device that never runs anything. */
+  const fakeWebgpu = (description: string) => {
+    const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+    const unused = () => { throw new Error("not reached in this test"); };
+    return {
+      defaultFlexDevice: async () => ({ description, limits }),
+      wgslTarget: () => ({ signature: description, limits }),
+      prepareWgsl: unused,
+      timeWgsl: unused,
+    };
+  };
+
   it("auto skips a software (CPU) WebGPU adapter and prefers a hardware one", async () => {
-    const fake = (description: string) => async () => ({
-      defaultFlexDevice: async () => ({ description, limits: { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 } }),
-      runWgsl: async () => { throw new Error("not reached in this test"); },
-    });
+    const fake = (description: string) => async () => ({ ...fakeWebgpu(description), runWgsl: async () => { throw new Error("not reached in this test"); } });
     setWebgpuImporter(fake("llvmpipe (LLVM 15.0.6, 256 bits) / opengles"));
     resetAutoBackend();
     expect((await autoBackend()).backend).toBe("js");
@@ -180,10 +189,7 @@ describe("backend selection", () => {
   });
 
   it("auto falls back to js when the WebGPU run fails, and says why", async () => {
-    setWebgpuImporter(async () => ({
-      defaultFlexDevice: async () => ({ description: "fake", limits: { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 } }),
-      runWgsl: async () => { throw new Error("device lost"); },
-    }));
+    setWebgpuImporter(async () => ({ ...fakeWebgpu("fake"), runWgsl: async () => { throw new Error("device lost"); } }));
     resetAutoBackend();
     const out = await flexAttention(q, q, q);
     expect(lastFlexAttentionRun()).toMatchObject({ backend: "js", fellBack: "wgsl failed: device lost" });

@@ -12,12 +12,29 @@ export interface CodegenBackend {
   /** File extension of the generated source: ".js", ".wgsl", ".py", ".cu". */
   readonly sourceExtension: string;
   /**
-   * A good default config for a problem (the autotuner may pick another). The mods, when given,
-   * let a backend pick by what the kernel computes (a transcendental score mod, a data-dependent mask).
+   * Every config this backend can run for a problem on a target, best guess first: element [0]
+   * is the backend's heuristic default, the whole list is the autotuner's search space. The mods
+   * let a backend rank by what the kernel computes (a transcendental score mod, a data-dependent
+   * mask); the target carries the device's limits and the runtime facts of a call.
    */
-  defaultConfig(problem: ResolvedProblem, sparseBlock: readonly [number, number], mods?: ModMix): KernelConfig;
+  configCandidates(problem: ResolvedProblem, sparseBlock: readonly [number, number], mods: ModMix, target?: DeviceTarget): KernelConfig[];
+  /**
+   * A config measured best on a known device for problems like this one (tuned tables the package
+   * ships), or undefined where it has none. Ranked after a tuning-cache entry, before the heuristic.
+   */
+  shippedConfig?(problem: ResolvedProblem, sparseBlock: readonly [number, number], mods: ModMix, target: DeviceTarget): KernelConfig | undefined;
   /** Generate the kernel; throws FlexAttnError for a spec this backend cannot serve. */
   generate(spec: KernelSpec): KernelArtifact;
+}
+
+/**
+ * The device a kernel is resolved for. `signature` names it in tuning-cache keys (adapter vendor
+ * and architecture, GPU name, "js"); `limits` are backend-specific (WGSL: workgroup memory,
+ * invocations, subgroup matrices; per call also whether strides allow vec4 bindings).
+ */
+export interface DeviceTarget {
+  readonly signature: string;
+  readonly limits?: object;
 }
 
 /** The mods of a kernel, as a backend's default-config heuristics see them. */

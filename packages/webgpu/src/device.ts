@@ -5,7 +5,8 @@
  */
 import { FlexAttnError } from "@flexattn/ir";
 import type { WgslLimits } from "@flexattn/codegen-wgsl";
-export { DAWN_SUBGROUP_MATRIX_OPTIONS } from "@flexattn/codegen-wgsl";
+import { DAWN_SUBGROUP_MATRIX_OPTIONS } from "@flexattn/codegen-wgsl";
+export { DAWN_SUBGROUP_MATRIX_OPTIONS };
 
 /** Dawn backends the `webgpu` package can be told to use (Node only). */
 export type DawnBackend = "vulkan" | "opengles" | "opengl" | "metal" | "d3d12" | "d3d11" | "null";
@@ -19,8 +20,9 @@ export interface FlexDeviceOptions {
   backend?: "auto" | DawnBackend;
   /**
    * Extra Dawn options for `create()`, e.g. "enable-dawn-features=allow_unsafe_apis". Default:
-   * the FLEXATTN_DAWN_OPTIONS environment variable, options separated by whitespace (so that
-   * `flexAttention` and the CLI can reach e.g. DAWN_SUBGROUP_MATRIX_OPTIONS).
+   * the FLEXATTN_DAWN_OPTIONS environment variable where set (options separated by whitespace;
+   * empty for none), else DAWN_SUBGROUP_MATRIX_OPTIONS on Vulkan, so that `flexAttention` reaches
+   * the subgroupMatrix kernel on GPUs whose driver offers it.
    */
   dawnOptions?: readonly string[];
   powerPreference?: GPUPowerPreference;
@@ -90,7 +92,10 @@ async function dawnAdapter(backend: DawnBackend, o: FlexDeviceOptions): Promise<
     // Mesa's EGL needs a platform without a display server.
     process.env.EGL_PLATFORM ??= "surfaceless";
   }
-  const args = [`backend=${backend}`, "disable-dawn-features=timestamp_quantization", ...(o.dawnOptions ?? envDawnOptions())];
+  // On Vulkan, by default, the toggles under which NVIDIA's driver offers f16 subgroup matrices:
+  // elsewhere they change nothing, and every matrix kernel is spot-checked on its first run.
+  const extra = o.dawnOptions ?? envDawnOptions() ?? (backend === "vulkan" ? DAWN_SUBGROUP_MATRIX_OPTIONS : []);
+  const args = [`backend=${backend}`, "disable-dawn-features=timestamp_quantization", ...extra];
   const key = args.join("|");
   let gpu = dawnGpus.get(key);
   if (!gpu) dawnGpus.set(key, (gpu = create(args)));
@@ -109,9 +114,10 @@ function envBackend(): string | undefined {
   return isNode ? process.env.FLEXATTN_WEBGPU_BACKEND || undefined : undefined;
 }
 
-/** FLEXATTN_DAWN_OPTIONS split on whitespace (Node only; none elsewhere). */
-export function envDawnOptions(env: Record<string, string | undefined> = isNode ? process.env : {}): string[] {
-  return (env.FLEXATTN_DAWN_OPTIONS ?? "").split(/\s+/).filter(Boolean);
+/** FLEXATTN_DAWN_OPTIONS split on whitespace, or undefined where it is not set (Node only). */
+export function envDawnOptions(env: Record<string, string | undefined> = isNode ? process.env : {}): string[] | undefined {
+  const value = env.FLEXATTN_DAWN_OPTIONS;
+  return value === undefined ? undefined : value.split(/\s+/).filter(Boolean);
 }
 
 async function findAdapter(o: FlexDeviceOptions): Promise<{ adapter: GPUAdapter; backend: string; tried: string[] }> {

@@ -3,11 +3,12 @@
  * one dispatch per call, readback into the invocation's host arrays.
  */
 import { FlexAttnError } from "@flexattn/ir";
+import { defaultTuningCache, resolveConfig } from "@flexattn/autotune";
 import {
-  BINDING, PARAMS_BYTES, type WgslLaunch, checkLimits, generateWgsl, wgslDefaultConfig, wgslLaunch,
+  BINDING, PARAMS_BYTES, type WgslLaunch, type WgslTargetLimits, checkLimits, generateWgsl, wgslBackend, wgslLaunch,
 } from "@flexattn/codegen-wgsl";
 import {
-  type KernelArtifact, type KernelConfig, type KernelInvocation, makeSpec,
+  type DeviceTarget, type KernelArtifact, type KernelConfig, type KernelInvocation, makeSpec,
 } from "@flexattn/template";
 import { type FlexDevice, defaultFlexDevice, wrapDevice } from "./device.js";
 import { type VerifyMode, checkRows, needsCheck } from "./verify.js";
@@ -17,7 +18,7 @@ export interface RunWgslOptions {
   device?: FlexDevice | GPUDevice;
   /** A prebuilt artifact (e.g. loaded from JSON); otherwise generated from `config`. */
   artifact?: KernelArtifact;
-  /** Config to generate with; default: the best default that fits the device's limits. */
+  /** Config to generate with; default: the one the library resolves for this device (resolveConfig). */
   config?: KernelConfig;
   /**
    * Spot-check output rows against the float64 reference after the run (verify.ts). "auto"
@@ -41,6 +42,15 @@ export function vec4Compatible(inv: KernelInvocation): boolean {
     [s.q, s.k, s.v].every((t) => t.slice(0, 3).every((x) => x % 4 === 0));
 }
 
+/**
+ * The device as config resolution sees it: its limits, whether this call's strides allow vec4
+ * bindings, and a signature (adapter and matrix support) that keys tuning results.
+ */
+export function wgslTarget(dev: FlexDevice, inv: KernelInvocation): DeviceTarget {
+  const limits: WgslTargetLimits = { ...dev.limits, vec4: vec4Compatible(inv) };
+  return { signature: `${dev.description}${dev.limits.subgroupMatrix ? " +subgroupMatrix" : ""}`, limits };
+}
+
 const artifactCache = new Map<string, KernelArtifact>();
 
 /** The artifact for an invocation: the given one (checked), or generated for the config. */
@@ -50,7 +60,9 @@ export function artifactFor(inv: KernelInvocation, dev: FlexDevice, o: Pick<RunW
   if (!artifact) {
     const sparseBlock = inv.blockMask.blockSize as [number, number];
     const vec4 = vec4Compatible(inv);
-    let config = o.config ?? wgslDefaultConfig(p, sparseBlock, { limits: dev.limits, vec4 });
+    let config = o.config ?? resolveConfig({
+      backend: wgslBackend, problem: p, sparseBlock, mods: { mask: inv.mask, score: inv.score }, target: wgslTarget(dev, inv), cache: defaultTuningCache(),
+    }).config;
     // Strides that are not multiples of 4 cannot use vec4 bindings (nor qGlobal, which reads through them).
     if (config.options?.vec4 && !vec4) config = { ...config, options: { ...config.options, vec4: false, qGlobal: false } };
     const spec = makeSpec({
