@@ -5,7 +5,7 @@ import { DOCS_ROOT, PAGES } from "./output.js";
 
 /** Documented packages; ir, masks and blockmask appear through flexattn, which re-exports them. */
 export const API_PACKAGES = [
-  "flexattn", "template", "webgpu", "codegen-js", "codegen-wgsl", "codegen-cuda", "codegen-triton",
+  "flexattn", "template", "autotune", "webgpu", "codegen-js", "codegen-wgsl", "codegen-cuda", "codegen-triton",
 ] as const;
 
 export const API_OUT = join(PAGES, "api");

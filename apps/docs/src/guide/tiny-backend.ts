@@ -218,11 +218,14 @@ export function generateTiny(spec: KernelSpec): KernelArtifact {
   };
 }
 
-/** The rest of the CodegenBackend contract: a default config (tiles must divide the BlockMask's blocks). */
+/**
+ * The rest of the CodegenBackend contract: the configs it can run, best guess first. Element [0]
+ * is its default; the autotuner may time the others. Tiles must divide the BlockMask's blocks.
+ */
 export const tinyBackend = {
   sourceExtension: ".js",
-  defaultConfig(_problem, sparseBlock): KernelConfig {
-    return { ...DEFAULT_CONFIG, blockM: fitTile(16, sparseBlock[0]), blockN: fitTile(16, sparseBlock[1]), numWarps: 1, numStages: 1 };
+  configCandidates(_problem, sparseBlock): KernelConfig[] {
+    return [16, 32, 1].map((rows) => ({ ...DEFAULT_CONFIG, blockM: fitTile(rows, sparseBlock[0]), blockN: fitTile(16, sparseBlock[1]), numWarps: 1, numStages: 1 }));
   },
 } satisfies Omit<CodegenBackend, "name" | "generate">;
 // #endregion backend
