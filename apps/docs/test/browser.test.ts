@@ -168,4 +168,6 @@ describe.skipIf(missing && !process.env.CI)("the docs site in Chromium", () => {
     expect(errors).toEqual([]);
     await page.close();
   });
+
+  it.todo("createBlockMask runs in a page under the CSP (waits for the library's fallback from new Function to the IR evaluator)");
 });
