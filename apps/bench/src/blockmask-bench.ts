@@ -15,6 +15,7 @@ import { PerformanceObserver } from "node:perf_hooks";
 import type { MaskMod } from "@flexattn/ir";
 import { causal, documentCausal, randomDocumentIds } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
+import { chartLink } from "./chart-link.js";
 
 const LENGTHS = [16384, 65536, 131072];
 const NUM_DOCS = 64;
@@ -155,6 +156,8 @@ async function main(): Promise<void> {
   writeFileSync(join(out, "blockmask-node20-cpu.json"), JSON.stringify({ benchmark: "createBlockMask", ...env, youngGenerationMiB, config, target: TARGET, meetsTarget, notes, rows }, null, 2) + "\n");
   writeFileSync(join(out, "blockmask-node20-cpu.md"), [
     "# BlockMask construction (CPU, Node)",
+    "",
+    chartLink("blockmask-node20-cpu"),
     "",
     `\`${env.command}\` — ${env.date}, Node ${env.node}, ${env.platform}, ${env.cores} cores (${env.cpuModel}).`,
     `Block size 128 × 128; document-causal uses ${NUM_DOCS} documents of random lengths (seed ${DOC_SEED}).`,

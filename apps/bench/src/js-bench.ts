@@ -13,8 +13,9 @@ import { arch, cpus, platform } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  type BlockMask, type MaskMod, causal, createBlockMask, documentCausal, flexAttention, randomDocumentIds, randomTensor,
+  type BlockMask, type MaskMod, causal, createBlockMask, documentCausal, flexAttention, lastFlexAttentionRun, randomDocumentIds, randomTensor,
 } from "flexattn";
+import { chartLink } from "./chart-link.js";
 
 const LENGTHS = [1024, 4096];
 const D = 64;
@@ -51,6 +52,8 @@ interface Row {
   minMs: number;
   gflops: number;
   vsNoop?: number;
+  /** lastFlexAttentionRun() after the timed calls. */
+  ranOn: string;
 }
 
 async function measure(n: number, variant: string, mask: MaskMod | undefined, blockMask: BlockMask | undefined): Promise<Row> {
@@ -68,7 +71,10 @@ async function measure(n: number, variant: string, mask: MaskMod | undefined, bl
     if (r >= WARMUP) times.push(ms);
   }
   const medianMs = median(times);
+  const last = lastFlexAttentionRun();
+  if (last?.backend !== "js") throw new Error(`flexAttention ran on ${last?.backend ?? "nothing"}, not the JS backend`);
   const row: Row = {
+    ranOn: last.device,
     n, variant, density, partialBlocks: counts.partial, fullBlocks: counts.full, medianMs, minMs: Math.min(...times),
     gflops: (4 * B * H * n * n * D * density) / (medianMs * 1e6),
   };
@@ -113,6 +119,8 @@ writeFileSync(join(outDir, "js-node20-cpu.json"), `${JSON.stringify({ ...meta, r
 
 const md = [
   "# JS backend (CPU, Node, one thread)",
+  "",
+  chartLink("js-node20-cpu"),
   "",
   `\`${meta.command}\` — ${meta.date}, Node ${meta.node}, ${meta.platform}, ${meta.cpu}.`,
   `B = ${B}, H = ${H}, head dim ${D}, f32, BHSD, BlockMask blocks ${BLOCK} × ${BLOCK}; ${meta.protocol}.`,

@@ -238,12 +238,16 @@ export interface WgslTargetLimits extends WgslLimits {
   vec4?: boolean;
 }
 
+/** How many of the ranked candidates the backend declares for tuning. */
+export const WGSL_SEARCH_SPACE = 32;
+
 export const wgslBackend: CodegenBackend = {
   name: "wgsl",
   sourceExtension: ".wgsl",
+  // The tuner's search space: the best-ranked candidates (the full enumeration runs to thousands).
   configCandidates: (problem, sparseBlock, _mods, target) => {
     const limits = target?.limits as WgslTargetLimits | undefined;
-    return wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits?.vec4 });
+    return wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits?.vec4 }).slice(0, WGSL_SEARCH_SPACE);
   },
   generate: generateWgsl,
 };

@@ -118,3 +118,27 @@ describe("Dawn WGSL validation (null backend)", () => {
     expect(count).toBeGreaterThan(2 * masks.length * scores.length + 5);
   });
 });
+
+describe("the WGSL search space", () => {
+  it("every candidate the backend declares passes Dawn's validation (d=64 and 128; H100 and subgroup-matrix limits)", async () => {
+    const { wgslBackend } = await import("@flexattn/codegen-wgsl");
+    const mask = traceMaskMod(LIBRARY_MASKS.find((e) => e.name === "documentCausal")!.create(shape));
+    const score = traceScoreMod(LIBRARY_SCORE_MODS.find((e) => e.name === "softcap")!.create(shape));
+    const errors: string[] = [];
+    let checked = 0;
+    for (const d of [64, 128])
+      for (const limits of [H100, H200_MATRIX]) {
+        const problem = resolveProblem({ batch: 2, qHeads: 4, kvHeads: 4, qLen: 256, kvLen: 256, qkHeadDim: d, vHeadDim: d, dtype: "f32", returnLse: true });
+        const candidates = wgslBackend.configCandidates(problem, [128, 128], { mask, score }, { signature: "test", limits: { ...limits, vec4: true } });
+        expect(candidates.length).toBeGreaterThan(1);
+        for (const config of candidates) {
+          const a = generateWgsl(makeSpec({ mask, score, qkHeadDim: d, vHeadDim: d, dtype: "f32", returnLse: true, sparseBlock: [128, 128], config }));
+          const e = await validate(a, config.options?.subgroupMatrix ? matrixDev : dev);
+          checked++;
+          if (e.length) errors.push(`d=${d} ${JSON.stringify(config)}: ${e[0]}`);
+        }
+      }
+    expect(errors).toEqual([]);
+    expect(checked).toBeGreaterThan(64);
+  });
+});
