@@ -164,6 +164,12 @@ describe.skipIf(missing && !process.env.CI)("the docs site in Chromium", () => {
     await page.goto(`${cspSite.url}/masks.html`);
     await page.locator(".blockmask-picture svg").first().waitFor();
     await page.screenshot({ path: join(SHOTS, "csp-masks.png"), fullPage: false });
+    // A benchmark page with its chart (drawn by the bench, or here from the results JSON).
+    await page.goto(`${cspSite.url}/bench/js-node20-cpu.html`);
+    const chart = page.locator(".bench-chart svg").first();
+    await chart.waitFor();
+    expect((await chart.boundingBox())?.height).toBeGreaterThan(100);
+    await page.screenshot({ path: join(SHOTS, "csp-bench.png"), fullPage: false });
     expect(await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations)).toEqual([]);
     expect(errors).toEqual([]);
     await page.close();

@@ -1,11 +1,11 @@
 /** The build-time generators: mask gallery, DSL tables, ABI, bench pages and charts. */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LIBRARY_MASKS } from "@flexattn/masks";
 import { describe, expect, it } from "vitest";
 import { abiMarkdown } from "../src/generate/abi.js";
-import { benchPageMarkdown, benchPages, chartRows, chartsFromRows } from "../src/generate/bench.js";
+import { benchIndexMarkdown, benchPageMarkdown, benchPages, chartRows, chartsFromRows } from "../src/generate/bench.js";
 import { barChartSvg } from "../src/generate/chart.js";
 import { MISTAKES, mistakeMessage, opExamplesMarkdown } from "../src/generate/dsl.js";
 import { masksMarkdown } from "../src/generate/masks.js";
@@ -33,16 +33,25 @@ describe("generated pages", () => {
     const dir = mkdtempSync(join(tmpdir(), "bench-results-"));
     writeFileSync(join(dir, "x-cpu.md"), "# X on a CPU\n\nSee [raw](x-raw/log.txt).\n");
     writeFileSync(join(dir, "x-cpu.json"), JSON.stringify({ results: [{ variant: "noop", n: 1024, gflops: 5 }, { variant: "causal", n: 1024, gflops: 6 }] }));
-    writeFileSync(join(dir, "y-gpu.md"), "# Y\n");
-    writeFileSync(join(dir, "y-gpu-tflops.svg"), '<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><rect id="drawn-by-bench"/></svg>');
+    writeFileSync(join(dir, "y-gpu.md"), "# Y\n\n![Chart](charts/y-gpu.svg)\n\nText.\n");
+    mkdirSync(join(dir, "charts"));
+    writeFileSync(join(dir, "charts/y-gpu-other.svg"), "<svg/>");
+    writeFileSync(join(dir, "charts/y-gpu.svg"), '<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><rect id="drawn-by-bench"/></svg>');
     const pages = benchPages(dir);
-    expect(pages.map((p) => [p.name, p.title, p.drawnCharts])).toEqual([["x-cpu", "X on a CPU", []], ["y-gpu", "Y", ["y-gpu-tflops.svg"]]]);
+    expect(pages.map((p) => [p.name, p.title, p.drawnCharts])).toEqual([["x-cpu", "X on a CPU", []], ["y-gpu", "Y", ["charts/y-gpu.svg"]]]);
     const x = benchPageMarkdown(pages[0], dir);
     expect(x).toContain('class="bench-chart"');
     expect(x).toContain("raw (`apps/bench/results/x-raw/log.txt`)");
     const y = benchPageMarkdown(pages[1], dir);
     expect(y).toContain('<rect id="drawn-by-bench"/>');
     expect(y).not.toContain("<?xml");
+    expect(y).not.toContain("Chart");
+    expect(y).toContain("Text.");
+    writeFileSync(join(dir, "README.md"), "# Results\n\n## Current\n\nSee [x](x-cpu.md).\n");
+    const index = benchIndexMarkdown(pages, dir);
+    expect(index).toContain("### Current");
+    expect(index).toContain("x (`apps/bench/results/x-cpu.md`)");
+    expect(index).toContain("| X on a CPU | [x-cpu](./x-cpu) |");
   });
 
   it("charts the best rate per implementation, one chart per head dim", () => {

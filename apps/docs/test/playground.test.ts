@@ -102,7 +102,7 @@ describe("share links", () => {
     expect(broken.error).toContain("could not be read");
     expect(decodeState("").state).toEqual(DEFAULT_STATE);
     const huge = decodeState(encodeState({ ...DEFAULT_STATE, N: 1e9, D: 3 }));
-    expect(huge.state.N).toBe(4096);
+    expect(huge.state.N).toBe(2048);
     expect(huge.state.D).toBe(16);
   });
 });

@@ -1,10 +1,10 @@
 /**
  * Benchmark pages from apps/bench/results: each results table (`*.md`) becomes a page, with the
- * SVG charts the bench drew for it (`<table name>*.svg` beside it), or, where it drew none, a bar
+ * SVG charts the bench drew for it (`<table name>.svg` anywhere under results/, e.g. charts/), or, where it drew none, a bar
  * chart made here from the table's JSON.
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join, relative } from "node:path";
+import { basename, join, normalize, relative } from "node:path";
 import { type BarChart, barChartSvg } from "./chart.js";
 import { REPO_ROOT } from "./output.js";
 
@@ -81,9 +81,20 @@ export function chartsFromRows(name: string, rows: Record<string, unknown>[]): B
   });
 }
 
-/** Links into the results folder do not exist on the site: show them as repository paths. */
-function unlinkRelative(markdown: string): string {
-  return markdown.replace(/\[([^\]]+)\]\((?!https?:|#)([^)]+)\)/g, (_m, text: string, path: string) => `${text} (\`apps/bench/results/${path}\`)`);
+/** Whether a drawn chart (anywhere under results/) belongs to a table: `<table>.svg` or `<table>.<what>.svg`. */
+function drawnFor(svgPath: string, table: string): boolean {
+  const stem = basename(svgPath, ".svg");
+  return stem === table || stem.startsWith(`${table}.`);
+}
+
+/**
+ * Links into the results folder do not exist on the site: show them as repository paths. Images
+ * of the page's drawn charts go: the page inlines those charts.
+ */
+function unlinkRelative(markdown: string, inlined: readonly string[] = []): string {
+  return markdown
+    .replace(/!\[[^\]]*\]\((?!https?:)([^)]+)\)\s*/g, (m, path: string) => (inlined.includes(normalize(path)) ? "" : m.slice(1)))
+    .replace(/\[([^\]]+)\]\((?!https?:|#)([^)]+)\)/g, (_m, text: string, path: string) => `${text} (\`apps/bench/results/${path}\`)`);
 }
 
 export function benchPages(dir = RESULTS_DIR): BenchPage[] {
@@ -97,7 +108,8 @@ export function benchPages(dir = RESULTS_DIR): BenchPage[] {
       const name = f.slice(0, -3);
       const text = readFileSync(join(dir, f), "utf8");
       const title = /^#\s+(.+)$/m.exec(text)?.[1] ?? name;
-      return { name, title, markdown: unlinkRelative(text), drawnCharts: svgs.filter((s) => s.startsWith(name)).sort() };
+      const drawnCharts = svgs.filter((s) => drawnFor(s, name)).sort();
+      return { name, title, markdown: unlinkRelative(text, drawnCharts), drawnCharts };
     });
 }
 
@@ -121,9 +133,17 @@ function stripXmlProlog(svg: string): string {
   return svg.replace(/^<\?xml[^>]*>\s*/, "").replace(/<!DOCTYPE[^>]*>\s*/, "");
 }
 
-export function benchIndexMarkdown(pages: readonly BenchPage[]): string {
+/** The index: the results folder's own README (what is current, what is history), then every page. */
+export function benchIndexMarkdown(pages: readonly BenchPage[], dir = RESULTS_DIR): string {
   if (!pages.length) return "No benchmark results in this checkout.\n";
+  const readme = join(dir, "README.md");
+  const overview = existsSync(readme)
+    ? ["::: v-pre", unlinkRelative(readFileSync(readme, "utf8").replace(/^#\s+[^\n]*\n/, "")).replace(/^## /gm, "### "), ":::", ""]
+    : [];
   return [
+    ...overview,
+    "## Every results table",
+    "",
     "| results | page |",
     "| --- | --- |",
     ...pages.map((p) => `| ${p.title.replaceAll("|", "\\|")} | [${p.name}](./${p.name}) |`),

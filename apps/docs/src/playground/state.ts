@@ -25,7 +25,7 @@ export const DEFAULT_STATE: PlaygroundState = {
 };
 
 /** Bounds that keep a run in the page quick (the float64 reference is dense). */
-export const LIMITS = { N: [16, 4096], H: [1, 16], D: [16, 128], block: [8, 256] } as const;
+export const LIMITS = { N: [16, 2048], H: [1, 8], D: [16, 128], block: [8, 256] } as const;
 
 const HASH_PREFIX = "#v=";
 
