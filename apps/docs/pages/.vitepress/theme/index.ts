@@ -8,5 +8,6 @@ export default {
   enhanceApp({ app }) {
     // The playground pulls in the whole library and CodeMirror: load it only on its page.
     app.component("Playground", defineAsyncComponent(() => import("./Playground.vue")));
+    app.component("MaskTry", defineAsyncComponent(() => import("./MaskTry.vue")));
   },
 } satisfies Theme;
