@@ -1,43 +1,38 @@
 /**
- * Generates everything the Triton device harness needs into apps/bench/device/triton/generated/:
- *   conformance/<case>.py + <case>.json  — the module our generator emits for each conformance
- *       case, its inputs, block-mask tables, captured buffers, the float64 reference outputs and
- *       the mods rendered for PyTorch (to run flex_attention on the same tensors);
+ * Generates everything the Triton device harness needs into apps/bench/device/triton/generated/.
+ * Every module comes from the public `compile(mods, problem, { backend: "triton" })` of the
+ * flexattn package, with the config the library picks (options only where a variant asks for one,
+ * as a user would: tma, approxTanh); the kernels choose their block-loop form from the tables and
+ * resolve their launch config themselves on the device.
+ *   conformance/<case>.py + <case>.json  — each conformance case's module (and its tma and
+ *       approximate-tanh variants), inputs, block-mask tables, captured buffers, the float64
+ *       reference and the mods rendered for PyTorch (to run flex_attention on the same tensors);
  *   bench/<name>.py + bench.json + tables/*.json — the performance protocol's kernels and our
- *       createBlockMask tables (bf16; d=128 × 16 heads and d=64 × 32 heads; N ∈ {1k, 4k, 16k}),
- *       each kernel also generated with the `tma` option (bench.json's `tmaModule`).
+ *       createBlockMask tables (bf16; d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}).
  * Usage: npx tsx apps/bench/src/triton-generate.ts [--seed N] [--only conformance|bench]
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { type KernelArtifact, type MaskMod, type ScoreMod, compile, traceMaskMod, traceScoreMod } from "flexattn";
 import { alibi, causal, documentCausal, prefixLM, randomDocumentIds, slidingWindow, softcap } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
-  type BlockMaskTables, CONFORMANCE_CASES, type KernelConfig, fullTablesOf, instantiateCase, makeSpec,
-  referenceAttention, resolveProblem,
+  type BlockMaskTables, CONFORMANCE_CASES, type KernelSpec, instantiateCase, makeSpec, referenceAttention, resolveProblem,
 } from "@flexattn/template";
-import { bufferArgs, tritonBackend, tritonDefaultConfig } from "@flexattn/codegen-triton";
+import { bufferArgs } from "@flexattn/codegen-triton";
 import { torchModSource } from "./triton-torch-mods.js";
 import { b64, tablesJson, tensorJson } from "./device-export.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "triton", "generated");
 
-/** Whether every row's first n indices form one ascending run (the contiguous-blocks promise). */
-function contiguous(num: Int32Array, idx: Int32Array, kvb: number): boolean {
-  for (let r = 0; r < num.length; r++) {
-    for (let j = 1; j < num[r]; j++) if (idx[r * kvb + j] !== idx[r * kvb] + j) return false;
-  }
-  return true;
-}
-
-function contiguityOptions(t: BlockMaskTables) {
-  const full = fullTablesOf(t);
-  return {
-    contiguousPartialBlocks: contiguous(t.kvNumBlocks, t.kvIndices, t.numKvBlocks),
-    contiguousFullBlocks: contiguous(full.fullKvNumBlocks, full.fullKvIndices, t.numKvBlocks),
-  };
+/** The spec an artifact was generated from (bufferArgs and the torch mods read it). */
+function specOf(artifact: KernelArtifact, mask: KernelSpec["mask"], score: KernelSpec["score"]): KernelSpec {
+  const s = artifact.spec;
+  return makeSpec({
+    mask, score, qkHeadDim: s.qkHeadDim, vHeadDim: s.vHeadDim, dtype: s.dtype, returnLse: s.returnLse,
+    sparseBlock: s.sparseBlock, config: artifact.config,
+  });
 }
 
 function bufferJson(spec: ReturnType<typeof makeSpec>) {
@@ -57,17 +52,14 @@ function torchMods(spec: ReturnType<typeof makeSpec>) {
 }
 
 /**
- * Module variants per conformance case: the default config, the contiguous-blocks fast paths
- * where the case's tables allow them, both again with the tensor-descriptor (TMA) loads, and the
- * approximate tanh where the score mod has a tanh.
+ * Module variants per conformance case, as a user would ask `compile` for them: the defaults, the
+ * tensor-descriptor (TMA) loads, and the approximate tanh where the score mod has a tanh. The
+ * block-loop forms are the launcher's choice per table; the harness also runs the indexed form
+ * where the launcher picked the range one.
  */
 function conformanceVariants(inst: ReturnType<typeof instantiateCase>) {
-  const variants: { suffix: string; options: Record<string, boolean>; tolerance?: number }[] = [{ suffix: "", options: {} }];
-  const contig = contiguityOptions(inst.blockMask);
-  const hasContig = contig.contiguousFullBlocks || contig.contiguousPartialBlocks;
-  if (hasContig) variants.push({ suffix: "_contig", options: contig });
+  const variants: { suffix: string; options?: Record<string, boolean>; tolerance?: number }[] = [{ suffix: "" }];
   variants.push({ suffix: "_tma", options: { tma: true } });
-  if (hasContig) variants.push({ suffix: "_contig_tma", options: { ...contig, tma: true } });
   if (inst.score?.nodes.some((n) => n.op === "tanh")) {
     // tanh.approx.f32 measured ≤ 7.9e-6 absolute on the H100: the dtype's usual bound holds.
     variants.push({ suffix: "_approx", options: { approxTanh: true } });
@@ -83,15 +75,12 @@ function generateConformance(seed: number): void {
     const inst = instantiateCase(cs, seed + i);
     const p = inst.problem;
     const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}`;
+    const mods = { maskMod: inst.mask ?? undefined, scoreMod: inst.score ?? undefined };
     const modules = conformanceVariants(inst).map((variant) => {
-      const config = { ...tritonDefaultConfig(p, cs.blockSize), options: variant.options };
-      const spec = makeSpec({
-        mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
-        returnLse: p.returnLse, sparseBlock: cs.blockSize, config,
-      });
+      const artifact = compile(mods, p, { backend: "triton", blockSize: cs.blockSize, config: variant.options && { options: variant.options } });
       const module = `${file}${variant.suffix}.py`;
-      writeFileSync(join(dir, module), tritonBackend.generate(spec).source);
-      return { module, config, tolerance: variant.tolerance ?? null, spec };
+      writeFileSync(join(dir, module), artifact.source);
+      return { module, config: artifact.config, tolerance: variant.tolerance ?? null, spec: specOf(artifact, inst.mask, inst.score) };
     });
     const spec = modules[0].spec;
     const ref = referenceAttention(inst);
@@ -115,6 +104,7 @@ interface Variant {
   name: string;
   mask: (n: number) => MaskMod | null;
   score: (h: number) => ScoreMod | null;
+  /** Generated with the approximate tanh (a user's opt-in); timed only when asked for (run.py --variants). */
   approxTanh?: boolean;
 }
 
@@ -130,22 +120,11 @@ const VARIANTS: Variant[] = [
   { name: "softcap_causal_approx", mask: () => causal(), score: () => softcap(30), approxTanh: true },
 ];
 
-/**
- * Configs [blockM, blockN, warps, stages] the harness tries per entry besides the backend's
- * mod-aware default (timed first), for the pointer module and again for the TMA module; it reports
- * the default, the fastest pointer config and the fastest TMA config, re-timed. validateConfig allows 1–8 stages.
- * 128×128, 8 warps, 3 stages is the config of the TMA probe (1.07–1.08× flex, dense, d = 128).
- */
-const CANDIDATES: Record<number, [number, number, number, number][]> = {
-  128: [[128, 64, 8, 4], [128, 128, 8, 2], [64, 64, 4, 2], [64, 64, 4, 4], [128, 64, 8, 3], [128, 128, 8, 3]],
-  64: [[128, 64, 4, 4], [128, 128, 4, 2], [64, 64, 4, 2], [128, 64, 4, 2], [64, 64, 4, 4], [128, 64, 4, 3]],
-};
-
 const SHAPES = [
   { D: 128, H: 16 },
   { D: 64, H: 32 },
 ];
-const NS = [1024, 4096, 16384];
+const NS = [4096, 16384];
 const TOKENS = 16384;
 
 function generateBench(): void {
@@ -157,40 +136,27 @@ function generateBench(): void {
     for (const N of NS) {
       const B = TOKENS / N;
       for (const v of VARIANTS) {
-        const maskFn = v.mask(N);
-        const scoreFn = v.score(H);
-        const mask: ModGraph | null = maskFn ? traceMaskMod(maskFn) : null;
-        const score: ModGraph | null = scoreFn ? traceScoreMod(scoreFn) : null;
-        const tables = createBlockMask(maskFn ?? ((_b, _h, _q, _kv) => true), { B: 1, H: 1, qLen: N, kvLen: N }) as unknown as BlockMaskTables;
-        const density = (tables as unknown as { density(): number }).density();
+        const maskMod = v.mask(N);
+        const scoreMod = v.score(H);
+        const mask = maskMod ? traceMaskMod(maskMod) : null;
+        const score = scoreMod ? traceScoreMod(scoreMod) : null;
+        const blockMask = createBlockMask(maskMod ?? ((_b, _h, _q, _kv) => true), { B: 1, H: 1, qLen: N, kvLen: N });
+        const tables = blockMask as unknown as BlockMaskTables;
         const problem = resolveProblem({ batch: B, qHeads: H, kvHeads: H, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
-        // The default the library picks for these mods (what `compile` and flexAttention use).
-        const base = tritonDefaultConfig(problem, [128, 128], { mask, score });
-        const config: KernelConfig = {
-          ...base,
-          options: { ...contiguityOptions(tables), ...(v.approxTanh ? { approxTanh: true } : {}) },
-        };
-        const specFor = (c: KernelConfig) => makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: c });
-        const spec = specFor(config);
-        // The same kernel, and again with the tensor-descriptor (TMA) loads (same config).
-        const [module, tmaModule] = [spec, specFor({ ...config, options: { ...config.options, tma: true } })].map((s) => {
-          const artifact = tritonBackend.generate(s);
-          let file = modules.get(artifact.specHash);
-          if (!file) {
-            const tag = s.config.options?.tma ? "_tma" : "";
-            file = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}${tag}_${artifact.specHash.slice(0, 8)}.py`;
-            writeFileSync(join(dir, file), artifact.source);
-            modules.set(artifact.specHash, file);
-          }
-          return file;
+        const artifact = compile({ maskMod: mask ?? undefined, scoreMod: score ?? undefined }, problem, {
+          backend: "triton", ...(v.approxTanh ? { config: { options: { approxTanh: true } } } : {}),
         });
+        const spec = specOf(artifact, mask, score);
+        let module = modules.get(artifact.specHash);
+        if (!module) {
+          module = `${v.name}_d${D}${spec.mask?.buffers.length ? `_n${N}` : ""}_${artifact.specHash.slice(0, 8)}.py`;
+          writeFileSync(join(dir, module), artifact.source);
+          modules.set(artifact.specHash, module);
+        }
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: bufferJson(spec) }));
-        // The default config is timed first; the harness reports it and the fastest candidate.
-        const def: [number, number, number, number] = [config.blockM, config.blockN, config.numWarps, config.numStages];
-        const candidates = [def, ...CANDIDATES[D].filter((c) => c.join() !== def.join())];
         entries.push({
-          variant: v.name, N, B, H, D, module, tmaModule, tables: tablesFile, density, config, candidates, approxTanh: !!v.approxTanh,
+          variant: v.name, N, B, H, D, module, tables: tablesFile, density: blockMask.density(), approxTanh: !!v.approxTanh,
         });
       }
     }

@@ -1,13 +1,13 @@
 /**
  * WGSL benchmark for the GPU machine (Dawn in Node): times what a user calls. Every protocol case
  * runs `flexAttention(q, k, v, { backend, blockMask, scoreMod })` with the config the library
- * resolves by itself, and records `lastFlexAttentionRun()` (backend, device, fallback) beside its
- * figures:
+ * resolves by itself, and records `lastFlexAttentionRun()` (backend, device, fallback, config and
+ * its source) beside its figures:
  * - kernel time: the artifact that call ran, dispatched alone (no upload, no readback) and timed
  *   with timestamp queries (@flexattn/webgpu timeWgsl);
  * - call time: the whole flexAttention call (validation, upload, dispatch, readback).
- * Before them, the conformance suite on the device's default configs. Writes wgsl-bench.json and
- * the document layouts the PyTorch anchors reuse (docs-N.json) to --out.
+ * Before them, the conformance suite (runWgsl, the configs the library resolves for the device).
+ * Writes wgsl-bench.json and the document layouts the PyTorch anchors reuse (docs-N.json) to --out.
  *
  *   node wgsl-bench.mjs --out DIR [--backend auto|wgsl] [--quick] [--skip-conformance] [--research-sweep K]
  *

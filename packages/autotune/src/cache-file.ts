@@ -5,9 +5,27 @@
  */
 import { MemoryTuningCache, type TuningEntry, readTuningFile } from "./cache.js";
 
-type Fs = typeof import("node:fs");
-type Path = typeof import("node:path");
-type Os = typeof import("node:os");
+/*
+ * The parts of node:fs, node:path and node:os this file uses, spelled out: the published
+ * declarations then need no @types/node, so browser projects type-check without it.
+ */
+interface Fs {
+  readFileSync(path: string, encoding: "utf8"): string;
+  writeFileSync(path: string, data: string): void;
+  renameSync(from: string, to: string): void;
+  mkdirSync(path: string, options: { recursive: true }): unknown;
+  rmSync(path: string, options: { force: true }): void;
+  openSync(path: string, flags: string): number;
+  closeSync(fd: number): void;
+  statSync(path: string): { mtimeMs: number };
+}
+interface Path {
+  join(...parts: string[]): string;
+  dirname(path: string): string;
+}
+interface Os {
+  homedir(): string;
+}
 
 interface NodeModules {
   fs: Fs;

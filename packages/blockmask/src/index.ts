@@ -10,3 +10,5 @@ export { RangeMinMax, makeBufferRange } from "./range-summary.js";
 export { DEFAULT_BLOCK_SIZE } from "./validate.js";
 export { BLOCK_EMPTY, BLOCK_PARTIAL, BLOCK_FULL } from "./types.js";
 export type { BlockState, BlockMaskShape, BlockTables, IndexOffsets, TableDims } from "./types.js";
+export { transposeKv } from "./tables.js";
+export type { TablePair } from "./tables.js";

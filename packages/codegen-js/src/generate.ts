@@ -8,7 +8,7 @@ import { DEFAULT_JS_OPTIONS, JsEmitter, type JsEmitterOptions, capturedParamName
 export const JS_ENTRY = "flexattn_fwd";
 
 /** The IR runtime (Python floor semantics, saturating f32 → i32), spelled out so the source stands alone. */
-const RUNTIME = [
+export const RUNTIME = [
   `const $rt = {`,
   `  floorDivI32(a, b) { return b === 0 ? 0 : Math.floor(a / b) | 0; },`,
   `  modI32(a, b) { if (b === 0) return 0; let r = a % b; if (r !== 0 && (r < 0) !== (b < 0)) r += b; return r | 0; },`,
@@ -16,7 +16,7 @@ const RUNTIME = [
   `};`,
 ];
 
-const BF16 = [
+export const BF16 = [
   `const $f = new Float32Array(1), $u = new Uint32Array($f.buffer);`,
   `function decode(bits) { $u[0] = bits << 16; return $f[0]; }`,
   `function encode(x) {`,
@@ -26,7 +26,7 @@ const BF16 = [
   `}`,
 ];
 
-const F16 = [
+export const F16 = [
   `const $f = new Float32Array(1), $u = new Uint32Array($f.buffer);`,
   `function decode(bits) {`,
   `  const sign = bits & 0x8000 ? -1 : 1, exp = (bits >>> 10) & 0x1f, mant = bits & 0x3ff;`,
@@ -54,7 +54,7 @@ const F16 = [
   `}`,
 ];
 
-const DECODE_ALL = [
+export const DECODE_ALL = [
   `function decodeAll(bits) {`,
   `  const out = new Float32Array(bits.length);`,
   `  for (let i = 0; i < bits.length; i++) out[i] = decode(bits[i]);`,

@@ -6,3 +6,7 @@ export { JsEmitter, DEFAULT_JS_OPTIONS } from "./emitter.js";
 export type { JsCode, JsEmitterOptions } from "./emitter.js";
 export { renderLeveled } from "./mods.js";
 export type { LeveledMod, Level } from "./mods.js";
+export { generateJsBackward, loadJsBackward, runJsBackward, JS_BACKWARD_ENTRY } from "./backward.js";
+export type { JsBackwardKernel } from "./backward.js";
+export { JsBackwardEmitter } from "./backward-emitter.js";
+export type { JsBackwardCode } from "./backward-emitter.js";

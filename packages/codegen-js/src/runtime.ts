@@ -1,6 +1,7 @@
 /** Load a JS artifact (new Function, cached by spec hash) and run it on a KernelInvocation. */
-import { FlexAttnError, type ModGraph, boundBuffers } from "@flexattn/ir";
+import { FlexAttnError, type ModGraph, boundBuffers, canCompileSource } from "@flexattn/ir";
 import { type KernelArtifact, type KernelInvocation, fullTablesOf } from "@flexattn/template";
+import { runInterpretedKernel } from "./interpreted.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: generated kernels take the ABI's positional arguments
 export type JsKernelFn = (...args: any[]) => void;
@@ -12,6 +13,12 @@ export function loadJsKernel(artifact: KernelArtifact): JsKernelFn {
   if (artifact.backend !== "js") throw new FlexAttnError(`loadJsKernel: artifact is for the ${artifact.backend} backend, not js`);
   const hit = cache.get(artifact.specHash);
   if (hit && hit.source === artifact.source) return hit.fn;
+  if (!canCompileSource()) {
+    throw new FlexAttnError(
+      "loadJsKernel: this environment forbids compiling code from strings (a Content-Security-Policy without " +
+        "'unsafe-eval'); runJsKernel runs the same kernel through the IR evaluator instead",
+    );
+  }
   let fn: JsKernelFn;
   try {
     fn = new Function(`${artifact.source}\nreturn ${artifact.entry};`)() as JsKernelFn;
@@ -88,8 +95,12 @@ export function jsKernelArgs(artifact: KernelArtifact, inv: KernelInvocation): u
   ];
 }
 
-/** Run a JS artifact on an invocation: writes inv.out (and inv.lse when the kernel returns it). */
+/**
+ * Run a JS artifact on an invocation: writes inv.out (and inv.lse when the kernel returns it).
+ * Where code cannot be compiled from strings, the interpreted kernel runs instead.
+ */
 export function runJsKernel(artifact: KernelArtifact, inv: KernelInvocation): void {
-  const fn = loadJsKernel(artifact);
-  fn(...jsKernelArgs(artifact, inv));
+  const args = jsKernelArgs(artifact, inv);
+  if (canCompileSource()) loadJsKernel(artifact)(...args);
+  else runInterpretedKernel(inv);
 }

@@ -1,19 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  CONFORMANCE_CASES, type ConformanceInstance, formatReport, makeSpec, runConformance,
-} from "@flexattn/template";
-import { jsBackend, jsConfigCandidates, runJsKernel } from "../src/index.js";
-
-export function runInstance(inst: ConformanceInstance, options?: Record<string, number>): void {
-  const p = inst.problem;
-  const sparseBlock = inst.blockMask.blockSize as [number, number];
-  const config = { ...jsConfigCandidates(sparseBlock)[0], ...(options && { options }) };
-  const spec = makeSpec({
-    mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
-    returnLse: p.returnLse, sparseBlock, config,
-  });
-  runJsKernel(jsBackend.generate(spec), inst);
-}
+import { CONFORMANCE_CASES, formatReport, runConformance } from "@flexattn/template";
+import { runInstance } from "./run-instance.js";
 
 const tolerance = { f32: { out: 1e-5, lse: 1e-5 } };
 

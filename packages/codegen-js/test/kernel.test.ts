@@ -8,7 +8,7 @@ import {
   runConformance,
 } from "@flexattn/template";
 import { generateJs, jsConfigCandidates, loadJsKernel, loadedJsKernels, runJsKernel } from "../src/index.js";
-import { runInstance } from "./conformance.test.js";
+import { runInstance } from "./run-instance.js";
 
 const tol = { out: 1e-5, lse: 1e-5 };
 

@@ -4,7 +4,7 @@ import {
   type CodegenBackend, type KernelArtifact, type KernelSpec, artifactSpecInfo, kernelAbi, specHash,
 } from "@flexattn/template";
 import { ENTRY_POINT, moduleSource } from "./module.js";
-import { MIN_TILE, tritonDefaultConfig, tritonOptions } from "./options.js";
+import { MIN_TILE, tritonConfigCandidates, tritonOptions } from "./options.js";
 
 /** Reject specs Triton cannot compile, with the reason. */
 function checkSpec(spec: KernelSpec): void {
@@ -36,9 +36,10 @@ export function generateTriton(spec: KernelSpec): KernelArtifact {
   };
 }
 
+/** The Triton backend: configCandidates lists the configs worth timing, [0] being tritonDefaultConfig's pick. */
 export const tritonBackend: CodegenBackend = {
   name: "triton",
   sourceExtension: ".py",
-  configCandidates: (problem, sparseBlock, mods) => [tritonDefaultConfig(problem, sparseBlock, mods)],
+  configCandidates: (problem, sparseBlock, mods, target) => tritonConfigCandidates(problem, sparseBlock, mods, target?.limits),
   generate: generateTriton,
 };

@@ -5,7 +5,10 @@
  * exp2 domain with scale·log2e folded into one FMA per score.
  *
  * Compile-time switches the launcher sets per call (constexpr): EVEN_M / EVEN_N drop the
- * sequence-length bounds when no tile can cross them; OUTPUT_LSE writes the log-sum-exp.
+ * sequence-length bounds when no tile can cross them; OUTPUT_LSE writes the log-sum-exp;
+ * PARTIAL_LOOP / FULL_LOOP pick each block loop's form from the block-mask tables. Tile sizes are
+ * constexprs too (BLOCK_M, BLOCK_N, TILES_PER_KV_BLOCK) and warps and stages are launch arguments,
+ * so every candidate config runs this one source.
  *
  * With options.tma the kernel holds two ways to move Q, K, V and O, chosen by the constexpr
  * USE_TMA: tensor descriptors (TMA) or pointer arithmetic. Only the loads and the output store
@@ -19,6 +22,9 @@ import { indent } from "./python.js";
 import type { HelperName } from "./runtime.js";
 
 type Lines = string[];
+
+/** Values of the PARTIAL_LOOP / FULL_LOOP constexprs (the launcher's LOOP_* constants). */
+export const LOOP_FORMS = { none: 0, range: 1, indexed: 2 } as const;
 
 const NEG_INF = 'float("-inf")';
 
@@ -158,31 +164,34 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
     return lines;
   }
 
+  /**
+   * One block loop in the three forms the launcher chooses between per call (constexpr
+   * PARTIAL_LOOP / FULL_LOOP, read from the tables): LOOP_NONE drops the loop (no row has such
+   * blocks), LOOP_RANGE walks each row's blocks as one kv range (every row's blocks are one
+   * ascending run: no index loads, a loop the pipeliner handles best), LOOP_INDEXED loads each
+   * block's index. The tile body is the same lines in both loops.
+   */
   blockLoop(blocks: BlockKind, body: Lines[]): Lines {
     const partial = blocks === "partial";
     const [num, idx] = partial ? ["kv_num_blocks", "kv_indices"] : ["full_kv_num_blocks", "full_kv_indices"];
-    const contiguous = partial ? this.options.contiguousPartialBlocks : this.options.contiguousFullBlocks;
-    const head = [
-      partial ? "# ---- partial blocks: the mask applies ----" : "# ---- full blocks: the mask is skipped ----",
-      `n_blocks = tl.load(${num} + sparse_row)`,
-      `blk_ptr = ${idx} + sparse_row.to(tl.int64) * sparse_kv_blocks`,
-    ];
+    const form = partial ? "PARTIAL_LOOP" : "FULL_LOOP";
     const inner = body.flat();
-    if (contiguous) {
-      return [
-        ...head,
-        "# Contiguous blocks (config promise): one range, no index loads.",
-        "kv_lo = tl.load(blk_ptr) * SPARSE_KV",
-        "kv_hi = tl.minimum(kv_lo + n_blocks * SPARSE_KV, kv_len)",
-        "for start_n in range(kv_lo, kv_hi, BLOCK_N):",
-        ...indent(inner),
-      ];
-    }
     return [
-      ...head,
-      "for it in range(0, n_blocks * TILES_PER_KV_BLOCK):",
-      "    start_n = tl.load(blk_ptr + it // TILES_PER_KV_BLOCK) * SPARSE_KV + (it % TILES_PER_KV_BLOCK) * BLOCK_N",
-      ...indent(inner),
+      partial ? "# ---- partial blocks: the mask applies ----" : "# ---- full blocks: the mask is skipped ----",
+      `if ${form} != ${LOOP_FORMS.none}:`,
+      ...indent([
+        `n_blocks = tl.load(${num} + sparse_row)`,
+        `blk_ptr = ${idx} + sparse_row.to(tl.int64) * sparse_kv_blocks`,
+        `if ${form} == ${LOOP_FORMS.range}:  # one ascending run of blocks per row: one kv range`,
+        "    kv_lo = tl.load(blk_ptr) * SPARSE_KV",
+        "    kv_hi = tl.minimum(kv_lo + n_blocks * SPARSE_KV, kv_len)",
+        "    for start_n in range(kv_lo, kv_hi, BLOCK_N):",
+        ...indent(inner, 2),
+        "else:",
+        "    for it in range(0, n_blocks * TILES_PER_KV_BLOCK):",
+        "        start_n = tl.load(blk_ptr + it // TILES_PER_KV_BLOCK) * SPARSE_KV + (it % TILES_PER_KV_BLOCK) * BLOCK_N",
+        ...indent(inner, 2),
+      ]),
     ];
   }
 

@@ -6,13 +6,14 @@ import type { KernelSpec } from "@flexattn/template";
 import type { BufferArg } from "./buffers.js";
 import type { KernelShape } from "./emitter.js";
 import type { TritonOptions } from "./options.js";
+import { LOOP_FORMS } from "./emitter.js";
 import { pyString } from "./python.js";
+import { configConstants } from "./tuning.js";
 
 const TORCH_DTYPE = { f32: "torch.float32", f16: "torch.float16", bf16: "torch.bfloat16" } as const;
 
 /** Module-level constants: what the kernel was generated for. */
 export function moduleConstants(spec: KernelSpec, shape: KernelShape, buffers: BufferArg[], hash: string, options: TritonOptions): string[] {
-  const c = spec.config;
   const bufs = buffers.map((b) => `    (${pyString(b.pyName)}, ${b.dtype === "i32" ? "torch.int32" : "torch.float32"}, (${b.shape.join(", ")},)),`);
   return [
     `SPEC_HASH = ${pyString(hash)}`,
@@ -20,7 +21,7 @@ export function moduleConstants(spec: KernelSpec, shape: KernelShape, buffers: B
     `QK_HEAD_DIM = ${shape.qkDim}`,
     `V_HEAD_DIM = ${shape.vDim}`,
     `SPARSE_BLOCK = (${spec.sparseBlock[0]}, ${spec.sparseBlock[1]})  # BlockMask block size [q, kv]`,
-    `CONFIG = dict(BLOCK_M=${c.blockM}, BLOCK_N=${c.blockN}, num_warps=${c.numWarps}, num_stages=${c.numStages})`,
+    ...configConstants(spec, options),
     `RETURN_LSE_DEFAULT = ${spec.returnLse ? "True" : "False"}`,
     ...(options.tma
       ? ["TMA = True  # options.tma: tensor-descriptor loads where uses_tma() allows; False forces the pointer path"]
@@ -41,7 +42,7 @@ function scalarArgs(): string {
     "out.stride(0), out.stride(1), out.stride(2),",
     "Bm, Hm, QB, KVB,",
     "float(scale), int(q_offset), int(kv_offset),",
-  ].join("\n            ");
+  ].join("\n                ");
 }
 
 /**
@@ -95,18 +96,19 @@ def _use_tma(q, k, v, out, bm, bn):
     return all(_tma_layout_ok(t) for t in ((q, k, v) if out is None else (q, k, v, out)))
 
 
-def uses_tma(q, k, v, out=None):
-    """Whether flex_attention(q, k, v, out=out) takes the tensor-descriptor (TMA) path with the current CONFIG.
-    Otherwise it runs the pointer path of the same kernel, with the same results."""
-    return _use_tma(q, k, v, out, CONFIG["BLOCK_M"], CONFIG["BLOCK_N"])
+def uses_tma(q, k, v, out=None, config=None):
+    """Whether flex_attention(q, k, v, out=out) takes the tensor-descriptor (TMA) path with a config (default: the
+    config the last call ran with, else CONFIG). Otherwise it runs the pointer path of the same kernel, with the
+    same results."""
+    c = config or (last_config() or {}).get("config") or CONFIG
+    return _use_tma(q, k, v, out, c["BLOCK_M"], c["BLOCK_N"])
 `;
 }
 
 export function launcherSource(kernelName: string, shape: KernelShape, buffers: BufferArg[], options: TritonOptions): string {
   const bufParams = buffers.map((b) => `${b.pyName}`).join(", ");
   const kwOnly = buffers.length ? `*, ${bufParams}, ` : "*, ";
-  const bufChecks = buffers.map((b, i) => `    ${b.pyName} = _check_buffer(${pyString(b.pyName)}, ${b.pyName}, BUFFERS[${i}], q.device)`);
-  const bufLaunch = buffers.length ? `\n            ${bufParams},` : "";
+  const bufDict = buffers.map((b) => `${pyString(b.pyName)}: ${b.pyName}`).join(", ");
   return `
 def _fail(msg):
     raise ValueError(msg)
@@ -154,18 +156,46 @@ def dense_block_mask(q_len, kv_len, device):
 
 
 def blocks_are_contiguous(num_blocks, indices):
-    """True when every row's first num_blocks indices are one ascending run (start, start+1, ...).
-    Kernels generated with options.contiguous*Blocks rely on it. Synchronizes with the device."""
+    """True when every row's first num_blocks indices are one ascending run (start, start+1, ...): the kernel then
+    walks the row as one kv range (loop_form). Synchronizes with the device unless loop_form has the answer."""
+    return loop_form(num_blocks, indices) != LOOP_INDEXED
+
+
+LOOP_NONE, LOOP_RANGE, LOOP_INDEXED = ${LOOP_FORMS.none}, ${LOOP_FORMS.range}, ${LOOP_FORMS.indexed}  # PARTIAL_LOOP / FULL_LOOP
+_loop_forms = {}
+
+
+def loop_form(num_blocks, indices):
+    """How the kernel walks one pair of block tables: LOOP_NONE when no row has a block, LOOP_RANGE when every row's
+    blocks are one ascending run, else LOOP_INDEXED. Reading the tables synchronizes with the device, so the answer is
+    cached per pair: keyed on data_ptr, shape and _version (an in-place change bumps _version and is read again) and
+    held with weak references (a new tensor at a freed one's address is read again)."""
+    key = (num_blocks.data_ptr(), indices.data_ptr(), tuple(indices.shape), num_blocks._version, indices._version)
+    hit = _loop_forms.get(key)
+    if hit is not None and hit[0]() is num_blocks and hit[1]() is indices:
+        return hit[2]
     steps = torch.arange(indices.shape[-1], device=indices.device, dtype=torch.int32)
-    expected = indices[..., :1] + steps
     used = steps < num_blocks[..., None]
-    return bool(((indices == expected) | ~used).all())
+    runs = ((indices == indices[..., :1] + steps) | ~used).all()
+    any_block, one_run = torch.stack([(num_blocks > 0).any(), runs]).tolist()
+    form = LOOP_NONE if not any_block else LOOP_RANGE if one_run else LOOP_INDEXED
+    if len(_loop_forms) >= 256:
+        _loop_forms.clear()
+    _loop_forms[key] = (weakref.ref(num_blocks), weakref.ref(indices), form)
+    return form
+
+
+_dense_tables = {}
 
 
 def _check_tables(tables, B, Hq, Lq, Lkv, device):
+    """The four tables to launch with and the kernel's two loop forms (PARTIAL_LOOP, FULL_LOOP)."""
     kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices = tables
     if kv_num_blocks is None and kv_indices is None and full_kv_num_blocks is None and full_kv_indices is None:
-        return dense_block_mask(Lq, Lkv, device)
+        key = (Lq, Lkv, str(device))  # kept, so a call without a mask allocates nothing
+        if key not in _dense_tables:
+            _dense_tables[key] = dense_block_mask(Lq, Lkv, device)
+        return _dense_tables[key], (LOOP_NONE, LOOP_RANGE)
     if kv_num_blocks is None or kv_indices is None:
         _fail("kv_num_blocks and kv_indices must be given together (or neither, for no mask)")
     if (full_kv_num_blocks is None) != (full_kv_indices is None):
@@ -185,41 +215,73 @@ def _check_tables(tables, B, Hq, Lq, Lkv, device):
         _fail("kv_indices must have at least one column")
     if tuple(kv_num_blocks.shape) != (Bm, Hm, QB):
         _fail(f"kv_num_blocks has shape {tuple(kv_num_blocks.shape)}; expected {(Bm, Hm, QB)} to match kv_indices")
-    if full_kv_num_blocks is None:
-        full_kv_num_blocks = torch.zeros_like(kv_num_blocks)
-        full_kv_indices = torch.zeros_like(kv_indices)
-    _check_tensor("full_kv_num_blocks", full_kv_num_blocks, torch.int32, 3, device)
-    _check_tensor("full_kv_indices", full_kv_indices, torch.int32, 4, device)
-    if tuple(full_kv_indices.shape) != (Bm, Hm, QB, KVB) or tuple(full_kv_num_blocks.shape) != (Bm, Hm, QB):
-        _fail(f"full_kv_num_blocks / full_kv_indices have shapes {tuple(full_kv_num_blocks.shape)} / "
-              f"{tuple(full_kv_indices.shape)}; expected {(Bm, Hm, QB)} / {(Bm, Hm, QB, KVB)} like the partial tables")
+    has_full = full_kv_num_blocks is not None
+    if has_full:
+        _check_tensor("full_kv_num_blocks", full_kv_num_blocks, torch.int32, 3, device)
+        _check_tensor("full_kv_indices", full_kv_indices, torch.int32, 4, device)
+        if tuple(full_kv_indices.shape) != (Bm, Hm, QB, KVB) or tuple(full_kv_num_blocks.shape) != (Bm, Hm, QB):
+            _fail(f"full_kv_num_blocks / full_kv_indices have shapes {tuple(full_kv_num_blocks.shape)} / "
+                  f"{tuple(full_kv_indices.shape)}; expected {(Bm, Hm, QB)} / {(Bm, Hm, QB, KVB)} like the partial tables")
+    else:  # no full blocks: the kernel drops that loop and never reads these (the partial tables stand in)
+        full_kv_num_blocks, full_kv_indices = kv_num_blocks, kv_indices
     tables = (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices)
     names = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices")
     for name, t in zip(names, tables):
         if not t.is_contiguous():
             _fail(f"{name} must be contiguous; call .contiguous()")
-    return tables
+    forms = (loop_form(kv_num_blocks, kv_indices), loop_form(full_kv_num_blocks, full_kv_indices) if has_full else LOOP_NONE)
+    return tables, forms
 
 
-def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None,
-                   ${kwOnly}scale=None, return_lse=RETURN_LSE_DEFAULT, q_offset=0, kv_offset=0, out=None):
-    """FlexAttention forward with this module's mods.
+class _Call:
+    """One checked call: what a launch needs. launch(config, out, lse) runs the kernel with a config (warmup=True
+    only compiles it); result() is what flex_attention returns."""
 
-    q: [B, Hq, Lq, QK_HEAD_DIM], k: [B, Hkv, Lkv, QK_HEAD_DIM], v: [B, Hkv, Lkv, V_HEAD_DIM], all DTYPE on
-    one CUDA device, any strides with a unit stride in the head dimension (Hq % Hkv == 0: GQA).
-    Block-mask tables (int32, PyTorch BlockMask layout, block size SPARSE_BLOCK): kv_num_blocks
-    [Bm, Hm, QB], kv_indices [Bm, Hm, QB, KVB] (partial blocks, mask applied) and optionally the full
-    ones; all None means no mask. Captured buffers are keyword arguments (see BUFFERS).
-    scale defaults to 1/sqrt(QK_HEAD_DIM); q_offset / kv_offset are added to the positions the mods see.
-    Returns out [B, Hq, Lq, V_HEAD_DIM] (contiguous), and the natural-log LSE [B, Hq, Lq] (f32, -inf for
-    fully masked rows, whose output is 0) when return_lse.${
-      options.tma
-        ? `
-    Q, K, V and the output move through tensor descriptors (TMA) where uses_tma(q, k, v, out) holds, else
-    through pointers; both paths give the same results.`
-        : ""
-    }
-    """
+    def __init__(self, q, k, v, out, lse, return_lse, tables=None, forms=None, bufs=(), scale=1.0, q_offset=0,
+                 kv_offset=0):
+        self.q, self.k, self.v, self.out, self.lse, self.return_lse = q, k, v, out, lse, return_lse
+        self.tables, self.forms, self.bufs = tables, forms, bufs
+        self.scale, self.q_offset, self.kv_offset = scale, q_offset, kv_offset
+        self.B, self.Hq, self.Lq = q.shape[0], q.shape[1], q.shape[2]
+        self.Hkv, self.Lkv = k.shape[1], k.shape[2]
+
+    def result(self):
+        return (self.out, self.lse) if self.return_lse else self.out
+
+    def launch(self, config, out=None, lse=None, warmup=False):
+        q, k, v, tables = self.q, self.k, self.v, self.tables
+        out = self.out if out is None else out
+        lse = self.lse if lse is None else lse
+        B, Hq, Hkv, Lq, Lkv = self.B, self.Hq, self.Hkv, self.Lq, self.Lkv
+        Bm, Hm, QB, KVB = tables[1].shape
+        scale, q_offset, kv_offset = self.scale, self.q_offset, self.kv_offset
+        bm, bn = config["BLOCK_M"], config["BLOCK_N"]${
+          options.tma
+            ? `
+        use_tma = _use_tma(q, k, v, out, bm, bn)
+        if use_tma:
+            _ensure_tma_allocator()`
+            : ""
+        }
+        grid = (triton.cdiv(Lq, bm), Hq, B)
+        kernel = ${kernelName}
+        run = (lambda *a, **kw: kernel.warmup(*a, grid=grid, **kw)) if warmup else kernel[grid]
+        with torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext():
+            run(
+                q, k, v, out, lse, *tables, *self.bufs,
+                ${scalarArgs()}
+                QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
+                BLOCK_M=bm, BLOCK_N=bn, SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1],
+                TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn,
+                EVEN_M=Lq % bm == 0, EVEN_N=Lkv % SPARSE_BLOCK[1] == 0, OUTPUT_LSE=bool(self.return_lse),
+                PARTIAL_LOOP=self.forms[0], FULL_LOOP=self.forms[1],${options.tma ? " USE_TMA=use_tma," : ""}
+                num_warps=config["num_warps"], num_stages=config["num_stages"],
+            )
+
+
+def _prepare(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, out):
+    """Check a call's arguments (ValueErrors that name the bad one) and gather them into a _Call; an empty problem
+    gets its (trivial) output here and tables None."""
     _check_tensor("q", q, DTYPE, 4)
     device = q.device
     if device.type != "cuda" and not _interpret():
@@ -248,7 +310,7 @@ def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blo
     for name, off in (("q_offset", q_offset), ("kv_offset", kv_offset)):
         if not isinstance(off, int) or isinstance(off, bool) or off < 0 or off > 2 ** 30:
             _fail(f"{name} must be an int in [0, 2**30], got {off!r}")
-${bufChecks.join("\n")}
+    bufs = tuple(_check_buffer(spec[0], buffers.get(spec[0]), spec, device) for spec in BUFFERS)
     if out is None:
         out = torch.empty((B, Hq, Lq, V_HEAD_DIM), dtype=DTYPE, device=device)
     else:
@@ -258,34 +320,110 @@ ${bufChecks.join("\n")}
         if V_HEAD_DIM > 1 and out.stride(3) != 1:
             _fail("out must have stride 1 in the head dimension")
     lse = torch.empty((B, Hq, Lq), dtype=torch.float32, device=device) if return_lse else out.new_empty((1,), dtype=torch.float32)
+    call = _Call(q, k, v, out, lse, return_lse)
     if B == 0 or Hq == 0 or Lq == 0:
-        return (out, lse) if return_lse else out
+        return call
     if Lkv == 0:  # nothing to attend to: every row is fully masked
         out.zero_()
         if return_lse:
             lse.fill_(float("-inf"))
-        return (out, lse) if return_lse else out
-    tables = _check_tables((kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), B, Hq, Lq, Lkv, device)
-    Bm, Hm, QB, KVB = tables[1].shape
-    bm, bn = CONFIG["BLOCK_M"], CONFIG["BLOCK_N"]${
+        return call
+    call.tables, call.forms = _check_tables(tables, B, Hq, Lq, Lkv, device)
+    call.bufs, call.scale, call.q_offset, call.kv_offset = bufs, float(scale), int(q_offset), int(kv_offset)
+    return call
+
+
+_device_names = {}
+
+
+def _device_name(device):
+    """The name tuned picks are filed under: torch.cuda.get_device_name (e.g. "NVIDIA H100 80GB HBM3")."""
+    if device.type != "cuda":
+        return device.type
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _device_names:
+        _device_names[index] = torch.cuda.get_device_name(index)
+    return _device_names[index]
+
+
+def _compile_all(call, candidates, out, lse):
+    """Compile every candidate first, in parallel threads where this Triton offers triton.AsyncCompileMode:
+    compiling, not timing, is most of a tuning's time. A candidate that fails here fails again when timed."""
+    mode = getattr(triton, "AsyncCompileMode", None)
+    if mode is None or _interpret() or len(candidates) < 2:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    try:
+        with ThreadPoolExecutor(min(16, len(candidates))) as pool, mode(pool):
+            for c in candidates:
+                with contextlib.suppress(Exception):
+                    call.launch(c, out, lse, warmup=True)
+    except Exception:  # the async API moved: candidates compile one by one when timed
+        pass
+
+
+def _resolve(call, config, autotune):
+    """resolve_config for a call: its device and problem bucket, and how to time a candidate on its tensors (into
+    scratch outputs, so tuning never writes the caller's out)."""
+    scratch = []
+
+    def bench(c):
+        from triton.testing import do_bench
+        if not scratch:
+            scratch.extend((torch.empty_like(call.out), torch.empty_like(call.lse)))
+            _compile_all(call, CANDIDATES, *scratch)
+        return do_bench(lambda: call.launch(c, *scratch), warmup=25, rep=100, return_mode="median")
+
+    bucket = problem_bucket(call.Lq, call.Lkv, call.B * call.Hq)
+    return resolve_config(_device_name(call.q.device), bucket, config, autotune, bench)
+
+
+def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None,
+                   ${kwOnly}scale=None, return_lse=RETURN_LSE_DEFAULT, q_offset=0, kv_offset=0, out=None, config=None,
+                   autotune=None):
+    """FlexAttention forward with this module's mods.
+
+    q: [B, Hq, Lq, QK_HEAD_DIM], k: [B, Hkv, Lkv, QK_HEAD_DIM], v: [B, Hkv, Lkv, V_HEAD_DIM], all DTYPE on
+    one CUDA device, any strides with a unit stride in the head dimension (Hq % Hkv == 0: GQA).
+    Block-mask tables (int32, PyTorch BlockMask layout, block size SPARSE_BLOCK): kv_num_blocks
+    [Bm, Hm, QB], kv_indices [Bm, Hm, QB, KVB] (partial blocks, mask applied) and optionally the full
+    ones; all None means no mask. Captured buffers are keyword arguments (see BUFFERS).
+    scale defaults to 1/sqrt(QK_HEAD_DIM); q_offset / kv_offset are added to the positions the mods see.
+    Returns out [B, Hq, Lq, V_HEAD_DIM] (contiguous), and the natural-log LSE [B, Hq, Lq] (f32, -inf for
+    fully masked rows, whose output is 0) when return_lse.
+
+    The launch config (BLOCK_M, BLOCK_N, num_warps, num_stages) is, in this order: config= when given; the
+    tuning cache's pick for this GPU and problem bucket (see tune()); a pick tuned now when autotune=True or
+    FLEXATTN_AUTOTUNE=1 (printed to stderr, then cached on disk); the pick shipped for this GPU; CONFIG.
+    last_config() says which. How the kernel walks the block tables is read from the tables themselves
+    (loop_form, cached while they are unchanged).${
       options.tma
         ? `
-    use_tma = _use_tma(q, k, v, out, bm, bn)
-    if use_tma:
-        _ensure_tma_allocator()`
+    Q, K, V and the output move through tensor descriptors (TMA) where uses_tma(q, k, v, out) holds, else
+    through pointers; both paths give the same results.`
         : ""
     }
-    grid = (triton.cdiv(Lq, bm), Hq, B)
-    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-        ${kernelName}[grid](
-            q, k, v, out, lse, *tables,${bufLaunch}
-            ${scalarArgs()}
-            QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
-            BLOCK_M=bm, BLOCK_N=bn, SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1],
-            TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn,
-            EVEN_M=Lq % bm == 0, EVEN_N=Lkv % SPARSE_BLOCK[1] == 0, OUTPUT_LSE=bool(return_lse),${options.tma ? " USE_TMA=use_tma," : ""}
-            num_warps=CONFIG["num_warps"], num_stages=CONFIG["num_stages"],
-        )
-    return (out, lse) if return_lse else out
+    """
+    call = _prepare(q, k, v, (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), {${bufDict}},
+                    scale, return_lse, q_offset, kv_offset, out)
+    if call.tables is not None:
+        call.launch(_resolve(call, config, autotune)[0])
+    return call.result()
+
+
+def tune(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None, **kwargs):
+    """Tune ahead of time: time every candidate config on these arguments (as flex_attention takes them: captured
+    buffers, scale, q_offset, kv_offset, return_lse as keywords), record the fastest in the tuning cache for this GPU
+    and problem bucket (later calls use it) and return it. export_tuning / load_tuning carry picks to other machines."""
+    buffers = {spec[0]: kwargs.pop(spec[0], None) for spec in BUFFERS}
+    args = {key: kwargs.pop(key) for key in ("scale", "return_lse", "q_offset", "kv_offset") if key in kwargs}
+    if kwargs:
+        _fail(f"tune() got unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+    call = _prepare(q, k, v, (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), buffers,
+                    args.get("scale"), args.get("return_lse", RETURN_LSE_DEFAULT), args.get("q_offset", 0),
+                    args.get("kv_offset", 0), None)
+    if call.tables is None:
+        _fail("tune() needs a problem with queries and keys (B, Hq, Lq and Lkv all > 0)")
+    return _resolve(call, None, _FORCE)[0]
 `;
 }

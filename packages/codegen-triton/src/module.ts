@@ -7,13 +7,14 @@ import { launcherSource, moduleConstants } from "./launcher.js";
 import type { TritonOptions } from "./options.js";
 import { indent } from "./python.js";
 import { helperSource } from "./runtime.js";
+import { resolutionSource } from "./tuning.js";
 
 export const KERNEL_NAME = "_flexattn_fwd_kernel";
 export const ENTRY_POINT = "flex_attention";
 
 const CONSTEXPRS = [
   "QK_D", "QK_D_PAD", "V_D", "V_D_PAD", "BLOCK_M", "BLOCK_N", "SPARSE_Q", "SPARSE_KV", "TILES_PER_KV_BLOCK",
-  "EVEN_M", "EVEN_N", "OUTPUT_LSE",
+  "EVEN_M", "EVEN_N", "OUTPUT_LSE", "PARTIAL_LOOP", "FULL_LOOP",
 ];
 
 /** Kernel parameters: the ABI (captured buffers renamed to unique Python names), then constexprs. */
@@ -44,9 +45,10 @@ export function moduleSource(spec: KernelSpec, options: TritonOptions, hash: str
     "    import this_module as fa",
     "    out = fa.flex_attention(q, k, v, kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices,",
     "                            <captured buffers as keyword arguments>, return_lse=False)",
+    "    fa.tune(q, k, v, <the same arguments>)  # optional: tune the launch config ahead of time (cached on disk)",
     "",
     `dtype ${spec.dtype}, head dims qk ${spec.qkHeadDim} / v ${spec.vHeadDim}, BlockMask block ${spec.sparseBlock.join("x")},`,
-    `tile ${c.blockM}x${c.blockN}, ${c.numWarps} warps, ${c.numStages} stages, prescaleQk ${c.prescaleQk},`,
+    `default tile ${c.blockM}x${c.blockN}, ${c.numWarps} warps, ${c.numStages} stages, prescaleQk ${c.prescaleQk},`,
     `options ${JSON.stringify(options)}`,
     ...describeMod("mask mod", spec.mask),
     ...describeMod("score mod", spec.score),
@@ -55,15 +57,30 @@ export function moduleSource(spec: KernelSpec, options: TritonOptions, hash: str
   return [
     ...header,
     "import contextlib",
+    "import json",
     "import math",
     "import os",
+    "import sys",
+    "import tempfile",
+    "import time",
+    "import warnings",
+    "import weakref",
+    "",
+    "try:",
+    "    import fcntl  # the tuning cache's file lock (POSIX)",
+    "except ImportError:",
+    "    fcntl = None",
     "",
     "import torch",
     "import triton",
     "import triton.language as tl",
     ...(usesLibdevice ? ["from triton.language.extra import libdevice"] : []),
     "",
-    `__all__ = ["flex_attention", "dense_block_mask", "blocks_are_contiguous", ${options.tma ? '"uses_tma", ' : ""}"DTYPE", "QK_HEAD_DIM", "V_HEAD_DIM", "SPARSE_BLOCK", "BUFFERS"]`,
+    `__all__ = [${[
+      "flex_attention", "tune", "export_tuning", "load_tuning", "last_config", "problem_bucket", "dense_block_mask",
+      "blocks_are_contiguous", "loop_form", ...(options.tma ? ["uses_tma"] : []), "DTYPE", "QK_HEAD_DIM", "V_HEAD_DIM",
+      "SPARSE_BLOCK", "BUFFERS", "CONFIG", "CANDIDATES",
+    ].map((n) => `"${n}"`).join(", ")}]`,
     "",
     ...moduleConstants(spec, shape, buffers, hash, options),
     "",
@@ -75,6 +92,7 @@ export function moduleSource(spec: KernelSpec, options: TritonOptions, hash: str
     "):",
     ...indent(body),
     "",
+    resolutionSource(),
     launcherSource(KERNEL_NAME, shape, buffers, options),
   ].join("\n");
 }

@@ -58,15 +58,23 @@ describe("tritonBackend", () => {
     expect(full).toContain("tl.load(full_kv_num_blocks + sparse_row)");
   });
 
-  it("indirect block loops load indices; contiguous ones use a plain range", () => {
-    const plain = tritonBackend.generate(spec()).source;
-    expect(plain).toContain("for it in range(0, n_blocks * TILES_PER_KV_BLOCK):");
-    expect(plain).toContain("tl.load(blk_ptr + it // TILES_PER_KV_BLOCK)");
-    const fast = tritonBackend.generate(spec({}, { options: { contiguousFullBlocks: true } })).source;
-    const full = section(fast, "# ---- full blocks", "# Fully masked rows");
-    expect(full).toContain("for start_n in range(kv_lo, kv_hi, BLOCK_N):");
-    expect(full).not.toContain("it // TILES_PER_KV_BLOCK");
-    expect(section(fast, "# ---- partial blocks", "# ---- full blocks")).toContain("for it in range(");
+  it("emits each block loop in the three forms the launcher picks from the tables (constexpr, no config option)", () => {
+    const src = tritonBackend.generate(spec()).source;
+    for (const [label, form, next] of [["partial", "PARTIAL_LOOP", "# ---- full blocks"], ["full", "FULL_LOOP", "# Fully masked rows"]]) {
+      const loop = section(src, `# ---- ${label} blocks`, next);
+      expect(loop).toContain(`if ${form} != 0:`);
+      expect(loop).toContain(`if ${form} == 1:`);
+      expect(loop).toContain("for start_n in range(kv_lo, kv_hi, BLOCK_N):");
+      expect(loop).toContain("for it in range(0, n_blocks * TILES_PER_KV_BLOCK):");
+      expect(loop).toContain("tl.load(blk_ptr + it // TILES_PER_KV_BLOCK)");
+      // The same tile body in both forms.
+      const [range, indexed] = loop.split(/\n {8}else:\n/);
+      const body = (s: string) => s.slice(s.indexOf("offs_n = start_n + offs_n0")).trim();
+      expect(body(range).length).toBeGreaterThan(100);
+      expect(body(indexed)).toBe(body(range));
+    }
+    expect(src).toMatch(/PARTIAL_LOOP=self\.forms\[0\], FULL_LOOP=self\.forms\[1\]/);
+    expect(src).toContain("LOOP_NONE, LOOP_RANGE, LOOP_INDEXED = 0, 1, 2");
   });
 
   it("folds scale·log2e into the exp2 FMA, or into Q when prescaled", () => {
@@ -111,7 +119,8 @@ describe("tritonBackend", () => {
 
   it("validates arguments in the launcher with ValueErrors naming them", () => {
     const src = tritonBackend.generate(spec({ mask: docMask })).source;
-    expect(src).toMatch(/def flex_attention\(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None,\n\s+\*, mask_docIds, scale=None, return_lse=RETURN_LSE_DEFAULT, q_offset=0, kv_offset=0, out=None\):/);
+    expect(src).toMatch(/def flex_attention\(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None,\n\s+\*, mask_docIds, scale=None, return_lse=RETURN_LSE_DEFAULT, q_offset=0, kv_offset=0, out=None, config=None,\n\s+autotune=None\):/);
+    expect(src).toContain('{"mask_docIds": mask_docIds}');
     for (const msg of ["must be a torch.Tensor", "this kernel was generated for", "must have stride 1 in the head dimension",
       "must be a multiple of k/v heads", "query-block rows", "(captured buffer) has shape", "must be an int in [0, 2**30]"]) {
       expect(src).toContain(msg);
@@ -124,7 +133,10 @@ describe("tritonBackend", () => {
     expect(() => tritonBackend.generate(spec({}, { options: { approxTanhh: true } }))).toThrow(/unknown Triton option "approxTanhh"/);
     expect(() => tritonBackend.generate(spec({}, { options: { approxTanh: 1 as unknown as boolean } }))).toThrow(/must be a boolean/);
     expect(() => tritonBackend.generate(spec({}, { options: { allowTf32: true } }))).toThrow(/f32 kernels only/);
-    expect(Object.keys(DEFAULT_OPTIONS)).toContain("contiguousFullBlocks");
+    for (const gone of ["contiguousFullBlocks", "contiguousPartialBlocks"]) {
+      expect(Object.keys(DEFAULT_OPTIONS)).not.toContain(gone);
+      expect(() => tritonBackend.generate(spec({}, { options: { [gone]: true } }))).toThrow(/is gone: the launcher detects contiguous block rows/);
+    }
   });
 
   it("emits reversed query tiles by default and the plain order on request", () => {

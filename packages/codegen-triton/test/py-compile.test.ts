@@ -7,7 +7,7 @@ import { pyCompile } from "./helpers.js";
 function variants(dtype: string, hasScore: boolean): Record<string, Partial<KernelConfig>> {
   return {
     default: {},
-    fast: { options: { contiguousFullBlocks: true, contiguousPartialBlocks: true, reverseQBlocks: false } },
+    forward: { options: { reverseQBlocks: false } },
     ...(hasScore ? { approx: { options: { approxTanh: true } } } : { prescaled: { prescaleQk: true } }),
     ...(dtype === "f32" ? { tf32: { options: { allowTf32: true } } } : {}),
   };

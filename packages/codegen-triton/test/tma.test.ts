@@ -17,7 +17,7 @@ const withTma = (over: Partial<Parameters<typeof makeSpec>[0]> = {}, config: Par
 
 function kernelBody(src: string): string {
   const a = src.indexOf(`def ${KERNEL_NAME}(`);
-  return src.slice(a, src.indexOf("\ndef _fail(", a));
+  return src.slice(a, src.indexOf("\n# ---- config resolution", a));
 }
 
 const count = (s: string, sub: string) => s.split(sub).length - 1;
@@ -41,12 +41,12 @@ describe("options.tma", () => {
   it("declares the USE_TMA constexpr last and puts each load and the output store under it", () => {
     const src = withTma({ mask: docMask });
     const body = kernelBody(src);
-    expect(body).toContain("    OUTPUT_LSE: tl.constexpr,\n    USE_TMA: tl.constexpr,\n):");
+    expect(body).toContain("    FULL_LOOP: tl.constexpr,\n    USE_TMA: tl.constexpr,\n):");
     expect(count(body, "tl.make_tensor_descriptor(")).toBe(4);
-    expect(count(body, "if USE_TMA:")).toBe(2 + 2 * 2 + 1); // K/V descriptors, Q, K and V per block loop, O
+    expect(count(body, "if USE_TMA:")).toBe(2 + 2 * 2 * 2 + 1); // K/V descriptors, Q, K and V in both forms of each block loop, O
     expect(body).toContain("        qt = q_desc.load([start_m, 0])\n    else:\n        q_ptrs = ");
-    expect(count(body, "            kt = k_desc.load([start_n, 0])\n        else:\n            k_ptrs = ")).toBe(2);
-    expect(count(body, "            vt = v_desc.load([start_n, 0])\n        else:\n            v_ptrs = ")).toBe(2);
+    expect(count(body, "                    kt = k_desc.load([start_n, 0])\n                else:\n                    k_ptrs = ")).toBe(4);
+    expect(count(body, "                    vt = v_desc.load([start_n, 0])\n                else:\n                    v_ptrs = ")).toBe(4);
     expect(body).toContain("        o_desc.store([start_m, 0], o)");
     // The mask, the bounds and the LSE are shared by both paths, outside any USE_TMA branch.
     expect(count(body, "    if OUTPUT_LSE:\n")).toBe(1);
@@ -70,9 +70,9 @@ describe("options.tma", () => {
   it("chooses the path per launch and installs an allocator only for the descriptor path", () => {
     const src = withTma({ mask: docMask });
     expect(src).toContain("TMA = True");
-    expect(src).toContain("def uses_tma(q, k, v, out=None):");
+    expect(src).toContain("def uses_tma(q, k, v, out=None, config=None):");
     expect(src).toMatch(/use_tma = _use_tma\(q, k, v, out, bm, bn\)\n\s+if use_tma:\n\s+_ensure_tma_allocator\(\)\n\s+grid = /);
-    expect(src).toContain("OUTPUT_LSE=bool(return_lse), USE_TMA=use_tma,");
+    expect(src).toContain("PARTIAL_LOOP=self.forms[0], FULL_LOOP=self.forms[1], USE_TMA=use_tma,");
     expect(src).toContain('"uses_tma", ');
   });
 
@@ -90,7 +90,7 @@ describe("options.tma", () => {
       const base = tritonDefaultConfig(p, cs.blockSize);
       const variants: Record<string, Partial<KernelConfig>> = {
         default: {},
-        fast: { options: { contiguousFullBlocks: true, contiguousPartialBlocks: true, reverseQBlocks: false } },
+        forward: { options: { reverseQBlocks: false } },
         ...(inst.score ? {} : { prescaled: { prescaleQk: true } }),
       };
       for (const [name, v] of Object.entries(variants)) {

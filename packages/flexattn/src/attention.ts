@@ -62,7 +62,7 @@ export interface FlexAttentionResult {
 
 const DTYPE_ARRAY: Record<StorageDType, string> = { f32: "Float32Array", f16: "Uint16Array", bf16: "Uint16Array" };
 
-function checkTensor(name: string, t: unknown): Tensor {
+export function checkTensor(name: string, t: unknown): Tensor {
   if (ArrayBuffer.isView(t)) {
     throw new FlexAttnError(`${name} is a bare ${t.constructor.name}; wrap it with tensor(data, [batch, heads, seqLen, headDim])`);
   }

@@ -7,8 +7,9 @@
  *   flexattn tune <variant.ts> --backend …     time every candidate config, record the fastest
  * User errors print one line naming the file, the mod and the problem, and exit with code 1.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, realpathSync, statSync } from "node:fs";
-import { basename, extname, resolve } from "node:path";
+import { basename, extname, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { register as registerHooks } from "node:module";
@@ -19,6 +20,7 @@ import type { AttentionProblem, BackendName, KernelArtifact, StorageDType } from
 import { compile, toMaskGraph, toScoreGraph } from "./compile.js";
 import { BACKEND_NAMES } from "./registry.js";
 import { runDemo } from "./demo.js";
+import { DAWN_LOGS_ENV, rerunWithoutDawnLogs } from "./dawn-logs.js";
 import { writeArtifact } from "./files.js";
 import { runTune } from "./cli-tune.js";
 
@@ -144,20 +146,33 @@ export interface Variant {
   maskMod?: MaskMod;
 }
 
-/** Import a variant file with tsx (TypeScript or JavaScript, no build step) and trace its mods. */
+/** Extensions of variant files: ES modules only (the resolver hook maps `import … from "flexattn"`, which require() would bypass). */
+const NATIVE_EXTENSIONS = [".js", ".mjs"];
+const TSX_EXTENSIONS = [".ts", ".mts", ".tsx", ".jsx"];
+const COMMONJS_EXTENSIONS = [".cjs", ".cts"];
+
+/** Import a variant file (JavaScript natively, TypeScript through tsx; no build step) and trace its mods. */
 export async function loadVariant(fileArg: string | undefined): Promise<Variant> {
   if (!fileArg) throw new CliError("missing the variant file, e.g. flexattn compile my-variant.ts");
   const file = resolve(fileArg);
   if (!existsSync(file) || !statSync(file).isFile()) throw new CliError(`${fileArg}: no such file`);
-  if (![".ts", ".mts", ".cts", ".js", ".mjs", ".cjs", ".tsx", ".jsx"].includes(extname(file))) {
-    throw new CliError(`${fileArg}: a variant file must be .ts or .js (TypeScript or JavaScript), got "${extname(file) || "no extension"}"`);
+  const ext = extname(file);
+  if (COMMONJS_EXTENSIONS.includes(ext)) {
+    throw new CliError(
+      `${fileArg}: a variant must be an ES module (import { causal } from "flexattn"; export const maskMod = …), ` +
+        `not CommonJS; rename it to ${ext === ".cts" ? ".ts" : ".mjs"} and use import/export`,
+    );
+  }
+  if (![...NATIVE_EXTENSIONS, ...TSX_EXTENSIONS].includes(ext)) {
+    throw new CliError(`${fileArg}: a variant file must be .ts or .js (TypeScript or JavaScript), got "${ext || "no extension"}"`);
   }
   let mod: Record<string, unknown>;
   try {
-    mod = await importVariant(file);
+    mod = await importVariant(file, TSX_EXTENSIONS.includes(ext));
   } catch (e) {
-    const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
-    throw new CliError(`${fileArg}: failed to load: ${message}`);
+    if (e instanceof CliError) throw e;
+    const { where, message } = describeLoadError(e, file);
+    throw new CliError(`${where ?? fileArg}: failed to load: ${message}`);
   }
   const { maskMod, scoreMod } = mod as { maskMod?: unknown; scoreMod?: unknown };
   if (maskMod === undefined && scoreMod === undefined) {
@@ -179,23 +194,62 @@ export async function loadVariant(fileArg: string | undefined): Promise<Variant>
 }
 
 /**
- * Import a variant with tsx's register() (from "tsx/esm/api") plus a resolve hook that maps the
- * specifier "flexattn" to this very module graph. Not tsx's tsImport(): its namespaced import
- * loads a second copy of "flexattn" for the variant, whose traced values this process's tracer
- * cannot see. With the hook, `import … from "flexattn"` works from a variant anywhere on disk,
- * and is the instance this CLI traces with.
+ * Why a variant did not load, in one line, and where (file:line[:column]) when known. tsx's
+ * transform errors put "file:line:col: ERROR: …" after a header line; a JavaScript syntax error
+ * carries no location at all (Node prints it from a hidden field), so `node --check` finds it.
  */
-async function importVariant(file: string): Promise<Record<string, unknown>> {
-  const { register } = await import("tsx/esm/api");
+export function describeLoadError(e: unknown, file: string): { where?: string; message: string } {
+  const lines = (e instanceof Error ? e.message : String(e)).split("\n").map((l) => l.trim()).filter(Boolean);
+  if (/^Transform failed with \d+ errors?:?$/.test(lines[0] ?? "") && lines[1]) {
+    const m = /^(.+?):(\d+:\d+): (?:ERROR: )?(.*)$/.exec(lines[1]);
+    return m ? { where: `${displayPath(m[1])}:${m[2]}`, message: m[3] } : { message: lines[1] };
+  }
+  if (e instanceof SyntaxError && NATIVE_EXTENSIONS.includes(extname(file))) {
+    const check = spawnSync(process.execPath, ["--check", file], { encoding: "utf8" });
+    const m = /^(?:file:\/\/)?(\S+?):(\d+)\s*$/m.exec(check.stderr ?? "");
+    if (m) return { where: `${displayPath(m[1])}:${m[2]}`, message: `SyntaxError: ${lines[0]}` };
+  }
+  return { message: lines[0] ?? String(e) };
+}
+
+/** A path relative to the working directory when it lies below it. */
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith("..") ? rel : path;
+}
+
+/** tsx's ESM API, an optional peer dependency needed only for TypeScript variants. */
+export async function loadTsx(specifier = "tsx/esm/api"): Promise<{ register(o: { tsconfig: false }): () => Promise<void> }> {
+  try {
+    return (await import(specifier)) as { register(o: { tsconfig: false }): () => Promise<void> };
+  } catch (e) {
+    if ((e as { code?: string })?.code === "ERR_MODULE_NOT_FOUND") {
+      throw new CliError(
+        "TypeScript variants need the tsx package, which is not installed: run npm i -D tsx " +
+          "(or write the variant in JavaScript, .js or .mjs, which needs nothing more)",
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * Import a variant, TypeScript through tsx's register() (from "tsx/esm/api"), with a resolve hook
+ * that maps the specifier "flexattn" to this very module graph. Not tsx's tsImport(): its
+ * namespaced import loads a second copy of "flexattn" for the variant, whose traced values this
+ * process's tracer cannot see. With the hook, `import … from "flexattn"` works from a variant
+ * anywhere on disk, and is the instance this CLI traces with.
+ */
+async function importVariant(file: string, typescript: boolean): Promise<Record<string, unknown>> {
   // No tsconfig paths: they could point "flexattn" or "@flexattn/*" at other copies.
-  const unregister = register({ tsconfig: false });
+  const unregister = typescript ? (await loadTsx()).register({ tsconfig: false }) : undefined;
   const url = pathToFileURL(file).href;
   installFlexattnResolver();
   variantUrls?.postMessage(url);
   try {
     return (await import(url)) as Record<string, unknown>;
   } finally {
-    await unregister();
+    await unregister?.();
   }
 }
 
@@ -314,7 +368,8 @@ async function cmdBlockmask(args: string[]): Promise<void> {
   );
 }
 
-async function cmdDemo(args: string[]): Promise<void> {
+/** Runs the demo; resolves to its exit code (1 when an output fails the reference check). */
+async function cmdDemo(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args, allowPositionals: false, strict: true,
     options: {
@@ -322,16 +377,20 @@ async function cmdDemo(args: string[]): Promise<void> {
       out: { type: "string" }, help: { type: "boolean", short: "h" },
     },
   });
-  if (values.help) return void process.stdout.write(HELP);
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
   const backend = String(values.backend ?? "auto");
   if (!["auto", "js", "wgsl"].includes(backend)) throw new CliError(`demo --backend must be auto, js or wgsl, got "${backend}"`);
-  await runDemo({
+  const { ok } = await runDemo({
     n: intFlag(values, "q-len", 2048),
     heads: intFlag(values, "heads", 4),
     docs: intFlag(values, "docs", 8),
     backend: backend as "auto" | "js" | "wgsl",
     outDir: resolve(String(values.out ?? "flexattn-out")),
   });
+  return ok ? 0 : 1;
 }
 
 async function version(): Promise<string> {
@@ -359,8 +418,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${await version()}\n`);
         return 0;
       case "demo":
-        await cmdDemo(rest);
-        return 0;
+        return await cmdDemo(rest);
       case "compile":
         await cmdCompile(rest);
         return 0;
@@ -391,4 +449,10 @@ function invokedDirectly(): boolean {
     return false;
   }
 }
-if (invokedDirectly()) main(process.argv.slice(2)).then((code) => process.exit(code));
+if (invokedDirectly()) {
+  const argv = process.argv.slice(2);
+  // Only demo and tune create a WebGPU device; the other commands need no child process.
+  const createsDevice = argv[0] === "demo" || argv[0] === "tune";
+  const run = createsDevice && !process.env[DAWN_LOGS_ENV] ? rerunWithoutDawnLogs(argv) : main(argv);
+  run.then((code) => process.exit(code));
+}

@@ -43,7 +43,12 @@ function sliceRows(t: Tensor, r0: number, rows: number): Tensor {
   return { data: out, shape: [B, H, rows, d], dtype: "f32" };
 }
 
-export async function runDemo(o: DemoOptions): Promise<void> {
+export interface DemoResult {
+  /** Whether every backend's output passed the reference check. */
+  ok: boolean;
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const progress = o.progress ?? ((l: string) => process.stderr.write(`${l}\n`));
   const t0 = performance.now();
@@ -148,5 +153,5 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   log("generated kernels (source + artifact JSON):");
   for (const w of written) log(w);
   log(`\ndone in ${((performance.now() - t0) / 1000).toFixed(1)} s${ok ? "" : " — REFERENCE CHECK FAILED"}`);
-  if (!ok) process.exitCode = 1;
+  return { ok };
 }

@@ -1,15 +1,54 @@
 /** Writing artifacts to disk (CLI and demo). */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { FlexAttnError } from "@flexattn/ir";
 import { type KernelArtifact, artifactToJSON } from "@flexattn/template";
 import { getBackend } from "./registry.js";
 
+/** Why a file-system call failed, in words (the error code's message without Node's "ECODE: " prefix and path). */
+function reason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const words: Record<string, string> = {
+    EACCES: "permission denied", EPERM: "operation not permitted", EROFS: "read-only file system",
+    ENOSPC: "no space left on the device", EEXIST: "a file of that name exists", ENOTDIR: "a parent is a file, not a directory",
+    ENOENT: "the parent directory cannot hold new entries",
+  };
+  return (err?.code && words[err.code]) ?? (e instanceof Error ? e.message : String(e));
+}
+
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdirSync never returns on some pseudo file
+ * systems (e.g. under /proc), and a missing level should name itself in the error.
+ */
+function ensureDirectory(dir: string): void {
+  let st: ReturnType<typeof statSync> | undefined;
+  try {
+    st = statSync(dir);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isDirectory()) return;
+  if (st) throw new FlexAttnError(`cannot write kernels to ${dir}: it is a file, not a directory; choose another output directory (--out)`);
+  const parent = dirname(dir);
+  if (parent !== dir) ensureDirectory(parent);
+  try {
+    mkdirSync(dir);
+  } catch (e) {
+    throw new FlexAttnError(`cannot create the output directory ${dir}: ${reason(e)}; choose another output directory (--out)`);
+  }
+}
+
 /** Write <name><ext> (the kernel source) and <name>.<backend>.json (the artifact); returns both paths. */
 export function writeArtifact(outDir: string, name: string, artifact: KernelArtifact): [string, string] {
-  mkdirSync(outDir, { recursive: true });
+  ensureDirectory(outDir);
   const src = join(outDir, `${name}${getBackend(artifact.backend).sourceExtension}`);
   const json = join(outDir, `${name}.${artifact.backend}.json`);
-  writeFileSync(src, artifact.source);
-  writeFileSync(json, `${artifactToJSON(artifact)}\n`);
+  for (const [path, text] of [[src, artifact.source], [json, `${artifactToJSON(artifact)}\n`]] as const) {
+    try {
+      writeFileSync(path, text);
+    } catch (e) {
+      throw new FlexAttnError(`cannot write ${path}: ${reason(e)}; choose another output directory (--out)`);
+    }
+  }
   return [src, json];
 }

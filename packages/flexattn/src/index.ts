@@ -9,7 +9,7 @@ export * from "@flexattn/blockmask";
 export {
   tensor, contiguousStrides, stridesOf, toFloat32, fromFloat32, f32ToBf16Bits, bf16BitsToF32, f32ToF16Bits, f16BitsToF32,
   resolveProblem, attentionFlops, referenceAttention, artifactToJSON, artifactFromJSON, DEFAULT_CONFIG, CONFIG_SPACE,
-  randomNormal, denseTables,
+  randomNormal, denseTables, referenceBackward,
 } from "@flexattn/template";
 export type {
   Tensor, StorageDType, AttentionProblem, ResolvedProblem, Layout, KernelArtifact, KernelConfig, KernelSpec, BackendName,
@@ -31,3 +31,5 @@ export {
 } from "./registry.js";
 export type { KernelExecutor } from "./registry.js";
 export { randomTensor } from "./util.js";
+export { flexAttentionBackward } from "./backward.js";
+export type { FlexAttentionBackwardOptions, FlexAttentionGradients, BufferGradientOutput } from "./backward.js";

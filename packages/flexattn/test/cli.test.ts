@@ -1,10 +1,13 @@
 /** End-to-end tests of the flexattn CLI: node runs src/cli.ts through tsx, as a user's shell would run the bin. */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { artifactFromJSON } from "@flexattn/template";
+import { loadTsx, main } from "../src/cli.js";
+import { dawnLogFilter } from "../src/dawn-logs.js";
+import { setWebgpuImporter } from "../src/registry.js";
 
 const pkg = resolve(import.meta.dirname, "..");
 const fixture = (name: string) => join("test", "fixtures", name);
@@ -83,7 +86,13 @@ describe("flexattn CLI", () => {
     expectUserError(cli("compile", fixture("no-mods.ts")), /no-mods\.ts: exports neither maskMod nor scoreMod \(it exports helper, windowSize\)/);
     expectUserError(cli("compile", fixture("js-operator.ts")), /js-operator\.ts: maskMod: .*q\.ge\(kv\) for q >= kv/);
     expectUserError(cli("compile", fixture("wrong-arity.ts")), /wrong-arity\.ts: scoreMod: score mod .* takes 1 parameter, but a score mod takes 5/);
-    expectUserError(cli("compile", fixture("syntax-error.js")), /syntax-error\.js: failed to load: /);
+    expectUserError(cli("compile", fixture("syntax-error.js")), /test\/fixtures\/syntax-error\.js:1: failed to load: SyntaxError: missing \) after argument list/);
+    // Written at test time: a fixture with a syntax error would break the package's typecheck.
+    const badTs = join(tmp(), "bad-syntax.ts");
+    writeFileSync(badTs, `// line 1\nimport { causal } from "flexattn";\n\nexport const maskMod = causal(;\n`);
+    expectUserError(cli("compile", badTs), /bad-syntax\.ts:4:\d+: failed to load: /);
+    expectUserError(cli("compile", fixture("commonjs.cjs")), /commonjs\.cjs: a variant must be an ES module .* not CommonJS; rename it to \.mjs/);
+    expectUserError(cli("compile", fixture("commonjs.cts")), /commonjs\.cts: a variant must be an ES module .* not CommonJS; rename it to \.ts/);
     expectUserError(cli("compile", fixture("not-a-function.ts")), /not-a-function\.ts: maskMod: the export maskMod must be a mask mod .* got number/);
     expectUserError(cli("compile", fixture("sliding-window.js"), "--backend", "metal"), /--backend must be one of js, wgsl, cuda, triton, got "metal"/);
     expectUserError(cli("compile", fixture("sliding-window.js"), "--q-len", "abc"), /--q-len must be a positive integer, got "abc"/);
@@ -105,5 +114,74 @@ describe("flexattn CLI", () => {
     expect(r.stderr).toMatch(/running flexAttention/);
     for (const f of ["js", "wgsl", "py", "cu"]) expect(existsSync(join(out, `document_causal_softcap.${f}`))).toBe(true);
     for (const b of ["js", "wgsl", "triton", "cuda"]) expect(existsSync(join(out, `document_causal_softcap.${b}.json`))).toBe(true);
+  });
+
+  it("an output directory that cannot be written is a user error, not an internal one", () => {
+    const file = join(tmp(), "a-file");
+    writeFileSync(file, "");
+    expectUserError(cli("compile", fixture("sliding-window.js"), "--out", file), /cannot write kernels to .*a-file: it is a file, not a directory; choose another output directory \(--out\)/);
+    expectUserError(cli("compile", fixture("sliding-window.js"), "--out", join(file, "kernels")), /cannot write kernels to .*a-file: it is a file/);
+    expectUserError(cli("demo", "--q-len", "128", "--backend", "js", "--out", file), /cannot write kernels to .*a-file: it is a file/);
+    // sysfs refuses new directories even to root.
+    if (existsSync("/sys/kernel")) expectUserError(cli("compile", fixture("sliding-window.js"), "--out", "/sys/flexattn-out"), /cannot create the output directory \/sys\/flexattn-out: /);
+  });
+
+  it("tsx is needed only for TypeScript variants; without it the message says what to install", async () => {
+    await expect(loadTsx("flexattn-no-such-tsx/esm/api")).rejects.toThrow(/TypeScript variants need the tsx package, which is not installed: run npm i -D tsx \(or write the variant in JavaScript, \.js or \.mjs/);
+    expect(typeof (await loadTsx()).register).toBe("function");
+  });
+
+  it("the demo's output carries none of Dawn's native warnings", () => {
+    const r = cli("demo", "--q-len", "128", "--heads", "1", "--docs", "2", "--out", tmp());
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/running flexAttention/);
+    expect(r.stderr).not.toMatch(/Warning:|Couldn't load|\.cpp:\d+/);
+    const keep = dawnLogFilter();
+    const lines = [
+      "running flexAttention (backend \"auto\")…",
+      "Warning: Couldn't load Vulkan: libvulkan.so.1: cannot open shared object file: No such file or directory",
+      "    at operator() (/dawn/src/dawn/native/vulkan/BackendVk.cpp:368)",
+      "",
+      "Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 90 to 16 to fit dynamic offset allocation limit.",
+      "checking against the float64 reference…",
+      "",
+      "done",
+    ];
+    expect(lines.filter(keep)).toEqual(["running flexAttention (backend \"auto\")…", "checking against the float64 reference…", "", "done"]);
+  });
+});
+
+describe("flexattn demo exit code", () => {
+  afterEach(() => {
+    setWebgpuImporter(() => import("@flexattn/webgpu"));
+    vi.restoreAllMocks();
+  });
+
+  it("is 1 when an output fails the reference check", async () => {
+    // A WebGPU module whose device writes a wrong answer (every output 0.5).
+    const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+    const unused = () => {
+      throw new Error("not reached in this test");
+    };
+    setWebgpuImporter(async () => ({
+      defaultFlexDevice: async () => ({ description: "a broken device", limits }),
+      wgslTarget: () => ({ signature: "a broken device", limits }),
+      runWgsl: async (inv: { out: Float32Array }) => void inv.out.fill(0.5),
+      prepareWgsl: unused,
+      timeWgsl: unused,
+    }));
+    const stdout: string[] = [];
+    vi.spyOn(process.stdout, "write").mockImplementation((s) => {
+      stdout.push(String(s));
+      return true;
+    });
+    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    const code = await main(["demo", "--q-len", "256", "--heads", "1", "--docs", "2", "--backend", "wgsl", "--out", tmp()]);
+    vi.restoreAllMocks();
+    const text = stdout.join("");
+    expect(text).toMatch(/wgsl: max relative error .* ✗/);
+    expect(text).toMatch(/js: max relative error .* ✓/);
+    expect(text).toMatch(/REFERENCE CHECK FAILED/);
+    expect(code).toBe(1);
   });
 });

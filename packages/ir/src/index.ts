@@ -14,8 +14,11 @@ export type { Interval, InputRanges, BufferRangeFn, Truth } from "./interval.js"
 export { renderGraph, usedInputs, inputDependence, INPUT_BIT } from "./render.js";
 export type { ExprRenderer, RenderedMod } from "./render.js";
 export { jsRenderer, compileJsMod, JS_RUNTIME } from "./js-renderer.js";
+export { canCompileSource, resetCompileSourceProbe } from "./eval-support.js";
 export type { JsRendererOptions, CompiledMaskFn, CompiledScoreFn } from "./js-renderer.js";
 export { printGraph } from "./print.js";
 export { graphToJSON, graphFromJSON, bindBuffers } from "./json.js";
 export type { ModGraphJSON } from "./json.js";
 export { stableHash } from "./hash.js";
+export { differentiateScoreMod, evaluateGradient } from "./grad.js";
+export type { ScoreModGradient, BufferGradient, BufferGradientSite, PointGradient } from "./grad.js";

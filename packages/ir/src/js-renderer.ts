@@ -6,7 +6,8 @@
 import type { ExprRenderer } from "./render.js";
 import { renderGraph } from "./render.js";
 import { f32ToI32, floorDivI32, modI32 } from "./semantics.js";
-import { boundBuffers } from "./evaluate.js";
+import { boundBuffers, evaluate } from "./evaluate.js";
+import { canCompileSource } from "./eval-support.js";
 import type { BinaryOp, BufferData, DType, InputName, ModGraph, UnaryOp } from "./types.js";
 
 /** Helpers that generated JS calls; pass this object as `$rt` to the generated function. */
@@ -96,10 +97,12 @@ export type CompiledScoreFn = (score: number, b: number, h: number, q: number, k
 
 /**
  * Compile a graph to a JS closure (new Function) with its buffers bound. Masks return
- * booleans, score mods f32 numbers. Inputs must already be int32 (and score f32).
+ * booleans, score mods f32 numbers. Inputs must already be int32 (and score f32). Where code
+ * cannot be compiled from strings (a CSP without 'unsafe-eval'), the closure runs the IR evaluator.
  */
 export function compileJsMod(graph: ModGraph, buffers?: readonly BufferData[]): CompiledMaskFn | CompiledScoreFn {
   const data = boundBuffers(graph, buffers);
+  if (!canCompileSource()) return interpretedMod(graph, data);
   const r = jsRenderer({
     inputs: { score: "score", b: "b", h: "h", q: "q", kv: "kv" },
     bufferName: (slot) => `B${slot}`,
@@ -116,4 +119,14 @@ export function compileJsMod(graph: ModGraph, buffers?: readonly BufferData[]): 
     `};`,
   ].join("\n");
   return new Function("$rt", "buffers", body)(JS_RUNTIME, data);
+}
+
+/** The evaluator behind compileJsMod's signature. */
+function interpretedMod(graph: ModGraph, data: readonly BufferData[]): CompiledMaskFn | CompiledScoreFn {
+  if (graph.kind === "mask") {
+    const mask: CompiledMaskFn = (b, h, q, kv) => evaluate(graph, { b, h, q, kv }, data) as boolean;
+    return mask;
+  }
+  const score: CompiledScoreFn = (s, b, h, q, kv) => evaluate(graph, { score: s, b, h, q, kv }, data) as number;
+  return score;
 }

@@ -10,3 +10,6 @@ export * from "./reference.js";
 export * from "./random.js";
 export * from "./conformance.js";
 export * from "./backend.js";
+export * from "./reference-backward.js";
+export * from "./backward-steps.js";
+export * from "./conformance-backward.js";

@@ -43,22 +43,20 @@ export interface QueryRow {
 }
 
 /**
- * The reference row by row: out receives row (b, h, i)'s vHeadDim outputs at `at`, and the row's
- * LSE is returned. The inputs are converted once, when the function is made.
+ * Row scores of an attention call: for row (b, h, i), x[j] = (q·k_j)·scale and s[j] = scoreMod(x[j])
+ * for the keys the BlockMask and mask keep, s[j] = -inf for the others. Returns the row's max
+ * score (NaN when a score is NaN). The inputs are converted once, when the function is made.
  */
-function rowReference(call: AttentionCall): (row: QueryRow, out: Float64Array, at: number) => number {
+export function rowScorer(call: AttentionCall): (row: QueryRow, x: Float64Array, s: Float64Array) => number {
   const { problem: p, mask, score, blockMask: t } = call;
   const q = toFloat32(call.q.data, call.q.dtype);
   const k = toFloat32(call.k.data, call.k.dtype);
-  const v = toFloat32(call.v.data, call.v.dtype);
   const [qsb, qsh, qss] = stridesOf(call.q);
   const [ksb, ksh, kss] = stridesOf(call.k);
-  const [vsb, vsh, vss] = stridesOf(call.v);
   const group = p.qHeads / p.kvHeads;
-  const s = new Float64Array(p.kvLen);
   const [bq, bkv] = t.blockSize;
   let kindsOf: { key: string; kinds: Uint8Array } = { key: "", kinds: new Uint8Array(0) };
-  return ({ b, h, i }, out, at) => {
+  return ({ b, h, i }, x, s) => {
     const hk = Math.floor(h / group);
     const key = `${b}:${h}:${Math.floor(i / bq)}`;
     if (kindsOf.key !== key) kindsOf = { key, kinds: blockRowKinds(t, b, h, Math.floor(i / bq)) };
@@ -75,13 +73,32 @@ function rowReference(call: AttentionCall): (row: QueryRow, out: Float64Array, a
       }
       let dot = 0;
       for (let d = 0; d < p.qkHeadDim; d++) dot += q[b * qsb + h * qsh + i * qss + d] * k[b * ksb + hk * ksh + j * kss + d];
-      let x = dot * p.scale;
-      if (score) x = evaluate(score, { score: x, b, h, q: qi, kv: kj }) as number;
-      s[j] = x;
-      if (x > m) m = x;
-      else if (Number.isNaN(x)) nan = true;
+      x[j] = dot * p.scale;
+      s[j] = score ? (evaluate(score, { score: x[j], b, h, q: qi, kv: kj }) as number) : x[j];
+      if (s[j] > m) m = s[j];
+      else if (Number.isNaN(s[j])) nan = true;
     }
-    if (nan) {
+    return nan ? NaN : m;
+  };
+}
+
+/**
+ * The reference row by row: out receives row (b, h, i)'s vHeadDim outputs at `at`, and the row's
+ * LSE is returned. The inputs are converted once, when the function is made.
+ */
+function rowReference(call: AttentionCall): (row: QueryRow, out: Float64Array, at: number) => number {
+  const p = call.problem;
+  const scores = rowScorer(call);
+  const v = toFloat32(call.v.data, call.v.dtype);
+  const [vsb, vsh, vss] = stridesOf(call.v);
+  const group = p.qHeads / p.kvHeads;
+  const x = new Float64Array(p.kvLen);
+  const s = new Float64Array(p.kvLen);
+  return (row, out, at) => {
+    const { b, h } = row;
+    const hk = Math.floor(h / group);
+    const m = scores(row, x, s);
+    if (Number.isNaN(m)) {
       // IEEE propagation: a NaN score poisons its whole row.
       out.fill(NaN, at, at + p.vHeadDim);
       return NaN;

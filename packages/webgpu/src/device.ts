@@ -3,6 +3,7 @@
  * package. Requests the adapter's maxima for the limits the kernels use, and the optional
  * features they can exploit (timestamp-query, subgroups, shader-f16).
  */
+/// <reference types="@webgpu/types" />
 import { FlexAttnError } from "@flexattn/ir";
 import type { WgslLimits } from "@flexattn/codegen-wgsl";
 import { DAWN_SUBGROUP_MATRIX_OPTIONS } from "@flexattn/codegen-wgsl";
@@ -71,14 +72,39 @@ interface DawnModule {
   globals: Record<string, unknown>;
 }
 
+/**
+ * The Dawn package: an optional peer dependency, used only in Node when no GPU object is given.
+ * Its name is a variable so that browser bundlers (esbuild, Vite) leave the import alone
+ * instead of bundling a native, Node-only module.
+ */
+const DAWN_PACKAGE = "webgpu";
+
 let dawn: Promise<DawnModule> | undefined;
 
+/** Import Dawn's package; a missing package becomes a FlexAttnError that says what to install. */
+export async function importDawn(specifier: string = DAWN_PACKAGE): Promise<DawnModule> {
+  try {
+    return (await import(/* @vite-ignore */ specifier)) as DawnModule;
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    if (err?.code === "ERR_MODULE_NOT_FOUND" && String(err.message).includes(`'${specifier}'`)) {
+      throw new FlexAttnError(
+        `install the \`${specifier}\` package to run WGSL in Node (npm install ${specifier}): it provides Dawn, ` +
+          "the WebGPU implementation for Node. In a browser, or with a GPU object of your own (the gpu option), it is not needed.",
+      );
+    }
+    throw e;
+  }
+}
+
 async function loadDawn(): Promise<DawnModule> {
-  dawn ??= import("webgpu").then((mod) => {
-    const m = mod as unknown as DawnModule;
+  dawn ??= importDawn().then((m) => {
     // GPUBufferUsage, GPUMapMode, … as globals, as in a browser (never overwrite existing ones).
     for (const [k, v] of Object.entries(m.globals)) if (!(k in globalThis)) Object.assign(globalThis, { [k]: v });
     return m;
+  }, (e) => {
+    dawn = undefined;
+    throw e;
   });
   return dawn;
 }

@@ -1,6 +1,7 @@
 /** Device capability rules that need no GPU: when `subgroupMatrix` kernels are offered. */
 import { describe, expect, it } from "vitest";
-import { DAWN_SUBGROUP_MATRIX_OPTIONS, envDawnOptions, hasSubgroupMatrix } from "../src/device.js";
+import { FlexAttnError } from "@flexattn/ir";
+import { DAWN_SUBGROUP_MATRIX_OPTIONS, envDawnOptions, hasSubgroupMatrix, importDawn } from "../src/device.js";
 
 const FEATURES = new Set(["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"]);
 const f16 = { componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 };
@@ -24,5 +25,23 @@ describe("FLEXATTN_DAWN_OPTIONS", () => {
     expect(envDawnOptions({ FLEXATTN_DAWN_OPTIONS: "  " })).toEqual([]);
     expect(envDawnOptions({ FLEXATTN_DAWN_OPTIONS: DAWN_SUBGROUP_MATRIX_OPTIONS[0] })).toEqual([...DAWN_SUBGROUP_MATRIX_OPTIONS]);
     expect(envDawnOptions({ FLEXATTN_DAWN_OPTIONS: " a=1,2\n b=3 " })).toEqual(["a=1,2", "b=3"]);
+  });
+});
+
+describe("loading Dawn (the optional `webgpu` package)", () => {
+  it("a missing package is a FlexAttnError that says what to install", async () => {
+    const missing = "flexattn-no-such-dawn-package";
+    await expect(importDawn(missing)).rejects.toThrow(FlexAttnError);
+    await expect(importDawn(missing)).rejects.toThrow(`install the \`${missing}\` package to run WGSL in Node (npm install ${missing})`);
+  });
+
+  it("other failures pass through unchanged", async () => {
+    await expect(importDawn("data:text/javascript,throw new RangeError('broken native module')")).rejects.toThrow(RangeError);
+  });
+
+  it("the installed package loads and creates GPU objects", async () => {
+    const dawn = await importDawn();
+    expect(typeof dawn.create).toBe("function");
+    expect(dawn.globals).toHaveProperty("GPUBufferUsage");
   });
 });

@@ -1,23 +1,29 @@
-"""The performance protocol on the device: our generated Triton kernels vs PyTorch's
-flex_attention (torch.compile) side by side in one process, plus numerical error against a
-float64 reference (small N) for both. Entries with a `tmaModule` (the same kernel generated with
-the `tma` option) also get an "ours tma" figure: its fastest candidate config, timed in the same
-interleaved rounds."""
+"""The performance protocol on the device: the modules the public `compile` generated
+(src/triton-generate.ts) vs PyTorch's flex_attention (torch.compile), side by side in one process.
+Per entry three figures, each the median over interleaved rounds of triton.testing.do_bench medians:
+
+  flex     flex_attention with create_block_mask's BlockMask (the anchor);
+  untuned  our module's flex_attention as a user first calls it: the config the module resolves
+           without tuning (the pick shipped for this GPU where there is one, else its default);
+  tuned    after the module's own tune() on the same tensors (its wall time reported as tuning
+           seconds), the call resolving the pick from the tuning cache.
+
+Nothing here builds a config or a loop form: the module reads both itself. run.py points the tuning
+cache at a fresh folder under $OUT, so no earlier run's picks leak in.
+"""
 import json
-import math
 import os
 import statistics
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
-import triton
 from triton.testing import do_bench
 
-from common import GENERATED, buffers_from, load_module, max_rel_error, tables_from, warm_only
+from common import GENERATED, buffers_from, load_module, tables_from
 
 BENCH = os.path.join(GENERATED, "bench")
+VARIANTS = ["noop", "causal", "sliding_window_1024", "prefix_lm", "document_causal", "alibi_causal", "softcap_causal"]
 
 
 def bench_ms(fn):
@@ -55,22 +61,6 @@ def flex_mods(variant, N, H, bufs):
     }[variant]
 
 
-def reference_b0(q, k, v, mask_mod, score_mod, scale):
-    """Float64 attention for batch 0, all heads, with the mods applied densely."""
-    H, N, _ = q.shape[1:]
-    s = torch.einsum("hqd,hkd->hqk", q[0].double(), k[0].double()) * scale
-    b = torch.zeros((), dtype=torch.int64, device=q.device)
-    h = torch.arange(H, device=q.device)[:, None, None]
-    qi = torch.arange(N, device=q.device)[None, :, None]
-    kv = torch.arange(N, device=q.device)[None, None, :]
-    if score_mod is not None:
-        s = score_mod(s, b, h, qi, kv).double()
-    if mask_mod is not None:
-        s = s.masked_fill(~mask_mod(b, h, qi, kv).expand_as(s), float("-inf"))
-    p = torch.softmax(s, dim=-1)
-    return torch.einsum("hqk,hkd->hqd", p, v[0].double())
-
-
 def same_tables(bm, tables):
     """Whether PyTorch's create_block_mask found the same blocks as our createBlockMask (indices
     past each row's count are padding and may differ)."""
@@ -83,8 +73,8 @@ def same_tables(bm, tables):
     return all(torch.equal(a.int(), b.int()) for a, b in zip(ours, theirs))
 
 
-def rel_fro(got, ref):
-    return float((got.double() - ref).norm() / ref.norm())
+def config_list(c):
+    return [c["BLOCK_M"], c["BLOCK_N"], c["num_warps"], c["num_stages"]]
 
 
 class Bench:
@@ -92,13 +82,10 @@ class Bench:
         self.log = log
         self.deadline = deadline
         self.dev = torch.device("cuda")
-        manifest = json.load(open(os.path.join(BENCH, "bench.json")))
-        self.entries = manifest["entries"]
+        self.entries = json.load(open(os.path.join(BENCH, "bench.json")))["entries"]
         self.modules = {}
         self.inputs = {}
-        self.flex_out = {}
-        self.flex_fns = {}
-        self.flex_info = {}
+        self.flex_runs = {}  # (variant, N, D) -> (fn, out, info): flex is timed once per mod, approx or not
         torch._dynamo.config.cache_size_limit = 1000
         try:
             torch._dynamo.config.recompile_limit = 1000
@@ -106,10 +93,6 @@ class Bench:
             pass
         from torch.nn.attention.flex_attention import flex_attention
         self.flex = torch.compile(flex_attention, dynamic=False)
-        self.tma = True  # time entries' tmaModule too (run.py --no-tma turns it off)
-
-    def time_left(self):
-        return self.deadline - time.time()
 
     def module(self, name):
         if name not in self.modules:
@@ -120,9 +103,7 @@ class Bench:
         key = (e["B"], e["H"], e["N"], e["D"])
         if key not in self.inputs:
             self.inputs.clear()
-            self.flex_out = {}  # flex outputs are kept per (N, D) for the error and agreement columns
-            self.flex_fns = {}
-            self.flex_info = {}
+            self.flex_runs.clear()
             torch.cuda.empty_cache()
             g = torch.Generator(device=self.dev).manual_seed(0)
             self.inputs[key] = [torch.randn(key, generator=g, device=self.dev, dtype=torch.bfloat16) for _ in range(3)]
@@ -132,63 +113,23 @@ class Bench:
         j = json.load(open(os.path.join(BENCH, "tables", e["tables"])))
         return tables_from(j["tables"], self.dev), buffers_from(j["buffers"], self.dev)
 
-    def ours(self, e, config=None):
-        mod = self.module(e["module"])
-        q, k, v = self.qkv(e)
-        tables, bufs = self.data(e)
-        saved = mod.CONFIG
-        if config:
-            mod.CONFIG = dict(BLOCK_M=config[0], BLOCK_N=config[1], num_warps=config[2], num_stages=config[3])
-        try:
-            fn = lambda: mod.flex_attention(q, k, v, *tables, **bufs)
-            out = fn()
-            torch.cuda.synchronize()
-            return bench_ms(fn), out, mod.CONFIG
-        finally:
-            mod.CONFIG = saved
-
-    def tma_module(self, e):
-        """The entry's TMA module name, or None when it has none or TMA timing is off."""
-        return e.get("tmaModule") if self.tma else None
-
-    def precompile(self, jobs):
-        """Compile many (entry, config[, module]) kernels in parallel threads (Triton's AsyncCompileMode);
-        the module defaults to the entry's pointer module."""
-        t0 = time.time()
-        try:
-            with triton.AsyncCompileMode(ThreadPoolExecutor(16)):
-                for e, config, *name in jobs:
-                    mod = self.module(name[0] if name else e["module"])
-                    saved = mod.CONFIG
-                    if config:
-                        mod.CONFIG = dict(BLOCK_M=config[0], BLOCK_N=config[1], num_warps=config[2], num_stages=config[3])
-                    try:
-                        q, k, v = self.qkv(e)
-                        tables, bufs = self.data(e)
-                        with warm_only(mod):
-                            mod.flex_attention(q, k, v, *tables, **bufs)
-                    finally:
-                        mod.CONFIG = saved
-        except Exception as ex:
-            self.log(json.dumps(dict(precompile_error=repr(ex)[:300])))
-        self.log(json.dumps(dict(precompiled=len(jobs), seconds=round(time.time() - t0, 1))))
-
-    def flex_run(self, e):
-        from torch.nn.attention.flex_attention import create_block_mask
-        q, k, v = self.qkv(e)
-        tables, bufs = self.data(e)
-        mm, sm = flex_mods(e["variant"], e["N"], e["H"], bufs)
-        t0 = time.time()
-        bm = create_block_mask(mm, None, None, e["N"], e["N"], device=self.dev) if mm else None
-        same = None if bm is None else same_tables(bm, tables)
-        fn = lambda: self.flex(q, k, v, score_mod=sm, block_mask=bm)
-        self.flex_fns[(e["variant"], e["N"], e["D"])] = fn
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = fn()
-            torch.cuda.synchronize()
-            compile_s = time.time() - t0
-            return None, out, dict(compile_s=round(compile_s, 1), tables_match=same)
+    def flex_run(self, e, variant):
+        key = (variant, e["N"], e["D"])
+        if key not in self.flex_runs:
+            from torch.nn.attention.flex_attention import create_block_mask
+            q, k, v = self.qkv(e)
+            tables, bufs = self.data(e)
+            mm, sm = flex_mods(variant, e["N"], e["H"], bufs)
+            t0 = time.time()
+            bm = create_block_mask(mm, None, None, e["N"], e["N"], device=self.dev) if mm else None
+            fn = lambda: self.flex(q, k, v, score_mod=sm, block_mask=bm)  # noqa: E731
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = fn()
+                torch.cuda.synchronize()
+            info = dict(compile_s=round(time.time() - t0, 1), tables_match=None if bm is None else same_tables(bm, tables))
+            self.flex_runs[key] = (fn, out, info)
+        return self.flex_runs[key]
 
     def record(self, e, impl, ms, **extra):
         dense = 4 * e["B"] * e["H"] * e["N"] ** 2 * e["D"]
@@ -197,132 +138,83 @@ class Bench:
         self.log(json.dumps(rec))
         return rec
 
-    def ours_fn(self, e, config, module=None):
-        """A callable running our kernel for entry e (its pointer module unless `module` names another)
-        with a given config (set on every call)."""
-        mod = self.module(module or e["module"])
+    def run_entry(self, e, rounds=3):
+        """flex (compile + first run), our untuned call, our tune(), then `rounds` interleaved timings of the three."""
+        mod = self.module(e["module"])
         q, k, v = self.qkv(e)
         tables, bufs = self.data(e)
-        cfg = dict(BLOCK_M=config[0], BLOCK_N=config[1], num_warps=config[2], num_stages=config[3])
+        flex_variant = "softcap_causal" if e["variant"] == "softcap_causal_approx" else e["variant"]
+        flex_fn, flex_out, flex_info = self.flex_run(e, flex_variant)
 
-        def fn():
-            mod.CONFIG = cfg
-            return mod.flex_attention(q, k, v, *tables, **bufs)
-        return fn, cfg
+        t0 = time.time()
+        untuned_out = mod.flex_attention(q, k, v, *tables, **bufs, autotune=False)
+        torch.cuda.synchronize()
+        untuned = mod.last_config()
+        first_call_s = time.time() - t0
+        t0 = time.time()
+        mod.tune(q, k, v, *tables, **bufs)
+        tuning_s = time.time() - t0
+        timings = mod.last_config().get("timings", {})
+        tuned_out = mod.flex_attention(q, k, v, *tables, **bufs)
+        tuned = mod.last_config()
+        if tuned["source"] != "cache":
+            raise RuntimeError(f"after tune() the call resolved its config from {tuned['source']}, not the cache")
 
-    def candidates(self, e, module, label):
-        """Time each candidate config of `module` once; returns the fastest config. A config that fails
-        (e.g. out of shared memory) is logged and skipped; the default config must work."""
-        cands = []
-        for i, c in enumerate(e["candidates"]):
-            fn, cfg = self.ours_fn(e, c, module)
-            try:
-                fn()
-                torch.cuda.synchronize()
-                ms = bench_ms(fn)
-            except Exception as ex:
-                if i == 0:
-                    raise
-                self.log(json.dumps(dict(impl=label, variant=e["variant"], N=e["N"], D=e["D"], config=cfg,
-                                         error=repr(ex)[:300])))
-                continue
-            cands.append((ms, c))
-            self.log(json.dumps(dict(impl=label, variant=e["variant"], N=e["N"], D=e["D"], ms=ms, config=cfg)))
-        return min(cands, key=lambda t: t[0])[1]
-
-    def run_entries(self, entries, with_flex=True, errors=False, rounds=3):
-        """Per entry: flex (compile + first run), our candidate configs once each (and those of the TMA
-        module), then `rounds` interleaved timings of flex, our default config, our fastest candidate
-        and the fastest TMA candidate; each figure reported is the median over the rounds (clock drift
-        hits them all alike)."""
+        # The untuned figure re-runs the config the module resolved untuned (the cache now holds the tuned pick).
+        untuned_fn = lambda: mod.flex_attention(q, k, v, *tables, **bufs, config=untuned["config"])  # noqa: E731
+        tuned_fn = lambda: mod.flex_attention(q, k, v, *tables, **bufs)  # noqa: E731
+        t = {"flex": [], "untuned": [], "tuned": []}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(rounds):
+                t["flex"].append(bench_ms(flex_fn))
+                t["untuned"].append(bench_ms(untuned_fn))
+                t["tuned"].append(bench_ms(tuned_fn))
+        med = {key: statistics.median(vals) for key, vals in t.items()}
         rows = []
-        jobs = [(e, c) for e in entries for c in e["candidates"]]
-        jobs += [(e, c, self.tma_module(e)) for e in entries if self.tma_module(e) for c in e["candidates"]]
-        self.precompile(jobs)
+        if flex_variant == e["variant"]:
+            rows.append(self.record(e, "flex", med["flex"], rounds=t["flex"], **flex_info))
+        agree = lambda out: float((out.float() - flex_out.float()).abs().max())  # noqa: E731
+        rows.append(self.record(
+            e, "ours", med["tuned"], rounds=t["tuned"], flex_ms=med["flex"],
+            config=tuned["config"], untuned_ms=med["untuned"], untuned_rounds=t["untuned"], untuned_config=untuned["config"],
+            untuned_source=untuned["source"], tuning_s=round(tuning_s, 1), first_call_s=round(first_call_s, 1),
+            loop_forms=[mod.loop_form(tables[0], tables[1]), mod.loop_form(tables[2], tables[3])],
+            device=tuned["device"], bucket=tuned["bucket"], structure=mod.STRUCTURE, timings=timings,
+            untuned_max_abs_vs_flex=agree(untuned_out), max_abs_vs_flex=agree(tuned_out)))
+        return rows
+
+    def run_entries(self, entries, min_left_s=45):
+        rows = []
         for e in entries:
-            if self.time_left() < 20:
-                self.log(json.dumps(dict(skipped=f'{e["variant"]} D{e["D"]} N{e["N"]}', reason="deadline")))
+            if self.deadline - time.time() < min_left_s:
+                self.log(json.dumps(dict(skipped=f'{e["variant"]} D{e["D"]} N{e["N"]}', reason="budget")))
                 continue
             try:
-                self.qkv(e)
-                fkey = ("softcap_causal" if e["variant"] == "softcap_causal_approx" else e["variant"], e["N"], e["D"])
-                if with_flex and fkey not in self.flex_out:
-                    fe = dict(e, variant=fkey[0])
-                    _, fout, info = self.flex_run(fe)
-                    self.flex_out[fkey] = fout
-                    self.flex_info[fkey] = info
-                best = self.candidates(e, None, "ours-candidate")
-                default_fn, default_cfg = self.ours_fn(e, e["candidates"][0])
-                best_fn, best_cfg = self.ours_fn(e, best)
-                tma_name = self.tma_module(e)
-                tma_fn = None
-                if tma_name:
-                    try:  # a failing TMA module must not cost the entry its other figures
-                        tma_best = self.candidates(e, tma_name, "ours-tma-candidate")
-                        tma_fn, tma_cfg = self.ours_fn(e, tma_best, tma_name)
-                    except Exception as ex:
-                        self.log(json.dumps(dict(variant=e["variant"], N=e["N"], D=e["D"], tma_error=repr(ex)[:500])))
-                flex_fn = self.flex_fns.get(fkey)
-                t = {"flex": [], "default": [], "best": [], "tma": []}
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    for _ in range(rounds):
-                        if flex_fn:
-                            t["flex"].append(bench_ms(flex_fn))
-                        t["default"].append(bench_ms(default_fn))
-                        t["best"].append(bench_ms(best_fn))
-                        if tma_fn:
-                            t["tma"].append(bench_ms(tma_fn))
-                med = {k2: statistics.median(v2) if v2 else None for k2, v2 in t.items()}
-                if flex_fn and fkey[0] == e["variant"]:
-                    rows.append(self.record(dict(e, variant=fkey[0]), "flex", med["flex"], rounds=t["flex"], **self.flex_info[fkey]))
-                out = best_fn()
-                rec = dict(config=best_cfg, default_config=default_cfg, default_ms=med["default"], rounds=t["best"],
-                           default_rounds=t["default"], flex_ms=med["flex"])
-                if tma_fn:
-                    tma_out = tma_fn()
-                    q, k, v = self.qkv(e)
-                    tma_mod = self.module(tma_name)
-                    tma_mod.CONFIG = tma_cfg
-                    # tma_used: whether the launcher took the descriptor path (else it fell back to pointers).
-                    rec.update(tma_ms=med["tma"], tma_config=tma_cfg, tma_rounds=t["tma"],
-                               tma_used=bool(tma_mod.uses_tma(q, k, v)),
-                               tma_max_abs_vs_ours=float((tma_out.float() - out.float()).abs().max()))
-                    if fkey in self.flex_out:
-                        rec["tma_max_abs_vs_flex"] = float((tma_out.float() - self.flex_out[fkey].float()).abs().max())
-                    if errors:
-                        te = self.errors(e, tma_out, None)
-                        rec.update(tma_err_max=te["err_max"], tma_err_fro=te["err_fro"])
-                if fkey in self.flex_out:
-                    rec["max_abs_vs_flex"] = float((out.float() - self.flex_out[fkey].float()).abs().max())
-                if errors:
-                    rec.update(self.errors(e, out, self.flex_out.get(fkey)))
-                rows.append(self.record(e, "ours", med["best"], **rec))
+                rows += self.run_entry(e)
             except Exception as ex:
                 self.log(json.dumps(dict(variant=e["variant"], N=e["N"], D=e["D"], error=repr(ex)[:500])))
         return rows
 
-    def errors(self, e, out, fout):
-        q, k, v = self.qkv(e)
-        _, bufs = self.data(e)
-        mm, sm = flex_mods(e["variant"], e["N"], e["H"], bufs)
-        ref = reference_b0(q, k, v, mm, sm, 1.0 / math.sqrt(e["D"]))
-        res = {"err_max": max_rel_error(out[0].float().cpu(), ref.cpu())[0], "err_fro": rel_fro(out[0], ref)}
-        if fout is not None:
-            res["flex_err_max"] = max_rel_error(fout[0].float().cpu(), ref.cpu())[0]
-            res["flex_err_fro"] = rel_fro(fout[0], ref)
-        return res
 
-    def sweep(self, entries, configs):
-        jobs = [(e, c) for e in entries for c in configs[e["D"]]]
-        self.precompile(jobs)
-        rows = []
-        for e, c in jobs:
-            if self.time_left() < 30:
-                break
-            try:
-                ms, _, cfg = self.ours(e, c)
-                rows.append(self.record(e, "ours-sweep", ms, config=cfg))
-            except Exception as ex:
-                self.log(json.dumps(dict(variant=e["variant"], config=c, error=repr(ex)[:300])))
-        return rows
+def tuned_tables(rows):
+    """The tuned picks of a run in the shipped-table format (packages/codegen-triton/src/tuned/<gpu>.json), one
+    table per device: structure class -> problem bucket -> [BLOCK_M, BLOCK_N, num_warps, num_stages]. Variants of
+    one structure class and bucket (causal, sliding window, prefix-LM...) share an entry: it gets the config with the
+    least summed slowdown against each variant's own fastest, among the configs timed for all of them."""
+    groups = {}
+    for r in rows:
+        if r["impl"] == "ours" and r.get("structure"):
+            groups.setdefault((r["device"], r["structure"], r["bucket"]), []).append(r)
+    tables = {}
+    for (device, structure, bucket), group in sorted(groups.items()):
+        timed = [r["timings"] for r in group if r.get("timings")]
+        common = set.intersection(*(set(t) for t in timed)) if timed else set()
+        if common:
+            pick = min(sorted(common), key=lambda c: sum(t[c] / min(t.values()) for t in timed))
+            config = [int(x) for x in pick.replace("x", " ").replace("w", " ").replace("s", " ").split()]
+        else:
+            config = config_list(group[0]["config"])
+        t = tables.setdefault(device, {"format": "flexattn.triton-shipped/1", "device": device, "entries": {}})
+        t["entries"].setdefault(structure, {})[bucket] = config
+    return list(tables.values())

@@ -1,5 +1,7 @@
 """Conformance on the device: every case's generated module vs our float64 reference, and
-PyTorch's flex_attention (eager: these shapes are tiny and many) on the same tensors."""
+PyTorch's flex_attention (eager: these shapes are tiny and many) on the same tensors. Each block-loop
+form the launcher picks is checked, and the indexed form again where it picked the range form."""
+import contextlib
 import json
 import os
 import time
@@ -41,8 +43,26 @@ def _interpreter_patches(mod):
         mod._fa_tanh = _interp_tanh
 
 
+class indexed_loops:
+    """Within this context the module walks every block table by index (LOOP_INDEXED), whatever the tables allow:
+    the form that is right for any table, so the range form's answers can be checked against it."""
+
+    def __init__(self, mod):
+        self.mod = mod
+
+    def __enter__(self):
+        self.loop_form = self.mod.loop_form
+        self.mod.loop_form = lambda num, idx: self.mod.LOOP_INDEXED
+        return self
+
+    def __exit__(self, *exc):
+        self.mod.loop_form = self.loop_form
+        return False
+
+
 def run_case(path, device, with_flex, warm=False):
-    """One case: every generated module variant vs the float64 reference (and flex once)."""
+    """One case: every generated module variant vs the float64 reference (and flex once). A module whose launcher
+    picks the range form for a table runs again with the indexed form forced."""
     case = json.load(open(path))
     p = case["problem"]
     q, k, v = (tensor_from(case[n], device) for n in ("q", "k", "v"))
@@ -56,44 +76,50 @@ def run_case(path, device, with_flex, warm=False):
     for m in case["modules"]:
         mod = load_module(os.path.join(os.path.dirname(path), m["module"]))
         _interpreter_patches(mod)
-        out = torch.full((B, Hq, Lq, Dv), float("nan"), dtype=q.dtype, device=device)  # poisoned
-        rec = dict(name=case["name"], module=m["module"], dtype=p["dtype"], seed=case["seed"],
-                   options={k2: v2 for k2, v2 in m["config"].get("options", {}).items() if v2})
-        if hasattr(mod, "uses_tma"):  # a module generated with the tma option: which path this launch takes
-            rec["tma_path"] = bool(mod.uses_tma(q, k, v, out))
-        t0 = time.time()
-        if warm:
-            with warm_only(mod):
-                mod.flex_attention(q, k, v, *tables, **bufs, scale=p["scale"], return_lse=True,
-                                   q_offset=p["qOffset"], kv_offset=p["kvOffset"], out=out)
-            continue
-        try:
-            _, lse = mod.flex_attention(q, k, v, *tables, **bufs, scale=p["scale"], return_lse=True,
-                                        q_offset=p["qOffset"], kv_offset=p["kvOffset"], out=out)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-        except Exception as e:
-            recs.append(dict(rec, **{"pass": False}, error=repr(e)[:400]))
-            continue
-        rec["seconds"] = round(time.time() - t0, 2)
-        rec["out_err"], bad_o = max_rel_error(out.cpu(), ref_out)
-        rec["lse_err"], bad_l = lse_error(lse.cpu(), ref_lse)
-        rec["bad"] = bad_o + bad_l
-        tol = m["tolerance"] or TOL[p["dtype"]]
-        rec["tol"] = tol
-        rec["pass"] = rec["bad"] == 0 and rec["out_err"] <= tol and rec["lse_err"] <= tol
-        if with_flex:
-            try:
-                if flex is None:
-                    flex = run_flex(case, q, k, v, tables, bufs, device)
-                f_out, f_lse = flex
-                rec["flex_out_err"], fb = max_rel_error(f_out.cpu(), ref_out)
-                rec["flex_lse_err"], fb2 = lse_error(f_lse.cpu(), ref_lse)
-                rec["flex_bad"] = fb + fb2
-                rec["ours_vs_flex"], _ = max_rel_error(out.cpu(), f_out.cpu())
-            except Exception as e:  # flex may reject a case (e.g. a shape it does not support)
-                rec["flex_error"] = repr(e)[:300]
-        recs.append(rec)
+        forms = [mod.loop_form(tables[0], tables[1]), mod.loop_form(tables[2], tables[3])]
+        runs = [(False, contextlib.nullcontext())]
+        if mod.LOOP_RANGE in forms:
+            runs.append((True, indexed_loops(mod)))
+        for forced, ctx in runs:
+            out = torch.full((B, Hq, Lq, Dv), float("nan"), dtype=q.dtype, device=device)  # poisoned
+            rec = dict(name=case["name"], module=m["module"], dtype=p["dtype"], seed=case["seed"],
+                       options={k2: v2 for k2, v2 in m["config"].get("options", {}).items() if v2},
+                       loop_forms=[mod.LOOP_INDEXED] * 2 if forced else forms, forced=forced)
+            if hasattr(mod, "uses_tma"):  # a module generated with the tma option: which path this launch takes
+                rec["tma_path"] = bool(mod.uses_tma(q, k, v, out))
+            call = dict(scale=p["scale"], return_lse=True, q_offset=p["qOffset"], kv_offset=p["kvOffset"], out=out)
+            t0 = time.time()
+            with ctx:
+                if warm:
+                    with warm_only(mod):
+                        mod.flex_attention(q, k, v, *tables, **bufs, **call)
+                    continue
+                try:
+                    _, lse = mod.flex_attention(q, k, v, *tables, **bufs, **call)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                except Exception as e:
+                    recs.append(dict(rec, **{"pass": False}, error=repr(e)[:400]))
+                    continue
+            rec["seconds"] = round(time.time() - t0, 2)
+            rec["out_err"], bad_o = max_rel_error(out.cpu(), ref_out)
+            rec["lse_err"], bad_l = lse_error(lse.cpu(), ref_lse)
+            rec["bad"] = bad_o + bad_l
+            tol = m["tolerance"] or TOL[p["dtype"]]
+            rec["tol"] = tol
+            rec["pass"] = rec["bad"] == 0 and rec["out_err"] <= tol and rec["lse_err"] <= tol
+            if with_flex:
+                try:
+                    if flex is None:
+                        flex = run_flex(case, q, k, v, tables, bufs, device)
+                    f_out, f_lse = flex
+                    rec["flex_out_err"], fb = max_rel_error(f_out.cpu(), ref_out)
+                    rec["flex_lse_err"], fb2 = lse_error(f_lse.cpu(), ref_lse)
+                    rec["flex_bad"] = fb + fb2
+                    rec["ours_vs_flex"], _ = max_rel_error(out.cpu(), f_out.cpu())
+                except Exception as e:  # flex may reject a case (e.g. a shape it does not support)
+                    rec["flex_error"] = repr(e)[:300]
+            recs.append(rec)
     return recs
 
 

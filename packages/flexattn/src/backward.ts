@@ -1,0 +1,111 @@
+/**
+ * flexAttentionBackward(): the gradients of flexAttention for training, on the JS backend.
+ *
+ * Given the forward's inputs, its out and LSE (flexAttention with returnLse: true) and ∂L/∂out,
+ * returns ∂L/∂q, ∂L/∂k, ∂L/∂v and ∂L/∂ every captured f32 buffer of the score mod (a learnable
+ * bias table, ALiBi slopes). Buffer gradients are bitwise deterministic.
+ */
+import { type BufferData, FlexAttnError } from "@flexattn/ir";
+import { runJsBackward } from "@flexattn/codegen-js";
+import {
+  type BackwardInvocation, type StorageDType, type Tensor, backwardMods, contiguousStrides,
+} from "@flexattn/template";
+import { type FlexAttentionOptions, checkTensor, prepareCall } from "./attention.js";
+import { resolveSpec } from "./compile.js";
+
+export type FlexAttentionBackwardOptions = Omit<FlexAttentionOptions, "returnLse">;
+
+/** The gradient of one captured f32 buffer of the score mod. */
+export interface BufferGradientOutput {
+  /** The buffer's name in the traced score mod. */
+  name: string;
+  /** Its slot in the traced score mod's buffers. */
+  slot: number;
+  /** The captured data the gradient belongs to (compare with `myBuffer.data`). */
+  data: BufferData;
+  /** ∂L/∂data, same length. */
+  grad: Float32Array;
+}
+
+export interface FlexAttentionGradients {
+  /** [B, Hq, qLen, Dqk], contiguous, in the inputs' dtype. */
+  dq: Tensor;
+  /** [B, Hkv, kvLen, Dqk] (summed over each group's query heads under GQA). */
+  dk: Tensor;
+  /** [B, Hkv, kvLen, Dv]. */
+  dv: Tensor;
+  /** One per captured f32 buffer of the score mod that the output depends on, in slot order. */
+  dBuffers: BufferGradientOutput[];
+}
+
+function alloc(shape: number[], dtype: StorageDType): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { data: dtype === "f32" ? new Float32Array(n) : new Uint16Array(n), shape, dtype, strides: contiguousStrides(shape) };
+}
+
+function sameShape(name: string, t: Tensor, want: readonly number[]): void {
+  if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+    throw new FlexAttnError(`${name} must have shape [${want.join(", ")}], got [${t.shape.join(", ")}]`);
+  }
+}
+
+function checkLse(lse: unknown, want: readonly number[]): Float32Array {
+  const t = lse as Tensor;
+  if (!t || typeof t !== "object" || !(t.data instanceof Float32Array) || !Array.isArray(t.shape)) {
+    throw new FlexAttnError("lse must be the forward's f32 LSE tensor: call flexAttention(q, k, v, { ...options, returnLse: true }) and pass its lse");
+  }
+  sameShape("lse", t, want);
+  const strides = t.strides ?? contiguousStrides(t.shape);
+  if (strides.some((s, i) => s !== contiguousStrides(want)[i])) throw new FlexAttnError("lse must be contiguous [B, Hq, qLen], as flexAttention returns it");
+  return t.data;
+}
+
+/**
+ * The gradients of `flexAttention(q, k, v, options)` for the loss whose gradient at the output is
+ * `dOut`. `out` and `lse` are the forward's (`returnLse: true`); the options must be the forward's.
+ * Runs on the JS backend ("auto" means JS here); other backends have no backward yet.
+ */
+export async function flexAttentionBackward(
+  q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dOut: Tensor, options: FlexAttentionBackwardOptions = {},
+): Promise<FlexAttentionGradients> {
+  const backend = options.backend ?? "auto";
+  if (backend !== "auto" && backend !== "js") {
+    throw new FlexAttnError(
+      `flexAttentionBackward runs on the js backend only for now (got backend "${String(backend)}"); pass backend: "js" or "auto"`,
+    );
+  }
+  const call = prepareCall(q, k, v, { ...options, returnLse: true });
+  const p = call.problem;
+  const outShape = [p.batch, p.qHeads, p.qLen, p.vHeadDim];
+  const o = checkTensor("out", out);
+  const g = checkTensor("dOut", dOut);
+  sameShape("out", o, outShape);
+  sameShape("dOut", g, outShape);
+  for (const [name, t] of [["out", o], ["dOut", g]] as const) {
+    if (t.dtype !== p.dtype) throw new FlexAttnError(`${name} must have the inputs' dtype ${p.dtype}, got ${t.dtype}`);
+  }
+  const lseData = checkLse(lse, [p.batch, p.qHeads, p.qLen]);
+  const mods = backwardMods(call.score);
+  const dq = alloc([p.batch, p.qHeads, p.qLen, p.qkHeadDim], p.dtype);
+  const dk = alloc([p.batch, p.kvHeads, p.kvLen, p.qkHeadDim], p.dtype);
+  const dv = alloc([p.batch, p.kvHeads, p.kvLen, p.vHeadDim], p.dtype);
+  const dBuffers = mods.gradBuffers.map((gb) => ({
+    name: gb.name, slot: gb.slot, data: call.score!.buffers[gb.slot].data!, grad: new Float32Array(gb.size),
+  }));
+  if (!call.empty) {
+    const inv: BackwardInvocation = {
+      ...call.invocation,
+      strides: { ...call.invocation.strides, out: o.strides! },
+      out: o.data, lse: lseData, dOut: g,
+      dq: dq.data, dk: dk.data, dv: dv.data,
+      gradStrides: { dq: dq.strides!, dk: dk.strides!, dv: dv.strides! },
+      dBuffers: dBuffers.map((d) => d.grad),
+    };
+    // The JS backward tiles as the forward does: the same config resolution, on the js backend.
+    const { spec } = resolveSpec({
+      backend: "js", mask: call.mask, score: call.score, problem: { ...p, returnLse: true }, sparseBlock: call.sparseBlock, config: options.config,
+    });
+    runJsBackward(spec, inv);
+  }
+  return { dq, dk, dv, dBuffers };
+}
