@@ -112,7 +112,8 @@ describe("Dawn WGSL validation (null backend)", () => {
     }
     await check("no mods", null, null, 64, 64, "f32", first64);
     // The bank-conflict layouts are options: each off, and all off (the layout before call 33).
-    for (const off of [{ padS: false }, { staggerS: false }, { staggerSplit: false }, { padS: false, staggerS: false, staggerSplit: false }])
+    const offs: Record<string, boolean>[] = [{ padS: false }, { staggerS: false }, { staggerSplit: false }, { padS: false, staggerS: false, staggerSplit: false }];
+    for (const off of offs)
       for (const first of [first64, first128]) await check(`off ${JSON.stringify(off)}`, mask, score, first.blockN === 32 ? 64 : 128, first.blockN === 32 ? 64 : 128, "f32", { ...first, options: { ...first.options, ...off } });
     expect(errors).toEqual([]);
     expect(count).toBeGreaterThan(2 * masks.length * scores.length + 5);
