@@ -269,26 +269,11 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
     );
   }
 
-  accumulate(blocks: BlockKind): Lines {
-    const dot = `acc = tl.dot(p.to(vt.dtype), vt, acc${this.dotPrecision})`;
-    // Zero weights only come from the mask or a score mod here (full blocks without one have none).
-    if (blocks === "full" && this.spec.score === null) return [dot];
-    // A zero weight (masked key) adds nothing, whatever V holds (NUMERICS.zeroWeights): the dot
-    // would add 0·NaN = NaN. So non-finite V is left out of the dot, and a tile that has some
-    // adds it back exactly where the weight is non-zero: counts of NaN / +inf / -inf per output.
-    return [
-      'v_fin = tl.abs(vt.to(tl.float32)) < float("inf")',
-      `acc = tl.dot(p.to(vt.dtype), tl.where(v_fin, vt, 0.0).to(vt.dtype), acc${this.dotPrecision})`,
-      "if tl.min(v_fin.to(tl.int32)) == 0:",
-      "    w_on = (p > 0).to(tl.float32)",
-      '    n_nan = tl.dot(w_on, (vt != vt).to(tl.float32))',
-      '    n_pos = tl.dot(w_on, (vt == float("inf")).to(tl.float32))',
-      '    n_neg = tl.dot(w_on, (vt == float("-inf")).to(tl.float32))',
-      // acc + inf keeps IEEE's answer where acc is already NaN or -inf.
-      '    acc = tl.where(n_pos > 0, acc + float("inf"), acc)',
-      '    acc = tl.where(n_neg > 0, acc - float("inf"), acc)',
-      '    acc = tl.where(n_nan > 0, float("nan"), acc)',
-    ];
+  accumulate(_blocks: BlockKind): Lines {
+    // P·V on the tensor cores, as PyTorch's flex_attention: a NaN/±∞ in V at a zero-weight key
+    // of a computed tile reaches the row (0·NaN), see NUMERICS.zeroWeights. Guarding it here
+    // would route every V tile through registers on its way to the matrix unit.
+    return [`acc = tl.dot(p.to(vt.dtype), vt, acc${this.dotPrecision})`];
   }
 
   epilogue(): Lines {

@@ -2,7 +2,8 @@
  * One behaviour for non-finite values on every backend (NUMERICS.zeroWeights / infiniteScores):
  * a masked key (weight 0) contributes nothing whatever V holds there; a +inf score makes its row
  * NaN. JS and WGSL are executed against the float64 reference; the Triton and CUDA sources are
- * inspected (CI cannot run them; the fuzz test compiles them).
+ * inspected (CI cannot run them; the fuzz test compiles them). Matrix-unit P·V (Triton) keeps
+ * PyTorch's flex_attention semantics instead (NUMERICS.zeroWeights).
  */
 import { describe, expect, it } from "vitest";
 import {
@@ -65,20 +66,15 @@ describe.each(["js", "wgsl"] as const)("non-finite values on %s", (backend) => {
   });
 });
 
-describe("generated Triton and CUDA drop zero weights by selection", () => {
+describe("generated Triton and CUDA: the P·V update each kernel uses", () => {
   const problem = { batch: 1, qHeads: 1, kvHeads: 1, qLen: 256, kvLen: 256, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" as const, layout: "bhsd" as const };
-  it("Triton: partial blocks (and full ones under a score mod) keep non-finite V out of the dot", () => {
-    // Each block loop of the source, by the comment that opens it, with whether its P·V is guarded.
-    const loops = (src: string) =>
-      src.split(/# ---- /).filter((part) => /^(partial|full) blocks/.test(part))
-        .map((part) => ({ partial: part.startsWith("partial"), guarded: part.includes("tl.where(v_fin, vt, 0.0)") }));
-    const masked = loops(compile({ maskMod: causal() }, problem, { backend: "triton" }).source);
-    expect(masked.some((l) => l.partial) && masked.some((l) => !l.partial)).toBe(true);
-    for (const l of masked) expect(l.guarded, l.partial ? "partial loop" : "full loop, identity score").toBe(l.partial);
-    const src = compile({ maskMod: causal() }, problem, { backend: "triton" }).source;
-    expect(src).toMatch(/if tl\.min\(v_fin\.to\(tl\.int32\)\) == 0:\n\s+w_on = \(p > 0\)/);
-    const scored = loops(compile({ maskMod: causal(), scoreMod: (s, _b, _h, _q, _kv) => s.mul(2) }, problem, { backend: "triton" }).source);
-    for (const l of scored) expect(l.guarded, "every loop under a score mod").toBe(true);
+  it("Triton: P·V stays one tensor-core product per tile (matrix-unit semantics, as PyTorch's flex_attention)", () => {
+    for (const scoreMod of [undefined, (s: Value, _b: Value, _h: Value, _q: Value, _kv: Value) => s.mul(2)] as (ScoreMod | undefined)[]) {
+      const src = compile({ maskMod: causal(), scoreMod }, problem, { backend: "triton" }).source;
+      const products = src.match(/acc = tl\.dot\(p\.to\(vt\.dtype\), vt, acc\)/g) ?? [];
+      expect(products.length).toBeGreaterThanOrEqual(2); // partial and full block loops
+      expect(src).not.toMatch(/v_fin|tl\.where\([^)]*vt/);
+    }
   });
 
   it("CUDA: a zero weight skips its V row", () => {

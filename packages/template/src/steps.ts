@@ -96,8 +96,12 @@ export const NUMERICS = {
   domain: "exp2",
   /**
    * A key whose softmax weight is exactly 0 (masked: score −∞; or underflowed) adds nothing to
-   * its row, whatever V holds there: kernels select (or skip), never add 0·V, which is NaN for
-   * V = NaN or ±∞. Masked keys contribute nothing, as the float64 reference defines.
+   * its row, whatever V holds there, in the scalar kernels (JS, plain WGSL, CUDA f32): they
+   * select (or skip), never add 0·V, which is NaN for V = NaN or ±∞, as the float64 reference
+   * defines. Kernels whose P·V runs on the matrix unit (Triton, WGSL subgroupMatrix, CUDA
+   * f16/bf16) multiply 0·V there, as PyTorch's flex_attention does: a NaN/±∞ in V at a masked
+   * key of a computed tile reaches the row. Guarding that would take V off the matrix unit's
+   * fast path; finite V (every real model) gives the same result everywhere.
    */
   zeroWeights: "skip",
   /** A +∞ or NaN score makes its row NaN (out and LSE), as IEEE softmax and PyTorch do. */
