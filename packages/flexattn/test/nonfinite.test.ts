@@ -1,5 +1,5 @@
 /**
- * One behaviour for non-finite values on every backend (NUMERICS.zeroWeights / infiniteScores):
+ * The non-finite-value rules (NUMERICS.zeroWeights / infiniteScores): in the scalar kernels
  * a masked key (weight 0) contributes nothing whatever V holds there; a +inf score makes its row
  * NaN. JS and WGSL are executed against the float64 reference; the Triton and CUDA sources are
  * inspected (CI cannot run them; the fuzz test compiles them). Matrix-unit P·V (Triton) keeps
