@@ -37,7 +37,13 @@ describe("tune", () => {
 
   it("stops starting candidates past its budget, and fails clearly when none runs", async () => {
     let calls = 0;
-    const slow = await tune({ ...request, budgetMs: 0, measure: () => (calls++, 1) });
+    const slow = await tune({
+      ...request, budgetMs: 0,
+      measure: () => {
+        calls++;
+        return 1;
+      },
+    });
     expect(calls).toBe(1);
     expect(slow.trials).toHaveLength(1);
     await expect(tune({ ...request, measure: () => Number.NaN })).rejects.toThrow(/no candidate that runs/);

@@ -95,7 +95,10 @@ export function runJsBackward(spec: KernelSpec, inv: BackwardInvocation): void {
   if (inv.dBuffers.length !== grads.length || inv.dBuffers.some((d, i) => !(d instanceof Float32Array) || d.length !== grads[i].size)) {
     throw new FlexAttnError(`runJsBackward: expected ${grads.length} buffer gradient output(s) of sizes [${grads.map((g) => g.size).join(", ")}]`);
   }
-  if (!compiled) return runInterpretedBackward(spec, inv);
+  if (!compiled) {
+    runInterpretedBackward(spec, inv);
+    return;
+  }
   const { fn } = compiled;
   const captured = [...(inv.mask ? boundBuffers(inv.mask) : []), ...(inv.score ? boundBuffers(inv.score) : [])];
   const full = fullTablesOf(t);
