@@ -88,7 +88,6 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const out = await flexAttention(q, k, v, { scoreMod, blockMask, backend });
     const warmMs = performance.now() - t;
     const last = lastFlexAttentionRun()!;
-    if (last.fellBack) progress(`  (${last.fellBack}; ran on js)`);
     runs.push({ backend: last.backend, device: last.device, firstMs, warmMs, out });
   };
   await timeBackend(o.backend);
