@@ -142,8 +142,8 @@ export interface WgslGeometry {
  *       (SS = BN + 4 with padS, so that a row's lanes reading S spread over the banks)
  *   pp  [NSG·2R][PS]: each subgroup's P tile, hi rows then lo rows (Q passes through it first, QCW
  *       columns of every row at a time)
- * PS is padded past BN: P tiles with a row stride of exactly 16 halves (32 bytes) gave wrong
- * products on the H200 (results/wgsl-h200-mma-probe, call 9).
+ * PS is padded past BN: NVIDIA's driver computes wrong products from P tiles whose row stride is
+ * exactly 16 halves (32 bytes).
  */
 export interface MatrixGeometry {
   readonly RF: number;
