@@ -11,8 +11,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type MaskMod, type ScoreMod, traceMaskMod, traceScoreMod } from "@flexattn/ir";
-import { alibi, causal, documentCausal, prefixLM, randomDocumentIds, slidingWindow, softcap } from "@flexattn/masks";
+import { traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
   type BlockMaskTables, CONFORMANCE_CASES, type KernelSpec, type StorageDType, capturedBuffers, instantiateCase, makeSpec,
@@ -20,6 +19,7 @@ import {
 } from "@flexattn/template";
 import { cudaBackend, cudaPythonModule } from "@flexattn/codegen-cuda";
 import { b64, invocationJson, tablesJson } from "./device-export.js";
+import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS } from "./protocol.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "cuda", "generated");
 const args = process.argv.slice(2);
@@ -68,20 +68,10 @@ function generateConformance(): void {
   console.log(`cuda: ${index.length} conformance kernels → ${dir}`);
 }
 
-const DOC_SEED = 1234;
-/** The protocol's variants (the same mods as the Triton harness's). */
-const VARIANTS: { name: string; mask: (n: number) => MaskMod | null; score: (h: number) => ScoreMod | null }[] = [
-  { name: "noop", mask: () => null, score: () => null },
-  { name: "causal", mask: () => causal(), score: () => null },
-  { name: "sliding_window_1024", mask: () => slidingWindow(1024), score: () => null },
-  { name: "prefix_lm", mask: (n) => prefixLM(n / 4), score: () => null },
-  { name: "document_causal", mask: (n) => documentCausal(randomDocumentIds(n, 8, DOC_SEED)), score: () => null },
-  { name: "alibi_causal", mask: () => causal(), score: (h) => alibi(h) },
-  { name: "softcap_causal", mask: () => causal(), score: () => softcap(30) },
-];
-const SHAPES = [{ D: 128, H: 16 }, { D: 64, H: 32 }];
+const VARIANTS = PROTOCOL_VARIANTS;
+const SHAPES = PROTOCOL_SHAPES;
 const NS = [16384, 4096];
-const TOKENS = 16384;
+const TOKENS = PROTOCOL_TOKENS;
 
 function generateBench(): void {
   const dir = join(ROOT, "bench");

@@ -14,14 +14,15 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type KernelArtifact, type MaskMod, type ScoreMod, compile, traceMaskMod, traceScoreMod } from "flexattn";
-import { alibi, causal, documentCausal, prefixLM, randomDocumentIds, slidingWindow, softcap } from "@flexattn/masks";
+import { type KernelArtifact, compile, traceMaskMod, traceScoreMod } from "flexattn";
+import { causal, softcap } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
   type BlockMaskTables, CONFORMANCE_CASES, type KernelSpec, instantiateCase, makeSpec, referenceAttention, resolveProblem,
 } from "@flexattn/template";
 import { bufferArgs } from "@flexattn/codegen-triton";
 import { torchModSource } from "./triton-torch-mods.js";
+import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS, type ProtocolVariant } from "./protocol.js";
 import { b64, tablesJson, tensorJson } from "./device-export.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "triton", "generated");
@@ -100,32 +101,19 @@ function generateConformance(seed: number): void {
 
 // ---- the performance protocol ----
 
-interface Variant {
-  name: string;
-  mask: (n: number) => MaskMod | null;
-  score: (h: number) => ScoreMod | null;
+interface Variant extends ProtocolVariant {
   /** Generated with the approximate tanh (a user's opt-in); timed only when asked for (run.py --variants). */
   approxTanh?: boolean;
 }
 
-const DOC_SEED = 1234;
 const VARIANTS: Variant[] = [
-  { name: "noop", mask: () => null, score: () => null },
-  { name: "causal", mask: () => causal(), score: () => null },
-  { name: "sliding_window_1024", mask: () => slidingWindow(1024), score: () => null },
-  { name: "prefix_lm", mask: (n) => prefixLM(n / 4), score: () => null },
-  { name: "document_causal", mask: (n) => documentCausal(randomDocumentIds(n, 8, DOC_SEED)), score: () => null },
-  { name: "alibi_causal", mask: () => causal(), score: (h) => alibi(h) },
-  { name: "softcap_causal", mask: () => causal(), score: () => softcap(30) },
+  ...PROTOCOL_VARIANTS,
   { name: "softcap_causal_approx", mask: () => causal(), score: () => softcap(30), approxTanh: true },
 ];
 
-const SHAPES = [
-  { D: 128, H: 16 },
-  { D: 64, H: 32 },
-];
+const SHAPES = PROTOCOL_SHAPES;
 const NS = [4096, 16384];
-const TOKENS = 16384;
+const TOKENS = PROTOCOL_TOKENS;
 
 function generateBench(): void {
   const dir = join(ROOT, "bench");
