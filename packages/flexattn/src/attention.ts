@@ -4,7 +4,7 @@ import {
   type BackendName, type BlockMaskTables, type KernelConfig, type KernelInvocation, type ResolvedProblem, type StorageDType,
   type Tensor, checkBlockMask, checkBlockMaskInput, contiguousStrides, denseTables, resolveProblem,
 } from "@flexattn/template";
-import { type ConfigSource, defaultTuningCache, describeConfig, tune } from "@flexattn/autotune";
+import { type ConfigSource, type TuneProgress, defaultTuningCache, describeConfig, tune } from "@flexattn/autotune";
 import { compileSpec, normalizeBlockSize, resolveSpec, specOf, toScoreGraph } from "./compile.js";
 import { type KernelExecutor, executorUnavailableReason, findExecutor, getBackend, jsExecutor } from "./registry.js";
 
@@ -50,7 +50,7 @@ export interface TunePolicy {
   maxCandidates?: number;
   /** Stop starting new candidates after this long (ms); default 60 000. */
   budgetMs?: number;
-  onProgress?(p: { index: number; total: number; config: KernelConfig; ms?: number; error?: string }): void;
+  onProgress?(p: TuneProgress): void;
 }
 
 export interface FlexAttentionResult {
