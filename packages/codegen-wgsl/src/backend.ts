@@ -7,6 +7,7 @@ import {
 import { WgslEmitter } from "./emitter.js";
 import { MatrixEmitter } from "./emitter-matrix.js";
 import { type WgslGeometry, wgslGeometry } from "./geometry.js";
+import { shippedWgslConfig } from "./tuned.js";
 
 export const WGSL_ENTRY = "main";
 
@@ -163,19 +164,16 @@ export function wgslConfigCandidates(problem: ResolvedProblem, sparseBlock: read
     );
   }
   const seen = new Set<string>(); // forced options (o.options) can make two candidates equal
-  const ranked = out.sort((a, b) => b.score - a.score).map((x) => x.config)
+  return out.sort((a, b) => b.score - a.score).map((x) => x.config)
     .filter((c) => !seen.has(JSON.stringify(c)) && Boolean(seen.add(JSON.stringify(c))));
-  // Configs measured best on the GPU machine (apps/bench/results/wgsl-h*) go first where they apply.
-  const widest = Math.max(problem.qkHeadDim, problem.vHeadDim);
-  const matches = (c: KernelConfig, m: (typeof MEASURED)[number]["shape"]) =>
-    c.blockM === m.blockM && c.blockN === m.blockN && Object.entries(m.options).every(([k, v]) => c.options?.[k] === v);
-  const first = MEASURED.filter((m) => widest <= m.maxHeadDim)
-    .map((m) => ranked.find((c) => matches(c, m.shape)))
-    .filter((c): c is KernelConfig => c !== undefined);
-  return [...first, ...ranked.filter((c) => !first.includes(c))];
 }
 
-/** subgroupMatrix configs (16 or 32 query rows per subgroup), after the plain ones unless measured (MEASURED). */
+/**
+ * subgroupMatrix configs (16 or 32 query rows per subgroup). They rank before every plain config:
+ * f16 products into f32 run on the matrix units, several times the scalar f32 rate. Among them:
+ * tall query tiles (K/V reuse), short key tiles (S in registers), 256 invocations, the simpler
+ * staging first.
+ */
 function matrixCandidates(problem: ResolvedProblem, sparseBlock: readonly [number, number], limits: WgslLimits, vec4: boolean, o: CandidateOptions): { config: KernelConfig; score: number }[] {
   const out: { config: KernelConfig; score: number }[] = [];
   for (const blockM of [128, 64, 32, 16]) {
@@ -192,7 +190,7 @@ function matrixCandidates(problem: ResolvedProblem, sparseBlock: readonly [numbe
             };
             const g = geometryOf(problem, config, sparseBlock);
             if (!g?.matrix || g.sharedBytes > limits.maxComputeWorkgroupStorageSize) continue;
-            out.push({ config, score: -100 + Math.log2(blockM) - Math.log2(blockN) - (shareKV ? 0.5 : 0) - (prefetchNext ? 0.25 : 0) });
+            out.push({ config, score: 100 + Math.log2(blockM) - Math.log2(blockN) - Math.abs(Math.log2(T / 256)) - (shareKV ? 0.5 : 0) - (prefetchNext ? 0.25 : 0) });
           }
         }
       }
@@ -200,30 +198,6 @@ function matrixCandidates(problem: ResolvedProblem, sparseBlock: readonly [numbe
   }
   return out;
 }
-
-/**
- * Best measured shapes per head-dim class (Dawn/Vulkan, f32), fast on every protocol variant and
- * reproducible from one pipeline compile to the next (apps/bench/results/wgsl-h200.md). At head
- * dim 128, plain 256-invocation configs timed anywhere from 5 to 33 TFLOP/s for the same shader
- * across compiles, 512-invocation ones 24–26 every time; call 24 later found that a new pipeline's
- * first seconds can time that slow, so part of that spread may be timing, not the compile.
- */
-const MEASURED: { maxHeadDim: number; shape: { blockM: number; blockN: number; options: Record<string, number | boolean> } }[] = [
-  // Where the device has f16 subgroup matrices: 1.25–1.38× the plain kernels at d=64 and
-  // 1.34–2.07× at d=128 on every protocol variant (call 21); V staged in K's place is 2–5% faster
-  // again on every variant but ALiBi d=128, equal (call 24, two passes). The next tile's K and V
-  // loaded a tile ahead is 7–16% faster again at d=64 on every variant, and −6% to +3% at d=128
-  // (calls 29 and 30). S rows padded against bank conflicts (padS, a default with staggerS and
-  // staggerSplit) are 1.13–1.16× faster on 16-key tiles, and made 32-key tiles the fastest at d=64
-  // on every variant (noop 1.33× the 16-key unpadded kernel) and prefetchNext the fastest at d=128
-  // on six of seven (calls 33 and 34).
-  { maxHeadDim: 64, shape: { blockM: 128, blockN: 32, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true, prefetchNext: true } } },
-  { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true, prefetchNext: true } } },
-  { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true, prefetchNext: false } } },
-  { maxHeadDim: 128, shape: { blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: false, prefetchNext: false } } },
-  { maxHeadDim: 64, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 256, qGlobal: true, subgroups: true, shareKV: false } } },
-  { maxHeadDim: 128, shape: { blockM: 128, blockN: 32, options: { rowsPerThread: 4, workgroupSize: 512, qGlobal: true, subgroups: true, shareKV: true } } },
-];
 
 /** The default config under given limits (WebGPU defaults unless told otherwise). */
 export function wgslDefaultConfig(problem: ResolvedProblem, sparseBlock: readonly [number, number], o: CandidateOptions = {}): KernelConfig {
@@ -236,10 +210,27 @@ export function wgslDefaultConfig(problem: ResolvedProblem, sparseBlock: readonl
  */
 export interface WgslTargetLimits extends WgslLimits {
   vec4?: boolean;
+  /** The adapter's vendor (GPUAdapterInfo.vendor): picks the shipped table (tuned.ts). */
+  vendor?: string;
 }
 
 /** How many of the ranked candidates the backend declares for tuning. */
 export const WGSL_SEARCH_SPACE = 32;
+
+/**
+ * The best-ranked candidates, half from each kernel family (subgroupMatrix and plain) where the
+ * device has both, in rank order: the tuner compares the two kernels, and a partial user config
+ * that turns one off still finds a whole config of the other.
+ */
+function searchSpace(ranked: readonly KernelConfig[]): KernelConfig[] {
+  const isMatrix = (c: KernelConfig) => c.options?.subgroupMatrix === true;
+  const matrix = ranked.filter(isMatrix);
+  const plain = ranked.filter((c) => !isMatrix(c));
+  const half = WGSL_SEARCH_SPACE / 2;
+  const takeMatrix = Math.min(matrix.length, Math.max(half, WGSL_SEARCH_SPACE - plain.length));
+  const kept = new Set([...matrix.slice(0, takeMatrix), ...plain.slice(0, WGSL_SEARCH_SPACE - takeMatrix)]);
+  return ranked.filter((c) => kept.has(c));
+}
 
 export const wgslBackend: CodegenBackend = {
   name: "wgsl",
@@ -247,7 +238,12 @@ export const wgslBackend: CodegenBackend = {
   // The tuner's search space: the best-ranked candidates (the full enumeration runs to thousands).
   configCandidates: (problem, sparseBlock, _mods, target) => {
     const limits = target?.limits as WgslTargetLimits | undefined;
-    return wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits?.vec4 }).slice(0, WGSL_SEARCH_SPACE);
+    return searchSpace(wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits?.vec4 }));
+  },
+  shippedConfig: (problem, sparseBlock, _mods, target) => {
+    const limits = target.limits as WgslTargetLimits | undefined;
+    if (!limits?.vendor) return undefined;
+    return shippedWgslConfig(wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits.vec4 }), problem, limits.vendor);
   },
   generate: generateWgsl,
 };

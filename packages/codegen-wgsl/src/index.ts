@@ -2,6 +2,8 @@ export {
   wgslBackend, generateWgsl, wgslConfigCandidates, wgslDefaultConfig, checkLimits, DEFAULT_WGSL_LIMITS, DAWN_SUBGROUP_MATRIX_OPTIONS, WGSL_ENTRY,
 } from "./backend.js";
 export type { WgslLimits, WgslTargetLimits, CandidateOptions } from "./backend.js";
+export { shippedWgslConfig, WGSL_SHIPPED_TABLES, WGSL_SHIPPED_FORMAT } from "./tuned.js";
+export type { WgslShippedTable, WgslShippedShape } from "./tuned.js";
 export { wgslGeometry, wgslOptions, DEFAULT_WGSL_OPTIONS } from "./geometry.js";
 export type { WgslGeometry, WgslOptions } from "./geometry.js";
 export { wgslRenderer, wgslFloat, wgslInt, WGSL_MOD_PRELUDE, WGSL_LOAD_PRELUDE, WGSL_TYPE } from "./renderer.js";

@@ -5,7 +5,7 @@ import { causal, documentCausal, softcap, alibi } from "@flexattn/masks";
 import { type KernelConfig, denseTables, kernelAbi, makeSpec, resolveProblem } from "@flexattn/template";
 import {
   PARAMS_BYTES, PARAM_FIELDS, type WgslLimits, capturedOffsets, checkLimits, generateWgsl, packCaptured, packParams, packTables,
-  wgslBackend, wgslConfigCandidates, wgslDefaultConfig, wgslFloat, wgslGeometry, wgslInt,
+  shippedWgslConfig, wgslBackend, wgslConfigCandidates, wgslDefaultConfig, wgslFloat, wgslGeometry, wgslInt,
 } from "../src/index.js";
 
 const problem = (d = 64, dtype: "f32" | "f16" | "bf16" = "f32") =>
@@ -33,13 +33,21 @@ describe("configs", () => {
         }
   });
 
-  it("puts the configs measured best on the GPU machine first", () => {
-    const d64 = wgslDefaultConfig(problem(64), [128, 128], { limits: H100 });
-    expect([d64.blockM, d64.blockN, d64.options]).toEqual([128, 32, { rowsPerThread: 4, workgroupSize: 256, vec4: true, qGlobal: true, subgroups: true, shareKV: false }]);
-    // No vec4 (e.g. odd strides): no qGlobal either, spelled out so merged configs stay consistent.
+  it("resolves NVIDIA adapters to the shipped table's shapes, other vendors to the heuristic", () => {
+    const shipped = (d: number, limits: WgslLimits, vendor = "nvidia", vec4 = true) =>
+      wgslBackend.shippedConfig?.(problem(d), [128, 128], { mask: null, score: null }, { signature: "t", limits: { ...limits, vendor, vec4 } });
+    const d64 = shipped(64, H100);
+    expect([d64?.blockM, d64?.blockN, d64?.options]).toEqual([128, 32, { rowsPerThread: 4, workgroupSize: 256, vec4: true, qGlobal: true, subgroups: true, shareKV: false }]);
+    // No vec4 (e.g. odd strides) means no qGlobal: no shipped shape applies, and the heuristic decides.
+    expect(shipped(64, H100, "nvidia", false)).toBeUndefined();
     expect(wgslDefaultConfig(problem(64), [128, 128], { limits: H100, vec4: false }).options).toMatchObject({ vec4: false, qGlobal: false });
-    const d128 = wgslDefaultConfig(problem(128), [128, 128], { limits: H100 });
-    expect([d128.blockM, d128.blockN, d128.options?.workgroupSize, d128.options?.rowsPerThread, d128.options?.shareKV]).toEqual([128, 32, 512, 4, true]);
+    const d128 = shipped(128, H100);
+    expect([d128?.blockM, d128?.blockN, d128?.options?.workgroupSize, d128?.options?.rowsPerThread, d128?.options?.shareKV]).toEqual([128, 32, 512, 4, true]);
+    // The shipped pick is one of the valid candidates, and vendors without a table get none.
+    expect(wgslConfigCandidates(problem(128), [128, 128], { limits: H100 })).toContainEqual(d128);
+    expect(shipped(64, H100, "Intel")).toBeUndefined();
+    expect(shipped(64, H100, "")).toBeUndefined();
+    expect(shippedWgslConfig(wgslConfigCandidates(problem(64), [128, 128], { limits: H100 }), problem(64), "NVIDIA")).toEqual(d64);
     // Without shareKV that tile needs 50 KB: the candidates offer sharing only where it saves memory.
     const all = wgslConfigCandidates(problem(64), [128, 128], { limits: H100 });
     expect(all.length).toBe(new Set(all.map((c) => JSON.stringify(c))).size);
@@ -202,29 +210,32 @@ describe("subgroupMatrix", () => {
   const mma = (blockM: number, blockN: number, T: number, extra: Record<string, number | boolean> = {}): KernelConfig =>
     ({ blockM, blockN, numWarps: T / 32, numStages: 1, prescaleQk: false, options: { subgroupMatrix: true, workgroupSize: T, vec4: true, ...extra } });
 
-  it("is a candidate only where the device has subgroup matrices; the measured 128-row T256 shapes lead, other matrix shapes rank last", () => {
+  it("is a candidate only where the device has subgroup matrices, ranked before the plain kernels; NVIDIA's shipped matrix shapes lead there", () => {
     expect(wgslConfigCandidates(problem(128), [128, 128], { limits: H100 }).some((c) => c.options?.subgroupMatrix)).toBe(false);
     for (const d of [64, 128]) {
       const all = wgslConfigCandidates(problem(d), [128, 128], { limits: MATRIX });
-      // Head dim 64 leads with 32-key tiles (calls 33 and 34), both with the next tile prefetched.
-      const measured = [
-        ...(d === 64 ? [{ blockN: 32, shareKV: true, prefetchNext: true }] : []),
-        { blockN: 16, shareKV: true, prefetchNext: true },
-        { blockN: 16, shareKV: true, prefetchNext: false },
-        { blockN: 16, shareKV: false, prefetchNext: false },
-      ];
-      for (const [i, { blockN, ...options }] of measured.entries()) {
-        expect(all[i]).toMatchObject({ blockM: 128, blockN, options: { subgroupMatrix: true, workgroupSize: 256, ...options } });
-      }
+      const firstPlain = all.findIndex((c) => !c.options?.subgroupMatrix);
+      expect(firstPlain).toBeGreaterThan(0);
+      expect(all.slice(firstPlain).some((c) => c.options?.subgroupMatrix)).toBe(false);
+      expect(all[0]).toMatchObject({ blockM: 128, blockN: 16, options: { subgroupMatrix: true, workgroupSize: 256 } });
       expect(wgslDefaultConfig(problem(d), [128, 128], { limits: MATRIX })).toEqual(all[0]);
-      // After the measured ones: the plain configs, then the other matrix shapes.
-      const nextMatrix = all.findIndex((c, i) => i >= measured.length && c.options?.subgroupMatrix);
-      expect(nextMatrix).toBeGreaterThan(measured.length);
-      expect(all.slice(nextMatrix).every((c) => c.options?.subgroupMatrix)).toBe(true);
+      // Head dim 64 ships 32-key tiles, 128 16-key tiles, both with the next tile prefetched.
+      const shipped = wgslBackend.shippedConfig?.(problem(d), [128, 128], { mask: null, score: null }, { signature: "t", limits: { ...MATRIX, vendor: "nvidia", vec4: true } });
+      expect(shipped).toMatchObject({ blockM: 128, blockN: d === 64 ? 32 : 16, options: { subgroupMatrix: true, workgroupSize: 256, shareKV: true, prefetchNext: true } });
+      expect(all).toContainEqual(shipped);
     }
     // Head dims that are not multiples of 16 get none, and the plain default.
     expect(wgslConfigCandidates(problem(40), [128, 128], { limits: MATRIX }).some((c) => c.options?.subgroupMatrix)).toBe(false);
     expect(wgslDefaultConfig(problem(40), [128, 128], { limits: MATRIX })).toEqual(wgslDefaultConfig(problem(40), [128, 128], { limits: H100 }));
+  });
+
+  it("declares a search space with both kernel families where the device has both", () => {
+    const space = wgslBackend.configCandidates(problem(64), [128, 128], { mask: null, score: null }, { signature: "t", limits: { ...MATRIX, vec4: true } });
+    expect(space.length).toBe(32);
+    expect(space.filter((c) => c.options?.subgroupMatrix).length).toBe(16);
+    expect(space[0].options?.subgroupMatrix).toBe(true);
+    const plainOnly = wgslBackend.configCandidates(problem(64), [128, 128], { mask: null, score: null }, { signature: "t", limits: { ...H100, vec4: true } });
+    expect(plainOnly.length).toBe(32);
   });
 
   it("can be forced through the candidate options, and then only subgroupMatrix configs are listed", () => {

@@ -41,6 +41,8 @@ export interface FlexDevice {
   readonly backend: string;
   /** Adapter description for logs and result files. */
   readonly description: string;
+  /** GPUAdapterInfo.vendor, lower case ("" where the adapter does not say): picks shipped configs. */
+  readonly vendor?: string;
 }
 
 const WANTED_LIMITS = [
@@ -206,6 +208,7 @@ export function wrapDevice(device: GPUDevice, adapter: GPUAdapter | null, backen
     features,
     backend,
     description: `${description} (${backend})`,
+    vendor: (info?.vendor ?? "").toLowerCase(),
   };
 }
 

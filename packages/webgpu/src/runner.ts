@@ -43,11 +43,11 @@ export function vec4Compatible(inv: KernelInvocation): boolean {
 }
 
 /**
- * The device as config resolution sees it: its limits, whether this call's strides allow vec4
+ * The device as config resolution sees it: its limits and vendor, whether this call's strides allow vec4
  * bindings, and a signature (adapter and matrix support) that keys tuning results.
  */
 export function wgslTarget(dev: FlexDevice, inv: KernelInvocation): DeviceTarget {
-  const limits: WgslTargetLimits = { ...dev.limits, vec4: vec4Compatible(inv) };
+  const limits: WgslTargetLimits = { ...dev.limits, vec4: vec4Compatible(inv), vendor: dev.vendor };
   return { signature: `${dev.description}${dev.limits.subgroupMatrix ? " +subgroupMatrix" : ""}`, limits };
 }
 
