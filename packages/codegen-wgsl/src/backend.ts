@@ -2,11 +2,12 @@
 import { FlexAttnError } from "@flexattn/ir";
 import {
   type CodegenBackend, type KernelArtifact, type KernelConfig, type KernelSpec, type ResolvedProblem,
-  artifactSpecInfo, emitTemplate, kernelAbi, specHash,
+  artifactSpecInfo, backwardMods, emitTemplate, kernelAbi, specHash,
 } from "@flexattn/template";
 import { WgslEmitter } from "./emitter.js";
 import { MatrixEmitter } from "./emitter-matrix.js";
 import { type WgslGeometry, wgslGeometry } from "./geometry.js";
+import { wgslBackwardConfigCandidates } from "./backward.js";
 
 export const WGSL_ENTRY = "main";
 
@@ -236,6 +237,8 @@ export function wgslDefaultConfig(problem: ResolvedProblem, sparseBlock: readonl
  */
 export interface WgslTargetLimits extends WgslLimits {
   vec4?: boolean;
+  /** Which kernel the config is for: the forward (absent) or the backward's passes. */
+  pass?: "forward" | "backward";
 }
 
 /** How many of the ranked candidates the backend declares for tuning. */
@@ -244,9 +247,11 @@ export const WGSL_SEARCH_SPACE = 32;
 export const wgslBackend: CodegenBackend = {
   name: "wgsl",
   sourceExtension: ".wgsl",
-  // The tuner's search space: the best-ranked candidates (the full enumeration runs to thousands).
-  configCandidates: (problem, sparseBlock, _mods, target) => {
+  // The tuner's search space: the best-ranked candidates (the full enumeration runs to thousands);
+  // for the backward (target limits with pass: "backward"), every backward candidate (backward.ts).
+  configCandidates: (problem, sparseBlock, mods, target) => {
     const limits = target?.limits as WgslTargetLimits | undefined;
+    if (limits?.pass === "backward") return wgslBackwardConfigCandidates(problem, sparseBlock, backwardMods(mods.score), { ...DEFAULT_WGSL_LIMITS, ...limits });
     return wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits?.vec4 }).slice(0, WGSL_SEARCH_SPACE);
   },
   generate: generateWgsl,
