@@ -248,10 +248,12 @@ export const wgslBackend: CodegenBackend = {
   name: "wgsl",
   sourceExtension: ".wgsl",
   // The tuner's search space: the best-ranked candidates (the full enumeration runs to thousands);
-  // for the backward (target limits with pass: "backward"), every backward candidate (backward.ts).
+  // for the backward (target limits with pass: "backward"), the best-ranked backward ones (backward.ts).
   configCandidates: (problem, sparseBlock, mods, target) => {
     const limits = target?.limits as WgslTargetLimits | undefined;
-    if (limits?.pass === "backward") return wgslBackwardConfigCandidates(problem, sparseBlock, backwardMods(mods.score), { ...DEFAULT_WGSL_LIMITS, ...limits });
+    if (limits?.pass === "backward") {
+      return wgslBackwardConfigCandidates(problem, sparseBlock, backwardMods(mods.score), { ...DEFAULT_WGSL_LIMITS, ...limits }).slice(0, WGSL_SEARCH_SPACE);
+    }
     return wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits?.vec4 }).slice(0, WGSL_SEARCH_SPACE);
   },
   generate: generateWgsl,

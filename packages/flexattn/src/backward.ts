@@ -130,8 +130,12 @@ export async function flexAttentionBackward(
       runJsBackward(spec, inv);
     };
     const executor = await backwardExecutor(choice);
-    if (executor === jsExecutor || !executor.runBackward) runJs();
-    else {
+    if (executor === jsExecutor) runJs();
+    else if (!executor.runBackward) {
+      // Only "auto" gets here (backwardExecutor refuses an explicit "wgsl" without a backward).
+      reportFallback(`the registered ${executor.backend} executor has no backward`);
+      runJs();
+    } else {
       try {
         await executor.runBackward(inv, options.backwardConfig);
       } catch (e) {

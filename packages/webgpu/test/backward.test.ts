@@ -43,7 +43,8 @@ describe.skipIf(!device)("WGSL backward on WebGPU", { timeout: WGSL_TEST_TIMEOUT
   });
 
   it("other tiles and workgroup sizes: tiles smaller than the BlockMask blocks, fewer invocations than elements", async () => {
-    const cases = BACKWARD_CASES.filter((c) => ["causal", "gqa-3-ragged", "learnable-head-buckets-bias", "offsets-bias", "fully-masked-rows", "bf16-alibi-gqa"].includes(c.name));
+    // GQA with a bias table, offsets with a sliding window, fully masked rows, bf16 (each shader compiles anew on llvmpipe).
+    const cases = BACKWARD_CASES.filter((c) => ["learnable-head-buckets-bias", "offsets-bias", "fully-masked-rows", "bf16-alibi-gqa"].includes(c.name));
     for (const config of [
       { blockM: 8, blockN: 8, options: { [BACKWARD_OPTION]: true, workgroupSize: 32 } },
       { blockM: 4, blockN: 16, options: { [BACKWARD_OPTION]: true, workgroupSize: 128 } },
