@@ -14,6 +14,7 @@ import type { WgslLimits } from "./backend.js";
 
 /** A config is a backward config when its options say so (forward configs never match). */
 export const BACKWARD_OPTION = "backward";
+const BACKWARD_OPTIONS = new Set([BACKWARD_OPTION, "workgroupSize"]);
 
 const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 0;
 
@@ -31,6 +32,11 @@ export function wgslBackwardGeometry(spec: Pick<KernelSpec, "qkHeadDim" | "vHead
   const c = spec.config;
   if (c.options?.[BACKWARD_OPTION] !== true) {
     throw new FlexAttnError(`WGSL backward: config ${JSON.stringify(c)} is not a backward config (options.${BACKWARD_OPTION}: true); take one from wgslBackwardConfigCandidates`);
+  }
+  // The backward is one scalar f32 kernel: the forward's options (subgroupMatrix, vec4, …) have no meaning here.
+  const unknown = Object.keys(c.options ?? {}).filter((k) => !BACKWARD_OPTIONS.has(k));
+  if (unknown.length) {
+    throw new FlexAttnError(`WGSL backward: option${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} not supported (the backward is scalar f32; its options are ${[...BACKWARD_OPTIONS].join(", ")})`);
   }
   const T = Number(c.options?.workgroupSize ?? c.numWarps * 32);
   if (!isPow2(T)) throw new FlexAttnError(`WGSL backward: workgroupSize must be a power of two, got ${T}`);

@@ -12,6 +12,7 @@ const DEFAULT: WgslLimits = { maxComputeWorkgroupStorageSize: 16384, maxComputeI
 const table = buffer(new Float32Array(511), { name: "relBias" });
 const biasMod = traceScoreMod((s, _b, _h, q, kv) => s.add(table.at(q.sub(kv).add(255))));
 const mask = traceMaskMod(causal());
+const config0 = () => wgslBackwardConfigCandidates(problem(), [128, 128], backwardMods(biasMod), DEFAULT)[0];
 const spec = (config: KernelConfig, score = biasMod) =>
   makeSpec({ mask, score, qkHeadDim: 64, vHeadDim: 64, dtype: "f32", returnLse: true, sparseBlock: [128, 128], config });
 
@@ -43,6 +44,8 @@ describe("WGSL backward configs", () => {
   it("refuses a forward config and limits nothing fits, clearly", () => {
     const forward = wgslConfigCandidates(problem(), [128, 128])[0];
     expect(() => generateWgslBackward(spec(forward))).toThrow(/not a backward config/);
+    const matrix = { ...config0(), options: { ...config0().options, subgroupMatrix: true } };
+    expect(() => generateWgslBackward(spec(matrix))).toThrow(/option subgroupMatrix not supported \(the backward is scalar f32/);
     expect(() => wgslBackwardConfigCandidates(problem(), [128, 128], backwardMods(null), { maxComputeWorkgroupStorageSize: 512, maxComputeInvocationsPerWorkgroup: 256 }))
       .toThrow(/no WGSL backward config fits head dims 64\/64/);
   });

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import {
-  BACKWARD_CASES, type BackwardInstance, type KernelConfig, checkBackwardInstance, instantiateBackwardCase, runBackwardConformance,
+  BACKWARD_CASES, type BackwardInstance, type KernelConfig, checkBackwardInstance, instantiateBackwardCase, layoutStrides, runBackwardConformance,
 } from "@flexattn/template";
 import { BACKWARD_OPTION } from "@flexattn/codegen-wgsl";
 import { BACKWARD_POOL_ROLES, type FlexDevice, poolFor, runWgslBackward } from "../src/index.js";
@@ -51,6 +51,26 @@ describe.skipIf(!device)("WGSL backward on WebGPU", { timeout: WGSL_TEST_TIMEOUT
     ]) {
       const results = await runBackwardConformance((inst) => run(inst, config), { cases });
       expect(results.filter((r) => !r.pass).map((r) => `${JSON.stringify(config)} ${r.name} (seed ${r.seed}): ${r.message}`)).toEqual([]);
+    }
+  });
+
+  it("BSHD inputs and out (dO BHSD), gradients written at BSHD strides", async () => {
+    for (const name of ["gqa-3-ragged", "learnable-head-buckets-bias", "f16-relative-bias"]) {
+      const cs = BACKWARD_CASES.find((c) => c.name === name)!;
+      const inst = instantiateBackwardCase({ ...cs, problem: { ...cs.problem, layout: "bshd" } });
+      const p = inst.problem;
+      expect(inst.strides.q).toEqual(layoutStrides("bshd", p.qHeads, p.qLen, p.qkHeadDim));
+      const strided: BackwardInstance = {
+        ...inst,
+        gradStrides: {
+          dq: layoutStrides("bshd", p.qHeads, p.qLen, p.qkHeadDim),
+          dk: layoutStrides("bshd", p.kvHeads, p.kvLen, p.qkHeadDim),
+          dv: layoutStrides("bshd", p.kvHeads, p.kvLen, p.vHeadDim),
+        },
+      };
+      await run(strided);
+      const r = checkBackwardInstance(strided);
+      expect(r.pass, `${name} (seed ${r.seed}): ${r.message}`).toBe(true);
     }
   });
 
