@@ -2,7 +2,9 @@
  * The WGSL backward on a GPU machine (Dawn; Vulkan there): the backward conformance suite, bitwise
  * determinism of a bias table's gradient, and wall times of the forward and the backward (upload
  * and readback included; the backward has no timestamp-query timing yet) on causal attention with
- * a learnable [2N − 1] relative-position bias. Writes `backward-device.json` to --out.
+ * a learnable [2N − 1] relative-position bias, and with the same bias computed from q − kv (no
+ * buffer, so no buffer gradient): the difference is what deterministic buffer gradients cost.
+ * Writes `backward-device.json` to --out.
  *
  *   FLEXATTN_WEBGPU_BACKEND=opengles npx tsx packages/webgpu/scripts/backward-device.ts --quick --out /tmp/b   # here, llvmpipe
  *
@@ -10,11 +12,11 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buffer, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { buffer, toF32, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { causal } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
-  BACKWARD_CASES, type BackwardInvocation, type KernelInvocation, backwardMods, contiguousStrides, instantiateBackwardCase, mulberry32, randomNormal,
+  BACKWARD_CASES, type BackwardInvocation, type KernelConfig, type KernelInvocation, backwardMods, contiguousStrides, instantiateBackwardCase, mulberry32, randomNormal,
   resolveProblem, runBackwardConformance,
 } from "@flexattn/template";
 import { requestFlexDevice, runWgsl, runWgslBackward } from "../src/index.js";
@@ -38,11 +40,13 @@ async function median(runs: number, f: () => Promise<unknown>): Promise<number> 
   return t.sort((a, b) => a - b)[Math.floor(runs / 2)];
 }
 
-/** Causal attention with a learnable relative-position bias: forward and backward invocations. */
-function biasProblem(n: number, heads: number, d: number, seed: number): { fwd: KernelInvocation; bwd: BackwardInvocation } {
+/** Causal attention with a relative-position bias, learnable (a table) or computed: forward and backward invocations. */
+function biasProblem(n: number, heads: number, d: number, seed: number, learnable: boolean): { fwd: KernelInvocation; bwd: BackwardInvocation } {
   const rand = mulberry32(seed);
   const table = buffer(randomNormal(2 * n - 1, rand), { name: "relBias" });
-  const score = traceScoreMod((s, _b, _h, q, kv) => s.add(table.at(q.sub(kv).add(n - 1))));
+  const score = learnable
+    ? traceScoreMod((s, _b, _h, q, kv) => s.add(table.at(q.sub(kv).add(n - 1))))
+    : traceScoreMod((s, _b, _h, q, kv) => s.add(toF32(q.sub(kv)).mul(-0.01)));
   const mask = traceMaskMod(causal());
   const blockMask = createBlockMask(causal(), { qLen: n, kvLen: n, blockSize: 128 });
   const problem = resolveProblem({ batch: 1, qHeads: heads, kvHeads: heads, qLen: n, kvLen: n, qkHeadDim: d, vHeadDim: d, dtype: "f32", returnLse: true });
@@ -82,18 +86,22 @@ console.log(`buffer gradient bitwise identical over two runs: ${report.determini
 const timings: unknown[] = [];
 for (const n of quick ? [128] : [1024, 4096])
   for (const d of quick ? [32] : [64, 128]) {
-    const heads = quick ? 2 : 8;
-    const { fwd, bwd } = biasProblem(n, heads, d, n + d);
-    await runWgsl(fwd, { device: dev });
-    const inv = { ...bwd, out: fwd.out, lse: fwd.lse };
-    const forwardMs = await median(3, () => runWgsl(fwd, { device: dev }));
-    let config: unknown;
-    const backwardMs = await median(3, async () => {
-      config = (await runWgslBackward(inv, { device: dev })).artifact.config;
-    });
-    const row = { n, d, heads, mod: "causal + relative bias [2N-1]", forwardMs, backwardMs, backwardConfig: config };
-    timings.push(row);
-    console.log(JSON.stringify(row));
+    // The learnable table's resolved config for both, so the two backward times differ only by the mod.
+    let config: KernelConfig | undefined;
+    for (const learnable of [true, false]) {
+      const heads = quick ? 2 : 8;
+      const { fwd, bwd } = biasProblem(n, heads, d, n + d, learnable);
+      await runWgsl(fwd, { device: dev });
+      const inv = { ...bwd, out: fwd.out, lse: fwd.lse };
+      const forwardMs = await median(3, () => runWgsl(fwd, { device: dev }));
+      const backwardMs = await median(3, async () => {
+        config = (await runWgslBackward(inv, { device: dev, config })).artifact.config;
+      });
+      const mod = learnable ? "causal + learnable relative bias [2N-1] (buffer gradient)" : "causal + computed relative bias (no buffer gradient)";
+      const row = { n, d, heads, mod, forwardMs, backwardMs, backwardConfig: config };
+      timings.push(row);
+      console.log(JSON.stringify(row));
+    }
   }
 report.timings = timings;
 report.timingNote = "wall time per call (upload, dispatch, readback), median of 3 after one warm-up";
