@@ -45,10 +45,10 @@ const OURS = ["#d9480f", "#7b2d8e"];
 const finite = (b: Bar) => Number.isFinite(b.value);
 
 /** Triton: rows of impl "flex" (the anchor) and "ours" (default and tuned configs), same process. */
-const triton = (gpuName: string): ChartSource => ({
-  name: `triton-${gpuName}-final`,
+const triton = (name: string): ChartSource => ({
+  name,
   title: (j) => `Triton backend vs PyTorch flex_attention on the ${j.env.gpu} (bf16, forward)`,
-  subtitle: (j) => `torch ${j.env.torch}, triton ${j.env.triton}; B×H = 1×16; same process; 'tuned' = fastest candidate config`,
+  subtitle: (j) => `torch ${j.env.torch}, triton ${j.env.triton}; B = 16384/N, 16 heads at d=128, 32 at d=64; same process; 'tuned' = after the module's tune()`,
   yTitle: "effective TFLOP/s",
   series: ["flex_attention (torch.compile)", "ours, default config", "ours, tuned"],
   colors: [ANCHOR[0], OURS[0], OURS[1]],
@@ -85,8 +85,34 @@ const wgsl = (name: string): ChartSource => ({
     }).filter(finite),
 });
 
+/** CUDA: the bench rows of run_cuda.py (anchors flex, cuDNN, FA2; ours with the config the module resolves). */
+const cuda = (name: string): ChartSource => ({
+  name,
+  title: (j) => `CUDA backend vs PyTorch on the ${j.gpu} (bf16, forward)`,
+  subtitle: (j) => `torch ${j.torch}; same process; B = 16384/N, 16 heads at d=128, 32 at d=64; ours = the module's own config`,
+  yTitle: "effective TFLOP/s",
+  series: ["SDPA cuDNN", "flex_attention (torch.compile)", "ours (CUDA)"],
+  colors: [ANCHOR[1], ANCHOR[0], OURS[0]],
+  bars: (j) => {
+    // Each entry's first "ours …" row is its first declared candidate: the config the module resolves untuned.
+    const seen = new Set<string>();
+    return j.bench.flatMap((r: Json) => {
+      const panel = `d=${r.D}, N=${r.N}`;
+      const category = r.variant.replaceAll("_", "-");
+      const isOurs = r.impl.startsWith("ours");
+      const series = isOurs ? "ours (CUDA)" : ({ sdpa_cudnn: "SDPA cuDNN", flex: "flex_attention (torch.compile)" } as Record<string, string>)[r.impl];
+      if (!series || (isOurs && seen.has(panel + category))) return [];
+      if (isOurs) seen.add(panel + category);
+      return [{ panel, category, series, value: r.tflops }];
+    }).filter(finite);
+  },
+});
+
 export const CHARTS: ChartSource[] = [
-  triton("h200"),
+  triton("triton-h100-public"),
+  triton("triton-h200-final"),
+  cuda("cuda-h100-tensor-core"),
+  wgsl("wgsl-h100-public"),
   wgsl("wgsl-h200"),
   {
     name: "js-node20-cpu",

@@ -73,10 +73,6 @@ def same_tables(bm, tables):
     return all(torch.equal(a.int(), b.int()) for a, b in zip(ours, theirs))
 
 
-def config_list(c):
-    return [c["BLOCK_M"], c["BLOCK_N"], c["num_warps"], c["num_stages"]]
-
-
 class Bench:
     def __init__(self, log, deadline):
         self.log = log
@@ -195,26 +191,3 @@ class Bench:
             except Exception as ex:
                 self.log(json.dumps(dict(variant=e["variant"], N=e["N"], D=e["D"], error=repr(ex)[:500])))
         return rows
-
-
-def tuned_tables(rows):
-    """The tuned picks of a run in the shipped-table format (packages/codegen-triton/src/tuned/<gpu>.json), one
-    table per device: structure class -> problem bucket -> [BLOCK_M, BLOCK_N, num_warps, num_stages]. Variants of
-    one structure class and bucket (causal, sliding window, prefix-LM...) share an entry: it gets the config with the
-    least summed slowdown against each variant's own fastest, among the configs timed for all of them."""
-    groups = {}
-    for r in rows:
-        if r["impl"] == "ours" and r.get("structure"):
-            groups.setdefault((r["device"], r["structure"], r["bucket"]), []).append(r)
-    tables = {}
-    for (device, structure, bucket), group in sorted(groups.items()):
-        timed = [r["timings"] for r in group if r.get("timings")]
-        common = set.intersection(*(set(t) for t in timed)) if timed else set()
-        if common:
-            pick = min(sorted(common), key=lambda c: sum(t[c] / min(t.values()) for t in timed))
-            config = [int(x) for x in pick.replace("x", " ").replace("w", " ").replace("s", " ").split()]
-        else:
-            config = config_list(group[0]["config"])
-        t = tables.setdefault(device, {"format": "flexattn.triton-shipped/1", "device": device, "entries": {}})
-        t["entries"].setdefault(structure, {})[bucket] = config
-    return list(tables.values())

@@ -65,7 +65,8 @@ def main():
         save()
     timed = [PHASES[p] for p in phases if PHASES[p]]
     if timed:  # the timed phases need the bench inputs (triton-generate.ts without --only conformance)
-        from bench import VARIANTS, Bench, tuned_tables
+        from bench import VARIANTS, Bench
+        from report import tuned_tables
         b = Bench(log, start + args.budget_s)
         keep_v = set(filter(None, args.variants.split(","))) or set(VARIANTS)
         keep_d = {int(d) for d in filter(None, args.dims.split(","))}

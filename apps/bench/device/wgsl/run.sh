@@ -5,7 +5,7 @@
 # (apps/bench/device/wgsl/README.md says how they are built).
 set -uo pipefail
 source "$(dirname "$0")/prepare.sh"
-echo "bash apps/bench/device/wgsl/run.sh $*" > "$OUT/command.txt"
+echo "WGSL_S=${WGSL_S:-330} TORCH_S=${TORCH_S:-250} ANCHOR_BUDGET_S=${ANCHOR_BUDGET_S:-200} bash apps/bench/device/wgsl/run.sh $*" > "$OUT/command.txt"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv > "$OUT/gpu.txt" 2>&1
 export FLEXATTN_WEBGPU_BACKEND=${FLEXATTN_WEBGPU_BACKEND:-vulkan}
 timeout "${WGSL_S:-330}" /tmp/n/node .node/wgsl-bench.mjs --out "$OUT" "$@" 2>&1 | grep -v '^Warning: max' > "$OUT/wgsl-log.txt"
