@@ -9,8 +9,9 @@
  *                                                    tile phase     Q, dO, LSE, delta → workgroup memory
  *                                                    element phase  one (query, key) pair per invocation
  *                                                                   at a time: s, P, dP, dS, mod derivatives
- *                                                    walk           buffer-gradient contributions, added by
- *                                                                   invocation 0 in element order
+ *                                                    walk           buffer-gradient contributions: each invocation
+ *                                                                   adds those of the partial-row entries it owns
+ *                                                                   (entry ≡ tid mod T), in element order
  *                                                    product phase  dK, dV accumulate in registers, each
  *                                                                   invocation owning some vec4 of them
  *   fa_bwd_dq          (q tile, hq, b)             the same over the row's kv blocks; dQ in registers
@@ -36,7 +37,7 @@ export interface WgslBackwardCode {
   tile?: string[];
   /** Element phase: per (i, j) element, in step order. */
   element?: string[];
-  /** After the element phase's barrier: invocation 0's walk over the buffer-gradient contributions. */
+  /** After the element phase's barrier: the walk over the buffer-gradient contributions. */
   walk?: string[];
   /** After the element phase's barrier: the tile products into this invocation's accumulators. */
   after?: string[];
@@ -490,12 +491,14 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
         `  fa_gval[${n}][e] = select(0.0f, ds * ${w.result}, live_site);`,
         `}`,
       );
-      walk.push(`    { let off = fa_goff[${n}][e]; if (off >= 0) { fa_scratch[part + ${site.at} + off] += fa_gval[${n}][e]; } }`);
+      walk.push(`  { let at = ${site.at} + fa_goff[${n}][e]; if (fa_goff[${n}][e] >= 0 && at % ${this.g.T} == tid) { fa_scratch[part + at] += fa_gval[${n}][e]; } }`);
     });
     return {
       element,
-      // One invocation, element by element: contributions to one entry always add in the same order.
-      walk: [`if (tid == 0) {`, `  for (var e = 0; e < ${this.g.BM * this.g.BN}; e++) {`, ...walk, `  }`, `}`],
+      // Each entry of the partial row has one owner (entry mod T), which adds its contributions
+      // element by element, sites in order: every entry's sum runs in the same order on every run,
+      // while the adds into different entries proceed in parallel.
+      walk: [`for (var e = 0; e < ${this.g.BM * this.g.BN}; e++) {`, ...walk, `}`],
     };
   }
 

@@ -66,9 +66,14 @@ describe("WGSL backward artifact", () => {
     expect(plain.source).not.toMatch(/fa_goff|fa_bwd_reduce/);
   });
 
-  it("buffer gradients: one invocation adds a tile's contributions in element order, the reduction runs over programs in order", () => {
+  it("buffer gradients: each entry's owner adds its contributions in element order, the reduction runs over programs in order", () => {
     const src = generateWgslBackward(spec(config)).source;
-    expect(src).toMatch(/if \(tid == 0\) \{\s*for \(var e = 0; e < \d+; e\+\+\) \{\s*\{ let off = fa_goff\[0\]\[e\]; if \(off >= 0\) \{ fa_scratch\[part \+ 0 \+ off\] \+= fa_gval\[0\]\[e\]; \} \}/);
+    const T = config.options!.workgroupSize;
+    const walk = new RegExp(
+      `for \\(var e = 0; e < ${config.blockM * config.blockN}; e\\+\\+\\) \\{\\s*` +
+        `\\{ let at = 0 \\+ fa_goff\\[0\\]\\[e\\]; if \\(fa_goff\\[0\\]\\[e\\] >= 0 && at % ${T} == tid\\) \\{ fa_scratch\\[part \\+ at\\] \\+= fa_gval\\[0\\]\\[e\\]; \\} \\}\\s*\\}`,
+    );
+    expect(src).toMatch(walk);
     expect(src).toMatch(/for \(var prog = 0; prog < P\.num_programs; prog\+\+\) \{ acc \+= fa_scratch\[P\.scratch_partials \+ prog \* 511 \+ e\]; \}/);
   });
 
