@@ -2,11 +2,12 @@
 import { FlexAttnError } from "@flexattn/ir";
 import {
   type CodegenBackend, type KernelArtifact, type KernelConfig, type KernelSpec, type ResolvedProblem,
-  artifactSpecInfo, emitTemplate, kernelAbi, specHash,
+  artifactSpecInfo, backwardMods, emitTemplate, kernelAbi, specHash,
 } from "@flexattn/template";
 import { WgslEmitter } from "./emitter.js";
 import { MatrixEmitter } from "./emitter-matrix.js";
 import { type WgslGeometry, wgslGeometry } from "./geometry.js";
+import { wgslBackwardConfigCandidates } from "./backward.js";
 import { shippedWgslConfig } from "./tuned.js";
 
 export const WGSL_ENTRY = "main";
@@ -212,6 +213,8 @@ export interface WgslTargetLimits extends WgslLimits {
   vec4?: boolean;
   /** The adapter's vendor (GPUAdapterInfo.vendor): picks the shipped table (tuned.ts). */
   vendor?: string;
+  /** Which kernel the config is for: the forward (absent) or the backward's passes. */
+  pass?: "forward" | "backward";
 }
 
 /** How many of the ranked candidates the backend declares for tuning. */
@@ -235,14 +238,19 @@ function searchSpace(ranked: readonly KernelConfig[]): KernelConfig[] {
 export const wgslBackend: CodegenBackend = {
   name: "wgsl",
   sourceExtension: ".wgsl",
-  // The tuner's search space: the best-ranked candidates (the full enumeration runs to thousands).
-  configCandidates: (problem, sparseBlock, _mods, target) => {
+  // The tuner's search space: the best-ranked candidates (the full enumeration runs to thousands);
+  // for the backward (target limits with pass: "backward"), the best-ranked backward ones (backward.ts).
+  configCandidates: (problem, sparseBlock, mods, target) => {
     const limits = target?.limits as WgslTargetLimits | undefined;
+    if (limits?.pass === "backward") {
+      return wgslBackwardConfigCandidates(problem, sparseBlock, backwardMods(mods.score), { ...DEFAULT_WGSL_LIMITS, ...limits }).slice(0, WGSL_SEARCH_SPACE);
+    }
     return searchSpace(wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits?.vec4 }));
   },
+  // The shipped tables hold forward shapes only.
   shippedConfig: (problem, sparseBlock, _mods, target) => {
     const limits = target.limits as WgslTargetLimits | undefined;
-    if (!limits?.vendor) return undefined;
+    if (!limits?.vendor || limits.pass === "backward") return undefined;
     return shippedWgslConfig(wgslConfigCandidates(problem, sparseBlock, { limits, vec4: limits.vec4 }), problem, limits.vendor);
   },
   generate: generateWgsl,

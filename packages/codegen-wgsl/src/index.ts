@@ -15,3 +15,12 @@ export {
 export type { ParamName, WgslLaunch } from "./abi.js";
 export { storageFormat } from "./storage.js";
 export type { StorageFormat } from "./storage.js";
+export {
+  generateWgslBackward, wgslBackwardConfigCandidates, wgslBackwardGeometry, checkBackwardLimits, BACKWARD_OPTION,
+} from "./backward.js";
+export type { WgslBackwardArtifact, WgslBackwardPass } from "./backward.js";
+export type { WgslBackwardGeometry } from "./backward-emitter.js";
+export {
+  BACKWARD_BINDING, BACKWARD_PARAMS_BYTES, packBackwardParams, packBackwardTables, gradBufferOffsets, scratchLayout, paddedDim,
+} from "./backward-abi.js";
+export type { BackwardBindingName, BackwardParamName } from "./backward-abi.js";

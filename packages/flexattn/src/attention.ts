@@ -264,7 +264,7 @@ export function describeRun(r: LastRun): string {
 
 const reported = new Set<string>();
 /** "auto" never falls back silently: each distinct reason is printed once per process. */
-function reportFallback(reason: string): void {
+export function reportFallback(reason: string): void {
   if (reported.has(reason)) return;
   reported.add(reason);
   console.warn(`flexattn: backend "auto" runs the JS kernel: ${reason}`);

@@ -1,5 +1,6 @@
 /**
- * flexAttentionBackward(): the gradients of flexAttention for training, on the JS backend.
+ * flexAttentionBackward(): the gradients of flexAttention for training, on the JS backend or on
+ * WebGPU (the WGSL backward of @flexattn/webgpu).
  *
  * Given the forward's inputs, its out and LSE (flexAttention with returnLse: true) and ∂L/∂out,
  * returns ∂L/∂q, ∂L/∂k, ∂L/∂v and ∂L/∂ every captured f32 buffer of the score mod (a learnable
@@ -8,12 +9,19 @@
 import { type BufferData, FlexAttnError } from "@flexattn/ir";
 import { runJsBackward } from "@flexattn/codegen-js";
 import {
-  type BackwardInvocation, type StorageDType, type Tensor, backwardMods, contiguousStrides,
+  type BackwardInvocation, type KernelConfig, type StorageDType, type Tensor, backwardMods, contiguousStrides,
 } from "@flexattn/template";
-import { type FlexAttentionOptions, checkTensor, prepareCall } from "./attention.js";
+import { type FlexAttentionOptions, autoBackend, checkTensor, prepareCall, reportFallback } from "./attention.js";
 import { resolveSpec } from "./compile.js";
+import { type KernelExecutor, executorUnavailableReason, findExecutor, jsExecutor } from "./registry.js";
 
-export type FlexAttentionBackwardOptions = Omit<FlexAttentionOptions, "returnLse">;
+export interface FlexAttentionBackwardOptions extends Omit<FlexAttentionOptions, "returnLse"> {
+  /**
+   * Config fields for the WGSL backward's kernels (tile, workgroupSize); the others come from the
+   * best backward candidate that agrees. The JS backward tiles as the forward does (`config`).
+   */
+  backwardConfig?: Partial<KernelConfig>;
+}
 
 /** The gradient of one captured f32 buffer of the score mod. */
 export interface BufferGradientOutput {
@@ -60,20 +68,33 @@ function checkLse(lse: unknown, want: readonly number[]): Float32Array {
   return t.data;
 }
 
+/** The executor the backward runs on: "auto" resolves as the forward's does (WGSL on a hardware adapter, else JS). */
+async function backwardExecutor(choice: FlexAttentionOptions["backend"]): Promise<KernelExecutor> {
+  if (choice === "js") return jsExecutor;
+  if (choice === "auto") return autoBackend();
+  if (choice === "wgsl") {
+    const ex = await findExecutor("wgsl");
+    if (!ex) throw new FlexAttnError(`backend "wgsl" is not available here: ${executorUnavailableReason("wgsl") ?? "no executor"}; use backend "js" or "auto"`);
+    if (!ex.runBackward) throw new FlexAttnError("the registered wgsl executor has no backward (KernelExecutor.runBackward); use backend \"js\"");
+    return ex;
+  }
+  throw new FlexAttnError(
+    `flexAttentionBackward runs on the js and wgsl backends (got backend "${String(choice)}"); pass backend: "js", "wgsl" or "auto"`,
+  );
+}
+
 /**
  * The gradients of `flexAttention(q, k, v, options)` for the loss whose gradient at the output is
  * `dOut`. `out` and `lse` are the forward's (`returnLse: true`); the options must be the forward's.
- * Runs on the JS backend ("auto" means JS here); other backends have no backward yet.
+ * Runs where the forward would: "auto" is WGSL on a hardware WebGPU adapter (falling back to JS
+ * if it fails), else JS.
  */
 export async function flexAttentionBackward(
   q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dOut: Tensor, options: FlexAttentionBackwardOptions = {},
 ): Promise<FlexAttentionGradients> {
-  const backend = options.backend ?? "auto";
-  if (backend !== "auto" && backend !== "js") {
-    throw new FlexAttnError(
-      `flexAttentionBackward runs on the js backend only for now (got backend "${String(backend)}"); pass backend: "js" or "auto"`,
-    );
-  }
+  const choice = options.backend ?? "auto";
+  // Refuse an unknown or code-only backend before checking tensors.
+  if (!["auto", "js", "wgsl"].includes(String(choice))) await backwardExecutor(choice);
   const call = prepareCall(q, k, v, { ...options, returnLse: true });
   const p = call.problem;
   const outShape = [p.batch, p.qHeads, p.qLen, p.vHeadDim];
@@ -101,11 +122,29 @@ export async function flexAttentionBackward(
       gradStrides: { dq: dq.strides!, dk: dk.strides!, dv: dv.strides! },
       dBuffers: dBuffers.map((d) => d.grad),
     };
-    // The JS backward tiles as the forward does: the same config resolution, on the js backend.
-    const { spec } = resolveSpec({
-      backend: "js", mask: call.mask, score: call.score, problem: { ...p, returnLse: true }, sparseBlock: call.sparseBlock, config: options.config,
-    });
-    runJsBackward(spec, inv);
+    const runJs = () => {
+      // The JS backward tiles as the forward does: the same config resolution, on the js backend.
+      const { spec } = resolveSpec({
+        backend: "js", mask: call.mask, score: call.score, problem: { ...p, returnLse: true }, sparseBlock: call.sparseBlock, config: options.config,
+      });
+      runJsBackward(spec, inv);
+    };
+    const executor = await backwardExecutor(choice);
+    if (executor === jsExecutor) runJs();
+    else if (!executor.runBackward) {
+      // Only "auto" gets here (backwardExecutor refuses an explicit "wgsl" without a backward).
+      reportFallback(`the registered ${executor.backend} executor has no backward`);
+      runJs();
+    } else {
+      try {
+        await executor.runBackward(inv, options.backwardConfig);
+      } catch (e) {
+        // "auto" never fails for want of a GPU: a WebGPU error falls back to the JS backward.
+        if (choice !== "auto") throw e;
+        reportFallback(`the ${executor.backend} backward failed: ${e instanceof Error ? e.message : String(e)}`);
+        runJs();
+      }
+    }
   }
   return { dq, dk, dv, dBuffers };
 }

@@ -5,7 +5,9 @@
  * WebGPU device) can be plugged in with registerExecutor.
  */
 import { FlexAttnError } from "@flexattn/ir";
-import type { BackendName, CodegenBackend, DeviceTarget, KernelArtifact, KernelInvocation } from "@flexattn/template";
+import type {
+  BackendName, BackwardInvocation, CodegenBackend, DeviceTarget, KernelArtifact, KernelConfig, KernelInvocation,
+} from "@flexattn/template";
 import { jsBackend, runJsKernel } from "@flexattn/codegen-js";
 import { wgslBackend } from "@flexattn/codegen-wgsl";
 import { tritonBackend } from "@flexattn/codegen-triton";
@@ -45,6 +47,11 @@ export interface KernelExecutor {
   run(artifact: KernelArtifact, invocation: KernelInvocation): void | Promise<void>;
   /** Time an artifact on this invocation in milliseconds (median), for the tuner. */
   measure(artifact: KernelArtifact, invocation: KernelInvocation): Promise<number>;
+  /**
+   * The backward on this device (flexAttentionBackward), where the backend has one: writes the
+   * invocation's gradients; `config` holds the caller's backward config fields.
+   */
+  runBackward?(invocation: BackwardInvocation, config?: Partial<KernelConfig>): Promise<void>;
 }
 
 /** Median wall time of `runs` calls after one warm-up call. */
@@ -107,6 +114,13 @@ async function loadWebgpuExecutor(mod: any): Promise<KernelExecutor | null> {
       await prepared.run(); // a kernel that fails its spot check is not a candidate
       return (await mod.timeWgsl(prepared, { iterations: 10, maxRounds: 2, warmupMs: 50 })).medianMs;
     },
+    ...(typeof mod.runWgslBackward === "function"
+      ? {
+        runBackward: async (inv: BackwardInvocation, config?: Partial<KernelConfig>) => {
+          await mod.runWgslBackward(inv, { device: dev, config });
+        },
+      }
+      : {}),
   };
 }
 

@@ -1,8 +1,12 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { isWebGpuAvailable } from "@flexattn/webgpu";
+import type { BackwardInvocation, KernelConfig } from "@flexattn/template";
 import {
   FlexAttnError, type ScoreMod, type Tensor, buffer, causal, createBlockMask, flexAttention, flexAttentionBackward, randomTensor, referenceBackward,
-  resolveProblem, softcap, tensor, toF32, traceScoreMod,
+  resetAutoBackend, resolveProblem, setWebgpuImporter, softcap, tensor, toF32, traceScoreMod,
 } from "../src/index.js";
+
+const REQUIRE_WEBGPU = process.env.FLEXATTN_REQUIRE_WEBGPU === "1" || process.env.CI === "true";
 
 /** Max |got − ref| / max |ref|. */
 function relErr(got: Tensor, ref: Float64Array): number {
@@ -86,12 +90,88 @@ describe("flexAttentionBackward", () => {
   it("refuses other backends, a missing LSE and mismatched shapes with clear errors", async () => {
     const q = randomTensor([1, 1, 16, 16], { seed: 1 });
     const { out, lse } = await flexAttention(q, q, q, { returnLse: true, scoreMod: softcap(10) });
-    await expect(flexAttentionBackward(q, q, q, out, lse, out, { backend: "wgsl" })).rejects.toThrow(/js backend only/);
+    await expect(flexAttentionBackward(q, q, q, out, lse, out, { backend: "cuda" })).rejects.toThrow(/runs on the js and wgsl backends \(got backend "cuda"\)/);
     await expect(flexAttentionBackward(q, q, q, out, out, out)).rejects.toThrow(FlexAttnError);
     await expect(flexAttentionBackward(q, q, q, out, lse, randomTensor([1, 1, 8, 16]))).rejects.toThrow(/dOut must have shape \[1, 1, 16, 16\]/);
     const empty = randomTensor([1, 1, 0, 16]);
     const g = await flexAttentionBackward(empty, q, q, empty, tensor(new Float32Array(0), [1, 1, 0]), empty);
     expect(g.dq.shape).toEqual([1, 1, 0, 16]);
     expect(Array.from(g.dk.data).every((x) => x === 0)).toBe(true);
+  });
+});
+
+/** A causal GQA problem with a learnable relative-position bias, its forward (JS) and dOut. */
+async function biasProblem() {
+  const n = 40;
+  const table = buffer(Float32Array.from({ length: 2 * n - 1 }, (_, i) => Math.cos(i) * 0.5), { name: "relBias" });
+  const scoreMod = traceScoreMod((s, _b, _h, q, kv) => s.add(table.at(q.sub(kv).add(n - 1))));
+  const blockMask = createBlockMask(causal(), { qLen: n, kvLen: n, blockSize: 16 });
+  const q = randomTensor([1, 4, n, 16], { seed: 21 });
+  const k = randomTensor([1, 2, n, 16], { seed: 22 });
+  const v = randomTensor([1, 2, n, 16], { seed: 23 });
+  const dOut = randomTensor([1, 4, n, 16], { seed: 24 });
+  const options = { scoreMod, blockMask, enableGqa: true } as const;
+  const { out, lse } = await flexAttention(q, k, v, { ...options, returnLse: true, backend: "js" });
+  const problem = resolveProblem({ batch: 1, qHeads: 4, kvHeads: 2, qLen: n, kvLen: n, qkHeadDim: 16, vHeadDim: 16, dtype: "f32" });
+  const ref = referenceBackward({ problem, q, k, v, dOut, mask: blockMask.maskGraph!, score: scoreMod, blockMask });
+  return { q, k, v, out, lse, dOut, options, ref };
+}
+
+describe("flexAttentionBackward on WebGPU", () => {
+  afterEach(() => {
+    setWebgpuImporter(() => import("@flexattn/webgpu"));
+    resetAutoBackend();
+  });
+
+  it("backend \"wgsl\": gradients of GQA with a causal mask and a bias table match the float64 reference backward", { timeout: 600_000 }, async (ctx) => {
+    if (!(await isWebGpuAvailable())) {
+      if (REQUIRE_WEBGPU) throw new Error("no WebGPU adapter, and CI requires one");
+      return ctx.skip();
+    }
+    const { q, k, v, out, lse, dOut, options, ref } = await biasProblem();
+    const g = await flexAttentionBackward(q, k, v, out, lse, dOut, { ...options, backend: "wgsl", backwardConfig: { blockM: 8 } });
+    expect(g.dk.shape).toEqual([1, 2, 40, 16]);
+    expect(relErr(g.dq, ref.dq)).toBeLessThan(1e-5);
+    expect(relErr(g.dk, ref.dk)).toBeLessThan(1e-5);
+    expect(relErr(g.dv, ref.dv)).toBeLessThan(1e-5);
+    expect(relErr({ data: g.dBuffers[0].grad, shape: [79], dtype: "f32" }, ref.dBuffers[0].grad)).toBeLessThan(1e-5);
+  });
+
+  /** @flexattn/webgpu's executor parts over a fake hardware device; the backward is `runWgslBackward`. */
+  const fakeWebgpu = (runWgslBackward: (inv: BackwardInvocation, o: { config?: Partial<KernelConfig> }) => Promise<void>) => async () => {
+    const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+    const unused = () => { throw new Error("not reached in this test"); };
+    return {
+      defaultFlexDevice: async () => ({ description: "NVIDIA H100 80GB HBM3 / vulkan", limits }),
+      wgslTarget: () => ({ signature: "fake", limits }),
+      prepareWgsl: unused, timeWgsl: unused, runWgsl: unused, runWgslBackward,
+    };
+  };
+
+  it("\"auto\" runs the WGSL backward where the forward would pick WGSL, passing backwardConfig", async () => {
+    const { q, k, v, out, lse, dOut, options, ref } = await biasProblem();
+    const seen: (Partial<KernelConfig> | undefined)[] = [];
+    setWebgpuImporter(fakeWebgpu(async (inv, o) => {
+      seen.push(o.config);
+      // Stand in for the device: the reference's gradients, rounded to f32.
+      (inv.dq as Float32Array).set(ref.dq);
+      (inv.dk as Float32Array).set(ref.dk);
+      (inv.dv as Float32Array).set(ref.dv);
+      inv.dBuffers[0].set(ref.dBuffers[0].grad);
+    }));
+    resetAutoBackend();
+    const g = await flexAttentionBackward(q, k, v, out, lse, dOut, { ...options, backwardConfig: { blockN: 8 } });
+    expect(seen).toEqual([{ blockN: 8 }]);
+    expect(relErr(g.dq, ref.dq)).toBeLessThan(1e-6);
+  });
+
+  it("\"auto\" falls back to the JS backward when the WGSL one fails; an explicit \"wgsl\" does not hide the error", async () => {
+    const { q, k, v, out, lse, dOut, options, ref } = await biasProblem();
+    setWebgpuImporter(fakeWebgpu(async () => { throw new Error("device lost"); }));
+    resetAutoBackend();
+    const g = await flexAttentionBackward(q, k, v, out, lse, dOut, options);
+    expect(relErr(g.dk, ref.dk)).toBeLessThan(1e-5);
+    expect(relErr({ data: g.dBuffers[0].grad, shape: [79], dtype: "f32" }, ref.dBuffers[0].grad)).toBeLessThan(1e-5);
+    await expect(flexAttentionBackward(q, k, v, out, lse, dOut, { ...options, backend: "wgsl" })).rejects.toThrow(/device lost/);
   });
 });

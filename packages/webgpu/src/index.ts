@@ -1,8 +1,10 @@
 export { requestFlexDevice, defaultFlexDevice, wrapDevice, isWebGpuAvailable, DAWN_SUBGROUP_MATRIX_OPTIONS } from "./device.js";
 export type { FlexDevice, FlexDeviceOptions, DawnBackend } from "./device.js";
-export { runWgsl, prepareWgsl, artifactFor, resolveDevice, vec4Compatible, deviceOutStrides, wgslTarget } from "./runner.js";
+export { poolFor, runWgsl, prepareWgsl, artifactFor, resolveDevice, vec4Compatible, deviceOutStrides, wgslTarget } from "./runner.js";
 export type { RunWgslOptions, PreparedWgsl } from "./runner.js";
 export { timeWgsl } from "./timing.js";
 export type { TimingOptions, TimingResult } from "./timing.js";
 export { checkRows, needsCheck, spotRows } from "./verify.js";
 export type { VerifyMode } from "./verify.js";
+export { runWgslBackward, backwardArtifactFor, backwardPipelines, wgslBackwardTarget, BACKWARD_POOL_ROLES } from "./backward.js";
+export type { RunWgslBackwardOptions } from "./backward.js";

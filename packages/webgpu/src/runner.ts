@@ -143,7 +143,7 @@ async function createPipeline(device: GPUDevice, artifact: KernelArtifact): Prom
 }
 
 /** GPU buffers reused across calls, one per role, grown when needed. */
-class BufferPool {
+export class BufferPool {
   private readonly buffers = new Map<string, GPUBuffer>();
 
   constructor(private readonly device: GPUDevice) {}
@@ -175,7 +175,8 @@ function padded(bytes: Uint8Array): Uint8Array {
 }
 
 const pools = new WeakMap<GPUDevice, BufferPool>();
-function poolFor(device: GPUDevice): BufferPool {
+/** The device's buffer pool; callers hold the device's lock (withDeviceLock) while they use it. */
+export function poolFor(device: GPUDevice): BufferPool {
   let p = pools.get(device);
   if (!p) pools.set(device, (p = new BufferPool(device)));
   return p;
@@ -306,14 +307,18 @@ function scatterOut(inv: KernelInvocation, data: ArrayBuffer, dev: readonly numb
 /** Run one invocation on WebGPU, filling invocation.out (and .lse when the problem returns it). */
 export async function runWgsl(inv: KernelInvocation, o: RunWgslOptions = {}): Promise<{ artifact: KernelArtifact }> {
   const dev = await resolveDevice(o.device);
-  // Calls on one device share its buffer pool, so they run one after another.
-  const prev = locks.get(dev.device) ?? Promise.resolve();
-  const task = prev.then(async () => {
+  return withDeviceLock(dev.device, async () => {
     const prepared = await prepareWgsl(inv, { ...o, device: dev });
     await prepared.run();
     return { artifact: prepared.artifact };
   });
-  locks.set(dev.device, task.catch(() => undefined));
+}
+
+/** Calls on one device share its buffer pool, so they run one after another. */
+export function withDeviceLock<T>(device: GPUDevice, f: () => Promise<T>): Promise<T> {
+  const prev = locks.get(device) ?? Promise.resolve();
+  const task = prev.then(f);
+  locks.set(device, task.catch(() => undefined));
   return task;
 }
 

@@ -1,0 +1,88 @@
+/** The WGSL backward at generation level (no device): its configs, geometry and artifact. */
+import { describe, expect, it } from "vitest";
+import { buffer, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { causal } from "@flexattn/masks";
+import { type KernelConfig, backwardMods, makeSpec, resolveProblem } from "@flexattn/template";
+import {
+  BACKWARD_OPTION, type WgslLimits, generateWgslBackward, wgslBackend, wgslBackwardConfigCandidates, wgslBackwardGeometry, wgslConfigCandidates,
+} from "../src/index.js";
+
+const problem = (d = 64) => resolveProblem({ batch: 1, qHeads: 4, kvHeads: 2, qLen: 256, kvLen: 256, qkHeadDim: d, vHeadDim: d, dtype: "f32", returnLse: true });
+const DEFAULT: WgslLimits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+const table = buffer(new Float32Array(511), { name: "relBias" });
+const biasMod = traceScoreMod((s, _b, _h, q, kv) => s.add(table.at(q.sub(kv).add(255))));
+const mask = traceMaskMod(causal());
+const config0 = () => wgslBackwardConfigCandidates(problem(), [128, 128], backwardMods(biasMod), DEFAULT)[0];
+const spec = (config: KernelConfig, score = biasMod) =>
+  makeSpec({ mask, score, qkHeadDim: 64, vHeadDim: 64, dtype: "f32", returnLse: true, sparseBlock: [128, 128], config });
+
+describe("WGSL backward configs", () => {
+  it("the backend's candidates: the forward's unchanged without pass, backward ones with pass: \"backward\"", () => {
+    const p = problem();
+    const forward = wgslBackend.configCandidates(p, [128, 128], { mask, score: biasMod }, { signature: "t", limits: DEFAULT });
+    expect(forward).toEqual(wgslConfigCandidates(p, [128, 128], { limits: DEFAULT }).slice(0, forward.length));
+    expect(forward.some((c) => c.options?.[BACKWARD_OPTION])).toBe(false);
+    const backward = wgslBackend.configCandidates(p, [128, 128], { mask, score: biasMod }, { signature: "t", limits: { ...DEFAULT, pass: "backward" } });
+    expect(backward.length).toBeGreaterThan(4);
+    expect(backward.every((c) => c.options?.[BACKWARD_OPTION] === true)).toBe(true);
+  });
+
+  it("every candidate fits its limits, with the buffer-gradient contributions counted", () => {
+    for (const d of [16, 64, 128, 256])
+      for (const limits of [DEFAULT, { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024 }])
+        for (const score of [null, biasMod]) {
+          const cands = wgslBackwardConfigCandidates(problem(d), [128, 128], backwardMods(score), limits);
+          for (const c of cands) {
+            const g = wgslBackwardGeometry({ qkHeadDim: d, vHeadDim: d, dtype: "f32", config: c, sparseBlock: [128, 128] }, backwardMods(score));
+            expect(g.sharedBytes).toBeLessThanOrEqual(limits.maxComputeWorkgroupStorageSize);
+            expect(g.T).toBeLessThanOrEqual(limits.maxComputeInvocationsPerWorkgroup);
+            expect(g.sites).toBe(score ? 1 : 0);
+          }
+        }
+  });
+
+  it("refuses a forward config and limits nothing fits, clearly", () => {
+    const forward = wgslConfigCandidates(problem(), [128, 128])[0];
+    expect(() => generateWgslBackward(spec(forward))).toThrow(/not a backward config/);
+    const matrix = { ...config0(), options: { ...config0().options, subgroupMatrix: true } };
+    expect(() => generateWgslBackward(spec(matrix))).toThrow(/option subgroupMatrix not supported \(the backward is scalar f32/);
+    expect(() => wgslBackwardConfigCandidates(problem(), [128, 128], backwardMods(null), { maxComputeWorkgroupStorageSize: 512, maxComputeInvocationsPerWorkgroup: 256 }))
+      .toThrow(/no WGSL backward config fits head dims 64\/64/);
+  });
+});
+
+describe("WGSL backward artifact", () => {
+  const config = wgslBackwardConfigCandidates(problem(), [128, 128], backwardMods(biasMod), DEFAULT)[0];
+
+  it("four passes with a buffer gradient, three without; no atomics; JSON round trip", () => {
+    const a = generateWgslBackward(spec(config));
+    expect(a.passes.map((p) => p.name)).toEqual(["preprocess", "dkdv", "dq", "reduce"]);
+    expect(a.gradBuffers).toEqual([{ slot: 0, name: "relBias", size: 511 }]);
+    for (const p of a.passes) expect(a.source).toContain(`fn ${p.entry}(`);
+    expect(a.source).not.toMatch(/atomic/);
+    expect(JSON.parse(JSON.stringify(a))).toEqual(a);
+    const plain = generateWgslBackward(spec(config, null as unknown as typeof biasMod));
+    expect(plain.passes.map((p) => p.name)).toEqual(["preprocess", "dkdv", "dq"]);
+    expect(plain.source).not.toMatch(/fa_goff|fa_bwd_reduce/);
+  });
+
+  it("buffer gradients: each entry's owner adds its contributions in element order, the reduction runs over programs in order", () => {
+    const src = generateWgslBackward(spec(config)).source;
+    const T = config.options!.workgroupSize;
+    const walk = new RegExp(
+      `for \\(var e = 0; e < ${config.blockM * config.blockN}; e\\+\\+\\) \\{\\s*` +
+        `\\{ let at = 0 \\+ fa_goff\\[0\\]\\[e\\]; if \\(fa_goff\\[0\\]\\[e\\] >= 0 && at % ${T} == tid\\) \\{ fa_scratch\\[part \\+ at\\] \\+= fa_gval\\[0\\]\\[e\\]; \\} \\}\\s*\\}`,
+    );
+    expect(src).toMatch(walk);
+    expect(src).toMatch(/for \(var prog = 0; prog < P\.num_programs; prog\+\+\) \{ acc \+= fa_scratch\[P\.scratch_partials \+ prog \* 511 \+ e\]; \}/);
+  });
+
+  it("the dK/dV pass walks the q-direction tables (partial, then full) for every query head of the group", () => {
+    const src = generateWgslBackward(spec(config)).source;
+    const dkdv = src.slice(src.indexOf("fn fa_bwd_dkdv"), src.indexOf("fn fa_bwd_dq"));
+    expect(dkdv).toMatch(/for \(var hq = hkv \* group_size; hq < \(hkv \+ 1\) \* group_size; hq\+\+\)/);
+    expect(dkdv.indexOf("P.tab_q_num")).toBeGreaterThan(0);
+    expect(dkdv.indexOf("P.tab_full_q_num")).toBeGreaterThan(dkdv.indexOf("P.tab_q_num"));
+    expect(dkdv).not.toMatch(/tab_kv_num|tab_full_kv_num/);
+  });
+});
