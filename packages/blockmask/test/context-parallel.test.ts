@@ -4,7 +4,7 @@ import type { MaskMod } from "@flexattn/ir";
 import { causal, documentCausal, mulberry32, noop, randomDocumentIds, slidingWindow } from "@flexattn/masks";
 import {
   type BlockMask, type ShardPair, SHARD_STRATEGIES, createBlockMask, gridWork, planContextParallel, planForLayout,
-  ringSchedule, shardLayout, shardPairs, sliceBlocks, sliceChunkPair,
+  type RingSchedule, shardLayout, shardPairs, sliceBlocks, sliceChunkPair,
 } from "@flexattn/blockmask";
 import { decodeKvTables } from "./brute.js";
 
@@ -118,7 +118,7 @@ describe("shardLayout", () => {
 });
 
 /** Simulate the ring: which shard each rank holds per step, given the sends. */
-function simulate(pairs: ShardPair[][], W: number, steps: ReturnType<typeof ringSchedule>["steps"]): Map<string, number> {
+function simulate(pairs: ShardPair[][], W: number, steps: RingSchedule["steps"]): Map<string, number> {
   const computed = new Map<string, number>();
   let holds: (number | undefined)[] = Array.from({ length: W }, (_, r) => r);
   for (let s = 0; s < W; s++) {

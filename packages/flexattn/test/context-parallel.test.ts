@@ -22,7 +22,9 @@ function shardOf(t: Tensor, plan: ContextParallelPlan, rank: number): Tensor {
   const src = t.data as Float32Array;
   const data = new Float32Array(B * H * L * D);
   for (let bh = 0; bh < B * H; bh++) {
-    chunks.forEach((c, i) => data.set(src.subarray((bh * N + c * chunkLen) * D, (bh * N + (c + 1) * chunkLen) * D), (bh * L + i * chunkLen) * D));
+    chunks.forEach((c, i) => {
+      data.set(src.subarray((bh * N + c * chunkLen) * D, (bh * N + (c + 1) * chunkLen) * D), (bh * L + i * chunkLen) * D);
+    });
   }
   return { data, shape: [B, H, L, D], dtype: "f32" };
 }
