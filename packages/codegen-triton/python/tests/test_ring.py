@@ -175,6 +175,20 @@ class ReferenceKernel(unittest.TestCase):
             self.assertTrue(torch.equal(got_lse, want_lse), case["mask"]["name"])
 
 
+class SimulatedRing(unittest.TestCase):
+    def test_every_rank_in_one_process_equals_single_process_attention(self):
+        for case in load_fixtures():
+            q, k, v = inputs(case, seed=7)
+            single, single_lse = ReferenceKernel._run(case, q, k, v)
+            for world_size in (2, 4):
+                for strategy in ("auto", *ring.STRATEGIES):
+                    plan = plan_of(case, world_size, strategy)
+                    out, lse = ring.simulate_ring(q, k, v, *buffers_of(case["mask"]), plan=plan, kernel=kernel_of(case))
+                    label = f"{case['mask']['name']} {strategy} over {world_size}"
+                    self.assertLess((out - single).abs().max().item(), 2e-6, label)
+                    self.assertLess((lse - single_lse).abs().max().item(), 2e-5, label)
+
+
 def plan_of(case, world_size, strategy):
     tables = whole_tables(case)
     if strategy == "auto":
