@@ -31,6 +31,9 @@ def ring_flex_attention(q_shard, k_shard, v_shard, *buffers, plan, kernel, proce
     rank - 1 (isend / irecv into the other of two buffers); pairs without blocks are skipped, and so are sends that
     no later rank needs. Returns out [B, Hq, L, Dv] in q's dtype (and the LSE [B, Hq, L], f32, when return_lse).
 
+    With NCCL, initialize the process group with device_id (an eager communicator): a rank with nothing to send or
+    receive in the first step does not join that step's batch_isend_irecv.
+
     Forward only: there is no backward through the ring yet (inputs that require grad are refused).
     """
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q_shard, k_shard, v_shard)):

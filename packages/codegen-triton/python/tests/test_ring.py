@@ -175,6 +175,26 @@ class ReferenceKernel(unittest.TestCase):
             self.assertTrue(torch.equal(got_lse, want_lse), case["mask"]["name"])
 
 
+class Refusals(unittest.TestCase):
+    def test_bad_calls_are_refused_with_what_to_do(self):
+        case = load_fixtures()[1]  # document-causal: one captured buffer
+        q, k, v = inputs(case)
+        kern, bufs = kernel_of(case), buffers_of(case["mask"])
+        one = plan_of(case, 1, "auto")
+        with self.assertRaisesRegex(ValueError, "forward-only"):
+            ring.ring_flex_attention(q.requires_grad_(), k, v, *bufs, plan=one, kernel=kern)
+        q = q.detach()
+        with self.assertRaisesRegex(ValueError, "shards over 2 rank"):
+            ring.ring_flex_attention(q, k, v, *bufs, plan=plan_of(case, 2, "auto"), kernel=kern)
+        with self.assertRaisesRegex(ValueError, "capture 1 buffer"):
+            ring.ring_flex_attention(q, k, v, plan=one, kernel=kern)
+        with self.assertRaisesRegex(ValueError, "cut it with plan.shard"):
+            ring.ring_flex_attention(q[:, :, :128], k, v, *bufs, plan=one, kernel=kern)
+        other = ring.make_reference_kernel(lambda b, h, q, kv: q >= kv, sparse_block=(32, 32))
+        with self.assertRaisesRegex(ValueError, "generated for BlockMask blocks"):
+            ring.ring_flex_attention(q, k, v, plan=one, kernel=other)
+
+
 class SimulatedRing(unittest.TestCase):
     def test_every_rank_in_one_process_equals_single_process_attention(self):
         for case in load_fixtures():
