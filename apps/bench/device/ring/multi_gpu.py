@@ -39,14 +39,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--device", default="cuda", help="cuda (NCCL), or cpu (gloo: a dry run of the script's logic)")
     args = ap.parse_args()
-    local = int(os.environ.get("LOCAL_RANK", 0))
-    torch.cuda.set_device(local)
-    device = torch.device("cuda", local)
-    dist.init_process_group("nccl", device_id=device)
+    if args.device == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+        # device_id: an eager NCCL communicator (see ring_flex_attention on batch_isend_irecv).
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        device = torch.device(args.device)
+        dist.init_process_group("gloo")
     rank, W = dist.get_rank(), dist.get_world_size()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     strategies = ("auto", "contiguous") if W > 1 else ("auto",)
-    report = {"meta": {"worldSize": W, "device": torch.cuda.get_device_name(), "torch": torch.__version__,
+    name = torch.cuda.get_device_name() if device.type == "cuda" else str(device)
+    report = {"meta": {"worldSize": W, "device": name, "torch": torch.__version__,
                        "command": f"torchrun --standalone --nproc_per_node={W} apps/bench/device/ring/multi_gpu.py"},
               "correctness": [], "scaling": []}
     failed = False
@@ -78,12 +86,12 @@ def main():
                 shards = (p.shard(q, rank), p.shard(k, rank), p.shard(v, rank))
                 for _ in range(2):  # compile, loop forms, NCCL connections
                     run_ring(entry, p, rank, shards)
-                torch.cuda.synchronize()
+                sync()
                 dist.barrier()
                 t0 = time.perf_counter()
                 for _ in range(args.iters):
                     run_ring(entry, p, rank, shards)
-                torch.cuda.synchronize()
+                sync()
                 dist.barrier()
                 seconds = (time.perf_counter() - t0) / args.iters
                 if rank == 0:
@@ -94,7 +102,8 @@ def main():
                           f"{tps:,.0f} tokens/s", flush=True)
                 del shards
             del q, k, v
-            torch.cuda.empty_cache()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     if rank == 0:
         os.makedirs(OUT, exist_ok=True)
         with open(os.path.join(OUT, f"ring-multi-w{W}.json"), "w") as f:

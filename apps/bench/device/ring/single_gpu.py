@@ -6,6 +6,7 @@ Writes $OUT/ring-single-gpu.json; exits 1 when a check fails.
 
     python3 apps/bench/device/ring/single_gpu.py
 """
+import argparse
 import json
 import os
 import sys
@@ -22,11 +23,14 @@ TOLERANCE = 1e-2  # bf16 outputs, f32 LSE: DESIGN.md's bf16 bound
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda")
+    args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     results, failed = [], False
     for e in entries(n=16384):
         t0 = time.time()
-        entry = Entry(e, "cuda")
+        entry = Entry(e, args.device)
         q, k, v = entry.inputs(seed=1)
         ref_out, ref_lse = entry.plain(q, k, v)
         one = plan(entry, 1, "auto")
@@ -48,7 +52,8 @@ def main():
                       f"calls {p.cost.kernel_calls} {'ok' if ok else 'FAIL'}", flush=True)
         row["seconds"] = time.time() - t0
         results.append(row)
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "tolerance": TOLERANCE,
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
+    meta = {"device": device, "torch": torch.__version__, "tolerance": TOLERANCE,
             "command": "python3 apps/bench/device/ring/single_gpu.py"}
     with open(os.path.join(OUT, "ring-single-gpu.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1)
