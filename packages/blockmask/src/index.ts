@@ -14,3 +14,15 @@ export { checkMaskDataUnchanged, snapshotMaskData } from "./mask-data.js";
 export type { MaskDataHolder } from "./mask-data.js";
 export { transposeKv } from "./tables.js";
 export type { TablePair } from "./tables.js";
+export { gridWork, sliceBlocks } from "./pair-slice.js";
+export type { BlockRange, RectWork } from "./pair-slice.js";
+export {
+  DEFAULT_STRIPES_PER_RANK, SHARD_STRATEGIES, planContextParallel, planCost, planForLayout, ringSchedule, shardLayout, shardPairs,
+  sliceChunkPair,
+} from "./context-parallel.js";
+export type {
+  ChunkPair, ContextParallelPlan, PlanCandidate, PlanCost, PlanOptions, RingSchedule, RingStep, ShardLayout, ShardLayoutOptions,
+  ShardPair, ShardStrategy,
+} from "./context-parallel.js";
+export { mergeAttentionPartial } from "./lse-merge.js";
+export type { AttentionPartial } from "./lse-merge.js";
