@@ -508,33 +508,27 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
   }
 
   accumulateDK(): WgslBackwardCode {
-    const { g } = this;
-    return {
-      element: [`fa_ds[e] = ds;`],
-      after: this.dk.each((reg, o) => [
-        `let j = ${o} / ${g.D4};`,
-        `let d4 = ${o} - j * ${g.D4};`,
-        `var a = ${reg};`,
-        `for (var i = 0; i < ${g.BM}; i++) {`,
-        `  let w = fa_ds[i * ${g.BN} + j] * P.scale;`,
-        `  a = select(fma(vec4<f32>(w), fa_qs[i * ${g.D4} + d4], a), a, w == 0.0f);`,
-        `}`,
-        `${reg} = a;`,
-      ]),
-    };
+    // dK[j] += Σ_i dS[i, j]·scale · Q[i]: over the tile's query rows.
+    return this.accumulateFromDs(this.dk, { fixed: "j", loop: "i", count: this.g.BM, tile: "fa_qs" });
   }
 
   accumulateDQ(): WgslBackwardCode {
+    // dQ[i] += Σ_j dS[i, j]·scale · K[j]: over the tile's keys.
+    return this.accumulateFromDs(this.dq, { fixed: "i", loop: "j", count: this.g.BN, tile: "fa_ks" });
+  }
+
+  /** Publish dS, then each register of `acc` adds dS-weighted rows of `tile`; zero weights (masked) add nothing. */
+  private accumulateFromDs(acc: ReturnType<WgslBackwardEmitter["accumulators"]>, o: { fixed: "i" | "j"; loop: "i" | "j"; count: number; tile: string }): WgslBackwardCode {
     const { g } = this;
     return {
       element: [`fa_ds[e] = ds;`],
-      after: this.dq.each((reg, o) => [
-        `let i = ${o} / ${g.D4};`,
-        `let d4 = ${o} - i * ${g.D4};`,
+      after: acc.each((reg, off) => [
+        `let ${o.fixed} = ${off} / ${g.D4};`,
+        `let d4 = ${off} - ${o.fixed} * ${g.D4};`,
         `var a = ${reg};`,
-        `for (var j = 0; j < ${g.BN}; j++) {`,
+        `for (var ${o.loop} = 0; ${o.loop} < ${o.count}; ${o.loop}++) {`,
         `  let w = fa_ds[i * ${g.BN} + j] * P.scale;`,
-        `  a = select(fma(vec4<f32>(w), fa_ks[j * ${g.D4} + d4], a), a, w == 0.0f);`,
+        `  a = select(fma(vec4<f32>(w), ${o.tile}[${o.loop} * ${g.D4} + d4], a), a, w == 0.0f);`,
         `}`,
         `${reg} = a;`,
       ]),

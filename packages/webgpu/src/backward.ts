@@ -15,6 +15,7 @@ import {
   type BackwardInvocation, type DeviceTarget, type KernelConfig, backwardMods, fromFloat32, makeSpec, specKey, stridesOf,
 } from "@flexattn/template";
 import type { FlexDevice } from "./device.js";
+import { type PipelineCache, buildValidated, cachedPipeline } from "./pipelines.js";
 import { poolFor, resolveDevice, wgslTarget, withDeviceLock } from "./runner.js";
 
 export interface RunWgslBackwardOptions {
@@ -76,50 +77,31 @@ interface BackwardPipelines {
 }
 
 const READ_ONLY = new Set<BackwardBindingName>(["q", "k", "v", "dout", "out", "tables", "captured"]);
-const pipelines = new WeakMap<GPUDevice, LruCache<string, Promise<BackwardPipelines>>>();
+const pipelines: PipelineCache<BackwardPipelines> = new WeakMap();
 
 /** The backward's compute pipelines for an artifact on a device (cached): compiles and validates every pass. */
 export function backwardPipelines(device: GPUDevice, a: WgslBackwardArtifact): Promise<BackwardPipelines> {
-  let perDevice = pipelines.get(device);
-  if (!perDevice) pipelines.set(device, (perDevice = new LruCache(32)));
-  const key = `${JSON.stringify(a.passes)}\n${a.source}`;
-  let entry = perDevice.get(key);
-  if (!entry) {
-    entry = createPipelines(device, a);
-    perDevice.set(key, entry);
-    entry.catch(() => perDevice!.delete(key));
-  }
-  return entry;
+  return cachedPipeline(pipelines, device, `${JSON.stringify(a.passes)}\n${a.source}`, () => createPipelines(device, a));
 }
 
-async function createPipelines(device: GPUDevice, a: WgslBackwardArtifact): Promise<BackwardPipelines> {
-  device.pushErrorScope("validation");
-  const module = device.createShaderModule({ code: a.source, label: `flexattn backward ${a.specHash}` });
-  const info = await module.getCompilationInfo();
-  const errors = info.messages.filter((m) => m.type === "error");
-  if (errors.length) {
-    await device.popErrorScope();
-    const first = errors[0];
-    const line = a.source.split("\n")[first.lineNum - 1] ?? "";
-    throw new FlexAttnError(`WGSL backward shader ${a.specHash} failed to compile: ${first.message} (line ${first.lineNum}: ${line.trim()})`);
-  }
-  const passes = await Promise.all(a.passes.map(async (pass) => {
-    const layout = device.createBindGroupLayout({
-      entries: pass.bindings.map((name): GPUBindGroupLayoutEntry => ({
-        binding: BACKWARD_BINDING[name],
-        visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: name === "params" ? "uniform" : READ_ONLY.has(name) ? "read-only-storage" : "storage" },
-      })),
-    });
-    const pipeline = await device.createComputePipelineAsync({
-      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: pass.entry },
-    });
-    return { pipeline, layout, bindings: pass.bindings, entry: pass.entry };
+function createPipelines(device: GPUDevice, a: WgslBackwardArtifact): Promise<BackwardPipelines> {
+  const what = `WGSL backward shader ${a.specHash}`;
+  return buildValidated(device, a.source, `flexattn backward ${a.specHash}`, what, `WGSL backward pipelines ${a.specHash}`, async (module) => ({
+    passes: await Promise.all(a.passes.map(async (pass) => {
+      const layout = device.createBindGroupLayout({
+        entries: pass.bindings.map((name): GPUBindGroupLayoutEntry => ({
+          binding: BACKWARD_BINDING[name],
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: name === "params" ? "uniform" : READ_ONLY.has(name) ? "read-only-storage" : "storage" },
+        })),
+      });
+      const pipeline = await device.createComputePipelineAsync({
+        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: pass.entry },
+      });
+      return { pipeline, layout, bindings: pass.bindings, entry: pass.entry };
+    })),
   }));
-  const err = await device.popErrorScope();
-  if (err) throw new FlexAttnError(`WGSL backward pipelines ${a.specHash}: ${err.message}`);
-  return { passes };
 }
 
 /** Check the invocation's gradient outputs before anything runs. */

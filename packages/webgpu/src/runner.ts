@@ -11,6 +11,7 @@ import {
   type DeviceTarget, type KernelArtifact, type KernelConfig, type KernelInvocation, makeSpec, specKey,
 } from "@flexattn/template";
 import { type FlexDevice, defaultFlexDevice, wrapDevice } from "./device.js";
+import { type PipelineCache, buildValidated, cachedPipeline } from "./pipelines.js";
 import { type VerifyMode, checkRows, needsCheck } from "./verify.js";
 
 export interface RunWgslOptions {
@@ -90,56 +91,36 @@ interface PipelineEntry {
   layout: GPUBindGroupLayout;
 }
 
-/** Pipelines hold GPU objects: fewer per device than the CPU-side caches. */
-const PIPELINES_PER_DEVICE = 64;
-const pipelines = new WeakMap<GPUDevice, LruCache<string, Promise<PipelineEntry>>>();
+const pipelines: PipelineCache<PipelineEntry> = new WeakMap();
 
 /** What a pipeline is made of: the shader, its entry point and the bindings it declares. */
 function pipelineKey(a: KernelArtifact): string {
   return `${JSON.stringify([a.entry, a.spec.returnLse, a.spec.buffers.length])}\n${a.source}`;
 }
 
-async function pipelineFor(device: GPUDevice, artifact: KernelArtifact): Promise<PipelineEntry> {
-  let perDevice = pipelines.get(device);
-  if (!perDevice) pipelines.set(device, (perDevice = new LruCache(PIPELINES_PER_DEVICE)));
-  const key = pipelineKey(artifact);
-  let entry = perDevice.get(key);
-  if (!entry) {
-    entry = createPipeline(device, artifact);
-    perDevice.set(key, entry);
-    entry.catch(() => perDevice!.delete(key));
-  }
-  return entry;
+function pipelineFor(device: GPUDevice, artifact: KernelArtifact): Promise<PipelineEntry> {
+  return cachedPipeline(pipelines, device, pipelineKey(artifact), () => createPipeline(device, artifact));
 }
 
-async function createPipeline(device: GPUDevice, artifact: KernelArtifact): Promise<PipelineEntry> {
-  device.pushErrorScope("validation");
-  const module = device.createShaderModule({ code: artifact.source, label: `flexattn ${artifact.specHash}` });
-  const info = await module.getCompilationInfo();
-  const errors = info.messages.filter((m) => m.type === "error");
-  if (errors.length) {
-    await device.popErrorScope();
-    const first = errors[0];
-    const line = artifact.source.split("\n")[first.lineNum - 1] ?? "";
-    throw new FlexAttnError(`WGSL shader ${artifact.specHash} failed to compile: ${first.message} (line ${first.lineNum}: ${line.trim()})`);
-  }
-  const storage = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } });
-  const entries: GPUBindGroupLayoutEntry[] = [
-    storage(BINDING.q, "read-only-storage"), storage(BINDING.k, "read-only-storage"), storage(BINDING.v, "read-only-storage"),
-    storage(BINDING.out, "storage"),
-    ...(artifact.spec.returnLse ? [storage(BINDING.lse, "storage")] : []),
-    storage(BINDING.tables, "read-only-storage"),
-    ...(artifact.spec.buffers.length ? [storage(BINDING.captured, "read-only-storage")] : []),
-    { binding: BINDING.params, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-  ];
-  const layout = device.createBindGroupLayout({ entries });
-  const pipeline = await device.createComputePipelineAsync({
-    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-    compute: { module, entryPoint: artifact.entry },
+function createPipeline(device: GPUDevice, artifact: KernelArtifact): Promise<PipelineEntry> {
+  const what = `WGSL shader ${artifact.specHash}`;
+  return buildValidated(device, artifact.source, `flexattn ${artifact.specHash}`, what, `WGSL pipeline ${artifact.specHash}`, async (module) => {
+    const storage = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } });
+    const entries: GPUBindGroupLayoutEntry[] = [
+      storage(BINDING.q, "read-only-storage"), storage(BINDING.k, "read-only-storage"), storage(BINDING.v, "read-only-storage"),
+      storage(BINDING.out, "storage"),
+      ...(artifact.spec.returnLse ? [storage(BINDING.lse, "storage")] : []),
+      storage(BINDING.tables, "read-only-storage"),
+      ...(artifact.spec.buffers.length ? [storage(BINDING.captured, "read-only-storage")] : []),
+      { binding: BINDING.params, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+    ];
+    const layout = device.createBindGroupLayout({ entries });
+    const pipeline = await device.createComputePipelineAsync({
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: artifact.entry },
+    });
+    return { pipeline, layout };
   });
-  const err = await device.popErrorScope();
-  if (err) throw new FlexAttnError(`WGSL pipeline ${artifact.specHash}: ${err.message}`);
-  return { pipeline, layout };
 }
 
 /** GPU buffers reused across calls, one per role, grown when needed. */

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { type ModGraph, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { LIBRARY_MASKS, LIBRARY_SCORE_MODS } from "@flexattn/masks";
 import { type KernelArtifact, type KernelConfig, type StorageDType, makeSpec, resolveProblem } from "@flexattn/template";
-import { type WgslLimits, generateWgsl, wgslConfigCandidates, wgslDefaultConfig } from "@flexattn/codegen-wgsl";
+import { type WgslLimits, generateWgsl, shippedWgslConfig, wgslConfigCandidates, wgslDefaultConfig } from "@flexattn/codegen-wgsl";
 import { DAWN_SUBGROUP_MATRIX_OPTIONS, requestFlexDevice } from "../src/index.js";
 import { nullDevice } from "./setup.js";
 
@@ -95,8 +95,13 @@ describe("Dawn WGSL validation (null backend)", () => {
       const problem = resolveProblem({ batch: 2, qHeads: 4, kvHeads: 4, qLen: 256, kvLen: 256, qkHeadDim: d, vHeadDim: dv, dtype, returnLse: true });
       return wgslConfigCandidates(problem, [128, 128], { limits: H200_MATRIX, vec4: dtype === "f32" }).filter((c) => c.options?.subgroupMatrix);
     };
-    const [first128, first64] = [candidates(128, 128, "f32")[0], candidates(64, 64, "f32")[0]];
-    // The two defaults differ (head dim 64 on 32-key tiles): every mod pair on each.
+    // The defaults NVIDIA adapters resolve (the shipped table): every mod pair on each.
+    const shipped = (d: number) => {
+      const problem = resolveProblem({ batch: 2, qHeads: 4, kvHeads: 4, qLen: 256, kvLen: 256, qkHeadDim: d, vHeadDim: d, dtype: "f32", returnLse: true });
+      return shippedWgslConfig(wgslConfigCandidates(problem, [128, 128], { limits: H200_MATRIX, vec4: true }), problem, "nvidia")!;
+    };
+    const [first128, first64] = [shipped(128), shipped(64)];
+    // They differ: head dim 64 on 32-key tiles.
     expect([first64.blockN, first128.blockN]).toEqual([32, 16]);
     for (const [first, d] of [[first128, 128], [first64, 64]] as const)
       for (const [mName, mask] of masks)
