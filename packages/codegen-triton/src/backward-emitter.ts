@@ -291,8 +291,10 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
         "offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)",
         "ok = offs < SIZE",
         "acc = tl.zeros([BLOCK], dtype=tl.float32)",
+        "ptrs = partials + offs  # 64-bit pointer steps: programs × SIZE may pass 2^31",
         "for prog in range(0, n_programs):",
-        "    acc += tl.load(partials + prog.to(tl.int64) * SIZE + offs, mask=ok, other=0.0)",
+        "    acc += tl.load(ptrs, mask=ok, other=0.0)",
+        "    ptrs += SIZE",
         "tl.store(grad + offs, acc, mask=ok)",
       ],
     };

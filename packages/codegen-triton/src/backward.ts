@@ -255,13 +255,18 @@ class FlexAttentionFunction(torch.autograd.Function):
     def forward(ctx, call, config, autotune, q, k, v, *bufs):
         if call.tables is not None:
             call.launch(_resolve(call, config, autotune)[0])
+        out, lse = call.out, call.lse
+        # The outputs go through save_for_backward: held on ctx directly they would form a reference cycle.
+        ctx.save_for_backward(out, lse)
+        call.out = call.lse = None
         ctx.call = call
-        ctx.mark_non_differentiable(call.lse)
-        return call.out, call.lse
+        ctx.mark_non_differentiable(lse)
+        return out, lse
 
     @staticmethod
     def backward(ctx, dout, _dlse):
         call = ctx.call
+        call.out, call.lse = ctx.saved_tensors
         names = [spec[0] for spec in BUFFERS]
         if call.tables is None or dout is None:  # an empty problem: every gradient is 0
             dq, dk, dv, grads = torch.zeros_like(call.q), torch.zeros_like(call.k), torch.zeros_like(call.v), {}

@@ -280,6 +280,21 @@ def cdiv(a, b):
 math = types.SimpleNamespace(exp2=exp2, log2=log2, exp=exp, log=log)
 
 
+def _argument(a):
+    """A launch argument as the kernel sees it: tensors as pointers, ints as int32, floats as float32."""
+    if hasattr(a, "as_pointer"):
+        return a.as_pointer()
+    if isinstance(a, np.ndarray):
+        return P(a.reshape(-1))
+    if isinstance(a, (bool, np.bool_)):
+        return a
+    if isinstance(a, (int, np.integer)):
+        return V(np.asarray(a, dtype=I32))
+    if isinstance(a, float):
+        return V(np.float32(a))
+    return a
+
+
 class _Kernel:
     def __init__(self, fn):
         self.fn = fn
@@ -291,8 +306,7 @@ class _Kernel:
         grid = tuple(grid) + (1,) * (3 - len(grid))
 
         def launch(*args, num_warps=None, num_stages=None, **kw):
-            args = [P(a.reshape(-1)) if isinstance(a, np.ndarray) and a.ndim else V(np.asarray(a, dtype=I32)) if isinstance(a, (int, np.integer)) and not isinstance(a, bool) else
-                    V(np.float32(a)) if isinstance(a, float) else a for a in args]
+            args = [_argument(a) for a in args]
             _grid[:] = grid
             for z in range(grid[2]):
                 for y in range(grid[1]):

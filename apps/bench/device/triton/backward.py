@@ -130,7 +130,7 @@ class Run:
         for n in grad_names:
             bufs[n] = leaf(bufs[n])
         inputs = [q, k, v, *(bufs[n] for n in grad_names)]
-        kw = dict(scale=p["scale"], q_offset=p["qOffset"], kv_offset=p["kvOffset"])
+        kw = dict(scale=p["scale"], q_offset=p["qOffset"], kv_offset=p["kvOffset"], return_lse=False)
 
         def ours():
             out = mod.flex_attention(q, k, v, *tables, **bufs, **kw)
@@ -226,7 +226,7 @@ class Run:
         j, mod, tables, bufs, q, k, v, dout = self.entry("compare", name)
         inputs = [q, k, v, *(bufs[n] for n in j["gradBuffers"])]
         labels = ["dq", "dk", "dv", *j["gradBuffers"]]
-        out = mod.flex_attention(q, k, v, *tables, **bufs)
+        out = mod.flex_attention(q, k, v, *tables, **bufs, return_lse=False)
         ours = torch.autograd.grad(out, inputs, dout)
         ref = self.dense_reference(j, q, k, v, dout, bufs)
         rec = dict(name=name, N=j["N"], Hq=j["Hq"], Hkv=j["Hkv"], D=j["D"], ours={}, flex={}, ours_vs_flex={})
@@ -259,7 +259,7 @@ class Run:
             try:
                 j, mod, tables, bufs, q, k, v, dout = self.entry(sub, name)
                 inputs = [q, k, v, *(bufs[n] for n in j["gradBuffers"])]
-                runs = [torch.autograd.grad(mod.flex_attention(q, k, v, *tables, **bufs), inputs, dout) for _ in range(2)]
+                runs = [torch.autograd.grad(mod.flex_attention(q, k, v, *tables, **bufs, return_lse=False), inputs, dout) for _ in range(2)]
                 rec = dict(name=name, ours_bitwise_equal={n: torch.equal(a, b) for n, a, b in zip(["dq", "dk", "dv", *j["gradBuffers"]], *runs)})
                 rec["pass"] = all(rec["ours_bitwise_equal"].values())
                 if sub == "compare":
@@ -305,8 +305,8 @@ class Run:
                 j, mod, tables, bufs, q, k, v, dout = self.entry("bench", name)
                 inputs = [q, k, v, *(bufs[n] for n in j["gradBuffers"])]
                 mm, sm = self.flex_mods(j["variant"], bufs)
-                bm = BlockMask.from_kv_blocks(*tables, BLOCK_SIZE=(128, 128), mask_mod=mm, seq_lengths=(j["N"], j["N"]))
-                ours = lambda: torch.autograd.grad(mod.flex_attention(q, k, v, *tables, **bufs), inputs, dout)  # noqa: E731
+                bm = BlockMask.from_kv_blocks(*tables, BLOCK_SIZE=tuple(j["tables"]["blockSize"]), mask_mod=mm, seq_lengths=(j["N"], j["N"]))
+                ours = lambda: torch.autograd.grad(mod.flex_attention(q, k, v, *tables, **bufs, return_lse=False), inputs, dout)  # noqa: E731
                 theirs = lambda: torch.autograd.grad(flex(q, k, v, score_mod=sm, block_mask=bm), inputs, dout)  # noqa: E731
                 t0 = time.time()
                 g_ours = ours()
@@ -333,7 +333,7 @@ class Run:
                     if theirs is not None:
                         t["flex"].append(do_bench(theirs, warmup=5, rep=60, return_mode="median"))
                 with torch.no_grad():
-                    rec["fwd_ours_ms"] = do_bench(lambda: mod.flex_attention(q, k, v, *tables, **bufs), warmup=5, rep=40, return_mode="median")
+                    rec["fwd_ours_ms"] = do_bench(lambda: mod.flex_attention(q, k, v, *tables, **bufs, return_lse=False), warmup=5, rep=40, return_mode="median")
                     if theirs is not None:
                         rec["fwd_flex_ms"] = do_bench(lambda: flex(q, k, v, score_mod=sm, block_mask=bm), warmup=5, rep=40, return_mode="median")
                 rec["rounds"] = t
@@ -359,7 +359,7 @@ class Run:
                 break
             try:
                 mod.set_backward_config(c)
-                fn = lambda: torch.autograd.grad(mod.flex_attention(q, k, v, *tables, **bufs), [q, k, v], dout)  # noqa: E731
+                fn = lambda: torch.autograd.grad(mod.flex_attention(q, k, v, *tables, **bufs, return_lse=False), [q, k, v], dout)  # noqa: E731
                 fn()
                 torch.cuda.synchronize()
                 self.add("candidates", dict(name=name, config=c, ms=do_bench(fn, warmup=5, rep=40, return_mode="median")))
