@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import statistics
 import sys
 import time
@@ -299,7 +300,7 @@ class Run:
         from torch.nn.attention.flex_attention import BlockMask, flex_attention
         flex = torch.compile(flex_attention, dynamic=False)
         for name in json.load(open(os.path.join(ROOT, "bench", "index.json"))):
-            if self.skip(f"bench {name}", 45):
+            if self.skip(f"bench {name}", 60):
                 continue
             try:
                 j, mod, tables, bufs, q, k, v, dout = self.entry("bench", name)
@@ -368,6 +369,12 @@ class Run:
         mod.set_backward_config(None)
 
     def markdown(self):
+        try:
+            self._markdown()
+        except Exception as e:  # the JSON has everything; the summary must not stop the run
+            self.log(json.dumps(dict(markdown_error=repr(e)[:300])))
+
+    def _markdown(self):
         r = self.result
         lines = [f"# Triton backward on {r['env']['gpu']}", "", f"torch {r['env']['torch']}, triton {r['env']['triton']}, "
                  f"{r.get('elapsed_s')} s", "", "## Conformance (vs float64 reference gradients)", "",
@@ -410,10 +417,16 @@ class Run:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--budget-s", type=float, default=270)
+    ap.add_argument("--budget-s", type=float, default=240, help="no entry starts past it; a watchdog stops the run 25 s after")
     ap.add_argument("--phases", default="conformance,compare,determinism,bench,candidates")
     args = ap.parse_args()
     run = Run(args.budget_s)
+
+    def watchdog(signum, frame):
+        raise TimeoutError("budget exhausted (watchdog)")
+
+    signal.signal(signal.SIGALRM, watchdog)
+    signal.alarm(int(args.budget_s + 25))
     for phase in args.phases.split(","):
         if run.skip(phase, 10):
             continue
@@ -425,6 +438,7 @@ def main():
         run.log(json.dumps(dict(phase=phase, seconds=round(time.time() - t0, 1))))
         run.save()
         run.markdown()
+    signal.alarm(0)
     conf = [c for c in run.result["conformance"] if "skipped" not in c]
     run.log(f"backward conformance: {sum(bool(c.get('pass')) for c in conf)} passed, {sum(not c.get('pass') for c in conf)} failed")
     run.save()
