@@ -10,8 +10,11 @@
  *   dq          (q tile, hq, b):  the kv tiles of the row's partial then full blocks (kv tables)
  *   reduce      (element chunk):  a buffer's gradient = its per-program partials summed in program order
  *
- * Tiles are [BLOCK_M, BLOCK_N] in both passes (rows are queries), so the mods and their
- * derivatives render exactly as in the forward (mods.ts): q_idx [BLOCK_M, 1], kv_idx [1, BLOCK_N].
+ * The dq pass works on [BLOCK_M, BLOCK_N] tiles as the forward does (q_idx [BLOCK_M, 1], kv_idx
+ * [1, BLOCK_N]); the dkdv pass on transposed [BLOCK_N, BLOCK_M] tiles (kv_idx [BLOCK_N, 1], q_idx
+ * [1, BLOCK_M]), so Pᵀ and dSᵀ leave their products in the layout the dV and dK products take as
+ * their left operand, with no transpose through shared memory. The mods and their derivatives
+ * render unchanged (mods.ts): they broadcast over whatever shapes q_idx and kv_idx have.
  * P is recomputed in the exp2 domain from the forward's natural-log LSE; rows whose LSE is −∞
  * (fully masked) or that lie past q_len read LSE = +∞, so their P, and every gradient through
  * them, is exactly 0.
@@ -70,12 +73,13 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
     this.names = { mask: slots("mask"), score: slots("score") };
   }
 
-  /** Statements computing `graph` over the tile, and its value broadcast to [BLOCK_M, BLOCK_N]. */
-  private render(graph: ModGraph, owner: "mask" | "score", prefix: string): { lines: Lines; value: string } {
+  /** Statements computing `graph` over a tile of `pass`, and its value broadcast to the tile's shape. */
+  private render(graph: ModGraph, owner: "mask" | "score", prefix: string, pass: BackwardPass): { lines: Lines; value: string } {
     const names = this.names[owner];
     const m = renderTileMod(graph, { prefix, bufferName: (slot) => names[slot], approxTanh: this.options.approxTanh });
     for (const h of m.helpers) this.helpers.add(h);
-    const value = m.alongM && m.alongN ? m.result : `tl.broadcast_to(${m.result}, (BLOCK_M, BLOCK_N))`;
+    const shape = pass === "dkdv" ? "(BLOCK_N, BLOCK_M)" : "(BLOCK_M, BLOCK_N)";
+    const value = m.alongM && m.alongN ? m.result : `tl.broadcast_to(${m.result}, ${shape})`;
     // Terms the forward hoists out of its kv loop depend on q or h, which change per tile here.
     return { lines: [...m.hoisted, ...m.body], value };
   }
@@ -103,12 +107,12 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   /** The query side of a tile: Q, dO, LSE (+∞ where P must be 0) and delta rows at offs_m. */
-  private querySide(): Lines {
+  private querySide(pass: BackwardPass): Lines {
     const s = this.shape;
     return [
       "offs_m = start_m + offs_m0",
       "m_ok = offs_m < q_len",
-      "q_idx = offs_m[:, None] + q_offset",
+      `q_idx = offs_m${pass === "dkdv" ? "[None, :]" : "[:, None]"} + q_offset`,
       this.loadRows("qt", "q_base", "offs_m", "stride_q_s", "m_ok", "offs_dqk", s.qkDim, s.qkDimPad),
       this.loadRows("dot", "do_base", "offs_m", "stride_dout_s", "m_ok", "offs_dv", s.vDim, s.vDimPad),
       `lse_i = tl.load(lse + row_base + offs_m, mask=m_ok, other=${POS_INF})`,
@@ -118,12 +122,12 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   /** The key side of a tile: K and V rows at offs_n. */
-  private keySide(): Lines {
+  private keySide(pass: BackwardPass): Lines {
     const s = this.shape;
     return [
       "offs_n = start_n + offs_n0",
       "n_ok = offs_n < kv_len",
-      "kv_idx = offs_n[None, :] + kv_offset",
+      `kv_idx = offs_n${pass === "dkdv" ? "[:, None]" : "[None, :]"} + kv_offset`,
       this.loadRows("kt", "k_base", "offs_n", "stride_k_s", "n_ok", "offs_dqk", s.qkDim, s.qkDimPad),
       this.loadRows("vt", "v_base", "offs_n", "stride_v_s", "n_ok", "offs_dv", s.vDim, s.vDimPad),
     ];
@@ -178,7 +182,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
         "start_n = pid_n * BLOCK_N",
         "k_base = k + off_b.to(tl.int64) * stride_k_b + off_hkv.to(tl.int64) * stride_k_h",
         "v_base = v + off_b.to(tl.int64) * stride_v_b + off_hkv.to(tl.int64) * stride_v_h",
-        ...this.keySide(),
+        ...this.keySide("dkdv"),
         "dk_acc = tl.zeros([BLOCK_N, QK_D_PAD], dtype=tl.float32)",
         "dv_acc = tl.zeros([BLOCK_N, V_D_PAD], dtype=tl.float32)",
         "kv_block = start_n // SPARSE_KV",
@@ -259,7 +263,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
         ...this.commonOffsets(),
         "start_m = pid_m * BLOCK_M",
         ...this.headBases(),
-        ...this.querySide(),
+        ...this.querySide("dq"),
         "sparse_row = ((off_b % sparse_b) * sparse_h + off_h % sparse_h) * sparse_q_blocks + start_m // SPARSE_Q",
         "k_base = k + off_b.to(tl.int64) * stride_k_b + off_hkv.to(tl.int64) * stride_k_h",
         "v_base = v + off_b.to(tl.int64) * stride_v_b + off_hkv.to(tl.int64) * stride_v_h",
@@ -303,42 +307,50 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   // ---- block-loop body steps ----
 
   loadTiles(pass: BackwardPass): BackwardCode {
-    return { lines: pass === "dkdv" ? this.querySide() : this.keySide() };
+    return { lines: pass === "dkdv" ? this.querySide(pass) : this.keySide(pass) };
   }
 
-  qk(): BackwardCode {
+  qk(pass: BackwardPass): BackwardCode {
     // qk: the score the mods see (q·k·scale, f32); s: after the score mod and the masks.
-    return { lines: [`qk = tl.dot(qt, tl.trans(kt)${this.dotPrecision}) * scale`, "s = qk"] };
+    const product = pass === "dkdv" ? "tl.dot(kt, tl.trans(qt)" : "tl.dot(qt, tl.trans(kt)";
+    return { lines: [`qk = ${product}${this.dotPrecision}) * scale`, "s = qk"] };
   }
 
   scoreMod(pass: BackwardPass, blocks: BlockKind): BackwardCode {
-    const m = this.render(this.spec.score!, "score", `sc${pass[1]}${blocks[0]}_`);
+    const m = this.render(this.spec.score!, "score", `sc${pass[1]}${blocks[0]}_`, pass);
     return { lines: [...m.lines, `s = ${m.value}`] };
   }
 
   maskMod(pass: BackwardPass, blocks: BlockKind): BackwardCode {
-    const m = this.render(this.spec.mask!, "mask", `mk${pass[1]}${blocks[0]}_`);
+    const m = this.render(this.spec.mask!, "mask", `mk${pass[1]}${blocks[0]}_`, pass);
     return { lines: [...m.lines, `s = tl.where(${m.value}, s, ${NEG_INF})`] };
   }
 
-  bounds(): BackwardCode {
-    return { lines: [`s = tl.where(m_ok[:, None] & n_ok[None, :], s, ${NEG_INF})`] };
+  /** Per-row (query) vectors as the pass's tile takes them: columns in dkdv's transposed tiles. */
+  private rowVector(pass: BackwardPass, name: string): string {
+    return pass === "dkdv" ? `${name}[None, :]` : `${name}[:, None]`;
   }
 
-  recomputeP(): BackwardCode {
-    return { lines: [`p = tl.math.exp2(s * ${NUMERICS.LOG2E} - lse_i[:, None])`] };
+  bounds(pass: BackwardPass): BackwardCode {
+    const ok = pass === "dkdv" ? "n_ok[:, None] & m_ok[None, :]" : "m_ok[:, None] & n_ok[None, :]";
+    return { lines: [`s = tl.where(${ok}, s, ${NEG_INF})`] };
+  }
+
+  recomputeP(pass: BackwardPass): BackwardCode {
+    return { lines: [`p = tl.math.exp2(s * ${NUMERICS.LOG2E} - ${this.rowVector(pass, "lse_i")})`] };
   }
 
   accumulateDV(): BackwardCode {
-    return { lines: [`dv_acc = tl.dot(tl.trans(p.to(dot.dtype)), dot, dv_acc${this.dotPrecision})`] };
+    return { lines: [`dv_acc = tl.dot(p.to(dot.dtype), dot, dv_acc${this.dotPrecision})  # Pᵀ·dO (p is Pᵀ here)`] };
   }
 
-  dP(): BackwardCode {
-    return { lines: [`dp = tl.dot(dot, tl.trans(vt)${this.dotPrecision})`] };
+  dP(pass: BackwardPass): BackwardCode {
+    const product = pass === "dkdv" ? "tl.dot(vt, tl.trans(dot)" : "tl.dot(dot, tl.trans(vt)";
+    return { lines: [`dp = ${product}${this.dotPrecision})`] };
   }
 
-  dS(): BackwardCode {
-    return { lines: ["ds = p * (dp - delta_i[:, None])"] };
+  dS(pass: BackwardPass): BackwardCode {
+    return { lines: [`ds = p * (dp - ${this.rowVector(pass, "delta_i")})`] };
   }
 
   bufferGrad(pass: BackwardPass, blocks: BlockKind): BackwardCode {
@@ -348,8 +360,8 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
       const sites = grad.buffers.find((b) => b.slot === gb.slot)!.sites;
       sites.forEach((site, n) => {
         const tag = `${k}_${n}${pass[1]}${blocks[0]}_`;
-        const off = this.render(site.offset, "score", `go${tag}`);
-        const w = this.render(site.weight, "score", `gw${tag}`);
+        const off = this.render(site.offset, "score", `go${tag}`, pass);
+        const w = this.render(site.weight, "score", `gw${tag}`, pass);
         const row = this.partialRow(gb.slot);
         lines.push(
           `# ${gb.name}: this tile's contributions, entry by entry (a fixed-order reduction, no atomics)`,
@@ -371,13 +383,13 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   scoreGrad(pass: BackwardPass, blocks: BlockKind): BackwardCode {
-    const g = this.render(this.mods.gradient!.dScore, "score", `gs${pass[1]}${blocks[0]}_`);
+    const g = this.render(this.mods.gradient!.dScore, "score", `gs${pass[1]}${blocks[0]}_`, pass);
     // Where P = 0 nothing flows, even where ∂mod/∂s is infinite or NaN.
     return { lines: [...g.lines, `ds = tl.where(p == 0.0, 0.0, ds * ${g.value})`] };
   }
 
   accumulateDK(): BackwardCode {
-    return { lines: [`dk_acc = tl.dot(tl.trans(ds.to(qt.dtype)), qt, dk_acc${this.dotPrecision})`] };
+    return { lines: [`dk_acc = tl.dot(ds.to(qt.dtype), qt, dk_acc${this.dotPrecision})  # dSᵀ·Q (ds is dSᵀ here)`] };
   }
 
   accumulateDQ(): BackwardCode {
