@@ -49,6 +49,9 @@ export interface BackwardCode {
 const NEG_INF = 'float("-inf")';
 const POS_INF = 'float("inf")';
 
+/** Constexpr switching grad buffer `k`'s accumulation on (the launcher sets it where the buffer requires grad). */
+export const gradFlag = (k: number): string => `GRAD_${k}`;
+
 /** Workspace argument holding the per-dkdv-program partial sums of grad buffer `i`. */
 export const partialName = (pyName: string): string => `dpart_${pyName}`;
 
@@ -365,17 +368,20 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
         const row = this.partialRow(gb.slot);
         lines.push(
           `# ${gb.name}: this tile's contributions, entry by entry (a fixed-order reduction, no atomics)`,
-          ...off.lines,
-          ...w.lines,
-          `g_off = ${off.value}`,
-          "g_ok = (g_off >= 0) & (p != 0.0)",
-          `g_val = tl.where(g_ok, ds * ${w.value}, 0.0)`,
-          `g_lo = tl.min(tl.where(g_ok, g_off, ${gb.size}))`,
-          "g_hi = tl.max(tl.where(g_ok, g_off, -1))",
-          "for e in range(g_lo, g_hi + 1):",
-          `    g_sum = tl.sum(tl.where(g_off == e, g_val, 0.0))`,
-          `    tl.store(${row} + e, tl.load(${row} + e) + g_sum)`,
-          "tl.debug_barrier()  # the next tile reads these entries back",
+          `if ${gradFlag(k)}:`,
+          ...indent([
+            ...off.lines,
+            ...w.lines,
+            `g_off = ${off.value}`,
+            "g_ok = (g_off >= 0) & (p != 0.0)",
+            `g_val = tl.where(g_ok, ds * ${w.value}, 0.0)`,
+            `g_lo = tl.min(tl.where(g_ok, g_off, ${gb.size}))`,
+            "g_hi = tl.max(tl.where(g_ok, g_off, -1))",
+            "for e in range(g_lo, g_hi + 1):",
+            `    g_sum = tl.sum(tl.where(g_off == e, g_val, 0.0))`,
+            `    tl.store(${row} + e, tl.load(${row} + e) + g_sum)`,
+            "tl.debug_barrier()  # the next tile reads these entries back",
+          ]),
         );
       });
     });

@@ -10,7 +10,7 @@
 import { FlexAttnError } from "@flexattn/ir";
 import { type BackwardMods, type KernelSpec, backwardAbi, backwardMods, emitBackward } from "@flexattn/template";
 import { bufferArgs } from "./buffers.js";
-import { type BackwardKernel, TritonBackwardEmitter, partialName } from "./backward-emitter.js";
+import { type BackwardKernel, TritonBackwardEmitter, gradFlag, partialName } from "./backward-emitter.js";
 import { kernelShape } from "./emitter.js";
 import type { TritonOptions } from "./options.js";
 import { indent, pyString } from "./python.js";
@@ -125,7 +125,7 @@ export function backwardSource(spec: KernelSpec, options: TritonOptions): Backwa
       "out", "dout", "delta", "q_heads", "q_len", "stride_out_b", "stride_out_h", "stride_out_s",
       "stride_dout_b", "stride_dout_h", "stride_dout_s", ...constexpr(["V_D", "V_D_PAD", "BLOCK_M"]),
     ], parts.preprocess),
-    ...jit(BACKWARD_KERNELS.dkdv, [...params, ...constexpr(BWD_CONSTEXPRS)], parts.dkdv),
+    ...jit(BACKWARD_KERNELS.dkdv, [...params, ...constexpr([...BWD_CONSTEXPRS, ...gradBuffers.map((_, k) => gradFlag(k))])], parts.dkdv),
     ...jit(BACKWARD_KERNELS.dq, [...params, ...constexpr(BWD_CONSTEXPRS)], parts.dq),
     ...(gradBuffers.length
       ? jit(BACKWARD_KERNELS.reduce, ["partials", "grad", "n_programs", ...constexpr(["SIZE", "BLOCK"])], parts.reduce)
@@ -159,7 +159,10 @@ ${strided.map((t) => `    stride_${t}_b, stride_${t}_h, stride_${t}_s = ${t}.str
     bm2, bn2 = _fit_tile(c["BLOCK_M2"], SPARSE_BLOCK[0]), _fit_tile(c["BLOCK_N2"], SPARSE_BLOCK[1])
     n_kv_tiles = triton.cdiv(kv_len, bn1)
     n_programs = batch * kv_heads * n_kv_tiles
-${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs, ${g.size}), dtype=torch.float32, device=q.device)`).join("\n")}
+    need = set(name for name, _ in GRAD_BUFFERS) if need is None else need
+    # A buffer nobody differentiates gets neither a workspace nor the kernel's accumulation (GRAD_k off).
+${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs, ${g.size}) if ${pyString(g.pyName)} in need else (1,), dtype=torch.float32, device=q.device)`).join("\n")}
+    flags = {${gradBuffers.map((g, k) => `"${gradFlag(k)}": ${pyString(g.pyName)} in need`).join(", ")}}
     has_partial, has_full = call.forms[0] != LOOP_NONE, call.forms[1] != LOOP_NONE
     common = dict(QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
                   SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1], HAS_PARTIAL=has_partial, HAS_FULL=has_full,
@@ -171,13 +174,14 @@ ${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs
             stride_dout_b, stride_dout_h, stride_dout_s, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad}, BLOCK_M=64)
         ${BACKWARD_KERNELS.dkdv}[(n_kv_tiles, kv_heads, batch)](
             *args, BLOCK_M=bm1, BLOCK_N=bn1, TILES_PER_Q_BLOCK=SPARSE_BLOCK[0] // bm1, TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn1,
-            **common)
+            **common, **flags)
         ${BACKWARD_KERNELS.dq}[(triton.cdiv(q_len, bm2), q_heads, batch)](
             *args, BLOCK_M=bm2, BLOCK_N=bn2, TILES_PER_Q_BLOCK=SPARSE_BLOCK[0] // bm2, TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn2,
             **common)
         grads = {}
-${gradBuffers.map((g) => `        grads[${pyString(g.pyName)}] = torch.empty((${g.size},), dtype=torch.float32, device=q.device)
-        ${BACKWARD_KERNELS.reduce}[(triton.cdiv(${g.size}, 1024),)](${partialName(g.pyName)}, grads[${pyString(g.pyName)}], n_programs, SIZE=${g.size}, BLOCK=1024)`).join("\n")}
+${gradBuffers.map((g) => `        if ${pyString(g.pyName)} in need:
+            grads[${pyString(g.pyName)}] = torch.empty((${g.size},), dtype=torch.float32, device=q.device)
+            ${BACKWARD_KERNELS.reduce}[(triton.cdiv(${g.size}, 1024),)](${partialName(g.pyName)}, grads[${pyString(g.pyName)}], n_programs, SIZE=${g.size}, BLOCK=1024)`).join("\n")}
     return dq, dk, dv, grads`
     : `
     _fail(f"this module has no backward: {BACKWARD_UNAVAILABLE}")`;
@@ -233,8 +237,9 @@ def backward_config(config=None):
     return c
 
 
-def _launch_backward(call, dout, config=None):
-    """dq, dk, dv and {buffer name: gradient} of one forward call, for the output gradient dout."""
+def _launch_backward(call, dout, config=None, need=None):
+    """dq, dk, dv and {buffer name: gradient} of one forward call, for the output gradient dout; the gradients of
+    the GRAD_BUFFERS named in need (default: all)."""
     c = backward_config(config)${launchBody}
 
 
@@ -271,7 +276,8 @@ class FlexAttentionFunction(torch.autograd.Function):
         if call.tables is None or dout is None:  # an empty problem: every gradient is 0
             dq, dk, dv, grads = torch.zeros_like(call.q), torch.zeros_like(call.k), torch.zeros_like(call.v), {}
         else:
-            dq, dk, dv, grads = _launch_backward(call, dout, _BACKWARD_CONFIG.get("config"))
+            need = {name for i, name in enumerate(names) if ctx.needs_input_grad[6 + i]}
+            dq, dk, dv, grads = _launch_backward(call, dout, _BACKWARD_CONFIG.get("config"), need)
         dbufs = []
         for name, t in zip(names, call.bufs_in):
             if not ctx.needs_input_grad[6 + len(dbufs)]:

@@ -270,6 +270,18 @@ def main():
         if spec[0] not in case["gradBuffers"]:
             expect(grads[6 + i] is None, f"{name}: {spec[0]} (no requires_grad) gets no gradient")
 
+    # Buffers that do not require grad: no gradient for them (their accumulation is switched off), the same dq.
+    if case["gradBuffers"]:
+        for n in case["gradBuffers"]:
+            bufs[n].requires_grad_(False)
+        out = mod.flex_attention(q, k, v, *tables, **bufs, **kw, return_lse=False)
+        cls, ctx = out._ctx
+        frozen = cls.backward(ctx, dout, None)
+        expect(all(g is None for g in frozen[6:]), f"{name}: buffers without requires_grad get no gradient")
+        expect(np.array_equal(frozen[3].a, grads[3].a), f"{name}: dq does not depend on which buffers require grad")
+        for n in case["gradBuffers"]:
+            bufs[n].requires_grad_(True)
+
     # Errors a caller can make.
     try:
         mod.flex_attention(q, k, v, *tables, **bufs, **kw, out=empty(out.shape, out.dtype), return_lse=False)
