@@ -33,17 +33,36 @@ export interface BackwardConfig {
   numStages: number;
 }
 
-/**
- * Candidates, the shipped default first. Small dkdv query tiles and small dq key tiles keep the
- * two f32 accumulators of each pass (dK and dV, or dQ) in registers at head dim 128.
- */
+const bwd = (blockM1: number, blockN1: number, blockM2: number, blockN2: number, numWarps: number, numStages: number): BackwardConfig =>
+  ({ blockM1, blockN1, blockM2, blockN2, numWarps, numStages });
+
+/** Configs worth timing for any spec; backwardCandidates puts the spec's default first. */
 export const BACKWARD_CANDIDATES: readonly BackwardConfig[] = [
-  { blockM1: 64, blockN1: 64, blockM2: 64, blockN2: 64, numWarps: 4, numStages: 3 },
-  { blockM1: 32, blockN1: 128, blockM2: 128, blockN2: 32, numWarps: 8, numStages: 3 },
-  { blockM1: 64, blockN1: 128, blockM2: 128, blockN2: 64, numWarps: 8, numStages: 3 },
-  { blockM1: 32, blockN1: 64, blockM2: 64, blockN2: 32, numWarps: 4, numStages: 3 },
-  { blockM1: 64, blockN1: 64, blockM2: 64, blockN2: 64, numWarps: 4, numStages: 2 },
+  bwd(64, 128, 128, 64, 8, 3),
+  bwd(64, 64, 64, 64, 4, 3),
+  bwd(64, 64, 64, 64, 8, 3),
+  bwd(32, 128, 128, 32, 8, 3),
+  bwd(32, 64, 64, 32, 4, 3),
+  bwd(32, 32, 32, 32, 4, 2),
 ];
+
+/**
+ * The shipped default, by what sets the register budget: the dK/dV program keeps K, V and two
+ * f32 [BLOCK_N1, d] accumulators in registers. At padded head dim 128 and up, 64 × 128 dK/dV
+ * tiles and 128 × 64 dQ tiles on 8 warps (the split PyTorch's flex backward uses on Hopper); at
+ * 64 and below, 64 × 64 tiles on 4 warps; f32 (twice the bytes, IEEE dots) 32 × 32.
+ */
+export function backwardDefault(spec: KernelSpec): BackwardConfig {
+  if (spec.dtype === "f32") return bwd(32, 32, 32, 32, 4, 2);
+  return kernelShape(spec).qkDimPad >= 128 ? bwd(64, 128, 128, 64, 8, 3) : bwd(64, 64, 64, 64, 4, 3);
+}
+
+/** The spec's default first, then the other candidates. */
+export function backwardCandidates(spec: KernelSpec): BackwardConfig[] {
+  const key = (c: BackwardConfig) => JSON.stringify(c);
+  const all = [backwardDefault(spec), ...BACKWARD_CANDIDATES];
+  return all.filter((c, i) => all.findIndex((d) => key(d) === key(c)) === i);
+}
 
 const pyBwdConfig = (c: BackwardConfig) =>
   `dict(BLOCK_M1=${c.blockM1}, BLOCK_N1=${c.blockN1}, BLOCK_M2=${c.blockM2}, BLOCK_N2=${c.blockN2}, num_warps=${c.numWarps}, num_stages=${c.numStages})`;
@@ -105,9 +124,9 @@ export function backwardSource(spec: KernelSpec, options: TritonOptions): Backwa
   const gradBuffers = (mods?.gradBuffers ?? []).map((g) => ({ pyName: scoreName(g.slot), size: g.size }));
   const constants = [
     "# Backward (see flex_attention): configs of its dkdv (M1 x N1 tiles) and dq (M2 x N2) kernels, the default first.",
-    `BWD_CONFIG = ${pyBwdConfig(BACKWARD_CANDIDATES[0])}`,
+    `BWD_CONFIG = ${pyBwdConfig(backwardDefault(spec))}`,
     "BWD_CANDIDATES = (",
-    ...BACKWARD_CANDIDATES.map((c) => `    ${pyBwdConfig(c)},`),
+    ...backwardCandidates(spec).map((c) => `    ${pyBwdConfig(c)},`),
     ")",
     "# Captured f32 buffers of the score mod that receive a gradient: name, number of entries.",
     `GRAD_BUFFERS = (${gradBuffers.map((g) => `(${pyString(g.pyName)}, ${g.size}), `).join("")})`,

@@ -92,6 +92,15 @@ describe("generated Triton backward source", () => {
     expect(pyCompile(sources)).toEqual([]);
   });
 
+  it("reduces buffer gradients without atomics, and only a module with a gradient buffer has the reduce kernel", () => {
+    const [bias, plain] = ["learnable-relative-bias-2N-1", "causal"].map((name) =>
+      tritonBackend.generate(specOf(instantiateBackwardCase(BACKWARD_CASES.find((cs) => cs.name === name)!, 1))).source);
+    expect(bias).toContain("def _flexattn_bwd_reduce(");
+    expect(bias).toMatch(/^GRAD_BUFFERS = \(\("score_relBias", 111\), \)/m);
+    expect(plain).not.toContain("def _flexattn_bwd_reduce(");
+    for (const src of [bias, plain]) expect(src).not.toMatch(/tl\.atomic_/);
+  });
+
   it("a score mod whose buffer gradient cannot be produced gives a module that says why instead of a backward", () => {
     const table = buffer(new Float32Array(16), { name: "t" });
     // The index depends on the score: its gradient would scatter to an entry that moves with the recomputed score.
