@@ -55,6 +55,7 @@ export const gradFlag = (k: number): string => `GRAD_${k}`;
 /** Workspace argument holding the per-dkdv-program partial sums of grad buffer `i`. */
 export const partialName = (pyName: string): string => `dpart_${pyName}`;
 
+/** The template's backward steps as the Python lines of the four backward kernels (see the file comment). */
 export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   readonly helpers = new Set<HelperName>();
   private readonly shape: KernelShape;

@@ -16,6 +16,7 @@ import type { TritonOptions } from "./options.js";
 import { indent, pyString } from "./python.js";
 import type { HelperName } from "./runtime.js";
 
+/** The Python names of the four backward kernels in the generated module. */
 export const BACKWARD_KERNELS: Record<BackwardKernel, string> = {
   preprocess: "_flexattn_bwd_preprocess",
   dkdv: "_flexattn_bwd_dkdv",
@@ -117,6 +118,7 @@ export interface BackwardSource {
   helpers: Set<HelperName>;
 }
 
+/** The backward half of a spec's module: constants, kernels (rendered via emitBackward) and launcher. */
 export function backwardSource(spec: KernelSpec, options: TritonOptions): BackwardSource {
   const { mods, unavailable } = moduleBackwardMods(spec);
   const args = bufferArgs(spec);
