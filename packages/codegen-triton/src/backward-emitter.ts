@@ -47,6 +47,9 @@ export interface BackwardCode {
 }
 
 const NEG_INF = 'float("-inf")';
+
+/** Whether a derivative graph is the constant 1 (a bias added to the score): its product is skipped. */
+const isOne = (g: ModGraph): boolean => g.nodes.length === 1 && g.nodes[0].op === "const" && g.nodes[0].value === 1;
 const POS_INF = 'float("inf")';
 
 /** Constexpr switching grad buffer `k`'s accumulation on (the launcher sets it where the buffer requires grad). */
@@ -375,7 +378,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
             ...w.lines,
             `g_off = ${off.value}`,
             "g_ok = (g_off >= 0) & (p != 0.0)",
-            `g_val = tl.where(g_ok, ds * ${w.value}, 0.0)`,
+            `g_val = tl.where(g_ok, ${isOne(site.weight) ? "ds" : `ds * ${w.value}`}, 0.0)`,
             `g_lo = tl.min(tl.where(g_ok, g_off, ${gb.size}))`,
             "g_hi = tl.max(tl.where(g_ok, g_off, -1))",
             "for e in range(g_lo, g_hi + 1):",
@@ -390,6 +393,8 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   scoreGrad(pass: BackwardPass, blocks: BlockKind): BackwardCode {
+    // ∂mod/∂s = 1: dS is already 0 wherever P is.
+    if (isOne(this.mods.gradient!.dScore)) return { lines: [] };
     const g = this.render(this.mods.gradient!.dScore, "score", `gs${pass[1]}${blocks[0]}_`, pass);
     // Where P = 0 nothing flows, even where ∂mod/∂s is infinite or NaN.
     return { lines: [...g.lines, `ds = tl.where(p == 0.0, 0.0, ds * ${g.value})`] };
