@@ -62,7 +62,8 @@ def flex_eager(q, k, v, tables, block_size, mask, score, scale, Lq, Lkv, gqa):
 
 
 class Run:
-    def __init__(self, budget_s):
+    def __init__(self, budget_s, bench_only=(), bench_min_s=60):
+        self.bench_only, self.bench_min_s = bench_only, bench_min_s
         self.start = time.time()
         self.deadline = self.start + budget_s
         self.dev = torch.device("cuda")
@@ -299,8 +300,11 @@ class Run:
     def bench(self, rounds=2):
         from torch.nn.attention.flex_attention import BlockMask, flex_attention
         flex = torch.compile(flex_attention, dynamic=False)
-        for name in json.load(open(os.path.join(ROOT, "bench", "index.json"))):
-            if self.skip(f"bench {name}", 60):
+        names = json.load(open(os.path.join(ROOT, "bench", "index.json")))
+        if self.bench_only:
+            names = [n for n in self.bench_only if n in names]
+        for name in names:
+            if self.skip(f"bench {name}", self.bench_min_s):
                 continue
             try:
                 j, mod, tables, bufs, q, k, v, dout = self.entry("bench", name)
@@ -419,8 +423,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget-s", type=float, default=240, help="no entry starts past it; a watchdog stops the run 25 s after")
     ap.add_argument("--phases", default="conformance,compare,determinism,bench,candidates")
+    ap.add_argument("--bench", default="", help="comma-separated bench entries (e.g. causal_n16384), in this order")
+    ap.add_argument("--bench-min-s", type=float, default=60, help="no bench entry starts with less budget left")
     args = ap.parse_args()
-    run = Run(args.budget_s)
+    run = Run(args.budget_s, tuple(n for n in args.bench.split(",") if n), args.bench_min_s)
 
     def watchdog(signum, frame):
         raise TimeoutError("budget exhausted (watchdog)")
