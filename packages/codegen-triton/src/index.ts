@@ -14,3 +14,6 @@ export { bufferArgs } from "./buffers.js";
 export type { BufferArg } from "./buffers.js";
 export { helperName, helperSource } from "./runtime.js";
 export type { HelperName } from "./runtime.js";
+export { backwardSource, moduleBackwardMods, backwardCandidates, backwardDefault, BACKWARD_CANDIDATES, BACKWARD_KERNELS } from "./backward.js";
+export type { BackwardConfig, BackwardSource } from "./backward.js";
+export { TritonBackwardEmitter } from "./backward-emitter.js";

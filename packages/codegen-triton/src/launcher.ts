@@ -395,7 +395,10 @@ def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blo
     The launch config (BLOCK_M, BLOCK_N, num_warps, num_stages) is, in this order: config= when given; the
     tuning cache's pick for this GPU and problem bucket (see tune()); a pick tuned now when autotune=True or
     FLEXATTN_AUTOTUNE=1 (printed to stderr, then cached on disk); the pick shipped for this GPU; CONFIG.
-    last_config() says which. How the kernel walks the block tables is read from the tables themselves
+    last_config() says which. Under autograd (q, k, v or a captured f32 buffer with requires_grad, grad enabled) the
+    call records a FlexAttentionFunction: loss.backward() runs the backward kernels (config: BWD_CONFIG, see
+    set_backward_config) and fills q.grad, k.grad, v.grad and the gradients of GRAD_BUFFERS (bitwise
+    deterministic); the LSE is returned without a gradient. How the kernel walks the block tables is read from the tables themselves
     (loop_form, cached while they are unchanged).${
       options.tma
         ? `
@@ -404,8 +407,10 @@ def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blo
         : ""
     }
     """
-    call = _prepare(q, k, v, (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), {${bufDict}},
-                    scale, return_lse, q_offset, kv_offset, out)
+    tables, buffers = (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), {${bufDict}}
+    if _needs_grad(q, k, v, buffers):
+        return _flex_attention_grad(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, out, config, autotune)
+    call = _prepare(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, out)
     if call.tables is not None:
         call.launch(_resolve(call, config, autotune)[0])
     return call.result()

@@ -18,6 +18,8 @@ for name in ("bfloat16", "float16", "float32", "int32"):
     setattr(torch, name, name)
 torch.Tensor = object
 torch.version = types.SimpleNamespace(hip=None)
+torch.autograd = types.SimpleNamespace(Function=object)  # the module subclasses it (its backward)
+torch.is_grad_enabled = lambda: False
 CAPABILITY = [(9, 0)]
 torch.cuda = types.SimpleNamespace(get_device_capability=lambda device=None: CAPABILITY[0])
 

@@ -113,6 +113,8 @@ torch.zeros = torch.empty
 torch.full = lambda shape, value, dtype=None, device=None: T(np.full(shape, value, _NP.get(dtype, np.float32)), dtype=dtype)
 torch.empty_like = lambda t: T(np.zeros_like(t.a), dtype=t.dtype)
 torch.version = types.SimpleNamespace(hip=None)
+torch.autograd = types.SimpleNamespace(Function=object)  # the module subclasses it (its backward)
+torch.is_grad_enabled = lambda: False
 torch.cuda = types.SimpleNamespace(device=lambda d: contextlib.nullcontext(), get_device_name=lambda i: "Stand-in GPU",
                                    current_device=lambda: 0, get_device_capability=lambda d=None: (9, 0))
 triton = types.ModuleType("triton")

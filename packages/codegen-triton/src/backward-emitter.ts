@@ -1,0 +1,410 @@
+/**
+ * The Triton BackwardEmitter: one method per step of the template's backward
+ * (packages/template/src/backward-steps.ts), each returning Python lines of one of four
+ * `@triton.jit` kernels:
+ *
+ *   preprocess  (q tile, hq, b):  delta = rowsum(dO ∘ O)
+ *   dkdv        (kv tile, hkv, b): for each query head of the group, the q tiles of the column's
+ *                                  partial then full blocks (q-direction tables); dK, dV and the
+ *                                  captured-buffer partial sums of this program
+ *   dq          (q tile, hq, b):  the kv tiles of the row's partial then full blocks (kv tables)
+ *   reduce      (element chunk):  a buffer's gradient = its per-program partials summed in program order
+ *
+ * The dq pass works on [BLOCK_M, BLOCK_N] tiles as the forward does (q_idx [BLOCK_M, 1], kv_idx
+ * [1, BLOCK_N]); the dkdv pass on transposed [BLOCK_N, BLOCK_M] tiles (kv_idx [BLOCK_N, 1], q_idx
+ * [1, BLOCK_M]), so Pᵀ and dSᵀ leave their products in the layout the dV and dK products take as
+ * their left operand, with no transpose through shared memory. The mods and their derivatives
+ * render unchanged (mods.ts): they broadcast over whatever shapes q_idx and kv_idx have.
+ * P is recomputed in the exp2 domain from the forward's natural-log LSE; rows whose LSE is −∞
+ * (fully masked) or that lie past q_len read LSE = +∞, so their P, and every gradient through
+ * them, is exactly 0.
+ *
+ * Buffer gradients never use atomics: a dkdv program owns one row of a workspace per buffer and
+ * adds each tile's contributions to it entry by entry (for every entry the tile touches, one
+ * fixed-order tile reduction), so the sums are bitwise reproducible. The cost is one tile
+ * reduction per distinct entry a tile touches: a few for a bucketed [H, buckets] table, up to
+ * BLOCK_M + BLOCK_N − 1 for a [2N − 1] relative-position table.
+ */
+import type { ModGraph } from "@flexattn/ir";
+import {
+  type BackwardEmitter, type BackwardMods, type BackwardPass, type BlockKind, type KernelSpec, NUMERICS,
+} from "@flexattn/template";
+import { bufferArgs } from "./buffers.js";
+import { type KernelShape, kernelShape } from "./emitter.js";
+import { renderTileMod } from "./mods.js";
+import type { TritonOptions } from "./options.js";
+import { indent } from "./python.js";
+import type { HelperName } from "./runtime.js";
+
+type Lines = string[];
+
+/** Which kernel a top-level step's lines belong to. */
+export type BackwardKernel = "preprocess" | "dkdv" | "dq" | "reduce";
+
+export interface BackwardCode {
+  kernel?: BackwardKernel;
+  lines: Lines;
+}
+
+const NEG_INF = 'float("-inf")';
+
+/** Whether a derivative graph is the constant 1 (a bias added to the score): its product is skipped. */
+const isOne = (g: ModGraph): boolean => g.nodes.length === 1 && g.nodes[0].op === "const" && g.nodes[0].value === 1;
+const POS_INF = 'float("inf")';
+
+/** Constexpr switching grad buffer `k`'s accumulation on (the launcher sets it where the buffer requires grad). */
+export const gradFlag = (k: number): string => `GRAD_${k}`;
+
+/** Workspace argument holding the per-dkdv-program partial sums of grad buffer `i`. */
+export const partialName = (pyName: string): string => `dpart_${pyName}`;
+
+/** The template's backward steps as the Python lines of the four backward kernels (see the file comment). */
+export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
+  readonly helpers = new Set<HelperName>();
+  private readonly shape: KernelShape;
+  /** Kernel parameter name of each score-mod / mask-mod buffer slot. */
+  private readonly names: Record<"mask" | "score", string[]>;
+
+  constructor(
+    private readonly spec: KernelSpec,
+    private readonly mods: BackwardMods,
+    private readonly options: TritonOptions,
+  ) {
+    this.shape = kernelShape(spec);
+    const args = bufferArgs(spec);
+    const slots = (owner: "mask" | "score") => {
+      const names: string[] = [];
+      for (const b of args) if (b.owner === owner) names[b.slot] = b.pyName;
+      return names;
+    };
+    this.names = { mask: slots("mask"), score: slots("score") };
+  }
+
+  /** Statements computing `graph` over a tile of `pass`, and its value broadcast to the tile's shape. */
+  private render(graph: ModGraph, owner: "mask" | "score", prefix: string, pass: BackwardPass): { lines: Lines; value: string } {
+    const names = this.names[owner];
+    const m = renderTileMod(graph, { prefix, bufferName: (slot) => names[slot], approxTanh: this.options.approxTanh });
+    for (const h of m.helpers) this.helpers.add(h);
+    const shape = pass === "dkdv" ? "(BLOCK_N, BLOCK_M)" : "(BLOCK_M, BLOCK_N)";
+    const value = m.alongM && m.alongN ? m.result : `tl.broadcast_to(${m.result}, ${shape})`;
+    // Terms the forward hoists out of its kv loop depend on q or h, which change per tile here.
+    return { lines: [...m.hoisted, ...m.body], value };
+  }
+
+  private get dotPrecision(): string {
+    if (this.spec.dtype !== "f32") return "";
+    return `, input_precision="${this.options.allowTf32 ? "tf32" : "ieee"}"`;
+  }
+
+  private dimMask(offs: string, dim: number, pad: number): string | null {
+    return dim === pad ? null : `(${offs}[None, :] < ${dim})`;
+  }
+
+  /** A [rows, dim] tile of a strided tensor, rows masked by `rowOk`, padded columns read as 0. */
+  private loadRows(target: string, base: string, offs: string, stride: string, rowOk: string, dimOffs: string, dim: number, pad: number): string {
+    const dm = this.dimMask(dimOffs, dim, pad);
+    const mask = dm ? `${rowOk}[:, None] & ${dm}` : `${rowOk}[:, None]`;
+    return `${target} = tl.load(${base} + ${offs}[:, None] * ${stride} + ${dimOffs}[None, :], mask=${mask}, other=0.0)`;
+  }
+
+  private storeRows(ptrBase: string, offs: string, stride: string, rowOk: string, dimOffs: string, dim: number, pad: number, value: string): string {
+    const dm = this.dimMask(dimOffs, dim, pad);
+    const mask = dm ? `${rowOk}[:, None] & ${dm}` : `${rowOk}[:, None]`;
+    return `tl.store(${ptrBase} + ${offs}[:, None] * ${stride} + ${dimOffs}[None, :], ${value}, mask=${mask})`;
+  }
+
+  /** The query side of a tile: Q, dO, LSE (+∞ where P must be 0) and delta rows at offs_m. */
+  private querySide(pass: BackwardPass): Lines {
+    const s = this.shape;
+    return [
+      "offs_m = start_m + offs_m0",
+      "m_ok = offs_m < q_len",
+      `q_idx = offs_m${pass === "dkdv" ? "[None, :]" : "[:, None]"} + q_offset`,
+      this.loadRows("qt", "q_base", "offs_m", "stride_q_s", "m_ok", "offs_dqk", s.qkDim, s.qkDimPad),
+      this.loadRows("dot", "do_base", "offs_m", "stride_dout_s", "m_ok", "offs_dv", s.vDim, s.vDimPad),
+      `lse_i = tl.load(lse + row_base + offs_m, mask=m_ok, other=${POS_INF})`,
+      `lse_i = tl.where(lse_i == ${NEG_INF}, ${POS_INF}, lse_i) * ${NUMERICS.LOG2E}  # fully masked rows: P = 0`,
+      "delta_i = tl.load(delta + row_base + offs_m, mask=m_ok, other=0.0)",
+    ];
+  }
+
+  /** The key side of a tile: K and V rows at offs_n. */
+  private keySide(pass: BackwardPass): Lines {
+    const s = this.shape;
+    return [
+      "offs_n = start_n + offs_n0",
+      "n_ok = offs_n < kv_len",
+      `kv_idx = offs_n${pass === "dkdv" ? "[:, None]" : "[None, :]"} + kv_offset`,
+      this.loadRows("kt", "k_base", "offs_n", "stride_k_s", "n_ok", "offs_dqk", s.qkDim, s.qkDimPad),
+      this.loadRows("vt", "v_base", "offs_n", "stride_v_s", "n_ok", "offs_dv", s.vDim, s.vDimPad),
+    ];
+  }
+
+  private headBases(): Lines {
+    return [
+      "q_base = q + off_b.to(tl.int64) * stride_q_b + off_h.to(tl.int64) * stride_q_h",
+      "do_base = dout + off_b.to(tl.int64) * stride_dout_b + off_h.to(tl.int64) * stride_dout_h",
+      "row_base = (off_b.to(tl.int64) * q_heads + off_h) * q_len  # LSE and delta rows",
+    ];
+  }
+
+  private commonOffsets(): Lines {
+    return [
+      "offs_m0 = tl.arange(0, BLOCK_M)",
+      "offs_n0 = tl.arange(0, BLOCK_N)",
+      "offs_dqk = tl.arange(0, QK_D_PAD)",
+      "offs_dv = tl.arange(0, V_D_PAD)",
+    ];
+  }
+
+  // ---- top-level steps ----
+
+  preprocess(): BackwardCode {
+    const s = this.shape;
+    return {
+      kernel: "preprocess",
+      lines: [
+        "offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)",
+        "off_h = tl.program_id(1)",
+        "off_b = tl.program_id(2)",
+        "offs_dv = tl.arange(0, V_D_PAD)",
+        "m_ok = offs_m < q_len",
+        this.loadRows("o", "out + off_b.to(tl.int64) * stride_out_b + off_h.to(tl.int64) * stride_out_h", "offs_m", "stride_out_s", "m_ok", "offs_dv", s.vDim, s.vDimPad),
+        this.loadRows("do", "dout + off_b.to(tl.int64) * stride_dout_b + off_h.to(tl.int64) * stride_dout_h", "offs_m", "stride_dout_s", "m_ok", "offs_dv", s.vDim, s.vDimPad),
+        "delta_i = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)",
+        "tl.store(delta + (off_b.to(tl.int64) * q_heads + off_h) * q_len + offs_m, delta_i, mask=m_ok)",
+      ],
+    };
+  }
+
+  kvProgram(): BackwardCode {
+    return {
+      kernel: "dkdv",
+      lines: [
+        "pid_n = tl.program_id(0)",
+        "off_hkv = tl.program_id(1)",
+        "off_b = tl.program_id(2)",
+        "group = q_heads // kv_heads  # grouped-query attention: this program sums dK, dV over the group",
+        ...this.commonOffsets(),
+        "start_n = pid_n * BLOCK_N",
+        "k_base = k + off_b.to(tl.int64) * stride_k_b + off_hkv.to(tl.int64) * stride_k_h",
+        "v_base = v + off_b.to(tl.int64) * stride_v_b + off_hkv.to(tl.int64) * stride_v_h",
+        ...this.keySide("dkdv"),
+        "dk_acc = tl.zeros([BLOCK_N, QK_D_PAD], dtype=tl.float32)",
+        "dv_acc = tl.zeros([BLOCK_N, V_D_PAD], dtype=tl.float32)",
+        "kv_block = start_n // SPARSE_KV",
+        "# This program's row of each buffer-gradient workspace (programs in (b, hkv, kv tile) order).",
+        "prog = ((off_b * kv_heads + off_hkv) * tl.num_programs(0) + pid_n).to(tl.int64)",
+        ...this.mods.gradBuffers.map((g) => `${this.partialRow(g.slot)} = ${this.partialArg(g.slot)} + prog * ${g.size}`),
+        "for g in range(0, group):",
+        "    off_h = off_hkv * group + g",
+        "    sparse_col = ((off_b % sparse_b) * sparse_h + off_h % sparse_h) * sparse_kv_blocks + kv_block",
+        ...indent(this.headBases()),
+      ],
+    };
+  }
+
+  private partialArg(slot: number): string {
+    return partialName(this.names.score[slot]);
+  }
+
+  private partialRow(slot: number): string {
+    return `${this.partialArg(slot)}_row`;
+  }
+
+  /**
+   * A pass's walk over the BlockMask blocks of its tile, each block cut into tiles: the q blocks
+   * of the kv column (dkdv, q-direction tables, width sparse_q_blocks) or the kv blocks of the q
+   * row (dq, kv tables, width sparse_kv_blocks). HAS_PARTIAL / HAS_FULL drop a loop no row needs.
+   */
+  private tableLoop(pass: BackwardPass, blocks: BlockKind, body: Lines): Lines {
+    const dkdv = pass === "dkdv";
+    const partial = blocks === "partial";
+    const [num, idx] = dkdv
+      ? partial ? ["q_num_blocks", "q_indices"] : ["full_q_num_blocks", "full_q_indices"]
+      : partial ? ["kv_num_blocks", "kv_indices"] : ["full_kv_num_blocks", "full_kv_indices"];
+    const [pos, width, tiles, sparse, block] = dkdv
+      ? ["sparse_col", "sparse_q_blocks", "TILES_PER_Q_BLOCK", "SPARSE_Q", "BLOCK_M"]
+      : ["sparse_row", "sparse_kv_blocks", "TILES_PER_KV_BLOCK", "SPARSE_KV", "BLOCK_N"];
+    const start = dkdv ? "start_m" : "start_n";
+    // A kv tile past the table's columns (kv_len beyond the BlockMask) has no q blocks.
+    const inTable = dkdv ? ", mask=kv_block < sparse_kv_blocks, other=0" : "";
+    return [
+      partial ? "# ---- partial blocks: the mask applies ----" : "# ---- full blocks: the mask is skipped ----",
+      `if ${partial ? "HAS_PARTIAL" : "HAS_FULL"}:`,
+      ...indent([
+        `n_blocks = tl.load(${num} + ${pos}${inTable})`,
+        `blk_ptr = ${idx} + ${pos}.to(tl.int64) * ${width}`,
+        `for it in range(0, n_blocks * ${tiles}):`,
+        `    ${start} = tl.load(blk_ptr + it // ${tiles}) * ${sparse} + (it % ${tiles}) * ${block}`,
+        ...indent(body),
+      ]),
+    ];
+  }
+
+  qBlockLoop(blocks: BlockKind, body: BackwardCode[]): BackwardCode {
+    return { kernel: "dkdv", lines: indent(this.tableLoop("dkdv", blocks, body.flatMap((c) => c.lines))) };
+  }
+
+  storeKV(): BackwardCode {
+    const s = this.shape;
+    return {
+      kernel: "dkdv",
+      lines: [
+        "dk_base = dk + off_b.to(tl.int64) * stride_dk_b + off_hkv.to(tl.int64) * stride_dk_h",
+        "dv_base = dv + off_b.to(tl.int64) * stride_dv_b + off_hkv.to(tl.int64) * stride_dv_h",
+        this.storeRows("dk_base", "offs_n", "stride_dk_s", "n_ok", "offs_dqk", s.qkDim, s.qkDimPad, "(dk_acc * scale).to(dk.dtype.element_ty)"),
+        this.storeRows("dv_base", "offs_n", "stride_dv_s", "n_ok", "offs_dv", s.vDim, s.vDimPad, "dv_acc.to(dv.dtype.element_ty)"),
+      ],
+    };
+  }
+
+  qProgram(): BackwardCode {
+    return {
+      kernel: "dq",
+      lines: [
+        "pid_m = tl.program_id(0)",
+        "off_h = tl.program_id(1)",
+        "off_b = tl.program_id(2)",
+        "off_hkv = off_h // (q_heads // kv_heads)",
+        ...this.commonOffsets(),
+        "start_m = pid_m * BLOCK_M",
+        ...this.headBases(),
+        ...this.querySide("dq"),
+        "sparse_row = ((off_b % sparse_b) * sparse_h + off_h % sparse_h) * sparse_q_blocks + start_m // SPARSE_Q",
+        "k_base = k + off_b.to(tl.int64) * stride_k_b + off_hkv.to(tl.int64) * stride_k_h",
+        "v_base = v + off_b.to(tl.int64) * stride_v_b + off_hkv.to(tl.int64) * stride_v_h",
+        "dq_acc = tl.zeros([BLOCK_M, QK_D_PAD], dtype=tl.float32)",
+      ],
+    };
+  }
+
+  kvBlockLoop(blocks: BlockKind, body: BackwardCode[]): BackwardCode {
+    return { kernel: "dq", lines: this.tableLoop("dq", blocks, body.flatMap((c) => c.lines)) };
+  }
+
+  storeQ(): BackwardCode {
+    const s = this.shape;
+    return {
+      kernel: "dq",
+      lines: [
+        "dq_base = dq + off_b.to(tl.int64) * stride_dq_b + off_h.to(tl.int64) * stride_dq_h",
+        this.storeRows("dq_base", "offs_m", "stride_dq_s", "m_ok", "offs_dqk", s.qkDim, s.qkDimPad, "(dq_acc * scale).to(dq.dtype.element_ty)"),
+      ],
+    };
+  }
+
+  reduceBufferGrads(): BackwardCode {
+    // One program per chunk of entries; programs' partials are added in program order.
+    return {
+      kernel: "reduce",
+      lines: [
+        "offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)",
+        "ok = offs < SIZE",
+        "acc = tl.zeros([BLOCK], dtype=tl.float32)",
+        "ptrs = partials + offs  # 64-bit pointer steps: programs × SIZE may pass 2^31",
+        "for prog in range(0, n_programs):",
+        "    acc += tl.load(ptrs, mask=ok, other=0.0)",
+        "    ptrs += SIZE",
+        "tl.store(grad + offs, acc, mask=ok)",
+      ],
+    };
+  }
+
+  // ---- block-loop body steps ----
+
+  loadTiles(pass: BackwardPass): BackwardCode {
+    return { lines: pass === "dkdv" ? this.querySide(pass) : this.keySide(pass) };
+  }
+
+  qk(pass: BackwardPass): BackwardCode {
+    // qk: the score the mods see (q·k·scale, f32); s: after the score mod and the masks.
+    const product = pass === "dkdv" ? "tl.dot(kt, tl.trans(qt)" : "tl.dot(qt, tl.trans(kt)";
+    return { lines: [`qk = ${product}${this.dotPrecision}) * scale`, "s = qk"] };
+  }
+
+  scoreMod(pass: BackwardPass, blocks: BlockKind): BackwardCode {
+    const m = this.render(this.spec.score!, "score", `sc${pass[1]}${blocks[0]}_`, pass);
+    return { lines: [...m.lines, `s = ${m.value}`] };
+  }
+
+  maskMod(pass: BackwardPass, blocks: BlockKind): BackwardCode {
+    const m = this.render(this.spec.mask!, "mask", `mk${pass[1]}${blocks[0]}_`, pass);
+    return { lines: [...m.lines, `s = tl.where(${m.value}, s, ${NEG_INF})`] };
+  }
+
+  /** Per-row (query) vectors as the pass's tile takes them: columns in dkdv's transposed tiles. */
+  private rowVector(pass: BackwardPass, name: string): string {
+    return pass === "dkdv" ? `${name}[None, :]` : `${name}[:, None]`;
+  }
+
+  bounds(pass: BackwardPass): BackwardCode {
+    const ok = pass === "dkdv" ? "n_ok[:, None] & m_ok[None, :]" : "m_ok[:, None] & n_ok[None, :]";
+    return { lines: [`s = tl.where(${ok}, s, ${NEG_INF})`] };
+  }
+
+  recomputeP(pass: BackwardPass): BackwardCode {
+    return { lines: [`p = tl.math.exp2(s * ${NUMERICS.LOG2E} - ${this.rowVector(pass, "lse_i")})`] };
+  }
+
+  accumulateDV(): BackwardCode {
+    return { lines: [`dv_acc = tl.dot(p.to(dot.dtype), dot, dv_acc${this.dotPrecision})  # Pᵀ·dO (p is Pᵀ here)`] };
+  }
+
+  dP(pass: BackwardPass): BackwardCode {
+    const product = pass === "dkdv" ? "tl.dot(vt, tl.trans(dot)" : "tl.dot(dot, tl.trans(vt)";
+    return { lines: [`dp = ${product}${this.dotPrecision})`] };
+  }
+
+  dS(pass: BackwardPass): BackwardCode {
+    return { lines: [`ds = p * (dp - ${this.rowVector(pass, "delta_i")})`] };
+  }
+
+  bufferGrad(pass: BackwardPass, blocks: BlockKind): BackwardCode {
+    const grad = this.mods.gradient!;
+    const lines: Lines = [];
+    this.mods.gradBuffers.forEach((gb, k) => {
+      const sites = grad.buffers.find((b) => b.slot === gb.slot)!.sites;
+      sites.forEach((site, n) => {
+        const tag = `${k}_${n}${pass[1]}${blocks[0]}_`;
+        const off = this.render(site.offset, "score", `go${tag}`, pass);
+        const w = this.render(site.weight, "score", `gw${tag}`, pass);
+        const row = this.partialRow(gb.slot);
+        lines.push(
+          `# ${gb.name}: this tile's contributions, entry by entry (a fixed-order reduction, no atomics)`,
+          `if ${gradFlag(k)}:`,
+          ...indent([
+            ...off.lines,
+            ...w.lines,
+            `g_off = ${off.value}`,
+            "g_ok = (g_off >= 0) & (p != 0.0)",
+            `g_val = tl.where(g_ok, ${isOne(site.weight) ? "ds" : `ds * ${w.value}`}, 0.0)`,
+            `g_lo = tl.min(tl.where(g_ok, g_off, ${gb.size}))`,
+            "g_hi = tl.max(tl.where(g_ok, g_off, -1))",
+            "for e in range(g_lo, g_hi + 1):",
+            `    g_sum = tl.sum(tl.where(g_off == e, g_val, 0.0))`,
+            `    tl.store(${row} + e, tl.load(${row} + e) + g_sum)`,
+            "tl.debug_barrier()  # the next tile reads these entries back",
+          ]),
+        );
+      });
+    });
+    return { lines };
+  }
+
+  scoreGrad(pass: BackwardPass, blocks: BlockKind): BackwardCode {
+    // ∂mod/∂s = 1: dS is already 0 wherever P is.
+    if (isOne(this.mods.gradient!.dScore)) return { lines: [] };
+    const g = this.render(this.mods.gradient!.dScore, "score", `gs${pass[1]}${blocks[0]}_`, pass);
+    // Where P = 0 nothing flows, even where ∂mod/∂s is infinite or NaN.
+    return { lines: [...g.lines, `ds = tl.where(p == 0.0, 0.0, ds * ${g.value})`] };
+  }
+
+  accumulateDK(): BackwardCode {
+    return { lines: [`dk_acc = tl.dot(ds.to(qt.dtype), qt, dk_acc${this.dotPrecision})  # dSᵀ·Q (ds is dSᵀ here)`] };
+  }
+
+  accumulateDQ(): BackwardCode {
+    return { lines: [`dq_acc = tl.dot(ds.to(kt.dtype), kt, dq_acc${this.dotPrecision})`] };
+  }
+}

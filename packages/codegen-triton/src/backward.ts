@@ -1,0 +1,345 @@
+/**
+ * The backward half of the generated module: the four backward kernels rendered from the
+ * template's backward steps (TritonBackwardEmitter), their configs, and the Python that runs
+ * them from a `torch.autograd.Function` so `flex_attention(...)` trains under `loss.backward()`.
+ *
+ * The q-direction tables (q_num_blocks / q_indices and the full pair, PyTorch's BlockMask
+ * convention) are computed by the module from the kv tables on the device, once per table pair:
+ * cached like loop_form, keyed on the tables' identity and _version.
+ */
+import { FlexAttnError } from "@flexattn/ir";
+import { type BackwardMods, type KernelSpec, backwardAbi, backwardMods, emitBackward } from "@flexattn/template";
+import { bufferArgs } from "./buffers.js";
+import { type BackwardKernel, TritonBackwardEmitter, gradFlag, partialName } from "./backward-emitter.js";
+import { kernelShape } from "./emitter.js";
+import type { TritonOptions } from "./options.js";
+import { indent, pyString } from "./python.js";
+import type { HelperName } from "./runtime.js";
+
+/** The Python names of the four backward kernels in the generated module. */
+export const BACKWARD_KERNELS: Record<BackwardKernel, string> = {
+  preprocess: "_flexattn_bwd_preprocess",
+  dkdv: "_flexattn_bwd_dkdv",
+  dq: "_flexattn_bwd_dq",
+  reduce: "_flexattn_bwd_reduce",
+};
+
+/** A backward config: dkdv tiles (M1 × N1), dq tiles (M2 × N2), warps and stages of both. */
+export interface BackwardConfig {
+  blockM1: number;
+  blockN1: number;
+  blockM2: number;
+  blockN2: number;
+  numWarps: number;
+  numStages: number;
+}
+
+const bwd = (blockM1: number, blockN1: number, blockM2: number, blockN2: number, numWarps: number, numStages: number): BackwardConfig =>
+  ({ blockM1, blockN1, blockM2, blockN2, numWarps, numStages });
+
+/** Configs worth timing for any spec; backwardCandidates puts the spec's default first. */
+export const BACKWARD_CANDIDATES: readonly BackwardConfig[] = [
+  bwd(64, 128, 128, 64, 8, 3),
+  bwd(64, 64, 64, 64, 4, 3),
+  bwd(64, 64, 64, 64, 8, 3),
+  bwd(32, 128, 128, 32, 8, 3),
+  bwd(32, 64, 64, 32, 4, 3),
+  bwd(32, 32, 32, 32, 4, 2),
+];
+
+/**
+ * The shipped default, by what sets the register budget: the dK/dV program keeps K, V and two
+ * f32 [BLOCK_N1, d] accumulators in registers. At padded head dim 128 and up, 64 × 128 dK/dV
+ * tiles and 128 × 64 dQ tiles on 8 warps (the split PyTorch's flex backward uses on Hopper); at
+ * 64 and below, 64 × 64 tiles on 4 warps; f32 (twice the bytes, IEEE dots) 32 × 32.
+ */
+export function backwardDefault(spec: KernelSpec): BackwardConfig {
+  if (spec.dtype === "f32") return bwd(32, 32, 32, 32, 4, 2);
+  return kernelShape(spec).qkDimPad >= 128 ? bwd(64, 128, 128, 64, 8, 3) : bwd(64, 64, 64, 64, 4, 3);
+}
+
+/** The spec's default first, then the other candidates. */
+export function backwardCandidates(spec: KernelSpec): BackwardConfig[] {
+  const key = (c: BackwardConfig) => JSON.stringify(c);
+  const all = [backwardDefault(spec), ...BACKWARD_CANDIDATES];
+  return all.filter((c, i) => all.findIndex((d) => key(d) === key(c)) === i);
+}
+
+const pyBwdConfig = (c: BackwardConfig) =>
+  `dict(BLOCK_M1=${c.blockM1}, BLOCK_N1=${c.blockN1}, BLOCK_M2=${c.blockM2}, BLOCK_N2=${c.blockN2}, num_warps=${c.numWarps}, num_stages=${c.numStages})`;
+
+/** The score mod's derivatives, or why this module has no backward. */
+export function moduleBackwardMods(spec: KernelSpec): { mods: BackwardMods | null; unavailable: string | null } {
+  try {
+    return { mods: backwardMods(spec.score), unavailable: null };
+  } catch (e) {
+    if (e instanceof FlexAttnError) return { mods: null, unavailable: e.message };
+    throw e;
+  }
+}
+
+/** Names of the dkdv/dq kernels' parameters: the template's backward ABI, with Python names. */
+function backwardParams(spec: KernelSpec, mods: BackwardMods): string[] {
+  const buffers = new Map(bufferArgs(spec).map((b) => [b.abiName, b.pyName]));
+  const grads = new Map(mods.gradBuffers.map((g) => [`d_score_${g.name}`, g.slot]));
+  const scoreNames = new Map(bufferArgs(spec).filter((b) => b.owner === "score").map((b) => [b.slot, b.pyName]));
+  const names: string[] = [];
+  for (const a of backwardAbi(spec, mods)) {
+    if (a.role === "captured") names.push(buffers.get(a.name) ?? a.name);
+    // A buffer's gradient arrives as per-program partial sums; the reduce kernel writes the gradient.
+    else if (grads.has(a.name)) names.push(partialName(scoreNames.get(grads.get(a.name)!)!));
+    else names.push(a.name);
+    if (a.name === "lse") names.push("delta");
+  }
+  return names;
+}
+
+const BWD_CONSTEXPRS = [
+  "QK_D", "QK_D_PAD", "V_D", "V_D_PAD", "BLOCK_M", "BLOCK_N", "SPARSE_Q", "SPARSE_KV", "TILES_PER_Q_BLOCK",
+  "TILES_PER_KV_BLOCK", "HAS_PARTIAL", "HAS_FULL",
+];
+
+const jit = (name: string, params: string[], body: string[]) => [
+  "@triton.jit",
+  `def ${name}(`,
+  ...indent(params.map((p) => `${p},`)),
+  "):",
+  ...indent(body),
+  "",
+];
+
+export interface BackwardSource {
+  /** Module constants (backward configs, the gradient buffers, BACKWARD_UNAVAILABLE). */
+  constants: string[];
+  /** The @triton.jit kernels (empty when unavailable). */
+  kernels: string[];
+  /** The launcher and autograd Function. */
+  launcher: string;
+  helpers: Set<HelperName>;
+}
+
+/** The backward half of a spec's module: constants, kernels (rendered via emitBackward) and launcher. */
+export function backwardSource(spec: KernelSpec, options: TritonOptions): BackwardSource {
+  const { mods, unavailable } = moduleBackwardMods(spec);
+  const args = bufferArgs(spec);
+  const scoreName = (slot: number) => args.find((b) => b.owner === "score" && b.slot === slot)!.pyName;
+  const gradBuffers = (mods?.gradBuffers ?? []).map((g) => ({ pyName: scoreName(g.slot), size: g.size }));
+  const constants = [
+    "# Backward (see flex_attention): configs of its dkdv (M1 x N1 tiles) and dq (M2 x N2) kernels, the default first.",
+    `BWD_CONFIG = ${pyBwdConfig(backwardDefault(spec))}`,
+    "BWD_CANDIDATES = (",
+    ...backwardCandidates(spec).map((c) => `    ${pyBwdConfig(c)},`),
+    ")",
+    "# Captured f32 buffers of the score mod that receive a gradient: name, number of entries.",
+    `GRAD_BUFFERS = (${gradBuffers.map((g) => `(${pyString(g.pyName)}, ${g.size}), `).join("")})`,
+    `MASK_BUFFERS = (${args.filter((b) => b.owner === "mask").map((b) => `${pyString(b.pyName)}, `).join("")})  # no gradient: a mask only selects keys`,
+    `BACKWARD_UNAVAILABLE = ${unavailable === null ? "None" : pyString(unavailable)}  # why this module cannot differentiate, if it cannot`,
+  ];
+  if (!mods) return { constants, kernels: [], launcher: backwardLauncher(spec, [], gradBuffers), helpers: new Set() };
+  const emitter = new TritonBackwardEmitter(spec, mods, options);
+  const parts: Record<BackwardKernel, string[]> = { preprocess: [], dkdv: [], dq: [], reduce: [] };
+  for (const code of emitBackward(spec, emitter, mods)) parts[code.kernel!].push(...code.lines);
+  const params = backwardParams(spec, mods);
+  const constexpr = (names: string[]) => names.map((c) => `${c}: tl.constexpr`);
+  const kernels = [
+    ...jit(BACKWARD_KERNELS.preprocess, [
+      "out", "dout", "delta", "q_heads", "q_len", "stride_out_b", "stride_out_h", "stride_out_s",
+      "stride_dout_b", "stride_dout_h", "stride_dout_s", ...constexpr(["V_D", "V_D_PAD", "BLOCK_M"]),
+    ], parts.preprocess),
+    ...jit(BACKWARD_KERNELS.dkdv, [...params, ...constexpr([...BWD_CONSTEXPRS, ...gradBuffers.map((_, k) => gradFlag(k))])], parts.dkdv),
+    ...jit(BACKWARD_KERNELS.dq, [...params, ...constexpr(BWD_CONSTEXPRS)], parts.dq),
+    ...(gradBuffers.length
+      ? jit(BACKWARD_KERNELS.reduce, ["partials", "grad", "n_programs", ...constexpr(["SIZE", "BLOCK"])], parts.reduce)
+      : []),
+  ];
+  return { constants, kernels, launcher: backwardLauncher(spec, params, gradBuffers), helpers: emitter.helpers };
+}
+
+/** Python: q-direction tables, the backward launches and the autograd Function. */
+function backwardLauncher(spec: KernelSpec, params: string[], gradBuffers: { pyName: string; size: number }[]): string {
+  const shape = kernelShape(spec);
+  const available = params.length > 0;
+  const strided = ["q", "k", "v", "out", "dout", "dq", "dk", "dv"];
+  const launchBody = available
+    ? `
+    q, k, v, out, lse = call.q, call.k, call.v, call.out, call.lse
+    batch, q_heads, kv_heads, q_len, kv_len = call.B, call.Hq, call.Hkv, call.Lq, call.Lkv
+    kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices = call.tables
+    q_num_blocks, q_indices, full_q_num_blocks, full_q_indices = q_tables(call.tables)
+    sparse_b, sparse_h, sparse_q_blocks, sparse_kv_blocks = kv_indices.shape
+    scale, q_offset, kv_offset = call.scale, call.q_offset, call.kv_offset
+${bufferUnpack(spec)}
+    if dout.stride(3) != 1:
+        dout = dout.contiguous()
+    dq = torch.empty((batch, q_heads, q_len, QK_HEAD_DIM), dtype=DTYPE, device=q.device)
+    dk = torch.empty((batch, kv_heads, kv_len, QK_HEAD_DIM), dtype=DTYPE, device=q.device)
+    dv = torch.empty((batch, kv_heads, kv_len, V_HEAD_DIM), dtype=DTYPE, device=q.device)
+    delta = torch.empty((batch, q_heads, q_len), dtype=torch.float32, device=q.device)
+${strided.map((t) => `    stride_${t}_b, stride_${t}_h, stride_${t}_s = ${t}.stride()[:3]`).join("\n")}
+    bm1, bn1 = _fit_tile(c["BLOCK_M1"], SPARSE_BLOCK[0]), _fit_tile(c["BLOCK_N1"], SPARSE_BLOCK[1])
+    bm2, bn2 = _fit_tile(c["BLOCK_M2"], SPARSE_BLOCK[0]), _fit_tile(c["BLOCK_N2"], SPARSE_BLOCK[1])
+    n_kv_tiles = triton.cdiv(kv_len, bn1)
+    n_programs = batch * kv_heads * n_kv_tiles
+    need = set(name for name, _ in GRAD_BUFFERS) if need is None else need
+    # A buffer nobody differentiates gets neither a workspace nor the kernel's accumulation (GRAD_k off).
+${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs, ${g.size}) if ${pyString(g.pyName)} in need else (1,), dtype=torch.float32, device=q.device)`).join("\n")}
+    flags = {${gradBuffers.map((g, k) => `"${gradFlag(k)}": ${pyString(g.pyName)} in need`).join(", ")}}
+    has_partial, has_full = call.forms[0] != LOOP_NONE, call.forms[1] != LOOP_NONE
+    common = dict(QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
+                  SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1], HAS_PARTIAL=has_partial, HAS_FULL=has_full,
+                  num_warps=c["num_warps"], num_stages=c["num_stages"])
+    args = (${params.join(", ")})
+    with torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext():
+        ${BACKWARD_KERNELS.preprocess}[(triton.cdiv(q_len, 64), q_heads, batch)](
+            out, dout, delta, q_heads, q_len, stride_out_b, stride_out_h, stride_out_s,
+            stride_dout_b, stride_dout_h, stride_dout_s, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad}, BLOCK_M=64)
+        ${BACKWARD_KERNELS.dkdv}[(n_kv_tiles, kv_heads, batch)](
+            *args, BLOCK_M=bm1, BLOCK_N=bn1, TILES_PER_Q_BLOCK=SPARSE_BLOCK[0] // bm1, TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn1,
+            **common, **flags)
+        ${BACKWARD_KERNELS.dq}[(triton.cdiv(q_len, bm2), q_heads, batch)](
+            *args, BLOCK_M=bm2, BLOCK_N=bn2, TILES_PER_Q_BLOCK=SPARSE_BLOCK[0] // bm2, TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn2,
+            **common)
+        grads = {}
+${gradBuffers.map((g) => `        if ${pyString(g.pyName)} in need:
+            grads[${pyString(g.pyName)}] = torch.empty((${g.size},), dtype=torch.float32, device=q.device)
+            ${BACKWARD_KERNELS.reduce}[(triton.cdiv(${g.size}, 1024),)](${partialName(g.pyName)}, grads[${pyString(g.pyName)}], n_programs, SIZE=${g.size}, BLOCK=1024)`).join("\n")}
+    return dq, dk, dv, grads`
+    : `
+    _fail(f"this module has no backward: {BACKWARD_UNAVAILABLE}")`;
+  return `
+
+# ---- backward ----
+
+def _fit_tile(tile, sparse):
+    """A backward tile that divides the BlockMask block (at least 16 rows, tl.dot's minimum)."""
+    tile = min(tile, sparse)
+    while tile > 16 and sparse % tile:
+        tile //= 2
+    return tile
+
+
+def transpose_tables(num_blocks, indices):
+    """The other direction of one pair of BlockMask tables (PyTorch's convention): kv tables [Bm, Hm, QB] /
+    [Bm, Hm, QB, KVB] give q tables [Bm, Hm, KVB] / [Bm, Hm, KVB, QB], each column's q blocks ascending."""
+    Bm, Hm, QB, KVB = indices.shape
+    steps = torch.arange(KVB, device=indices.device)
+    used = steps < num_blocks[..., None]
+    dense = torch.zeros((Bm, Hm, QB, KVB + 1), dtype=torch.int32, device=indices.device)
+    dense.scatter_(-1, torch.where(used, indices.long(), KVB), 1)
+    dense = dense[..., :KVB].transpose(-1, -2)
+    q_num = dense.sum(-1, dtype=torch.int32).contiguous()
+    q_idx = torch.argsort(dense, dim=-1, descending=True, stable=True).to(torch.int32).contiguous()
+    return q_num, q_idx
+
+
+_q_tables = {}
+
+
+def q_tables(tables):
+    """The q-direction tables (q_num_blocks, q_indices, full_q_num_blocks, full_q_indices) of the four kv tables,
+    computed on the device once per table pair: cached like loop_form (data_ptr, shape, _version, weak references)."""
+    key = tuple((t.data_ptr(), tuple(t.shape), t._version) for t in tables)
+    hit = _q_tables.get(key)
+    if hit is not None and all(r() is t for r, t in zip(hit[0], tables)):
+        return hit[1]
+    value = (*transpose_tables(tables[0], tables[1]), *transpose_tables(tables[2], tables[3]))
+    if len(_q_tables) >= 64:
+        _q_tables.clear()
+    _q_tables[key] = (tuple(weakref.ref(t) for t in tables), value)
+    return value
+
+
+def backward_config(config=None):
+    """The backward's config: config= when given (a BWD_CANDIDATES-style dict), else BWD_CONFIG."""
+    c = dict(BWD_CONFIG if config is None else config)
+    missing = [key for key in BWD_CONFIG if key not in c]
+    if missing:
+        _fail(f"backward config {config!r} lacks {', '.join(missing)}")
+    return c
+
+
+def _launch_backward(call, dout, config=None, need=None):
+    """dq, dk, dv and {buffer name: gradient} of one forward call, for the output gradient dout; the gradients of
+    the GRAD_BUFFERS named in need (default: all)."""
+    c = backward_config(config)${launchBody}
+
+
+def _check_grad_buffers(bufs):
+    """Refuse a gradient this module cannot produce: an f32 buffer of the mask mod (a mask only selects keys)."""
+    grad_names = {name for name, _ in GRAD_BUFFERS}
+    for spec, t in zip(BUFFERS, bufs):
+        if t.requires_grad and spec[0] not in grad_names and spec[0] in MASK_BUFFERS:
+            _fail(f"{spec[0]} (captured buffer of the mask mod) requires grad, but a mask mod has no gradient: "
+                  f"call .detach() on it or move it into the score mod")
+
+
+class FlexAttentionFunction(torch.autograd.Function):
+    """flex_attention with gradients for q, k, v and the score mod's captured f32 buffers (GRAD_BUFFERS). Buffer
+    gradients are bitwise deterministic: per-program partial sums reduced in a fixed order, no atomics."""
+
+    @staticmethod
+    def forward(ctx, call, config, autotune, q, k, v, *bufs):
+        if call.tables is not None:
+            call.launch(_resolve(call, config, autotune)[0])
+        out, lse = call.out, call.lse
+        # The outputs go through save_for_backward: held on ctx directly they would form a reference cycle.
+        ctx.save_for_backward(out, lse)
+        call.out = call.lse = None
+        ctx.call = call
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, dout, _dlse):
+        call = ctx.call
+        call.out, call.lse = ctx.saved_tensors
+        names = [spec[0] for spec in BUFFERS]
+        if call.tables is None or dout is None:  # an empty problem: every gradient is 0
+            dq, dk, dv, grads = torch.zeros_like(call.q), torch.zeros_like(call.k), torch.zeros_like(call.v), {}
+        else:
+            need = {name for i, name in enumerate(names) if ctx.needs_input_grad[6 + i]}
+            dq, dk, dv, grads = _launch_backward(call, dout, _BACKWARD_CONFIG.get("config"), need)
+        dbufs = []
+        for name, t in zip(names, call.bufs_in):
+            if not ctx.needs_input_grad[6 + len(dbufs)]:
+                dbufs.append(None)
+            else:
+                dbufs.append(grads.get(name, torch.zeros_like(t)).view(t.shape))
+        return (None, None, None, dq, dk, dv, *dbufs)
+
+
+_BACKWARD_CONFIG = {}
+
+
+def set_backward_config(config=None):
+    """Run later backwards with this config (a BWD_CANDIDATES-style dict); None restores BWD_CONFIG."""
+    if config is None:
+        _BACKWARD_CONFIG.pop("config", None)
+    else:
+        _BACKWARD_CONFIG["config"] = backward_config(config)
+
+
+def _needs_grad(q, k, v, buffers):
+    if not torch.is_grad_enabled():
+        return False
+    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in (q, k, v, *buffers.values()))
+
+
+def _flex_attention_grad(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, out, config, autotune):
+    """flex_attention's path when a gradient is required: the forward through FlexAttentionFunction."""
+    if BACKWARD_UNAVAILABLE is not None:
+        _fail(f"gradients were requested but this module has no backward: {BACKWARD_UNAVAILABLE}")
+    if out is not None:
+        _fail("out= cannot be used when q, k, v or a captured buffer requires grad (autograd owns the output)")
+    call = _prepare(q, k, v, tables, buffers, scale, True, q_offset, kv_offset, None)
+    call.bufs_in = tuple(buffers.get(spec[0]) for spec in BUFFERS)
+    _check_grad_buffers(call.bufs_in)
+    out, lse = FlexAttentionFunction.apply(call, config, autotune, q, k, v, *call.bufs_in)
+    return (out, lse) if return_lse else out
+`;
+}
+
+/** Python: the captured buffers as the kernel parameters name them. */
+function bufferUnpack(spec: KernelSpec): string {
+  return bufferArgs(spec).map((b, i) => `    ${b.pyName} = call.bufs[${i}]`).join("\n");
+}
