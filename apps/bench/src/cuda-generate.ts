@@ -1,11 +1,15 @@
 /**
  * Generates the CUDA device harness input into apps/bench/device/cuda/generated/:
- *   conformance/<case>_<dtype>.{cu,py,json} — every conformance case in its own dtype and, for the
- *       f32 cases, again in bf16 and f16 (so the tensor-core kernel meets every case too): the .cu
- *       our CUDA backend emits (default config), its Python module, and a JSON with the inputs,
+ *   conformance/<case>_<dtype>[_wgmma<bs>].{cu,py,json} — every conformance case in its own dtype and,
+ *       for the f32 cases, again in bf16 and f16, with the sm_80 target's default config (mma or simt
+ *       kernel); and every case again for the sm_90a target's wgmma kernel (bf16 with 128×128
+ *       BlockMask blocks: two warpgroups; f16 with 64×64: one), since the cases' own blocks are mostly
+ *       too small for its 64-row tiles. Each: the .cu, its Python module, and a JSON with the inputs,
  *       tables, captured buffers and the float64 reference;
  *   bench/<name>.{cu,py} + bench.json + tables/*.json — the performance protocol's kernels (bf16;
- *       d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}, batch 16384/N) and our createBlockMask tables.
+ *       d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}, batch 16384/N): per entry the sm_90a
+ *       target's candidates best-first ("modules", wgmma first) and the sm_80 target's default
+ *       ("sm80": the mma kernel, timed beside them), and our createBlockMask tables.
  * Usage: npx tsx apps/bench/src/cuda-generate.ts [--seed N] [--only conformance|bench]
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -14,8 +18,8 @@ import { fileURLToPath } from "node:url";
 import { traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
-  type BlockMaskTables, CONFORMANCE_CASES, type KernelSpec, type StorageDType, capturedBuffers, instantiateCase, makeSpec,
-  resolveProblem,
+  type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelSpec, type StorageDType,
+  capturedBuffers, instantiateCase, makeSpec, resolveProblem,
 } from "@flexattn/template";
 import { cudaBackend, cudaPythonModule } from "@flexattn/codegen-cuda";
 import { b64, invocationJson, tablesJson } from "./device-export.js";
@@ -41,28 +45,40 @@ function buffersJson(spec: KernelSpec) {
   });
 }
 
+const SM90: DeviceTarget = { signature: "cuda sm_90a", limits: { arch: "sm_90a" } };
+
+/** The kernel kind a config selects (the backend's default per dtype when options name none). */
+const kernelOf = (config: { options?: Readonly<Record<string, unknown>> }, dtype: StorageDType) =>
+  (config.options?.kernel as string | undefined) ?? (dtype === "f32" ? "simt" : "mma");
+
 function generateConformance(): void {
   const dir = join(ROOT, "conformance");
   mkdirSync(dir, { recursive: true });
   const index: unknown[] = [];
+  const write = (cs: ConformanceCase, i: number, dtype: StorageDType, target: DeviceTarget | undefined, suffix: string) => {
+    const inst = instantiateCase({ ...cs, problem: { ...cs.problem, dtype } }, seed + i);
+    const p = inst.problem;
+    const config = cudaBackend.configCandidates(p, cs.blockSize, inst, target)[0];
+    const kernel = kernelOf(config, dtype);
+    if (target && kernel !== "wgmma") return;
+    const spec = makeSpec({
+      mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
+      returnLse: p.returnLse, sparseBlock: cs.blockSize, config,
+    });
+    const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}_${dtype}${suffix ? `_${suffix}` : ""}`;
+    const name = `${cs.name} [${dtype}]${suffix ? ` ${suffix}` : ""}`;
+    const artifact = writeKernel(dir, file, spec);
+    writeFileSync(
+      join(dir, `${file}.json`),
+      JSON.stringify({ name, seed: inst.seed, specHash: artifact.specHash, config, buffers: buffersJson(spec), ...invocationJson(inst) }),
+    );
+    index.push({ name, file, specHash: artifact.specHash, kernel });
+  };
   CONFORMANCE_CASES.forEach((cs, i) => {
     const dtypes: StorageDType[] = cs.problem.dtype === "f32" ? ["f32", "bf16", "f16"] : [cs.problem.dtype as StorageDType];
-    for (const dtype of dtypes) {
-      const inst = instantiateCase({ ...cs, problem: { ...cs.problem, dtype } }, seed + i);
-      const p = inst.problem;
-      const config = cudaBackend.configCandidates(p, cs.blockSize, inst)[0];
-      const spec = makeSpec({
-        mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
-        returnLse: p.returnLse, sparseBlock: cs.blockSize, config,
-      });
-      const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}_${dtype}`;
-      const artifact = writeKernel(dir, file, spec);
-      writeFileSync(
-        join(dir, `${file}.json`),
-        JSON.stringify({ name: `${cs.name} [${dtype}]`, seed: inst.seed, specHash: artifact.specHash, config, buffers: buffersJson(spec), ...invocationJson(inst) }),
-      );
-      index.push({ name: `${cs.name} [${dtype}]`, file, specHash: artifact.specHash });
-    }
+    for (const dtype of dtypes) write(cs, i, dtype, undefined, "");
+    write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128");
+    write({ ...cs, blockSize: [64, 64] }, i, "f16", SM90, "wgmma64");
   });
   writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 1));
   console.log(`cuda: ${index.length} conformance kernels → ${dir}`);
@@ -88,21 +104,24 @@ function generateBench(): void {
         const score = scoreFn ? traceScoreMod(scoreFn) : null;
         const tables = createBlockMask(maskFn ?? ((_b, _h, _q, _kv) => true), { B: 1, H: 1, qLen: N, kvLen: N }) as unknown as BlockMaskTables & { density(): number };
         const problem = resolveProblem({ batch: B, qHeads: H, kvHeads: H, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
-        const candidates = cudaBackend.configCandidates(problem, [128, 128], { mask, score });
-        const modules = candidates.map((config) => {
+        const candidates = cudaBackend.configCandidates(problem, [128, 128], { mask, score }, SM90);
+        const sm80 = cudaBackend.configCandidates(problem, [128, 128], { mask, score })[0];
+        const module = (config: (typeof candidates)[number]) => {
           const spec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config });
           const hash = cudaBackend.generate(spec).specHash;
           if (!written.has(hash)) {
-            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${config.blockM}x${config.blockN}w${config.numWarps}s${config.numStages}${config.options ? "_simt" : ""}`;
+            const kind = config.options?.kernel;
+            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${config.blockM}x${config.blockN}w${config.numWarps}s${config.numStages}${kind ? `_${kind}` : ""}`;
             writeKernel(dir, stem, spec);
             written.set(hash, stem);
           }
-          return { module: `${written.get(hash)}.py`, specHash: hash, config };
-        });
+          return { module: `${written.get(hash)}.py`, specHash: hash, config, kernel: kernelOf(config, "bf16") };
+        };
+        const modules = candidates.map(module);
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: buffersJson(bufSpec) }));
-        entries.push({ variant: v.name, N, B, H, D, tables: tablesFile, density: tables.density(), modules });
+        entries.push({ variant: v.name, N, B, H, D, tables: tablesFile, density: tables.density(), modules, sm80: module(sm80) });
       }
     }
   }
