@@ -83,9 +83,9 @@ def label(m):
     return f"ours {c['blockM']}x{c['blockN']} w{c['numWarps']} s{c['numStages']} {m.get('kernel', 'mma')}"
 
 
-def conformance(dev, f):
+def conformance(dev, f, kernels):
     d = os.path.join(GEN, "conformance")
-    index = json.load(open(os.path.join(d, "index.json")))
+    index = [c for c in json.load(open(os.path.join(d, "index.json"))) if not kernels or c.get("kernel") in kernels]
     skipped = [c["name"] for c in index if not runs_here(c.get("kernel"))]
     if skipped:
         log(dict(skipped_not_sm90=len(skipped)), f)
@@ -252,6 +252,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--phases", default="conformance,bench")
     ap.add_argument("--variants", default="")
+    ap.add_argument("--kernels", default="", help="conformance: only these kernel kinds (wgmma,mma,simt)")
     ap.add_argument("--candidates", type=int, default=1, help="time the first K config candidates of each entry")
     ap.add_argument("--budget-s", type=float, default=400)
     ap.add_argument("--tag", default="run")
@@ -267,7 +268,7 @@ def main():
     with open(os.path.join(OUT, f"cuda-{gpu}-{a.tag}.log"), "w") as f:
         phases = a.phases.split(",")
         if "conformance" in phases:
-            summary["conformance"] = conformance(dev, f)
+            summary["conformance"] = conformance(dev, f, [k for k in a.kernels.split(",") if k])
         if "bench" in phases:
             rows = bench(dev, f, [v for v in a.variants.split(",") if v], a.candidates, a.budget_s)
             summary["bench"] = rows
