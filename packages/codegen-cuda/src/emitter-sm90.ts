@@ -9,6 +9,13 @@
  * since wgmma reads shared memory through the async proxy. Tiles are stored in the 128-byte
  * swizzle (wgmma.ts).
  *
+ * With options.overlap, S of tile t + 1 is issued (into s_next) right after tile t's S is taken,
+ * before tile t's mods and softmax: the tensor cores work while the warpgroup does the softmax.
+ * The next K must then be resident a tile early (numStages ≥ 3). Every wgmma is waited for by the
+ * end of its tile's iteration (with P·V's wait): a wgmma in flight across the loops' back edges makes
+ * the compiler copy its registers there, which ptxas answers by serializing every wgmma. So by the
+ * barrier in tile t's qk step all warpgroups are done with tile t − 1's stage, which is refilled there.
+ *
  * wgmma's f32 accumulator fragments are, per warp and 8-column tile, exactly mma.sync m16n8's, and
  * its register A fragments are mma.sync m16n8k16's: so S and O are held as s_acc[1][N_TILES][4] /
  * o_acc[1][D_TILES][4] (M_TILES = 1) and the mods, bounds, online softmax, P packing and epilogue
@@ -16,7 +23,7 @@
  */
 import type { KernelSpec } from "@flexattn/template";
 import { CudaMmaEmitter, copyChunk } from "./emitter.js";
-import { WGMMA_ROWS, WGMMA_SMEM_ALIGN, wgmmaPaddedDim } from "./options.js";
+import { WGMMA_ROWS, WGMMA_SMEM_ALIGN, cudaOptions, wgmmaPaddedDim } from "./options.js";
 import {
   SWIZZLE_PERIOD_BYTES, SWIZZLE_ROW_BYTES, kMajorStepOffset, mnMajorStepOffset, swizzledChunkOffsetCpp, wgmmaPrelude,
 } from "./wgmma.js";
@@ -26,12 +33,50 @@ const indent = (code: string, n = 1) => code.split("\n").map((l) => (l ? "  ".re
 export class CudaWgmmaEmitter extends CudaMmaEmitter {
   readonly qkPadded: number;
   readonly vPadded: number;
+  readonly overlap: boolean;
 
   constructor(spec: KernelSpec) {
     super(spec);
     this.qkPadded = wgmmaPaddedDim(spec.qkHeadDim);
     this.vPadded = wgmmaPaddedDim(spec.vHeadDim);
+    this.overlap = cudaOptions(spec.config, spec.dtype).overlap;
   }
+
+  /** The wgmma calls of S = Q·Kᵀ into `dst` for the K tile at `kDesc`. */
+  private qkSteps(dst: string, kDesc: string): string[] {
+    return Array.from({ length: this.qkPadded / 16 }, (_, kk) => {
+      const q = kMajorStepOffset(this.spec.config.blockM, kk) >> 4;
+      const k = kMajorStepOffset(this.spec.config.blockN, kk) >> 4;
+      return `wgmma_ss_n${this.spec.config.blockN}${kk === 0 ? "_init" : ""}(${dst}, q_desc + ${q}, ${kDesc} + ${k});`;
+    });
+  }
+
+  /** Issue S of kv tile `tile` (resident in its stage) into `dst`, asynchronously. */
+  private issueQk(dst: string, tile: string): string {
+    return `{
+  // K (B of Q·Kᵀ) is K-major like Q; each k-step's descriptor is the tile's plus an immediate.
+  const unsigned long long k_desc = wgmma_desc(kv_smem + ((${tile}) % STAGES) * STAGE_BYTES, 16, ${SWIZZLE_PERIOD_BYTES});
+  wgmma_fence();
+${indent(this.qkSteps(dst, "k_desc").join("\n"))}
+  wgmma_commit();
+}`;
+  }
+
+  override initState(): string {
+    if (!this.overlap) return super.initState();
+    return `${super.initState()}
+// S of the next tile, computed a tile ahead: tile 0's here (its K is resident once its group is done).
+// The issues are unconditional (past the last tile one reads a stage nobody writes and is discarded):
+// a wgmma under a branch would make the compiler copy its in-flight registers at the join.
+float s_next[N_TILES][4];
+cp_async_wait<2 * STAGES - 3>();
+fence_proxy_async();
+__syncthreads();
+${this.issueQk("s_next", "0")}
+wgmma_wait<0>();
+fence_operands(s_next);`;
+  }
+
 
   override prelude(): string {
     const s = this.spec;
@@ -110,6 +155,8 @@ __syncthreads();  // Q is visible to wgmma; it stays in shared memory`;
   }
 
   override loadK(): string {
+    // With overlap, K of tile t was waited for a tile ago (in qk of tile t − 1, or before the loop).
+    if (this.overlap) return "";
     return `cp_async_wait<2 * STAGES - 3>();
 fence_proxy_async();
 __syncthreads();  // K of tile t is visible to wgmma; every warp is past tile t - 1, whose stage is refilled now
@@ -117,28 +164,34 @@ issue_tile(t + STAGES - 1);`;
   }
 
   override qk(): string {
-    const steps = Array.from({ length: this.qkPadded / 16 }, (_, kk) => {
-      const q = kMajorStepOffset(this.spec.config.blockM, kk) >> 4;
-      const k = kMajorStepOffset(this.spec.config.blockN, kk) >> 4;
-      return `wgmma_ss_n${this.spec.config.blockN}${kk === 0 ? "_init" : ""}(s_acc[0], q_desc + ${q}, k_desc + ${k});`;
-    });
-    return `{
-  // K (B of Q·Kᵀ) is K-major like Q; each k-step's descriptor is the tile's plus an immediate.
-  const unsigned long long k_desc = wgmma_desc(stage, 16, ${SWIZZLE_PERIOD_BYTES});
-  wgmma_fence();
-${indent(steps.join("\n"))}
-  wgmma_commit();
-  wgmma_wait<0>();
-  fence_operands(s_acc[0]);
-}
-#pragma unroll
+    const scale = `#pragma unroll
 for (int j = 0; j < N_TILES; ++j) {
   #pragma unroll
   for (int e = 0; e < 4; ++e) s_acc[0][j][e] *= qk_scale;
 }`;
+    if (this.overlap) {
+      return `// S of tile t was computed a tile ago (and waited for with P·V of tile t - 1).
+#pragma unroll
+for (int j = 0; j < N_TILES; ++j) {
+  #pragma unroll
+  for (int e = 0; e < 4; ++e) s_acc[0][j][e] = s_next[j][e] * qk_scale;
+}
+// K of tile t + 1 resident (only V of t + 1 may be pending); every warpgroup is past tile t - 1's wgmma.
+// S of tile t + 1 then runs on the tensor cores during this tile's mods and softmax.
+cp_async_wait<2 * STAGES - 5>();
+fence_proxy_async();
+__syncthreads();
+issue_tile(t + STAGES - 1);
+${this.issueQk("s_next", "t + 1")}`;
+    }
+    return `${this.issueQk("s_acc[0]", "t")}
+wgmma_wait<0>();
+fence_operands(s_acc[0]);
+${scale}`;
   }
 
   override loadV(): string {
+    // Tile t + STAGES − 1 was issued this tile (in loadK, or in qk with overlap): only tiles after t may be pending.
     return `cp_async_wait<2 * STAGES - 2>();
 fence_proxy_async();
 __syncthreads();  // V of tile t is visible to wgmma`;
@@ -163,8 +216,8 @@ __syncthreads();  // V of tile t is visible to wgmma`;
   wgmma_fence();
 ${indent(steps.join("\n"))}
   wgmma_commit();
-  wgmma_wait<0>();
-  fence_operands(o_acc[0]);
+  wgmma_wait<0>();${this.overlap ? "  // and S of the next tile" : ""}
+  fence_operands(o_acc[0]);${this.overlap ? "\n  fence_operands(s_next);" : ""}
 }`;
   }
 }

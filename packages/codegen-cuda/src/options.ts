@@ -33,6 +33,12 @@ export function cudaArch(target?: DeviceTarget): CudaArch {
 
 export interface CudaOptions {
   kernel: CudaKernelKind;
+  /**
+   * wgmma only: issue S = Q·Kᵀ of the next kv tile before this tile's mods and softmax, so the
+   * tensor cores work while the warpgroup computes the softmax (FlashAttention-3's intra-warpgroup
+   * overlap). Costs a second S in registers and needs numStages ≥ 3 (the next K is loaded a tile early).
+   */
+  overlap: boolean;
 }
 
 /** Rows of one mma.sync tile (m16n8k16): every tensor-core tile side is a multiple of it. */
@@ -67,17 +73,25 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 /** Read and check `config.options`; unknown keys and values are errors. */
 export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOptions {
   let kernel: CudaKernelKind = dtype === "f32" ? "simt" : "mma";
+  let overlap = false;
   for (const [key, value] of Object.entries(config.options ?? {})) {
-    if (key !== "kernel") throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel`);
-    if (value !== "wgmma" && value !== "mma" && value !== "simt") {
-      throw new FlexAttnError(`CUDA option kernel must be "wgmma", "mma" or "simt", got ${JSON.stringify(value)}`);
+    if (key === "kernel") {
+      if (value !== "wgmma" && value !== "mma" && value !== "simt") {
+        throw new FlexAttnError(`CUDA option kernel must be "wgmma", "mma" or "simt", got ${JSON.stringify(value)}`);
+      }
+      kernel = value;
+    } else if (key === "overlap") {
+      if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option overlap must be a boolean, got ${JSON.stringify(value)}`);
+      overlap = value;
+    } else {
+      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, overlap`);
     }
-    kernel = value;
   }
   if (kernel !== "simt" && dtype === "f32") {
     throw new FlexAttnError(`the CUDA tensor-core kernel ("${kernel}") takes f16 or bf16 inputs; f32 runs on the "simt" kernel`);
   }
-  return { kernel };
+  if (overlap && kernel !== "wgmma") throw new FlexAttnError(`CUDA option overlap applies to the "wgmma" kernel only, not "${kernel}"`);
+  return { kernel, overlap };
 }
 
 /** Shared memory (bytes) of one row of a head-dim tile in the tensor-core kernel (see mmaLayout). */
@@ -162,7 +176,13 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
   if (wgmmaPaddedDim(spec.vHeadDim) > WGMMA_MAX_N) {
     throw new FlexAttnError(`${where}: v head dim ${spec.vHeadDim} exceeds ${WGMMA_MAX_N} (one wgmma's N); use options.kernel "mma"`);
   }
-  if (c.numStages < 2) throw new FlexAttnError(`${where}: numStages must be at least 2 (the K/V pipeline), got ${c.numStages}`);
+  const overlap = cudaOptions(c, spec.dtype).overlap;
+  const minStages = overlap ? 3 : 2;
+  if (c.numStages < minStages) {
+    throw new FlexAttnError(
+      `${where}: numStages must be at least ${minStages} (the K/V pipeline${overlap ? ", loading the next K a tile early for overlap" : ""}), got ${c.numStages}`,
+    );
+  }
   if (c.blockM / 16 * 32 > 1024) throw new FlexAttnError(`${where}: ${c.blockM / 16 * 32} threads exceed 1024`);
   if (shared > SM90_SHARED_LIMIT) {
     throw new FlexAttnError(
@@ -170,7 +190,7 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
         `(limit ${SM90_SHARED_LIMIT}); use fewer stages or a smaller blockN`,
     );
   }
-  return { kernel: "wgmma" };
+  return { kernel: "wgmma", overlap };
 }
 
 type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
@@ -189,14 +209,15 @@ function mmaTiles(widest: number): [number, number, number, number][] {
 }
 
 /**
- * [blockM, blockN, numStages] for the wgmma kernel by the wider head dim, best guess first. Two
- * warpgroups (128 rows) share each K/V tile; blockN 128 gives each wgmma of Q·Kᵀ its widest
+ * [blockM, blockN, numStages, overlap] for the wgmma kernel by the wider head dim, best guess first.
+ * Two warpgroups (128 rows) share each K/V tile; blockN 128 gives each wgmma of Q·Kᵀ its widest
  * efficient N while S (blockN/2 registers) and O (dv/2) stay within 255 registers per thread.
+ * Overlap holds a second S, so at d = 128 it takes blockN 64.
  */
-function wgmmaTiles(widest: number): [number, number, number][] {
-  if (widest <= 64) return [[128, 128, 2], [128, 64, 2], [128, 128, 3], [64, 128, 2]];
-  if (widest <= 128) return [[128, 128, 2], [128, 64, 2], [128, 64, 3], [64, 128, 2]];
-  return [[128, 64, 2], [64, 64, 2], [64, 128, 2]];
+function wgmmaTiles(widest: number): [number, number, number, boolean][] {
+  if (widest <= 64) return [[128, 128, 2, false], [128, 64, 2, false], [128, 128, 3, true], [128, 64, 3, true], [64, 128, 2, false]];
+  if (widest <= 128) return [[128, 128, 2, false], [128, 64, 2, false], [128, 64, 3, true], [128, 128, 3, true], [64, 128, 2, false]];
+  return [[128, 64, 2, false], [64, 64, 2, false], [64, 128, 2, false]];
 }
 
 /**
@@ -221,11 +242,12 @@ export function cudaConfigCandidates(
   };
   const half = problem.dtype !== "f32";
   if (half && cudaArch(target) === "sm_90a" && wgmmaPaddedDim(problem.vHeadDim) <= WGMMA_MAX_N) {
-    for (const [bm, bn, stages] of wgmmaTiles(widest)) {
+    for (const [bm, bn, stages, overlap] of wgmmaTiles(widest)) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
       if (blockM % WGMMA_ROWS !== 0 || blockN % MMA_TILE !== 0) continue;
-      push({ blockM, blockN, numWarps: blockM / 16, numStages: stages, prescaleQk: false, options: { kernel: "wgmma" } });
+      const options: Record<string, string | boolean> = overlap ? { kernel: "wgmma", overlap: true } : { kernel: "wgmma" };
+      push({ blockM, blockN, numWarps: blockM / 16, numStages: stages, prescaleQk: false, options });
     }
   }
   if (half && sparseBlock[0] % MMA_TILE === 0 && sparseBlock[1] % MMA_TILE === 0) {

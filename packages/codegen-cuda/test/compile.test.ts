@@ -253,6 +253,14 @@ describe("CUDA codegen", () => {
     );
     expect(() => generateCuda(spec("f32", { ...DEFAULT_CONFIG, options: { kernel: "mma" } }))).toThrow(FlexAttnError);
     expect(() => generateCuda(spec("bf16", { ...DEFAULT_CONFIG, options: { kernal: "simt" } }))).toThrow(/unknown CUDA option "kernal"/);
+    const wgmma = (blockM: number, blockN: number, numWarps: number, numStages: number, options: Record<string, string | boolean>, d = 64) =>
+      spec("bf16", { blockM, blockN, numWarps, numStages, prescaleQk: false, options: { kernel: "wgmma", ...options } }, d);
+    expect(() => generateCuda(wgmma(32, 64, 2, 2, {}))).toThrow(/multiple of 64/);
+    expect(() => generateCuda(wgmma(128, 64, 4, 2, {}))).toThrow(/numWarps must be 8/);
+    expect(() => generateCuda(wgmma(128, 64, 8, 2, { overlap: true }))).toThrow(/numStages must be at least 3/);
+    expect(() => generateCuda(wgmma(128, 128, 8, 4, {}, 256))).toThrow(/shared memory.*fewer stages/);
+    expect(() => generateCuda(spec("bf16", { ...DEFAULT_CONFIG, options: { overlap: true } }))).toThrow(/"wgmma" kernel only/);
+    expect(() => generateCuda(wgmma(128, 64, 8, 3, { overlap: true }))).not.toThrow();
   });
 
   it("generates a Python module with the Triton module's signature and the .cu inside", async () => {
