@@ -4,8 +4,10 @@
  *       for the f32 cases, again in bf16 and f16, with the sm_80 target's default config (mma or simt
  *       kernel); and every case again for the sm_90a target's wgmma kernel (bf16 with 128×128
  *       BlockMask blocks: two warpgroups; f16 with 64×64: one), since the cases' own blocks are mostly
- *       too small for its 64-row tiles. Each: the .cu, its Python module, and a JSON with the inputs,
- *       tables, captured buffers and the float64 reference;
+ *       too small for its 64-row tiles; and bf16 128×128 again with the overlapped wgmma config. Each:
+ *       the .cu and its Python module; index.json names each kernel's config and its data file (a JSON
+ *       with the inputs, tables, captured buffers and the float64 reference, shared by the kernels of
+ *       one case, dtype and block size);
  *   bench/<name>.{cu,py} + bench.json + tables/*.json — the performance protocol's kernels (bf16;
  *       d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}, batch 16384/N): per entry the sm_90a
  *       target's candidates best-first ("modules", wgmma first) and the sm_80 target's default
@@ -18,7 +20,7 @@ import { fileURLToPath } from "node:url";
 import { traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
-  type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelSpec, type StorageDType,
+  type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType,
   capturedBuffers, instantiateCase, makeSpec, resolveProblem,
 } from "@flexattn/template";
 import { cudaBackend, cudaPythonModule } from "@flexattn/codegen-cuda";
@@ -55,10 +57,13 @@ function generateConformance(): void {
   const dir = join(ROOT, "conformance");
   mkdirSync(dir, { recursive: true });
   const index: unknown[] = [];
-  const write = (cs: ConformanceCase, i: number, dtype: StorageDType, target: DeviceTarget | undefined, suffix: string) => {
+  // pick: which of the target's candidates (default: [0]); a wgmma variant skips cases it has no config for.
+  type Pick = (candidates: KernelConfig[]) => KernelConfig | undefined;
+  const write = (cs: ConformanceCase, i: number, dtype: StorageDType, target: DeviceTarget | undefined, suffix: string, pick: Pick = (c) => c[0]) => {
     const inst = instantiateCase({ ...cs, problem: { ...cs.problem, dtype } }, seed + i);
     const p = inst.problem;
-    const config = cudaBackend.configCandidates(p, cs.blockSize, inst, target)[0];
+    const config = pick(cudaBackend.configCandidates(p, cs.blockSize, inst, target));
+    if (!config) return;
     const kernel = kernelOf(config, dtype);
     if (target && kernel !== "wgmma") return;
     const spec = makeSpec({
@@ -68,17 +73,22 @@ function generateConformance(): void {
     const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}_${dtype}${suffix ? `_${suffix}` : ""}`;
     const name = `${cs.name} [${dtype}]${suffix ? ` ${suffix}` : ""}`;
     const artifact = writeKernel(dir, file, spec);
-    writeFileSync(
-      join(dir, `${file}.json`),
-      JSON.stringify({ name, seed: inst.seed, specHash: artifact.specHash, config, buffers: buffersJson(spec), ...invocationJson(inst) }),
-    );
-    index.push({ name, file, specHash: artifact.specHash, kernel });
+    // Kernels of one case, dtype and block size share the inputs (same seed): one data file.
+    const dataKey = `${i} ${dtype} ${cs.blockSize.join("x")}`;
+    if (!dataFiles.has(dataKey)) {
+      writeFileSync(join(dir, `${file}.json`), JSON.stringify({ seed: inst.seed, buffers: buffersJson(spec), ...invocationJson(inst) }));
+      dataFiles.set(dataKey, file);
+    }
+    index.push({ name, file, data: dataFiles.get(dataKey), specHash: artifact.specHash, kernel, config });
   };
+  const dataFiles = new Map<string, string>();
   CONFORMANCE_CASES.forEach((cs, i) => {
     const dtypes: StorageDType[] = cs.problem.dtype === "f32" ? ["f32", "bf16", "f16"] : [cs.problem.dtype as StorageDType];
     for (const dtype of dtypes) write(cs, i, dtype, undefined, "");
     write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128");
     write({ ...cs, blockSize: [64, 64] }, i, "f16", SM90, "wgmma64");
+    // The overlapped wgmma kernel (S of the next tile during this tile's softmax).
+    write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128ov", (c) => c.find((x) => x.options?.overlap === true));
   });
   writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 1));
   console.log(`cuda: ${index.length} conformance kernels → ${dir}`);

@@ -98,7 +98,7 @@ def conformance(dev, f, kernels):
             results.append(dict(name=c["name"], pass_=False, error="nvcc: " + failed[cu]))
             log(results[-1], f)
             continue
-        case = json.load(open(os.path.join(d, c["file"] + ".json")))
+        case = json.load(open(os.path.join(d, c["data"] + ".json")))
         p = case["problem"]
         try:
             mod = load_module(os.path.join(d, c["file"] + ".py"))
@@ -119,7 +119,7 @@ def conformance(dev, f, kernels):
             lerr, lbad = lse_error(lse.cpu(), ref_lse) if lse is not None else (0.0, 0)
             tol = TOL[p["dtype"]]
             ok = bad == 0 and lbad == 0 and err <= tol and lerr <= tol
-            results.append(dict(name=c["name"], kernel=c.get("kernel"), config=case["config"], seed=case["seed"], out_err=err, lse_err=lerr,
+            results.append(dict(name=c["name"], kernel=c.get("kernel"), config=c["config"], seed=case["seed"], out_err=err, lse_err=lerr,
                                 bad=bad + lbad, pass_=ok))
         except Exception as e:  # report and go on: one broken case must not hide the others
             results.append(dict(name=c["name"], pass_=False, error=repr(e)[:800]))
