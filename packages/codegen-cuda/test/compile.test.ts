@@ -82,10 +82,17 @@ function candidateSpecs(): { spec: KernelSpec; isDefault: boolean }[] {
   return specs.map((spec) => ({ spec, isDefault: defaults.has(generateCuda(spec).specHash) }));
 }
 
+/** A conformance case on the sm_90a target's first overlapped wgmma config (bf16, 128×128 blocks). */
+function overlapSpec(name: string): KernelSpec {
+  const base = caseSpec(name, "bf16", undefined, SM90, [128, 128]);
+  const config = cudaConfigCandidates(base, [128, 128], undefined, SM90).find((c) => c.options?.overlap === true)!;
+  return caseSpec(name, "bf16", config, SM90, [128, 128]);
+}
+
 /**
  * Every conformance case in its dtype, and the f32 ones again in bf16 and f16 (the tensor-core
  * kernel), for the sm_80 target; and every case for the sm_90a target's wgmma kernel as the device
- * harness runs it (bf16 with 128×128 BlockMask blocks, f16 with 64×64).
+ * harness runs it (bf16 with 128×128 BlockMask blocks, f16 with 64×64, and the overlapped config).
  */
 function conformanceSpecs(): KernelSpec[] {
   return unique(
@@ -93,6 +100,7 @@ function conformanceSpecs(): KernelSpec[] {
       ...(c.problem.dtype === "f32" ? (["f32", "bf16", "f16"] as const) : [c.problem.dtype as StorageDType]).map((d) => caseSpec(c.name, d)),
       caseSpec(c.name, "bf16", undefined, SM90, [128, 128]),
       caseSpec(c.name, "f16", undefined, SM90, [64, 64]),
+      overlapSpec(c.name),
     ]),
   );
 }
@@ -285,7 +293,9 @@ describe("CUDA codegen", () => {
     const dir = mkdtempSync(join(tmpdir(), "flexattn-cu-"));
     const conformance = conformanceSpecs();
     const candidates = candidateSpecs();
-    expect(conformance.filter(isWgmma).length).toBe(2 * CONFORMANCE_CASES.length);
+    for (const c of CONFORMANCE_CASES) {
+      for (const [dtype, block] of [["bf16", 128], ["f16", 64]] as const) expect(isWgmma(caseSpec(c.name, dtype, undefined, SM90, [block, block]))).toBe(true);
+    }
     expect(candidates.filter((c) => isWgmma(c.spec) && c.isDefault).length).toBeGreaterThan(3);
     // The host launchers compile too (once per kernel kind: the batches compile device code only).
     const hosts = [caseSpec("causal", "bf16"), caseSpec("causal", "f32"), caseSpec("causal", "bf16", undefined, SM90, [128, 128])];
