@@ -11,7 +11,8 @@
  *
  * With options.overlap, S of tile t + 1 is issued (into s_next) right after tile t's S is taken,
  * before tile t's mods and softmax: the tensor cores work while the warpgroup does the softmax.
- * The next K must then be resident a tile early (numStages ≥ 3). Every wgmma is waited for by the
+ * The next K must then be resident a tile early (numStages ≥ 3), and waiting for it covers this
+ * tile's V: one barrier per tile instead of two. Every wgmma is waited for by the
  * end of its tile's iteration (with P·V's wait): a wgmma in flight across the loops' back edges makes
  * the compiler copy its registers there, which ptxas answers by serializing every wgmma. So by the
  * barrier in tile t's qk step all warpgroups are done with tile t − 1's stage, which is refilled there.
@@ -191,7 +192,10 @@ ${scale}`;
   }
 
   override loadV(): string {
-    // Tile t + STAGES − 1 was issued this tile (in loadK, or in qk with overlap): only tiles after t may be pending.
+    // With overlap, qk's wait for K of tile t + 1 covered V of tile t (cp.async groups complete in
+    // order) and its barrier made it visible: one barrier per tile.
+    if (this.overlap) return "// V of tile t: resident and visible since the barrier in qk";
+    // Tile t + STAGES − 1 was issued this tile (in loadK): only tiles after t may be pending.
     return `cp_async_wait<2 * STAGES - 2>();
 fence_proxy_async();
 __syncthreads();  // V of tile t is visible to wgmma`;
