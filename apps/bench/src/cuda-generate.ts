@@ -12,6 +12,7 @@
  *       d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}, batch 16384/N): per entry the sm_90a
  *       target's candidates best-first ("modules", wgmma first) and the sm_80 target's default
  *       ("sm80": the mma kernel, timed beside them), and our createBlockMask tables.
+ *   probe/wgmma_probe.cu + probe.json — the wgmma building blocks alone (codegen-cuda wgmma-probe.ts).
  * Usage: npx tsx apps/bench/src/cuda-generate.ts [--seed N] [--only conformance|bench]
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -23,7 +24,7 @@ import {
   type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType,
   capturedBuffers, instantiateCase, makeSpec, resolveProblem,
 } from "@flexattn/template";
-import { cudaBackend, cudaPythonModule } from "@flexattn/codegen-cuda";
+import { WGMMA_PROBE, cudaBackend, cudaPythonModule, wgmmaProbeSource } from "@flexattn/codegen-cuda";
 import { b64, invocationJson, tablesJson } from "./device-export.js";
 import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS } from "./protocol.js";
 
@@ -139,7 +140,16 @@ function generateBench(): void {
   console.log(`cuda bench: ${entries.length} entries, ${written.size} kernels → ${dir}`);
 }
 
+/** The wgmma probe (codegen-cuda wgmma-probe.ts): Q·Kᵀ and P·V products alone, for run_cuda.py --phases probe. */
+function generateProbe(): void {
+  const dir = join(ROOT, "probe");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "wgmma_probe.cu"), wgmmaProbeSource("bf16"));
+  writeFileSync(join(dir, "probe.json"), JSON.stringify(WGMMA_PROBE));
+}
+
 rmSync(ROOT, { recursive: true, force: true });
 mkdirSync(ROOT, { recursive: true });
+generateProbe();
 if (only !== "bench") generateConformance();
 if (only !== "conformance") generateBench();

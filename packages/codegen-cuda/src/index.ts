@@ -9,3 +9,4 @@ export {
   type CudaArch, type CudaLimits, cudaArch, cudaSharedLimit, SM80_SHARED_LIMIT, SM90_SHARED_LIMIT, DEFAULT_DYNAMIC_SHARED_LIMIT,
 } from "./options.js";
 export { cudaPythonModule } from "./module.js";
+export { WGMMA_PROBE, wgmmaProbeSource } from "./wgmma-probe.js";

@@ -3,7 +3,7 @@ and the performance protocol beside torch flex_attention (torch.compile), SDPA c
 FlashAttention-2, all in one process.
 
     npx tsx apps/bench/src/cuda-generate.ts        (on the CPU machine)
-    python3 apps/bench/device/cuda/run_cuda.py [--phases conformance,bench] [--variants noop,causal]
+    python3 apps/bench/device/cuda/run_cuda.py [--phases probe,conformance,bench] [--variants noop,causal]
                                                [--candidates K] [--tag NAME]
 
 Conformance runs every generated kernel; the wgmma ones (sm_90a) only on compute capability 9.0 and
@@ -128,6 +128,46 @@ def conformance(dev, f, kernels):
     passed = sum(r["pass_"] for r in results)
     log(f"cuda conformance: {passed} passed, {len(results) - passed} failed", f)
     return dict(passed=passed, failed=len(results) - passed, results=results)
+
+
+def probe(dev, f):
+    """The wgmma helpers alone (generated/probe): Q·Kᵀ from two swizzled shared tiles, and P·V with V's
+    descriptor strides as the kernel sets them and swapped; max error relative to the largest |ref|."""
+    import cupy
+    import numpy as np
+    d = os.path.join(GEN, "probe")
+    spec = json.load(open(os.path.join(d, "probe.json")))
+    cubin = os.path.join(os.environ["FLEXATTN_CACHE"], "wgmma_probe.cubin")
+    r = subprocess.run(["nvcc", "-O3", "-gencode=arch=compute_90a,code=sm_90a", "-cubin", os.path.join(d, "wgmma_probe.cu"), "-o", cubin],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log(dict(probe="nvcc failed", stderr=r.stderr[-2000:]), f)
+        return None
+    mod = cupy.RawModule(path=cubin)
+    g = torch.Generator(device=dev).manual_seed(0)
+    rnd = lambda *s: torch.randn(*s, generator=g, device=dev, dtype=torch.bfloat16)  # noqa: E731
+    ptr = lambda t: np.uint64(t.data_ptr())  # noqa: E731
+    rel = lambda got, ref: float((got - ref).abs().max() / ref.abs().max())  # noqa: E731
+    res = {}
+    qk = spec["qk"]
+    a, b = rnd(qk["m"], qk["k"]), rnd(qk["n"], qk["k"])
+    out = torch.full((qk["m"], qk["n"]), float("nan"), device=dev)
+    mod.get_function("probe_qk")((1,), (128,), (ptr(a), ptr(b), ptr(out)), shared_mem=48 * 1024)
+    torch.cuda.synchronize()
+    res["qk"] = rel(out, a.float() @ b.float().T)
+    pv = spec["pv"]
+    p, v = rnd(pv["m"], pv["k"]), rnd(pv["k"], pv["n"])
+    ref = p.float() @ v.float()
+    for name, lbo, sbo in (("pv_kernel", spec["kernelLbo"], spec["kernelSbo"]), ("pv_swapped", spec["kernelSbo"], spec["kernelLbo"])):
+        out = torch.full((pv["m"], pv["n"]), float("nan"), device=dev)
+        mod.get_function("probe_pv")((1,), (128,), (ptr(p), ptr(v), ptr(out), np.uint32(lbo), np.uint32(sbo)), shared_mem=48 * 1024)
+        torch.cuda.synchronize()
+        res[name] = rel(out, ref)
+        # Where it differs: the first wrong (row, col), to tell a fragment fault from a layout fault.
+        bad = ((out - ref).abs() > 0.05 * ref.abs().max()).nonzero()
+        res[name + "_first_bad"] = bad[:4].tolist()
+    log(dict(probe=res), f)
+    return res
 
 
 # ---- the performance protocol ----
@@ -267,6 +307,8 @@ def main():
                    command="npx tsx apps/bench/src/cuda-generate.ts && python3 apps/bench/device/cuda/run_cuda.py " + " ".join(sys.argv[1:]))
     with open(os.path.join(OUT, f"cuda-{gpu}-{a.tag}.log"), "w") as f:
         phases = a.phases.split(",")
+        if "probe" in phases:
+            summary["probe"] = probe(dev, f)
         if "conformance" in phases:
             summary["conformance"] = conformance(dev, f, [k for k in a.kernels.split(",") if k])
         if "bench" in phases:
