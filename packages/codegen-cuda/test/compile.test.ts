@@ -11,7 +11,7 @@ import {
 } from "@flexattn/template";
 import {
   CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, cudaBackend, cudaConfigCandidates, cudaOptions, cudaPythonModule, cudaSharedLimit,
-  generateCuda,
+  generateCuda, wgmmaProbeSource,
 } from "@flexattn/codegen-cuda";
 
 const run = promisify(execFile);
@@ -297,14 +297,14 @@ describe("CUDA codegen", () => {
       for (const [dtype, block] of [["bf16", 128], ["f16", 64]] as const) expect(isWgmma(caseSpec(c.name, dtype, undefined, SM90, [block, block]))).toBe(true);
     }
     expect(candidates.filter((c) => isWgmma(c.spec) && c.isDefault).length).toBeGreaterThan(3);
-    // The host launchers compile too (once per kernel kind: the batches compile device code only).
+    // The host launchers compile too (once per kernel kind: the batches compile device code only), and the device probe.
     const hosts = [caseSpec("causal", "bf16"), caseSpec("causal", "f32"), caseSpec("causal", "bf16", undefined, SM90, [128, 128])];
     const [confReports, candReports] = await Promise.all([
       compileBatch(conformance, dir, "conformance"),
       compileBatch(candidates.map((c) => c.spec), dir, "candidates"),
-      ...hosts.map((spec, i) => {
+      ...[...hosts.map((spec) => generateCuda(spec).source), wgmmaProbeSource("bf16")].map((source, i) => {
         const host = join(dir, `host${i}.cu`);
-        writeFileSync(host, generateCuda(spec).source);
+        writeFileSync(host, source);
         return run("nvcc", ["-O3", ARCHS[1].flag, "-c", host, "-o", `${host}.o`]);
       }),
     ]);
