@@ -4,15 +4,14 @@
  * S = Q·Kᵀ with wgmma m64n<BLOCK_N>k16 (Q and K both read from shared memory through descriptors)
  * and O += P·V with wgmma m64n<DV padded>k16 (P from registers, V from shared memory, transposed).
  *
- * The K/V pipeline is the mma kernel's: a ring of STAGES stages filled by cp.async (no TMA yet), K
- * and V as separate groups, the same wait/barrier points — each barrier preceded by a proxy fence,
- * since wgmma reads shared memory through the async proxy. Tiles are stored in the 128-byte
+ * The K/V pipeline is the mma kernel's ring of STAGES stages filled by cp.async (no TMA yet), K and
+ * V as separate groups, but with one wait and barrier per tile (for K and V together) — preceded by
+ * a proxy fence, since wgmma reads shared memory through the async proxy. Tiles are stored in the 128-byte
  * swizzle (wgmma.ts).
  *
  * With options.overlap, S of tile t + 1 is issued (into s_next) right after tile t's S is taken,
  * before tile t's mods and softmax: the tensor cores work while the warpgroup does the softmax.
- * The next K must then be resident a tile early (numStages ≥ 3), and waiting for it covers this
- * tile's V: one barrier per tile instead of two. Every wgmma is waited for by the
+ * The next K must then be resident a tile early (numStages ≥ 3); waiting for it covers this tile's V. Every wgmma is waited for by the
  * end of its tile's iteration (with P·V's wait): a wgmma in flight across the loops' back edges makes
  * the compiler copy its registers there, which ptxas answers by serializing every wgmma. So by the
  * barrier in tile t's qk step all warpgroups are done with tile t − 1's stage, which is refilled there.
@@ -158,9 +157,10 @@ __syncthreads();  // Q is visible to wgmma; it stays in shared memory`;
   override loadK(): string {
     // With overlap, K of tile t was waited for a tile ago (in qk of tile t − 1, or before the loop).
     if (this.overlap) return "";
-    return `cp_async_wait<2 * STAGES - 3>();
+    // K and V of tile t at once (both were issued STAGES − 1 tiles ago): one barrier per tile.
+    return `cp_async_wait<2 * STAGES - 4>();
 fence_proxy_async();
-__syncthreads();  // K of tile t is visible to wgmma; every warp is past tile t - 1, whose stage is refilled now
+__syncthreads();  // K and V of tile t are visible to wgmma; every warp is past tile t - 1, whose stage is refilled now
 issue_tile(t + STAGES - 1);`;
   }
 
@@ -192,13 +192,9 @@ ${scale}`;
   }
 
   override loadV(): string {
-    // With overlap, qk's wait for K of tile t + 1 covered V of tile t (cp.async groups complete in
-    // order) and its barrier made it visible: one barrier per tile.
-    if (this.overlap) return "// V of tile t: resident and visible since the barrier in qk";
-    // Tile t + STAGES − 1 was issued this tile (in loadK): only tiles after t may be pending.
-    return `cp_async_wait<2 * STAGES - 2>();
-fence_proxy_async();
-__syncthreads();  // V of tile t is visible to wgmma`;
+    // V of tile t was waited for with K (loadK), or with overlap with K of tile t + 1 (cp.async groups
+    // complete in order), and made visible by that barrier.
+    return "// V of tile t: resident and visible since this tile's barrier";
   }
 
   override accumulate(): string {
