@@ -1,11 +1,18 @@
 /**
  * Generates the CUDA device harness input into apps/bench/device/cuda/generated/:
- *   conformance/<case>_<dtype>.{cu,py,json} — every conformance case in its own dtype and, for the
- *       f32 cases, again in bf16 and f16 (so the tensor-core kernel meets every case too): the .cu
- *       our CUDA backend emits (default config), its Python module, and a JSON with the inputs,
- *       tables, captured buffers and the float64 reference;
+ *   conformance/<case>_<dtype>[_wgmma<bs>].{cu,py,json} — every conformance case in its own dtype and,
+ *       for the f32 cases, again in bf16 and f16, with the sm_80 target's default config (mma or simt
+ *       kernel); and every case again for the sm_90a target's wgmma kernel (bf16 with 128×128
+ *       BlockMask blocks: two warpgroups; f16 with 64×64: one), since the cases' own blocks are mostly
+ *       too small for its 64-row tiles; and bf16 128×128 again with the overlapped wgmma config. Each:
+ *       the .cu and its Python module; index.json names each kernel's config and its data file (a JSON
+ *       with the inputs, tables, captured buffers and the float64 reference, shared by the kernels of
+ *       one case, dtype and block size);
  *   bench/<name>.{cu,py} + bench.json + tables/*.json — the performance protocol's kernels (bf16;
- *       d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}, batch 16384/N) and our createBlockMask tables.
+ *       d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}, batch 16384/N): per entry the sm_90a
+ *       target's candidates best-first ("modules", wgmma first) and the sm_80 target's default
+ *       ("sm80": the mma kernel, timed beside them), and our createBlockMask tables.
+ *   probe/wgmma_probe.cu + probe.json — the wgmma building blocks alone (codegen-cuda wgmma-probe.ts).
  * Usage: npx tsx apps/bench/src/cuda-generate.ts [--seed N] [--only conformance|bench]
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -14,10 +21,10 @@ import { fileURLToPath } from "node:url";
 import { traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
-  type BlockMaskTables, CONFORMANCE_CASES, type KernelSpec, type StorageDType, capturedBuffers, instantiateCase, makeSpec,
-  resolveProblem,
+  type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType,
+  capturedBuffers, instantiateCase, makeSpec, resolveProblem,
 } from "@flexattn/template";
-import { cudaBackend, cudaPythonModule } from "@flexattn/codegen-cuda";
+import { WGMMA_PROBE, cudaBackend, cudaPythonModule, wgmmaProbeSource } from "@flexattn/codegen-cuda";
 import { b64, invocationJson, tablesJson } from "./device-export.js";
 import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS } from "./protocol.js";
 
@@ -41,28 +48,48 @@ function buffersJson(spec: KernelSpec) {
   });
 }
 
+const SM90: DeviceTarget = { signature: "cuda sm_90a", limits: { arch: "sm_90a" } };
+
+/** The kernel kind a config selects (the backend's default per dtype when options name none). */
+const kernelOf = (config: { options?: Readonly<Record<string, unknown>> }, dtype: StorageDType) =>
+  (config.options?.kernel as string | undefined) ?? (dtype === "f32" ? "simt" : "mma");
+
 function generateConformance(): void {
   const dir = join(ROOT, "conformance");
   mkdirSync(dir, { recursive: true });
   const index: unknown[] = [];
+  // pick: which of the target's candidates (default: [0]); a wgmma variant skips cases it has no config for.
+  type Pick = (candidates: KernelConfig[]) => KernelConfig | undefined;
+  const write = (cs: ConformanceCase, i: number, dtype: StorageDType, target: DeviceTarget | undefined, suffix: string, pick: Pick = (c) => c[0]) => {
+    const inst = instantiateCase({ ...cs, problem: { ...cs.problem, dtype } }, seed + i);
+    const p = inst.problem;
+    const config = pick(cudaBackend.configCandidates(p, cs.blockSize, inst, target));
+    if (!config) return;
+    const kernel = kernelOf(config, dtype);
+    if (target && kernel !== "wgmma") return;
+    const spec = makeSpec({
+      mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
+      returnLse: p.returnLse, sparseBlock: cs.blockSize, config,
+    });
+    const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}_${dtype}${suffix ? `_${suffix}` : ""}`;
+    const name = `${cs.name} [${dtype}]${suffix ? ` ${suffix}` : ""}`;
+    const artifact = writeKernel(dir, file, spec);
+    // Kernels of one case, dtype and block size share the inputs (same seed): one data file.
+    const dataKey = `${i} ${dtype} ${cs.blockSize.join("x")}`;
+    if (!dataFiles.has(dataKey)) {
+      writeFileSync(join(dir, `${file}.json`), JSON.stringify({ seed: inst.seed, buffers: buffersJson(spec), ...invocationJson(inst) }));
+      dataFiles.set(dataKey, file);
+    }
+    index.push({ name, file, data: dataFiles.get(dataKey), specHash: artifact.specHash, kernel, config });
+  };
+  const dataFiles = new Map<string, string>();
   CONFORMANCE_CASES.forEach((cs, i) => {
     const dtypes: StorageDType[] = cs.problem.dtype === "f32" ? ["f32", "bf16", "f16"] : [cs.problem.dtype as StorageDType];
-    for (const dtype of dtypes) {
-      const inst = instantiateCase({ ...cs, problem: { ...cs.problem, dtype } }, seed + i);
-      const p = inst.problem;
-      const config = cudaBackend.configCandidates(p, cs.blockSize, inst)[0];
-      const spec = makeSpec({
-        mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype,
-        returnLse: p.returnLse, sparseBlock: cs.blockSize, config,
-      });
-      const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}_${dtype}`;
-      const artifact = writeKernel(dir, file, spec);
-      writeFileSync(
-        join(dir, `${file}.json`),
-        JSON.stringify({ name: `${cs.name} [${dtype}]`, seed: inst.seed, specHash: artifact.specHash, config, buffers: buffersJson(spec), ...invocationJson(inst) }),
-      );
-      index.push({ name: `${cs.name} [${dtype}]`, file, specHash: artifact.specHash });
-    }
+    for (const dtype of dtypes) write(cs, i, dtype, undefined, "");
+    write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128");
+    write({ ...cs, blockSize: [64, 64] }, i, "f16", SM90, "wgmma64");
+    // The overlapped wgmma kernel (S of the next tile during this tile's softmax).
+    write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128ov", (c) => c.find((x) => x.options?.overlap === true));
   });
   writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 1));
   console.log(`cuda: ${index.length} conformance kernels → ${dir}`);
@@ -88,21 +115,24 @@ function generateBench(): void {
         const score = scoreFn ? traceScoreMod(scoreFn) : null;
         const tables = createBlockMask(maskFn ?? ((_b, _h, _q, _kv) => true), { B: 1, H: 1, qLen: N, kvLen: N }) as unknown as BlockMaskTables & { density(): number };
         const problem = resolveProblem({ batch: B, qHeads: H, kvHeads: H, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
-        const candidates = cudaBackend.configCandidates(problem, [128, 128], { mask, score });
-        const modules = candidates.map((config) => {
+        const candidates = cudaBackend.configCandidates(problem, [128, 128], { mask, score }, SM90);
+        const sm80 = cudaBackend.configCandidates(problem, [128, 128], { mask, score })[0];
+        const module = (config: (typeof candidates)[number]) => {
           const spec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config });
           const hash = cudaBackend.generate(spec).specHash;
           if (!written.has(hash)) {
-            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${config.blockM}x${config.blockN}w${config.numWarps}s${config.numStages}${config.options ? "_simt" : ""}`;
+            const kind = config.options?.kernel;
+            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${config.blockM}x${config.blockN}w${config.numWarps}s${config.numStages}${kind ? `_${kind}` : ""}`;
             writeKernel(dir, stem, spec);
             written.set(hash, stem);
           }
-          return { module: `${written.get(hash)}.py`, specHash: hash, config };
-        });
+          return { module: `${written.get(hash)}.py`, specHash: hash, config, kernel: kernelOf(config, "bf16") };
+        };
+        const modules = candidates.map(module);
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: buffersJson(bufSpec) }));
-        entries.push({ variant: v.name, N, B, H, D, tables: tablesFile, density: tables.density(), modules });
+        entries.push({ variant: v.name, N, B, H, D, tables: tablesFile, density: tables.density(), modules, sm80: module(sm80) });
       }
     }
   }
@@ -110,7 +140,16 @@ function generateBench(): void {
   console.log(`cuda bench: ${entries.length} entries, ${written.size} kernels → ${dir}`);
 }
 
+/** The wgmma probe (codegen-cuda wgmma-probe.ts): Q·Kᵀ and P·V products alone, for run_cuda.py --phases probe. */
+function generateProbe(): void {
+  const dir = join(ROOT, "probe");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "wgmma_probe.cu"), wgmmaProbeSource("bf16"));
+  writeFileSync(join(dir, "probe.json"), JSON.stringify(WGMMA_PROBE));
+}
+
 rmSync(ROOT, { recursive: true, force: true });
 mkdirSync(ROOT, { recursive: true });
+generateProbe();
 if (only !== "bench") generateConformance();
 if (only !== "conformance") generateBench();

@@ -8,7 +8,8 @@ import { CUDA_ENTRY, cudaSource } from "./source.js";
 export function generateCuda(spec: KernelSpec): KernelArtifact {
   const options = checkCudaConfig(spec);
   const hash = specHash(spec, "cuda");
-  const threads = options.kernel === "mma" ? 32 * spec.config.numWarps : spec.config.blockM;
+  // The CUDA-core kernel runs one thread per query row; the tensor-core kernels 32 per warp.
+  const threads = options.kernel === "simt" ? spec.config.blockM : 32 * spec.config.numWarps;
   return {
     format: "flexattn.artifact/1",
     backend: "cuda",

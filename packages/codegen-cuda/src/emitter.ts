@@ -40,13 +40,34 @@ ${indent(body, 3)}
 }`;
 }
 
+/**
+ * Copy 16-byte chunk `cc` of tile row `r` from global `src` (rows `row_stride` apart) to shared
+ * address `to`, zero-filling rows ≥ rows_left and columns past dim: 16-byte cp.async when `vec`
+ * (aligned rows), else element loads and one 16-byte store. Shared by the tensor-core kernels' tile copies.
+ */
+export function copyChunk(dim: string): string {
+  return `const storage_t* from = src + r * row_stride + cc * 8;
+if (VEC_DIMS && vec) {
+  const bool ok = r < rows_left && cc * 8 < ${dim};
+  cp_async_16(to, ok ? from : src, ok ? 16 : 0);
+} else {
+  unsigned w[4];
+  #pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const bool lo = r < rows_left && cc * 8 + 2 * k < ${dim}, hi = r < rows_left && cc * 8 + 2 * k + 1 < ${dim};
+    w[k] = (lo ? (unsigned)from[2 * k] : 0u) | ((hi ? (unsigned)from[2 * k + 1] : 0u) << 16);
+  }
+  st_shared_16(to, w[0], w[1], w[2], w[3]);
+}`;
+}
+
 export class CudaMmaEmitter implements TemplateEmitter<string> {
   readonly qkLayout: MmaLayout;
   readonly vLayout: MmaLayout;
   /** Q's fragments stay in registers up to this padded head dim × row tiles; more are re-read from shared memory. */
   static readonly Q_IN_REGISTERS_MAX_DIM = 128;
 
-  constructor(private readonly spec: KernelSpec) {
+  constructor(protected readonly spec: KernelSpec) {
     this.qkLayout = mmaLayout(spec.qkHeadDim);
     this.vLayout = mmaLayout(spec.vHeadDim);
   }
@@ -57,7 +78,7 @@ export class CudaMmaEmitter implements TemplateEmitter<string> {
   }
 
   /** Whether scores are scaled by scale·log2e at once (no score mod sees them in natural units). */
-  private get scaledToLog2(): boolean {
+  protected get scaledToLog2(): boolean {
     return !this.spec.score;
   }
 
@@ -126,42 +147,35 @@ __device__ __forceinline__ void copy_${name}_tile(unsigned dst, const storage_t*
     const int r = PERIODIC ? r0 + i * STEP_ROWS : e / ${chunks};
     const int cc = PERIODIC ? c : e % ${chunks};
     const unsigned to = PERIODIC ? to0 + i * STEP_ROWS * ${layout.rowBytes} : dst + ${name}_unit(r, cc) * 16;
-    const storage_t* from = src + r * row_stride + cc * 8;
-    if (VEC_DIMS && vec) {
-      const bool ok = r < rows_left && cc * 8 < ${dim};
-      cp_async_16(to, ok ? from : src, ok ? 16 : 0);
-    } else {
-      unsigned w[4];
-      #pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const bool lo = r < rows_left && cc * 8 + 2 * k < ${dim}, hi = r < rows_left && cc * 8 + 2 * k + 1 < ${dim};
-        w[k] = (lo ? (unsigned)from[2 * k] : 0u) | ((hi ? (unsigned)from[2 * k + 1] : 0u) << 16);
-      }
-      st_shared_16(to, w[0], w[1], w[2], w[3]);
-    }
+${indent(copyChunk(dim), 2)}
   }
 }`;
   }
 
-  private renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): { statements: string; result: string } {
+  protected renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): { statements: string; result: string } {
     const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
     const inputs = { score: "s_acc[mt][j][e]", b: "b", h: "hq", q: "q_idx", kv: "kv_idx" };
     const r = renderGraph(graph, cudaRenderer(inputs, (slot) => names[slot]), prefix);
     return { statements: r.statements.join("\n"), result: r.result };
   }
 
+  /** The shared address of the Q tile, where the tiles start. */
+  protected sharedBase(): string {
+    return "smem_addr(smem)";
+  }
+
   program(): string {
     return `extern __shared__ __align__(128) unsigned char smem[];
+const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+const unsigned q_smem = ${this.sharedBase()};
 // The last query tiles first: under causal-like masks they hold the most kv tiles.
 const int m_block = gridDim.x - 1 - blockIdx.x, hq = blockIdx.y, b = blockIdx.z;
 const int hkv = hq / (q_heads / kv_heads);
-const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 const int m0 = m_block * BLOCK_M;
 const long long table_row = ((long long)(b % sparse_b) * sparse_h + (hq % sparse_h)) * sparse_q_blocks + m0 / SPARSE_Q;
 const storage_t* q_base = q + (long long)b * stride_q_b + (long long)hq * stride_q_h + (long long)m0 * stride_q_s;
 const storage_t* k_base = k + (long long)b * stride_k_b + (long long)hkv * stride_k_h;
 const storage_t* v_base = v + (long long)b * stride_v_b + (long long)hkv * stride_v_h;
-const unsigned q_smem = smem_addr(smem);
 const unsigned kv_smem = q_smem + Q_TILE_BYTES;  // stage s: K at s·STAGE_BYTES, V after it
 const int* part_ids = kv_indices + table_row * sparse_kv_blocks;
 const int* full_ids = full_kv_indices + table_row * sparse_kv_blocks;
@@ -229,15 +243,20 @@ for (int mt = 0; mt < M_TILES; ++mt) {
   for (int d = 0; d < D_TILES; ++d) o_acc[mt][d][0] = o_acc[mt][d][1] = o_acc[mt][d][2] = o_acc[mt][d][3] = 0.0f;
 }
 const int row0 = m0 + warp * M_TILES * 16 + (lane >> 2);
-// This lane's ldmatrix row and chunk pattern: K (B of Q·Kᵀ) reads rows of key tiles j, j + 1 and chunk pairs
+${this.fragmentAddressing()}
+const float qk_scale = ${this.scaledToLog2 ? "scale * LOG2E" : "scale"};
+int t = 0;`;
+  }
+
+  /** This lane's ldmatrix base offsets into the K and V tiles. */
+  protected fragmentAddressing(): string {
+    return `// This lane's ldmatrix row and chunk pattern: K (B of Q·Kᵀ) reads rows of key tiles j, j + 1 and chunk pairs
 // 2kk, 2kk + 1; V (B of P·V, transposed) reads rows 16kk … 16kk + 15 and chunk pairs d, d + 1.
 unsigned k_ld[K_BASES], v_ld[V_BASES];
 #pragma unroll
 for (int i = 0; i < K_BASES; ++i) k_ld[i] = qk_unit((lane & 7) + ((lane >> 4) << 3), 2 * i + ((lane >> 3) & 1)) * 16;
 #pragma unroll
-for (int i = 0; i < V_BASES; ++i) v_ld[i] = K_TILE_BYTES + v_unit(lane & 15, 2 * i + (lane >> 4)) * 16;
-const float qk_scale = ${this.scaledToLog2 ? "scale * LOG2E" : "scale"};
-int t = 0;`;
+for (int i = 0; i < V_BASES; ++i) v_ld[i] = K_TILE_BYTES + v_unit(lane & 15, 2 * i + (lane >> 4)) * 16;`;
   }
 
   blockLoop(blocks: BlockKind, body: string[]): string {

@@ -3,8 +3,10 @@ export { CUDA_ENTRY, CUDA_LAUNCHER, cudaSource } from "./source.js";
 export { cudaRenderer, CUDA_MOD_PRELUDE } from "./renderer.js";
 export { CudaMmaEmitter } from "./emitter.js";
 export { CudaSimtEmitter } from "./simt-emitter.js";
+export { CudaWgmmaEmitter } from "./emitter-sm90.js";
 export {
   type CudaKernelKind, type CudaOptions, cudaOptions, cudaConfigCandidates, cudaSharedBytes, checkCudaConfig,
-  SM80_SHARED_LIMIT,
+  type CudaArch, type CudaLimits, cudaArch, cudaSharedLimit, SM80_SHARED_LIMIT, SM90_SHARED_LIMIT, DEFAULT_DYNAMIC_SHARED_LIMIT,
 } from "./options.js";
 export { cudaPythonModule } from "./module.js";
+export { WGMMA_PROBE, wgmmaProbeSource } from "./wgmma-probe.js";

@@ -3,17 +3,42 @@
  * each one has, the shared memory a config takes, and the candidate configs best-first.
  */
 import { FlexAttnError } from "@flexattn/ir";
-import { type KernelConfig, type KernelSpec, type ModMix, type ResolvedProblem, type StorageDType, fitTile } from "@flexattn/template";
+import {
+  type DeviceTarget, type KernelConfig, type KernelSpec, type ModMix, type ResolvedProblem, type StorageDType, fitTile,
+} from "@flexattn/template";
 
 /**
+ * "wgmma": warpgroup tensor cores (wgmma.mma_async m64nNk16 from swizzled shared memory), f16/bf16,
+ * sm_90a only (H100/H200): each 4-warp warpgroup owns 64 query rows.
  * "mma": warp-level tensor cores (mma.sync m16n8k16, ldmatrix, cp.async pipeline), f16/bf16, sm_80+.
  * "simt": one thread per query row on CUDA cores, exact f32 arithmetic; f32 inputs always take it, and
  * half inputs whose BlockMask blocks are too small for 16-row tensor-core tiles.
  */
-export type CudaKernelKind = "mma" | "simt";
+export type CudaKernelKind = "wgmma" | "mma" | "simt";
+
+/** The GPU architecture a kernel is generated for: sm_90a adds the wgmma kernel to the candidates. */
+export type CudaArch = "sm_80" | "sm_90a";
+
+/** A DeviceTarget's `limits` for CUDA. */
+export interface CudaLimits {
+  arch?: CudaArch;
+}
+
+/** The architecture a target names (DeviceTarget.limits.arch); sm_80 (portable to every tensor-core GPU) by default. */
+export function cudaArch(target?: DeviceTarget): CudaArch {
+  const arch = (target?.limits as CudaLimits | undefined)?.arch ?? "sm_80";
+  if (arch !== "sm_80" && arch !== "sm_90a") throw new FlexAttnError(`CUDA target arch must be "sm_80" or "sm_90a", got ${JSON.stringify(arch)}`);
+  return arch;
+}
 
 export interface CudaOptions {
   kernel: CudaKernelKind;
+  /**
+   * wgmma only: issue S = Q·Kᵀ of the next kv tile before this tile's mods and softmax, so the
+   * tensor cores work while the warpgroup computes the softmax (FlashAttention-3's intra-warpgroup
+   * overlap). Costs a second S in registers and needs numStages ≥ 3 (the next K is loaded a tile early).
+   */
+  overlap: boolean;
 }
 
 /** Rows of one mma.sync tile (m16n8k16): every tensor-core tile side is a multiple of it. */
@@ -23,25 +48,50 @@ export const MMA_TILE = 16;
  * the shared-memory reads of K and V per flop, at the price of twice the accumulator registers.
  */
 export const MMA_WARP_ROWS: readonly number[] = [16, 32];
-/** Dynamic shared memory a block may take on sm_80 (A100: 163 KB); sm_90 allows 227 KB. */
+/** Query rows of one warpgroup MMA (wgmma m64nNk16): the wgmma kernel's blockM is a multiple of it. */
+export const WGMMA_ROWS = 64;
+/** Head dims of the wgmma kernel's tiles are padded to whole 128-byte swizzle rows (64 f16/bf16 elements). */
+export const WGMMA_DIM_ALIGN = 64;
+/** Largest N of one wgmma: bounds blockN (Q·Kᵀ) and the padded v head dim (P·V). */
+export const WGMMA_MAX_N = 256;
+/** Dynamic shared memory a block may take on sm_80 (A100: 163 KB). */
 export const SM80_SHARED_LIMIT = 163 * 1024;
-/** The CUDA-core kernel uses static shared memory. */
+/** Dynamic shared memory a block may take on sm_90 (H100/H200: 227 KB). */
+export const SM90_SHARED_LIMIT = 227 * 1024;
+/**
+ * The CUDA-core kernel's limit: 48 KB, what every GPU gives a block without opting in (its tiles are
+ * f32, so larger ones would only buy fewer, slower blocks per SM).
+ */
 export const SIMT_SHARED_LIMIT = 48 * 1024;
+/** Launches above this much dynamic shared memory must first raise the kernel's limit (cudaFuncAttributeMaxDynamicSharedMemorySize). */
+export const DEFAULT_DYNAMIC_SHARED_LIMIT = 48 * 1024;
+/** The wgmma kernel rounds its shared base up to the 1024-byte period of the 128-byte swizzle; it asks for this much slack. */
+export const WGMMA_SMEM_ALIGN = 1024;
 
 const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 
 /** Read and check `config.options`; unknown keys and values are errors. */
 export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOptions {
   let kernel: CudaKernelKind = dtype === "f32" ? "simt" : "mma";
+  let overlap = false;
   for (const [key, value] of Object.entries(config.options ?? {})) {
-    if (key !== "kernel") throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel`);
-    if (value !== "mma" && value !== "simt") throw new FlexAttnError(`CUDA option kernel must be "mma" or "simt", got ${JSON.stringify(value)}`);
-    kernel = value;
+    if (key === "kernel") {
+      if (value !== "wgmma" && value !== "mma" && value !== "simt") {
+        throw new FlexAttnError(`CUDA option kernel must be "wgmma", "mma" or "simt", got ${JSON.stringify(value)}`);
+      }
+      kernel = value;
+    } else if (key === "overlap") {
+      if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option overlap must be a boolean, got ${JSON.stringify(value)}`);
+      overlap = value;
+    } else {
+      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, overlap`);
+    }
   }
-  if (kernel === "mma" && dtype === "f32") {
-    throw new FlexAttnError('the CUDA tensor-core kernel ("mma") takes f16 or bf16 inputs; f32 runs on the "simt" kernel');
+  if (kernel !== "simt" && dtype === "f32") {
+    throw new FlexAttnError(`the CUDA tensor-core kernel ("${kernel}") takes f16 or bf16 inputs; f32 runs on the "simt" kernel`);
   }
-  return { kernel };
+  if (overlap && kernel !== "wgmma") throw new FlexAttnError(`CUDA option overlap applies to the "wgmma" kernel only, not "${kernel}"`);
+  return { kernel, overlap };
 }
 
 /** Shared memory (bytes) of one row of a head-dim tile in the tensor-core kernel (see mmaLayout). */
@@ -50,12 +100,31 @@ export function mmaRowBytes(dim: number): number {
   return 16 * (chunks % 8 === 0 || chunks === 2 || chunks === 4 ? chunks : chunks + 1);
 }
 
-/** Shared memory a spec's kernel takes: the Q tile plus numStages K/V stages (mma), or the f32 K/V tiles (simt). */
+/** A head dim padded to whole 128-byte swizzle rows, as the wgmma kernel's tiles store it. */
+export function wgmmaPaddedDim(dim: number): number {
+  return roundUp(dim, WGMMA_DIM_ALIGN);
+}
+
+/**
+ * The dynamic shared memory a spec's kernel is launched with (every kernel kind takes all of its
+ * shared memory dynamically, so this is the one number the launchers pass and opt into): the Q tile
+ * plus numStages K/V stages (mma, wgmma), or the f32 K/V tiles (simt).
+ */
 export function cudaSharedBytes(spec: Pick<KernelSpec, "qkHeadDim" | "vHeadDim" | "dtype" | "config">): number {
   const c = spec.config;
-  if (cudaOptions(c, spec.dtype).kernel === "simt") return 4 * c.blockN * (spec.qkHeadDim + 1 + spec.vHeadDim);
+  const kernel = cudaOptions(c, spec.dtype).kernel;
+  if (kernel === "simt") return 4 * c.blockN * (spec.qkHeadDim + 1 + spec.vHeadDim);
+  if (kernel === "wgmma") {
+    const qk = 2 * wgmmaPaddedDim(spec.qkHeadDim), v = 2 * wgmmaPaddedDim(spec.vHeadDim);
+    return c.blockM * qk + c.numStages * c.blockN * (qk + v) + WGMMA_SMEM_ALIGN;
+  }
   const stage = c.blockN * (mmaRowBytes(spec.qkHeadDim) + mmaRowBytes(spec.vHeadDim));
   return c.blockM * mmaRowBytes(spec.qkHeadDim) + c.numStages * stage;
+}
+
+/** The shared memory a kernel kind may take: the limit its candidates and checks respect. */
+export function cudaSharedLimit(kernel: CudaKernelKind): number {
+  return kernel === "simt" ? SIMT_SHARED_LIMIT : kernel === "mma" ? SM80_SHARED_LIMIT : SM90_SHARED_LIMIT;
 }
 
 /** Reject configs the chosen kernel cannot run, with what to change. */
@@ -70,6 +139,7 @@ export function checkCudaConfig(spec: KernelSpec): CudaOptions {
     }
     return o;
   }
+  if (o.kernel === "wgmma") return checkWgmmaConfig(spec, shared);
   if (c.blockM < MMA_TILE || c.blockN < MMA_TILE) {
     throw new FlexAttnError(
       `the CUDA tensor-core kernel needs tiles of at least ${MMA_TILE}×${MMA_TILE}, got ${c.blockM}×${c.blockN}; ` +
@@ -93,20 +163,72 @@ export function checkCudaConfig(spec: KernelSpec): CudaOptions {
   return o;
 }
 
+function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
+  const c = spec.config;
+  const where = `the CUDA wgmma kernel (sm_90a) with tile ${c.blockM}×${c.blockN}`;
+  if (c.blockM % WGMMA_ROWS !== 0) {
+    throw new FlexAttnError(`${where}: blockM must be a multiple of ${WGMMA_ROWS} (one warpgroup per ${WGMMA_ROWS} rows); use a BlockMask q block of at least ${WGMMA_ROWS}, or options.kernel "mma"`);
+  }
+  if (c.numWarps !== c.blockM / 16) throw new FlexAttnError(`${where}: numWarps must be ${c.blockM / 16} (4 warps per ${WGMMA_ROWS} rows), got ${c.numWarps}`);
+  if (c.blockN % MMA_TILE !== 0 || c.blockN > WGMMA_MAX_N) {
+    throw new FlexAttnError(`${where}: blockN must be a multiple of ${MMA_TILE} up to ${WGMMA_MAX_N}`);
+  }
+  if (wgmmaPaddedDim(spec.vHeadDim) > WGMMA_MAX_N) {
+    throw new FlexAttnError(`${where}: v head dim ${spec.vHeadDim} exceeds ${WGMMA_MAX_N} (one wgmma's N); use options.kernel "mma"`);
+  }
+  const overlap = cudaOptions(c, spec.dtype).overlap;
+  const minStages = overlap ? 3 : 2;
+  if (c.numStages < minStages) {
+    throw new FlexAttnError(
+      `${where}: numStages must be at least ${minStages} (the K/V pipeline${overlap ? ", loading the next K a tile early for overlap" : ""}), got ${c.numStages}`,
+    );
+  }
+  if (c.blockM / 16 * 32 > 1024) throw new FlexAttnError(`${where}: ${c.blockM / 16 * 32} threads exceed 1024`);
+  if (shared > SM90_SHARED_LIMIT) {
+    throw new FlexAttnError(
+      `${where} and ${c.numStages} stages needs ${shared} bytes of shared memory for head dims ${spec.qkHeadDim}/${spec.vHeadDim} ` +
+        `(limit ${SM90_SHARED_LIMIT}); use fewer stages or a smaller blockN`,
+    );
+  }
+  return { kernel: "wgmma", overlap };
+}
+
 type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
 
-/** [blockM, blockN, numStages, rows per warp] for the tensor-core kernel by the wider head dim, best guess first. */
+/**
+ * [blockM, blockN, numStages, rows per warp] for the mma kernel by the wider head dim, best guess
+ * first. Two stages: on sm_80/sm_90 a third stage's shared memory costs more (fewer blocks per SM)
+ * than it hides. Rows per warp: at d ≤ 64 the doubled accumulators of 32 rows per warp still fit
+ * in registers and each K/V fragment then serves two row tiles, halving shared-memory reads; at
+ * d = 128 a warp's registers hold 16 rows × 64 keys or 32 rows × 32 keys, which do about equally.
+ */
 function mmaTiles(widest: number): [number, number, number, number][] {
-  if (widest <= 64) return [[128, 64, 3, 16], [128, 64, 2, 32], [128, 128, 2, 32], [128, 128, 2, 16], [64, 64, 3, 16], [64, 64, 2, 32]];
+  if (widest <= 64) return [[128, 64, 2, 32], [128, 128, 2, 32], [128, 64, 3, 16], [128, 128, 2, 16], [64, 64, 2, 32], [64, 64, 3, 16]];
   if (widest <= 128) return [[128, 64, 2, 16], [128, 32, 2, 32], [128, 64, 2, 32], [128, 64, 3, 16], [64, 64, 3, 16], [64, 32, 3, 32]];
   return [[64, 16, 2, 16], [64, 32, 2, 16], [64, 64, 2, 16], [32, 64, 2, 16], [128, 32, 2, 16]];
 }
 
 /**
- * Every config valid for the problem, best guess first; [0] is the heuristic default. Tiles are
- * fitted to the BlockMask block size; duplicates after fitting are dropped.
+ * [blockM, blockN, numStages, overlap] for the wgmma kernel by the wider head dim, best guess first.
+ * Two warpgroups (128 rows) share each K/V tile; blockN 128 gives each wgmma of Q·Kᵀ its widest
+ * efficient N while S (blockN/2 registers) and O (dv/2) stay within 255 registers per thread.
+ * Overlap holds a second S, so at d = 128 it takes blockN 64.
  */
-export function cudaConfigCandidates(problem: Problem, sparseBlock: readonly [number, number], _mods?: ModMix): KernelConfig[] {
+function wgmmaTiles(widest: number): [number, number, number, boolean][] {
+  if (widest <= 64) return [[128, 128, 2, false], [128, 64, 2, false], [128, 128, 3, true], [128, 64, 3, true], [64, 128, 2, false]];
+  if (widest <= 128) return [[128, 128, 2, false], [128, 64, 2, false], [128, 64, 3, true], [128, 128, 3, true], [64, 128, 2, false]];
+  return [[128, 64, 2, false], [64, 64, 2, false], [64, 128, 2, false]];
+}
+
+/**
+ * Every config valid for the problem on the target, best guess first; [0] is the heuristic default.
+ * On sm_90a the wgmma kernel's configs come first, then the mma kernel's (which run there too),
+ * then the CUDA-core kernel's. Tiles are fitted to the BlockMask block size; duplicates after
+ * fitting and configs over their kernel's shared-memory limit are dropped.
+ */
+export function cudaConfigCandidates(
+  problem: Problem, sparseBlock: readonly [number, number], _mods?: ModMix, target?: DeviceTarget,
+): KernelConfig[] {
   const widest = Math.max(problem.qkHeadDim, problem.vHeadDim);
   const out: KernelConfig[] = [];
   const seen = new Set<string>();
@@ -114,18 +236,28 @@ export function cudaConfigCandidates(problem: Problem, sparseBlock: readonly [nu
     const key = JSON.stringify(c);
     if (seen.has(key)) return;
     const spec = { ...problem, config: c };
-    if (cudaSharedBytes(spec) > (cudaOptions(c, problem.dtype).kernel === "mma" ? SM80_SHARED_LIMIT : SIMT_SHARED_LIMIT)) return;
+    if (cudaSharedBytes(spec) > cudaSharedLimit(cudaOptions(c, problem.dtype).kernel)) return;
     seen.add(key);
     out.push(c);
   };
-  if (problem.dtype !== "f32" && sparseBlock[0] % MMA_TILE === 0 && sparseBlock[1] % MMA_TILE === 0) {
+  const half = problem.dtype !== "f32";
+  if (half && cudaArch(target) === "sm_90a" && wgmmaPaddedDim(problem.vHeadDim) <= WGMMA_MAX_N) {
+    for (const [bm, bn, stages, overlap] of wgmmaTiles(widest)) {
+      const blockM = fitTile(bm, sparseBlock[0]);
+      const blockN = fitTile(bn, sparseBlock[1]);
+      if (blockM % WGMMA_ROWS !== 0 || blockN % MMA_TILE !== 0) continue;
+      const options: Record<string, string | boolean> = overlap ? { kernel: "wgmma", overlap: true } : { kernel: "wgmma" };
+      push({ blockM, blockN, numWarps: blockM / 16, numStages: stages, prescaleQk: false, options });
+    }
+  }
+  if (half && sparseBlock[0] % MMA_TILE === 0 && sparseBlock[1] % MMA_TILE === 0) {
     for (const [bm, bn, stages, warpRows] of mmaTiles(widest)) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
       push({ blockM, blockN, numWarps: Math.max(1, blockM / warpRows), numStages: stages, prescaleQk: false });
     }
   }
-  const simt = problem.dtype === "f32" ? undefined : { kernel: "simt" as const };
+  const simt = half ? { kernel: "simt" as const } : undefined;
   for (const blockN of widest > 128 ? [16, 8] : [32, 16]) {
     const blockM = fitTile(64, sparseBlock[0]);
     push({ blockM, blockN: fitTile(blockN, sparseBlock[1]), numWarps: 2, numStages: 1, prescaleQk: false, ...(simt ? { options: simt } : {}) });

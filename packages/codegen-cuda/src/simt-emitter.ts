@@ -6,6 +6,7 @@
  */
 import { type ModGraph, renderGraph } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, type TemplateEmitter, capturedBuffers } from "@flexattn/template";
+import { cudaSharedBytes } from "./options.js";
 import { NEG_INF } from "./ptx.js";
 import { cudaRenderer } from "./renderer.js";
 
@@ -28,7 +29,9 @@ constexpr int DQK = ${s.qkHeadDim};
 constexpr int DV = ${s.vHeadDim};
 constexpr int SPARSE_Q = ${s.sparseBlock[0]};
 constexpr int SPARSE_KV = ${s.sparseBlock[1]};
-constexpr int SMEM_BYTES = 0;  // static shared memory only`;
+// All shared memory is dynamic (the K and V tiles): the one size every launcher passes.
+constexpr int SMEM_BYTES = ${cudaSharedBytes(s)};
+static_assert(SMEM_BYTES == 4 * BLOCK_N * (DQK + 1 + DV), "SMEM_BYTES holds the K and V tiles");`;
   }
 
   private renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): { statements: string; result: string } {
@@ -45,8 +48,9 @@ const bool row_valid = row < q_len;
 const long long table_row = ((long long)(b % sparse_b) * sparse_h + (hq % sparse_h)) * sparse_q_blocks + (m_block * BLOCK_M) / SPARSE_Q;
 const storage_t* k_base = k + (long long)b * stride_k_b + (long long)hkv * stride_k_h;
 const storage_t* v_base = v + (long long)b * stride_v_b + (long long)hkv * stride_v_h;
-__shared__ float k_tile[BLOCK_N][DQK + 1];
-__shared__ float v_tile[BLOCK_N][DV];`;
+extern __shared__ __align__(16) unsigned char smem[];
+float (*k_tile)[DQK + 1] = reinterpret_cast<float (*)[DQK + 1]>(smem);  // +1: rows in different banks
+float (*v_tile)[DV] = reinterpret_cast<float (*)[DV]>(smem + 4 * BLOCK_N * (DQK + 1));`;
   }
 
   loadQ(): string {

@@ -6,10 +6,13 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { FlexAttnError, tanh, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import {
-  CONFORMANCE_CASES, DEFAULT_CONFIG, type KernelConfig, type KernelSpec, type StorageDType, instantiateCase, makeSpec,
+  CONFORMANCE_CASES, DEFAULT_CONFIG, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType, instantiateCase, makeSpec,
   resolveProblem,
 } from "@flexattn/template";
-import { CUDA_ENTRY, cudaBackend, cudaConfigCandidates, cudaPythonModule, generateCuda } from "@flexattn/codegen-cuda";
+import {
+  CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, cudaBackend, cudaConfigCandidates, cudaOptions, cudaPythonModule, cudaSharedLimit,
+  generateCuda, wgmmaProbeSource,
+} from "@flexattn/codegen-cuda";
 
 const run = promisify(execFile);
 
@@ -30,38 +33,75 @@ async function requireTool(tool: string, args: string[], what: string): Promise<
   return false;
 }
 
-function caseSpec(name: string, dtype?: StorageDType, config?: KernelConfig): KernelSpec {
-  const cs = CONFORMANCE_CASES.find((c) => c.name === name)!;
+const SM90: DeviceTarget = { signature: "cuda sm_90a", limits: { arch: "sm_90a" } };
+const TARGETS = [undefined, SM90];
+
+const isWgmma = (spec: KernelSpec) => cudaOptions(spec.config, spec.dtype).kernel === "wgmma";
+
+function caseSpec(name: string, dtype?: StorageDType, config?: KernelConfig, target?: DeviceTarget, blockSize?: [number, number]): KernelSpec {
+  const found = CONFORMANCE_CASES.find((c) => c.name === name)!;
+  const cs = blockSize ? { ...found, blockSize } : found;
   const inst = instantiateCase(dtype ? { ...cs, problem: { ...cs.problem, dtype } } : cs, 1);
   const p = inst.problem;
   return makeSpec({
     mask: inst.mask, score: inst.score, qkHeadDim: p.qkHeadDim, vHeadDim: p.vHeadDim, dtype: p.dtype, returnLse: p.returnLse,
-    sparseBlock: inst.blockMask.blockSize, config: config ?? cudaBackend.configCandidates(p, inst.blockMask.blockSize, inst)[0],
+    sparseBlock: inst.blockMask.blockSize, config: config ?? cudaBackend.configCandidates(p, inst.blockMask.blockSize, inst, target)[0],
   });
 }
 
 const causal = traceMaskMod((_b, _h, q, kv) => q.ge(kv));
 const softcap = traceScoreMod((s, _b, _h, _q, _kv) => tanh(s.div(30)).mul(30));
 
+/** The values of a source's `constexpr int` constants, evaluated in order (their expressions are plain arithmetic). */
+function constexprs(source: string): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const [, name, expr] of source.matchAll(/^constexpr int (\w+) = ([^;]+);/gm)) {
+    const value = new Function(...values.keys(), `return Math.trunc(${expr});`)(...values.values()) as number;
+    values.set(name, value);
+  }
+  return values;
+}
+
 /** Problems whose every config candidate must compile: head dims, qk ≠ v, both half dtypes, f32. */
 const CANDIDATE_PROBLEMS: [number, number, StorageDType][] = [
   [64, 64, "bf16"], [128, 128, "bf16"], [256, 256, "f16"], [80, 80, "bf16"], [48, 24, "f16"], [16, 16, "bf16"], [128, 128, "f32"],
 ];
 
-function candidateSpecs(): KernelSpec[] {
-  return unique(CANDIDATE_PROBLEMS.flatMap(([qkHeadDim, vHeadDim, dtype]) =>
-    cudaConfigCandidates({ qkHeadDim, vHeadDim, dtype }, [128, 128]).map((config) =>
-      makeSpec({ mask: causal, score: softcap, qkHeadDim, vHeadDim, dtype, returnLse: true, sparseBlock: [128, 128], config }),
+/** Every config candidate of those problems for the sm_80 and the sm_90a target, with whether it is that target's default. */
+function candidateSpecs(): { spec: KernelSpec; isDefault: boolean }[] {
+  const all = CANDIDATE_PROBLEMS.flatMap(([qkHeadDim, vHeadDim, dtype]) =>
+    TARGETS.flatMap((target) =>
+      cudaConfigCandidates({ qkHeadDim, vHeadDim, dtype }, [128, 128], undefined, target).map((config, i) => ({
+        spec: makeSpec({ mask: causal, score: softcap, qkHeadDim, vHeadDim, dtype, returnLse: true, sparseBlock: [128, 128], config }),
+        isDefault: i === 0,
+      })),
     ),
-  ));
+  );
+  const specs = unique(all.map((c) => c.spec));
+  const defaults = new Set(all.filter((c) => c.isDefault).map((c) => generateCuda(c.spec).specHash));
+  return specs.map((spec) => ({ spec, isDefault: defaults.has(generateCuda(spec).specHash) }));
 }
 
-/** Every conformance case in its dtype, and the f32 ones again in bf16 and f16 (the tensor-core kernel). */
+/** A conformance case on the sm_90a target's first overlapped wgmma config (bf16, 128×128 blocks). */
+function overlapSpec(name: string): KernelSpec {
+  const base = caseSpec(name, "bf16", undefined, SM90, [128, 128]);
+  const config = cudaConfigCandidates(base, [128, 128], undefined, SM90).find((c) => c.options?.overlap === true)!;
+  return caseSpec(name, "bf16", config, SM90, [128, 128]);
+}
+
+/**
+ * Every conformance case in its dtype, and the f32 ones again in bf16 and f16 (the tensor-core
+ * kernel), for the sm_80 target; and every case for the sm_90a target's wgmma kernel as the device
+ * harness runs it (bf16 with 128×128 BlockMask blocks, f16 with 64×64, and the overlapped config).
+ */
 function conformanceSpecs(): KernelSpec[] {
   return unique(
-    CONFORMANCE_CASES.flatMap((c) =>
-      (c.problem.dtype === "f32" ? (["f32", "bf16", "f16"] as const) : [c.problem.dtype as StorageDType]).map((d) => caseSpec(c.name, d)),
-    ),
+    CONFORMANCE_CASES.flatMap((c) => [
+      ...(c.problem.dtype === "f32" ? (["f32", "bf16", "f16"] as const) : [c.problem.dtype as StorageDType]).map((d) => caseSpec(c.name, d)),
+      caseSpec(c.name, "bf16", undefined, SM90, [128, 128]),
+      caseSpec(c.name, "f16", undefined, SM90, [64, 64]),
+      overlapSpec(c.name),
+    ]),
   );
 }
 
@@ -80,20 +120,22 @@ function unique(specs: KernelSpec[]): KernelSpec[] {
  * Many kernels in one translation unit, each in its own namespace with its entry points renamed:
  * one nvcc run per architecture instead of one per kernel.
  */
-function batchSource(specs: KernelSpec[]): string {
+function batchSource(specs: KernelSpec[], include: (spec: KernelSpec) => boolean): string {
   return specs
-    .map((spec, i) => `namespace k${i} {
+    .map((spec, i) => include(spec) ? `namespace k${i} {
 #define ${CUDA_ENTRY} ${CUDA_ENTRY}_${i}
 #define ${CUDA_ENTRY}_launch ${CUDA_ENTRY}_launch_${i}
 ${generateCuda(spec).source}
 #undef ${CUDA_ENTRY}
 #undef ${CUDA_ENTRY}_launch
-}`)
+}` : "")
     .join("\n");
 }
 
 interface PtxasReport {
   registers: number;
+  /** Static shared memory: must be 0, the launchers pass all of a kernel's shared memory dynamically. */
+  staticShared: number;
   stackBytes: number;
   spillStores: number;
   spillLoads: number;
@@ -109,14 +151,16 @@ function parsePtxas(stderr: string, arch: string): Map<number, PtxasReport> {
     const frame = /(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads/.exec(b);
     const regs = /Used (\d+) registers/.exec(b);
     if (!frame || !regs) throw new Error(`unparsed ptxas report: ${b.slice(0, 300)}`);
-    out.set(Number(m[1]), { registers: Number(regs[1]), stackBytes: Number(frame[1]), spillStores: Number(frame[2]), spillLoads: Number(frame[3]) });
+    const smem = /(\d+) bytes smem/.exec(b);
+    out.set(Number(m[1]), { registers: Number(regs[1]), staticShared: smem ? Number(smem[1]) : 0, stackBytes: Number(frame[1]), spillStores: Number(frame[2]), spillLoads: Number(frame[3]) });
   }
   return out;
 }
 
+/** The architectures each kernel compiles for: wgmma kernels only exist for sm_90a. */
 const ARCHS = [
-  { flag: "-gencode=arch=compute_80,code=sm_80", name: "sm_80" },
-  { flag: "-gencode=arch=compute_90a,code=sm_90a", name: "sm_90a" },
+  { flag: "-gencode=arch=compute_80,code=sm_80", name: "sm_80", runs: (spec: KernelSpec) => !isWgmma(spec) },
+  { flag: "-gencode=arch=compute_90a,code=sm_90a", name: "sm_90a", runs: (_spec: KernelSpec) => true },
 ];
 
 /**
@@ -124,10 +168,10 @@ const ARCHS = [
  * About 0.7 s of CPU per kernel and architecture (nvcc 13), mostly the front end.
  */
 async function compileBatch(specs: KernelSpec[], dir: string, tag: string): Promise<Map<string, Map<number, PtxasReport>>> {
-  const file = join(dir, `${tag}.cu`);
-  writeFileSync(file, batchSource(specs));
   const reports = await Promise.all(
     ARCHS.map(async (a) => {
+      const file = join(dir, `${tag}-${a.name}.cu`);
+      writeFileSync(file, batchSource(specs, a.runs));
       const { stderr } = await run("nvcc", ["-O3", a.flag, "-cubin", "-Xptxas", "-v", file, "-o", join(dir, `${tag}-${a.name}.cubin`)], {
         maxBuffer: 64 * 1024 * 1024,
       });
@@ -183,6 +227,29 @@ describe("CUDA codegen", () => {
     expect(small.every((c) => c.options?.kernel === "simt")).toBe(true);
   });
 
+  it("launches every candidate with the shared memory its kernel declares, opting in above the default limit", () => {
+    for (const [qkHeadDim, vHeadDim, dtype] of CANDIDATE_PROBLEMS) {
+      for (const target of TARGETS) {
+        for (const config of cudaConfigCandidates({ qkHeadDim, vHeadDim, dtype }, [128, 128], undefined, target)) {
+          const spec = makeSpec({ mask: causal, score: softcap, qkHeadDim, vHeadDim, dtype, sparseBlock: [128, 128], config });
+          const a = generateCuda(spec);
+          const what = `${dtype} d${qkHeadDim}/${vHeadDim} ${JSON.stringify(config)}`;
+          const bytes = a.launch.sharedMemoryBytes!;
+          // The kernel's SMEM_BYTES (what the extern "C" launcher passes) is the artifact's number (the Python module's).
+          expect(constexprs(a.source).get("SMEM_BYTES"), what).toBe(bytes);
+          expect(a.source, what).not.toMatch(/^\s*__shared__/m);
+          expect(a.source, what).toContain("extern __shared__");
+          expect(bytes, what).toBeLessThanOrEqual(cudaSharedLimit(cudaOptions(config, dtype).kernel));
+          const py = cudaPythonModule(spec, a);
+          expect(py, what).toContain(`SMEM_BYTES = ${bytes} `);
+          expect(py, what).toContain("shared_mem=SMEM_BYTES");
+          expect(py, what).toContain(`if SMEM_BYTES > ${DEFAULT_DYNAMIC_SHARED_LIMIT}:\n            fn.max_dynamic_shared_size_bytes = SMEM_BYTES`);
+          expect(a.source, what).toContain(`if (SMEM_BYTES > ${DEFAULT_DYNAMIC_SHARED_LIMIT}) {`);
+        }
+      }
+    }
+  });
+
   it("rejects configs a kernel cannot run, saying what to change", () => {
     const spec = (dtype: StorageDType, config: KernelConfig, d = 64) =>
       makeSpec({ mask: causal, score: null, qkHeadDim: d, vHeadDim: d, dtype, sparseBlock: [128, 128], config });
@@ -194,6 +261,14 @@ describe("CUDA codegen", () => {
     );
     expect(() => generateCuda(spec("f32", { ...DEFAULT_CONFIG, options: { kernel: "mma" } }))).toThrow(FlexAttnError);
     expect(() => generateCuda(spec("bf16", { ...DEFAULT_CONFIG, options: { kernal: "simt" } }))).toThrow(/unknown CUDA option "kernal"/);
+    const wgmma = (blockM: number, blockN: number, numWarps: number, numStages: number, options: Record<string, string | boolean>, d = 64) =>
+      spec("bf16", { blockM, blockN, numWarps, numStages, prescaleQk: false, options: { kernel: "wgmma", ...options } }, d);
+    expect(() => generateCuda(wgmma(32, 64, 2, 2, {}))).toThrow(/multiple of 64/);
+    expect(() => generateCuda(wgmma(128, 64, 4, 2, {}))).toThrow(/numWarps must be 8/);
+    expect(() => generateCuda(wgmma(128, 64, 8, 2, { overlap: true }))).toThrow(/numStages must be at least 3/);
+    expect(() => generateCuda(wgmma(128, 128, 8, 4, {}, 256))).toThrow(/shared memory.*fewer stages/);
+    expect(() => generateCuda(spec("bf16", { ...DEFAULT_CONFIG, options: { overlap: true } }))).toThrow(/"wgmma" kernel only/);
+    expect(() => generateCuda(wgmma(128, 64, 8, 3, { overlap: true }))).not.toThrow();
   });
 
   it("generates a Python module with the Triton module's signature and the .cu inside", async () => {
@@ -213,39 +288,50 @@ describe("CUDA codegen", () => {
     }
   });
 
-  it("every conformance kernel and every config candidate compiles for sm_80 and sm_90a; default configs spill nothing", async () => {
+  it("every conformance kernel and every config candidate compiles (sm_80 and sm_90a; wgmma for sm_90a); defaults spill nothing", async () => {
     if (!(await requireTool("nvcc", ["--version"], "compile the generated CUDA kernels"))) return;
     const dir = mkdtempSync(join(tmpdir(), "flexattn-cu-"));
     const conformance = conformanceSpecs();
     const candidates = candidateSpecs();
-    // The host launcher compiles too (once: the batches compile device code only).
-    const host = join(dir, "host.cu");
-    writeFileSync(host, generateCuda(caseSpec("causal", "bf16")).source);
+    for (const c of CONFORMANCE_CASES) {
+      for (const [dtype, block] of [["bf16", 128], ["f16", 64]] as const) expect(isWgmma(caseSpec(c.name, dtype, undefined, SM90, [block, block]))).toBe(true);
+    }
+    expect(candidates.filter((c) => isWgmma(c.spec) && c.isDefault).length).toBeGreaterThan(3);
+    // The host launchers compile too (once per kernel kind: the batches compile device code only), and the device probe.
+    const hosts = [caseSpec("causal", "bf16"), caseSpec("causal", "f32"), caseSpec("causal", "bf16", undefined, SM90, [128, 128])];
     const [confReports, candReports] = await Promise.all([
       compileBatch(conformance, dir, "conformance"),
-      compileBatch(candidates, dir, "candidates"),
-      run("nvcc", ["-O3", ARCHS[0].flag, "-c", host, "-o", `${host}.o`]),
+      compileBatch(candidates.map((c) => c.spec), dir, "candidates"),
+      ...[...hosts.map((spec) => generateCuda(spec).source), wgmmaProbeSource("bf16")].map((source, i) => {
+        const host = join(dir, `host${i}.cu`);
+        writeFileSync(host, source);
+        return run("nvcc", ["-O3", ARCHS[1].flag, "-c", host, "-o", `${host}.o`]);
+      }),
     ]);
-    for (const [reports, specs] of [[confReports, conformance], [candReports, candidates]] as const) {
-      for (const arch of ARCHS) expect(reports.get(arch.name)!.size).toBe(specs.length);
+    for (const [reports, specs] of [[confReports, conformance], [candReports, candidates.map((c) => c.spec)]] as const) {
+      for (const arch of ARCHS) expect(reports.get(arch.name)!.size).toBe(specs.filter(arch.runs).length);
     }
-    // Default configs of the tensor-core kernel: no spills and no local memory at all.
+    // Every kernel takes its shared memory dynamically (what the launchers pass and opt into);
+    // default configs of the tensor-core kernels: no spills and no local memory at all.
     const problems: string[] = [];
-    conformance.forEach((spec, i) => {
-      if (spec.dtype === "f32") return;
-      for (const arch of ARCHS) {
-        const r = confReports.get(arch.name)!.get(i)!;
-        if (r.spillStores || r.spillLoads || r.stackBytes) problems.push(`${i} ${spec.dtype} d${spec.qkHeadDim} ${arch.name}: ${JSON.stringify(r)}`);
+    const check = (reports: Map<string, Map<number, PtxasReport>>, spec: KernelSpec, i: number, isDefault: boolean, what: string) => {
+      for (const arch of ARCHS.filter((a) => a.runs(spec))) {
+        const r = reports.get(arch.name)!.get(i)!;
+        if (r.staticShared) problems.push(`${what} ${arch.name}: static shared memory ${r.staticShared}`);
+        if (isDefault && spec.dtype !== "f32" && (r.spillStores || r.spillLoads || r.stackBytes)) {
+          problems.push(`${what} ${arch.name}: ${JSON.stringify(r)}`);
+        }
       }
-    });
-    candidates.forEach((spec, i) => {
-      const isDefault = JSON.stringify(spec.config) === JSON.stringify(cudaConfigCandidates(spec, [128, 128])[0]);
-      if (!isDefault || spec.dtype === "f32") return;
-      for (const arch of ARCHS) {
-        const r = candReports.get(arch.name)!.get(i)!;
-        if (r.spillStores || r.spillLoads || r.stackBytes) problems.push(`default d${spec.qkHeadDim}/${spec.vHeadDim} ${arch.name}: ${JSON.stringify(r)}`);
-      }
-    });
+    };
+    // A conformance kernel's config is a default when it is [0] of some target's candidates (the overlapped one is not).
+    const isDefault = (spec: KernelSpec) =>
+      TARGETS.some((t) => JSON.stringify(cudaConfigCandidates(spec, spec.sparseBlock, undefined, t)[0]) === JSON.stringify(spec.config));
+    for (const [i, spec] of conformance.entries()) {
+      check(confReports, spec, i, isDefault(spec), `conformance ${i} ${spec.dtype} d${spec.qkHeadDim} ${JSON.stringify(spec.config)}`);
+    }
+    for (const [i, { spec, isDefault }] of candidates.entries()) {
+      check(candReports, spec, i, isDefault, `candidate d${spec.qkHeadDim}/${spec.vHeadDim} ${JSON.stringify(spec.config)}`);
+    }
     expect(problems).toEqual([]);
   }, 2_400_000);
 });

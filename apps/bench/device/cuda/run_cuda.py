@@ -3,8 +3,12 @@ and the performance protocol beside torch flex_attention (torch.compile), SDPA c
 FlashAttention-2, all in one process.
 
     npx tsx apps/bench/src/cuda-generate.ts        (on the CPU machine)
-    python3 apps/bench/device/cuda/run_cuda.py [--phases conformance,bench] [--variants noop,causal]
+    python3 apps/bench/device/cuda/run_cuda.py [--phases probe,conformance,bench] [--variants noop,causal]
                                                [--candidates K] [--tag NAME]
+
+Conformance runs every generated kernel; the wgmma ones (sm_90a) only on compute capability 9.0 and
+are reported as skipped elsewhere. The bench times, per entry, the first K of the sm_90a target's
+candidates (wgmma first) and the sm_80 target's default (the mma kernel) as a column of its own.
 
 Every kernel is compiled first, in parallel, with nvcc into the modules' cubin cache ($FLEXATTN_CACHE,
 keyed by spec hash and GPU), so the modules load their binaries instead of compiling one by one.
@@ -69,9 +73,23 @@ def strided(j, dev):
     return torch.as_strided(flat, j["shape"], j["strides"])
 
 
-def conformance(dev, f):
+def runs_here(kernel):
+    """wgmma kernels are compiled for sm_90a, which only compute capability 9.0 runs."""
+    return kernel != "wgmma" or torch.cuda.get_device_capability() == (9, 0)
+
+
+def label(m):
+    c = m["config"]
+    return f"ours {c['blockM']}x{c['blockN']} w{c['numWarps']} s{c['numStages']} {m.get('kernel', 'mma')}"
+
+
+def conformance(dev, f, kernels):
     d = os.path.join(GEN, "conformance")
-    index = json.load(open(os.path.join(d, "index.json")))
+    index = [c for c in json.load(open(os.path.join(d, "index.json"))) if not kernels or c.get("kernel") in kernels]
+    skipped = [c["name"] for c in index if not runs_here(c.get("kernel"))]
+    if skipped:
+        log(dict(skipped_not_sm90=len(skipped)), f)
+    index = [c for c in index if runs_here(c.get("kernel"))]
     failed = compile_all([os.path.join(d, c["file"] + ".cu") for c in index], os.environ["FLEXATTN_CACHE"])
     results = []
     for c in index:
@@ -80,7 +98,7 @@ def conformance(dev, f):
             results.append(dict(name=c["name"], pass_=False, error="nvcc: " + failed[cu]))
             log(results[-1], f)
             continue
-        case = json.load(open(os.path.join(d, c["file"] + ".json")))
+        case = json.load(open(os.path.join(d, c["data"] + ".json")))
         p = case["problem"]
         try:
             mod = load_module(os.path.join(d, c["file"] + ".py"))
@@ -101,7 +119,8 @@ def conformance(dev, f):
             lerr, lbad = lse_error(lse.cpu(), ref_lse) if lse is not None else (0.0, 0)
             tol = TOL[p["dtype"]]
             ok = bad == 0 and lbad == 0 and err <= tol and lerr <= tol
-            results.append(dict(name=c["name"], config=case["config"], seed=case["seed"], out_err=err, lse_err=lerr, bad=bad + lbad, pass_=ok))
+            results.append(dict(name=c["name"], kernel=c.get("kernel"), config=c["config"], seed=case["seed"], out_err=err, lse_err=lerr,
+                                bad=bad + lbad, pass_=ok))
         except Exception as e:  # report and go on: one broken case must not hide the others
             results.append(dict(name=c["name"], pass_=False, error=repr(e)[:800]))
         r = results[-1]
@@ -109,6 +128,46 @@ def conformance(dev, f):
     passed = sum(r["pass_"] for r in results)
     log(f"cuda conformance: {passed} passed, {len(results) - passed} failed", f)
     return dict(passed=passed, failed=len(results) - passed, results=results)
+
+
+def probe(dev, f):
+    """The wgmma helpers alone (generated/probe): Q·Kᵀ from two swizzled shared tiles, and P·V with V's
+    descriptor strides as the kernel sets them and swapped; max error relative to the largest |ref|."""
+    import cupy
+    import numpy as np
+    d = os.path.join(GEN, "probe")
+    spec = json.load(open(os.path.join(d, "probe.json")))
+    cubin = os.path.join(os.environ["FLEXATTN_CACHE"], "wgmma_probe.cubin")
+    r = subprocess.run(["nvcc", "-O3", "-gencode=arch=compute_90a,code=sm_90a", "-cubin", os.path.join(d, "wgmma_probe.cu"), "-o", cubin],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log(dict(probe="nvcc failed", stderr=r.stderr[-2000:]), f)
+        return None
+    mod = cupy.RawModule(path=cubin)
+    g = torch.Generator(device=dev).manual_seed(0)
+    rnd = lambda *s: torch.randn(*s, generator=g, device=dev, dtype=torch.bfloat16)  # noqa: E731
+    ptr = lambda t: np.uint64(t.data_ptr())  # noqa: E731
+    rel = lambda got, ref: float((got - ref).abs().max() / ref.abs().max())  # noqa: E731
+    res = {}
+    qk = spec["qk"]
+    a, b = rnd(qk["m"], qk["k"]), rnd(qk["n"], qk["k"])
+    out = torch.full((qk["m"], qk["n"]), float("nan"), device=dev)
+    mod.get_function("probe_qk")((1,), (128,), (ptr(a), ptr(b), ptr(out)), shared_mem=48 * 1024)
+    torch.cuda.synchronize()
+    res["qk"] = rel(out, a.float() @ b.float().T)
+    pv = spec["pv"]
+    p, v = rnd(pv["m"], pv["k"]), rnd(pv["k"], pv["n"])
+    ref = p.float() @ v.float()
+    for name, lbo, sbo in (("pv_kernel", spec["kernelLbo"], spec["kernelSbo"]), ("pv_swapped", spec["kernelSbo"], spec["kernelLbo"])):
+        out = torch.full((pv["m"], pv["n"]), float("nan"), device=dev)
+        mod.get_function("probe_pv")((1,), (128,), (ptr(p), ptr(v), ptr(out), np.uint32(lbo), np.uint32(sbo)), shared_mem=48 * 1024)
+        torch.cuda.synchronize()
+        res[name] = rel(out, ref)
+        # Where it differs: the first wrong (row, col), to tell a fragment fault from a layout fault.
+        bad = ((out - ref).abs() > 0.05 * ref.abs().max()).nonzero()
+        res[name + "_first_bad"] = bad[:4].tolist()
+    log(dict(probe=res), f)
+    return res
 
 
 # ---- the performance protocol ----
@@ -139,7 +198,11 @@ def bench(dev, f, variants, n_candidates, budget_s):
     flex = torch.compile(flex_attention, dynamic=False)
     d = os.path.join(GEN, "bench")
     entries = [e for e in json.load(open(os.path.join(d, "bench.json")))["entries"] if not variants or e["variant"] in variants]
-    mods = sorted({m["module"] for e in entries for m in e["modules"][:n_candidates]})
+    for e in entries:
+        # The first K candidates that run on this GPU, then the sm_80 default unless it is among them.
+        timed = [m for m in e["modules"] if runs_here(m.get("kernel"))][:n_candidates]
+        e["timed"] = timed + ([e["sm80"]] if "sm80" in e and e["sm80"]["specHash"] not in {m["specHash"] for m in timed} else [])
+    mods = sorted({m["module"] for e in entries for m in e["timed"]})
     failed = compile_all([os.path.join(d, m[:-3] + ".cu") for m in mods], os.environ["FLEXATTN_CACHE"])
     if failed:
         log(dict(compile_failures={os.path.basename(k): v[-300:] for k, v in failed.items()}), f)
@@ -177,32 +240,33 @@ def bench(dev, f, variants, n_candidates, budget_s):
                 except Exception as ex:
                     log(dict(variant=e["variant"], impl=name, unavailable=repr(ex)[:200]), f)
         agree = {}
-        for m in e["modules"][:n_candidates]:
-            c = m["config"]
-            label = f"ours {c['blockM']}x{c['blockN']} w{c['numWarps']} s{c['numStages']}" + (" simt" if c.get("options") else "")
+        for m in e["timed"]:
+            name = label(m)
             try:
                 mod = load_module(os.path.join(d, m["module"]))
                 fn = lambda mod=mod: mod.flex_attention(q, k, v, *tables, **bufs)  # noqa: E731
                 got = fn()
                 torch.cuda.synchronize()
-                agree[label] = float((got.double() - ref.double()).norm() / ref.double().norm())
-                timed[label] = fn
+                agree[name] = float((got.double() - ref.double()).norm() / ref.double().norm())
+                timed[name] = fn
             except Exception as ex:
-                log(dict(variant=e["variant"], impl=label, error=repr(ex)[:500]), f)
+                log(dict(variant=e["variant"], impl=name, error=repr(ex)[:500]), f)
         dense = 4 * e["B"] * e["H"] * e["N"] ** 2 * e["D"]
         for impl, fn in timed.items():
             t = ms(fn)
             row = dict(impl=impl, variant=e["variant"], D=e["D"], N=e["N"], B=e["B"], H=e["H"], density=e["density"], ms=t,
-                       tflops=dense * e["density"] / t / 1e9, rel_err_vs_flex=agree.get(impl))
+                       tflops=dense * e["density"] / t / 1e9, rel_err_vs_flex=agree.get(impl),
+                       role="default" if impl == label(e["timed"][0]) else "sm80" if "sm80" in e and impl == label(e["sm80"]) else None)
             rows.append(row)
             log(row, f)
     return rows
 
 
 def table(rows):
-    """One markdown row per (D, N, variant): flex, SDPA, ours default and best candidate."""
-    lines = ["| D | N | variant | density | flex TFLOP/s | cuDNN | FA2 | ours default | ours best (config) | default / flex | best / flex | rel. err vs flex |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    """One markdown row per (D, N, variant): flex, SDPA, ours default (sm_90a target on H100) and best candidate, the sm_80 default."""
+    lines = ["| D | N | variant | density | flex TFLOP/s | cuDNN | FA2 | ours default | ours best (config) | sm80 mma default | "
+             "default / flex | best / flex | rel. err vs flex |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups = {}
     for r in rows:
         groups.setdefault((r["D"], r["N"], r["variant"]), []).append(r)
@@ -213,10 +277,14 @@ def table(rows):
         fmt = lambda r: f"{r['tflops']:.0f}" if r else "-"  # noqa: E731
         if not ours or not fx:
             continue
+        default = next((r for r in ours if r.get("role") == "default"), ours[0])
+        sm80 = next((r for r in ours if r.get("role") == "sm80"), None)
         best = max(ours, key=lambda r: r["tflops"])
+        err = "-" if default["rel_err_vs_flex"] is None else f"{default['rel_err_vs_flex']:.1e}"
         lines.append(f"| {D} | {N} | {variant} | {rs[0]['density']:.3f} | {fmt(fx)} | {fmt(by.get('sdpa_cudnn'))} | {fmt(by.get('sdpa_fa2'))} | "
-                     f"{fmt(ours[0])} | {fmt(best)} ({best['impl'][5:]}) | {ours[0]['tflops'] / fx['tflops']:.2f}x | "
-                     f"{best['tflops'] / fx['tflops']:.2f}x | {ours[0]['rel_err_vs_flex']:.1e} |")
+                     f"{fmt(default)} ({default['impl'][5:]}) | {fmt(best)} ({best['impl'][5:]}) | {fmt(sm80)} | "
+                     f"{default['tflops'] / fx['tflops']:.2f}x | {best['tflops'] / fx['tflops']:.2f}x | "
+                     f"{err} |")
     return "\n".join(lines)
 
 
@@ -224,6 +292,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--phases", default="conformance,bench")
     ap.add_argument("--variants", default="")
+    ap.add_argument("--kernels", default="", help="conformance: only these kernel kinds (wgmma,mma,simt)")
     ap.add_argument("--candidates", type=int, default=1, help="time the first K config candidates of each entry")
     ap.add_argument("--budget-s", type=float, default=400)
     ap.add_argument("--tag", default="run")
@@ -238,8 +307,10 @@ def main():
                    command="npx tsx apps/bench/src/cuda-generate.ts && python3 apps/bench/device/cuda/run_cuda.py " + " ".join(sys.argv[1:]))
     with open(os.path.join(OUT, f"cuda-{gpu}-{a.tag}.log"), "w") as f:
         phases = a.phases.split(",")
+        if "probe" in phases:
+            summary["probe"] = probe(dev, f)
         if "conformance" in phases:
-            summary["conformance"] = conformance(dev, f)
+            summary["conformance"] = conformance(dev, f, [k for k in a.kernels.split(",") if k])
         if "bench" in phases:
             rows = bench(dev, f, [v for v in a.variants.split(",") if v], a.candidates, a.budget_s)
             summary["bench"] = rows

@@ -1,0 +1,223 @@
+/**
+ * The wgmma emitter (f16/bf16, sm_90a: H100/H200). A thread block of BLOCK_M / 64 warpgroups owns
+ * BLOCK_M query rows, 64 per warpgroup and 16 per warp. Per kv tile, each warpgroup computes
+ * S = Q·Kᵀ with wgmma m64n<BLOCK_N>k16 (Q and K both read from shared memory through descriptors)
+ * and O += P·V with wgmma m64n<DV padded>k16 (P from registers, V from shared memory, transposed).
+ *
+ * The K/V pipeline is the mma kernel's ring of STAGES stages filled by cp.async (no TMA yet), K and
+ * V as separate groups, but with one wait and barrier per tile (for K and V together) — preceded by
+ * a proxy fence, since wgmma reads shared memory through the async proxy. Tiles are stored in the 128-byte
+ * swizzle (wgmma.ts).
+ *
+ * With options.overlap, S of tile t + 1 is issued (into s_next) right after tile t's S is taken,
+ * before tile t's mods and softmax: the tensor cores work while the warpgroup does the softmax.
+ * The next K must then be resident a tile early (numStages ≥ 3); waiting for it covers this tile's V. Every wgmma is waited for by the
+ * end of its tile's iteration (with P·V's wait): a wgmma in flight across the loops' back edges makes
+ * the compiler copy its registers there, which ptxas answers by serializing every wgmma. So by the
+ * barrier in tile t's qk step all warpgroups are done with tile t − 1's stage, which is refilled there.
+ *
+ * wgmma's f32 accumulator fragments are, per warp and 8-column tile, exactly mma.sync m16n8's, and
+ * its register A fragments are mma.sync m16n8k16's: so S and O are held as s_acc[1][N_TILES][4] /
+ * o_acc[1][D_TILES][4] (M_TILES = 1) and the mods, bounds, online softmax, P packing and epilogue
+ * are the mma emitter's, with their (q, kv) index of every element.
+ */
+import type { KernelSpec } from "@flexattn/template";
+import { CudaMmaEmitter, copyChunk } from "./emitter.js";
+import { WGMMA_ROWS, WGMMA_SMEM_ALIGN, cudaOptions, wgmmaPaddedDim } from "./options.js";
+import {
+  SWIZZLE_PERIOD_BYTES, SWIZZLE_ROW_BYTES, kMajorStepOffset, mnMajorStepOffset, swizzledChunkOffsetCpp, wgmmaPrelude,
+} from "./wgmma.js";
+
+const indent = (code: string, n = 1) => code.split("\n").map((l) => (l ? "  ".repeat(n) + l : l)).join("\n");
+
+export class CudaWgmmaEmitter extends CudaMmaEmitter {
+  readonly qkPadded: number;
+  readonly vPadded: number;
+  readonly overlap: boolean;
+
+  constructor(spec: KernelSpec) {
+    super(spec);
+    this.qkPadded = wgmmaPaddedDim(spec.qkHeadDim);
+    this.vPadded = wgmmaPaddedDim(spec.vHeadDim);
+    this.overlap = cudaOptions(spec.config, spec.dtype).overlap;
+  }
+
+  /** The wgmma calls of S = Q·Kᵀ into `dst` for the K tile at `kDesc`. */
+  private qkSteps(dst: string, kDesc: string): string[] {
+    return Array.from({ length: this.qkPadded / 16 }, (_, kk) => {
+      const q = kMajorStepOffset(this.spec.config.blockM, kk) >> 4;
+      const k = kMajorStepOffset(this.spec.config.blockN, kk) >> 4;
+      return `wgmma_ss_n${this.spec.config.blockN}${kk === 0 ? "_init" : ""}(${dst}, q_desc + ${q}, ${kDesc} + ${k});`;
+    });
+  }
+
+  /** Issue S of kv tile `tile` (resident in its stage) into `dst`, asynchronously. */
+  private issueQk(dst: string, tile: string): string {
+    return `{
+  // K (B of Q·Kᵀ) is K-major like Q; each k-step's descriptor is the tile's plus an immediate.
+  const unsigned long long k_desc = wgmma_desc(kv_smem + ((${tile}) % STAGES) * STAGE_BYTES, 16, ${SWIZZLE_PERIOD_BYTES});
+  wgmma_fence();
+${indent(this.qkSteps(dst, "k_desc").join("\n"))}
+  wgmma_commit();
+}`;
+  }
+
+  override initState(): string {
+    if (!this.overlap) return super.initState();
+    return `${super.initState()}
+// S of the next tile, computed a tile ahead: tile 0's here (its K is resident once its group is done).
+// The issues are unconditional (past the last tile one reads a stage nobody writes and is discarded):
+// a wgmma under a branch would make the compiler copy its in-flight registers at the join.
+float s_next[N_TILES][4];
+cp_async_wait<2 * STAGES - 3>();
+fence_proxy_async();
+__syncthreads();
+${this.issueQk("s_next", "0")}
+wgmma_wait<0>();
+fence_operands(s_next);`;
+  }
+
+
+  override prelude(): string {
+    const s = this.spec;
+    const c = s.config;
+    const vecDims = s.qkHeadDim % 8 === 0 && s.vHeadDim % 8 === 0;
+    return `constexpr int WARPS = ${c.numWarps};
+constexpr int M_TILES = 1;                    // 16 rows per warp, 64 per warpgroup
+constexpr int THREADS = 32 * WARPS;
+constexpr int BLOCK_M = ${c.blockM};
+constexpr int BLOCK_N = ${c.blockN};
+constexpr int STAGES = ${c.numStages};
+constexpr int DQK = ${s.qkHeadDim};
+constexpr int DV = ${s.vHeadDim};
+constexpr int DQK_PAD = ${this.qkPadded};    // head dims padded to whole 128-byte swizzle rows
+constexpr int DV_PAD = ${this.vPadded};
+constexpr int K_STEPS = DQK_PAD / 16;         // wgmma k-steps of Q·Kᵀ
+constexpr int N_TILES = BLOCK_N / 8;          // 8-column accumulator tiles of S
+constexpr int D_TILES = DV_PAD / 8;           // 8-column accumulator tiles of O
+constexpr int PV_STEPS = BLOCK_N / 16;
+constexpr int SPARSE_Q = ${s.sparseBlock[0]};
+constexpr int SPARSE_KV = ${s.sparseBlock[1]};
+constexpr int TILES_PER_BLOCK = SPARSE_KV / BLOCK_N;
+constexpr int Q_TILE_BYTES = BLOCK_M * DQK_PAD * 2;
+constexpr int K_TILE_BYTES = BLOCK_N * DQK_PAD * 2;
+constexpr int V_TILE_BYTES = BLOCK_N * DV_PAD * 2;
+constexpr int STAGE_BYTES = K_TILE_BYTES + V_TILE_BYTES;
+// The tiles, plus slack to round the base up to the swizzle's ${SWIZZLE_PERIOD_BYTES}-byte period.
+constexpr int SMEM_BYTES = Q_TILE_BYTES + STAGES * STAGE_BYTES + ${WGMMA_SMEM_ALIGN};
+constexpr bool VEC_DIMS = ${vecDims};
+static_assert(BLOCK_M % ${WGMMA_ROWS} == 0 && BLOCK_N % 16 == 0, "wgmma tiles");
+
+${wgmmaPrelude(s.dtype as "f16" | "bf16", c.blockN, this.vPadded)}
+
+${this.swizzledCopy("qk", "DQK_PAD", "DQK")}
+
+${this.swizzledCopy("v", "DV_PAD", "DV")}`;
+  }
+
+  /** Copy ROWS rows of a head-dim tile into the 128-byte-swizzled layout (zero rows past rows_left and columns past dim). */
+  private swizzledCopy(name: "qk" | "v", padded: string, dim: string): string {
+    return `template <int ROWS>
+__device__ __forceinline__ void copy_${name}_tile(unsigned dst, const storage_t* src, long long row_stride, int rows_left, bool vec) {
+  constexpr int CHUNKS = ${padded} / 8;
+  constexpr int N = ROWS * CHUNKS;
+  // When the threads cover whole rows, 8 (the swizzle period) at a time, each thread keeps one chunk
+  // column: its shared offset is one base plus an immediate per step (fewer live address registers).
+  constexpr int STEP_ROWS = THREADS / CHUNKS;
+  constexpr bool PERIODIC = THREADS % CHUNKS == 0 && STEP_ROWS % 8 == 0;
+  const int r0 = threadIdx.x / CHUNKS, c0 = threadIdx.x % CHUNKS;
+  const unsigned to0 = dst + ${swizzledChunkOffsetCpp("ROWS", "r0", "c0")};
+  #pragma unroll
+  for (int i = 0; i < (N + THREADS - 1) / THREADS; ++i) {
+    const int e = threadIdx.x + i * THREADS;
+    if (N % THREADS != 0 && e >= N) break;
+    const int r = PERIODIC ? r0 + i * STEP_ROWS : e / CHUNKS;
+    const int cc = PERIODIC ? c0 : e % CHUNKS;
+    const unsigned to = PERIODIC ? to0 + i * STEP_ROWS * ${SWIZZLE_ROW_BYTES} : dst + ${swizzledChunkOffsetCpp("ROWS", "r", "cc")};
+${indent(copyChunk(dim), 2)}
+  }
+}`;
+  }
+
+  protected override sharedBase(): string {
+    return `(smem_addr(smem) + ${WGMMA_SMEM_ALIGN - 1}u) & ~${WGMMA_SMEM_ALIGN - 1}u`;
+  }
+
+  protected override fragmentAddressing(): string {
+    return `// This warpgroup's 64 rows of Q (A of Q·Kᵀ, K-major; LBO unused, 8-row groups ${SWIZZLE_PERIOD_BYTES} bytes apart).
+const unsigned long long q_desc = wgmma_desc(q_smem + (warp >> 2) * ${WGMMA_ROWS * SWIZZLE_ROW_BYTES}, 16, ${SWIZZLE_PERIOD_BYTES});`;
+  }
+
+  override loadQ(): string {
+    return `cp_async_wait<2 * (STAGES - 1)>();
+fence_proxy_async();
+__syncthreads();  // Q is visible to wgmma; it stays in shared memory`;
+  }
+
+  override loadK(): string {
+    // With overlap, K of tile t was waited for a tile ago (in qk of tile t − 1, or before the loop).
+    if (this.overlap) return "";
+    // K and V of tile t at once (both were issued STAGES − 1 tiles ago): one barrier per tile.
+    return `cp_async_wait<2 * STAGES - 4>();
+fence_proxy_async();
+__syncthreads();  // K and V of tile t are visible to wgmma; every warp is past tile t - 1, whose stage is refilled now
+issue_tile(t + STAGES - 1);`;
+  }
+
+  override qk(): string {
+    const scale = `#pragma unroll
+for (int j = 0; j < N_TILES; ++j) {
+  #pragma unroll
+  for (int e = 0; e < 4; ++e) s_acc[0][j][e] *= qk_scale;
+}`;
+    if (this.overlap) {
+      return `// S of tile t was computed a tile ago (and waited for with P·V of tile t - 1).
+#pragma unroll
+for (int j = 0; j < N_TILES; ++j) {
+  #pragma unroll
+  for (int e = 0; e < 4; ++e) s_acc[0][j][e] = s_next[j][e] * qk_scale;
+}
+// K of tile t + 1 resident (only V of t + 1 may be pending); every warpgroup is past tile t - 1's wgmma.
+// S of tile t + 1 then runs on the tensor cores during this tile's mods and softmax.
+cp_async_wait<2 * STAGES - 5>();
+fence_proxy_async();
+__syncthreads();
+issue_tile(t + STAGES - 1);
+${this.issueQk("s_next", "t + 1")}`;
+    }
+    return `${this.issueQk("s_acc[0]", "t")}
+wgmma_wait<0>();
+fence_operands(s_acc[0]);
+${scale}`;
+  }
+
+  override loadV(): string {
+    // V of tile t was waited for with K (loadK), or with overlap with K of tile t + 1 (cp.async groups
+    // complete in order), and made visible by that barrier.
+    return "// V of tile t: resident and visible since this tile's barrier";
+  }
+
+  override accumulate(): string {
+    const steps = Array.from({ length: this.spec.config.blockN / 16 }, (_, kk) =>
+      `wgmma_rs_n${this.vPadded}(o_acc[0], p_frag[${kk}], v_desc + ${mnMajorStepOffset(kk) >> 4});`);
+    return `{
+  // P's A fragments for keys 16·kk … 16·kk + 15: this lane's S accumulators of tiles 2kk, 2kk + 1.
+  unsigned p_frag[PV_STEPS][4];
+  #pragma unroll
+  for (int kk = 0; kk < PV_STEPS; ++kk) {
+    const float (&s)[N_TILES][4] = s_acc[0];
+    p_frag[kk][0] = pack2(s[2 * kk][0], s[2 * kk][1]);
+    p_frag[kk][1] = pack2(s[2 * kk][2], s[2 * kk][3]);
+    p_frag[kk][2] = pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    p_frag[kk][3] = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+  }
+  // V (B of P·V) is MN-major (transposed): 64-column slabs BLOCK_N·${SWIZZLE_ROW_BYTES} bytes apart (LBO), 8-row groups ${SWIZZLE_PERIOD_BYTES} (SBO).
+  const unsigned long long v_desc = wgmma_desc(stage + K_TILE_BYTES, BLOCK_N * ${SWIZZLE_ROW_BYTES}, ${SWIZZLE_PERIOD_BYTES});
+  wgmma_fence();
+${indent(steps.join("\n"))}
+  wgmma_commit();
+  wgmma_wait<0>();${this.overlap ? "  // and S of the next tile" : ""}
+  fence_operands(o_acc[0]);${this.overlap ? "\n  fence_operands(s_next);" : ""}
+}`;
+  }
+}
