@@ -2,7 +2,9 @@
  * JSON encodings shared by the device harnesses: typed arrays as base64, tensors with their
  * strides, and BlockMask tables (full tables zero-filled when absent).
  */
-import { type BlockMaskTables, type KernelInvocation, type Tensor, fullTablesOf, referenceAttention } from "@flexattn/template";
+import {
+  type BlockMaskTables, type KernelArtifact, type KernelInvocation, type KernelSpec, type Tensor, fullTablesOf, makeSpec, referenceAttention,
+} from "@flexattn/template";
 
 export const b64 = (a: ArrayBufferView): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
 
@@ -26,4 +28,13 @@ export function invocationJson(inv: KernelInvocation) {
     tables: tablesJson(inv.blockMask),
     ref: { out: b64(ref.out), lse: b64(ref.lse) },
   };
+}
+
+/** The spec an artifact was generated from (bufferArgs and the torch mods read it). */
+export function specOf(artifact: KernelArtifact, mask: KernelSpec["mask"], score: KernelSpec["score"]): KernelSpec {
+  const s = artifact.spec;
+  return makeSpec({
+    mask, score, qkHeadDim: s.qkHeadDim, vHeadDim: s.vHeadDim, dtype: s.dtype, returnLse: s.returnLse,
+    sparseBlock: s.sparseBlock, config: artifact.config,
+  });
 }

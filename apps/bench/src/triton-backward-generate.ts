@@ -20,22 +20,14 @@ import { alibi, causal, documentCausal, mulberry32, randomDocumentIds, softcap }
 import { createBlockMask } from "@flexattn/blockmask";
 import {
   BACKWARD_CASES, BACKWARD_TOLERANCE, type BlockMaskTables, type KernelSpec, backwardMods, instantiateBackwardCase,
-  makeSpec, randomNormal, referenceBackward, resolveProblem,
+  randomNormal, referenceBackward, resolveProblem,
 } from "@flexattn/template";
 import { bufferArgs } from "@flexattn/codegen-triton";
 import { torchModSource } from "./triton-torch-mods.js";
 import { DOC_SEED } from "./protocol.js";
-import { b64, tablesJson, tensorJson } from "./device-export.js";
+import { b64, specOf, tablesJson, tensorJson } from "./device-export.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "triton", "generated-bwd");
-
-function specOf(artifact: KernelArtifact, mask: KernelSpec["mask"], score: KernelSpec["score"]): KernelSpec {
-  const s = artifact.spec;
-  return makeSpec({
-    mask, score, qkHeadDim: s.qkHeadDim, vHeadDim: s.vHeadDim, dtype: s.dtype, returnLse: s.returnLse,
-    sparseBlock: s.sparseBlock, config: artifact.config,
-  });
-}
 
 function bufferJson(spec: KernelSpec) {
   return bufferArgs(spec).map((b) => {

@@ -23,18 +23,9 @@ import {
 import { bufferArgs } from "@flexattn/codegen-triton";
 import { torchModSource } from "./triton-torch-mods.js";
 import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS, type ProtocolVariant } from "./protocol.js";
-import { b64, tablesJson, tensorJson } from "./device-export.js";
+import { b64, specOf, tablesJson, tensorJson } from "./device-export.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "triton", "generated");
-
-/** The spec an artifact was generated from (bufferArgs and the torch mods read it). */
-function specOf(artifact: KernelArtifact, mask: KernelSpec["mask"], score: KernelSpec["score"]): KernelSpec {
-  const s = artifact.spec;
-  return makeSpec({
-    mask, score, qkHeadDim: s.qkHeadDim, vHeadDim: s.vHeadDim, dtype: s.dtype, returnLse: s.returnLse,
-    sparseBlock: s.sparseBlock, config: artifact.config,
-  });
-}
 
 function bufferJson(spec: ReturnType<typeof makeSpec>) {
   return bufferArgs(spec).map((b) => {
