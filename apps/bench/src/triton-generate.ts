@@ -14,11 +14,11 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type KernelArtifact, compile, traceMaskMod, traceScoreMod } from "flexattn";
+import { compile, traceMaskMod, traceScoreMod } from "flexattn";
 import { causal, softcap } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
-  type BlockMaskTables, CONFORMANCE_CASES, type KernelSpec, instantiateCase, makeSpec, referenceAttention, resolveProblem,
+  type BlockMaskTables, CONFORMANCE_CASES, instantiateCase, makeSpec, referenceAttention, resolveProblem,
 } from "@flexattn/template";
 import { bufferArgs } from "@flexattn/codegen-triton";
 import { torchModSource } from "./triton-torch-mods.js";
