@@ -12,13 +12,20 @@
  *    structure only) and still follows the new data (no stale results).
  * A third property generates CUDA and Triton code for random mods and compiles every kernel with
  * its toolchain (fuzz/toolchains.ts): nvcc to PTX for sm_80 and sm_90a, Python's byte compiler for
- * Triton modules (running them needs PyTorch and Triton from PyPI, which CI cannot reach).
+ * Triton modules. A fourth runs generated Triton modules' forward under a numpy emulation of
+ * triton.language and torch (real Triton needs PyPI and a GPU, which CI lacks) and compares out and
+ * LSE with the reference like the JS/WGSL fuzz (f32 and f16; numpy has no bf16).
  *
  * Every run draws a fresh fast-check seed. A failure prints the seed, the path and the shrunk
  * case, plus the problem, strides, buffer data and printed mod graphs. Replay with
  * FLEXATTN_FUZZ_SEED=<seed> FLEXATTN_FUZZ_PATH=<path>; FLEXATTN_FUZZ_RUNS=<factor> multiplies
  * the run counts for longer hunts; FLEXATTN_FUZZ_VERBOSE=1 logs every call (time, kernel, shape).
  */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -26,6 +33,7 @@ import {
   BlockMask, type BlockMaskInput, FlexAttnError, buffer, compile, compileCacheStats, createBlockMask, denseTables, flexAttention, printGraph,
   referenceAttention, resolveProblem, toFloat32, traceMaskMod, traceScoreMod, usedInputs,
 } from "../src/index.js";
+import { tritonConfigCandidates } from "@flexattn/codegen-triton";
 import { wgslConfigCandidates, wgslGeometry } from "@flexattn/codegen-wgsl";
 import { defaultFlexDevice, isWebGpuAvailable } from "@flexattn/webgpu";
 import { type BoolExpr, type Buffers, type ScoreExpr, buildBool, buildScore, exprArbs, scoreArb } from "../../ir/test/arbitrary.js";
@@ -504,5 +512,158 @@ describe("fuzz code generation", () => {
     expect(kernels.length).toBeGreaterThan(params(CODEGEN_RUNS[backend]).numRuns! / 2);
     const failed = await tool.check(tool.command, kernels);
     if (failed) throw new Error(`${tool.what} rejected generated ${backend} kernels (replay with FLEXATTN_FUZZ_SEED=${seed}):\n${failed}`);
+  });
+});
+
+// ---------------------------------------------------------------- Triton, executed under emulation
+
+/**
+ * Runs generated Triton modules' forward on the CPU: packages/codegen-triton/test/forward_module.py executes them
+ * under a numpy emulation of triton.language (triton_emulator.py) and a numpy stand-in for torch (torch_standin.py).
+ * That checks the generated program's semantics (indexing, block-table walk, masking, online softmax, mods, strides,
+ * offsets), not Triton's compiler: the GPU conformance runs cover that.
+ */
+const FORWARD_RUNNER = fileURLToPath(new URL("../../codegen-triton/test/forward_module.py", import.meta.url));
+/**
+ * Kernel cases per run, one call each (a new module per case; instances' data changes are the JS/WGSL fuzz's job).
+ * The emulator runs program by program: ~50 ms a case, the whole test ~25 s on a 2-core machine.
+ */
+const TRITON_RUNS = 300;
+
+interface TritonCase {
+  describe: () => string;
+  problem: ResolvedProblem;
+  ref: ReferenceResult;
+  json: unknown;
+}
+
+/** A random valid launch config (tile from the candidates, launch order, prescaled Q) or the default. */
+function tritonConfigFor(k: KernelCase, problem: ResolvedProblem): Partial<KernelConfig> | undefined {
+  if (k.config < 0.5) return undefined;
+  const r = mulberry32(Math.floor(k.config * 2 ** 31));
+  const candidates = tritonConfigCandidates(problem, k.block);
+  const c = candidates[Math.floor(r() * candidates.length)];
+  // approxTanh (inline PTX), allowTf32 and tma are GPU-only paths the emulator cannot run.
+  return { ...c, prescaleQk: r() < 0.5, options: { reverseQBlocks: r() < 0.5 } };
+}
+
+const base64 = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
+
+/** One random kernel case and call as forward_module.py reads it, or null when the library rightly refuses it. */
+function tritonCase(k: KernelCase, inst: Instance, dir: string, n: number): TritonCase | null {
+  const mods = buildMods(k);
+  const call = buildCall(k, mods, inst);
+  if (!call) return null;
+  const p = call.problem;
+  const scoreGraph = mods.scoreFn ? traceScoreMod(mods.scoreFn) : null;
+  const maskGraph = call.blockMask?.maskGraph ?? null;
+  const config = tritonConfigFor(k, p);
+  let source: string;
+  try {
+    source = compile(
+      { maskMod: maskGraph ?? undefined, scoreMod: scoreGraph ?? undefined }, { ...p, layout: "bhsd" },
+      { backend: "triton", blockSize: call.blockMask?.blockSize ?? 128, config },
+    ).source;
+  } catch (e) {
+    if (isRangeRejection(e)) return null;
+    throw new Error(`compile for triton threw: ${e instanceof Error ? e.stack : String(e)}\n${call.describe()}`);
+  }
+  const module = join(dir, `case${n}.py`);
+  writeFileSync(module, source);
+  const bm = call.blockMask;
+  const tensor = (t: Tensor) => ({ shape: t.shape, strides: t.strides, data: base64(t.data) });
+  const json = {
+    module, dtype: p.dtype, q: tensor(call.q), k: tensor(call.k), v: tensor(call.v),
+    tables: bm
+      ? {
+          Bm: bm.Bm, Hm: bm.Hm, QB: bm.numQBlocks, KVB: bm.numKvBlocks,
+          kvNumBlocks: Array.from(bm.kvNumBlocks), kvIndices: Array.from(bm.kvIndices),
+          fullKvNumBlocks: bm.fullKvNumBlocks ? Array.from(bm.fullKvNumBlocks) : null,
+          fullKvIndices: bm.fullKvIndices ? Array.from(bm.fullKvIndices) : null,
+        }
+      : null,
+    // The module's BUFFERS order: the mask's captured buffers, then the score's, each by slot.
+    // As bytes: JSON would turn NaN and ±Infinity into null.
+    buffers: [...(maskGraph?.buffers ?? []), ...(scoreGraph?.buffers ?? [])].map((b) => base64(b.data!)),
+    scale: p.scale, qOffset: p.qOffset, kvOffset: p.kvOffset,
+  };
+  const describe = () => `config ${JSON.stringify(config ?? "default")}\n${call.describe()}`;
+  return { describe, problem: p, ref: reference(call, mods), json };
+}
+
+/** A file of little-endian float32 values (copied out: readFileSync may hand back a slice of a shared pool). */
+function readF32(path: string): Float32Array {
+  const b = readFileSync(path);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+/** Run the cases through forward_module.py in one process; the failures, each with its case. */
+function runTritonCases(cases: TritonCase[], dir: string): string[] {
+  const casesPath = join(dir, "cases.json");
+  writeFileSync(casesPath, JSON.stringify(cases.map((c) => c.json)));
+  const python = process.env.PYTHON ?? "python3";
+  const errors = execFileSync(python, [FORWARD_RUNNER, casesPath, dir], { encoding: "utf8", maxBuffer: 1 << 26 });
+  const raised = new Map<number, string>();
+  for (const line of errors.split("\n")) {
+    const m = /^case (\d+): (.*)$/.exec(line);
+    if (m) raised.set(Number(m[1]), m[2]);
+    else if (line.trim()) throw new Error(`forward_module.py printed an unexpected line: ${line}`);
+  }
+  const failures: string[] = [];
+  cases.forEach((c, i) => {
+    const p = c.problem;
+    const bad = raised.has(i)
+      ? `the module raised ${raised.get(i)}`
+      : compareWithReference(
+          { out: readF32(join(dir, `${i}.out`)), lse: readF32(join(dir, `${i}.lse`)) },
+          c.ref, { B: p.batch, H: p.qHeads, L: p.qLen, Dv: p.vHeadDim }, TOL[p.dtype],
+        );
+    if (bad) failures.push(`case ${i}: triton (emulated) result differs from the float64 reference: ${bad}\n${c.describe()}`);
+  });
+  return failures;
+}
+
+/** python3 with numpy, or why not. */
+function numpyMissing(): string | null {
+  try {
+    execFileSync(process.env.PYTHON ?? "python3", ["-c", "import numpy"], { stdio: "pipe" });
+    return null;
+  } catch (e) {
+    return `python3 with numpy is needed to run the generated Triton modules under emulation (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`;
+  }
+}
+
+describe("fuzz triton (numpy emulation of triton.language)", () => {
+  it("random mods, shapes, GQA, layouts, slices, scales and configs: generated modules' out and LSE match the float64 reference", { timeout: 300_000 * Math.max(1, FACTOR) }, (ctx) => {
+    const missing = numpyMissing();
+    if (missing) {
+      if (REQUIRE_TOOLCHAINS) throw new Error(missing);
+      console.warn(`[fuzz triton] SKIPPED: ${missing} (CI or FLEXATTN_REQUIRE_TOOLCHAINS=1 make this an error)`);
+      return ctx.skip();
+    }
+    // One seed for the run, printed with any failure (the cases are checked together, after the property ran).
+    const seed = SEED ?? (Math.random() * 2 ** 31) | 0;
+    const dir = mkdtempSync(join(tmpdir(), "flexattn-fuzz-triton-"));
+    try {
+      const cases: TritonCase[] = [];
+      // numpy has no bfloat16: bf16 kernels are left to the GPU conformance runs.
+      const arb = fc.tuple(kernelArb.filter((k) => k.dtype !== "bf16"), instanceArb);
+      fc.assert(
+        fc.property(arb, ([k, inst]) => {
+          const c = tritonCase(k, inst, dir, cases.length);
+          if (c) cases.push(c);
+        }),
+        { ...params(TRITON_RUNS), seed },
+      );
+      expect(cases.length).toBeGreaterThan(params(TRITON_RUNS).numRuns! / 2);
+      const t0 = performance.now();
+      const failures = runTritonCases(cases, dir);
+      if (VERBOSE) console.log(`[fuzz triton] ${cases.length} cases emulated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      if (failures.length) {
+        throw new Error(`${failures.length} of ${cases.length} emulated Triton cases failed (replay with FLEXATTN_FUZZ_SEED=${seed}):\n${failures.slice(0, 3).join("\n\n")}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
