@@ -112,6 +112,7 @@ export const CHARTS: ChartSource[] = [
   triton("triton-h100-public"),
   triton("triton-h200-final"),
   cuda("cuda-h100-tensor-core"),
+  cuda("cuda-h100-wgmma"),
   wgsl("wgsl-h100-public"),
   wgsl("wgsl-h200"),
   {

@@ -4,7 +4,8 @@
  *       for the f32 cases, again in bf16 and f16, with the sm_80 target's default config (mma or simt
  *       kernel); and every case again for the sm_90a target's wgmma kernel (bf16 with 128×128
  *       BlockMask blocks: two warpgroups; f16 with 64×64: one), since the cases' own blocks are mostly
- *       too small for its 64-row tiles; and bf16 128×128 again with the overlapped wgmma config. Each:
+ *       too small for its 64-row tiles; and bf16 128×128 again with the wgmma pipeline the default does not
+ *       take (overlapped or not). Each:
  *       the .cu and its Python module; index.json names each kernel's config and its data file (a JSON
  *       with the inputs, tables, captured buffers and the float64 reference, shared by the kernels of
  *       one case, dtype and block size);
@@ -88,8 +89,9 @@ function generateConformance(): void {
     for (const dtype of dtypes) write(cs, i, dtype, undefined, "");
     write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128");
     write({ ...cs, blockSize: [64, 64] }, i, "f16", SM90, "wgmma64");
-    // The overlapped wgmma kernel (S of the next tile during this tile's softmax).
-    write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128ov", (c) => c.find((x) => x.options?.overlap === true));
+    // The wgmma pipeline the default does not take (overlap: S of the next tile during this tile's softmax, or not).
+    const otherPipeline = (c: KernelConfig[]) => c.find((x) => x.options?.kernel === "wgmma" && !x.options?.overlap !== !c[0].options?.overlap);
+    write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128alt", otherPipeline);
   });
   writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 1));
   console.log(`cuda: ${index.length} conformance kernels → ${dir}`);

@@ -43,6 +43,13 @@ export interface TuneResult {
   readonly elapsedMs: number;
 }
 
+/**
+ * A candidate beats the fastest so far only when it is this fraction faster: closer timings are within a
+ * median's run-to-run noise, and the earlier candidate (the backend's better guess) keeps the tie. The
+ * Python tuner of the generated Triton modules applies the same margin.
+ */
+export const TUNE_TIE_MARGIN = 0.01;
+
 const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
 
 export async function tune(r: TuneRequest): Promise<TuneResult> {
@@ -67,7 +74,7 @@ export async function tune(r: TuneRequest): Promise<TuneResult> {
   if (!timed.length) {
     throw new FlexAttnError(`tuning found no candidate that runs; first error: ${trials[0]?.error ?? "no candidates"}`);
   }
-  const best = timed.reduce((a, b) => (b.ms < a.ms ? b : a));
+  const best = timed.reduce((a, b) => (b.ms < a.ms * (1 - TUNE_TIE_MARGIN) ? b : a));
   const key = requestKey(r);
   if (key && r.cache) r.cache.set(key, { config: best.config, ms: best.ms, measured: timed.length, at: new Date().toISOString() });
   return { best: best.config, ms: best.ms, key, trials, elapsedMs: now() - start };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type CodegenBackend, type KernelConfig, resolveProblem } from "@flexattn/template";
-import { MemoryTuningCache, resolveConfig, tune } from "../src/index.js";
+import { MemoryTuningCache, TUNE_TIE_MARGIN, resolveConfig, tune } from "../src/index.js";
 
 const cfg = (blockM: number): KernelConfig => ({ blockM, blockN: 64, numWarps: 4, numStages: 2, prescaleQk: false });
 const candidates = [cfg(16), cfg(32), cfg(64), cfg(128)];
@@ -33,6 +33,13 @@ describe("tune", () => {
     expect(result.trials.find((t) => t.config.blockM === 128)?.error).toMatch(/does not fit/);
     expect(seen).toEqual([1, 2, 3, 4]);
     expect(resolveConfig({ ...request, cache })).toMatchObject({ source: "tuned", config: cfg(32) });
+  });
+
+  it("keeps the earlier candidate unless a later one is faster by more than TUNE_TIE_MARGIN", async () => {
+    const within = { 16: 1, 32: 1 - TUNE_TIE_MARGIN / 2, 64: 1.2, 128: 1.3 } as Record<number, number>;
+    expect((await tune({ ...request, measure: (c) => within[c.blockM] })).best.blockM).toBe(16);
+    const beyond = { ...within, 64: 1 - 2 * TUNE_TIE_MARGIN };
+    expect((await tune({ ...request, measure: (c) => beyond[c.blockM] })).best.blockM).toBe(64);
   });
 
   it("stops starting candidates past its budget, and fails clearly when none runs", async () => {

@@ -5,7 +5,7 @@
  * kv_offset, out)` with the Triton module's signature, checking its inputs with clear ValueErrors.
  */
 import { FlexAttnError } from "@flexattn/ir";
-import { type KernelArtifact, capturedBuffers, kernelAbi } from "@flexattn/template";
+import { type KernelArtifact, capturedBuffers, kernelAbi, pythonInputChecks } from "@flexattn/template";
 import type { KernelSpec } from "@flexattn/template";
 import { generateCuda } from "./backend.js";
 import { DEFAULT_DYNAMIC_SHARED_LIMIT, cudaOptions } from "./options.js";
@@ -95,10 +95,6 @@ SOURCE = r"""${artifact.source}"""
 _kernels = {}
 
 
-def _fail(msg):
-    raise ValueError(msg)
-
-
 def _cache_dir():
     d = os.environ.get("FLEXATTN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "flexattn")
     os.makedirs(d, exist_ok=True)
@@ -142,70 +138,16 @@ def _ptr(t):
     return np.uint64(t.data_ptr())
 
 
-def _check_tensor(name, t, dtype, ndim, device=None):
-    if not isinstance(t, torch.Tensor):
-        _fail(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != ndim:
-        _fail(f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}")
-    if t.dtype != dtype:
-        _fail(f"{name} has dtype {t.dtype}; this kernel was generated for {dtype}")
-    if device is not None and t.device != device:
-        _fail(f"{name} is on {t.device} but q is on {device}; put every tensor on one device")
+${pythonInputChecks()}
 
-
-def _check_buffer(name, t, spec, device):
-    _, dtype, shape = spec
-    if not isinstance(t, torch.Tensor) or t.dtype != dtype or t.device != device:
-        _fail(f"{name} (captured buffer) must be a {dtype} torch.Tensor of shape {shape} on {device}, got "
-              f"{type(t).__name__ if not isinstance(t, torch.Tensor) else f'{t.dtype} on {t.device}'}")
-    if t.numel() != math.prod(shape) or (t.dim() != 1 and tuple(t.shape) != shape):
-        _fail(f"{name} (captured buffer) has shape {tuple(t.shape)}; this kernel was generated for shape {shape}")
-    if not t.is_contiguous():
-        _fail(f"{name} (captured buffer) must be contiguous; call .contiguous()")
-
-
-def dense_block_mask(q_len, kv_len, device):
-    """Block-mask tables with every block full: attention without a mask."""
-    qb, kvb = -(-q_len // SPARSE_BLOCK[0]), -(-kv_len // SPARSE_BLOCK[1])
-    zeros = torch.zeros((1, 1, qb), dtype=torch.int32, device=device)
-    return (zeros, torch.zeros((1, 1, qb, kvb), dtype=torch.int32, device=device),
-            torch.full((1, 1, qb), kvb, dtype=torch.int32, device=device),
-            torch.arange(kvb, dtype=torch.int32, device=device).expand(1, 1, qb, kvb).contiguous())
-
-
-def _tables(kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices, B, Hq, Lq, Lkv, device):
-    if kv_num_blocks is None and kv_indices is None and full_kv_num_blocks is None and full_kv_indices is None:
+def _tables(tables, B, Hq, Lq, Lkv, device):
+    """The four tables to launch with: dense ones for no mask, zero full tables when only partial ones are given."""
+    if all(t is None for t in tables):
         return dense_block_mask(Lq, Lkv, device)
-    if kv_num_blocks is None or kv_indices is None:
-        _fail("kv_num_blocks and kv_indices must be given together (or neither, for no mask)")
-    if (full_kv_num_blocks is None) != (full_kv_indices is None):
-        _fail("full_kv_num_blocks and full_kv_indices must be given together")
-    _check_tensor("kv_num_blocks", kv_num_blocks, torch.int32, 3, device)
-    _check_tensor("kv_indices", kv_indices, torch.int32, 4, device)
-    Bm, Hm, QB, KVB = kv_indices.shape
-    if Bm not in (1, B):
-        _fail(f"kv_indices has {Bm} batch entries; expected 1 (broadcast) or the batch size {B}")
-    if Hm not in (1, Hq):
-        _fail(f"kv_indices has {Hm} head entries; expected 1 (broadcast) or the query head count {Hq}")
-    if QB != -(-Lq // SPARSE_BLOCK[0]):
-        _fail(f"kv_indices has {QB} query-block rows; q_len {Lq} with block size {SPARSE_BLOCK[0]} needs "
-              f"{-(-Lq // SPARSE_BLOCK[0])} (was the block mask built for other lengths or another BLOCK_SIZE? this kernel uses {SPARSE_BLOCK})")
-    if KVB < 1:
-        _fail("kv_indices must have at least one column")
-    if tuple(kv_num_blocks.shape) != (Bm, Hm, QB):
-        _fail(f"kv_num_blocks has shape {tuple(kv_num_blocks.shape)}; expected {(Bm, Hm, QB)} to match kv_indices")
+    kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices = _check_block_tables(tables, B, Hq, Lq, device)
     if full_kv_num_blocks is None:
         full_kv_num_blocks, full_kv_indices = torch.zeros_like(kv_num_blocks), torch.zeros_like(kv_indices)
-    _check_tensor("full_kv_num_blocks", full_kv_num_blocks, torch.int32, 3, device)
-    _check_tensor("full_kv_indices", full_kv_indices, torch.int32, 4, device)
-    if tuple(full_kv_indices.shape) != (Bm, Hm, QB, KVB) or tuple(full_kv_num_blocks.shape) != (Bm, Hm, QB):
-        _fail(f"full_kv_num_blocks / full_kv_indices have shapes {tuple(full_kv_num_blocks.shape)} / "
-              f"{tuple(full_kv_indices.shape)}; expected {(Bm, Hm, QB)} / {(Bm, Hm, QB, KVB)} like the partial tables")
-    tables = (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices)
-    for name, t in zip(("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices"), tables):
-        if not t.is_contiguous():
-            _fail(f"{name} must be contiguous; call .contiguous()")
-    return tables
+    return kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices
 
 
 def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None,
@@ -225,43 +167,15 @@ def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blo
     device = q.device
     if device.type != "cuda":
         _fail(f"q is on {device}; this CUDA kernel needs CUDA tensors")
-    _check_tensor("k", k, DTYPE, 4, device)
-    _check_tensor("v", v, DTYPE, 4, device)
-    B, Hq, Lq, Dqk = q.shape
-    Hkv, Lkv = k.shape[1], k.shape[2]
-    if Dqk != QK_HEAD_DIM or k.shape[3] != QK_HEAD_DIM:
-        _fail(f"q and k must have head dim {QK_HEAD_DIM} (the generated kernel's), got q {tuple(q.shape)}, k {tuple(k.shape)}")
-    if v.shape[3] != V_HEAD_DIM:
-        _fail(f"v must have head dim {V_HEAD_DIM} (the generated kernel's), got {tuple(v.shape)}")
-    if k.shape[0] != B or v.shape[0] != B:
-        _fail(f"q, k and v must share the batch size: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if tuple(v.shape[1:3]) != (Hkv, Lkv):
-        _fail(f"k and v must share heads and length: k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if Hkv == 0 or Hq % Hkv != 0:
-        _fail(f"q heads ({Hq}) must be a multiple of k/v heads ({Hkv}) for grouped-query attention")
+    B, Hq, Lq, Hkv, Lkv = _check_qkv(q, k, v)
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.shape[3] > 1 and t.stride(3) != 1:
-            _fail(f"{name} must have stride 1 in the head dimension (got strides {t.stride()}); call .contiguous()")
         if max(t.stride()[:3]) >= 2 ** 31:
             _fail(f"{name} has strides {t.stride()}; the kernel takes 32-bit strides")
     if B > 65535 or Hq > 65535:
         _fail(f"batch ({B}) and query heads ({Hq}) must each be at most 65535 (CUDA grid limit)")
-    if scale is None:
-        scale = 1.0 / math.sqrt(QK_HEAD_DIM)
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale):
-        _fail(f"scale must be a finite number or None, got {scale!r}")
-    for name, off in (("q_offset", q_offset), ("kv_offset", kv_offset)):
-        if not isinstance(off, int) or isinstance(off, bool) or off < 0 or off > 2 ** 30:
-            _fail(f"{name} must be an int in [0, 2**30], got {off!r}")
+    scale = _check_scalars(scale, q_offset, kv_offset)
 ${bufChecks}
-    if out is None:
-        out = torch.empty((B, Hq, Lq, V_HEAD_DIM), dtype=DTYPE, device=device)
-    else:
-        _check_tensor("out", out, DTYPE, 4, device)
-        if tuple(out.shape) != (B, Hq, Lq, V_HEAD_DIM):
-            _fail(f"out must have shape {(B, Hq, Lq, V_HEAD_DIM)}, got {tuple(out.shape)}")
-        if V_HEAD_DIM > 1 and out.stride(3) != 1:
-            _fail("out must have stride 1 in the head dimension")
+    out = _output(out, B, Hq, Lq, device)
     if return_lse and not RETURN_LSE_DEFAULT:
         _fail("this kernel was generated without the LSE output; generate it with returnLse to get one")
     # A kernel generated with the LSE output always writes it.
@@ -274,7 +188,7 @@ ${bufChecks}
             lse.fill_(float("-inf"))
         return (out, lse) if return_lse else out
     kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices = _tables(
-        kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices, B, Hq, Lq, Lkv, device)
+        (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), B, Hq, Lq, Lkv, device)
     Bm, Hm, QB, KVB = kv_indices.shape
     import cupy
     fn = _kernel(device)

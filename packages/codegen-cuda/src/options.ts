@@ -210,13 +210,15 @@ function mmaTiles(widest: number): [number, number, number, number][] {
 
 /**
  * [blockM, blockN, numStages, overlap] for the wgmma kernel by the wider head dim, best guess first.
- * Two warpgroups (128 rows) share each K/V tile; blockN 128 gives each wgmma of Q·Kᵀ its widest
- * efficient N while S (blockN/2 registers) and O (dv/2) stay within 255 registers per thread.
- * Overlap holds a second S, so at d = 128 it takes blockN 64.
+ * Two warpgroups (128 rows) share each K/V tile; S (blockN/2 registers per thread) and O (dv/2)
+ * stay within 255 registers. At d = 128 a Q·Kᵀ tile is long enough that issuing the next tile's
+ * S during this tile's softmax (overlap, a third K/V stage) pays, and blockN 128 halves the
+ * barriers per key; at d = 64 the tile is short, the second S costs more than it hides, and blockN
+ * 64 keeps more blocks resident per SM.
  */
 function wgmmaTiles(widest: number): [number, number, number, boolean][] {
-  if (widest <= 64) return [[128, 128, 2, false], [128, 64, 2, false], [128, 128, 3, true], [128, 64, 3, true], [64, 128, 2, false]];
-  if (widest <= 128) return [[128, 128, 2, false], [128, 64, 2, false], [128, 64, 3, true], [128, 128, 3, true], [64, 128, 2, false]];
+  if (widest <= 64) return [[128, 64, 2, false], [128, 128, 3, true], [128, 128, 2, false], [128, 64, 3, true], [64, 128, 2, false]];
+  if (widest <= 128) return [[128, 128, 3, true], [128, 128, 2, false], [128, 64, 3, true], [128, 64, 2, false], [64, 128, 2, false]];
   return [[128, 64, 2, false], [64, 64, 2, false], [64, 128, 2, false]];
 }
 

@@ -280,7 +280,7 @@ class FlexAttentionFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, call, config, autotune, q, k, v, *bufs):
         if call.tables is not None:
-            call.launch(_resolve(call, config, autotune)[0])
+            _launch_resolved(call, config, autotune)
         out, lse = call.out, call.lse
         # The outputs go through save_for_backward: held on ctx directly they would form a reference cycle.
         ctx.save_for_backward(out, lse)

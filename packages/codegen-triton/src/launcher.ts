@@ -2,7 +2,7 @@
  * The Python side of the module: constants describing the compiled kernel, argument
  * validation with clear ValueErrors, block-mask helpers and the launcher that PyTorch users call.
  */
-import type { KernelSpec } from "@flexattn/template";
+import { type KernelSpec, pythonInputChecks } from "@flexattn/template";
 import type { BufferArg } from "./buffers.js";
 import type { KernelShape } from "./emitter.js";
 import type { TritonOptions } from "./options.js";
@@ -110,50 +110,11 @@ export function launcherSource(kernelName: string, shape: KernelShape, buffers: 
   const kwOnly = buffers.length ? `*, ${bufParams}, ` : "*, ";
   const bufDict = buffers.map((b) => `${pyString(b.pyName)}: ${b.pyName}`).join(", ");
   return `
-def _fail(msg):
-    raise ValueError(msg)
-
+${pythonInputChecks()}
 
 def _interpret():
     return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def _check_tensor(name, t, dtype, ndim, device=None):
-    if not isinstance(t, torch.Tensor):
-        _fail(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != ndim:
-        _fail(f"{name} must have {ndim} dimensions, got shape {tuple(t.shape)}")
-    if t.dtype != dtype:
-        _fail(f"{name} has dtype {t.dtype}; this kernel was generated for {dtype}")
-    if device is not None and t.device != device:
-        _fail(f"{name} is on {t.device} but q is on {device}; put every tensor on one device")
-    return t
-
-
-def _check_buffer(name, t, spec, device):
-    _, dtype, shape = spec
-    if not isinstance(t, torch.Tensor):
-        _fail(f"{name} (captured buffer) must be a torch.Tensor of shape {shape}, got {type(t).__name__}")
-    if t.dtype != dtype:
-        _fail(f"{name} (captured buffer) has dtype {t.dtype}; expected {dtype}")
-    if t.device != device:
-        _fail(f"{name} (captured buffer) is on {t.device} but q is on {device}")
-    if t.numel() != math.prod(shape) or (t.dim() != 1 and tuple(t.shape) != shape):
-        _fail(f"{name} (captured buffer) has shape {tuple(t.shape)}; this kernel was generated for shape {shape}")
-    if not t.is_contiguous():
-        _fail(f"{name} (captured buffer) must be contiguous; call .contiguous()")
-    return t
 ${options.tma ? tmaSource() : ""}
-
-def dense_block_mask(q_len, kv_len, device):
-    """Block-mask tables with every block full: attention without a mask."""
-    qb, kvb = triton.cdiv(q_len, SPARSE_BLOCK[0]), triton.cdiv(kv_len, SPARSE_BLOCK[1])
-    kv_num_blocks = torch.zeros((1, 1, qb), dtype=torch.int32, device=device)
-    kv_indices = torch.zeros((1, 1, qb, kvb), dtype=torch.int32, device=device)
-    full_kv_num_blocks = torch.full((1, 1, qb), kvb, dtype=torch.int32, device=device)
-    full_kv_indices = torch.arange(kvb, dtype=torch.int32, device=device).expand(1, 1, qb, kvb).contiguous()
-    return kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices
-
 
 def blocks_are_contiguous(num_blocks, indices):
     """True when every row's first num_blocks indices are one ascending run (start, start+1, ...): the kernel then
@@ -190,47 +151,17 @@ _dense_tables = {}
 
 def _check_tables(tables, B, Hq, Lq, Lkv, device):
     """The four tables to launch with and the kernel's two loop forms (PARTIAL_LOOP, FULL_LOOP)."""
-    kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices = tables
-    if kv_num_blocks is None and kv_indices is None and full_kv_num_blocks is None and full_kv_indices is None:
+    if all(t is None for t in tables):
         key = (Lq, Lkv, str(device))  # kept, so a call without a mask allocates nothing
         if key not in _dense_tables:
             _dense_tables[key] = dense_block_mask(Lq, Lkv, device)
         return _dense_tables[key], (LOOP_NONE, LOOP_RANGE)
-    if kv_num_blocks is None or kv_indices is None:
-        _fail("kv_num_blocks and kv_indices must be given together (or neither, for no mask)")
-    if (full_kv_num_blocks is None) != (full_kv_indices is None):
-        _fail("full_kv_num_blocks and full_kv_indices must be given together")
-    _check_tensor("kv_num_blocks", kv_num_blocks, torch.int32, 3, device)
-    _check_tensor("kv_indices", kv_indices, torch.int32, 4, device)
-    Bm, Hm, QB, KVB = kv_indices.shape
-    qb = triton.cdiv(Lq, SPARSE_BLOCK[0])
-    if Bm not in (1, B):
-        _fail(f"kv_indices has {Bm} batch entries; expected 1 (broadcast) or the batch size {B}")
-    if Hm not in (1, Hq):
-        _fail(f"kv_indices has {Hm} head entries; expected 1 (broadcast) or the query head count {Hq}")
-    if QB != qb:
-        _fail(f"kv_indices has {QB} query-block rows; q_len {Lq} with block size {SPARSE_BLOCK[0]} needs {qb} "
-              f"(was the block mask built for other lengths or another BLOCK_SIZE? this kernel uses {SPARSE_BLOCK})")
-    if KVB < 1:
-        _fail("kv_indices must have at least one column")
-    if tuple(kv_num_blocks.shape) != (Bm, Hm, QB):
-        _fail(f"kv_num_blocks has shape {tuple(kv_num_blocks.shape)}; expected {(Bm, Hm, QB)} to match kv_indices")
+    kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices = _check_block_tables(tables, B, Hq, Lq, device)
     has_full = full_kv_num_blocks is not None
-    if has_full:
-        _check_tensor("full_kv_num_blocks", full_kv_num_blocks, torch.int32, 3, device)
-        _check_tensor("full_kv_indices", full_kv_indices, torch.int32, 4, device)
-        if tuple(full_kv_indices.shape) != (Bm, Hm, QB, KVB) or tuple(full_kv_num_blocks.shape) != (Bm, Hm, QB):
-            _fail(f"full_kv_num_blocks / full_kv_indices have shapes {tuple(full_kv_num_blocks.shape)} / "
-                  f"{tuple(full_kv_indices.shape)}; expected {(Bm, Hm, QB)} / {(Bm, Hm, QB, KVB)} like the partial tables")
-    else:  # no full blocks: the kernel drops that loop and never reads these (the partial tables stand in)
+    if not has_full:  # no full blocks: the kernel drops that loop and never reads these (the partial tables stand in)
         full_kv_num_blocks, full_kv_indices = kv_num_blocks, kv_indices
-    tables = (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices)
-    names = ("kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices")
-    for name, t in zip(names, tables):
-        if not t.is_contiguous():
-            _fail(f"{name} must be contiguous; call .contiguous()")
     forms = (loop_form(kv_num_blocks, kv_indices), loop_form(full_kv_num_blocks, full_kv_indices) if has_full else LOOP_NONE)
-    return tables, forms
+    return (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), forms
 
 
 class _Call:
@@ -286,39 +217,10 @@ def _prepare(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, o
     device = q.device
     if device.type != "cuda" and not _interpret():
         _fail(f"q is on {device}; this Triton kernel needs CUDA tensors (or TRITON_INTERPRET=1)")
-    _check_tensor("k", k, DTYPE, 4, device)
-    _check_tensor("v", v, DTYPE, 4, device)
-    B, Hq, Lq, Dqk = q.shape
-    Hkv, Lkv = k.shape[1], k.shape[2]
-    if Dqk != QK_HEAD_DIM or k.shape[3] != QK_HEAD_DIM:
-        _fail(f"q and k must have head dim {QK_HEAD_DIM} (the generated kernel's), got q {tuple(q.shape)}, k {tuple(k.shape)}")
-    if v.shape[3] != V_HEAD_DIM:
-        _fail(f"v must have head dim {V_HEAD_DIM} (the generated kernel's), got {tuple(v.shape)}")
-    if k.shape[0] != B or v.shape[0] != B:
-        _fail(f"q, k and v must share the batch size: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if tuple(v.shape[1:3]) != (Hkv, Lkv):
-        _fail(f"k and v must share heads and length: k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if Hkv == 0 or Hq % Hkv != 0:
-        _fail(f"q heads ({Hq}) must be a multiple of k/v heads ({Hkv}) for grouped-query attention")
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.shape[3] > 1 and t.stride(3) != 1:
-            _fail(f"{name} must have stride 1 in the head dimension (got strides {t.stride()}); call .contiguous()")
-    if scale is None:
-        scale = 1.0 / math.sqrt(QK_HEAD_DIM)
-    if not isinstance(scale, (int, float)) or not math.isfinite(scale):
-        _fail(f"scale must be a finite number or None, got {scale!r}")
-    for name, off in (("q_offset", q_offset), ("kv_offset", kv_offset)):
-        if not isinstance(off, int) or isinstance(off, bool) or off < 0 or off > 2 ** 30:
-            _fail(f"{name} must be an int in [0, 2**30], got {off!r}")
+    B, Hq, Lq, Hkv, Lkv = _check_qkv(q, k, v)
+    scale = _check_scalars(scale, q_offset, kv_offset)
     bufs = tuple(_check_buffer(spec[0], buffers.get(spec[0]), spec, device) for spec in BUFFERS)
-    if out is None:
-        out = torch.empty((B, Hq, Lq, V_HEAD_DIM), dtype=DTYPE, device=device)
-    else:
-        _check_tensor("out", out, DTYPE, 4, device)
-        if tuple(out.shape) != (B, Hq, Lq, V_HEAD_DIM):
-            _fail(f"out must have shape {(B, Hq, Lq, V_HEAD_DIM)}, got {tuple(out.shape)}")
-        if V_HEAD_DIM > 1 and out.stride(3) != 1:
-            _fail("out must have stride 1 in the head dimension")
+    out = _output(out, B, Hq, Lq, device)
     lse = torch.empty((B, Hq, Lq), dtype=torch.float32, device=device) if return_lse else out.new_empty((1,), dtype=torch.float32)
     call = _Call(q, k, v, out, lse, return_lse)
     if B == 0 or Hq == 0 or Lq == 0:
@@ -329,7 +231,7 @@ def _prepare(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, o
             lse.fill_(float("-inf"))
         return call
     call.tables, call.forms = _check_tables(tables, B, Hq, Lq, Lkv, device)
-    call.bufs, call.scale, call.q_offset, call.kv_offset = bufs, float(scale), int(q_offset), int(kv_offset)
+    call.bufs, call.scale, call.q_offset, call.kv_offset = bufs, scale, int(q_offset), int(kv_offset)
     return call
 
 
@@ -378,6 +280,40 @@ def _resolve(call, config, autotune):
     return resolve_config(_device_name(call.q.device), bucket, config, autotune, bench)
 
 
+_unfit = set()  # (device, config text) of configs this module's kernel cannot run there (out of resources)
+
+
+def _out_of_resources(e):
+    # By name: the class lives in triton.runtime.errors in current Triton and elsewhere in older ones.
+    return type(e).__name__ == "OutOfResources"
+
+
+def _launch_resolved(call, config, autotune):
+    """Launch the call with the config resolve_config picks. A shipped, cached or default pick is a guess made for
+    the structure class, not this kernel: one that needs more shared memory or registers than the GPU has (a score
+    mod's gathers add shared memory) gives way to the first candidate that runs, remembered for the process and
+    reported by last_config()["fallback"]. An explicit config that does not fit is refused with the reason."""
+    picked, source = _resolve(call, config, autotune)
+    device = _device_name(call.q.device)
+    explicit = source == "explicit"
+    for c in (picked,) if explicit else (picked, *CANDIDATES):
+        if not explicit and (device, config_text(c)) in _unfit:
+            continue
+        try:
+            call.launch(c)
+        except Exception as e:
+            if not _out_of_resources(e):
+                raise
+            if explicit:
+                _fail(f"config {config_text(c)} does not fit this GPU ({e}); pass a smaller one, or none")
+            _unfit.add((device, config_text(c)))
+            continue
+        if c is not picked:
+            _last.update(config=dict(c), fallback=f"{config_text(picked)} ({source}) is out of resources on {device}")
+        return
+    _fail(f"no candidate config of this module fits {device}")
+
+
 def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None,
                    ${kwOnly}scale=None, return_lse=RETURN_LSE_DEFAULT, q_offset=0, kv_offset=0, out=None, config=None,
                    autotune=None):
@@ -412,7 +348,7 @@ def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blo
         return _flex_attention_grad(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, out, config, autotune)
     call = _prepare(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, out)
     if call.tables is not None:
-        call.launch(_resolve(call, config, autotune)[0])
+        _launch_resolved(call, config, autotune)
     return call.result()
 
 

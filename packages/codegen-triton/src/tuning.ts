@@ -9,6 +9,7 @@
 import type { KernelConfig, KernelSpec } from "@flexattn/template";
 import { type TritonOptions, modTraits, nextPow2, tileKey, tritonConfigCandidates } from "./options.js";
 import { pyString } from "./python.js";
+import { TUNE_TIE_MARGIN } from "@flexattn/autotune";
 import h100 from "./tuned/h100.json";
 import h200 from "./tuned/h200.json";
 
@@ -231,11 +232,15 @@ def tune_budget_s():
     return float(os.environ.get("FLEXATTN_TUNE_BUDGET_S", "45"))
 
 
+# A candidate replaces the fastest so far only when it is this much faster (@flexattn/autotune's TUNE_TIE_MARGIN).
+TUNE_MARGIN = ${TUNE_TIE_MARGIN}
+
+
 def tune_candidates(bucket, bench, candidates=None, budget_s=None, log=None):
     """Time each candidate with bench(config) -> milliseconds (an exception marks a candidate unusable, e.g. out of
-    shared memory) and return (fastest config, its ms, {config_text: ms} of every candidate timed). Candidates go
-    best guess first; after budget_s seconds no further candidate starts (the default, first, always runs). Progress
-    goes to stderr."""
+    shared memory) and return (fastest config, its ms, {config_text: ms} of every candidate timed); timings within
+    TUNE_MARGIN go to the earlier candidate. Candidates go best guess first; after budget_s seconds no further
+    candidate starts (the first always runs). Progress goes to stderr."""
     candidates = CANDIDATES if candidates is None else candidates
     budget_s = tune_budget_s() if budget_s is None else budget_s
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -257,7 +262,7 @@ def tune_candidates(bucket, bench, candidates=None, budget_s=None, log=None):
             continue
         log(f"flexattn: tuning {bucket} candidate {i + 1}/{n} {config_text(c)} ... {ms:.4f} ms")
         timings[config_text(c)] = round(ms, 5)
-        if best is None or ms < best[1]:
+        if best is None or ms < best[1] * (1 - TUNE_MARGIN):
             best = (dict(c), ms)
     if best is None:
         raise RuntimeError(f"flexattn: tuning {bucket}: no candidate config ran")
@@ -292,7 +297,9 @@ def resolve_config(device, bucket, config=None, autotune=None, bench=None):
             picked = (dict(hit["config"]), "cache")
         elif bench is not None and (autotune == _FORCE or autotune_enabled(autotune)):
             start = time.monotonic()
-            best, ms, timings = tune_candidates(bucket, bench)
+            # The shipped pick, where there is one, is the best guess: timed first, it wins ties.
+            guesses = None if shipped is None else [dict(shipped)] + [c for c in CANDIDATES if c != shipped]
+            best, ms, timings = tune_candidates(bucket, bench, guesses)
             _record(device, bucket, best, ms, time.monotonic() - start, timings)
             picked = (best, "tuned")
             _last["timings"] = timings
@@ -300,6 +307,7 @@ def resolve_config(device, bucket, config=None, autotune=None, bench=None):
             picked = (dict(shipped), "shipped")
         else:
             picked = (dict(CONFIG), "default")
+    _last.pop("fallback", None)
     if picked[1] != "tuned":
         _last.pop("timings", None)
     _last.update(config=picked[0], source=picked[1], device=device, bucket=bucket)
@@ -308,7 +316,8 @@ def resolve_config(device, bucket, config=None, autotune=None, bench=None):
 
 def last_config():
     """The config the last call ran with: {"config", "source" (explicit, cache, tuned, shipped or default),
-    "device", "bucket", and after tuning "timings" (ms of each candidate timed)}; None before the first call."""
+    "device", "bucket", after tuning "timings" (ms of each candidate timed), and "fallback" (why) when the
+    resolved config did not fit the GPU and a smaller candidate ran}; None before the first call."""
     return dict(_last) if _last else None
 
 

@@ -134,7 +134,7 @@ WARMUPS = []  # kwargs of every compile-only launch
 def do_bench(fn, warmup=25, rep=100, return_mode="mean"):
     fn()
     kw = LAUNCHES[-1][2]
-    return TIMINGS.get(f'{kw["BLOCK_M"]}x{kw["BLOCK_N"]} w{kw["num_warps"]} s{kw["num_stages"]}', 5.0)
+    return TIMINGS.get(_text(kw), 5.0)
 
 
 testing.do_bench = do_bench
@@ -155,11 +155,26 @@ class AsyncCompileMode:
 triton.AsyncCompileMode = AsyncCompileMode
 
 
+TOO_BIG = set()  # config texts the stand-in GPU refuses, as Triton does a kernel over its shared memory
+
+
+class OutOfResources(Exception):
+    """Named as Triton's own (triton.runtime.errors.OutOfResources)."""
+
+
+def _text(kw):
+    return f'{kw["BLOCK_M"]}x{kw["BLOCK_N"]} w{kw["num_warps"]} s{kw["num_stages"]}'
+
+
 class Kernel:
-    """Stands in for the @triton.jit kernel: records launches and compile-only warmups."""
+    """Stands in for the @triton.jit kernel: records launches and compile-only warmups; refuses TOO_BIG configs."""
 
     def __getitem__(self, grid):
-        return lambda *args, **kwargs: LAUNCHES.append((grid, args, kwargs))
+        def launch(*args, **kwargs):
+            if _text(kwargs) in TOO_BIG:
+                raise OutOfResources(f"out of resource: shared memory, Required: 262144, Hardware limit: 232448")
+            LAUNCHES.append((grid, args, kwargs))
+        return launch
 
     def warmup(self, *args, grid, **kwargs):
         WARMUPS.append(kwargs)
@@ -184,6 +199,7 @@ def fresh(mod, cache_dir):
     mod._disk_entries = None
     mod._warned.clear()
     mod._last.clear()
+    mod._unfit.clear()
     mod.SHIPPED = {}
 
 
@@ -362,6 +378,14 @@ def check_resolution(mod, folder):
     expect(best == cands[0] and "budget of 0 s spent" in err and list(times) == [mod.config_text(cands[0])],
            "past the budget only the default is timed")
 
+    margin = mod.TUNE_MARGIN
+    close = {mod.config_text(cands[0]): 1.0, mod.config_text(cands[1]): 1.0 - margin / 2}
+    (best, _, _), _ = quiet(mod.tune_candidates, "bb", lambda c: close.get(mod.config_text(c), 2.0))
+    expect(best == cands[0], "a candidate faster by less than TUNE_MARGIN does not displace an earlier one")
+    close[mod.config_text(cands[2])] = 1.0 - 2 * margin
+    (best, _, _), _ = quiet(mod.tune_candidates, "bb", lambda c: close.get(mod.config_text(c), 2.0))
+    expect(best == cands[2], "one faster by more than TUNE_MARGIN does")
+
     exported = os.path.join(folder, "export", "picks.json")
     n = mod.export_tuning(exported)
     expect(n == 2, f"export_tuning writes this module's two picks ({n})")
@@ -453,6 +477,30 @@ def check_launcher(mod, folder):
         expect("BLOCK_N" in str(e), f"a bad config= names the key ({e})")
 
     cands = mod.CANDIDATES
+    # A shipped pick the GPU cannot run (made for other kernels of the structure class) gives way to the first
+    # candidate that runs, remembered: later calls do not try it again. An explicit one is refused.
+    big, fits = cands[1], next(c for c in cands if c != cands[1] and c != cands[0])
+    TOO_BIG.update({mod.config_text(big), mod.config_text(cands[0])})
+    mod.SHIPPED = {"Stand-in GPU": {mod.problem_bucket(L, L, B * H): dict(big)}}
+    _, (_, _, kw), _ = launched()
+    expect(mod.config_text(kw) == mod.config_text(fits), f"an unfit shipped pick falls back to {mod.config_text(fits)}")
+    last = mod.last_config()
+    expect(last["config"] == fits and "out of resources" in last.get("fallback", ""), f"last_config tells the fallback {last}")
+    LAUNCHES.clear()
+    mod.flex_attention(q, k, v, *tables, **bufs)
+    expect(len(LAUNCHES) == 1 and mod.config_text(LAUNCHES[0][2]) == mod.config_text(fits),
+           "the next call goes straight to the config that fits")
+    try:
+        mod.flex_attention(q, k, v, *tables, **bufs, config=dict(big))
+        expect(False, "an explicit config over the GPU's resources is refused")
+    except ValueError as e:
+        expect(mod.config_text(big) in str(e) and "does not fit" in str(e), f"the refusal names the config ({e})")
+    mod.SHIPPED = {}
+    mod._unfit.clear()
+    TOO_BIG.clear()
+    _, _, _ = launched()
+    expect("fallback" not in mod.last_config(), "a call that runs its pick reports no fallback")
+
     TIMINGS.clear()
     TIMINGS[mod.config_text(cands[-1])] = 1.0
     user_out = T(np.zeros((B, H, L, mod.V_HEAD_DIM), np.float32), dtype=mod.DTYPE)

@@ -13,3 +13,4 @@ export * from "./backend.js";
 export * from "./reference-backward.js";
 export * from "./backward-steps.js";
 export * from "./conformance-backward.js";
+export * from "./python-inputs.js";

@@ -353,7 +353,7 @@ class Run:
                 self.add("bench", dict(name=name, error=repr(e)[:500], trace=traceback.format_exc()[-1500:]))
             torch.cuda.empty_cache()
 
-    def candidates(self, name="causal_n16384"):
+    def candidates(self, name):
         """Each backward config candidate on one entry (backward-only time would need the forward's residuals; this
         times forward + backward, the forward's config fixed)."""
         if not os.path.exists(os.path.join(ROOT, "bench", name + ".json")):
@@ -400,7 +400,8 @@ class Run:
             for n, e in c["ours"].items():
                 lines.append(f"| {c['name']} | {n} | {f(e)} | {f(c['flex'].get(n, '-'))} | {f(c['ours_vs_flex'].get(n, '-'))} |")
         lines += ["", "## Determinism (two runs, bitwise)", ""]
-        lines += [f"- {c['name']}: ours {c.get('ours_bitwise_equal', c.get('error'))}; flex eager {c.get('flex_eager_bitwise_equal', '-')}"
+        # Dicts go in code spans: the docs' Markdown reads a trailing {...} as HTML attributes.
+        lines += [f"- {c['name']}: ours `{c.get('ours_bitwise_equal', c.get('error'))}`; flex eager `{c.get('flex_eager_bitwise_equal', '-')}`"
                   for c in r["determinism"]]
         lines += ["", "## Forward+backward, bf16, N 16k, d 128, 16 heads (median ms)", "",
                   "| mod | ours ms | flex ms | flex/ours | ours TFLOP/s | flex TFLOP/s | fwd ours | fwd flex |", "|---|---|---|---|---|---|---|---|"]
@@ -411,8 +412,8 @@ class Run:
             g = lambda key, spec: format(c[key], spec) if key in c else c.get("flex_error", "-")[:40]  # noqa: E731
             lines.append(f"| {c['variant']} | {c['ours_ms']:.2f} | {g('flex_ms', '.2f')} | {g('speedup', '.2f')} | {c['ours_tflops']:.0f} | "
                          f"{g('flex_tflops', '.0f')} | {c['fwd_ours_ms']:.2f} | {g('fwd_flex_ms', '.2f')} |")
-        lines += ["", "## Backward config candidates (causal 16k, fwd+bwd ms)", ""]
-        lines += [f"- {c['config']}: {c.get('ms', c.get('error'))}" for c in r["candidates"]]
+        lines += ["", "## Backward config candidates (research: each passed to set_backward_config; fwd+bwd ms)", ""]
+        lines += [f"- {c['name']} `{c['config']}`: {c.get('ms', c.get('error'))}" for c in r["candidates"]]
         if r["skipped"]:
             lines += ["", "Skipped: " + "; ".join(s["what"] for s in r["skipped"])]
         with open(os.path.join(OUT, "triton-bwd.md"), "w") as fh:
@@ -425,6 +426,8 @@ def main():
     ap.add_argument("--phases", default="conformance,compare,determinism,bench,candidates")
     ap.add_argument("--bench", default="", help="comma-separated bench entries (e.g. causal_n16384), in this order")
     ap.add_argument("--bench-min-s", type=float, default=60, help="no bench entry starts with less budget left")
+    ap.add_argument("--sweep", default="causal_n16384", help="comma-separated bench entries whose backward candidates the "
+                    "candidates phase times")
     args = ap.parse_args()
     run = Run(args.budget_s, tuple(n for n in args.bench.split(",") if n), args.bench_min_s)
 
@@ -438,7 +441,11 @@ def main():
             continue
         t0 = time.time()
         try:
-            getattr(run, phase)()
+            if phase == "candidates":
+                for name in args.sweep.split(","):
+                    run.candidates(name)
+            else:
+                getattr(run, phase)()
         except Exception as e:
             run.log(json.dumps(dict(phase=phase, error=repr(e)[:500], trace=traceback.format_exc()[-2000:])))
         run.log(json.dumps(dict(phase=phase, seconds=round(time.time() - t0, 1))))
