@@ -9,7 +9,7 @@
  */
 import { FlexAttnError } from "@flexattn/ir";
 import { type BackwardMods, type KernelSpec, backwardAbi, backwardMods, emitBackward } from "@flexattn/template";
-import { bufferArgs } from "./buffers.js";
+import { bufferArgs, bufferKeywords } from "./buffers.js";
 import { type BackwardKernel, TritonBackwardEmitter, gradFlag, partialName } from "./backward-emitter.js";
 import { kernelShape } from "./emitter.js";
 import type { TritonOptions } from "./options.js";
@@ -317,6 +317,31 @@ def set_backward_config(config=None):
         _BACKWARD_CONFIG.pop("config", None)
     else:
         _BACKWARD_CONFIG["config"] = backward_config(config)
+
+
+def flex_attention_backward(q, k, v, out, lse, dout, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None,
+                            full_kv_indices=None, ${bufferKeywords(bufferArgs(spec))}scale=None, q_offset=0, kv_offset=0, config=None):
+    """dq, dk, dv for a forward whose out and natural-log lse the caller kept (flex_attention(..., return_lse=True)),
+    with the forward's arguments. out and lse may be those of a larger attention whose keys include these ones (a
+    ring step's merged result): the gradients are then the share of these keys, exact, to be summed over the key
+    blocks. Captured buffers get no gradient here (use flex_attention under autograd for that). config: a
+    BWD_CANDIDATES-style dict (default BWD_CONFIG)."""
+    if BACKWARD_UNAVAILABLE is not None:
+        _fail(f"this module has no backward: {BACKWARD_UNAVAILABLE}")
+    tables = (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices)
+    buffers = {${bufferArgs(spec).map((b) => `${pyString(b.pyName)}: ${b.pyName}`).join(", ")}}
+    _check_tensor("out", out, DTYPE, 4)
+    call = _prepare(q, k, v, tables, buffers, scale, False, q_offset, kv_offset, out)
+    B, Hq, Lq = call.B, call.Hq, call.Lq
+    _check_tensor("lse", lse, torch.float32, 3, q.device)
+    _check_tensor("dout", dout, DTYPE, 4, q.device)
+    if tuple(lse.shape) != (B, Hq, Lq) or tuple(dout.shape) != tuple(out.shape):
+        _fail(f"lse must be {(B, Hq, Lq)} and dout {tuple(out.shape)} (out's shape), got {tuple(lse.shape)} and {tuple(dout.shape)}")
+    if call.tables is None:  # an empty problem: every gradient is 0
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    call.lse = lse.contiguous()
+    dq, dk, dv, _ = _launch_backward(call, dout, config, need=set())
+    return dq, dk, dv
 
 
 def _needs_grad(q, k, v, buffers):

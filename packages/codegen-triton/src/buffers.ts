@@ -24,3 +24,8 @@ export function bufferArgs(spec: KernelSpec): BufferArg[] {
     return { abiName: b.name, pyName, owner: b.owner, slot: b.slot, dtype: buf.dtype, shape: [...buf.shape] };
   });
 }
+
+/** The captured buffers as keyword-only parameters of a module function: "*, a, b, " (or "*, " without any). */
+export function bufferKeywords(buffers: readonly BufferArg[]): string {
+  return buffers.length ? `*, ${buffers.map((b) => b.pyName).join(", ")}, ` : "*, ";
+}

@@ -3,7 +3,7 @@
  * validation with clear ValueErrors, block-mask helpers and the launcher that PyTorch users call.
  */
 import { type KernelSpec, pythonInputChecks } from "@flexattn/template";
-import type { BufferArg } from "./buffers.js";
+import { type BufferArg, bufferKeywords } from "./buffers.js";
 import type { KernelShape } from "./emitter.js";
 import type { TritonOptions } from "./options.js";
 import { LOOP_FORMS } from "./emitter.js";
@@ -106,8 +106,7 @@ def uses_tma(q, k, v, out=None, config=None):
 }
 
 export function launcherSource(kernelName: string, shape: KernelShape, buffers: BufferArg[], options: TritonOptions): string {
-  const bufParams = buffers.map((b) => `${b.pyName}`).join(", ");
-  const kwOnly = buffers.length ? `*, ${bufParams}, ` : "*, ";
+  const kwOnly = bufferKeywords(buffers);
   const bufDict = buffers.map((b) => `${pyString(b.pyName)}: ${b.pyName}`).join(", ");
   return `
 ${pythonInputChecks()}

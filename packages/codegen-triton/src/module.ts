@@ -84,7 +84,7 @@ export function moduleSource(spec: KernelSpec, options: TritonOptions, hash: str
       "flex_attention", "tune", "export_tuning", "load_tuning", "last_config", "problem_bucket", "dense_block_mask",
       "blocks_are_contiguous", "loop_form", ...(options.tma ? ["uses_tma"] : []), "DTYPE", "QK_HEAD_DIM", "V_HEAD_DIM",
       "SPARSE_BLOCK", "BUFFERS", "CONFIG", "CANDIDATES", "FlexAttentionFunction", "q_tables", "transpose_tables",
-      "set_backward_config", "BWD_CONFIG", "BWD_CANDIDATES", "GRAD_BUFFERS",
+      "set_backward_config", "flex_attention_backward", "BWD_CONFIG", "BWD_CANDIDATES", "GRAD_BUFFERS",
     ].map((n) => `"${n}"`).join(", ")}]`,
     "",
     ...moduleConstants(spec, shape, buffers, hash, options),

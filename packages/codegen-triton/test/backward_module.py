@@ -99,6 +99,16 @@ def main():
     for i, (a, b) in enumerate(zip(*runs)):
         if a is not None:
             expect(np.array_equal(a.a, b.a), f"{name}: backward output {i} differs between two runs")
+    # flex_attention_backward from the kept out and lse: the same kernels, so the same dq, dk, dv bit for bit.
+    saved_out, saved_lse = ctx.saved_tensors
+    direct = mod.flex_attention_backward(q, k, v, saved_out, saved_lse, dout, *tables, **bufs, **kw)
+    for label, got, want in zip(("dq", "dk", "dv"), direct, grads[3:6]):
+        expect(np.array_equal(got.a, want.a), f"{name}: flex_attention_backward's {label} differs from the autograd path's")
+    try:
+        mod.flex_attention_backward(q, k, v, saved_out, saved_lse, dout[:, :, :1], *tables, **bufs, **kw)
+        FAILURES.append(f"{name}: flex_attention_backward accepts a dout of another shape")
+    except ValueError as e:
+        expect("dout" in str(e), f"{name}: the dout error names it ({e})")
     for i, spec in enumerate(mod.BUFFERS):
         if spec[0] not in case["gradBuffers"]:
             expect(grads[6 + i] is None, f"{name}: {spec[0]} (no requires_grad) gets no gradient")

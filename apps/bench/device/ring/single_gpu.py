@@ -1,5 +1,6 @@
 """Single-GPU checks of the ring with real generated Triton modules (bf16, d=128, 16 heads, N=16k):
-  1. world size 1: ring_flex_attention equals the plain module bit for bit (out and LSE);
+  1. world size 1: ring_flex_attention equals the plain module bit for bit (out and LSE, and the gradients of q, k
+     and v through the ring against the module's own autograd path);
   2. every rank's share of a 2- and 4-rank ring run in one process (simulate_ring: the same sliced tables, offsets
      and LSE merges, no communication), for each sharding, against the plain module within bf16 tolerance.
 Writes $OUT/ring-single-gpu.json; exits 1 when a check fails.
@@ -37,8 +38,20 @@ def main():
         out, lse = ring.ring_flex_attention(q, k, v, *entry.buffers, plan=one, kernel=entry.module, return_lse=True)
         bitwise = bool(torch.equal(out, ref_out) and torch.equal(lse, ref_lse))
         failed |= not bitwise
-        row = {"variant": e["variant"], "N": e["N"], "worldSize1BitForBit": bitwise, "simulated": []}
-        print(f"{entry.name}: world size 1 bit for bit: {bitwise}", flush=True)
+        # The backward at world size 1: the ring's gradients against the module's own autograd path.
+        dout = entry.inputs(seed=2)[0]
+        grads = []
+        for through_ring in (True, False):
+            qs, ks, vs = (t.clone().requires_grad_() for t in (q, k, v))
+            o = (ring.ring_flex_attention(qs, ks, vs, *entry.buffers, plan=one, kernel=entry.module) if through_ring
+                 else entry.module.flex_attention(qs, ks, vs, *entry.device_tables, **entry.buffer_kw))
+            (o.float() * dout.float()).sum().backward()
+            grads.append((qs.grad, ks.grad, vs.grad))
+        grads_bitwise = all(torch.equal(a, b) for a, b in zip(*grads))
+        failed |= not grads_bitwise
+        row = {"variant": e["variant"], "N": e["N"], "worldSize1BitForBit": bitwise,
+               "worldSize1GradientsBitForBit": grads_bitwise, "simulated": []}
+        print(f"{entry.name}: world size 1 bit for bit: {bitwise}; gradients bit for bit: {grads_bitwise}", flush=True)
         for W in (2, 4):
             for strategy in ("auto", *ring.STRATEGIES):
                 p = plan(entry, W, strategy)

@@ -4,7 +4,7 @@ import torch.distributed as dist
 
 from .merge import merge_attention_partial
 
-_K_TAG, _V_TAG = 17, 18
+_K_TAG, _V_TAG, _DK_TAG, _DV_TAG = 17, 18, 19, 20
 
 
 def _global_rank(group, rank):
@@ -34,11 +34,45 @@ def ring_flex_attention(q_shard, k_shard, v_shard, *buffers, plan, kernel, proce
     With NCCL, initialize the process group with device_id (an eager communicator): a rank with nothing to send or
     receive in the first step does not join that step's batch_isend_irecv.
 
-    Forward only: there is no backward through the ring yet (inputs that require grad are refused).
+    Under autograd (q, k or v requires grad) the call is recorded as a RingFlexAttention: its backward runs the
+    kernel's flex_attention_backward per chunk pair with the merged out and LSE, sums dQ on the rank and sends each
+    K/V shard's dK/dV partial sums around the ring with the shard, so they arrive home after world-size steps.
+    Captured buffers get no gradient through the ring (one that requires grad is refused).
     """
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q_shard, k_shard, v_shard)):
-        raise ValueError("ring_flex_attention is forward-only (no backward through the ring yet): call it under "
-                         "torch.no_grad() or pass tensors that do not require grad")
+        if any(isinstance(b, torch.Tensor) and b.requires_grad for b in buffers):
+            raise ValueError("ring_flex_attention gives no gradient to captured buffers: pass them detached")
+        if not hasattr(kernel, "flex_attention_backward"):
+            raise ValueError("the kernel has no flex_attention_backward (a module generated before it, or one whose score "
+                             "mod has no backward): regenerate it, or call the ring under torch.no_grad()")
+        out, lse = RingFlexAttention.apply(q_shard, k_shard, v_shard, (plan, kernel, process_group, scale, buffers))
+        return (out, lse) if return_lse else out
+    out, lse = _ring_forward(q_shard, k_shard, v_shard, buffers, plan, kernel, process_group, scale)
+    return (out, lse) if return_lse else out
+
+
+class RingFlexAttention(torch.autograd.Function):
+    """ring_flex_attention under autograd: gradients for the q, k and v shards (see ring_flex_attention)."""
+
+    @staticmethod
+    def forward(ctx, q_shard, k_shard, v_shard, args):
+        plan, kernel, process_group, scale, buffers = args
+        out, lse = _ring_forward(q_shard, k_shard, v_shard, buffers, plan, kernel, process_group, scale)
+        ctx.save_for_backward(q_shard, k_shard, v_shard, out, lse)
+        ctx.args = args
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, dout, _dlse):
+        q_shard, k_shard, v_shard, out, lse = ctx.saved_tensors
+        plan, kernel, process_group, scale, buffers = ctx.args
+        dq, dk, dv = _ring_backward(q_shard, k_shard, v_shard, out, lse, dout, buffers, plan, kernel, process_group, scale)
+        return dq, dk, dv, None
+
+
+def _ring_forward(q_shard, k_shard, v_shard, buffers, plan, kernel, process_group, scale):
+    """The ring's forward: this rank's merged (out in q's dtype, LSE f32)."""
     W = dist.get_world_size(process_group) if dist.is_initialized() else 1
     rank = dist.get_rank(process_group) if dist.is_initialized() else 0
     if W != plan.layout.world_size:
@@ -72,8 +106,64 @@ def ring_flex_attention(q_shard, k_shard, v_shard, *buffers, plan, kernel, proce
             r.wait()
         if incoming is not None:
             held = incoming
-    out = acc_out.to(q_shard.dtype)
-    return (out, acc_lse) if return_lse else out
+    return acc_out.to(q_shard.dtype), acc_lse
+
+
+def _ring_backward(q_shard, k_shard, v_shard, out, lse, dout, buffers, plan, kernel, process_group, scale):
+    """dQ of this rank's query shard and dK, dV of its own K/V shard. Each step this rank adds its query shard's
+    share to the held shard's dK/dV accumulators (f32) and to its dQ; then the held K/V go on to rank + 1 (sent while
+    computing, as in the forward) and the accumulators after them, so after world-size steps every shard's
+    accumulators are back with its owner. Every step moves every shard: accumulators must come home."""
+    W = dist.get_world_size(process_group) if dist.is_initialized() else 1
+    rank = dist.get_rank(process_group) if dist.is_initialized() else 0
+    buffer_kw = _check_call(plan, rank, kernel, q_shard, k_shard, v_shard, buffers)
+    nxt, prev = _global_rank(process_group, (rank + 1) % W), _global_rank(process_group, (rank - 1) % W)
+    dout = dout.contiguous()
+    acc_dq = torch.zeros(q_shard.shape, dtype=torch.float32, device=q_shard.device)
+    held = (k_shard.contiguous(), v_shard.contiguous())
+    acc = (torch.zeros(k_shard.shape, dtype=torch.float32, device=k_shard.device),
+           torch.zeros(v_shard.shape, dtype=torch.float32, device=v_shard.device))
+    for s in range(W):
+        kv_rank = (rank - s) % W
+        incoming, requests = None, []
+        if s < W - 1:
+            incoming = (torch.empty_like(held[0]), torch.empty_like(held[1]))
+            requests = dist.batch_isend_irecv([
+                dist.P2POp(dist.isend, held[0], nxt, process_group, _K_TAG),
+                dist.P2POp(dist.isend, held[1], nxt, process_group, _V_TAG),
+                dist.P2POp(dist.irecv, incoming[0], prev, process_group, _K_TAG),
+                dist.P2POp(dist.irecv, incoming[1], prev, process_group, _V_TAG)])
+        _backward_pair(plan, rank, kv_rank, q_shard, out, lse, dout, held, kernel, buffer_kw, scale, acc_dq, acc)
+        for r in requests:
+            r.wait()
+        if W > 1:
+            arriving = (torch.empty_like(acc[0]), torch.empty_like(acc[1]))
+            for r in dist.batch_isend_irecv([
+                    dist.P2POp(dist.isend, acc[0], nxt, process_group, _DK_TAG),
+                    dist.P2POp(dist.isend, acc[1], nxt, process_group, _DV_TAG),
+                    dist.P2POp(dist.irecv, arriving[0], prev, process_group, _DK_TAG),
+                    dist.P2POp(dist.irecv, arriving[1], prev, process_group, _DV_TAG)]):
+                r.wait()
+            acc = arriving
+        if incoming is not None:
+            held = incoming
+    return acc_dq.to(q_shard.dtype), acc[0].to(k_shard.dtype), acc[1].to(v_shard.dtype)
+
+
+def _backward_pair(plan, rank, kv_rank, q_shard, out, lse, dout, held, kernel, buffer_kw, scale, acc_dq, acc):
+    """One (query shard, key shard) pair's gradients, a kernel call per non-empty chunk pair, added to the f32 sums."""
+    c = plan.layout.chunk_len
+    bq, bkv = plan.tables.block_size
+    for cp in plan.pairs[rank][kv_rank].chunk_pairs:
+        q_rows = slice(cp.q_local_start, cp.q_local_start + c)
+        kv_rows = slice(cp.kv_local_start, cp.kv_local_start + c)
+        dq, dk, dv = kernel.flex_attention_backward(
+            q_shard[:, :, q_rows], held[0][:, :, kv_rows], held[1][:, :, kv_rows], out[:, :, q_rows],
+            lse[:, :, q_rows].contiguous(), dout[:, :, q_rows], *plan.chunk_tables(cp, q_shard.device), **buffer_kw,
+            scale=scale, q_offset=cp.q_blocks[0] * bq, kv_offset=cp.kv_blocks[0] * bkv)
+        acc_dq[:, :, q_rows] += dq.float()
+        acc[0][:, :, kv_rows] += dk.float()
+        acc[1][:, :, kv_rows] += dv.float()
 
 
 def simulate_ring(q, k, v, *buffers, plan, kernel, scale=None):
