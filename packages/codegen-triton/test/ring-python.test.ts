@@ -39,7 +39,7 @@ describe("flexattn_ring (Python) on CPU", () => {
       });
       const log = `${run.stdout}\n${run.stderr}`;
       expect(run.status, log).toBe(0);
-      expect(log).toMatch(/Ran 11 tests/);
+      expect(log).toMatch(/Ran 12 tests/);
       expect(log).toMatch(/\nOK\b/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,8 @@
   1. world size 1: ring_flex_attention equals the plain module bit for bit (out and LSE, and the gradients of q, k
      and v through the ring against the module's own autograd path);
   2. every rank's share of a 2- and 4-rank ring run in one process (simulate_ring: the same sliced tables, offsets
-     and LSE merges, no communication), for each sharding, against the plain module within bf16 tolerance.
+     and LSE merges, no communication), for each sharding, against the plain module within bf16 tolerance; and
+     the ring's backward the same way (simulate_ring_backward, auto sharding) against the module's gradients.
 Writes $OUT/ring-single-gpu.json; exits 1 when a check fails.
 
     python3 apps/bench/device/ring/single_gpu.py
@@ -49,8 +50,16 @@ def main():
             grads.append((qs.grad, ks.grad, vs.grad))
         grads_bitwise = all(torch.equal(a, b) for a, b in zip(*grads))
         failed |= not grads_bitwise
+        simulated_grads = []
+        for W in (2, 4):
+            got = ring.simulate_ring_backward(q, k, v, dout, *entry.buffers, plan=plan(entry, W, "auto"), kernel=entry.module)
+            errs = [float((g.double() - w.double()).norm() / w.double().norm()) for g, w in zip(got, grads[1])]
+            ok = all(e < TOLERANCE for e in errs)
+            failed |= not ok
+            simulated_grads.append({"worldSize": W, "dq": errs[0], "dk": errs[1], "dv": errs[2], "ok": ok})
+            print(f"  backward W={W} auto: dq {errs[0]:.2e} dk {errs[1]:.2e} dv {errs[2]:.2e} {'ok' if ok else 'FAIL'}", flush=True)
         row = {"variant": e["variant"], "N": e["N"], "worldSize1BitForBit": bitwise,
-               "worldSize1GradientsBitForBit": grads_bitwise, "simulated": []}
+               "worldSize1GradientsBitForBit": grads_bitwise, "simulatedGradients": simulated_grads, "simulated": []}
         print(f"{entry.name}: world size 1 bit for bit: {bitwise}; gradients bit for bit: {grads_bitwise}", flush=True)
         for W in (2, 4):
             for strategy in ("auto", *ring.STRATEGIES):

@@ -14,10 +14,11 @@ from .plan import (DEFAULT_STRIPES_PER_RANK, STRATEGIES, BlockTables, ChunkPair,
                    ShardLayout, ShardPair, plan_context_parallel, plan_cost, plan_for_layout, ring_schedule, shard_layout,
                    shard_pairs)
 from .reference import make_reference_kernel
-from .ring import ring_flex_attention, simulate_ring
+from .ring import RingFlexAttention, ring_flex_attention, simulate_ring, simulate_ring_backward
 
 __all__ = [
     "BlockTables", "ChunkPair", "ContextParallelPlan", "DEFAULT_STRIPES_PER_RANK", "PlanCost", "RingStep", "STRATEGIES",
     "ShardLayout", "ShardPair", "make_reference_kernel", "merge_attention_partial", "plan_context_parallel", "plan_cost",
-    "plan_for_layout", "ring_flex_attention", "ring_schedule", "shard_layout", "shard_pairs", "simulate_ring",
+    "plan_for_layout", "RingFlexAttention", "ring_flex_attention", "ring_schedule", "shard_layout", "shard_pairs",
+    "simulate_ring", "simulate_ring_backward",
 ]

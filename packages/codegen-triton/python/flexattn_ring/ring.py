@@ -185,6 +185,28 @@ def simulate_ring(q, k, v, *buffers, plan, kernel, scale=None):
     return plan.unshard(outs), plan.unshard(lses)
 
 
+def simulate_ring_backward(q, k, v, dout, *buffers, plan, kernel, scale=None):
+    """The ring's backward for every rank in one process, on whole-sequence tensors: the forward as simulate_ring,
+    then the same per-pair flex_attention_backward calls as the ring's backward, with f32 sums. Returns the
+    whole-sequence dq, dk, dv in the inputs' dtypes."""
+    out, lse = simulate_ring(q, k, v, *buffers, plan=plan, kernel=kernel, scale=scale)
+    W = plan.layout.world_size
+    shard_acc = [(torch.zeros(plan.shard(k, j).shape, dtype=torch.float32, device=k.device),
+                  torch.zeros(plan.shard(v, j).shape, dtype=torch.float32, device=v.device)) for j in range(W)]
+    dqs = []
+    for rank in range(W):
+        q_shard = plan.shard(q, rank)
+        buffer_kw = _check_call(plan, rank, kernel, q_shard, plan.shard(k, rank), plan.shard(v, rank), buffers)
+        acc_dq = torch.zeros(q_shard.shape, dtype=torch.float32, device=q.device)
+        for j in range(W):
+            held = (plan.shard(k, j), plan.shard(v, j))
+            _backward_pair(plan, rank, j, q_shard, plan.shard(out, rank), plan.shard(lse, rank),
+                           plan.shard(dout, rank).contiguous(), held, kernel, buffer_kw, scale, acc_dq, shard_acc[j])
+        dqs.append(acc_dq.to(q.dtype))
+    return (plan.unshard(dqs), plan.unshard([a[0].to(k.dtype) for a in shard_acc]),
+            plan.unshard([a[1].to(v.dtype) for a in shard_acc]))
+
+
 def _check_call(plan, rank, kernel, q_shard, k_shard, v_shard, buffers):
     """Check one rank's arguments against the plan and kernel; returns the captured buffers by name."""
     layout = plan.layout

@@ -232,6 +232,20 @@ class RingBackwardOneRank(unittest.TestCase):
                                 f"{case['mask']['name']} {label}")
 
 
+class SimulatedRingBackward(unittest.TestCase):
+    def test_every_rank_in_one_process_gives_single_process_gradients(self):
+        for case in load_fixtures():
+            q, k, v = inputs(case, seed=13)
+            dout = inputs(case, seed=14)[0]
+            want = whole_grads(case, q, k, v, dout)
+            for world_size, strategy in ((2, "auto"), (4, "striped")):
+                got = ring.simulate_ring_backward(q, k, v, dout, *buffers_of(case["mask"]), plan=plan_of(case, world_size, strategy),
+                                                  kernel=kernel_of(case))
+                for name, g, w in zip(("dq", "dk", "dv"), got, want):
+                    label = f"{case['mask']['name']} {strategy} over {world_size}: {name}"
+                    self.assertLess((g - w).abs().max().item(), 1e-5 * max(1.0, w.abs().max().item()), label)
+
+
 def _ring_grad_worker(rank, world_size, init_file, cases, strategy, out_dir):
     """One rank: loss.backward() through the ring for every case; saves this rank's shard gradients."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
