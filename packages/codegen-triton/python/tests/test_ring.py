@@ -246,31 +246,11 @@ class SimulatedRingBackward(unittest.TestCase):
                     self.assertLess((g - w).abs().max().item(), 1e-5 * max(1.0, w.abs().max().item()), label)
 
 
-def _ring_grad_worker(rank, world_size, init_file, cases, strategy, out_dir):
-    """One rank: loss.backward() through the ring for every case; saves this rank's shard gradients."""
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    try:
-        results = []
-        for case in cases:
-            plan = plan_of(case, world_size, strategy)
-            q, k, v = inputs(case, seed=13)
-            dout = inputs(case, seed=14)[0]
-            qs, ks, vs = (plan.shard(t, rank).clone().requires_grad_() for t in (q, k, v))
-            out = ring.ring_flex_attention(qs, ks, vs, *buffers_of(case["mask"]), plan=plan, kernel=kernel_of(case))
-            (out * plan.shard(dout, rank)).sum().backward()
-            results.append({"dq": qs.grad, "dk": ks.grad, "dv": vs.grad})
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
 class RingBackwardOverGloo(unittest.TestCase):
     def test_ring_gradients_equal_single_process_gradients(self):
         cases = load_fixtures()
         for world_size, strategy in ((2, "auto"), (4, "zigzag")):
-            with tempfile.TemporaryDirectory() as d:
-                mp.spawn(_ring_grad_worker, args=(world_size, os.path.join(d, "init"), cases, strategy, d), nprocs=world_size)
-                ranks = [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(world_size)]
+            ranks = _spawn_ring(_backward_job, world_size, strategy, cases)
             for i, case in enumerate(cases):
                 plan = plan_of(case, world_size, strategy)
                 q, k, v = inputs(case, seed=13)
@@ -290,29 +270,44 @@ def plan_of(case, world_size, strategy):
     return ring.plan_for_layout(tables, layout)
 
 
-def _ring_worker(rank, world_size, init_file, cases, strategy, out_dir):
-    """One rank: the ring for every case (one process group for all, so the test spawns once per world size)."""
+def _spawn_ring(job, world_size, strategy, cases):
+    """job(case, plan, rank) on every rank of a gloo group, for every case (one group for all, so one spawn per world
+    size); returns each rank's list of results."""
+    with tempfile.TemporaryDirectory() as d:
+        mp.spawn(_ring_worker, args=(world_size, os.path.join(d, "init"), cases, strategy, d, job), nprocs=world_size)
+        return [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(world_size)]
+
+
+def _ring_worker(rank, world_size, init_file, cases, strategy, out_dir, job):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
-        results = []
-        for case in cases:
-            plan = plan_of(case, world_size, strategy)
-            q, k, v = inputs(case, seed=11)
-            out, lse = ring.ring_flex_attention(plan.shard(q, rank), plan.shard(k, rank), plan.shard(v, rank),
-                                                *buffers_of(case["mask"]), plan=plan, kernel=kernel_of(case), return_lse=True)
-            results.append({"out": out, "lse": lse, "strategy": plan.layout.strategy})
-        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save([job(case, plan_of(case, world_size, strategy), rank) for case in cases], os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
+
+
+def _forward_job(case, plan, rank):
+    q, k, v = inputs(case, seed=11)
+    out, lse = ring.ring_flex_attention(plan.shard(q, rank), plan.shard(k, rank), plan.shard(v, rank),
+                                        *buffers_of(case["mask"]), plan=plan, kernel=kernel_of(case), return_lse=True)
+    return {"out": out, "lse": lse, "strategy": plan.layout.strategy}
+
+
+def _backward_job(case, plan, rank):
+    """loss.backward() through the ring; this rank's shard gradients."""
+    q, k, v = inputs(case, seed=13)
+    dout = inputs(case, seed=14)[0]
+    qs, ks, vs = (plan.shard(t, rank).clone().requires_grad_() for t in (q, k, v))
+    out = ring.ring_flex_attention(qs, ks, vs, *buffers_of(case["mask"]), plan=plan, kernel=kernel_of(case))
+    (out * plan.shard(dout, rank)).sum().backward()
+    return {"dq": qs.grad, "dk": ks.grad, "dv": vs.grad}
 
 
 class RingOverGloo(unittest.TestCase):
     def test_ring_equals_single_process_attention(self):
         cases = load_fixtures()
         for world_size, strategy in ((2, "auto"), (4, "auto"), (4, "contiguous"), (2, "striped")):
-            with tempfile.TemporaryDirectory() as d:
-                mp.spawn(_ring_worker, args=(world_size, os.path.join(d, "init"), cases, strategy, d), nprocs=world_size)
-                ranks = [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(world_size)]
+            ranks = _spawn_ring(_forward_job, world_size, strategy, cases)
             for i, case in enumerate(cases):
                 label = f"{case['mask']['name']} {strategy} over {world_size}"
                 plan = plan_of(case, world_size, strategy)
