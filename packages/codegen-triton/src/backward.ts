@@ -264,6 +264,38 @@ def _launch_backward(call, dout, config=None, need=None):
     c = backward_config(config)${launchBody}
 
 
+def _run_backward(call, dout, need, config=None):
+    """_launch_backward with config, else set_backward_config's, else BWD_CONFIG. The default is a guess for the
+    head dim, not for this GPU: if the GPU cannot fit it (Triton's OutOfResources), the first of BWD_CANDIDATES that
+    fits runs instead, remembered for the process and reported once. A config the caller chose that does not fit
+    is a ValueError with the reason."""
+    chosen = config if config is not None else _BACKWARD_CONFIG.get("config")
+    if chosen is not None:
+        try:
+            return _launch_backward(call, dout, chosen, need)
+        except Exception as e:
+            if not _out_of_resources(e):
+                raise
+            _fail(f"backward config {chosen} does not fit this GPU ({e}); pass a smaller one, or none")
+    device = _device_name(call.q.device)
+    for c in (BWD_CONFIG, *BWD_CANDIDATES):
+        key = (device, "backward", repr(sorted(c.items())))
+        if key in _unfit:
+            continue
+        try:
+            result = _launch_backward(call, dout, c, need)
+        except Exception as e:
+            if not _out_of_resources(e):
+                raise
+            _unfit.add(key)
+            continue
+        if c is not BWD_CONFIG:
+            _warn_once(("backward fallback", device), f"flexattn: the backward config {BWD_CONFIG} does not fit "
+                       f"{device}; using {c}")
+        return result
+    _fail(f"no backward config of this module fits {device}")
+
+
 def _check_grad_buffers(bufs):
     """Refuse a gradient this module cannot produce: an f32 buffer of the mask mod (a mask only selects keys)."""
     grad_names = {name for name, _ in GRAD_BUFFERS}
@@ -298,7 +330,7 @@ class FlexAttentionFunction(torch.autograd.Function):
             dq, dk, dv, grads = torch.zeros_like(call.q), torch.zeros_like(call.k), torch.zeros_like(call.v), {}
         else:
             need = {name for i, name in enumerate(names) if ctx.needs_input_grad[6 + i]}
-            dq, dk, dv, grads = _launch_backward(call, dout, _BACKWARD_CONFIG.get("config"), need)
+            dq, dk, dv, grads = _run_backward(call, dout, need)
         dbufs = []
         for name, t in zip(names, call.bufs_in):
             if not ctx.needs_input_grad[6 + len(dbufs)]:
@@ -340,7 +372,7 @@ def flex_attention_backward(q, k, v, out, lse, dout, kv_num_blocks=None, kv_indi
     if call.tables is None:  # an empty problem: every gradient is 0
         return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
     call.lse = lse.contiguous()
-    dq, dk, dv, _ = _launch_backward(call, dout, config, need=set())
+    dq, dk, dv, _ = _run_backward(call, dout, set(), config)
     return dq, dk, dv
 
 

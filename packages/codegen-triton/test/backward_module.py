@@ -12,6 +12,7 @@ require grad, the float64 reference gradients and a tolerance. Checks, one print
   - argument errors: out= under autograd, a mask-mod buffer that requires grad.
 """
 import json
+import warnings
 import os
 import sys
 import tempfile
@@ -109,6 +110,50 @@ def main():
         FAILURES.append(f"{name}: flex_attention_backward accepts a dout of another shape")
     except ValueError as e:
         expect("dout" in str(e), f"{name}: the dout error names it ({e})")
+    # A default backward config the GPU cannot fit gives way to the next candidate, with one warning; the same
+    # gradients as asking for that candidate. One the caller chose is refused.
+    if len(mod.BWD_CANDIDATES) > 1:
+        fallback = mod.BWD_CANDIDATES[1]
+        mod.set_backward_config(fallback)
+        want = cls.backward(ctx, dout, None)
+        mod.set_backward_config(None)
+        real = mod._flexattn_bwd_dkdv
+        big = mod.BWD_CONFIG
+
+        class OutOfResources(Exception):
+            pass
+
+        class TooBig:
+            def __getitem__(self, grid):
+                launch = real[grid]
+
+                def run(*a, **kw):
+                    if (kw["BLOCK_M"], kw["num_warps"], kw["num_stages"]) == (
+                            mod._fit_tile(big["BLOCK_M1"], mod.SPARSE_BLOCK[0]), big["num_warps"], big["num_stages"]) and \
+                            kw["BLOCK_N"] == mod._fit_tile(big["BLOCK_N1"], mod.SPARSE_BLOCK[1]):
+                        raise OutOfResources("out of resource: shared memory")
+                    return launch(*a, **kw)
+                return run
+
+        mod._flexattn_bwd_dkdv = TooBig()
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                got = cls.backward(ctx, dout, None)
+            for i, (a, b) in enumerate(zip(got, want)):
+                if a is not None:
+                    expect(np.array_equal(a.a, b.a), f"{name}: the fallback backward's output {i} differs from {fallback}'s")
+            expect(any("does not fit" in str(w.message) for w in seen), f"{name}: the backward fallback is reported")
+            mod.set_backward_config(big)
+            try:
+                cls.backward(ctx, dout, None)
+                FAILURES.append(f"{name}: a chosen backward config that does not fit is accepted")
+            except ValueError as e:
+                expect("does not fit" in str(e), f"{name}: the refusal says why ({e})")
+            mod.set_backward_config(None)
+        finally:
+            mod._flexattn_bwd_dkdv = real
+            mod._unfit.clear()
     for i, spec in enumerate(mod.BUFFERS):
         if spec[0] not in case["gradBuffers"]:
             expect(grads[6 + i] is None, f"{name}: {spec[0]} (no requires_grad) gets no gradient")
