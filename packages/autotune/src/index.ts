@@ -5,3 +5,4 @@ export { FileTuningCache, defaultCacheDir } from "./cache-file.js";
 export { StorageTuningCache } from "./cache-storage.js";
 export { LIBRARY_VERSION, defaultTuningCache, setTuningCache } from "./default-cache.js";
 export { structureKey, problemBucket, tuningKey } from "./key.js";
+export { pythonTuningRuntime, tuningCacheFormat } from "./python-runtime.js";
