@@ -38,7 +38,8 @@ const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : null;
 function writeKernel(dir: string, stem: string, spec: KernelSpec) {
   const artifact = cudaBackend.generate(spec);
   writeFileSync(join(dir, `${stem}.cu`), artifact.source);
-  writeFileSync(join(dir, `${stem}.py`), cudaPythonModule(spec, artifact));
+  // One kernel per module: the harness times each config as a module of its own.
+  writeFileSync(join(dir, `${stem}.py`), cudaPythonModule(spec, artifact, { configs: 1 }));
   return artifact;
 }
 

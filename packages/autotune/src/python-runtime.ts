@@ -227,10 +227,40 @@ def resolve_config(device, bucket, config=None, autotune=None, bench=None):
     return picked
 
 
+_unrunnable = set()  # (device, config text) of configs this module's kernel cannot run there
+
+
+def launch_resolved(device, picked, source, launch, cannot_run):
+    """Launch with resolve_config's pick: launch(config). A pick the GPU cannot run (cannot_run(exception) says which
+    failures mean that: out of shared memory, another architecture) was made for other kernels or GPUs, so it gives
+    way to the first of CANDIDATES that runs, remembered for the process and reported by last_config()["fallback"];
+    a config the caller chose is refused instead, with the reason. Returns the config that ran."""
+    explicit = source == "explicit"
+    for c in (picked,) if explicit else (picked, *CANDIDATES):
+        if not explicit and (device, config_text(c)) in _unrunnable:
+            continue
+        try:
+            launch(c)
+        except Exception as e:
+            if not cannot_run(e):
+                raise
+            if explicit:
+                raise ValueError(f"config {config_text(c)} cannot run on {device}: {e}; pass another, or none") from None
+            _unrunnable.add((device, config_text(c)))
+            if c is picked:
+                _last["fallback"] = f"{config_text(picked)} ({source}) cannot run on {device}: {e}"
+            continue
+        if config_text(c) != config_text(picked):
+            _last.setdefault("fallback", f"{config_text(picked)} ({source}) cannot run on {device}")
+            _last.update(config=dict(c))
+        return c
+    raise ValueError(f"no config of this module runs on {device}")
+
+
 def last_config():
     """The config the last call ran with: {"config", "source" (explicit, cache, tuned, shipped or default),
     "device", "bucket", after tuning "timings" (ms of each candidate timed), and "fallback" (why) when the
-    resolved config did not fit the GPU and a smaller candidate ran}; None before the first call."""
+    resolved config could not run on the GPU and another candidate ran}; None before the first call."""
     return dict(_last) if _last else None
 
 

@@ -5,8 +5,8 @@ export { CudaMmaEmitter } from "./emitter.js";
 export { CudaSimtEmitter } from "./simt-emitter.js";
 export { CudaWgmmaEmitter } from "./emitter-sm90.js";
 export {
-  type CudaKernelKind, type CudaOptions, cudaOptions, cudaConfigCandidates, cudaSharedBytes, checkCudaConfig,
+  type CudaKernelKind, type CudaOptions, cudaOptions, cudaConfigCandidates, cudaConfigName, cudaSharedBytes, checkCudaConfig,
   type CudaArch, type CudaLimits, cudaArch, cudaSharedLimit, SM80_SHARED_LIMIT, SM90_SHARED_LIMIT, DEFAULT_DYNAMIC_SHARED_LIMIT,
 } from "./options.js";
-export { cudaPythonModule } from "./module.js";
+export { type CudaModuleOptions, DEFAULT_MODULE_CONFIGS, cudaModuleConfigs, cudaPythonModule } from "./module.js";
 export { WGMMA_PROBE, wgmmaProbeSource } from "./wgmma-probe.js";

@@ -266,3 +266,9 @@ export function cudaConfigCandidates(
   }
   return out;
 }
+
+/** A config's name in a generated module ("128x128 w8 s3 wgmma overlap"): its tile, warps, stages and kernel. */
+export function cudaConfigName(config: KernelConfig, dtype: StorageDType): string {
+  const o = cudaOptions(config, dtype);
+  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}`;
+}

@@ -240,10 +240,10 @@ describe("CUDA codegen", () => {
           expect(a.source, what).not.toMatch(/^\s*__shared__/m);
           expect(a.source, what).toContain("extern __shared__");
           expect(bytes, what).toBeLessThanOrEqual(cudaSharedLimit(cudaOptions(config, dtype).kernel));
-          const py = cudaPythonModule(spec, a);
-          expect(py, what).toContain(`SMEM_BYTES = ${bytes} `);
-          expect(py, what).toContain("shared_mem=SMEM_BYTES");
-          expect(py, what).toContain(`if SMEM_BYTES > ${DEFAULT_DYNAMIC_SHARED_LIMIT}:\n            fn.max_dynamic_shared_size_bytes = SMEM_BYTES`);
+          const py = cudaPythonModule(spec, a, { configs: 1 });
+          expect(py, what).toContain(`threads=${a.launch.threadsPerProgram}, smem=${bytes},`);
+          expect(py, what).toContain('shared_mem=kern["smem"]');
+          expect(py, what).toContain(`if kern["smem"] > ${DEFAULT_DYNAMIC_SHARED_LIMIT}:\n            fn.max_dynamic_shared_size_bytes = kern["smem"]`);
           expect(a.source, what).toContain(`if (SMEM_BYTES > ${DEFAULT_DYNAMIC_SHARED_LIMIT}) {`);
         }
       }
@@ -277,7 +277,8 @@ describe("CUDA codegen", () => {
     const py = cudaPythonModule(spec, artifact);
     expect(py).toContain(
       "def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None,\n" +
-        "                   *, score_alibiSlopes, scale=None, return_lse=RETURN_LSE_DEFAULT, q_offset=0, kv_offset=0, out=None):",
+        "                   *, score_alibiSlopes, scale=None, return_lse=RETURN_LSE_DEFAULT, q_offset=0, kv_offset=0, out=None, config=None,\n" +
+        "                   autotune=None):",
     );
     expect(py).toContain(`SPEC_HASH = "${artifact.specHash}"`);
     expect(py).toContain(artifact.source);

@@ -280,14 +280,14 @@ def _run_backward(call, dout, need, config=None):
     device = _device_name(call.q.device)
     for c in (BWD_CONFIG, *BWD_CANDIDATES):
         key = (device, "backward", repr(sorted(c.items())))
-        if key in _unfit:
+        if key in _unrunnable:
             continue
         try:
             result = _launch_backward(call, dout, c, need)
         except Exception as e:
             if not _out_of_resources(e):
                 raise
-            _unfit.add(key)
+            _unrunnable.add(key)
             continue
         if c is not BWD_CONFIG:
             _warn_once(("backward fallback", device), f"flexattn: the backward config {BWD_CONFIG} does not fit "

@@ -2,7 +2,7 @@
  * The Python side of the module: constants describing the compiled kernel, argument
  * validation with clear ValueErrors, block-mask helpers and the launcher that PyTorch users call.
  */
-import { type KernelSpec, pythonInputChecks } from "@flexattn/template";
+import { type KernelSpec, PYTHON_FLEX_ATTENTION_ARGS, pythonInputChecks } from "@flexattn/template";
 import { type BufferArg, bufferKeywords } from "./buffers.js";
 import type { KernelShape } from "./emitter.js";
 import type { TritonOptions } from "./options.js";
@@ -234,19 +234,6 @@ def _prepare(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, o
     return call
 
 
-_device_names = {}
-
-
-def _device_name(device):
-    """The name tuned picks are filed under: torch.cuda.get_device_name (e.g. "NVIDIA H100 80GB HBM3")."""
-    if device.type != "cuda":
-        return device.type
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _device_names:
-        _device_names[index] = torch.cuda.get_device_name(index)
-    return _device_names[index]
-
-
 def _compile_all(call, candidates, out, lse):
     """Compile every candidate first, in parallel threads where this Triton offers triton.AsyncCompileMode:
     compiling, not timing, is most of a tuning's time. A candidate that fails here fails again when timed."""
@@ -279,9 +266,6 @@ def _resolve(call, config, autotune):
     return resolve_config(_device_name(call.q.device), bucket, config, autotune, bench)
 
 
-_unfit = set()  # (device, config text) of configs this module's kernel cannot run there (out of resources)
-
-
 def _out_of_resources(e):
     # By name: the class lives in triton.runtime.errors in current Triton and elsewhere in older ones.
     return type(e).__name__ == "OutOfResources"
@@ -290,27 +274,9 @@ def _out_of_resources(e):
 def _launch_resolved(call, config, autotune):
     """Launch the call with the config resolve_config picks. A shipped, cached or default pick is a guess made for
     the structure class, not this kernel: one that needs more shared memory or registers than the GPU has (a score
-    mod's gathers add shared memory) gives way to the first candidate that runs, remembered for the process and
-    reported by last_config()["fallback"]. An explicit config that does not fit is refused with the reason."""
+    mod's gathers add shared memory) gives way to the first candidate that runs (launch_resolved)."""
     picked, source = _resolve(call, config, autotune)
-    device = _device_name(call.q.device)
-    explicit = source == "explicit"
-    for c in (picked,) if explicit else (picked, *CANDIDATES):
-        if not explicit and (device, config_text(c)) in _unfit:
-            continue
-        try:
-            call.launch(c)
-        except Exception as e:
-            if not _out_of_resources(e):
-                raise
-            if explicit:
-                _fail(f"config {config_text(c)} does not fit this GPU ({e}); pass a smaller one, or none")
-            _unfit.add((device, config_text(c)))
-            continue
-        if c is not picked:
-            _last.update(config=dict(c), fallback=f"{config_text(picked)} ({source}) is out of resources on {device}")
-        return
-    _fail(f"no candidate config of this module fits {device}")
+    launch_resolved(_device_name(call.q.device), picked, source, call.launch, _out_of_resources)
 
 
 def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None,
@@ -318,15 +284,7 @@ def flex_attention(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blo
                    autotune=None):
     """FlexAttention forward with this module's mods.
 
-    q: [B, Hq, Lq, QK_HEAD_DIM], k: [B, Hkv, Lkv, QK_HEAD_DIM], v: [B, Hkv, Lkv, V_HEAD_DIM], all DTYPE on
-    one CUDA device, any strides with a unit stride in the head dimension (Hq % Hkv == 0: GQA).
-    Block-mask tables (int32, PyTorch BlockMask layout, block size SPARSE_BLOCK): kv_num_blocks
-    [Bm, Hm, QB], kv_indices [Bm, Hm, QB, KVB] (partial blocks, mask applied) and optionally the full
-    ones; all None means no mask. Captured buffers are keyword arguments (see BUFFERS).
-    scale defaults to 1/sqrt(QK_HEAD_DIM); q_offset / kv_offset are added to the positions the mods see.
-    Returns out [B, Hq, Lq, V_HEAD_DIM] (contiguous), and the natural-log LSE [B, Hq, Lq] (f32, -inf for
-    fully masked rows, whose output is 0) when return_lse.
-
+${PYTHON_FLEX_ATTENTION_ARGS}
     The launch config (BLOCK_M, BLOCK_N, num_warps, num_stages) is, in this order: config= when given; the
     tuning cache's pick for this GPU and problem bucket (see tune()); a pick tuned now when autotune=True or
     FLEXATTN_AUTOTUNE=1 (printed to stderr, then cached on disk); the pick shipped for this GPU; CONFIG.
@@ -355,15 +313,7 @@ def tune(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, 
     """Tune ahead of time: time every candidate config on these arguments (as flex_attention takes them: captured
     buffers, scale, q_offset, kv_offset, return_lse as keywords), record the fastest in the tuning cache for this GPU
     and problem bucket (later calls use it) and return it. export_tuning / load_tuning carry picks to other machines."""
-    buffers = {spec[0]: kwargs.pop(spec[0], None) for spec in BUFFERS}
-    args = {key: kwargs.pop(key) for key in ("scale", "return_lse", "q_offset", "kv_offset") if key in kwargs}
-    if kwargs:
-        _fail(f"tune() got unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
-    call = _prepare(q, k, v, (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), buffers,
-                    args.get("scale"), args.get("return_lse", RETURN_LSE_DEFAULT), args.get("q_offset", 0),
-                    args.get("kv_offset", 0), None)
-    if call.tables is None:
-        _fail("tune() needs a problem with queries and keys (B, Hq, Lq and Lkv all > 0)")
+    call = _tune_call(q, k, v, (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), kwargs)
     return _resolve(call, None, _FORCE)[0]
 `;
 }

@@ -153,7 +153,7 @@ def main():
             mod.set_backward_config(None)
         finally:
             mod._flexattn_bwd_dkdv = real
-            mod._unfit.clear()
+            mod._unrunnable.clear()
     for i, spec in enumerate(mod.BUFFERS):
         if spec[0] not in case["gradBuffers"]:
             expect(grads[6 + i] is None, f"{name}: {spec[0]} (no requires_grad) gets no gradient")

@@ -199,7 +199,7 @@ def fresh(mod, cache_dir):
     mod._disk_entries = None
     mod._warned.clear()
     mod._last.clear()
-    mod._unfit.clear()
+    mod._unrunnable.clear()
     mod.SHIPPED = {}
 
 
@@ -485,18 +485,20 @@ def check_launcher(mod, folder):
     _, (_, _, kw), _ = launched()
     expect(mod.config_text(kw) == mod.config_text(fits), f"an unfit shipped pick falls back to {mod.config_text(fits)}")
     last = mod.last_config()
-    expect(last["config"] == fits and "out of resources" in last.get("fallback", ""), f"last_config tells the fallback {last}")
+    expect(last["config"] == fits and "cannot run" in last.get("fallback", "") and "shared memory" in last["fallback"],
+           f"last_config tells the fallback and why {last}")
     LAUNCHES.clear()
     mod.flex_attention(q, k, v, *tables, **bufs)
     expect(len(LAUNCHES) == 1 and mod.config_text(LAUNCHES[0][2]) == mod.config_text(fits),
            "the next call goes straight to the config that fits")
+    expect("cannot run" in mod.last_config().get("fallback", ""), "and still reports the fallback")
     try:
         mod.flex_attention(q, k, v, *tables, **bufs, config=dict(big))
         expect(False, "an explicit config over the GPU's resources is refused")
     except ValueError as e:
-        expect(mod.config_text(big) in str(e) and "does not fit" in str(e), f"the refusal names the config ({e})")
+        expect(mod.config_text(big) in str(e) and "cannot run" in str(e), f"the refusal names the config ({e})")
     mod.SHIPPED = {}
-    mod._unfit.clear()
+    mod._unrunnable.clear()
     TOO_BIG.clear()
     _, _, _ = launched()
     expect("fallback" not in mod.last_config(), "a call that runs its pick reports no fallback")

@@ -3,9 +3,23 @@
  * kv_indices, full_kv_num_blocks, full_kv_indices, *, <buffers>, scale, …, out)`, one text for
  * every backend that emits such a module (Triton, CUDA): the signature is the kernel ABI's, so the
  * ways a PyTorch caller can get it wrong, and the ValueErrors that say what to change, are too.
+ * Also the plumbing both modules' tuning needs: the device name picks are filed under, and the
+ * arguments of tune().
  *
- * Reads the module globals DTYPE, QK_HEAD_DIM, V_HEAD_DIM and SPARSE_BLOCK; needs `math` and `torch`.
+ * Reads the module globals DTYPE, QK_HEAD_DIM, V_HEAD_DIM, SPARSE_BLOCK, BUFFERS and
+ * RETURN_LSE_DEFAULT and (for tune) the module's _prepare; needs `math` and `torch`.
  */
+/** The arguments paragraph of a generated module's flex_attention docstring (4-space indent, newline-terminated). */
+export const PYTHON_FLEX_ATTENTION_ARGS = `    q: [B, Hq, Lq, QK_HEAD_DIM], k: [B, Hkv, Lkv, QK_HEAD_DIM], v: [B, Hkv, Lkv, V_HEAD_DIM], all DTYPE on
+    one CUDA device, any strides with a unit stride in the head dimension (Hq % Hkv == 0: GQA).
+    Block-mask tables (int32, PyTorch BlockMask layout, block size SPARSE_BLOCK): kv_num_blocks
+    [Bm, Hm, QB], kv_indices [Bm, Hm, QB, KVB] (partial blocks, mask applied) and optionally the full
+    ones; all None means no mask. Captured buffers are keyword arguments (see BUFFERS).
+    scale defaults to 1/sqrt(QK_HEAD_DIM); q_offset / kv_offset are added to the positions the mods see.
+    Returns out [B, Hq, Lq, V_HEAD_DIM] (contiguous unless given), and the natural-log LSE [B, Hq, Lq]
+    (f32, -inf for fully masked rows, whose output is 0) when return_lse.
+`;
+
 export function pythonInputChecks(): string {
   return `
 def _fail(msg):
@@ -89,6 +103,33 @@ def _output(out, B, Hq, Lq, device):
     if V_HEAD_DIM > 1 and out.stride(3) != 1:
         _fail("out must have stride 1 in the head dimension")
     return out
+
+
+_device_names = {}
+
+
+def _device_name(device):
+    """The name tuned picks are filed under: torch.cuda.get_device_name (e.g. "NVIDIA H100 80GB HBM3")."""
+    if device.type != "cuda":
+        return device.type
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _device_names:
+        _device_names[index] = torch.cuda.get_device_name(index)
+    return _device_names[index]
+
+
+def _tune_call(q, k, v, tables, kwargs):
+    """tune()'s arguments, as flex_attention takes them (captured buffers, scale, return_lse, q_offset, kv_offset as
+    keywords; anything else is refused), checked into the module's _prepare call."""
+    buffers = {spec[0]: kwargs.pop(spec[0], None) for spec in BUFFERS}
+    args = {key: kwargs.pop(key) for key in ("scale", "return_lse", "q_offset", "kv_offset") if key in kwargs}
+    if kwargs:
+        _fail(f"tune() got unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+    call = _prepare(q, k, v, tables, buffers, args.get("scale"), args.get("return_lse", RETURN_LSE_DEFAULT),
+                    args.get("q_offset", 0), args.get("kv_offset", 0), None)
+    if call.tables is None:
+        _fail("tune() needs a problem with queries and keys (B, Hq, Lq and Lkv all > 0)")
+    return call
 
 
 def dense_block_mask(q_len, kv_len, device):

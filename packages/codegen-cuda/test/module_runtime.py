@@ -1,0 +1,226 @@
+"""Runs a generated CUDA module's Python (config resolution, tuning, kernel choice and launch) without a GPU: stand-ins
+for the torch and cupy names the module touches, a numpy-backed tensor, kernels that record their launches instead of
+running, and CUDA events that report set timings per kernel. Used by module.test.ts.
+
+    python3 module_runtime.py MODULE.py
+
+Prints one line per failed expectation; no output means all held.
+"""
+import contextlib
+import importlib.util
+import io
+import os
+import sys
+import tempfile
+import types
+
+import numpy as np
+
+FAILURES = []
+
+
+def expect(cond, what):
+    if not cond:
+        FAILURES.append(what)
+
+
+# ---- stand-ins ----
+DEVICE = types.SimpleNamespace(type="cuda", index=0)
+CAPABILITY = [(9, 0)]
+LAUNCHES = []  # (kernel source, grid, block, shared_mem)
+COMPILED = []  # (source, options) of every NVRTC compile
+MS = {}  # kernel source -> ms per launch the stand-in events report
+CURRENT = [None]  # the source of the last launch (what an event pair times)
+
+
+class T:
+    """A tensor as the module's checks and launcher see it."""
+
+    def __init__(self, shape, dtype="bfloat16"):
+        self.a = np.zeros(shape, np.float32)
+        self.shape, self.dtype, self.device, self.requires_grad = tuple(shape), dtype, DEVICE, False
+
+    def dim(self):
+        return len(self.shape)
+
+    def stride(self, i=None):
+        st = tuple(x // self.a.itemsize for x in self.a.strides)
+        return st if i is None else st[i]
+
+    def numel(self):
+        return self.a.size
+
+    def is_contiguous(self):
+        return True
+
+    def data_ptr(self):
+        return id(self)
+
+    def new_empty(self, shape, dtype=None):
+        return T(shape, dtype or self.dtype)
+
+    def zero_(self):
+        return self
+
+    def fill_(self, _):
+        return self
+
+    def expand(self, *shape):
+        return T(shape, self.dtype)
+
+    def contiguous(self):
+        return self
+
+
+class Event:
+    def __init__(self, enable_timing=False):
+        self.source = None
+
+    def record(self):
+        self.source = CURRENT[0]
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, end):
+        return 10 * MS.get(end.source, 5.0)  # the timer launches 10 times between its events
+
+
+torch = types.ModuleType("torch")
+for name in ("bfloat16", "float16", "float32", "int32"):
+    setattr(torch, name, name)
+torch.Tensor = T
+torch.empty = lambda shape, dtype=None, device=None: T(shape, dtype)
+torch.zeros = torch.empty
+torch.full = lambda shape, value, dtype=None, device=None: T(shape, dtype)
+torch.arange = lambda n, dtype=None, device=None: T((n,), dtype)
+torch.empty_like = lambda t: T(t.shape, t.dtype)
+torch.zeros_like = torch.empty_like
+torch.cuda = types.SimpleNamespace(
+    get_device_capability=lambda d=None: CAPABILITY[0], get_device_name=lambda d=None: "Stand-in GPU", current_device=lambda: 0,
+    current_stream=lambda d=None: types.SimpleNamespace(cuda_stream=0), synchronize=lambda d=None: None, Event=Event)
+
+
+class Function:
+    """A compiled kernel: launching records the launch."""
+
+    def __init__(self, code):
+        self.code = code
+        self.max_dynamic_shared_size_bytes = 0
+
+    def __call__(self, grid, block, args, shared_mem=0):
+        CURRENT[0] = self.code
+        LAUNCHES.append((self.code, grid, block, shared_mem))
+
+
+class RawModule:
+    def __init__(self, code=None, options=(), path=None):
+        if path is not None:
+            raise AssertionError("the test hides nvcc: there are no cubins")
+        COMPILED.append((code, options))
+        self.code = code
+
+    def get_function(self, entry):
+        return Function(self.code)
+
+
+cupy = types.ModuleType("cupy")
+cupy.RawModule = RawModule
+cupy.cuda = types.SimpleNamespace(Device=lambda i: contextlib.nullcontext(), ExternalStream=lambda s: contextlib.nullcontext())
+sys.modules.update({"torch": torch, "cupy": cupy})
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location("generated_cuda", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.shutil = types.SimpleNamespace(which=lambda name: None)  # no nvcc: NVRTC through the stand-in cupy
+    return mod
+
+
+def quiet(fn, *args, **kwargs):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        return fn(*args, **kwargs), err.getvalue()
+
+
+def main():
+    mod = load(sys.argv[1])
+    os.environ["FLEXATTN_CACHE_DIR"] = tempfile.mkdtemp(prefix="flexattn-cuda-tune-")
+    os.environ["FLEXATTN_CACHE"] = tempfile.mkdtemp(prefix="flexattn-cuda-bin-")
+    names = list(mod.KERNELS)
+    expect(len(names) >= 3, f"the module carries several kernels ({names})")
+    expect(mod.CONFIG == {"name": names[0]} and mod.CANDIDATES[0] == mod.CONFIG, "CONFIG is the first kernel and the first candidate")
+    expect(mod.check_config(names[1]) == {"name": names[1]} and mod.check_config({"name": names[1]}) == {"name": names[1]},
+           "a config is a kernel name or dict(name=...)")
+    for bad in ("nope", {"name": "nope"}, {"BLOCK_M": 64}, 3):
+        try:
+            mod.check_config(bad)
+            FAILURES.append(f"check_config accepts {bad!r}")
+        except ValueError as e:
+            expect(names[0] in str(e), f"the refusal of {bad!r} lists the kernel names ({e})")
+
+    B, H, L = 2, 4, 256
+    q, k, v = T((B, H, L, mod.QK_HEAD_DIM), mod.DTYPE), T((B, H, L, mod.QK_HEAD_DIM), mod.DTYPE), T((B, H, L, mod.V_HEAD_DIM), mod.DTYPE)
+    bufs = {name: T(shape, dtype) for name, dtype, shape in mod.BUFFERS}
+
+    def launched(**kw):
+        LAUNCHES.clear()
+        result, err = quiet(mod.flex_attention, q, k, v, **bufs, **kw)
+        return result, LAUNCHES[-1], err
+
+    def kernel_of(code):
+        return next(n for n, kern in mod.KERNELS.items() if kern["source"] == code)
+
+    # Untuned: the default kernel, with its own launch shape.
+    _, (code, grid, block, smem), _ = launched()
+    first = mod.KERNELS[names[0]]
+    expect(kernel_of(code) == names[0], "an untuned call runs the default kernel")
+    expect(grid == (-(-L // first["block_m"]), H, B) and block == (first["threads"],) and smem == first["smem"],
+           f"the default kernel's grid, threads and shared memory ({grid}, {block}, {smem})")
+    expect(mod.last_config()["source"] == "default", "last_config says default")
+
+    # An explicit config runs that kernel.
+    _, (code, grid, block, smem), _ = launched(config=names[2])
+    kern = mod.KERNELS[names[2]]
+    expect(kernel_of(code) == names[2] and grid[0] == -(-L // kern["block_m"]) and smem == kern["smem"], "config= runs its kernel")
+    expect(mod.last_config()["source"] == "explicit", "last_config says explicit")
+
+    # Tuning times every kernel into scratch outputs, picks the fastest and caches it; the next call uses the cache.
+    MS.clear()
+    MS[mod.KERNELS[names[-1]]["source"]] = 1.0
+    _, (code, _, _, _), err = launched(autotune=True)
+    expect(kernel_of(code) == names[-1] and mod.last_config()["source"] == "tuned", f"autotune picks the fastest ({mod.last_config()})")
+    expect(f"candidate 1/{len(names)}" in err, "tuning prints progress")
+    _, (code, _, _, _), _ = launched()
+    expect(kernel_of(code) == names[-1] and mod.last_config()["source"] == "cache", "the next call uses the cached pick")
+    MS.clear()
+    MS[mod.KERNELS[names[1]]["source"]] = 0.5
+    pick, _ = quiet(mod.tune, q, k, v, **bufs)
+    expect(pick == {"name": names[1]}, f"tune() re-times and returns the new pick ({pick})")
+
+    # A wgmma default on a GPU that is not compute capability 9.0: the first kernel that runs there, reported.
+    if first["kernel"] == "wgmma":
+        runnable = next((n for n in names if mod.KERNELS[n]["kernel"] != "wgmma"), None)
+        expect(runnable is not None, "a wgmma module also carries kernels for other GPUs")
+        mod._disk_entries, mod._kernels = {}, {}
+        CAPABILITY[0] = (8, 0)
+        try:
+            _, (code, _, _, _), _ = launched(autotune=False)
+            last = mod.last_config()
+            expect(kernel_of(code) == runnable and "cannot run" in last.get("fallback", ""),
+                   f"an A100-class GPU runs {runnable} instead of the wgmma default ({last})")
+            try:
+                mod.flex_attention(q, k, v, **bufs, config=names[0])
+                FAILURES.append("an explicit wgmma config on compute capability 8.0 is accepted")
+            except ValueError as e:
+                expect("compute capability 9.0" in str(e), f"the refusal says why ({e})")
+        finally:
+            CAPABILITY[0] = (9, 0)
+    expect(all(opts[-1] == "--gpu-architecture=sm_90a" for code, opts in COMPILED if mod.KERNELS[kernel_of(code)]["kernel"] == "wgmma"),
+           "NVRTC compiles wgmma kernels for sm_90a")
+    print("\n".join(FAILURES))
+
+
+if __name__ == "__main__":
+    main()
