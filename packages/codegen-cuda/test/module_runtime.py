@@ -44,7 +44,7 @@ class T:
         return len(self.shape)
 
     def stride(self, i=None):
-        st = tuple(x // self.a.itemsize for x in self.a.strides)
+        st = tuple(int(np.prod(self.shape[d + 1:])) for d in range(len(self.shape)))  # contiguous, as torch reports
         return st if i is None else st[i]
 
     def numel(self):
@@ -198,6 +198,12 @@ def main():
     MS[mod.KERNELS[names[1]]["source"]] = 0.5
     pick, _ = quiet(mod.tune, q, k, v, **bufs)
     expect(pick == {"name": names[1]}, f"tune() re-times and returns the new pick ({pick})")
+
+    # Nothing to compute (no keys, or no queries): no launch.
+    LAUNCHES.clear()
+    mod.flex_attention(q, T((B, H, 0, mod.QK_HEAD_DIM), mod.DTYPE), T((B, H, 0, mod.V_HEAD_DIM), mod.DTYPE), **bufs)
+    mod.flex_attention(T((B, H, 0, mod.QK_HEAD_DIM), mod.DTYPE), k, v, **bufs)
+    expect(not LAUNCHES, "an empty problem launches nothing")
 
     # A wgmma default on a GPU that is not compute capability 9.0: the first kernel that runs there, reported.
     if first["kernel"] == "wgmma":

@@ -222,12 +222,7 @@ def _prepare(q, k, v, tables, buffers, scale, return_lse, q_offset, kv_offset, o
     out = _output(out, B, Hq, Lq, device)
     lse = torch.empty((B, Hq, Lq), dtype=torch.float32, device=device) if return_lse else out.new_empty((1,), dtype=torch.float32)
     call = _Call(q, k, v, out, lse, return_lse)
-    if B == 0 or Hq == 0 or Lq == 0:
-        return call
-    if Lkv == 0:  # nothing to attend to: every row is fully masked
-        out.zero_()
-        if return_lse:
-            lse.fill_(float("-inf"))
+    if _trivial(call):
         return call
     call.tables, call.forms = _check_tables(tables, B, Hq, Lq, Lkv, device)
     call.bufs, call.scale, call.q_offset, call.kv_offset = bufs, scale, int(q_offset), int(kv_offset)

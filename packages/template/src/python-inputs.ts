@@ -132,6 +132,19 @@ def _tune_call(q, k, v, tables, kwargs):
     return call
 
 
+def _trivial(call):
+    """Whether a call has nothing to compute: no query rows (an empty output), or no keys (every row fully masked:
+    out 0, LSE -inf, written here). call has B, Hq, Lq, Lkv, out, lse and return_lse."""
+    if call.B == 0 or call.Hq == 0 or call.Lq == 0:
+        return True
+    if call.Lkv == 0:
+        call.out.zero_()
+        if call.return_lse:
+            call.lse.fill_(float("-inf"))
+        return True
+    return False
+
+
 def dense_block_mask(q_len, kv_len, device):
     """Block-mask tables with every block full: attention without a mask."""
     qb, kvb = _cdiv(q_len, SPARSE_BLOCK[0]), _cdiv(kv_len, SPARSE_BLOCK[1])
