@@ -1,7 +1,7 @@
 /**
  * The WGSL backward on a GPU machine (Dawn; Vulkan there): the backward conformance suite, bitwise
- * determinism of a bias table's gradient, and wall times of the forward and the backward (upload
- * and readback included; the backward has no timestamp-query timing yet) on causal attention with
+ * determinism of a bias table's gradient, wall times of the forward and the backward (upload and
+ * readback included) and the backward's GPU time alone (timestamp queries) on causal attention with
  * a learnable [2N − 1] relative-position bias, and with the same bias computed from q − kv (no
  * buffer, so no buffer gradient): the difference is what deterministic buffer gradients cost.
  * Writes `backward-device.json` to --out.
@@ -19,7 +19,7 @@ import {
   BACKWARD_CASES, type BackwardInvocation, type KernelConfig, type KernelInvocation, backwardMods, contiguousStrides, instantiateBackwardCase, mulberry32, randomNormal,
   resolveProblem, runBackwardConformance,
 } from "@flexattn/template";
-import { requestFlexDevice, runWgsl, runWgslBackward } from "../src/index.js";
+import { prepareWgslBackward, requestFlexDevice, runWgsl, runWgslBackward, timeWgsl } from "../src/index.js";
 
 const args = process.argv.slice(2);
 const arg = (name: string) => {
@@ -97,14 +97,17 @@ for (const n of quick ? [128] : [1024, 4096])
       const backwardMs = await median(3, async () => {
         config = (await runWgslBackward(inv, { device: dev, config })).artifact.config;
       });
+      // The backward's GPU time alone: its passes dispatched back to back (timestamp queries where the device has them).
+      const kernel = await timeWgsl(await prepareWgslBackward(inv, { device: dev, config }));
       const mod = learnable ? "causal + learnable relative bias [2N-1] (buffer gradient)" : "causal + computed relative bias (no buffer gradient)";
-      const row = { n, d, heads, mod, forwardMs, backwardMs, backwardConfig: config };
+      const row = { n, d, heads, mod, forwardMs, backwardMs, backwardKernelMs: kernel.medianMs, kernelTiming: kernel.method, backwardConfig: config };
       timings.push(row);
       console.log(JSON.stringify(row));
     }
   }
 report.timings = timings;
-report.timingNote = "wall time per call (upload, dispatch, readback), median of 3 after one warm-up";
+report.timingNote = "forwardMs / backwardMs: wall time per call (upload, dispatch, readback), median of 3 after one warm-up; " +
+  "backwardKernelMs: the backward's passes alone on the GPU (timeWgsl: median per dispatch, kernelTiming says how)";
 
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, "backward-device.json"), JSON.stringify(report, null, 2));

@@ -153,12 +153,33 @@ export async function runWgslBackward(inv: BackwardInvocation, o: RunWgslBackwar
   return withDeviceLock(dev.device, async () => {
     const artifact = backwardArtifactFor(inv, dev, o);
     checkOutputs(inv, artifact.gradBuffers);
-    await dispatchBackward(inv, dev, artifact);
+    await (await prepareBackward(inv, dev, artifact)).run();
     return { artifact };
   });
 }
 
-async function dispatchBackward(inv: BackwardInvocation, dev: FlexDevice, a: WgslBackwardArtifact): Promise<void> {
+/** One invocation's backward, uploaded and bound: encode() records its four passes (for timing), run() also reads the gradients back. */
+export interface PreparedWgslBackward {
+  readonly artifact: WgslBackwardArtifact;
+  readonly device: FlexDevice;
+  encode(pass: GPUComputePassEncoder): void;
+  run(): Promise<void>;
+}
+
+/**
+ * The backward of one invocation, ready to dispatch (for timing with timeWgsl). It holds the
+ * device's pooled buffers: use it before the next call on that device.
+ */
+export async function prepareWgslBackward(inv: BackwardInvocation, o: RunWgslBackwardOptions = {}): Promise<PreparedWgslBackward> {
+  const dev = await resolveDevice(o.device);
+  return withDeviceLock(dev.device, async () => {
+    const artifact = backwardArtifactFor(inv, dev, o);
+    checkOutputs(inv, artifact.gradBuffers);
+    return prepareBackward(inv, dev, artifact);
+  });
+}
+
+async function prepareBackward(inv: BackwardInvocation, dev: FlexDevice, a: WgslBackwardArtifact): Promise<PreparedWgslBackward> {
   const { device } = dev;
   const p = inv.problem;
   const { passes } = await backwardPipelines(device, a);
@@ -229,9 +250,7 @@ async function dispatchBackward(inv: BackwardInvocation, dev: FlexDevice, a: Wgs
   };
   device.queue.writeBuffer(buffers.scratch!, 0, inv.lse.buffer, inv.lse.byteOffset, rows * 4);
   device.pushErrorScope("validation");
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  for (const ps of passes) {
+  const bound = passes.map((ps) => {
     const name = a.passes.find((x) => x.entry === ps.entry)!.name;
     const bindGroup = device.createBindGroup({
       layout: ps.layout,
@@ -241,25 +260,40 @@ async function dispatchBackward(inv: BackwardInvocation, dev: FlexDevice, a: Wgs
         return { binding: BACKWARD_BINDING[b], resource: { buffer, ...(b === "params" ? { size: BACKWARD_PARAMS_BYTES } : {}) } };
       }),
     });
-    pass.setPipeline(ps.pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...grids[name]);
-  }
-  pass.end();
-  const readDq = readBack(device, enc, buffers.dq!, 0, dqWords);
-  const readDkv = readBack(device, enc, buffers.dkv!, 0, dkWords + dvWords);
-  const readGrads = readBack(device, enc, buffers.scratch!, scratch.grads, G);
-  device.queue.submit([enc.finish()]);
-  const err = await device.popErrorScope();
-  if (err) throw new FlexAttnError(`WGSL backward dispatch failed: ${err.message}`);
-  const [dq, dkv, grads] = [await readDq(), await readDkv(), await readGrads()];
-  const gs = inv.gradStrides;
-  scatterGradient(dq, inv.dq, gs.dq, [p.batch, p.qHeads, p.qLen, p.qkHeadDim], p.dtype);
-  scatterGradient(dkv.subarray(0, dkWords), inv.dk, gs.dk, [p.batch, p.kvHeads, p.kvLen, p.qkHeadDim], p.dtype);
-  scatterGradient(dkv.subarray(dkWords), inv.dv, gs.dv, [p.batch, p.kvHeads, p.kvLen, p.vHeadDim], p.dtype);
-  const { offsets } = gradBufferOffsets(backwardMods(inv.score));
-  inv.dBuffers.forEach((d, k) => {
-    d.set(grads.subarray(offsets[k], offsets[k] + d.length));
+    return { pipeline: ps.pipeline, bindGroup, grid: grids[name] };
   });
+  const bindError = await device.popErrorScope();
+  if (bindError) throw new FlexAttnError(`WGSL backward binding failed: ${bindError.message}`);
+  const encode = (pass: GPUComputePassEncoder) => {
+    for (const b of bound) {
+      pass.setPipeline(b.pipeline);
+      pass.setBindGroup(0, b.bindGroup);
+      pass.dispatchWorkgroups(...b.grid);
+    }
+  };
+  const run = async () => {
+    device.pushErrorScope("validation");
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    encode(pass);
+    pass.end();
+    const readDq = readBack(device, enc, buffers.dq!, 0, dqWords);
+    const readDkv = readBack(device, enc, buffers.dkv!, 0, dkWords + dvWords);
+    const readGrads = readBack(device, enc, buffers.scratch!, scratch.grads, G);
+    device.queue.submit([enc.finish()]);
+    const err = await device.popErrorScope();
+    if (err) throw new FlexAttnError(`WGSL backward dispatch failed: ${err.message}`);
+    const [dq, dkv, grads] = [await readDq(), await readDkv(), await readGrads()];
+    const gs = inv.gradStrides;
+    scatterGradient(dq, inv.dq, gs.dq, [p.batch, p.qHeads, p.qLen, p.qkHeadDim], p.dtype);
+    scatterGradient(dkv.subarray(0, dkWords), inv.dk, gs.dk, [p.batch, p.kvHeads, p.kvLen, p.qkHeadDim], p.dtype);
+    scatterGradient(dkv.subarray(dkWords), inv.dv, gs.dv, [p.batch, p.kvHeads, p.kvLen, p.vHeadDim], p.dtype);
+    const { offsets } = gradBufferOffsets(backwardMods(inv.score));
+    inv.dBuffers.forEach((d, k) => {
+      d.set(grads.subarray(offsets[k], offsets[k] + d.length));
+    });
+  };
+  return { artifact: a, device: dev, encode, run };
 }
+
 

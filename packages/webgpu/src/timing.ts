@@ -3,7 +3,13 @@
  * device has it (Dawn in Node is created with timestamp quantization off), else wall-clock
  * time of a batch of dispatches divided by their number.
  */
-import type { PreparedWgsl } from "./runner.js";
+import type { FlexDevice } from "./device.js";
+
+/** Anything that records its dispatches into a compute pass: a prepared forward (prepareWgsl) or backward (prepareWgslBackward). */
+export interface Encodable {
+  readonly device: FlexDevice;
+  encode(pass: GPUComputePassEncoder): void;
+}
 
 export interface TimingOptions {
   /** Timed dispatches (default 20) after at least `warmup` untimed ones (default 3) and `warmupMs` (default 200 ms, so clocks ramp up). */
@@ -34,8 +40,8 @@ export interface TimingResult {
   rounds: number;
 }
 
-/** Time a prepared kernel on its device (see TimingOptions). */
-export async function timeWgsl(k: PreparedWgsl, o: TimingOptions = {}): Promise<TimingResult> {
+/** Time a prepared kernel (all of its dispatches) on its device (see TimingOptions). */
+export async function timeWgsl(k: Encodable, o: TimingOptions = {}): Promise<TimingResult> {
   const { device } = k.device;
   const iterations = o.iterations ?? 20;
   const warmup = o.warmup ?? 3;
@@ -67,7 +73,7 @@ export async function timeWgsl(k: PreparedWgsl, o: TimingOptions = {}): Promise<
 }
 
 /** Per-dispatch GPU times of `iterations` back-to-back dispatches; null if the device returned zeros. */
-async function timestampBlock(k: PreparedWgsl, iterations: number): Promise<number[] | null> {
+async function timestampBlock(k: Encodable, iterations: number): Promise<number[] | null> {
   const { device } = k.device;
   const querySet = device.createQuerySet({ type: "timestamp", count: 2 * iterations });
   const resolve = device.createBuffer({ size: 16 * iterations, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });

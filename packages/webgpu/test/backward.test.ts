@@ -9,7 +9,7 @@ import {
   BACKWARD_CASES, type BackwardInstance, type KernelConfig, checkBackwardInstance, instantiateBackwardCase, layoutStrides, runBackwardConformance,
 } from "@flexattn/template";
 import { BACKWARD_OPTION } from "@flexattn/codegen-wgsl";
-import { BACKWARD_POOL_ROLES, type FlexDevice, poolFor, runWgslBackward } from "../src/index.js";
+import { BACKWARD_POOL_ROLES, type FlexDevice, poolFor, prepareWgslBackward, runWgslBackward, timeWgsl } from "../src/index.js";
 import { testDevice } from "./setup.js";
 
 const device = await testDevice();
@@ -90,6 +90,20 @@ describe.skipIf(!device)("WGSL backward on WebGPU", { timeout: WGSL_TEST_TIMEOUT
       for (const k of ["dq", "dk", "dv"] as const) expect(bits(a[k])).toEqual(bits(b[k]));
       expect(checkBackwardInstance(a).pass).toBe(true);
     }
+  });
+
+  it("a prepared backward times all of its passes, then runs to the same gradients", async () => {
+    const cs = BACKWARD_CASES.find((c) => c.name === "learnable-relative-bias-2N-1")!;
+    const inst = instantiateBackwardCase(cs, 99);
+    poisonDeviceBuffers(dev);
+    const prepared = await prepareWgslBackward(inst, { device: dev });
+    const t = await timeWgsl(prepared, { iterations: 3, warmup: 1, warmupMs: 0, maxRounds: 1 });
+    expect(t.medianMs).toBeGreaterThan(0);
+    await prepared.run();
+    expect(checkBackwardInstance(inst).pass).toBe(true);
+    const again = instantiateBackwardCase(cs, 99);
+    await run(again);
+    for (const k of ["dq", "dk", "dv"] as const) expect(Array.from(inst[k])).toEqual(Array.from(again[k]));
   });
 
   it("refuses gradient outputs of the wrong kind before running", async () => {
