@@ -13,18 +13,14 @@ import torch
 import torch.nn.functional as F
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+from torch.nn.attention.flex_attention import create_block_mask
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from f32_flex import compiled_f32_flex  # noqa: E402
 
 OUT = sys.argv[1]
 BUDGET_S = float(os.environ.get("ANCHOR_BUDGET_S", "220"))
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
-torch.set_float32_matmul_precision("highest")
-# Every variant and shape is a new closure: without this, flex silently falls back to eager.
-for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit", "accumulated_recompile_limit"):
-    if hasattr(torch._dynamo.config, name):
-        setattr(torch._dynamo.config, name, 1000)
-flex = torch.compile(flex_attention, dynamic=False)
+flex = compiled_f32_flex()
 dev = "cuda"
 
 

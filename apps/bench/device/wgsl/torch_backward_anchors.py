@@ -10,15 +10,13 @@ import sys
 
 import torch
 import triton.testing
-from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+from torch.nn.attention.flex_attention import create_block_mask
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from f32_flex import compiled_f32_flex  # noqa: E402
 
 OUT = sys.argv[1]
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.set_float32_matmul_precision("highest")
-for name in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit", "accumulated_recompile_limit"):
-    if hasattr(torch._dynamo.config, name):
-        setattr(torch._dynamo.config, name, 1000)
-flex = torch.compile(flex_attention, dynamic=False)
+flex = compiled_f32_flex()
 dev = "cuda"
 HEADS = 8
 
