@@ -82,6 +82,9 @@ function kernelEntry(spec: KernelSpec, artifact: KernelArtifact): string {
 }
 
 export function cudaPythonModule(spec: KernelSpec, artifact: KernelArtifact = generateCuda(spec), options: CudaModuleOptions = {}): string {
+  if (cudaConfigName(artifact.config, spec.dtype) !== cudaConfigName(spec.config, spec.dtype)) {
+    throw new FlexAttnError(`cudaPythonModule: the artifact was generated for ${cudaConfigName(artifact.config, spec.dtype)}, the spec asks for ${cudaConfigName(spec.config, spec.dtype)}`);
+  }
   const artifacts = [artifact, ...cudaModuleConfigs(spec, options.configs).slice(1).map((config) => generateCuda({ ...spec, config }))];
   const buffers = capturedBuffers(spec).map((b, i) => {
     const buf = b.graph.buffers[b.slot];

@@ -56,6 +56,7 @@ describe("the generated CUDA module", () => {
     const py = cudaPythonModule(s);
     for (const c of configs) expect(py).toContain(generateCuda({ ...s, config: c }).source);
     expect(cudaPythonModule(s, generateCuda(s), { configs: 1 })).not.toContain(generateCuda({ ...s, config: configs[1] }).source);
+    expect(() => cudaPythonModule(s, generateCuda({ ...s, config: configs[1] }))).toThrow(/the artifact was generated for/);
   });
 
   for (const [name, target] of [["alibi-causal", SM90], ["causal", undefined]] as const) {
