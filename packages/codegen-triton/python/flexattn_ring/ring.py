@@ -4,7 +4,19 @@ import torch.distributed as dist
 
 from .merge import merge_attention_partial
 
-_K_TAG, _V_TAG, _DK_TAG, _DV_TAG = 17, 18, 19, 20
+_KV_TAGS, _DKV_TAGS = (17, 18), (19, 20)  # a shard's K and V; its dK and dV sums
+
+
+def _ring_position(process_group):
+    """(world size, this rank, the global ranks of the next and the previous rank on the ring)."""
+    W = dist.get_world_size(process_group) if dist.is_initialized() else 1
+    rank = dist.get_rank(process_group) if dist.is_initialized() else 0
+    return W, rank, _global_rank(process_group, (rank + 1) % W), _global_rank(process_group, (rank - 1) % W)
+
+
+def _pair_ops(op, pair, peer, process_group, tags):
+    """P2P ops moving a pair of tensors (K and V, or their gradient sums) to or from a peer."""
+    return [dist.P2POp(op, t, peer, process_group, tag) for t, tag in zip(pair, tags)]
 
 
 def _global_rank(group, rank):
@@ -73,30 +85,24 @@ class RingFlexAttention(torch.autograd.Function):
 
 def _ring_forward(q_shard, k_shard, v_shard, buffers, plan, kernel, process_group, scale):
     """The ring's forward: this rank's merged (out in q's dtype, LSE f32)."""
-    W = dist.get_world_size(process_group) if dist.is_initialized() else 1
-    rank = dist.get_rank(process_group) if dist.is_initialized() else 0
+    W, rank, nxt, prev = _ring_position(process_group)
     if W != plan.layout.world_size:
         raise ValueError(f"the plan shards over {plan.layout.world_size} rank(s) but the process group has {W}")
     buffer_kw = _check_call(plan, rank, kernel, q_shard, k_shard, v_shard, buffers)
     acc_out, acc_lse = _accumulator(q_shard, v_shard)
-    nxt, prev = _global_rank(process_group, (rank + 1) % W), _global_rank(process_group, (rank - 1) % W)
     # The caller's K/V are only read (sent and computed on at step 0); arrivals alternate between two buffers, so a
     # buffer is written only after the step that computed on it and sent it has finished.
     held = (k_shard.contiguous(), v_shard.contiguous())
     spare = [None, None]
     for s, step in enumerate(plan.steps):
         x = step[rank]
-        ops = []
-        if x.send:
-            ops += [dist.P2POp(dist.isend, held[0], nxt, process_group, _K_TAG),
-                    dist.P2POp(dist.isend, held[1], nxt, process_group, _V_TAG)]
+        ops = _pair_ops(dist.isend, held, nxt, process_group, _KV_TAGS) if x.send else []
         incoming = None
         if x.recv:
             if spare[s % 2] is None:
                 spare[s % 2] = (torch.empty_like(held[0]), torch.empty_like(held[1]))
             incoming = spare[s % 2]
-            ops += [dist.P2POp(dist.irecv, incoming[0], prev, process_group, _K_TAG),
-                    dist.P2POp(dist.irecv, incoming[1], prev, process_group, _V_TAG)]
+            ops += _pair_ops(dist.irecv, incoming, prev, process_group, _KV_TAGS)
         # One batch per step: NCCL starts the sends and receives of all ranks as a group (issued one by one, every
         # rank's first isend would wait on its neighbour's, all around the ring).
         requests = dist.batch_isend_irecv(ops) if ops else []
@@ -114,37 +120,32 @@ def _ring_backward(q_shard, k_shard, v_shard, out, lse, dout, buffers, plan, ker
     share to the held shard's dK/dV accumulators (f32) and to its dQ; then the held K/V go on to rank + 1 (sent while
     computing, as in the forward) and the accumulators after them, so after world-size steps every shard's
     accumulators are back with its owner. Every step moves every shard: accumulators must come home."""
-    W = dist.get_world_size(process_group) if dist.is_initialized() else 1
-    rank = dist.get_rank(process_group) if dist.is_initialized() else 0
+    W, rank, nxt, prev = _ring_position(process_group)
     buffer_kw = _check_call(plan, rank, kernel, q_shard, k_shard, v_shard, buffers)
-    nxt, prev = _global_rank(process_group, (rank + 1) % W), _global_rank(process_group, (rank - 1) % W)
     dout = dout.contiguous()
     acc_dq = torch.zeros(q_shard.shape, dtype=torch.float32, device=q_shard.device)
     held = (k_shard.contiguous(), v_shard.contiguous())
     acc = (torch.zeros(k_shard.shape, dtype=torch.float32, device=k_shard.device),
            torch.zeros(v_shard.shape, dtype=torch.float32, device=v_shard.device))
+    # Two buffers each for arriving K/V and dK/dV sums, as in the forward: one is read or sent while the other fills.
+    spare, arriving = [None, None], None
     for s in range(W):
-        kv_rank = (rank - s) % W
         incoming, requests = None, []
         if s < W - 1:
-            incoming = (torch.empty_like(held[0]), torch.empty_like(held[1]))
-            requests = dist.batch_isend_irecv([
-                dist.P2POp(dist.isend, held[0], nxt, process_group, _K_TAG),
-                dist.P2POp(dist.isend, held[1], nxt, process_group, _V_TAG),
-                dist.P2POp(dist.irecv, incoming[0], prev, process_group, _K_TAG),
-                dist.P2POp(dist.irecv, incoming[1], prev, process_group, _V_TAG)])
-        _backward_pair(plan, rank, kv_rank, q_shard, out, lse, dout, held, kernel, buffer_kw, scale, acc_dq, acc)
+            if spare[s % 2] is None:
+                spare[s % 2] = (torch.empty_like(held[0]), torch.empty_like(held[1]))
+            incoming = spare[s % 2]
+            requests = dist.batch_isend_irecv(_pair_ops(dist.isend, held, nxt, process_group, _KV_TAGS) +
+                                              _pair_ops(dist.irecv, incoming, prev, process_group, _KV_TAGS))
+        _backward_pair(plan, rank, (rank - s) % W, q_shard, out, lse, dout, held, kernel, buffer_kw, scale, acc_dq, acc)
         for r in requests:
             r.wait()
         if W > 1:
-            arriving = (torch.empty_like(acc[0]), torch.empty_like(acc[1]))
-            for r in dist.batch_isend_irecv([
-                    dist.P2POp(dist.isend, acc[0], nxt, process_group, _DK_TAG),
-                    dist.P2POp(dist.isend, acc[1], nxt, process_group, _DV_TAG),
-                    dist.P2POp(dist.irecv, arriving[0], prev, process_group, _DK_TAG),
-                    dist.P2POp(dist.irecv, arriving[1], prev, process_group, _DV_TAG)]):
+            arriving = arriving or (torch.empty_like(acc[0]), torch.empty_like(acc[1]))
+            for r in dist.batch_isend_irecv(_pair_ops(dist.isend, acc, nxt, process_group, _DKV_TAGS) +
+                                            _pair_ops(dist.irecv, arriving, prev, process_group, _DKV_TAGS)):
                 r.wait()
-            acc = arriving
+            acc, arriving = arriving, acc
         if incoming is not None:
             held = incoming
     return acc_dq.to(q_shard.dtype), acc[0].to(k_shard.dtype), acc[1].to(v_shard.dtype)
@@ -152,15 +153,10 @@ def _ring_backward(q_shard, k_shard, v_shard, out, lse, dout, buffers, plan, ker
 
 def _backward_pair(plan, rank, kv_rank, q_shard, out, lse, dout, held, kernel, buffer_kw, scale, acc_dq, acc):
     """One (query shard, key shard) pair's gradients, a kernel call per non-empty chunk pair, added to the f32 sums."""
-    c = plan.layout.chunk_len
-    bq, bkv = plan.tables.block_size
-    for cp in plan.pairs[rank][kv_rank].chunk_pairs:
-        q_rows = slice(cp.q_local_start, cp.q_local_start + c)
-        kv_rows = slice(cp.kv_local_start, cp.kv_local_start + c)
+    for q_rows, kv_rows, tables, offsets in _chunk_calls(plan, rank, kv_rank, q_shard.device):
         dq, dk, dv = kernel.flex_attention_backward(
             q_shard[:, :, q_rows], held[0][:, :, kv_rows], held[1][:, :, kv_rows], out[:, :, q_rows],
-            lse[:, :, q_rows].contiguous(), dout[:, :, q_rows], *plan.chunk_tables(cp, q_shard.device), **buffer_kw,
-            scale=scale, q_offset=cp.q_blocks[0] * bq, kv_offset=cp.kv_blocks[0] * bkv)
+            lse[:, :, q_rows].contiguous(), dout[:, :, q_rows], *tables, **buffer_kw, scale=scale, **offsets)
         acc_dq[:, :, q_rows] += dq.float()
         acc[0][:, :, kv_rows] += dk.float()
         acc[1][:, :, kv_rows] += dv.float()
@@ -230,14 +226,19 @@ def _accumulator(q_shard, v):
             torch.full((B, Hq, L), float("-inf"), dtype=torch.float32, device=q_shard.device))
 
 
-def _compute_pair(plan, rank, kv_rank, q_shard, held, kernel, buffer_kw, scale, acc_out, acc_lse):
-    """One (query shard, key shard) pair: a kernel call per non-empty chunk pair, merged into the accumulator."""
+def _chunk_calls(plan, rank, kv_rank, device):
+    """The kernel calls of one (query shard, key shard) pair, one per non-empty chunk pair: the rows of each in the
+    shards, and its sliced tables and offsets as keyword arguments."""
     c = plan.layout.chunk_len
     bq, bkv = plan.tables.block_size
     for cp in plan.pairs[rank][kv_rank].chunk_pairs:
-        q_rows = slice(cp.q_local_start, cp.q_local_start + c)
-        kv_rows = slice(cp.kv_local_start, cp.kv_local_start + c)
-        out, lse = kernel.flex_attention(
-            q_shard[:, :, q_rows], held[0][:, :, kv_rows], held[1][:, :, kv_rows], *plan.chunk_tables(cp, q_shard.device),
-            **buffer_kw, scale=scale, return_lse=True, q_offset=cp.q_blocks[0] * bq, kv_offset=cp.kv_blocks[0] * bkv)
+        yield (slice(cp.q_local_start, cp.q_local_start + c), slice(cp.kv_local_start, cp.kv_local_start + c),
+               plan.chunk_tables(cp, device), dict(q_offset=cp.q_blocks[0] * bq, kv_offset=cp.kv_blocks[0] * bkv))
+
+
+def _compute_pair(plan, rank, kv_rank, q_shard, held, kernel, buffer_kw, scale, acc_out, acc_lse):
+    """One (query shard, key shard) pair: a kernel call per non-empty chunk pair, merged into the accumulator."""
+    for q_rows, kv_rows, tables, offsets in _chunk_calls(plan, rank, kv_rank, q_shard.device):
+        out, lse = kernel.flex_attention(q_shard[:, :, q_rows], held[0][:, :, kv_rows], held[1][:, :, kv_rows], *tables,
+                                         **buffer_kw, scale=scale, return_lse=True, **offsets)
         merge_attention_partial(acc_out[:, :, q_rows], acc_lse[:, :, q_rows], out, lse)
