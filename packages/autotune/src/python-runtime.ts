@@ -230,31 +230,43 @@ def resolve_config(device, bucket, config=None, autotune=None, bench=None):
 _unrunnable = set()  # (device, config text) of configs this module's kernel cannot run there
 
 
-def launch_resolved(device, picked, source, launch, cannot_run):
-    """Launch with resolve_config's pick: launch(config). A pick the GPU cannot run (cannot_run(exception) says which
-    failures mean that: out of shared memory, another architecture) was made for other kernels or GPUs, so it gives
-    way to the first of CANDIDATES that runs, remembered for the process and reported by last_config()["fallback"];
-    a config the caller chose is refused instead, with the reason. Returns the config that ran."""
-    explicit = source == "explicit"
-    for c in (picked,) if explicit else (picked, *CANDIDATES):
-        if not explicit and (device, config_text(c)) in _unrunnable:
+def first_that_runs(device, choices, launch, cannot_run, text=config_text, refuse=None, what="config"):
+    """launch(c) for the first of choices this GPU can run: cannot_run(exception) says which failures mean it cannot
+    (out of shared memory, another architecture), and one that failed so is skipped for the rest of the process.
+    Returns (the config that ran, what launch returned, why choices[0] could not run in this call, or None). With
+    refuse (the caller chose choices[0]) only that one is tried, and its failure is ValueError(refuse(c, error))."""
+    why = None
+    for c in choices[:1] if refuse else choices:
+        if not refuse and (device, text(c)) in _unrunnable:
             continue
         try:
-            launch(c)
+            result = launch(c)
         except Exception as e:
             if not cannot_run(e):
                 raise
-            if explicit:
-                raise ValueError(f"config {config_text(c)} cannot run on {device}: {e}; pass another, or none") from None
-            _unrunnable.add((device, config_text(c)))
-            if c is picked:
-                _last["fallback"] = f"{config_text(picked)} ({source}) cannot run on {device}: {e}"
+            if refuse:
+                raise ValueError(refuse(c, e)) from None
+            _unrunnable.add((device, text(c)))
+            if c is choices[0]:
+                why = str(e)
             continue
-        if config_text(c) != config_text(picked):
-            _last.setdefault("fallback", f"{config_text(picked)} ({source}) cannot run on {device}")
-            _last.update(config=dict(c))
-        return c
-    raise ValueError(f"no config of this module runs on {device}")
+        return c, result, why
+    raise ValueError(f"no {what} of this module runs on {device}")
+
+
+def launch_resolved(device, picked, source, launch, cannot_run):
+    """Launch with resolve_config's pick: launch(config). A pick the GPU cannot run was made for other kernels or
+    GPUs, so it gives way to the first of CANDIDATES that runs (first_that_runs), reported by
+    last_config()["fallback"]; a config the caller chose is refused instead, with the reason. Returns the config
+    that ran."""
+    refuse = None
+    if source == "explicit":
+        refuse = lambda c, e: f"config {config_text(c)} cannot run on {device}: {e}; pass another, or none"  # noqa: E731
+    c, _, why = first_that_runs(device, (picked, *CANDIDATES), launch, cannot_run, refuse=refuse)
+    if config_text(c) != config_text(picked):
+        _last["fallback"] = f"{config_text(picked)} ({source}) cannot run on {device}" + (f": {why}" if why else "")
+        _last.update(config=dict(c))
+    return c
 
 
 def last_config():

@@ -190,7 +190,7 @@ def _compile(device, name):
     import cupy
     kern = KERNELS[name]
     major, minor = torch.cuda.get_device_capability(device)
-    gpu = torch.cuda.get_device_name(device)
+    gpu = _device_name(device)
     # mma.sync, ldmatrix and cp.async need sm_80; wgmma needs sm_90a, which only compute capability 9.0 runs.
     if kern["kernel"] == "wgmma" and (major, minor) != (9, 0):
         raise _CannotRun(f"{name} uses wgmma (sm_90a) and runs on compute capability 9.0 GPUs (H100/H200) only; {gpu} "

@@ -270,30 +270,17 @@ def _run_backward(call, dout, need, config=None):
     fits runs instead, remembered for the process and reported once. A config the caller chose that does not fit
     is a ValueError with the reason."""
     chosen = config if config is not None else _BACKWARD_CONFIG.get("config")
-    if chosen is not None:
-        try:
-            return _launch_backward(call, dout, chosen, need)
-        except Exception as e:
-            if not _out_of_resources(e):
-                raise
-            _fail(f"backward config {chosen} does not fit this GPU ({e}); pass a smaller one, or none")
     device = _device_name(call.q.device)
-    for c in (BWD_CONFIG, *BWD_CANDIDATES):
-        key = (device, "backward", repr(sorted(c.items())))
-        if key in _unrunnable:
-            continue
-        try:
-            result = _launch_backward(call, dout, c, need)
-        except Exception as e:
-            if not _out_of_resources(e):
-                raise
-            _unrunnable.add(key)
-            continue
-        if c is not BWD_CONFIG:
-            _warn_once(("backward fallback", device), f"flexattn: the backward config {BWD_CONFIG} does not fit "
-                       f"{device}; using {c}")
-        return result
-    _fail(f"no backward config of this module fits {device}")
+    refuse = None
+    if chosen is not None:
+        refuse = lambda c, e: f"backward config {c} does not fit this GPU ({e}); pass a smaller one, or none"  # noqa: E731
+    c, result, _ = first_that_runs(device, (chosen,) if chosen is not None else (BWD_CONFIG, *BWD_CANDIDATES),
+                                   lambda c: _launch_backward(call, dout, c, need), _out_of_resources,
+                                   lambda c: f"backward {sorted(c.items())}", refuse, "backward config")
+    if c is not BWD_CONFIG and chosen is None:
+        _warn_once(("backward fallback", device), f"flexattn: the backward config {BWD_CONFIG} does not fit "
+                   f"{device}; using {c}")
+    return result
 
 
 def _check_grad_buffers(bufs):
