@@ -85,25 +85,33 @@ const wgsl = (name: string): ChartSource => ({
     }).filter(finite),
 });
 
-/** CUDA: the bench rows of run_cuda.py (anchors flex, cuDNN, FA2; ours with the config the module resolves). */
+/**
+ * CUDA: the bench rows of run_cuda.py (anchors flex, cuDNN, FA2; ours as the public module resolves its config, and
+ * after its tune() where the run has that column). Older runs have no roles: each entry's first "ours …" row is the
+ * config the module resolved untuned.
+ */
 const cuda = (name: string): ChartSource => ({
   name,
   title: (j) => `CUDA backend vs PyTorch on the ${j.gpu} (bf16, forward)`,
   subtitle: (j) => `torch ${j.torch}; same process; B = 16384/N, 16 heads at d=128, 32 at d=64; ours = the module's own config`,
   yTitle: "effective TFLOP/s",
-  series: ["SDPA cuDNN", "flex_attention (torch.compile)", "ours (CUDA)"],
-  colors: [ANCHOR[1], ANCHOR[0], OURS[0]],
+  series: ["SDPA cuDNN", "flex_attention (torch.compile)", "ours (CUDA)", "ours (CUDA, after tune())"],
+  colors: [ANCHOR[1], ANCHOR[0], OURS[0], OURS[1]],
   bars: (j) => {
-    // Each entry's first "ours …" row is its first declared candidate: the config the module resolves untuned.
+    const roles = j.bench.some((r: Json) => r.role === "default");
     const seen = new Set<string>();
     return j.bench.flatMap((r: Json) => {
       const panel = `d=${r.D}, N=${r.N}`;
       const category = r.variant.replaceAll("_", "-");
-      const isOurs = r.impl.startsWith("ours");
-      const series = isOurs ? "ours (CUDA)" : ({ sdpa_cudnn: "SDPA cuDNN", flex: "flex_attention (torch.compile)" } as Record<string, string>)[r.impl];
-      if (!series || (isOurs && seen.has(panel + category))) return [];
-      if (isOurs) seen.add(panel + category);
-      return [{ panel, category, series, value: r.tflops }];
+      const anchor = ({ sdpa_cudnn: "SDPA cuDNN", flex: "flex_attention (torch.compile)" } as Record<string, string>)[r.impl];
+      if (anchor) return [{ panel, category, series: anchor, value: r.tflops }];
+      if (roles) {
+        const series = ({ default: "ours (CUDA)", tuned: "ours (CUDA, after tune())" } as Record<string, string>)[r.role];
+        return series ? [{ panel, category, series, value: r.tflops }] : [];
+      }
+      if (!r.impl.startsWith("ours") || seen.has(panel + category)) return [];
+      seen.add(panel + category);
+      return [{ panel, category, series: "ours (CUDA)", value: r.tflops }];
     }).filter(finite);
   },
 });
@@ -142,15 +150,18 @@ export function chartSpec(source: ChartSource, json: Json): { spec: TopLevelSpec
   const bars = source.bars(json);
   if (bars.length === 0) throw new Error(`${source.name}: no rows to draw`);
   const panels = [...new Set(bars.map((b) => b.panel))];
+  // Only the series this table has (an older run may lack a column) reach the legend, each with its own colour.
+  const drawn = source.series.flatMap((s, i) => (bars.some((b) => b.series === s) ? [{ s, color: source.colors[i] }] : []));
+  const series = drawn.map((d) => d.s);
   const layer: Json[] = [
     {
       mark: { type: "bar", tooltip: true },
       encoding: {
         x: { field: "category", type: "nominal", title: null, sort: null, axis: { labelAngle: -35 } },
-        xOffset: { field: "series", sort: source.series },
+        xOffset: { field: "series", sort: series },
         y: { field: "value", type: "quantitative", title: source.yTitle },
         color: {
-          field: "series", type: "nominal", title: null, scale: { domain: source.series, range: source.colors },
+          field: "series", type: "nominal", title: null, scale: { domain: series, range: drawn.map((d) => d.color) },
           legend: { orient: "top", labelLimit: 0 },
         },
       },

@@ -10,9 +10,10 @@
  *       with the inputs, tables, captured buffers and the float64 reference, shared by the kernels of
  *       one case, dtype and block size);
  *   bench/<name>.{cu,py} + bench.json + tables/*.json — the performance protocol's kernels (bf16;
- *       d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}, batch 16384/N): per entry the sm_90a
- *       target's candidates best-first ("modules", wgmma first) and the sm_80 target's default
- *       ("sm80": the mma kernel, timed beside them), and our createBlockMask tables.
+ *       d=128 × 16 heads and d=64 × 32 heads; N ∈ {4k, 16k}, batch 16384/N): per entry the modules a
+ *       user gets from the public compile ("default": `--target sm_90a`, "sm80": no target), each
+ *       carrying the configs it tunes over; the sm_90a target's candidates best-first as one-kernel
+ *       modules ("modules", research: each config timed alone); and our createBlockMask tables.
  *   probe/wgmma_probe.cu + probe.json — the wgmma building blocks alone (codegen-cuda wgmma-probe.ts).
  * Usage: npx tsx apps/bench/src/cuda-generate.ts [--seed N] [--only conformance|bench]
  */
@@ -25,7 +26,8 @@ import {
   type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType,
   capturedBuffers, instantiateCase, makeSpec, resolveProblem,
 } from "@flexattn/template";
-import { WGMMA_PROBE, cudaBackend, cudaPythonModule, wgmmaProbeSource } from "@flexattn/codegen-cuda";
+import { WGMMA_PROBE, cudaBackend, cudaPythonModule, cudaTarget, wgmmaProbeSource } from "@flexattn/codegen-cuda";
+import { compileWithSpec } from "flexattn";
 import { b64, invocationJson, tablesJson } from "./device-export.js";
 import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS } from "./protocol.js";
 
@@ -50,7 +52,7 @@ function buffersJson(spec: KernelSpec) {
   });
 }
 
-const SM90: DeviceTarget = { signature: "cuda sm_90a", limits: { arch: "sm_90a" } };
+const SM90 = cudaTarget("sm_90a");
 
 /** The kernel kind a config selects (the backend's default per dtype when options name none). */
 const kernelOf = (config: { options?: Readonly<Record<string, unknown>> }, dtype: StorageDType) =>
@@ -119,7 +121,6 @@ function generateBench(): void {
         const tables = createBlockMask(maskFn ?? ((_b, _h, _q, _kv) => true), { B: 1, H: 1, qLen: N, kvLen: N }) as unknown as BlockMaskTables & { density(): number };
         const problem = resolveProblem({ batch: B, qHeads: H, kvHeads: H, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
         const candidates = cudaBackend.configCandidates(problem, [128, 128], { mask, score }, SM90);
-        const sm80 = cudaBackend.configCandidates(problem, [128, 128], { mask, score })[0];
         const module = (config: (typeof candidates)[number]) => {
           const spec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config });
           const hash = cudaBackend.generate(spec).specHash;
@@ -131,11 +132,24 @@ function generateBench(): void {
           }
           return { module: `${written.get(hash)}.py`, specHash: hash, config, kernel: kernelOf(config, "bf16") };
         };
+        // What a user gets: `flexattn compile --backend cuda [--target sm_90a]`, the module with the configs it carries.
+        const publicModule = (arch: "sm_80" | "sm_90a") => {
+          const { spec, artifact } = compileWithSpec({ maskMod: maskFn ?? undefined, scoreMod: scoreFn ?? undefined }, problem, {
+            backend: "cuda", blockSize: [128, 128], target: arch === "sm_90a" ? SM90 : undefined,
+          });
+          const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_compile_${arch}`;
+          writeFileSync(join(dir, `${stem}.cu`), artifact.source);
+          writeFileSync(join(dir, `${stem}.py`), cudaBackend.companions!(spec, artifact)["_cuda.py"]!);
+          return { module: `${stem}.py`, specHash: artifact.specHash, config: artifact.config, kernel: kernelOf(artifact.config, "bf16") };
+        };
         const modules = candidates.map(module);
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: buffersJson(bufSpec) }));
-        entries.push({ variant: v.name, N, B, H, D, tables: tablesFile, density: tables.density(), modules, sm80: module(sm80) });
+        entries.push({
+          variant: v.name, N, B, H, D, tables: tablesFile, density: tables.density(), modules,
+          default: publicModule("sm_90a"), sm80: publicModule("sm_80"),
+        });
       }
     }
   }

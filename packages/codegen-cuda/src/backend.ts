@@ -2,7 +2,8 @@
 import {
   type CodegenBackend, type KernelArtifact, type KernelSpec, artifactSpecInfo, kernelAbi, specHash,
 } from "@flexattn/template";
-import { checkCudaConfig, cudaConfigCandidates, cudaSharedBytes } from "./options.js";
+import { type CudaArch, checkCudaConfig, cudaConfigCandidates, cudaSharedBytes, cudaTarget } from "./options.js";
+import { cudaPythonModule } from "./module.js";
 import { CUDA_ENTRY, cudaSource } from "./source.js";
 
 export function generateCuda(spec: KernelSpec): KernelArtifact {
@@ -28,4 +29,7 @@ export const cudaBackend: CodegenBackend = {
   sourceExtension: ".cu",
   configCandidates: cudaConfigCandidates,
   generate: generateCuda,
+  companions: (spec, artifact) => ({ "_cuda.py": cudaPythonModule(spec, artifact) }),
+  // cudaTarget refuses any other name than sm_80 and sm_90a.
+  target: (name) => cudaTarget(name as CudaArch),
 };

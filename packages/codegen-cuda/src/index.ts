@@ -6,7 +6,7 @@ export { CudaSimtEmitter } from "./simt-emitter.js";
 export { CudaWgmmaEmitter } from "./emitter-sm90.js";
 export {
   type CudaKernelKind, type CudaOptions, cudaOptions, cudaConfigCandidates, cudaConfigName, cudaSharedBytes, checkCudaConfig,
-  type CudaArch, type CudaLimits, cudaArch, cudaSharedLimit, SM80_SHARED_LIMIT, SM90_SHARED_LIMIT, DEFAULT_DYNAMIC_SHARED_LIMIT,
+  type CudaArch, type CudaLimits, cudaArch, cudaTarget, cudaSharedLimit, SM80_SHARED_LIMIT, SM90_SHARED_LIMIT, DEFAULT_DYNAMIC_SHARED_LIMIT,
 } from "./options.js";
 export { type CudaModuleOptions, DEFAULT_MODULE_CONFIGS, cudaModuleConfigs, cudaPythonModule } from "./module.js";
 export { WGMMA_PROBE, wgmmaProbeSource } from "./wgmma-probe.js";

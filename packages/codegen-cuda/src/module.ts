@@ -11,17 +11,16 @@
 import { pythonTuningRuntime } from "@flexattn/autotune";
 import { FlexAttnError } from "@flexattn/ir";
 import {
-  type DeviceTarget, type KernelArtifact, type KernelConfig, type KernelSpec, capturedBuffers, kernelAbi, PYTHON_FLEX_ATTENTION_ARGS, pythonInputChecks,
+  type KernelArtifact, type KernelConfig, type KernelSpec, capturedBuffers, kernelAbi, PYTHON_FLEX_ATTENTION_ARGS, pythonInputChecks,
 } from "@flexattn/template";
 import { generateCuda } from "./backend.js";
-import { DEFAULT_DYNAMIC_SHARED_LIMIT, cudaConfigCandidates, cudaConfigName, cudaOptions } from "./options.js";
+import { DEFAULT_DYNAMIC_SHARED_LIMIT, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaTarget } from "./options.js";
 
 const TORCH_DTYPE = { f32: "torch.float32", f16: "torch.float16", bf16: "torch.bfloat16" } as const;
 
 /** Configs a module carries unless told: enough to hold the best of a measured table's few winners. */
 export const DEFAULT_MODULE_CONFIGS = 4;
 
-const SM90: DeviceTarget = { signature: "cuda sm_90a", limits: { arch: "sm_90a" } };
 
 export interface CudaModuleOptions {
   /** How many configs the module carries and tunes over: the spec's own first (default 4; 1 gives a one-kernel module). */
@@ -39,7 +38,7 @@ export function cudaModuleConfigs(spec: KernelSpec, count = DEFAULT_MODULE_CONFI
   if (!Number.isInteger(count) || count < 1) throw new FlexAttnError(`a CUDA module carries at least one config; got configs: ${count}`);
   const wgmma = (c: KernelConfig) => cudaOptions(c, spec.dtype).kernel === "wgmma";
   const seen = new Set<string>();
-  const configs = [spec.config, ...cudaConfigCandidates(spec, spec.sparseBlock, spec, wgmma(spec.config) ? SM90 : undefined)]
+  const configs = [spec.config, ...cudaConfigCandidates(spec, spec.sparseBlock, spec, wgmma(spec.config) ? cudaTarget("sm_90a") : undefined)]
     .filter((c) => {
       const name = cudaConfigName(c, spec.dtype);
       return !seen.has(name) && seen.add(name);

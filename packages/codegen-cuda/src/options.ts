@@ -27,8 +27,16 @@ export interface CudaLimits {
 /** The architecture a target names (DeviceTarget.limits.arch); sm_80 (portable to every tensor-core GPU) by default. */
 export function cudaArch(target?: DeviceTarget): CudaArch {
   const arch = (target?.limits as CudaLimits | undefined)?.arch ?? "sm_80";
-  if (arch !== "sm_80" && arch !== "sm_90a") throw new FlexAttnError(`CUDA target arch must be "sm_80" or "sm_90a", got ${JSON.stringify(arch)}`);
+  if (arch !== "sm_80" && arch !== "sm_90a") {
+    throw new FlexAttnError(`a CUDA target is "sm_80" (every GPU from A100 on) or "sm_90a" (H100/H200: the wgmma kernel), got ${JSON.stringify(arch)}`);
+  }
   return arch;
+}
+
+/** The DeviceTarget that asks for kernels of one architecture. */
+export function cudaTarget(arch: CudaArch): DeviceTarget {
+  cudaArch({ signature: "", limits: { arch } });
+  return { signature: `cuda ${arch}`, limits: { arch } };
 }
 
 export interface CudaOptions {

@@ -16,9 +16,9 @@ import { register as registerHooks } from "node:module";
 import { MessageChannel } from "node:worker_threads";
 import { FlexAttnError, type MaskMod, type ModGraph, type ScoreMod } from "@flexattn/ir";
 import { type BlockMask, createBlockMask } from "@flexattn/blockmask";
-import type { AttentionProblem, BackendName, KernelArtifact, StorageDType } from "@flexattn/template";
-import { compile, toMaskGraph, toScoreGraph } from "./compile.js";
-import { BACKEND_NAMES } from "./registry.js";
+import type { AttentionProblem, BackendName, DeviceTarget, KernelArtifact, StorageDType } from "@flexattn/template";
+import { compileWithSpec, toMaskGraph, toScoreGraph } from "./compile.js";
+import { BACKEND_NAMES, getBackend } from "./registry.js";
 import { runDemo } from "./demo.js";
 import { DAWN_LOGS_ENV, rerunWithoutDawnLogs } from "./dawn-logs.js";
 import { writeArtifact } from "./files.js";
@@ -37,10 +37,13 @@ Usage:
       the best backend here checked against the float64 reference, time and GFLOP/s, and the
       generated kernel of every backend written to DIR (default ./flexattn-out).
 
-  flexattn compile <variant.ts|.js> [--backend js|wgsl|cuda|triton] [--out DIR] [problem options]
+  flexattn compile <variant.ts|.js> [--backend js|wgsl|cuda|triton] [--target T] [--out DIR] [problem options]
       Compile the variant's exported maskMod and/or scoreMod. Writes <name><ext> (the kernel
       source: .js, .wgsl, .cu or .py) and <name>.<backend>.json (the artifact: source, ABI, launch,
-      config) to DIR (default ./flexattn-out).
+      config) to DIR (default ./flexattn-out). For cuda also <name>_cuda.py, the PyTorch module around
+      the kernel (compiles on first use, tunes over the configs it carries), and --target sm_80
+      (default: runs on every GPU from A100 on) or sm_90a (H100/H200: the wgmma kernel; its module
+      keeps an sm_80 kernel for other GPUs).
 
   flexattn blockmask <variant.ts|.js> [--q-len N] [--kv-len N] [--block-size B] [--batch B] [--heads H] [--grid RxC]
       Build the BlockMask of the variant's maskMod and print its picture and sparsity.
@@ -108,6 +111,19 @@ function blockSizeFlag(flags: Flags): [number, number] {
   const kv = Number(m[2] ?? m[1]);
   if (q < 1 || kv < 1) throw new CliError(`--block-size must be positive, got "${String(raw)}"`);
   return [q, kv];
+}
+
+/** --target: a device the backend names (CUDA: sm_80, sm_90a); refused for a backend that takes none. */
+function targetFlag(raw: string | undefined, backend: BackendName): DeviceTarget | undefined {
+  if (raw === undefined) return undefined;
+  const b = getBackend(backend);
+  if (!b.target) throw new CliError(`--target applies to --backend cuda (sm_80 or sm_90a); the ${backend} backend takes none`);
+  try {
+    return b.target(raw);
+  } catch (e) {
+    if (e instanceof FlexAttnError) throw new CliError(`--target: ${e.message}`);
+    throw e;
+  }
 }
 
 function problemFromFlags(flags: Flags, backend: BackendName): AttentionProblem {
@@ -282,11 +298,14 @@ function installFlexattnResolver(): void {
 async function cmdCompile(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args, allowPositionals: true, strict: true,
-    options: { ...PROBLEM_OPTIONS, backend: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      ...PROBLEM_OPTIONS, backend: { type: "string" }, target: { type: "string" }, out: { type: "string" }, help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) return void process.stdout.write(HELP);
   if (positionals.length > 1) throw new CliError(`compile takes one variant file, got ${positionals.length}: ${positionals.join(" ")}`);
   const backend = backendFlag(values);
+  const target = targetFlag(values.target, backend);
   const problem = problemFromFlags(values, backend);
   const blockSize = blockSizeFlag(values);
   progress(`loading ${positionals[0] ?? ""}…`);
@@ -297,14 +316,17 @@ async function cmdCompile(args: string[]): Promise<void> {
       `B=${p.batch} Hq=${p.qHeads} Hkv=${p.kvHeads} q=${p.qLen} kv=${p.kvLen} d=${p.qkHeadDim}/${p.vHeadDim} ${p.dtype}, blocks ${blockSize.join("×")}`,
   );
   let artifact: KernelArtifact;
+  let companions: Readonly<Record<string, string>>;
   try {
-    artifact = compile({ maskMod: variant.mask ?? undefined, scoreMod: variant.score ?? undefined }, problem, { backend, blockSize });
+    const compiled = compileWithSpec({ maskMod: variant.mask ?? undefined, scoreMod: variant.score ?? undefined }, problem, { backend, blockSize, target });
+    artifact = compiled.artifact;
+    companions = getBackend(backend).companions?.(compiled.spec, artifact) ?? {};
   } catch (e) {
     if (e instanceof FlexAttnError) throw new CliError(`${variant.file}: ${e.message}`);
     throw e;
   }
   const outDir = resolve(String(values.out ?? "flexattn-out"));
-  const written = writeArtifact(outDir, basename(variant.file, extname(variant.file)), artifact);
+  const written = writeArtifact(outDir, basename(variant.file, extname(variant.file)), artifact, companions);
   for (const f of written) process.stdout.write(`${f}\n`);
   progress(`spec ${artifact.specHash}: ${artifact.source.length} characters of ${backend} source`);
 }

@@ -146,6 +146,11 @@ export function specOf(r: Omit<KernelRequest, "config" | "target">, config: Kern
  * new captured data (document ids, biases…) returns the cached artifact without regenerating.
  */
 export function compile(mods: CompileMods, problem: AttentionProblem, options: CompileOptions = {}): KernelArtifact {
+  return compileWithSpec(mods, problem, options).artifact;
+}
+
+/** compile(), returning the resolved spec beside the artifact (for what is built around a kernel, e.g. a Python module). */
+export function compileWithSpec(mods: CompileMods, problem: AttentionProblem, options: CompileOptions = {}): { spec: KernelSpec; artifact: KernelArtifact } {
   if (mods === null || typeof mods !== "object") throw new FlexAttnError("compile(mods, problem): mods must be an object { maskMod?, scoreMod?, blockMask? }");
   const backend = options.backend ?? "js";
   getBackend(backend);
@@ -162,5 +167,5 @@ export function compile(mods: CompileMods, problem: AttentionProblem, options: C
   };
   for (const g of [mask, score]) if (g) checkBufferIndices(g, ranges);
   const { spec } = resolveSpec({ backend, mask, score, problem: resolved, sparseBlock, target: options.target, config: options.config });
-  return compileSpec(spec, backend);
+  return { spec, artifact: compileSpec(spec, backend) };
 }

@@ -38,17 +38,23 @@ function ensureDirectory(dir: string): void {
   }
 }
 
-/** Write <name><ext> (the kernel source) and <name>.<backend>.json (the artifact); returns both paths. */
-export function writeArtifact(outDir: string, name: string, artifact: KernelArtifact): [string, string] {
+/**
+ * Write <name><ext> (the kernel source), <name>.<backend>.json (the artifact) and any companion
+ * files (<name><suffix>, e.g. the CUDA kernel's PyTorch module <name>_cuda.py); returns the paths written.
+ */
+export function writeArtifact(outDir: string, name: string, artifact: KernelArtifact, companions: Readonly<Record<string, string>> = {}): string[] {
   ensureDirectory(outDir);
-  const src = join(outDir, `${name}${getBackend(artifact.backend).sourceExtension}`);
-  const json = join(outDir, `${name}.${artifact.backend}.json`);
-  for (const [path, text] of [[src, artifact.source], [json, `${artifactToJSON(artifact)}\n`]] as const) {
+  const files: [string, string][] = [
+    [join(outDir, `${name}${getBackend(artifact.backend).sourceExtension}`), artifact.source],
+    [join(outDir, `${name}.${artifact.backend}.json`), `${artifactToJSON(artifact)}\n`],
+    ...Object.entries(companions).map(([suffix, text]): [string, string] => [join(outDir, `${name}${suffix}`), text]),
+  ];
+  for (const [path, text] of files) {
     try {
       writeFileSync(path, text);
     } catch (e) {
       throw new FlexAttnError(`cannot write ${path}: ${reason(e)}; choose another output directory (--out)`);
     }
   }
-  return [src, json];
+  return files.map(([path]) => path);
 }

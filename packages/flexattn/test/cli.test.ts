@@ -46,7 +46,9 @@ describe("flexattn CLI", () => {
       expect(r.code).toBe(0);
       const src = join(out, `softcap-docs${ext}`);
       const json = join(out, `softcap-docs.${backend}.json`);
-      expect(r.stdout.trim().split("\n")).toEqual([src, json]);
+      // A CUDA kernel comes with its PyTorch module.
+      const module = backend === "cuda" ? [join(out, "softcap-docs_cuda.py")] : [];
+      expect(r.stdout.trim().split("\n")).toEqual([src, json, ...module]);
       const artifact = artifactFromJSON(readFileSync(json, "utf8"));
       expect(artifact.backend).toBe(backend);
       expect(readFileSync(src, "utf8")).toBe(artifact.source);
@@ -56,7 +58,27 @@ describe("flexattn CLI", () => {
       expect(artifact.abi.map((a) => a.name)).toContain("mask_docs");
       expect(r.stderr).toMatch(/compiling for /);
     }
-    expect(readdirSync(out).sort()).toHaveLength(8);
+    expect(readdirSync(out).sort()).toHaveLength(9);
+  });
+
+  it("compile --target picks the CUDA architecture; its module carries the wgmma kernels and an sm_80 one to fall back on", () => {
+    const out = tmp();
+    const kernels = (module: string) => [...readFileSync(module, "utf8").matchAll(/^ {4}"([^"]+)": dict\(\n\s+spec_hash=/gm)].map((m) => m[1]);
+    const r = cli("compile", fixture("softcap-docs.ts"), "--backend", "cuda", "--target", "sm_90a", "--head-dim", "128", "--out", out);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(artifactFromJSON(readFileSync(join(out, "softcap-docs.cuda.json"), "utf8")).config.options).toMatchObject({ kernel: "wgmma" });
+    const hopper = kernels(join(out, "softcap-docs_cuda.py"));
+    expect(hopper).toHaveLength(4);
+    expect(hopper[0]).toMatch(/wgmma/);
+    expect(hopper.at(-1)).toMatch(/mma$/);
+    expect(hopper.at(-1)).not.toMatch(/wgmma/);
+    // No target: sm_80, every kernel runs from A100 on.
+    expect(cli("compile", fixture("softcap-docs.ts"), "--backend", "cuda", "--head-dim", "128", "--out", out).code).toBe(0);
+    const portable = kernels(join(out, "softcap-docs_cuda.py"));
+    expect(portable.length).toBeGreaterThan(1);
+    for (const k of portable) expect(k).not.toMatch(/wgmma/);
+    expectUserError(cli("compile", fixture("softcap-docs.ts"), "--backend", "cuda", "--target", "sm_75", "--out", out), /"sm_80".*"sm_90a".*got "sm_75"/);
+    expectUserError(cli("compile", fixture("softcap-docs.ts"), "--backend", "triton", "--target", "sm_90a", "--out", out), /--target applies to --backend cuda/);
   });
 
   it("compile honours the problem flags; defaults work with none; .js variants load too", () => {

@@ -25,6 +25,16 @@ export interface CodegenBackend {
   shippedConfig?(problem: ResolvedProblem, sparseBlock: readonly [number, number], mods: ModMix, target: DeviceTarget): KernelConfig | undefined;
   /** Generate the kernel; throws FlexAttnError for a spec this backend cannot serve. */
   generate(spec: KernelSpec): KernelArtifact;
+  /**
+   * Files that go with the kernel when it is written out, by the suffix that follows the kernel's
+   * name (the CUDA backend's PyTorch module, "_cuda.py"); `flexattn compile` writes them beside the source.
+   */
+  companions?(spec: KernelSpec, artifact: KernelArtifact): Readonly<Record<string, string>>;
+  /**
+   * How `flexattn compile --target NAME` names a device for this backend (CUDA: "sm_80",
+   * "sm_90a"); a backend without it takes no --target.
+   */
+  target?(name: string): DeviceTarget;
 }
 
 /**

@@ -7,8 +7,11 @@ FlashAttention-2, all in one process.
                                                [--candidates K] [--tag NAME]
 
 Conformance runs every generated kernel; the wgmma ones (sm_90a) only on compute capability 9.0 and
-are reported as skipped elsewhere. The bench times, per entry, the first K of the sm_90a target's
-candidates (wgmma first) and the sm_80 target's default (the mma kernel) as a column of its own.
+are reported as skipped elsewhere. The bench times, per entry, what a user gets from the public compile:
+the module of `--target sm_90a` as it resolves its config ("ours default"), the same module after its own
+tune() ("ours tuned"), and the module of no target (sm_80, "ours sm80"). --candidates K adds the first K
+of the sm_90a target's candidates, each as a one-kernel module (research: a config a user does not get
+without tuning).
 
 Every kernel is compiled first, in parallel, with nvcc into the modules' cubin cache ($FLEXATTN_CACHE,
 keyed by spec hash and GPU), so the modules load their binaries instead of compiling one by one.
@@ -21,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +70,21 @@ def compile_all(sources, cache):
         built = list(ex.map(one, sources))
     log(dict(compiled=len(sources), seconds=round(time.time() - t0, 1)))
     return {s: e for s, rc, e in built if rc != 0}
+
+
+def module_sources(modules, tmp):
+    """Every kernel the modules carry (KERNELS, the configs they tune over) that runs here, written out as .cu files."""
+    out = {}
+    for path in modules:
+        for kern in load_module(path).KERNELS.values():
+            if runs_here(kern["kernel"]):
+                out.setdefault(kern["spec_hash"], kern["source"])
+    paths = []
+    for h, src in out.items():
+        paths.append(os.path.join(tmp, h + ".cu"))
+        with open(paths[-1], "w") as f:
+            f.write(src)
+    return paths
 
 
 def strided(j, dev):
@@ -199,13 +218,15 @@ def bench(dev, f, variants, n_candidates, budget_s):
     d = os.path.join(GEN, "bench")
     entries = [e for e in json.load(open(os.path.join(d, "bench.json")))["entries"] if not variants or e["variant"] in variants]
     for e in entries:
-        # The first K candidates that run on this GPU, then the sm_80 default unless it is among them.
-        timed = [m for m in e["modules"] if runs_here(m.get("kernel"))][:n_candidates]
-        e["timed"] = timed + ([e["sm80"]] if "sm80" in e and e["sm80"]["specHash"] not in {m["specHash"] for m in timed} else [])
-    mods = sorted({m["module"] for e in entries for m in e["timed"]})
-    failed = compile_all([os.path.join(d, m[:-3] + ".cu") for m in mods], os.environ["FLEXATTN_CACHE"])
+        # The public modules (default: sm_90a where it runs; sm80), then the first K research candidates that run here.
+        public = [m for m in (e["default"], e["sm80"]) if runs_here(m.get("kernel"))]
+        e["timed"] = public + [m for m in e["modules"] if runs_here(m.get("kernel"))][:n_candidates]
+    mods = sorted({os.path.join(d, m["module"]) for e in entries for m in e["timed"]})
+    failed = compile_all(module_sources(mods, tempfile.mkdtemp()), os.environ["FLEXATTN_CACHE"])
     if failed:
         log(dict(compile_failures={os.path.basename(k): v[-300:] for k, v in failed.items()}), f)
+    # A fresh tuning cache: the default column must not find an earlier run's picks.
+    os.environ["FLEXATTN_CACHE_DIR"] = tempfile.mkdtemp(prefix="flexattn-tune-")
     ms = lambda fn: do_bench(fn, warmup=25, rep=100, return_mode="median")  # noqa: E731
     t_end = time.time() + budget_s
     rows, inputs = [], {}
@@ -239,52 +260,68 @@ def bench(dev, f, variants, n_candidates, budget_s):
                     timed[name] = sdpa
                 except Exception as ex:
                     log(dict(variant=e["variant"], impl=name, unavailable=repr(ex)[:200]), f)
-        agree = {}
+        agree, roles = {}, {}
         for m in e["timed"]:
-            name = label(m)
+            role = "default" if m is e["default"] else "sm80" if m is e["sm80"] else "candidate"
+            name = f"ours {role}" if role != "candidate" else label(m)
             try:
                 mod = load_module(os.path.join(d, m["module"]))
                 fn = lambda mod=mod: mod.flex_attention(q, k, v, *tables, **bufs)  # noqa: E731
                 got = fn()
                 torch.cuda.synchronize()
                 agree[name] = float((got.double() - ref.double()).norm() / ref.double().norm())
-                timed[name] = fn
+                timed[name], roles[name] = fn, dict(role=role, config=mod.last_config()["config"]["name"], source=mod.last_config()["source"])
+                if role == "default":
+                    # What tuning gives a user: the module's own tune() on these tensors, then the call as they make it.
+                    t0 = time.time()
+                    mod.tune(q, k, v, *tables, **bufs)
+                    tuning_s = time.time() - t0
+                    got = fn()
+                    last = mod.last_config()
+                    agree["ours tuned"] = float((got.double() - ref.double()).norm() / ref.double().norm())
+                    timed["ours tuned"] = fn
+                    roles["ours tuned"] = dict(role="tuned", config=last["config"]["name"], source=last["source"], tuning_s=round(tuning_s, 1),
+                                               timings=last.get("timings"))
+                    # The untuned figure re-runs the config resolved before tuning (the cache now holds the pick).
+                    untuned = roles[name]["config"]
+                    timed[name] = lambda mod=mod, c=untuned: mod.flex_attention(q, k, v, *tables, **bufs, config=c)  # noqa: E731
             except Exception as ex:
                 log(dict(variant=e["variant"], impl=name, error=repr(ex)[:500]), f)
         dense = 4 * e["B"] * e["H"] * e["N"] ** 2 * e["D"]
         for impl, fn in timed.items():
             t = ms(fn)
             row = dict(impl=impl, variant=e["variant"], D=e["D"], N=e["N"], B=e["B"], H=e["H"], density=e["density"], ms=t,
-                       tflops=dense * e["density"] / t / 1e9, rel_err_vs_flex=agree.get(impl),
-                       role="default" if impl == label(e["timed"][0]) else "sm80" if "sm80" in e and impl == label(e["sm80"]) else None)
+                       tflops=dense * e["density"] / t / 1e9, rel_err_vs_flex=agree.get(impl), **roles.get(impl, {}))
             rows.append(row)
             log(row, f)
     return rows
 
 
 def table(rows):
-    """One markdown row per (D, N, variant): flex, SDPA, ours default (sm_90a target on H100) and best candidate, the sm_80 default."""
-    lines = ["| D | N | variant | density | flex TFLOP/s | cuDNN | FA2 | ours default | ours best (config) | sm80 mma default | "
-             "default / flex | best / flex | rel. err vs flex |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    """One markdown row per (D, N, variant): the anchors; our public modules (compile --target sm_90a: as resolved and
+    after tune(); compile with no target: sm_80); the best research candidate timed alone."""
+    lines = ["| D | N | variant | density | flex TFLOP/s | cuDNN | FA2 | ours default (config) | ours tuned (config) | sm80 default | "
+             "best candidate (research) | default / flex | tuned / flex | sm80 / flex | rel. err vs flex |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups = {}
     for r in rows:
         groups.setdefault((r["D"], r["N"], r["variant"]), []).append(r)
     for (D, N, variant), rs in groups.items():
         by = {r["impl"]: r for r in rs}
-        ours = [r for r in rs if r["impl"].startswith("ours")]
         fx = by.get("flex")
-        fmt = lambda r: f"{r['tflops']:.0f}" if r else "-"  # noqa: E731
-        if not ours or not fx:
+        default, tuned, sm80 = by.get("ours default"), by.get("ours tuned"), by.get("ours sm80")
+        cands = [r for r in rs if r.get("role") == "candidate"]
+        best = max(cands, key=lambda r: r["tflops"]) if cands else None
+        if not fx or not default:
             continue
-        default = next((r for r in ours if r.get("role") == "default"), ours[0])
-        sm80 = next((r for r in ours if r.get("role") == "sm80"), None)
-        best = max(ours, key=lambda r: r["tflops"])
+        fmt = lambda r: f"{r['tflops']:.0f}" if r else "-"  # noqa: E731
+        named = lambda r: f"{fmt(r)} ({r['config']})" if r else "-"  # noqa: E731
+        ratio = lambda r: f"{r['tflops'] / fx['tflops']:.2f}x" if r else "-"  # noqa: E731
         err = "-" if default["rel_err_vs_flex"] is None else f"{default['rel_err_vs_flex']:.1e}"
+        best_text = f"{fmt(best)} ({best['impl'][5:]})" if best else "-"
         lines.append(f"| {D} | {N} | {variant} | {rs[0]['density']:.3f} | {fmt(fx)} | {fmt(by.get('sdpa_cudnn'))} | {fmt(by.get('sdpa_fa2'))} | "
-                     f"{fmt(default)} ({default['impl'][5:]}) | {fmt(best)} ({best['impl'][5:]}) | {fmt(sm80)} | "
-                     f"{default['tflops'] / fx['tflops']:.2f}x | {best['tflops'] / fx['tflops']:.2f}x | "
-                     f"{err} |")
+                     f"{named(default)} | {named(tuned)} | {fmt(sm80)} | {best_text} | "
+                     f"{ratio(default)} | {ratio(tuned)} | {ratio(sm80)} | {err} |")
     return "\n".join(lines)
 
 
@@ -293,7 +330,7 @@ def main():
     ap.add_argument("--phases", default="conformance,bench")
     ap.add_argument("--variants", default="")
     ap.add_argument("--kernels", default="", help="conformance: only these kernel kinds (wgmma,mma,simt)")
-    ap.add_argument("--candidates", type=int, default=1, help="time the first K config candidates of each entry")
+    ap.add_argument("--candidates", type=int, default=0, help="research: also time the first K config candidates of each entry, each alone")
     ap.add_argument("--budget-s", type=float, default=400)
     ap.add_argument("--tag", default="run")
     a = ap.parse_args()
