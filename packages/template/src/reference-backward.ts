@@ -10,6 +10,9 @@
  *
  * Elements with P = 0 (masked, skipped, or -inf scores) contribute nothing, so a fully masked
  * row has zero gradients (PyTorch would compute 0·∂mod/∂x there, NaN where that is infinite).
+ * The recomputed out follows the forward reference (NUMERICS.zeroWeights): the listed keys with
+ * P = 0 add 0·V, so a NaN/±inf there makes out, delta and the row's dQ and dK NaN, as a kernel
+ * fed that forward's out computes them.
  */
 import { type ScoreModGradient, differentiateScoreMod, evaluateGradient } from "@flexattn/ir";
 import { type AttentionCall, rowScorer } from "./reference.js";
@@ -78,27 +81,25 @@ export function referenceBackward(call: BackwardCall): ReferenceGradients {
   const bySlot = new Map(dBuffers.map((d) => [d.slot, d]));
   const x = new Float64Array(p.kvLen);
   const s = new Float64Array(p.kvLen);
+  const listed = new Uint8Array(p.kvLen);
   for (let b = 0; b < p.batch; b++)
     for (let h = 0; h < p.qHeads; h++) {
       const hk = Math.floor(h / group);
       for (let i = 0; i < p.qLen; i++) {
         const qRow = b * qsb + h * qsh + i * qss;
         const r = (b * p.qHeads + h) * p.qLen + i;
-        const m = scores({ b, h, i }, x, s);
-        if (m === -Infinity) {
-          lse[r] = -Infinity;
-          continue; // fully masked: out 0, no gradient
-        }
-        let l = 0;
-        for (let j = 0; j < p.kvLen; j++) if (s[j] !== -Infinity) l += Math.exp(s[j] - m);
-        const rowLse = m + Math.log(l);
-        lse[r] = rowLse;
+        const m = scores({ b, h, i }, x, s, listed);
         const o = out.subarray(r * DV, (r + 1) * DV);
+        let l = 0;
+        if (m !== -Infinity) for (let j = 0; j < p.kvLen; j++) if (s[j] !== -Infinity) l += Math.exp(s[j] - m);
+        const rowLse = m === -Infinity ? -Infinity : m + Math.log(l);
+        lse[r] = rowLse;
         for (let j = 0; j < p.kvLen; j++) {
-          if (s[j] === -Infinity) continue;
-          const pj = Math.exp(s[j] - rowLse);
+          if (!listed[j]) continue;
+          const pj = s[j] === -Infinity ? 0 : Math.exp(s[j] - rowLse);
           for (let d = 0; d < DV; d++) o[d] += pj * v[b * vsb + hk * vsh + j * vss + d];
         }
+        if (m === -Infinity) continue; // fully masked: out Σ 0·V (0 for finite V), no gradient
         const doRow = b * osb + h * osh + i * oss;
         let delta = 0;
         for (let d = 0; d < DV; d++) delta += dOut[doRow + d] * o[d];

@@ -44,10 +44,12 @@ export interface QueryRow {
 
 /**
  * Row scores of an attention call: for row (b, h, i), x[j] = (q·k_j)·scale and s[j] = scoreMod(x[j])
- * for the keys the BlockMask and mask keep, s[j] = -inf for the others. Returns the row's max
- * score (NaN when a score is NaN). The inputs are converted once, when the function is made.
+ * for the keys the BlockMask and mask keep, s[j] = -inf for the others; listed[j], when passed,
+ * is 1 for the keys of the blocks the BlockMask lists for the row's query block (partial or
+ * full), 0 for the others. Returns the row's max score (NaN when a score is NaN). The inputs are
+ * converted once, when the function is made.
  */
-export function rowScorer(call: AttentionCall): (row: QueryRow, x: Float64Array, s: Float64Array) => number {
+export function rowScorer(call: AttentionCall): (row: QueryRow, x: Float64Array, s: Float64Array, listed?: Uint8Array) => number {
   const { problem: p, mask, score, blockMask: t } = call;
   const q = toFloat32(call.q.data, call.q.dtype);
   const k = toFloat32(call.k.data, call.k.dtype);
@@ -56,7 +58,7 @@ export function rowScorer(call: AttentionCall): (row: QueryRow, x: Float64Array,
   const group = p.qHeads / p.kvHeads;
   const [bq, bkv] = t.blockSize;
   let kindsOf: { key: string; kinds: Uint8Array } = { key: "", kinds: new Uint8Array(0) };
-  return ({ b, h, i }, x, s) => {
+  return ({ b, h, i }, x, s, listed) => {
     const hk = Math.floor(h / group);
     const key = `${b}:${h}:${Math.floor(i / bq)}`;
     if (kindsOf.key !== key) kindsOf = { key, kinds: blockRowKinds(t, b, h, Math.floor(i / bq)) };
@@ -67,6 +69,7 @@ export function rowScorer(call: AttentionCall): (row: QueryRow, x: Float64Array,
     for (let j = 0; j < p.kvLen; j++) {
       const kind = kinds[Math.floor(j / bkv)];
       const kj = j + p.kvOffset;
+      if (listed) listed[j] = kind === 0 ? 0 : 1;
       if (kind === 0 || (kind === 1 && mask && !evaluate(mask, { b, h, q: qi, kv: kj }))) {
         s[j] = -Infinity;
         continue;
@@ -85,6 +88,11 @@ export function rowScorer(call: AttentionCall): (row: QueryRow, x: Float64Array,
 /**
  * The reference row by row: out receives row (b, h, i)'s vHeadDim outputs at `at`, and the row's
  * LSE is returned. The inputs are converted once, when the function is made.
+ *
+ * Every key of a block the BlockMask lists for the row (j < kvLen) adds w·V[j] in IEEE
+ * arithmetic, w = 0 for a masked key, so a NaN or ±inf in such a key's V makes those output
+ * columns NaN (0·NaN, 0·inf), as matrix-unit P·V and PyTorch's flex_attention do; keys of
+ * unlisted blocks are never read (NUMERICS.zeroWeights).
  */
 function rowReference(call: AttentionCall): (row: QueryRow, out: Float64Array, at: number) => number {
   const p = call.problem;
@@ -94,29 +102,30 @@ function rowReference(call: AttentionCall): (row: QueryRow, out: Float64Array, a
   const group = p.qHeads / p.kvHeads;
   const x = new Float64Array(p.kvLen);
   const s = new Float64Array(p.kvLen);
+  const listed = new Uint8Array(p.kvLen);
   return (row, out, at) => {
     const { b, h } = row;
     const hk = Math.floor(h / group);
-    const m = scores(row, x, s);
+    const m = scores(row, x, s, listed);
     if (Number.isNaN(m)) {
       // IEEE propagation: a NaN score poisons its whole row.
       out.fill(NaN, at, at + p.vHeadDim);
       return NaN;
     }
-    // Fully masked row: output 0, LSE -inf.
-    if (m === -Infinity) return -Infinity;
     let l = 0;
     for (let j = 0; j < p.kvLen; j++) {
       const w = s[j] === -Infinity ? 0 : Math.exp(s[j] - m);
       s[j] = w;
       l += w;
     }
+    // A fully masked row (l = 0: every weight 0) has LSE -inf and out = Σ 0·V over its listed keys:
+    // 0, or NaN in a column where one of them holds NaN/±inf.
     for (let j = 0; j < p.kvLen; j++) {
-      if (s[j] === 0) continue;
-      const w = s[j] / l;
+      if (!listed[j]) continue;
+      const w = l === 0 ? 0 : s[j] / l;
       for (let d = 0; d < p.vHeadDim; d++) out[at + d] += w * v[b * vsb + hk * vsh + j * vss + d];
     }
-    return m + Math.log(l);
+    return l === 0 ? -Infinity : m + Math.log(l);
   };
 }
 

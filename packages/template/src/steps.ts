@@ -8,7 +8,7 @@
  *     for kv tile in the partial blocks of (b % Bm, hq % Hm, row):
  *         s = Q·Kᵀ·scale → scoreMod → mask & bounds (false → -inf); online softmax; acc += P·V
  *     for kv tile in the full blocks:  the same, with bounds only (no mask)
- *     rows with l_i = 0 → O = 0, LSE = -inf;  else O = acc / l_i, LSE = ln2·(m_i + log2 l_i)
+ *     rows with l_i = 0 → O = acc·0, LSE = -inf;  else O = acc / l_i, LSE = ln2·(m_i + log2 l_i)
  */
 import type { KernelSpec } from "./spec.js";
 
@@ -95,15 +95,18 @@ export const NUMERICS = {
   /** Softmax runs in the exp2 domain: s2 = s·log2e; m_i is kept in log2 units. */
   domain: "exp2",
   /**
-   * A key whose softmax weight is exactly 0 (masked: score −∞; or underflowed) adds nothing to
-   * its row, whatever V holds there, in the scalar kernels (JS, plain WGSL, CUDA f32): they
-   * select (or skip), never add 0·V, which is NaN for V = NaN or ±∞, as the float64 reference
-   * defines. Kernels whose P·V runs on the matrix unit (Triton, WGSL subgroupMatrix, CUDA
-   * f16/bf16) multiply 0·V there, as PyTorch's flex_attention does: a NaN/±∞ in V at a masked
-   * key of a computed tile reaches the row. Guarding that would take V off the matrix unit's
-   * fast path; finite V (every real model) gives the same result everywhere.
+   * Zero weights follow PyTorch's flex_attention (matrix-unit P·V): every key of a block the
+   * BlockMask lists for the row's query block (partial or full; keys below kvLen) adds p·V to the
+   * row, p = 0 for a masked key (mask false, a -inf score, or exp underflow), so a NaN or ±inf
+   * in that key's V makes the row's output NaN in those columns (0·NaN, 0·inf). Keys of
+   * unlisted blocks are never read and never reach a row; keys past kvLen read V as 0. A fully
+   * masked row (l = 0) has LSE -inf and out = Σ 0·V over its listed keys: 0, or NaN in a column
+   * where a listed key's V is non-finite (acc·0, as every kernel computes it). The float64
+   * reference defines it. The JS and CUDA f32 kernels still skip a zero weight's V row when
+   * that row is finite (a per-key flag computed once per K/V tile); the plain WGSL kernel adds
+   * every p·V.
    */
-  zeroWeights: "skip",
+  zeroWeights: "listedBlocks",
   /** A +∞ or NaN score makes its row NaN (out and LSE), as IEEE softmax and PyTorch do. */
   infiniteScores: "nanRow",
 } as const;
