@@ -8,7 +8,8 @@
  *   scoreMod      s = scoreMod((q·k)·scale as f32, …), masked elements → -inf
  *   bounds        the tile's column count: only a tile crossing kvLen is cut short
  *   onlineSoftmax m_new, rescale l and acc, S becomes P (exp2 domain)
- *   accumulate    ACC += P·V, 2 × 2, zero weights skipped
+ *   loadV         VF[j] = V row j holds NaN or ±inf (once per tile, for all its rows)
+ *   accumulate    ACC += P·V, 2 × 2, zero weights skipped unless VF[j] (NUMERICS.zeroWeights)
  *
  * Small helpers called once per tile are optimized by V8 within the first call's first tiles,
  * where one large function would wait for on-stack replacement. Mods are inlined in the
@@ -138,6 +139,7 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
         `const Lr = new Float64Array(${BM});`,
         `const S = new Float64Array(${BM * BN});`,
         `const MK = new Uint8Array(${BM * BN});`,
+        `const VF = new Uint8Array(${BN});`,
         dec ? `const K = decodeAll(k), V = decodeAll(v);` : `const K = k, V = v;`,
         `const group = (q_heads / kv_heads) | 0;`,
         `const qScale = ${this.prescale ? `scale * ${NUMERICS.LOG2E}` : "1"};`,
@@ -238,14 +240,10 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
       lines: [
         `for (let i = 0; i < rows; i++) {`,
         `  const o = oBase + (row0 + i) * stride_out_s, ao = i * ${DV}, l = Lr[i];`,
-        `  if (l === 0) {`,
-        `    for (let d = 0; d < ${DV}; d++) out[o + d] = 0;`,
-        ...(this.spec.returnLse ? [`    lse[lseBase + row0 + i] = -Infinity;`] : []),
-        `  } else {`,
-        `    const inv = 1 / l;`,
-        `    for (let d = 0; d < ${DV}; d++) out[o + d] = ${store("ACC[ao + d] * inv")};`,
-        ...(this.spec.returnLse ? [`    lse[lseBase + row0 + i] = ${NUMERICS.LN2} * (Mr[i] + Math.log2(l));`] : []),
-        `  }`,
+        `  // A fully masked row (l = 0) writes ACC·0: 0, or NaN where a listed key's V is NaN/±inf.`,
+        `  const inv = l === 0 ? 0 : 1 / l;`,
+        `  for (let d = 0; d < ${DV}; d++) out[o + d] = ${store("ACC[ao + d] * inv")};`,
+        ...(this.spec.returnLse ? [`  lse[lseBase + row0 + i] = l === 0 ? -Infinity : ${NUMERICS.LN2} * (Mr[i] + Math.log2(l));`] : []),
         `}`,
       ],
     };
@@ -346,7 +344,8 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
           `}`,
         ],
       },
-      phase: { mask: [`if (${name}(${params.join(", ")}) === 0) continue; // every element of the tile is masked`] },
+      // A tile with every element masked still adds 0·V: skipped only when its V is finite (vBad, loadV).
+      phase: { mask: [`if (${name}(${params.join(", ")}) === 0 && vBad === 0) continue; // every element masked, V finite`] },
       guard: [`if (MK[o + j] === 0) { S[o + j] = -Infinity; continue; }`],
     };
   }
@@ -393,7 +392,27 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
   }
 
   loadV(_blocks: BlockKind): JsCode {
-    return { tile: [`const vT = vBase + col0 * stride_v_s;`] };
+    const { DV } = this;
+    // Masked keys of a listed block add 0·V as on the matrix units (NUMERICS.zeroWeights): 0·NaN
+    // and 0·inf are NaN. Flagging the non-finite V rows once per tile lets accTile keep skipping
+    // zero weights for every other key.
+    return {
+      functions: {
+        vFlagsTile: [
+          `function vFlagsTile(V, vT, svs, cols, VF) { // VF[j] = V row j holds NaN or ±inf; returns how many do`,
+          `  let bad = 0;`,
+          `  for (let j = 0, vo = vT; j < cols; j++, vo += svs) {`,
+          `    let z = 0;`,
+          `    for (let d = 0; d < ${DV}; d++) z += 0 * V[vo + d]; // 0·x is NaN exactly for x = NaN or ±inf`,
+          `    VF[j] = z === 0 ? 0 : 1;`,
+          `    bad += VF[j];`,
+          `  }`,
+          `  return bad;`,
+          `}`,
+        ],
+      },
+      tile: [`const vT = vBase + col0 * stride_v_s;`, `const vBad = vFlagsTile(V, vT, stride_v_s, cols, VF);`],
+    };
   }
 
   accumulate(_blocks: BlockKind): JsCode {
@@ -401,8 +420,8 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
     const u = this.options.accUnroll;
     const C = this.options.accCols;
     const cs = Array.from({ length: C }, (_, c) => c);
-    const one = (a: string, p: string, vo: string) => [
-      `if (${p} !== 0) {`,
+    const one = (a: string, p: string, vo: string, vf: string) => [
+      `if (${p} !== 0 || ${vf} !== 0) {`,
       ...I(2, this.dLoop(DV, u, (d) => [`ACC[${at(a, d)}] += ${p} * V[${at(vo, d)}];`])),
       `}`,
     ];
@@ -413,11 +432,12 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
       `  ACC[${at("a1", d)}] += ${cs.map((c) => `p1${c} * v${c}`).join(" + ")}; }`,
     ]);
     const ps = cs.flatMap((c) => [`p0${c}`, `p1${c}`]);
-    // Zero weights are skipped: masked keys never touch the accumulator, whatever V holds.
+    // Zero weights are skipped unless the key's V row is non-finite (VF, loadV): then 0·V makes
+    // those columns NaN, as every backend's P·V does (NUMERICS.zeroWeights).
     return {
       functions: {
         accTile: [
-          `function accTile(S, ACC, V, vT, svs, rows, cols) { // ACC += P·V`,
+          `function accTile(S, ACC, V, VF, vT, svs, rows, cols) { // ACC += P·V`,
           `  let i = 0;`,
           `  for (; i + 1 < rows; i += 2) {`,
           `    const o0 = i * ${BN}, o1 = o0 + ${BN}, a0 = i * ${DV}, a1 = a0 + ${DV};`,
@@ -428,26 +448,26 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
           `      if (${ps.map((p) => `${p} !== 0`).join(" && ")}) {`,
           ...I(8, block),
           `      } else {`,
-          ...I(8, cs.flatMap((c) => [...one("a0", `p0${c}`, `vo${c}`), ...one("a1", `p1${c}`, `vo${c}`)])),
+          ...I(8, cs.flatMap((c) => [...one("a0", `p0${c}`, `vo${c}`, `VF[${at("j", c)}]`), ...one("a1", `p1${c}`, `vo${c}`, `VF[${at("j", c)}]`)])),
           `      }`,
           `    }`,
           `    for (; j < cols; j++, vo0 += svs) {`,
           `      const p00 = S[o0 + j], p10 = S[o1 + j];`,
-          ...I(6, one("a0", "p00", "vo0")),
-          ...I(6, one("a1", "p10", "vo0")),
+          ...I(6, one("a0", "p00", "vo0", "VF[j]")),
+          ...I(6, one("a1", "p10", "vo0", "VF[j]")),
           `    }`,
           `  }`,
           `  if (i < rows) {`,
           `    const o0 = i * ${BN}, a0 = i * ${DV};`,
           `    for (let j = 0, vo0 = vT; j < cols; j++, vo0 += svs) {`,
           `      const p00 = S[o0 + j];`,
-          ...I(6, one("a0", "p00", "vo0")),
+          ...I(6, one("a0", "p00", "vo0", "VF[j]")),
           `    }`,
           `  }`,
           `}`,
         ],
       },
-      phase: { accumulate: [`accTile(S, ACC, V, vT, stride_v_s, rows, cols);`] },
+      phase: { accumulate: [`accTile(S, ACC, V, VF, vT, stride_v_s, rows, cols);`] },
     };
   }
 }
