@@ -381,7 +381,7 @@ export class MatrixEmitter extends WgslEmitter {
       "var lt_0 = l_0;",
       this.exchange("lt", "+"),
       "let fa_r = q0 + g;",
-      "// Fully masked rows (l = 0) write O = 0 and LSE = -inf.",
+      "// Fully masked rows (l = 0) write O·0 (0, or NaN where a listed key's V is NaN/±inf) and LSE = -inf.",
       "let inv = select(1.0f / lt_0, 0.0f, lt_0 == 0.0f);",
     ];
     // O leaves through sc, NF fragments (BN columns) at a time; each lane stores vec4s of its row.

@@ -401,12 +401,10 @@ ${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + 
     const step = (n: string) => [
       ...range(g.U).map((u) => `let pu${u} = (*prow${u})[${n}];`),
       ...range(g.CV).map((v) => `let vv${v} = (*vcol${v})[${n}];`),
-      // A zero weight (masked key: score -inf) contributes nothing, whatever V holds there:
-      // select, not 0·V, which is NaN for V = NaN or ±inf (NUMERICS.zeroWeights).
-      ...range(g.RM).flatMap((i) => range(g.CV).map((v) => {
-        const p = this.comp((u) => `pu${u}`, i);
-        return `o_${i}_${v} = select(fma(vec4<f32>(${p}), vv${v}, o_${i}_${v}), o_${i}_${v}, ${p} == 0.0);`;
-      })),
+      // Every key of the tile adds p·V, p = 0 for a masked key, as on the matrix units: a NaN or
+      // ±inf in a listed key's V reaches its row's columns (NUMERICS.zeroWeights). Keys past
+      // kvLen were loaded as 0.
+      ...range(g.RM).flatMap((i) => range(g.CV).map((v) => `o_${i}_${v} = fma(vec4<f32>(${this.comp((u) => `pu${u}`, i)}), vv${v}, o_${i}_${v});`)),
     ].join("\n");
     // Double-buffered K/V: the next tile writes the other buffer, and its first barrier
     // orders this tile's reads of P before the next writes of P.
@@ -429,7 +427,7 @@ ${indent(this.eachS((i, j) => `s_${i}_${j} = select(NEG_INF, s_${i}_${j}, kv0 + 
       lines.push(`{
   let r = q0 + g * ${g.RM} + ${i};
   if (r < P.q_len) {
-    // Fully masked rows (l = 0) write O = 0 and LSE = -inf.
+    // Fully masked rows (l = 0) write O·0 (0, or NaN where a listed key's V is NaN/±inf) and LSE = -inf.
     let inv = select(1.0f / lt_${i}, 0.0f, lt_${i} == 0.0f);
 ${indent(indent([...store, ...lse].join("\n")))}
   }
