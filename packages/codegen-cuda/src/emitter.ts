@@ -425,7 +425,7 @@ for (int mt = 0; mt < M_TILES; ++mt) {
     const int row = row0 + 16 * mt + 8 * r;
     if (row < q_len) {
       storage_t* o_row = out + (long long)b * stride_out_b + (long long)hq * stride_out_h + (long long)row * stride_out_s;
-      // Fully masked rows (l = 0) write 0.
+      // Fully masked rows (l = 0) write acc·0: 0, or NaN where a listed key's V is NaN/±inf.
       const float inv_l = l == 0.0f ? 0.0f : 1.0f / l;
       #pragma unroll
       for (int d = 0; d < D_TILES; ++d) {

@@ -49,7 +49,9 @@ const long long table_row = ((long long)(b % sparse_b) * sparse_h + (hq % sparse
 const storage_t* k_base = k + (long long)b * stride_k_b + (long long)hkv * stride_k_h;
 const storage_t* v_base = v + (long long)b * stride_v_b + (long long)hkv * stride_v_h;
 extern __shared__ __align__(16) unsigned char smem[];
-float (*k_tile)[DQK + 1] = reinterpret_cast<float (*)[DQK + 1]>(smem);  // +1: rows in different banks
+// +1: rows in different banks. That padding column, k_tile[j][DQK], flags V row j as holding
+// NaN or ±inf (set by loadV, read by accumulate).
+float (*k_tile)[DQK + 1] = reinterpret_cast<float (*)[DQK + 1]>(smem);
 float (*v_tile)[DV] = reinterpret_cast<float (*)[DV]>(smem + 4 * BLOCK_N * (DQK + 1));`;
   }
 
@@ -93,6 +95,7 @@ ${indent(body.join("\n"), 3)}
 for (int e = threadIdx.x; e < BLOCK_N * DQK; e += BLOCK_M) {
   const int j = e / DQK, d = e % DQK;
   k_tile[j][d] = n0 + j < kv_len ? load_s(k_base + (long long)(n0 + j) * stride_k_s + d) : 0.0f;
+  if (d == 0) k_tile[j][DQK] = 0.0f;  // V row j's non-finite flag, set by loadV
 }
 __syncthreads();`;
   }
@@ -148,15 +151,19 @@ for (int d = 0; d < DV; ++d) acc[d] *= alpha;`;
   loadV(): string {
     return `for (int e = threadIdx.x; e < BLOCK_N * DV; e += BLOCK_M) {
   const int j = e / DV, d = e % DV;
-  v_tile[j][d] = n0 + j < kv_len ? load_s(v_base + (long long)(n0 + j) * stride_v_s + d) : 0.0f;
+  const float x = n0 + j < kv_len ? load_s(v_base + (long long)(n0 + j) * stride_v_s + d) : 0.0f;
+  v_tile[j][d] = x;
+  if (!isfinite(x)) k_tile[j][DQK] = 1.0f;  // every writer stores the same value
 }
 __syncthreads();`;
   }
 
   accumulate(): string {
+    // A zero weight skips its V row only when the row is finite: a masked key of a listed block
+    // adds 0·V, NaN for V = NaN or ±inf, as on the matrix units (NUMERICS.zeroWeights).
     return `for (int j = 0; j < BLOCK_N; ++j) {
   const float p = s[j];
-  if (p == 0.0f) continue;
+  if (p == 0.0f && k_tile[j][DQK] == 0.0f) continue;
   #pragma unroll
   for (int d = 0; d < DV; ++d) acc[d] = fmaf(p, v_tile[j][d], acc[d]);
 }`;
@@ -168,7 +175,7 @@ __syncthreads();`;
       : "";
     return `if (row_valid) {
   storage_t* o_row = out + (long long)b * stride_out_b + (long long)hq * stride_out_h + (long long)row * stride_out_s;
-  // Fully masked rows (l = 0) write 0.
+  // Fully masked rows (l = 0) write acc·0: 0, or NaN where a listed key's V is NaN/±inf.
   const float inv_l = l_i == 0.0f ? 0.0f : 1.0f / l_i;
   for (int d = 0; d < DV; ++d) store_s(o_row + d, acc[d] * inv_l);
   ${lse}
