@@ -92,7 +92,6 @@ constexpr int DQK = ${s.qkHeadDim};
 constexpr int DV = ${s.vHeadDim};
 constexpr int DQK_PAD = ${this.qkPadded};    // head dims padded to whole 128-byte swizzle rows
 constexpr int DV_PAD = ${this.vPadded};
-constexpr int K_STEPS = DQK_PAD / 16;         // wgmma k-steps of Q·Kᵀ
 constexpr int N_TILES = BLOCK_N / 8;          // 8-column accumulator tiles of S
 constexpr int D_TILES = DV_PAD / 8;           // 8-column accumulator tiles of O
 constexpr int PV_STEPS = BLOCK_N / 16;

@@ -24,17 +24,20 @@ import { cudaRenderer } from "./renderer.js";
 
 const indent = (code: string, n = 1) => code.split("\n").map((l) => (l ? "  ".repeat(n) + l : l)).join("\n");
 
-/** Loop over this thread's accumulator elements of S, with their query and key positions. */
+/** Loop over this thread's accumulator elements of S, with the query and key positions the body reads. */
 function perScore(body: string): string {
+  // Only the positions the mods read: an unused one is an nvcc warning in the user's build.
+  const positions = [
+    /\bq_idx\b/.test(body) ? "const int q_idx = row0 + mt * 16 + ((e >> 1) << 3) + q_offset;" : "",
+    /\bkv_idx\b/.test(body) ? "const int kv_idx = n0 + j * 8 + ((lane & 3) << 1) + (e & 1) + kv_offset;" : "",
+  ].filter(Boolean);
   return `#pragma unroll
 for (int mt = 0; mt < M_TILES; ++mt) {
   #pragma unroll
   for (int j = 0; j < N_TILES; ++j) {
     #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int q_idx = row0 + mt * 16 + ((e >> 1) << 3) + q_offset;
-      const int kv_idx = n0 + j * 8 + ((lane & 3) << 1) + (e & 1) + kv_offset;
-${indent(body, 3)}
+${indent(positions.join("\n"), 3)}${positions.length ? "\n" : ""}${indent(body, 3)}
     }
   }
 }`;

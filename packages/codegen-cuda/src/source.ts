@@ -45,7 +45,7 @@ export function cudaSource(spec: KernelSpec, options: CudaOptions, hash: string)
 ${storagePrelude(spec.dtype)}
 ${options.kernel !== "simt" ? `${mmaPrelude(spec.dtype as "f16" | "bf16")}\n` : ""}${CUDA_MOD_PRELUDE}
 constexpr float LOG2E = ${cudaFloat(NUMERICS.LOG2E)};
-constexpr float LN2 = ${cudaFloat(NUMERICS.LN2)};
+${spec.returnLse ? `constexpr float LN2 = ${cudaFloat(NUMERICS.LN2)};  // the LSE is written in natural-log units\n` : ""}
 ${emitter.prelude()}
 
 // Min one block per SM: without it ptxas may cap registers for occupancy and spill the accumulators.

@@ -299,8 +299,15 @@ describe("CUDA codegen", () => {
     }
     expect(candidates.filter((c) => isWgmma(c.spec) && c.isDefault).length).toBeGreaterThan(3);
     // The host launchers compile too (once per kernel kind: the batches compile device code only), and the device probe.
-    const hosts = [caseSpec("causal", "bf16"), caseSpec("causal", "f32"), caseSpec("causal", "bf16", undefined, SM90, [128, 128])];
-    const [confReports, candReports] = await Promise.all([
+    // A score mod that reads no position (softcap) and no LSE: a user's build of them prints no nvcc warning.
+    const positionFree = (config: KernelConfig) => makeSpec({ mask: causal, score: softcap, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16", sparseBlock: [128, 128], config });
+    const sm90Default = cudaConfigCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128], undefined, SM90)[0];
+    const sm80Default = cudaConfigCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128])[0];
+    const hosts = [
+      caseSpec("causal", "bf16"), caseSpec("causal", "f32"), caseSpec("causal", "bf16", undefined, SM90, [128, 128]),
+      positionFree(sm80Default), positionFree(sm90Default),
+    ];
+    const [confReports, candReports, ...hostBuilds] = await Promise.all([
       compileBatch(conformance, dir, "conformance"),
       compileBatch(candidates.map((c) => c.spec), dir, "candidates"),
       ...[...hosts.map((spec) => generateCuda(spec).source), wgmmaProbeSource("bf16")].map((source, i) => {
@@ -309,6 +316,7 @@ describe("CUDA codegen", () => {
         return run("nvcc", ["-O3", ARCHS[1].flag, "-c", host, "-o", `${host}.o`]);
       }),
     ]);
+    for (const [i, build] of hostBuilds.entries()) expect(build.stderr, `host build ${i}`).not.toMatch(/warning/i);
     for (const [reports, specs] of [[confReports, conformance], [candReports, candidates.map((c) => c.spec)]] as const) {
       for (const arch of ARCHS) expect(reports.get(arch.name)!.size).toBe(specs.filter(arch.runs).length);
     }
