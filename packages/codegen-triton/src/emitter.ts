@@ -270,9 +270,8 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
   }
 
   accumulate(_blocks: BlockKind): Lines {
-    // P·V on the tensor cores, as PyTorch's flex_attention: a NaN/±∞ in V at a zero-weight key
-    // of a computed tile reaches the row (0·NaN), see NUMERICS.zeroWeights. Guarding it here
-    // would route every V tile through registers on its way to the matrix unit.
+    // P·V on the tensor cores: a NaN/±∞ in V at a zero-weight key of a listed block reaches the
+    // row (0·NaN), the rule every backend follows (NUMERICS.zeroWeights, PyTorch's).
     return [`acc = tl.dot(p.to(vt.dtype), vt, acc${this.dotPrecision})`];
   }
 
