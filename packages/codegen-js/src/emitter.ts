@@ -8,7 +8,7 @@
  *   scoreMod      s = scoreMod((q·k)·scale as f32, …), masked elements → -inf
  *   bounds        the tile's column count: only a tile crossing kvLen is cut short
  *   onlineSoftmax m_new, rescale l and acc, S becomes P (exp2 domain)
- *   loadV         VF[j] = V row j holds NaN or ±inf (once per tile, for all its rows)
+ *   loadV         VF flags the V rows that hold NaN or ±inf, computed at a tile's first zero weight
  *   accumulate    ACC += P·V, 2 × 2, zero weights skipped unless VF[j] (NUMERICS.zeroWeights)
  *
  * Small helpers called once per tile are optimized by V8 within the first call's first tiles,
@@ -139,7 +139,7 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
         `const Lr = new Float64Array(${BM});`,
         `const S = new Float64Array(${BM * BN});`,
         `const MK = new Uint8Array(${BM * BN});`,
-        `const VF = new Uint8Array(${BN});`,
+        `const VF = new Uint8Array(${BN + 1}); // VF[${BN}]: whether VF[0..] is computed for this tile`,
         dec ? `const K = decodeAll(k), V = decodeAll(v);` : `const K = k, V = v;`,
         `const group = (q_heads / kv_heads) | 0;`,
         `const qScale = ${this.prescale ? `scale * ${NUMERICS.LOG2E}` : "1"};`,
@@ -344,8 +344,8 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
           `}`,
         ],
       },
-      // A tile with every element masked still adds 0·V: skipped only when its V is finite (vBad, loadV).
-      phase: { mask: [`if (${name}(${params.join(", ")}) === 0 && vBad === 0) continue; // every element masked, V finite`] },
+      // A tile with every element masked still adds 0·V: skipped only when its V is finite (loadV).
+      phase: { mask: [`if (${name}(${params.join(", ")}) === 0 && vFlagsTile(V, vT, stride_v_s, cols, VF) === 0) continue; // every element masked, V finite`] },
       guard: [`if (MK[o + j] === 0) { S[o + j] = -Infinity; continue; }`],
     };
   }
@@ -393,9 +393,11 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
 
   loadV(_blocks: BlockKind): JsCode {
     const { DV } = this;
+    const { BN } = this;
     // Masked keys of a listed block add 0·V as on the matrix units (NUMERICS.zeroWeights): 0·NaN
-    // and 0·inf are NaN. Flagging the non-finite V rows once per tile lets accTile keep skipping
-    // zero weights for every other key.
+    // and 0·inf are NaN. Flagging the non-finite V rows lets accTile keep skipping zero weights
+    // for every other key; the flags are computed at the tile's first zero weight, so tiles
+    // without one (full blocks, mostly) pay nothing.
     return {
       functions: {
         vFlagsTile: [
@@ -407,11 +409,12 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
           `    VF[j] = z === 0 ? 0 : 1;`,
           `    bad += VF[j];`,
           `  }`,
+          `  VF[${BN}] = 1;`,
           `  return bad;`,
           `}`,
         ],
       },
-      tile: [`const vT = vBase + col0 * stride_v_s;`, `const vBad = vFlagsTile(V, vT, stride_v_s, cols, VF);`],
+      tile: [`const vT = vBase + col0 * stride_v_s;`, `VF[${BN}] = 0;`],
     };
   }
 
@@ -421,6 +424,7 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
     const C = this.options.accCols;
     const cs = Array.from({ length: C }, (_, c) => c);
     const one = (a: string, p: string, vo: string, vf: string) => [
+      `if (${p} === 0 && VF[${BN}] === 0) vFlagsTile(V, vT, svs, cols, VF);`,
       `if (${p} !== 0 || ${vf} !== 0) {`,
       ...I(2, this.dLoop(DV, u, (d) => [`ACC[${at(a, d)}] += ${p} * V[${at(vo, d)}];`])),
       `}`,
