@@ -4,7 +4,7 @@
  */
 import { FlexAttnError } from "@flexattn/ir";
 import {
-  type DeviceTarget, type KernelConfig, type KernelSpec, type ModMix, type ResolvedProblem, type StorageDType, fitTile,
+  type DeviceTarget, type KernelConfig, type KernelSpec, type ModMix, type ResolvedProblem, type StorageDType, fitTile, modTraits,
 } from "@flexattn/template";
 
 /**
@@ -224,9 +224,20 @@ function mmaTiles(widest: number): [number, number, number, number][] {
  * barriers per key; at d = 64 the tile is short, the second S costs more than it hides, and blockN
  * 64 keeps more blocks resident per SM.
  */
-function wgmmaTiles(widest: number): [number, number, number, boolean][] {
-  if (widest <= 64) return [[128, 64, 2, false], [128, 128, 3, true], [128, 128, 2, false], [128, 64, 3, true], [64, 128, 2, false]];
-  if (widest <= 128) return [[128, 128, 3, true], [128, 128, 2, false], [128, 64, 3, true], [128, 64, 2, false], [64, 128, 2, false]];
+function wgmmaTiles(widest: number, mods: ModMix): [number, number, number, boolean][] {
+  const { transcendental, dataDependent } = modTraits(mods);
+  const first = (tiles: [number, number, number, boolean][], lead: [number, number, number, boolean] | null) =>
+    lead ? [lead, ...tiles.filter((t) => t.join() !== lead.join())] : tiles;
+  // A mask that gathers per element at d ≤ 64 makes the tile long enough for the overlapped 128 × 128
+  // shape; a transcendental score mod at d = 128 holds S live through a longer softmax: 64 columns.
+  if (widest <= 64) {
+    return first([[128, 64, 2, false], [128, 128, 3, true], [128, 128, 2, false], [128, 64, 3, true], [64, 128, 2, false]],
+      dataDependent ? [128, 128, 3, true] : null);
+  }
+  if (widest <= 128) {
+    return first([[128, 128, 3, true], [128, 128, 2, false], [128, 64, 3, true], [128, 64, 2, false], [64, 128, 2, false]],
+      transcendental ? [128, 64, 3, true] : null);
+  }
   return [[128, 64, 2, false], [64, 64, 2, false], [64, 128, 2, false]];
 }
 
@@ -237,7 +248,7 @@ function wgmmaTiles(widest: number): [number, number, number, boolean][] {
  * fitting and configs over their kernel's shared-memory limit are dropped.
  */
 export function cudaConfigCandidates(
-  problem: Problem, sparseBlock: readonly [number, number], _mods?: ModMix, target?: DeviceTarget,
+  problem: Problem, sparseBlock: readonly [number, number], mods: ModMix = { mask: null, score: null }, target?: DeviceTarget,
 ): KernelConfig[] {
   const widest = Math.max(problem.qkHeadDim, problem.vHeadDim);
   const out: KernelConfig[] = [];
@@ -252,7 +263,7 @@ export function cudaConfigCandidates(
   };
   const half = problem.dtype !== "f32";
   if (half && cudaArch(target) === "sm_90a" && wgmmaPaddedDim(problem.vHeadDim) <= WGMMA_MAX_N) {
-    for (const [bm, bn, stages, overlap] of wgmmaTiles(widest)) {
+    for (const [bm, bn, stages, overlap] of wgmmaTiles(widest, mods)) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
       if (blockM % WGMMA_ROWS !== 0 || blockN % MMA_TILE !== 0) continue;

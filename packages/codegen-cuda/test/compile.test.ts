@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { FlexAttnError, tanh, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { FlexAttnError, buffer, tanh, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import {
   CONFORMANCE_CASES, DEFAULT_CONFIG, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType, instantiateCase, makeSpec,
   resolveProblem,
 } from "@flexattn/template";
 import {
-  CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, cudaBackend, cudaConfigCandidates, cudaOptions, cudaPythonModule, cudaSharedLimit,
+  CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, cudaBackend, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaPythonModule, cudaSharedLimit,
   generateCuda, wgmmaProbeSource,
 } from "@flexattn/codegen-cuda";
 
@@ -225,6 +225,23 @@ describe("CUDA codegen", () => {
     const small = cudaConfigCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [8, 8]);
     expect(small.length).toBeGreaterThan(0);
     expect(small.every((c) => c.options?.kernel === "simt")).toBe(true);
+  });
+
+  it("on sm_90a, ranks tiles by what the mods compute: a gathering mask at d = 64, a transcendental score mod at d = 128", () => {
+    const docs = buffer(Int32Array.from({ length: 256 }, (_, i) => i >> 6), { name: "docs" });
+    const documentMask = traceMaskMod((_b, _h, q, kv) => docs.at(q).eq(docs.at(kv)));
+    const first = (d: number, mask: typeof causal | null, score: typeof softcap | null) =>
+      cudaConfigName(cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], { mask, score }, SM90)[0], "bf16");
+    expect(first(64, causal, null)).toBe("128x64 w8 s2 wgmma");
+    expect(first(64, documentMask, null)).toBe("128x128 w8 s3 wgmma overlap");
+    expect(first(64, causal, softcap)).toBe("128x64 w8 s2 wgmma");
+    expect(first(128, causal, null)).toBe("128x128 w8 s3 wgmma overlap");
+    expect(first(128, documentMask, null)).toBe("128x128 w8 s3 wgmma overlap");
+    expect(first(128, causal, softcap)).toBe("128x64 w8 s3 wgmma overlap");
+    // The sm_80 list does not depend on the mods.
+    const sm80 = (mask: typeof causal | null, score: typeof softcap | null) =>
+      cudaConfigCandidates({ qkHeadDim: 128, vHeadDim: 128, dtype: "bf16" }, [128, 128], { mask, score }).map((c) => cudaConfigName(c, "bf16"));
+    expect(sm80(documentMask, softcap)).toEqual(sm80(null, null));
   });
 
   it("launches every candidate with the shared memory its kernel declares, opting in above the default limit", () => {

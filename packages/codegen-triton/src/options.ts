@@ -1,6 +1,6 @@
 /** Triton-specific config options and the H100 default configs. */
 import { FlexAttnError } from "@flexattn/ir";
-import { type KernelConfig, type ModMix, type ResolvedProblem, type StorageDType, fitTile } from "@flexattn/template";
+import { type KernelConfig, type ModMix, type ResolvedProblem, type StorageDType, fitTile, modTraits } from "@flexattn/template";
 
 export interface TritonOptions {
   /** Softcap & co: tanh via the SFU's `tanh.approx.f32` (abs. error ≲ 2^-10.99) instead of libdevice. */
@@ -163,8 +163,6 @@ export function tritonConfigCandidates(
 export const tileKey = (c: Pick<KernelConfig, "blockM" | "blockN" | "numWarps" | "numStages">): string =>
   `${c.blockM}x${c.blockN} w${c.numWarps} s${c.numStages}`;
 
-const TRANSCENDENTAL = new Set(["exp", "exp2", "log", "log2", "tanh", "sigmoid"]);
-
 /**
  * Tiles that beat the head-dim default in the H100 runs' tuned column
  * (apps/bench/results/triton-h100-final.md, bf16): a transcendental score mod at d ≤ 64 wants
@@ -178,14 +176,6 @@ function modAwareTile(d: number, kvLen: number | undefined, mods: ModMix): Tile 
   if (d <= 64 && dataDependent) return [128, 128, 4, 2];
   if (d === 128 && dataDependent && kvLen !== undefined && kvLen <= 4096) return [64, 64, 4, 2];
   return undefined;
-}
-
-/** What makes a kernel's tile choice differ: a transcendental score mod, a mask that loads a buffer. */
-export function modTraits(mods: ModMix): { transcendental: boolean; dataDependent: boolean } {
-  return {
-    transcendental: mods.score?.nodes.some((n) => TRANSCENDENTAL.has(n.op)) ?? false,
-    dataDependent: mods.mask?.nodes.some((n) => n.op === "load") ?? false,
-  };
 }
 
 export function isHalf(dtype: StorageDType): boolean {

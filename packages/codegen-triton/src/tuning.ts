@@ -6,8 +6,8 @@
  * The Python of resolutionSource() uses the standard library only (no torch, no triton), so tests
  * run it on its own; the torch side (device name, timing a candidate) is passed in by the launcher.
  */
-import type { KernelConfig, KernelSpec } from "@flexattn/template";
-import { type TritonOptions, modTraits, nextPow2, tileKey, tritonConfigCandidates } from "./options.js";
+import { type KernelConfig, type KernelSpec, modTraits } from "@flexattn/template";
+import { type TritonOptions, nextPow2, tileKey, tritonConfigCandidates } from "./options.js";
 import { pyString } from "./python.js";
 import { pythonTuningRuntime, tuningCacheFormat } from "@flexattn/autotune";
 import h100 from "./tuned/h100.json";

@@ -53,6 +53,20 @@ export interface ModMix {
   readonly score: ModGraph | null;
 }
 
+const TRANSCENDENTAL = new Set(["exp", "exp2", "log", "log2", "tanh", "sigmoid"]);
+
+/**
+ * What makes a kernel's best tile differ from its head dim's default, for the backends'
+ * heuristics: a transcendental score mod (its per-element cost lengthens the softmax phase) and
+ * a mask that loads a buffer (a gather per element).
+ */
+export function modTraits(mods: ModMix): { transcendental: boolean; dataDependent: boolean } {
+  return {
+    transcendental: mods.score?.nodes.some((n) => TRANSCENDENTAL.has(n.op)) ?? false,
+    dataDependent: mods.mask?.nodes.some((n) => n.op === "load") ?? false,
+  };
+}
+
 /**
  * One execution of a kernel: inputs, the block mask, the mods (their captured buffers carry
  * the data) and output buffers in the problem's dtype and layout.
