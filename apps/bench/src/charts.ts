@@ -121,6 +121,7 @@ export const CHARTS: ChartSource[] = [
   triton("triton-h200-final"),
   cuda("cuda-h100-tensor-core"),
   cuda("cuda-h100-wgmma"),
+  cuda("cuda-h100-public"),
   wgsl("wgsl-h100-public"),
   wgsl("wgsl-h200"),
   {

@@ -60,10 +60,12 @@ def compile_all(sources, cache):
         dst = os.path.join(cache, f"cuda-{h}-sm{arch()}.cubin")
         if os.path.exists(dst):
             return src, 0, ""
-        r = subprocess.run(["nvcc", "-O3", f"-gencode=arch=compute_{arch()},code=sm_{arch()}", "-cubin", src, "-o", dst + ".tmp"],
+        # A temporary name of this source's own: two sources of one spec may compile at the same time.
+        tmp = f"{dst}.{os.path.basename(src)}.tmp"
+        r = subprocess.run(["nvcc", "-O3", f"-gencode=arch=compute_{arch()},code=sm_{arch()}", "-cubin", src, "-o", tmp],
                            capture_output=True, text=True)
         if r.returncode == 0:
-            os.replace(dst + ".tmp", dst)
+            os.replace(tmp, dst)
         return src, r.returncode, r.stderr[-2000:]
     t0 = time.time()
     with ThreadPoolExecutor(os.cpu_count() or 8) as ex:
