@@ -10,7 +10,7 @@ import {
   type BackendName, type BlockMaskTables, type Tensor, referenceAttention, resolveProblem, toFloat32,
 } from "@flexattn/template";
 import { type BackendChoice, flexAttention, lastFlexAttentionRun } from "./attention.js";
-import { compile, toScoreGraph } from "./compile.js";
+import { compileWithSpec, toScoreGraph } from "./compile.js";
 import { findExecutor, listBackends } from "./registry.js";
 import { randomTensor } from "./util.js";
 import { writeArtifact } from "./files.js";
@@ -145,11 +145,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const written: string[] = [];
   for (const backend of listBackends()) {
     const dtype = backend.name === "cuda" || backend.name === "triton" ? "bf16" : "f32";
-    const artifact = compile({ blockMask, scoreMod }, { ...problem, dtype }, { backend: backend.name as BackendName });
-    const [src, json] = writeArtifact(o.outDir, "document_causal_softcap", artifact);
-    written.push(`  ${backend.name.padEnd(7)} ${dtype.padEnd(5)} ${src}  (+ ${json.slice(json.lastIndexOf("/") + 1)})`);
+    const { spec, artifact } = compileWithSpec({ blockMask, scoreMod }, { ...problem, dtype }, { backend: backend.name as BackendName });
+    const [src, ...rest] = writeArtifact(o.outDir, "document_causal_softcap", artifact, backend.companions?.(spec, artifact));
+    written.push(`  ${backend.name.padEnd(7)} ${dtype.padEnd(5)} ${src}  (+ ${rest.map((f) => f.slice(f.lastIndexOf("/") + 1)).join(", ")})`);
   }
-  log("generated kernels (source + artifact JSON):");
+  log("generated kernels (source + artifact JSON; for CUDA also its PyTorch module):");
   for (const w of written) log(w);
   log(`\ndone in ${((performance.now() - t0) / 1000).toFixed(1)} s${ok ? "" : " — REFERENCE CHECK FAILED"}`);
   return { ok };

@@ -134,7 +134,7 @@ describe("flexattn CLI", () => {
     expect(r.stdout).toMatch(/js +JavaScript .* ms .* ms/);
     expect(r.stdout).toMatch(/js: max relative error vs the float64 reference on \d+ rows = .* ✓/);
     expect(r.stderr).toMatch(/running flexAttention/);
-    for (const f of ["js", "wgsl", "py", "cu"]) expect(existsSync(join(out, `document_causal_softcap.${f}`))).toBe(true);
+    for (const f of [".js", ".wgsl", ".py", ".cu", "_cuda.py"]) expect(existsSync(join(out, `document_causal_softcap${f}`))).toBe(true);
     for (const b of ["js", "wgsl", "triton", "cuda"]) expect(existsSync(join(out, `document_causal_softcap.${b}.json`))).toBe(true);
   });
 
