@@ -8,7 +8,7 @@
  * cached like loop_form, keyed on the tables' identity and _version.
  */
 import { FlexAttnError } from "@flexattn/ir";
-import { type BackwardMods, type KernelSpec, backwardAbi, backwardMods, emitBackward } from "@flexattn/template";
+import { type BackwardMods, type KernelSpec, backwardAbi, backwardMods, emitBackward, modTraits } from "@flexattn/template";
 import { bufferArgs, bufferKeywords } from "./buffers.js";
 import { type BackwardKernel, TritonBackwardEmitter, gradFlag, partialName } from "./backward-emitter.js";
 import { kernelShape } from "./emitter.js";
@@ -51,11 +51,15 @@ export const BACKWARD_CANDIDATES: readonly BackwardConfig[] = [
  * The shipped default, by what sets the register budget: the dK/dV program keeps K, V and two
  * f32 [BLOCK_N1, d] accumulators in registers. At padded head dim 128 and up, 64 × 128 dK/dV
  * tiles and 128 × 64 dQ tiles on 8 warps (the split PyTorch's flex backward uses on Hopper); at
- * 64 and below, 64 × 64 tiles on 4 warps; f32 (twice the bytes, IEEE dots) 32 × 32.
+ * 64 and below, 64 × 64 tiles on 4 warps; f32 (twice the bytes, IEEE dots) 32 × 32. A
+ * transcendental score mod recomputes its value and derivative per score element in both
+ * programs, which adds live registers per element: at d ≥ 128 its tiles hold half the scores
+ * (32 × 128 dK/dV, 128 × 32 dQ); without one, those smaller tiles are the slower choice.
  */
 export function backwardDefault(spec: KernelSpec): BackwardConfig {
   if (spec.dtype === "f32") return bwd(32, 32, 32, 32, 4, 2);
-  return kernelShape(spec).qkDimPad >= 128 ? bwd(64, 128, 128, 64, 8, 3) : bwd(64, 64, 64, 64, 4, 3);
+  if (kernelShape(spec).qkDimPad < 128) return bwd(64, 64, 64, 64, 4, 3);
+  return modTraits(spec).transcendental ? bwd(32, 128, 128, 32, 8, 3) : bwd(64, 128, 128, 64, 8, 3);
 }
 
 /** The spec's default first, then the other candidates. */

@@ -9,13 +9,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buffer, toI32, traceScoreMod } from "@flexattn/ir";
+import { buffer, tanh, toI32, traceScoreMod } from "@flexattn/ir";
 import {
   BACKWARD_CASES, BACKWARD_TOLERANCE, type BackwardInstance, backwardMods, fullTablesOf, instantiateBackwardCase, makeSpec,
   referenceBackward, toFloat32,
 } from "@flexattn/template";
 import { describe, expect, it } from "vitest";
-import { bufferArgs, moduleBackwardMods, tritonBackend, tritonDefaultConfig } from "../src/index.js";
+import { backwardCandidates, backwardDefault, bufferArgs, moduleBackwardMods, tritonBackend, tritonDefaultConfig } from "../src/index.js";
 import { causal, pyCompile } from "./helpers.js";
 
 const SCRIPT = fileURLToPath(new URL("./backward_module.py", import.meta.url));
@@ -90,6 +90,23 @@ describe("generated Triton backward source", () => {
     });
     expect(Object.keys(sources).length).toBe(BACKWARD_CASES.length - 1);
     expect(pyCompile(sources)).toEqual([]);
+  });
+
+  it("picks the backward's default tiles by head dim, dtype and whether the score mod is transcendental", () => {
+    const softcap = traceScoreMod((s, _b, _h, _q, _kv) => tanh(s.div(30)).mul(30));
+    const spec = (d: number, score: typeof softcap | null, dtype: "bf16" | "f32" = "bf16") => makeSpec({
+      mask: causal, score, qkHeadDim: d, vHeadDim: d, dtype, returnLse: true, sparseBlock: [128, 128],
+      config: tritonDefaultConfig({ qkHeadDim: d, vHeadDim: d, dtype }, [128, 128]),
+    });
+    const tiles = (c: ReturnType<typeof backwardDefault>) => [c.blockM1, c.blockN1, c.blockM2, c.blockN2, c.numWarps];
+    expect(tiles(backwardDefault(spec(128, null)))).toEqual([64, 128, 128, 64, 8]);
+    expect(tiles(backwardDefault(spec(128, softcap)))).toEqual([32, 128, 128, 32, 8]);
+    expect(tiles(backwardDefault(spec(64, softcap)))).toEqual([64, 64, 64, 64, 4]);
+    expect(tiles(backwardDefault(spec(128, softcap, "f32")))).toEqual([32, 32, 32, 32, 4]);
+    // The default leads the candidates the module carries, once.
+    const candidates = backwardCandidates(spec(128, softcap));
+    expect(tiles(candidates[0])).toEqual([32, 128, 128, 32, 8]);
+    expect(new Set(candidates.map((c) => JSON.stringify(c))).size).toBe(candidates.length);
   });
 
   it("reduces buffer gradients without atomics, and only a module with a gradient buffer has the reduce kernel", () => {
