@@ -19,6 +19,8 @@ import warnings
 
 import numpy as np
 
+import numpy_tensor  # beside this script: python puts its folder on sys.path
+
 FAILURES = []
 
 
@@ -31,87 +33,42 @@ def expect(cond, what):
 SYNCS = [0]  # how many times loop_form read tables back from the "device"
 
 
-DEVICE = types.SimpleNamespace(type="cuda", index=0)
+class T(numpy_tensor.T):
+    """numpy_tensor's tensor with what the launcher checks need on top: a data_ptr a check can set (a new tensor at a
+    cached one's address), the element size of the dtype named (bf16 and f16 data is held as float32 here) and
+    tolist counting loop_form's reads back from the "device" (SYNCS)."""
 
+    _ptr = None  # None: its own address, id(self)
 
-class T:
-    """A tensor as the launcher and loop_form see it: numpy data, a dtype name, data_ptr, _version, strides in
-    elements, and the few operators loop_form uses."""
-
-    def __init__(self, data, ptr=None, dtype=None):
-        self.a = np.asarray(data)
-        self.shape = self.a.shape
-        self.dtype = dtype or {np.dtype(np.int32): "int32", np.dtype(np.bool_): "bool"}.get(self.a.dtype, "float32")
-        self._ptr = ptr if ptr is not None else id(self)
-        self._version = 0
-        self.device = DEVICE
-
-    def dim(self):
-        return self.a.ndim
-
-    def numel(self):
-        return self.a.size
-
-    def stride(self, i=None):
-        st = tuple(x // self.a.itemsize for x in self.a.strides)
-        return st if i is None else st[i]
-
-    def is_contiguous(self):
-        return self.a.flags["C_CONTIGUOUS"]
+    def data_ptr(self):
+        return id(self) if self._ptr is None else self._ptr
 
     def element_size(self):
         return 2 if self.dtype in ("bfloat16", "float16") else 4
 
-    def new_empty(self, shape, dtype=None):
-        return T(np.zeros(shape, np.float32), dtype=dtype)
-
-    def expand(self, *shape):
-        return T(np.broadcast_to(self.a, shape), dtype=self.dtype)
-
-    def contiguous(self):
-        return T(np.ascontiguousarray(self.a), dtype=self.dtype)
-
-    def data_ptr(self):
-        return self._ptr
-
-    def __getitem__(self, i):
-        return T(self.a[i])
-
-    def _op(self, other, f):
-        return T(f(self.a, other.a if isinstance(other, T) else other))
-
-    __eq__ = lambda self, o: self._op(o, np.equal)  # noqa: E731
-    __or__ = lambda self, o: self._op(o, np.logical_or)  # noqa: E731
-    __add__ = lambda self, o: self._op(o, np.add)  # noqa: E731
-    __lt__ = lambda self, o: self._op(o, np.less)  # noqa: E731
-    __gt__ = lambda self, o: self._op(o, np.greater)  # noqa: E731
-    __hash__ = object.__hash__
-
-    def __invert__(self):
-        return T(~self.a)
-
-    def all(self):
-        return T(self.a.all())
-
-    def any(self):
-        return T(self.a.any())
-
     def tolist(self):
         SYNCS[0] += 1
-        return self.a.tolist()
+        return super().tolist()
+
+
+def tensor(data, dtype=None, ptr=None):
+    """A T over data (float32, int32 or bool), dtype its torch name; ptr sets its data_ptr."""
+    t = T.of(np.asarray(data), dtype)
+    t._ptr = ptr
+    return t
 
 
 torch = types.ModuleType("torch")
 for name in ("bfloat16", "float16", "float32", "int32"):
     setattr(torch, name, name)
 torch.Tensor = T
-torch.arange = lambda n, device=None, dtype=None: T(np.arange(n, dtype=np.int32))
-torch.stack = lambda ts: T(np.stack([t.a for t in ts]))
+torch.arange = lambda n, device=None, dtype=None: tensor(np.arange(n, dtype=np.int32))
+torch.stack = lambda ts: tensor(np.stack([t.a for t in ts]))
 _NP = {"int32": np.int32}
-torch.empty = lambda shape, dtype=None, device=None: T(np.zeros(shape, _NP.get(dtype, np.float32)), dtype=dtype)
+torch.empty = lambda shape, dtype=None, device=None: tensor(np.zeros(shape, _NP.get(dtype, np.float32)), dtype=dtype)
 torch.zeros = torch.empty
-torch.full = lambda shape, value, dtype=None, device=None: T(np.full(shape, value, _NP.get(dtype, np.float32)), dtype=dtype)
-torch.empty_like = lambda t: T(np.zeros_like(t.a), dtype=t.dtype)
+torch.full = lambda shape, value, dtype=None, device=None: tensor(np.full(shape, value, _NP.get(dtype, np.float32)), dtype=dtype)
+torch.empty_like = lambda t: tensor(np.zeros_like(t.a), dtype=t.dtype)
 torch.version = types.SimpleNamespace(hip=None)
 torch.autograd = types.SimpleNamespace(Function=object)  # the module subclasses it (its backward)
 torch.is_grad_enabled = lambda: False
@@ -403,10 +360,10 @@ def check_resolution(mod, folder):
 def check_loop_form(mod):
     LOOP_NONE, LOOP_RANGE, LOOP_INDEXED = mod.LOOP_NONE, mod.LOOP_RANGE, mod.LOOP_INDEXED
     # 1 x 1 x 3 rows of 4 columns; padding past each row's count is arbitrary.
-    num = T(np.array([[[2, 1, 3]]], dtype=np.int32))
-    runs = T(np.array([[[[4, 5, 9, 0], [7, 1, 1, 1], [0, 1, 2, 7]]]], dtype=np.int32))
-    holes = T(np.array([[[[4, 6, 0, 0], [7, 0, 0, 0], [0, 1, 2, 0]]]], dtype=np.int32))
-    zero = T(np.zeros((1, 1, 3), dtype=np.int32))
+    num = tensor(np.array([[[2, 1, 3]]], dtype=np.int32))
+    runs = tensor(np.array([[[[4, 5, 9, 0], [7, 1, 1, 1], [0, 1, 2, 7]]]], dtype=np.int32))
+    holes = tensor(np.array([[[[4, 6, 0, 0], [7, 0, 0, 0], [0, 1, 2, 0]]]], dtype=np.int32))
+    zero = tensor(np.zeros((1, 1, 3), dtype=np.int32))
     expect(mod.loop_form(num, runs) == LOOP_RANGE, "ascending runs: one range per row")
     expect(mod.loop_form(num, holes) == LOOP_INDEXED, "a row with a gap: indexed")
     expect(mod.loop_form(zero, holes) == LOOP_NONE, "no blocks at all: no loop")
@@ -419,7 +376,7 @@ def check_loop_form(mod):
     runs.a[0, 0, 0, 1] = 8  # in place: row 0 is now 4, 8
     runs._version += 1
     expect(mod.loop_form(num, runs) == LOOP_INDEXED, "an in-place change (a new _version) is read again")
-    same_address = T(np.array([[[[4, 5, 6, 0], [7, 0, 0, 0], [0, 1, 2, 0]]]], dtype=np.int32), ptr=holes.data_ptr())
+    same_address = tensor(np.array([[[[4, 5, 6, 0], [7, 0, 0, 0], [0, 1, 2, 0]]]], dtype=np.int32), ptr=holes.data_ptr())
     expect(mod.loop_form(num, same_address) == LOOP_RANGE, "a new tensor at a cached tensor's address is read again")
 
 
@@ -429,17 +386,17 @@ def check_launcher(mod, folder):
     fresh(mod, os.path.join(folder, "launcher"))
     B, H, L = 2, 4, 512
     bm0 = mod.CONFIG["BLOCK_M"]
-    q = T(np.zeros((B, H, L, mod.QK_HEAD_DIM), np.float32), dtype=mod.DTYPE)
-    k = T(np.zeros((B, H, L, mod.QK_HEAD_DIM), np.float32), dtype=mod.DTYPE)
-    v = T(np.zeros((B, H, L, mod.V_HEAD_DIM), np.float32), dtype=mod.DTYPE)
-    bufs = {name: T(np.zeros(shape, np.int32), dtype=dt) for name, dt, shape in mod.BUFFERS}
+    q = tensor(np.zeros((B, H, L, mod.QK_HEAD_DIM), np.float32), dtype=mod.DTYPE)
+    k = tensor(np.zeros((B, H, L, mod.QK_HEAD_DIM), np.float32), dtype=mod.DTYPE)
+    v = tensor(np.zeros((B, H, L, mod.V_HEAD_DIM), np.float32), dtype=mod.DTYPE)
+    bufs = {name: tensor(np.zeros(shape, np.int32), dtype=dt) for name, dt, shape in mod.BUFFERS}
     QB, KVB = L // mod.SPARSE_BLOCK[0], L // mod.SPARSE_BLOCK[1]
-    causal_num = T(np.ones((1, 1, QB), np.int32))
-    causal_idx = T(np.array([[[[i] + [0] * (KVB - 1) for i in range(QB)]]], np.int32))
-    full_num = T(np.arange(QB, dtype=np.int32).reshape(1, 1, QB))
+    causal_num = tensor(np.ones((1, 1, QB), np.int32))
+    causal_idx = tensor(np.array([[[[i] + [0] * (KVB - 1) for i in range(QB)]]], np.int32))
+    full_num = tensor(np.arange(QB, dtype=np.int32).reshape(1, 1, QB))
     full_idx = np.tile(np.arange(KVB, dtype=np.int32), (1, 1, QB, 1))
     full_idx[0, 0, QB - 1, :3] = [0, 2, 1]  # the last row's blocks are not one run
-    full_idx = T(full_idx)
+    full_idx = tensor(full_idx)
     tables = (causal_num, causal_idx, full_num, full_idx)
 
     def launched(**kw):
@@ -505,7 +462,7 @@ def check_launcher(mod, folder):
 
     TIMINGS.clear()
     TIMINGS[mod.config_text(cands[-1])] = 1.0
-    user_out = T(np.zeros((B, H, L, mod.V_HEAD_DIM), np.float32), dtype=mod.DTYPE)
+    user_out = tensor(np.zeros((B, H, L, mod.V_HEAD_DIM), np.float32), dtype=mod.DTYPE)
     result, (_, args, kw), err = launched(autotune=True, out=user_out)
     tuning = LAUNCHES[:-1]
     expect(mod.last_config()["source"] == "tuned" and mod.last_config()["config"] == cands[-1], "autotune picks the fastest")
