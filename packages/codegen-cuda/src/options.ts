@@ -35,8 +35,9 @@ export function cudaArch(target?: DeviceTarget): CudaArch {
 
 /** The DeviceTarget that asks for kernels of one architecture. */
 export function cudaTarget(arch: CudaArch): DeviceTarget {
-  cudaArch({ signature: "", limits: { arch } });
-  return { signature: `cuda ${arch}`, limits: { arch } };
+  const target = { signature: `cuda ${arch}`, limits: { arch } };
+  cudaArch(target); // refuses any other name than sm_80 and sm_90a
+  return target;
 }
 
 export interface CudaOptions {

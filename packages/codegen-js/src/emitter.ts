@@ -392,8 +392,7 @@ export class JsEmitter implements TemplateEmitter<JsCode> {
   }
 
   loadV(_blocks: BlockKind): JsCode {
-    const { DV } = this;
-    const { BN } = this;
+    const { DV, BN } = this;
     // Masked keys of a listed block add 0·V as on the matrix units (NUMERICS.zeroWeights): 0·NaN
     // and 0·inf are NaN. Flagging the non-finite V rows lets accTile keep skipping zero weights
     // for every other key; the flags are computed at the tile's first zero weight, so tiles

@@ -262,6 +262,7 @@ def bench(dev, f, variants, n_candidates, budget_s):
                     timed[name] = sdpa
                 except Exception as ex:
                     log(dict(variant=e["variant"], impl=name, unavailable=repr(ex)[:200]), f)
+        rel_err = lambda got: float((got.double() - ref.double()).norm() / ref.double().norm())  # noqa: E731
         agree, roles = {}, {}
         for m in e["timed"]:
             role = "default" if m is e["default"] else "sm80" if m is e["sm80"] else "candidate"
@@ -271,8 +272,9 @@ def bench(dev, f, variants, n_candidates, budget_s):
                 fn = lambda mod=mod: mod.flex_attention(q, k, v, *tables, **bufs)  # noqa: E731
                 got = fn()
                 torch.cuda.synchronize()
-                agree[name] = float((got.double() - ref.double()).norm() / ref.double().norm())
-                timed[name], roles[name] = fn, dict(role=role, config=mod.last_config()["config"]["name"], source=mod.last_config()["source"])
+                agree[name] = rel_err(got)
+                last = mod.last_config()
+                timed[name], roles[name] = fn, dict(role=role, config=last["config"]["name"], source=last["source"])
                 if role == "default":
                     # What tuning gives a user: the module's own tune() on these tensors, then the call as they make it.
                     t0 = time.time()
@@ -281,7 +283,7 @@ def bench(dev, f, variants, n_candidates, budget_s):
                     timings = mod.last_config().get("timings")  # the next call resolves from the cache and drops them
                     got = fn()
                     last = mod.last_config()
-                    agree["ours tuned"] = float((got.double() - ref.double()).norm() / ref.double().norm())
+                    agree["ours tuned"] = rel_err(got)
                     timed["ours tuned"] = fn
                     roles["ours tuned"] = dict(role="tuned", config=last["config"]["name"], source=last["source"], tuning_s=round(tuning_s, 1),
                                                timings=timings)
