@@ -38,7 +38,7 @@ describe("tune", () => {
   it("keeps the earlier candidate unless a later one is faster by more than TUNE_TIE_MARGIN", async () => {
     const within = { 16: 1, 32: 1 - TUNE_TIE_MARGIN / 2, 64: 1.2, 128: 1.3 } as Record<number, number>;
     expect((await tune({ ...request, measure: (c) => within[c.blockM] })).best.blockM).toBe(16);
-    const beyond = { ...within, 64: 1 - 2 * TUNE_TIE_MARGIN };
+    const beyond: Record<number, number> = { ...within, 64: 1 - 2 * TUNE_TIE_MARGIN };
     expect((await tune({ ...request, measure: (c) => beyond[c.blockM] })).best.blockM).toBe(64);
   });
 

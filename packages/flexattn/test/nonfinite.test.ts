@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
-  type ModGraph, type ReferenceResult, type ScoreMod, type Tensor, type Value, buffer, causal, compile, createBlockMask, flexAttention,
+  type MaskMod, type ModGraph, type ReferenceResult, type ScoreMod, type Tensor, type Value, buffer, causal, compile, createBlockMask, flexAttention,
   flexAttentionBackward, randomTensor, referenceAttention, referenceBackward, resolveProblem, traceScoreMod, where,
 } from "../src/index.js";
 import { isWebGpuAvailable } from "@flexattn/webgpu";
@@ -46,7 +46,7 @@ interface Case {
   name: string;
   n: number;
   blockSize: number;
-  mask: (b: Value, h: Value, q: Value, kv: Value) => Value;
+  mask: MaskMod;
   scoreMod?: ScoreMod;
   poison: Poison[];
   expect: Expect[];
@@ -270,7 +270,9 @@ describe("Triton (numpy emulation of triton.language): tl.dot's 0·V gives the s
       const b = readFileSync(path);
       return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     };
-    runs.forEach(({ c, ref }, i) => checkResult(c, ref, { out: f32(join(dir, `${i}.out`)), lse: f32(join(dir, `${i}.lse`)) }, "triton (emulated)"));
+    for (const [i, { c, ref }] of runs.entries()) {
+      checkResult(c, ref, { out: f32(join(dir, `${i}.out`)), lse: f32(join(dir, `${i}.lse`)) }, "triton (emulated)");
+    }
   });
 });
 
