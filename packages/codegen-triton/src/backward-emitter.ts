@@ -30,7 +30,7 @@ import {
   type BackwardEmitter, type BackwardMods, type BackwardPass, type BlockKind, type KernelSpec, NUMERICS,
 } from "@flexattn/template";
 import { bufferArgs } from "./buffers.js";
-import { type KernelShape, kernelShape } from "./emitter.js";
+import { type KernelShape, evenLoad, kernelShape, walkTableRow } from "./emitter.js";
 import { renderTileMod } from "./mods.js";
 import type { TritonOptions } from "./options.js";
 import { indent } from "./python.js";
@@ -100,17 +100,20 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
     return dim === pad ? null : `(${offs}[None, :] < ${dim})`;
   }
 
-  /** A [rows, dim] tile of a strided tensor, rows masked by `rowOk`, padded columns read as 0. */
-  private loadRows(target: string, base: string, offs: string, stride: string, rowOk: string, dimOffs: string, dim: number, pad: number): string {
-    const dm = this.dimMask(dimOffs, dim, pad);
-    const mask = dm ? `${rowOk}[:, None] & ${dm}` : `${rowOk}[:, None]`;
-    return `${target} = tl.load(${base} + ${offs}[:, None] * ${stride} + ${dimOffs}[None, :], mask=${mask}, other=0.0)`;
+  /** A [rows, dim] tile of a strided tensor; rows checked against `rowOk` unless `even`, padded columns read as 0. */
+  private loadRows(target: string, base: string, offs: string, stride: string, even: string, rowOk: string, dimOffs: string, dim: number, pad: number): Lines {
+    return evenLoad(target, `${base} + ${offs}[:, None] * ${stride} + ${dimOffs}[None, :]`, even, `${rowOk}[:, None]`, this.dimMask(dimOffs, dim, pad));
   }
 
-  private storeRows(ptrBase: string, offs: string, stride: string, rowOk: string, dimOffs: string, dim: number, pad: number, value: string): string {
+  private storeRows(ptrBase: string, offs: string, stride: string, even: string, rowOk: string, dimOffs: string, dim: number, pad: number, value: string): Lines {
     const dm = this.dimMask(dimOffs, dim, pad);
-    const mask = dm ? `${rowOk}[:, None] & ${dm}` : `${rowOk}[:, None]`;
-    return `tl.store(${ptrBase} + ${offs}[:, None] * ${stride} + ${dimOffs}[None, :], ${value}, mask=${mask})`;
+    const ptrs = `${ptrBase} + ${offs}[:, None] * ${stride} + ${dimOffs}[None, :]`;
+    return [
+      `if ${even}:`,
+      `    tl.store(${ptrs}, ${value}${dm ? `, mask=${dm}` : ""})`,
+      "else:",
+      `    tl.store(${ptrs}, ${value}, mask=${dm ? `${rowOk}[:, None] & ${dm}` : `${rowOk}[:, None]`})`,
+    ];
   }
 
   /** The query side of a tile: Q, dO, LSE (+∞ where P must be 0) and delta rows at offs_m. */
@@ -120,11 +123,15 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
       "offs_m = start_m + offs_m0",
       "m_ok = offs_m < q_len",
       `q_idx = offs_m${pass === "dkdv" ? "[None, :]" : "[:, None]"} + q_offset`,
-      this.loadRows("qt", "q_base", "offs_m", "stride_q_s", "m_ok", "offs_dqk", s.qkDim, s.qkDimPad),
-      this.loadRows("dot", "do_base", "offs_m", "stride_dout_s", "m_ok", "offs_dv", s.vDim, s.vDimPad),
-      `lse_i = tl.load(lse + row_base + offs_m, mask=m_ok, other=${POS_INF})`,
+      ...this.loadRows("qt", "q_base", "offs_m", "stride_q_s", "EVEN_M", "m_ok", "offs_dqk", s.qkDim, s.qkDimPad),
+      ...this.loadRows("dot", "do_base", "offs_m", "stride_dout_s", "EVEN_M", "m_ok", "offs_dv", s.vDim, s.vDimPad),
+      "if EVEN_M:",
+      "    lse_i = tl.load(lse + row_base + offs_m)",
+      "    delta_i = tl.load(delta + row_base + offs_m)",
+      "else:",
+      `    lse_i = tl.load(lse + row_base + offs_m, mask=m_ok, other=${POS_INF})`,
+      "    delta_i = tl.load(delta + row_base + offs_m, mask=m_ok, other=0.0)",
       `lse_i = tl.where(lse_i == ${NEG_INF}, ${POS_INF}, lse_i) * ${NUMERICS.LOG2E}  # fully masked rows: P = 0`,
-      "delta_i = tl.load(delta + row_base + offs_m, mask=m_ok, other=0.0)",
     ];
   }
 
@@ -135,8 +142,8 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
       "offs_n = start_n + offs_n0",
       "n_ok = offs_n < kv_len",
       `kv_idx = offs_n${pass === "dkdv" ? "[:, None]" : "[None, :]"} + kv_offset`,
-      this.loadRows("kt", "k_base", "offs_n", "stride_k_s", "n_ok", "offs_dqk", s.qkDim, s.qkDimPad),
-      this.loadRows("vt", "v_base", "offs_n", "stride_v_s", "n_ok", "offs_dv", s.vDim, s.vDimPad),
+      ...this.loadRows("kt", "k_base", "offs_n", "stride_k_s", "EVEN_N", "n_ok", "offs_dqk", s.qkDim, s.qkDimPad),
+      ...this.loadRows("vt", "v_base", "offs_n", "stride_v_s", "EVEN_N", "n_ok", "offs_dv", s.vDim, s.vDimPad),
     ];
   }
 
@@ -169,8 +176,8 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
         "off_b = tl.program_id(2)",
         "offs_dv = tl.arange(0, V_D_PAD)",
         "m_ok = offs_m < q_len",
-        this.loadRows("o", "out + off_b.to(tl.int64) * stride_out_b + off_h.to(tl.int64) * stride_out_h", "offs_m", "stride_out_s", "m_ok", "offs_dv", s.vDim, s.vDimPad),
-        this.loadRows("do", "dout + off_b.to(tl.int64) * stride_dout_b + off_h.to(tl.int64) * stride_dout_h", "offs_m", "stride_dout_s", "m_ok", "offs_dv", s.vDim, s.vDimPad),
+        ...this.loadRows("o", "out + off_b.to(tl.int64) * stride_out_b + off_h.to(tl.int64) * stride_out_h", "offs_m", "stride_out_s", "EVEN_M", "m_ok", "offs_dv", s.vDim, s.vDimPad),
+        ...this.loadRows("do", "dout + off_b.to(tl.int64) * stride_dout_b + off_h.to(tl.int64) * stride_dout_h", "offs_m", "stride_dout_s", "EVEN_M", "m_ok", "offs_dv", s.vDim, s.vDimPad),
         "delta_i = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)",
         "tl.store(delta + (off_b.to(tl.int64) * q_heads + off_h) * q_len + offs_m, delta_i, mask=m_ok)",
       ],
@@ -213,32 +220,28 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   /**
-   * A pass's walk over the BlockMask blocks of its tile, each block cut into tiles: the q blocks
-   * of the kv column (dkdv, q-direction tables, width sparse_q_blocks) or the kv blocks of the q
-   * row (dq, kv tables, width sparse_kv_blocks). HAS_PARTIAL / HAS_FULL drop a loop no row needs.
+   * A pass's walk over the BlockMask blocks of its tile (walkTableRow, in the form the launcher
+   * read from the tables the pass walks): the q blocks of the kv column (dkdv, q-direction tables,
+   * width sparse_q_blocks) or the kv blocks of the q row (dq, kv tables, width sparse_kv_blocks).
    */
   private tableLoop(pass: BackwardPass, blocks: BlockKind, body: Lines): Lines {
-    const dkdv = pass === "dkdv";
     const partial = blocks === "partial";
-    const [num, idx] = dkdv
-      ? partial ? ["q_num_blocks", "q_indices"] : ["full_q_num_blocks", "full_q_indices"]
-      : partial ? ["kv_num_blocks", "kv_indices"] : ["full_kv_num_blocks", "full_kv_indices"];
-    const [pos, width, tiles, sparse, block] = dkdv
-      ? ["sparse_col", "sparse_q_blocks", "TILES_PER_Q_BLOCK", "SPARSE_Q", "BLOCK_M"]
-      : ["sparse_row", "sparse_kv_blocks", "TILES_PER_KV_BLOCK", "SPARSE_KV", "BLOCK_N"];
-    const start = dkdv ? "start_m" : "start_n";
-    // A kv tile past the table's columns (kv_len beyond the BlockMask) has no q blocks.
-    const inTable = dkdv ? ", mask=kv_block < sparse_kv_blocks, other=0" : "";
+    const walk = pass === "dkdv"
+      ? {
+          numBlocks: partial ? "q_num_blocks" : "full_q_num_blocks", indices: partial ? "q_indices" : "full_q_indices",
+          row: "sparse_col", width: "sparse_q_blocks", start: "start_m", sparse: "SPARSE_Q", tile: "BLOCK_M",
+          tilesPerBlock: "TILES_PER_Q_BLOCK", len: "q_len",
+          // A kv tile past the table's columns (kv_len beyond the BlockMask) has no q blocks.
+          rowExists: "kv_block < sparse_kv_blocks",
+        }
+      : {
+          numBlocks: partial ? "kv_num_blocks" : "full_kv_num_blocks", indices: partial ? "kv_indices" : "full_kv_indices",
+          row: "sparse_row", width: "sparse_kv_blocks", start: "start_n", sparse: "SPARSE_KV", tile: "BLOCK_N",
+          tilesPerBlock: "TILES_PER_KV_BLOCK", len: "kv_len",
+        };
     return [
       partial ? "# ---- partial blocks: the mask applies ----" : "# ---- full blocks: the mask is skipped ----",
-      `if ${partial ? "HAS_PARTIAL" : "HAS_FULL"}:`,
-      ...indent([
-        `n_blocks = tl.load(${num} + ${pos}${inTable})`,
-        `blk_ptr = ${idx} + ${pos}.to(tl.int64) * ${width}`,
-        `for it in range(0, n_blocks * ${tiles}):`,
-        `    ${start} = tl.load(blk_ptr + it // ${tiles}) * ${sparse} + (it % ${tiles}) * ${block}`,
-        ...indent(body),
-      ]),
+      ...walkTableRow({ form: partial ? "PARTIAL_LOOP" : "FULL_LOOP", ...walk }, body),
     ];
   }
 
@@ -253,8 +256,8 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
       lines: [
         "dk_base = dk + off_b.to(tl.int64) * stride_dk_b + off_hkv.to(tl.int64) * stride_dk_h",
         "dv_base = dv + off_b.to(tl.int64) * stride_dv_b + off_hkv.to(tl.int64) * stride_dv_h",
-        this.storeRows("dk_base", "offs_n", "stride_dk_s", "n_ok", "offs_dqk", s.qkDim, s.qkDimPad, "(dk_acc * scale).to(dk.dtype.element_ty)"),
-        this.storeRows("dv_base", "offs_n", "stride_dv_s", "n_ok", "offs_dv", s.vDim, s.vDimPad, "dv_acc.to(dv.dtype.element_ty)"),
+        ...this.storeRows("dk_base", "offs_n", "stride_dk_s", "EVEN_N", "n_ok", "offs_dqk", s.qkDim, s.qkDimPad, "(dk_acc * scale).to(dk.dtype.element_ty)"),
+        ...this.storeRows("dv_base", "offs_n", "stride_dv_s", "EVEN_N", "n_ok", "offs_dv", s.vDim, s.vDimPad, "dv_acc.to(dv.dtype.element_ty)"),
       ],
     };
   }
@@ -263,7 +266,9 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
     return {
       kernel: "dq",
       lines: [
-        "pid_m = tl.program_id(0)",
+        this.options.reverseQBlocks
+          ? "pid_m = tl.num_programs(0) - 1 - tl.program_id(0)  # heavy (late) query tiles first, as in the forward"
+          : "pid_m = tl.program_id(0)",
         "off_h = tl.program_id(1)",
         "off_b = tl.program_id(2)",
         "off_hkv = off_h // (q_heads // kv_heads)",
@@ -289,7 +294,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
       kernel: "dq",
       lines: [
         "dq_base = dq + off_b.to(tl.int64) * stride_dq_b + off_h.to(tl.int64) * stride_dq_h",
-        this.storeRows("dq_base", "offs_m", "stride_dq_s", "m_ok", "offs_dqk", s.qkDim, s.qkDimPad, "(dq_acc * scale).to(dq.dtype.element_ty)"),
+        ...this.storeRows("dq_base", "offs_m", "stride_dq_s", "EVEN_M", "m_ok", "offs_dqk", s.qkDim, s.qkDimPad, "(dq_acc * scale).to(dq.dtype.element_ty)"),
       ],
     };
   }
@@ -339,8 +344,15 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   bounds(pass: BackwardPass): BackwardCode {
-    const ok = pass === "dkdv" ? "n_ok[:, None] & m_ok[None, :]" : "m_ok[:, None] & n_ok[None, :]";
-    return { lines: [`s = tl.where(${ok}, s, ${NEG_INF})`] };
+    const [rows, cols] = pass === "dkdv" ? ["m_ok[None, :]", "n_ok[:, None]"] : ["m_ok[:, None]", "n_ok[None, :]"];
+    return {
+      lines: [
+        "if not EVEN_M:",
+        `    s = tl.where(${rows}, s, ${NEG_INF})`,
+        "if not EVEN_N:",
+        `    s = tl.where(${cols}, s, ${NEG_INF})`,
+      ],
+    };
   }
 
   recomputeP(pass: BackwardPass): BackwardCode {

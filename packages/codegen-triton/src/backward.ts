@@ -100,7 +100,7 @@ function backwardParams(spec: KernelSpec, mods: BackwardMods): string[] {
 
 const BWD_CONSTEXPRS = [
   "QK_D", "QK_D_PAD", "V_D", "V_D_PAD", "BLOCK_M", "BLOCK_N", "SPARSE_Q", "SPARSE_KV", "TILES_PER_Q_BLOCK",
-  "TILES_PER_KV_BLOCK", "HAS_PARTIAL", "HAS_FULL",
+  "TILES_PER_KV_BLOCK", "EVEN_M", "EVEN_N", "PARTIAL_LOOP", "FULL_LOOP",
 ];
 
 const jit = (name: string, params: string[], body: string[]) => [
@@ -148,7 +148,7 @@ export function backwardSource(spec: KernelSpec, options: TritonOptions): Backwa
   const kernels = [
     ...jit(BACKWARD_KERNELS.preprocess, [
       "out", "dout", "delta", "q_heads", "q_len", "stride_out_b", "stride_out_h", "stride_out_s",
-      "stride_dout_b", "stride_dout_h", "stride_dout_s", ...constexpr(["V_D", "V_D_PAD", "BLOCK_M"]),
+      "stride_dout_b", "stride_dout_h", "stride_dout_s", ...constexpr(["V_D", "V_D_PAD", "BLOCK_M", "EVEN_M"]),
     ], parts.preprocess),
     ...jit(BACKWARD_KERNELS.dkdv, [...params, ...constexpr([...BWD_CONSTEXPRS, ...gradBuffers.map((_, k) => gradFlag(k))])], parts.dkdv),
     ...jit(BACKWARD_KERNELS.dq, [...params, ...constexpr(BWD_CONSTEXPRS)], parts.dq),
@@ -188,20 +188,25 @@ ${strided.map((t) => `    stride_${t}_b, stride_${t}_h, stride_${t}_s = ${t}.str
     # A buffer nobody differentiates gets neither a workspace nor the kernel's accumulation (GRAD_k off).
 ${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs, ${g.size}) if ${pyString(g.pyName)} in need else (1,), dtype=torch.float32, device=q.device)`).join("\n")}
     flags = {${gradBuffers.map((g, k) => `"${gradFlag(k)}": ${pyString(g.pyName)} in need`).join(", ")}}
-    has_partial, has_full = call.forms[0] != LOOP_NONE, call.forms[1] != LOOP_NONE
+    # Each pass walks its own tables in the loop forms read from them (the dq pass the kv tables, whose forms the
+    # forward read; the dkdv pass the q tables), and drops the row bounds where no tile can cross them.
+    q_forms = tuple(loop_form(num, idx) if form != LOOP_NONE else LOOP_NONE
+                    for form, num, idx in zip(call.forms, (q_num_blocks, full_q_num_blocks), (q_indices, full_q_indices)))
     common = dict(QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
-                  SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1], HAS_PARTIAL=has_partial, HAS_FULL=has_full,
-                  num_warps=c["num_warps"], num_stages=c["num_stages"])
+                  SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1], num_warps=c["num_warps"], num_stages=c["num_stages"])
     args = (${params.join(", ")})
     with torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext():
         ${BACKWARD_KERNELS.preprocess}[(triton.cdiv(q_len, 64), q_heads, batch)](
             out, dout, delta, q_heads, q_len, stride_out_b, stride_out_h, stride_out_s,
-            stride_dout_b, stride_dout_h, stride_dout_s, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad}, BLOCK_M=64)
+            stride_dout_b, stride_dout_h, stride_dout_s, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad}, BLOCK_M=64,
+            EVEN_M=q_len % 64 == 0)
         ${BACKWARD_KERNELS.dkdv}[(n_kv_tiles, kv_heads, batch)](
             *args, BLOCK_M=bm1, BLOCK_N=bn1, TILES_PER_Q_BLOCK=SPARSE_BLOCK[0] // bm1, TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn1,
+            EVEN_M=q_len % SPARSE_BLOCK[0] == 0, EVEN_N=kv_len % bn1 == 0, PARTIAL_LOOP=q_forms[0], FULL_LOOP=q_forms[1],
             **common, **flags)
         ${BACKWARD_KERNELS.dq}[(triton.cdiv(q_len, bm2), q_heads, batch)](
             *args, BLOCK_M=bm2, BLOCK_N=bn2, TILES_PER_Q_BLOCK=SPARSE_BLOCK[0] // bm2, TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn2,
+            EVEN_M=q_len % bm2 == 0, EVEN_N=kv_len % SPARSE_BLOCK[1] == 0, PARTIAL_LOOP=call.forms[0], FULL_LOOP=call.forms[1],
             **common)
         grads = {}
 ${gradBuffers.map((g) => `        if ${pyString(g.pyName)} in need:

@@ -41,6 +41,66 @@ export function kernelShape(spec: KernelSpec): KernelShape {
   return { qkDim: spec.qkHeadDim, qkDimPad: pad(spec.qkHeadDim), vDim: spec.vHeadDim, vDimPad: pad(spec.vHeadDim) };
 }
 
+/**
+ * A load whose row bound is checked only when the constexpr `even` is false (a tile may cross
+ * the sequence's end); the head-dim padding mask, when there is one, applies either way.
+ */
+export function evenLoad(target: string, ptrs: string, even: string, rowMask: string, dimMask: string | null): Lines {
+  const full = dimMask ? `, mask=${dimMask}, other=0.0` : "";
+  return [
+    `if ${even}:`,
+    `    ${target} = tl.load(${ptrs}${full})`,
+    "else:",
+    `    ${target} = tl.load(${ptrs}, mask=${dimMask ? `${rowMask} & ${dimMask}` : rowMask}, other=0.0)`,
+  ];
+}
+
+/** One row of a pair of BlockMask tables (a count and a row of block indices), walked tile by tile. */
+export interface TableRowWalk {
+  /** The constexpr naming the loop's form (LOOP_FORMS), set by the launcher from the tables. */
+  form: string;
+  numBlocks: string;
+  indices: string;
+  /** This program's row, and the number of entries per row of `indices`. */
+  row: string;
+  width: string;
+  /** The loop variable: the first position of the tile the body works on. */
+  start: string;
+  /** BlockMask block and tile sizes along the walk, and the length the tiles walk. */
+  sparse: string;
+  tile: string;
+  tilesPerBlock: string;
+  len: string;
+  /** A condition false where the row lies past the tables: it then has no blocks. */
+  rowExists?: string;
+}
+
+/**
+ * A table row's loop in the three forms the launcher picks per call (from the tables, cached):
+ * LOOP_NONE drops the loop (no row has such blocks), LOOP_RANGE walks the row's blocks as one
+ * range (every row's blocks are one ascending run: no index loads, the loop the pipeliner handles
+ * best), LOOP_INDEXED loads each block's index. The body is the same lines in both loops.
+ */
+export function walkTableRow(w: TableRowWalk, body: Lines): Lines {
+  const guard = w.rowExists ? `, mask=${w.rowExists}, other=0` : "";
+  return [
+    `if ${w.form} != ${LOOP_FORMS.none}:`,
+    ...indent([
+      `n_blocks = tl.load(${w.numBlocks} + ${w.row}${guard})`,
+      `blk_ptr = ${w.indices} + ${w.row}.to(tl.int64) * ${w.width}`,
+      `if ${w.form} == ${LOOP_FORMS.range}:  # one ascending run of blocks per row: one range`,
+      `    block_lo = tl.load(blk_ptr${guard}) * ${w.sparse}`,
+      `    block_hi = tl.minimum(block_lo + n_blocks * ${w.sparse}, ${w.len})`,
+      `    for ${w.start} in range(block_lo, block_hi, ${w.tile}):`,
+      ...indent(body, 2),
+      "else:",
+      `    for it in range(0, n_blocks * ${w.tilesPerBlock}):`,
+      `        ${w.start} = tl.load(blk_ptr + it // ${w.tilesPerBlock}) * ${w.sparse} + (it % ${w.tilesPerBlock}) * ${w.tile}`,
+      ...indent(body, 2),
+    ]),
+  ];
+}
+
 export class TritonEmitter implements TemplateEmitter<Lines> {
   readonly helpers = new Set<HelperName>();
   private readonly mask: TileMod | null;
@@ -73,18 +133,6 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
   private get dotPrecision(): string {
     if (this.spec.dtype !== "f32") return "";
     return `, input_precision="${this.options.allowTf32 ? "tf32" : "ieee"}"`;
-  }
-
-  /** A masked or plain load, depending on the constexpr `even` and on head-dim padding. */
-  private load(target: string, ptrs: string, even: string, rowMask: string, dimMask: string | null): Lines {
-    const full = dimMask ? `mask=${dimMask}, other=0.0` : "";
-    const partial = `mask=${dimMask ? `${rowMask} & ${dimMask}` : rowMask}, other=0.0`;
-    return [
-      `if ${even}:`,
-      `    ${target} = tl.load(${ptrs}${full ? ", " + full : ""})`,
-      "else:",
-      `    ${target} = tl.load(${ptrs}, ${partial})`,
-    ];
   }
 
   /**
@@ -143,7 +191,7 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
       [this.descriptor("q_desc", qBase, "q_len", "QK_D", "stride_q_s", "BLOCK_M", "QK_D_PAD"), "qt = q_desc.load([start_m, 0])"],
       [
         `q_ptrs = ${qBase} + offs_m[:, None] * stride_q_s + offs_dqk[None, :]`,
-        ...this.load("qt", "q_ptrs", "EVEN_M", "(offs_m[:, None] < q_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
+        ...evenLoad("qt", "q_ptrs", "EVEN_M", "(offs_m[:, None] < q_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
       ],
     );
     if (this.prescaled) lines.push(`qt = (qt * (scale * ${NUMERICS.LOG2E})).to(q.dtype.element_ty)  # prescaled: scores leave the dot in log2 units`);
@@ -164,34 +212,18 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
     return lines;
   }
 
-  /**
-   * One block loop in the three forms the launcher chooses between per call (constexpr
-   * PARTIAL_LOOP / FULL_LOOP, read from the tables): LOOP_NONE drops the loop (no row has such
-   * blocks), LOOP_RANGE walks each row's blocks as one kv range (every row's blocks are one
-   * ascending run: no index loads, a loop the pipeliner handles best), LOOP_INDEXED loads each
-   * block's index. The tile body is the same lines in both loops.
-   */
+  /** One block loop in the form the constexpr PARTIAL_LOOP / FULL_LOOP names (walkTableRow). */
   blockLoop(blocks: BlockKind, body: Lines[]): Lines {
     const partial = blocks === "partial";
-    const [num, idx] = partial ? ["kv_num_blocks", "kv_indices"] : ["full_kv_num_blocks", "full_kv_indices"];
-    const form = partial ? "PARTIAL_LOOP" : "FULL_LOOP";
-    const inner = body.flat();
     return [
       partial ? "# ---- partial blocks: the mask applies ----" : "# ---- full blocks: the mask is skipped ----",
-      `if ${form} != ${LOOP_FORMS.none}:`,
-      ...indent([
-        `n_blocks = tl.load(${num} + sparse_row)`,
-        `blk_ptr = ${idx} + sparse_row.to(tl.int64) * sparse_kv_blocks`,
-        `if ${form} == ${LOOP_FORMS.range}:  # one ascending run of blocks per row: one kv range`,
-        "    kv_lo = tl.load(blk_ptr) * SPARSE_KV",
-        "    kv_hi = tl.minimum(kv_lo + n_blocks * SPARSE_KV, kv_len)",
-        "    for start_n in range(kv_lo, kv_hi, BLOCK_N):",
-        ...indent(inner, 2),
-        "else:",
-        "    for it in range(0, n_blocks * TILES_PER_KV_BLOCK):",
-        "        start_n = tl.load(blk_ptr + it // TILES_PER_KV_BLOCK) * SPARSE_KV + (it % TILES_PER_KV_BLOCK) * BLOCK_N",
-        ...indent(inner, 2),
-      ]),
+      ...walkTableRow({
+        form: partial ? "PARTIAL_LOOP" : "FULL_LOOP",
+        numBlocks: partial ? "kv_num_blocks" : "full_kv_num_blocks",
+        indices: partial ? "kv_indices" : "full_kv_indices",
+        row: "sparse_row", width: "sparse_kv_blocks", start: "start_n", sparse: "SPARSE_KV", tile: "BLOCK_N",
+        tilesPerBlock: "TILES_PER_KV_BLOCK", len: "kv_len",
+      }, body.flat()),
     ];
   }
 
@@ -204,7 +236,7 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
         ["kt = k_desc.load([start_n, 0])"],
         [
           "k_ptrs = k_base + offs_n[:, None] * stride_k_s + offs_dqk[None, :]",
-          ...this.load("kt", "k_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
+          ...evenLoad("kt", "k_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dqk", s.qkDim, s.qkDimPad, "col")),
         ],
       ),
     ];
@@ -264,7 +296,7 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
       ["vt = v_desc.load([start_n, 0])"],
       [
         "v_ptrs = v_base + offs_n[:, None] * stride_v_s + offs_dv[None, :]",
-        ...this.load("vt", "v_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dv", s.vDim, s.vDimPad, "col")),
+        ...evenLoad("vt", "v_ptrs", "EVEN_N", "(offs_n[:, None] < kv_len)", this.dimMask("offs_dv", s.vDim, s.vDimPad, "col")),
       ],
     );
   }

@@ -64,7 +64,7 @@ describe("tritonBackend", () => {
       const loop = section(src, `# ---- ${label} blocks`, next);
       expect(loop).toContain(`if ${form} != 0:`);
       expect(loop).toContain(`if ${form} == 1:`);
-      expect(loop).toContain("for start_n in range(kv_lo, kv_hi, BLOCK_N):");
+      expect(loop).toContain("for start_n in range(block_lo, block_hi, BLOCK_N):");
       expect(loop).toContain("for it in range(0, n_blocks * TILES_PER_KV_BLOCK):");
       expect(loop).toContain("tl.load(blk_ptr + it // TILES_PER_KV_BLOCK)");
       // The same tile body in both forms.

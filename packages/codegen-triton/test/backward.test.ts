@@ -56,13 +56,18 @@ function caseJson(inst: BackwardInstance) {
   };
 }
 
-function runEmulated(inst: BackwardInstance): string[] {
+/** Loop forms and bounds switches of one backward's launches (the script's "info: " line). */
+type Launches = Record<"dkdv" | "dq", Record<"PARTIAL_LOOP" | "FULL_LOOP" | "EVEN_M" | "EVEN_N", number>>;
+
+function runEmulated(inst: BackwardInstance): { failures: string[]; launches: Launches } {
   const dir = mkdtempSync(join(tmpdir(), "flexattn-triton-bwd-"));
   try {
     writeFileSync(join(dir, "m.py"), tritonBackend.generate(specOf(inst)).source);
     writeFileSync(join(dir, "case.json"), JSON.stringify(caseJson(inst)));
     const out = execFileSync("python3", [SCRIPT, join(dir, "m.py"), join(dir, "case.json")], { encoding: "utf8", maxBuffer: 1 << 26 });
-    return out.split("\n").filter((l) => l.trim().length > 0);
+    const lines = out.split("\n").filter((l) => l.trim().length > 0);
+    const info = lines.find((l) => l.startsWith("info: "));
+    return { failures: lines.filter((l) => l !== info), launches: info ? JSON.parse(info.slice(6)) : null };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -74,11 +79,24 @@ describe("generated Triton backward (numpy emulation of triton.language)", () =>
   it("covers every backward case but the bf16 one and the one with 8-row blocks", () => {
     expect(emulated.length).toBe(BACKWARD_CASES.length - 2);
   });
+  const seen: Launches[] = [];
   for (const [i, cs] of emulated.entries()) {
     it(`${cs.name}: gradients match the float64 reference, deterministic, autograd wiring and argument errors`, () => {
-      expect(runEmulated(instantiateBackwardCase(cs, 4242 + i))).toEqual([]);
+      const { failures, launches } = runEmulated(instantiateBackwardCase(cs, 4242 + i));
+      expect(failures).toEqual([]);
+      expect(launches).not.toBeNull();
+      seen.push(launches);
     }, 120_000);
   }
+  // Every case also runs forced to LOOP_INDEXED (backward_module.py); these are the forms the launcher picked itself.
+  it("the cases drop a block loop, walk one range, and run with and without row bounds, in each pass", () => {
+    expect(seen.length).toBe(emulated.length);
+    for (const pass of ["dkdv", "dq"] as const) {
+      const forms = new Set(seen.flatMap((l) => [l[pass].PARTIAL_LOOP, l[pass].FULL_LOOP]));
+      expect(forms.has(0) && forms.has(1)).toBe(true);
+      for (const even of ["EVEN_M", "EVEN_N"] as const) expect(new Set(seen.map((l) => l[pass][even]))).toEqual(new Set([0, 1]));
+    }
+  });
 });
 
 describe("generated Triton backward source", () => {

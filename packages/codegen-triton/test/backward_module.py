@@ -9,6 +9,8 @@ require grad, the float64 reference gradients and a tolerance. Checks, one print
   - its backward's dq / dk / dv / buffer gradients match the reference (outputs are allocated NaN-poisoned, so an
     unwritten element fails) and are bitwise equal over two runs;
   - the q-direction tables the module computes are the transpose of the kv tables;
+  - walking every table by index gives the same gradients bit for bit as the loop forms the launcher picked (the
+    launches' loop forms and bounds switches are printed as an "info: " line);
   - argument errors: out= under autograd, a mask-mod buffer that requires grad.
 """
 import json
@@ -100,6 +102,40 @@ def main():
     for i, (a, b) in enumerate(zip(*runs)):
         if a is not None:
             expect(np.array_equal(a.a, b.a), f"{name}: backward output {i} differs between two runs")
+    # Both loop forms walk the same tiles in the same order: forcing every table walk to load block indices
+    # (LOOP_INDEXED) where the launcher picked one range gives the same gradients bit for bit. The launches' forms and
+    # bounds switches are printed for backward.test.ts, which checks that the cases cover each.
+    launches = {}
+    kernels = {"dkdv": mod._flexattn_bwd_dkdv, "dq": mod._flexattn_bwd_dq}
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, grid):
+            launch = kernels[self.name][grid]
+
+            def run(*a, **kw):
+                launches[self.name] = {key: int(kw[key]) for key in ("PARTIAL_LOOP", "FULL_LOOP", "EVEN_M", "EVEN_N")}
+                return launch(*a, **kw)
+            return run
+
+    mod._flexattn_bwd_dkdv, mod._flexattn_bwd_dq = Recorder("dkdv"), Recorder("dq")
+    real_forms, real_loop_form = ctx.call.forms, mod.loop_form
+    try:
+        cls.backward(ctx, dout, None)
+        print(f"info: {json.dumps(launches)}")
+        indexed = lambda form: mod.LOOP_INDEXED if form != mod.LOOP_NONE else form  # noqa: E731
+        ctx.call.forms = tuple(indexed(f) for f in real_forms)
+        mod.loop_form = lambda num, idx: indexed(real_loop_form(num, idx))
+        forced = cls.backward(ctx, dout, None)
+        for i, (a, b) in enumerate(zip(forced, grads)):
+            if a is not None:
+                expect(np.array_equal(a.a, b.a), f"{name}: backward output {i} walking every table by index differs")
+    finally:
+        mod._flexattn_bwd_dkdv, mod._flexattn_bwd_dq = kernels["dkdv"], kernels["dq"]
+        ctx.call.forms, mod.loop_form = real_forms, real_loop_form
+
     # flex_attention_backward from the kept out and lse: the same kernels, so the same dq, dk, dv bit for bit.
     saved_out, saved_lse = ctx.saved_tensors
     direct = mod.flex_attention_backward(q, k, v, saved_out, saved_lse, dout, *tables, **bufs, **kw)

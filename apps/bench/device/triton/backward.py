@@ -9,7 +9,7 @@
   bench        N = 16k, d = 128, 16 heads, bf16: forward+backward time, ours vs torch.compile(flex_attention), each
                the median of interleaved triton.testing.do_bench medians; then the backward config candidates.
 
-    python3 apps/bench/device/triton/backward.py [--budget-s 270] [--phases conformance,compare,determinism,bench]
+    python3 apps/bench/device/triton/backward.py [--budget-s 270] [--phases conformance,compare,determinism,bench] [--root DIR]
 
 Writes triton-bwd.{log,json,md} to $OUT. Each phase and entry checks the deadline before it starts.
 """
@@ -33,7 +33,7 @@ from triton.testing import do_bench  # noqa: E402
 
 from common import buffers_from, decode, load_module, tables_from, tensor_from, torch_mod  # noqa: E402
 
-ROOT = os.path.join(HERE, "generated-bwd")
+ROOT = os.path.join(HERE, "generated-bwd")  # --root replaces it (e.g. another commit's generation, for an A/B run)
 OUT = os.environ.get("OUT", "/tmp/triton-bwd-out")
 BF16_TOL = 2e-2  # BACKWARD_TOLERANCE.bf16 of the template
 
@@ -421,6 +421,7 @@ class Run:
 
 
 def main():
+    global ROOT
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget-s", type=float, default=240, help="no entry starts past it; a watchdog stops the run 25 s after")
     ap.add_argument("--phases", default="conformance,compare,determinism,bench,candidates")
@@ -428,7 +429,10 @@ def main():
     ap.add_argument("--bench-min-s", type=float, default=60, help="no bench entry starts with less budget left")
     ap.add_argument("--sweep", default="causal_n16384", help="comma-separated bench entries whose backward candidates the "
                     "candidates phase times")
+    ap.add_argument("--root", default=None, help="the generated modules to run (default: generated-bwd beside this file)")
     args = ap.parse_args()
+    if args.root:
+        ROOT = os.path.abspath(args.root)
     run = Run(args.budget_s, tuple(n for n in args.bench.split(",") if n), args.bench_min_s)
 
     def watchdog(signum, frame):
