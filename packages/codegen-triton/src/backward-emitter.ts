@@ -1,14 +1,18 @@
 /**
  * The Triton BackwardEmitter: one method per step of the template's backward
  * (packages/template/src/backward-steps.ts), each returning Python lines of one of four
- * `@triton.jit` kernels:
+ * `@triton.jit` functions:
  *
- *   preprocess  (q tile, hq, b):  delta = rowsum(dO ∘ O)
- *   dkdv        (kv tile, hkv, b): for each query head of the group, the q tiles of the column's
- *                                  partial then full blocks (q-direction tables); dK, dV and the
- *                                  captured-buffer partial sums of this program
- *   dq          (q tile, hq, b):  the kv tiles of the row's partial then full blocks (kv tables)
- *   reduce      (element chunk):  a buffer's gradient = its per-program partials summed in program order
+ *   preprocess  kernel (q tile, hq, b):  delta = rowsum(dO ∘ O)
+ *   dkdv        one program (pid_n, off_hkv, off_b): for each query head of the group, the q tiles
+ *               of the column's partial then full blocks (q-direction tables); dK, dV and the
+ *               captured-buffer partial sums of this program
+ *   dq          one program (pid_m, off_h, off_b): the kv tiles of the row's partial then full
+ *               blocks (kv tables)
+ *   reduce      kernel (element chunk): a buffer's gradient = its per-program partials summed in
+ *               program order
+ *
+ * dkdv and dq are called from one kernel (backward.ts) whose grid holds both kinds of program.
  *
  * The dq pass works on [BLOCK_M, BLOCK_N] tiles as the forward does (q_idx [BLOCK_M, 1], kv_idx
  * [1, BLOCK_N]); the dkdv pass on transposed [BLOCK_N, BLOCK_M] tiles (kv_idx [BLOCK_N, 1], q_idx
@@ -188,9 +192,6 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
     return {
       kernel: "dkdv",
       lines: [
-        "pid_n = tl.program_id(0)",
-        "off_hkv = tl.program_id(1)",
-        "off_b = tl.program_id(2)",
         "group = q_heads // kv_heads  # grouped-query attention: this program sums dK, dV over the group",
         ...this.commonOffsets(),
         "start_n = pid_n * BLOCK_N",
@@ -201,7 +202,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
         "dv_acc = tl.zeros([BLOCK_N, V_D_PAD], dtype=tl.float32)",
         "kv_block = start_n // SPARSE_KV",
         "# This program's row of each buffer-gradient workspace (programs in (b, hkv, kv tile) order).",
-        "prog = ((off_b * kv_heads + off_hkv) * tl.num_programs(0) + pid_n).to(tl.int64)",
+        "prog = ((off_b * kv_heads + off_hkv) * n_kv_tiles + pid_n).to(tl.int64)",
         ...this.mods.gradBuffers.map((g) => `${this.partialRow(g.slot)} = ${this.partialArg(g.slot)} + prog * ${g.size}`),
         "for g in range(0, group):",
         "    off_h = off_hkv * group + g",
@@ -266,11 +267,6 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
     return {
       kernel: "dq",
       lines: [
-        this.options.reverseQBlocks
-          ? "pid_m = tl.num_programs(0) - 1 - tl.program_id(0)  # heavy (late) query tiles first, as in the forward"
-          : "pid_m = tl.program_id(0)",
-        "off_h = tl.program_id(1)",
-        "off_b = tl.program_id(2)",
         "off_hkv = off_h // (q_heads // kv_heads)",
         ...this.commonOffsets(),
         "start_m = pid_m * BLOCK_M",

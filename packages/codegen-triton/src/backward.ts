@@ -16,11 +16,12 @@ import type { TritonOptions } from "./options.js";
 import { indent, pyString } from "./python.js";
 import type { HelperName } from "./runtime.js";
 
-/** The Python names of the four backward kernels in the generated module. */
-export const BACKWARD_KERNELS: Record<BackwardKernel, string> = {
+/** The Python names of the backward's jit functions in the generated module (dkdv and dq are called by `main`). */
+export const BACKWARD_KERNELS: Record<BackwardKernel | "main", string> = {
   preprocess: "_flexattn_bwd_preprocess",
   dkdv: "_flexattn_bwd_dkdv",
   dq: "_flexattn_bwd_dq",
+  main: "_flexattn_bwd",
   reduce: "_flexattn_bwd_reduce",
 };
 
@@ -98,10 +99,40 @@ function backwardParams(spec: KernelSpec, mods: BackwardMods): string[] {
   return names;
 }
 
-const BWD_CONSTEXPRS = [
-  "QK_D", "QK_D_PAD", "V_D", "V_D_PAD", "BLOCK_M", "BLOCK_N", "SPARSE_Q", "SPARSE_KV", "TILES_PER_Q_BLOCK",
-  "TILES_PER_KV_BLOCK", "EVEN_M", "EVEN_N", "PARTIAL_LOOP", "FULL_LOOP",
-];
+/** Constexprs both passes take under one name. */
+const SHARED_CONSTEXPRS = ["QK_D", "QK_D_PAD", "V_D", "V_D_PAD", "SPARSE_Q", "SPARSE_KV"];
+/** Constexprs each pass sets for itself: the main kernel takes them with the pass's suffix (1: dkdv, 2: dq). */
+const PASS_CONSTEXPRS = ["BLOCK_M", "BLOCK_N", "EVEN_M", "EVEN_N", "PARTIAL_LOOP", "FULL_LOOP"];
+
+/**
+ * The backward's one launch: dkdv programs (kv tiles) first in the grid, then dq programs (q
+ * tiles × the heads of the kv head's group, the late, heavy query tiles first when the options
+ * say so), so the two passes share the GPU instead of the dq pass waiting for the dkdv pass's
+ * tail. One config (warps, stages) serves both; each pass keeps its own tiles, bounds and loop forms.
+ */
+function mainKernelBody(params: string[], gradFlags: string[], options: TritonOptions): string[] {
+  const pass = (suffix: string) => [
+    ...SHARED_CONSTEXPRS.map((c) => `${c}=${c}`),
+    ...PASS_CONSTEXPRS.map((c) => `${c}=${c}${suffix}`),
+    `TILES_PER_Q_BLOCK=SPARSE_Q // BLOCK_M${suffix}`,
+    `TILES_PER_KV_BLOCK=SPARSE_KV // BLOCK_N${suffix}`,
+  ].join(", ");
+  const args = params.join(", ");
+  return [
+    "pid = tl.program_id(0)",
+    "off_hkv = tl.program_id(1)",
+    "off_b = tl.program_id(2)",
+    "if pid < n_kv_tiles:",
+    `    ${BACKWARD_KERNELS.dkdv}(${args}, pid, off_hkv, off_b, n_kv_tiles, ${pass("1")}${gradFlags.map((f) => `, ${f}=${f}`).join("")})`,
+    "else:",
+    "    group = q_heads // kv_heads",
+    "    pid_q = pid - n_kv_tiles",
+    options.reverseQBlocks
+      ? "    pid_m = n_q_tiles - 1 - pid_q // group  # heavy (late) query tiles first, as in the forward"
+      : "    pid_m = pid_q // group",
+    `    ${BACKWARD_KERNELS.dq}(${args}, pid_m, off_hkv * group + pid_q % group, off_b, ${pass("2")})`,
+  ];
+}
 
 const jit = (name: string, params: string[], body: string[]) => [
   "@triton.jit",
@@ -145,13 +176,19 @@ export function backwardSource(spec: KernelSpec, options: TritonOptions): Backwa
   for (const code of emitBackward(spec, emitter, mods)) parts[code.kernel!].push(...code.lines);
   const params = backwardParams(spec, mods);
   const constexpr = (names: string[]) => names.map((c) => `${c}: tl.constexpr`);
+  const passConstexprs = constexpr([...SHARED_CONSTEXPRS, ...PASS_CONSTEXPRS, "TILES_PER_Q_BLOCK", "TILES_PER_KV_BLOCK"]);
+  const gradFlags = gradBuffers.map((_, k) => gradFlag(k));
   const kernels = [
     ...jit(BACKWARD_KERNELS.preprocess, [
       "out", "dout", "delta", "q_heads", "q_len", "stride_out_b", "stride_out_h", "stride_out_s",
       "stride_dout_b", "stride_dout_h", "stride_dout_s", ...constexpr(["V_D", "V_D_PAD", "BLOCK_M", "EVEN_M"]),
     ], parts.preprocess),
-    ...jit(BACKWARD_KERNELS.dkdv, [...params, ...constexpr([...BWD_CONSTEXPRS, ...gradBuffers.map((_, k) => gradFlag(k))])], parts.dkdv),
-    ...jit(BACKWARD_KERNELS.dq, [...params, ...constexpr(BWD_CONSTEXPRS)], parts.dq),
+    ...jit(BACKWARD_KERNELS.dkdv, [...params, "pid_n", "off_hkv", "off_b", "n_kv_tiles", ...passConstexprs, ...constexpr(gradFlags)], parts.dkdv),
+    ...jit(BACKWARD_KERNELS.dq, [...params, "pid_m", "off_h", "off_b", ...passConstexprs], parts.dq),
+    ...jit(BACKWARD_KERNELS.main, [
+      ...params, "n_kv_tiles", "n_q_tiles",
+      ...constexpr([...SHARED_CONSTEXPRS, ...["1", "2"].flatMap((n) => PASS_CONSTEXPRS.map((c) => c + n)), ...gradFlags]),
+    ], mainKernelBody(params, gradFlags, options)),
     ...(gradBuffers.length
       ? jit(BACKWARD_KERNELS.reduce, ["partials", "grad", "n_programs", ...constexpr(["SIZE", "BLOCK"])], parts.reduce)
       : []),
@@ -182,8 +219,8 @@ ${bufferUnpack(spec)}
 ${strided.map((t) => `    stride_${t}_b, stride_${t}_h, stride_${t}_s = ${t}.stride()[:3]`).join("\n")}
     bm1, bn1 = _fit_tile(c["BLOCK_M1"], SPARSE_BLOCK[0]), _fit_tile(c["BLOCK_N1"], SPARSE_BLOCK[1])
     bm2, bn2 = _fit_tile(c["BLOCK_M2"], SPARSE_BLOCK[0]), _fit_tile(c["BLOCK_N2"], SPARSE_BLOCK[1])
-    n_kv_tiles = triton.cdiv(kv_len, bn1)
-    n_programs = batch * kv_heads * n_kv_tiles
+    n_kv_tiles, n_q_tiles = triton.cdiv(kv_len, bn1), triton.cdiv(q_len, bm2)
+    n_programs = batch * kv_heads * n_kv_tiles  # dkdv programs: rows of the buffer-gradient workspaces
     need = set(name for name, _ in GRAD_BUFFERS) if need is None else need
     # A buffer nobody differentiates gets neither a workspace nor the kernel's accumulation (GRAD_k off).
 ${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs, ${g.size}) if ${pyString(g.pyName)} in need else (1,), dtype=torch.float32, device=q.device)`).join("\n")}
@@ -192,22 +229,20 @@ ${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs
     # forward read; the dkdv pass the q tables), and drops the row bounds where no tile can cross them.
     q_forms = tuple(loop_form(num, idx) if form != LOOP_NONE else LOOP_NONE
                     for form, num, idx in zip(call.forms, (q_num_blocks, full_q_num_blocks), (q_indices, full_q_indices)))
-    common = dict(QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
-                  SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1], num_warps=c["num_warps"], num_stages=c["num_stages"])
     args = (${params.join(", ")})
     with torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext():
         ${BACKWARD_KERNELS.preprocess}[(triton.cdiv(q_len, 64), q_heads, batch)](
             out, dout, delta, q_heads, q_len, stride_out_b, stride_out_h, stride_out_s,
             stride_dout_b, stride_dout_h, stride_dout_s, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad}, BLOCK_M=64,
             EVEN_M=q_len % 64 == 0)
-        ${BACKWARD_KERNELS.dkdv}[(n_kv_tiles, kv_heads, batch)](
-            *args, BLOCK_M=bm1, BLOCK_N=bn1, TILES_PER_Q_BLOCK=SPARSE_BLOCK[0] // bm1, TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn1,
-            EVEN_M=q_len % SPARSE_BLOCK[0] == 0, EVEN_N=kv_len % bn1 == 0, PARTIAL_LOOP=q_forms[0], FULL_LOOP=q_forms[1],
-            **common, **flags)
-        ${BACKWARD_KERNELS.dq}[(triton.cdiv(q_len, bm2), q_heads, batch)](
-            *args, BLOCK_M=bm2, BLOCK_N=bn2, TILES_PER_Q_BLOCK=SPARSE_BLOCK[0] // bm2, TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn2,
-            EVEN_M=q_len % bm2 == 0, EVEN_N=kv_len % SPARSE_BLOCK[1] == 0, PARTIAL_LOOP=call.forms[0], FULL_LOOP=call.forms[1],
-            **common)
+        ${BACKWARD_KERNELS.main}[(n_kv_tiles + (q_heads // kv_heads) * n_q_tiles, kv_heads, batch)](
+            *args, n_kv_tiles, n_q_tiles, QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
+            SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1],
+            BLOCK_M1=bm1, BLOCK_N1=bn1, EVEN_M1=q_len % SPARSE_BLOCK[0] == 0, EVEN_N1=kv_len % bn1 == 0,
+            PARTIAL_LOOP1=q_forms[0], FULL_LOOP1=q_forms[1],
+            BLOCK_M2=bm2, BLOCK_N2=bn2, EVEN_M2=q_len % bm2 == 0, EVEN_N2=kv_len % SPARSE_BLOCK[1] == 0,
+            PARTIAL_LOOP2=call.forms[0], FULL_LOOP2=call.forms[1],
+            num_warps=c["num_warps"], num_stages=c["num_stages"], **flags)
         grads = {}
 ${gradBuffers.map((g) => `        if ${pyString(g.pyName)} in need:
             grads[${pyString(g.pyName)}] = torch.empty((${g.size},), dtype=torch.float32, device=q.device)

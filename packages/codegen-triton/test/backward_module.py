@@ -106,21 +106,19 @@ def main():
     # (LOOP_INDEXED) where the launcher picked one range gives the same gradients bit for bit. The launches' forms and
     # bounds switches are printed for backward.test.ts, which checks that the cases cover each.
     launches = {}
-    kernels = {"dkdv": mod._flexattn_bwd_dkdv, "dq": mod._flexattn_bwd_dq}
+    main_kernel = mod._flexattn_bwd
 
     class Recorder:
-        def __init__(self, name):
-            self.name = name
-
         def __getitem__(self, grid):
-            launch = kernels[self.name][grid]
+            launch = main_kernel[grid]
 
             def run(*a, **kw):
-                launches[self.name] = {key: int(kw[key]) for key in ("PARTIAL_LOOP", "FULL_LOOP", "EVEN_M", "EVEN_N")}
+                for pass_, n in (("dkdv", "1"), ("dq", "2")):
+                    launches[pass_] = {key: int(kw[key + n]) for key in ("PARTIAL_LOOP", "FULL_LOOP", "EVEN_M", "EVEN_N")}
                 return launch(*a, **kw)
             return run
 
-    mod._flexattn_bwd_dkdv, mod._flexattn_bwd_dq = Recorder("dkdv"), Recorder("dq")
+    mod._flexattn_bwd = Recorder()
     real_forms, real_loop_form = ctx.call.forms, mod.loop_form
     try:
         cls.backward(ctx, dout, None)
@@ -133,7 +131,7 @@ def main():
             if a is not None:
                 expect(np.array_equal(a.a, b.a), f"{name}: backward output {i} walking every table by index differs")
     finally:
-        mod._flexattn_bwd_dkdv, mod._flexattn_bwd_dq = kernels["dkdv"], kernels["dq"]
+        mod._flexattn_bwd = main_kernel
         ctx.call.forms, mod.loop_form = real_forms, real_loop_form
 
     # flex_attention_backward from the kept out and lse: the same kernels, so the same dq, dk, dv bit for bit.
@@ -153,7 +151,7 @@ def main():
         mod.set_backward_config(fallback)
         want = cls.backward(ctx, dout, None)
         mod.set_backward_config(None)
-        real = mod._flexattn_bwd_dkdv
+        real = mod._flexattn_bwd
         big = mod.BWD_CONFIG
 
         class OutOfResources(Exception):
@@ -164,14 +162,14 @@ def main():
                 launch = real[grid]
 
                 def run(*a, **kw):
-                    if (kw["BLOCK_M"], kw["num_warps"], kw["num_stages"]) == (
+                    if (kw["BLOCK_M1"], kw["num_warps"], kw["num_stages"]) == (
                             mod._fit_tile(big["BLOCK_M1"], mod.SPARSE_BLOCK[0]), big["num_warps"], big["num_stages"]) and \
-                            kw["BLOCK_N"] == mod._fit_tile(big["BLOCK_N1"], mod.SPARSE_BLOCK[1]):
+                            kw["BLOCK_N1"] == mod._fit_tile(big["BLOCK_N1"], mod.SPARSE_BLOCK[1]):
                         raise OutOfResources("out of resource: shared memory")
                     return launch(*a, **kw)
                 return run
 
-        mod._flexattn_bwd_dkdv = TooBig()
+        mod._flexattn_bwd = TooBig()
         try:
             with warnings.catch_warnings(record=True) as seen:
                 warnings.simplefilter("always")
@@ -188,7 +186,7 @@ def main():
                 expect("does not fit" in str(e), f"{name}: the refusal says why ({e})")
             mod.set_backward_config(None)
         finally:
-            mod._flexattn_bwd_dkdv = real
+            mod._flexattn_bwd = real
             mod._unrunnable.clear()
     for i, spec in enumerate(mod.BUFFERS):
         if spec[0] not in case["gradBuffers"]:
