@@ -4,7 +4,7 @@
  * explicit config > a tuning-cache entry for (backend, device, structure, problem bucket) > the
  * backend's shipped table for a known device > the backend's heuristic (its first candidate).
  */
-import { FlexAttnError } from "@flexattn/ir";
+import { FlexAttnError, LruCache } from "@flexattn/ir";
 import {
   type BackendName, type CodegenBackend, type DeviceTarget, type KernelConfig, type ModMix, type ResolvedProblem, validateConfig,
 } from "@flexattn/template";
@@ -41,10 +41,25 @@ export function requestKey(r: Pick<ConfigRequest, "backend" | "problem" | "spars
   return tuningKey(r.backend.name as BackendName, r.target.signature, structureKey(r.problem, r.sparseBlock, r.mods), problemBucket(r.problem));
 }
 
-export function candidatesOf(r: ConfigRequest): KernelConfig[] {
+/**
+ * Candidate lists by backend, then by what they are computed from (the problem, BlockMask block,
+ * mods' structure and device). Enumerating a search space can cost more than a small kernel runs,
+ * and every flexAttention call resolves its config, so each list is computed once.
+ */
+const candidateLists = new WeakMap<CodegenBackend, LruCache<string, readonly KernelConfig[]>>();
+
+/** The backend's candidates for a request, best guess first (computed once per request shape; do not mutate). */
+export function candidatesOf(r: ConfigRequest): readonly KernelConfig[] {
+  let lists = candidateLists.get(r.backend);
+  if (!lists) candidateLists.set(r.backend, (lists = new LruCache()));
+  const key = JSON.stringify([r.problem, r.sparseBlock, r.mods.mask?.key ?? null, r.mods.score?.key ?? null, r.target ?? null]);
+  const hit = lists.get(key);
+  if (hit) return hit;
   const all = r.backend.configCandidates(r.problem, r.sparseBlock, r.mods, r.target);
   if (!all.length) throw new FlexAttnError(`the ${r.backend.name} backend has no config for this problem`);
-  return all;
+  const frozen = Object.freeze(all.map((c) => Object.freeze({ ...c, ...(c.options ? { options: Object.freeze({ ...c.options }) } : {}) })));
+  lists.set(key, frozen);
+  return frozen;
 }
 
 export function resolveConfig(r: ConfigRequest): ResolvedConfig {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FlexAttnError } from "@flexattn/ir";
 import { type CodegenBackend, type DeviceTarget, type KernelConfig, resolveProblem } from "@flexattn/template";
-import { MemoryTuningCache, requestKey, resolveConfig } from "../src/index.js";
+import { MemoryTuningCache, candidatesOf, requestKey, resolveConfig } from "../src/index.js";
 
 const cfg = (blockM: number, blockN: number, options?: KernelConfig["options"]): KernelConfig =>
   ({ blockM, blockN, numWarps: 4, numStages: 2, prescaleQk: false, ...(options && { options }) });
@@ -75,5 +75,25 @@ describe("a complete user config", () => {
   it("is taken as given, options and all (no candidate's options are merged under it)", () => {
     const hand = cfg(16, 64, { custom: true });
     expect(resolveConfig({ ...base, user: hand })).toMatchObject({ config: hand, source: "user" });
+  });
+});
+
+describe("candidatesOf", () => {
+  it("computes a backend's list once per request shape and hands out a frozen copy", () => {
+    let calls = 0;
+    const counted: CodegenBackend = { ...fake, configCandidates: () => (calls++, [A, B, C]) };
+    const first = candidatesOf({ ...base, backend: counted, target: known });
+    expect(first).toEqual([A, B, C]);
+    expect(candidatesOf({ ...base, backend: counted, target: known })).toBe(first);
+    expect(calls).toBe(1);
+    expect(Object.isFrozen(first) && Object.isFrozen(first[0]) && Object.isFrozen(first[0].options)).toBe(true);
+    // Another device, problem or mod structure is another list.
+    candidatesOf({ ...base, backend: counted, target: other });
+    candidatesOf({ ...base, backend: counted, target: known, problem: { ...problem, qLen: 512 } });
+    candidatesOf({ ...base, backend: counted, target: known, mods: { mask: { key: "causal" } as never, score: null } });
+    expect(calls).toBe(4);
+    // Another backend object never shares a list, even under the same name.
+    candidatesOf({ ...base, backend: { ...counted }, target: known });
+    expect(calls).toBe(5);
   });
 });

@@ -277,6 +277,12 @@ function scatterOut(inv: KernelInvocation, data: ArrayBuffer, dev: readonly numb
   const dst = inv.out;
   const [sb, sh, ss] = inv.strides.out;
   const dv = p.vHeadDim;
+  // Where both layouts are the same contiguous one, one copy: a call's output is millions of
+  // elements, and a copy per row costs more than the kernel at those sizes.
+  if ([sb, sh, ss].every((s, i) => s === dev[i]) && dev[2] === dv && dev[1] === p.qLen * dv && dev[0] === p.qHeads * dev[1]) {
+    dst.set(src.subarray(0, p.batch * dev[0]));
+    return;
+  }
   for (let b = 0; b < p.batch; b++)
     for (let h = 0; h < p.qHeads; h++)
       for (let i = 0; i < p.qLen; i++) {
