@@ -81,7 +81,13 @@ describe("a complete user config", () => {
 describe("candidatesOf", () => {
   it("computes a backend's list once per request shape and hands out a frozen copy", () => {
     let calls = 0;
-    const counted: CodegenBackend = { ...fake, configCandidates: () => (calls++, [A, B, C]) };
+    const counted: CodegenBackend = {
+      ...fake,
+      configCandidates: () => {
+        calls++;
+        return [A, B, C];
+      },
+    };
     const first = candidatesOf({ ...base, backend: counted, target: known });
     expect(first).toEqual([A, B, C]);
     expect(candidatesOf({ ...base, backend: counted, target: known })).toBe(first);
