@@ -122,6 +122,11 @@ function checkOutputs(inv: BackwardInvocation, gradBuffers: WgslBackwardArtifact
 function scatterGradient(src: Float32Array, dst: Float32Array | Uint16Array, strides: readonly number[], dims: [number, number, number, number], dtype: BackwardInvocation["problem"]["dtype"]): void {
   const [B, H, S, D] = dims;
   const dp = paddedDim(D);
+  // Same contiguous layout on both sides: one conversion and copy instead of one per row.
+  if (dp === D && strides[2] === D && strides[1] === S * D && strides[0] === H * S * D) {
+    dst.set(fromFloat32(src.subarray(0, B * H * S * D), dtype));
+    return;
+  }
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
       for (let s = 0; s < S; s++) {
