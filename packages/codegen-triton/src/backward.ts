@@ -55,12 +55,16 @@ export const BACKWARD_CANDIDATES: readonly BackwardConfig[] = [
  * 64 and below, 64 × 64 tiles on 4 warps; f32 (twice the bytes, IEEE dots) 32 × 32. A
  * transcendental score mod recomputes its value and derivative per score element in both
  * programs, which adds live registers per element: at d ≥ 128 its tiles hold half the scores
- * (32 × 128 dK/dV, 128 × 32 dQ); without one, those smaller tiles are the slower choice.
+ * (32 × 128 dK/dV, 128 × 32 dQ). A mask that reads a buffer (document ids) leaves short runs of
+ * blocks per row and column: smaller programs on 4 warps (32 × 64, 64 × 32) spread them over
+ * more SMs. Without either, those smaller tiles are the slower choice.
  */
 export function backwardDefault(spec: KernelSpec): BackwardConfig {
   if (spec.dtype === "f32") return bwd(32, 32, 32, 32, 4, 2);
   if (kernelShape(spec).qkDimPad < 128) return bwd(64, 64, 64, 64, 4, 3);
-  return modTraits(spec).transcendental ? bwd(32, 128, 128, 32, 8, 3) : bwd(64, 128, 128, 64, 8, 3);
+  const { transcendental, dataDependent } = modTraits(spec);
+  if (transcendental) return bwd(32, 128, 128, 32, 8, 3);
+  return dataDependent ? bwd(32, 64, 64, 32, 4, 3) : bwd(64, 128, 128, 64, 8, 3);
 }
 
 /** The spec's default first, then the other candidates. */

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buffer, tanh, toI32, traceScoreMod } from "@flexattn/ir";
+import { buffer, tanh, toI32, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import {
   BACKWARD_CASES, BACKWARD_TOLERANCE, type BackwardInstance, backwardMods, fullTablesOf, instantiateBackwardCase, makeSpec,
   referenceBackward, toFloat32,
@@ -110,7 +110,7 @@ describe("generated Triton backward source", () => {
     expect(pyCompile(sources)).toEqual([]);
   });
 
-  it("picks the backward's default tiles by head dim, dtype and whether the score mod is transcendental", () => {
+  it("picks the backward's default tiles by head dim, dtype, a transcendental score mod and a mask that reads a buffer", () => {
     const softcap = traceScoreMod((s, _b, _h, _q, _kv) => tanh(s.div(30)).mul(30));
     const spec = (d: number, score: typeof softcap | null, dtype: "bf16" | "f32" = "bf16") => makeSpec({
       mask: causal, score, qkHeadDim: d, vHeadDim: d, dtype, returnLse: true, sparseBlock: [128, 128],
@@ -121,6 +121,14 @@ describe("generated Triton backward source", () => {
     expect(tiles(backwardDefault(spec(128, softcap)))).toEqual([32, 128, 128, 32, 8]);
     expect(tiles(backwardDefault(spec(64, softcap)))).toEqual([64, 64, 64, 64, 4]);
     expect(tiles(backwardDefault(spec(128, softcap, "f32")))).toEqual([32, 32, 32, 32, 4]);
+    // A mask that reads a buffer (document ids): smaller programs on 4 warps at d = 128.
+    const docIds = buffer(new Int32Array(256), { name: "doc" });
+    const documentCausal = traceMaskMod((_b, _h, q, kv) => docIds.at(q).eq(docIds.at(kv)).and(q.ge(kv)));
+    const docSpec = makeSpec({
+      mask: documentCausal, score: null, qkHeadDim: 128, vHeadDim: 128, dtype: "bf16", returnLse: true, sparseBlock: [128, 128],
+      config: tritonDefaultConfig({ qkHeadDim: 128, vHeadDim: 128, dtype: "bf16" }, [128, 128]),
+    });
+    expect(tiles(backwardDefault(docSpec))).toEqual([32, 64, 64, 32, 4]);
     // The default leads the candidates the module carries, once.
     const candidates = backwardCandidates(spec(128, softcap));
     expect(tiles(candidates[0])).toEqual([32, 128, 128, 32, 8]);
