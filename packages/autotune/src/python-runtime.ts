@@ -117,8 +117,15 @@ def write_cache(path, new_entries):
     return entries
 
 
-def cache_key(device, bucket):
-    return f"{SPEC_HASH}|{device}|{bucket}"
+def cache_key(device, bucket, role=""):
+    """The cache entry of this module's pick for (device, bucket); role names another config of the module (e.g. a
+    backward's) tuned beside the forward's."""
+    return f"{SPEC_HASH}{role}|{device}|{bucket}"
+
+
+def _mine(key):
+    """Whether a cache key is one of this module's (any role)."""
+    return key.split("|", 1)[0].startswith(SPEC_HASH)
 
 
 def _entries():
@@ -128,11 +135,11 @@ def _entries():
     return _disk_entries
 
 
-def _record(device, bucket, config, ms, seconds, timings):
+def _record(device, bucket, config, ms, seconds, timings, role="", candidates=None):
     global _disk_entries
-    entry = {"config": config, "ms": round(ms, 5), "tuning_s": round(seconds, 1), "candidates": len(CANDIDATES),
-             "timings": timings}
-    new = {cache_key(device, bucket): entry}
+    entry = {"config": config, "ms": round(ms, 5), "tuning_s": round(seconds, 1),
+             "candidates": len(CANDIDATES if candidates is None else candidates), "timings": timings}
+    new = {cache_key(device, bucket, role): entry}
     try:
         _disk_entries = write_cache(cache_path(), new)
     except OSError as e:  # a read-only home must not fail the call: keep the pick for this process
@@ -149,11 +156,12 @@ def tune_budget_s():
 TUNE_MARGIN = ${TUNE_TIE_MARGIN}
 
 
-def tune_candidates(bucket, bench, candidates=None, budget_s=None, log=None):
+def tune_candidates(bucket, bench, candidates=None, budget_s=None, log=None, text=None):
     """Time each candidate with bench(config) -> milliseconds (an exception marks a candidate unusable, e.g. out of
-    shared memory) and return (fastest config, its ms, {config_text: ms} of every candidate timed); timings within
+    shared memory) and return (fastest config, its ms, {text(config): ms} of every candidate timed); timings within
     TUNE_MARGIN go to the earlier candidate. Candidates go best guess first; after budget_s seconds no further
-    candidate starts (the first always runs). Progress goes to stderr."""
+    candidate starts (the first always runs). Progress goes to stderr. text labels a config (default config_text)."""
+    text = text or config_text
     candidates = CANDIDATES if candidates is None else candidates
     budget_s = tune_budget_s() if budget_s is None else budget_s
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -170,11 +178,11 @@ def tune_candidates(bucket, bench, candidates=None, budget_s=None, log=None):
         except Exception as e:
             if i == 0 and len(candidates) == 1:
                 raise
-            log(f"flexattn: tuning {bucket} candidate {i + 1}/{n} {config_text(c)} failed: {type(e).__name__}: "
+            log(f"flexattn: tuning {bucket} candidate {i + 1}/{n} {text(c)} failed: {type(e).__name__}: "
                 f"{str(e)[:120]}")
             continue
-        log(f"flexattn: tuning {bucket} candidate {i + 1}/{n} {config_text(c)} ... {ms:.4f} ms")
-        timings[config_text(c)] = round(ms, 5)
+        log(f"flexattn: tuning {bucket} candidate {i + 1}/{n} {text(c)} ... {ms:.4f} ms")
+        timings[text(c)] = round(ms, 5)
         if best is None or ms < best[1] * (1 - TUNE_MARGIN):
             best = (dict(c), ms)
     if best is None:
@@ -279,8 +287,8 @@ def last_config():
 def export_tuning(path):
     """Write this module's tuning-cache entries (every device and bucket) to path, in the cache's format, for
     load_tuning on another machine. Returns how many entries were written."""
-    mine = {k: e for k, e in _entries().items() if k.startswith(SPEC_HASH + "|")}
-    mine.update({k: e for k, e in read_cache(cache_path()).items() if k.startswith(SPEC_HASH + "|")})
+    mine = {k: e for k, e in _entries().items() if _mine(k)}
+    mine.update({k: e for k, e in read_cache(cache_path()).items() if _mine(k)})
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")

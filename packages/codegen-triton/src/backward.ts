@@ -312,23 +312,93 @@ def _launch_backward(call, dout, config=None, need=None):
     c = backward_config(config)${launchBody}
 
 
-def _run_backward(call, dout, need, config=None):
-    """_launch_backward with config, else set_backward_config's, else BWD_CONFIG. The default is a guess for the
-    head dim, not for this GPU: if the GPU cannot fit it (Triton's OutOfResources), the first of BWD_CANDIDATES that
-    fits runs instead, remembered for the process and reported once. A config the caller chose that does not fit
-    is a ValueError with the reason."""
+BACKWARD_ROLE = ":bwd"  # the backward's tuning-cache entries: "<SPEC_HASH>:bwd|<device>|<bucket>"
+_last_backward = {}
+
+
+def backward_config_text(c):
+    return f'{c["BLOCK_M1"]}x{c["BLOCK_N1"]}/{c["BLOCK_M2"]}x{c["BLOCK_N2"]} w{c["num_warps"]} s{c["num_stages"]}'
+
+
+def _resolve_backward(call, dout, need, config=None, autotune=None):
+    """The backward's config and where it came from, as resolve_config does for the forward: config= ("explicit"),
+    else set_backward_config's ("explicit"), else the tuning cache's pick for this GPU and problem bucket ("cache"),
+    else, when autotune is on (autotune=True or FLEXATTN_AUTOTUNE=1 at the forward call), every BWD_CANDIDATES timed
+    on this call's tensors, the fastest cached ("tuned"), else BWD_CONFIG ("default")."""
+    device = _device_name(call.q.device)
+    bucket = problem_bucket(call.Lq, call.Lkv, call.B * call.Hq)
+    key = cache_key(device, bucket, BACKWARD_ROLE)
     chosen = config if config is not None else _BACKWARD_CONFIG.get("config")
+    hit = None
+    if chosen is None and autotune != _FORCE:
+        with contextlib.suppress(Exception):  # a hand-edited entry must not break a backward
+            hit = backward_config(_entries()[key]["config"]) if key in _entries() else None
+    timings = None
+    if chosen is not None:
+        picked = (backward_config(chosen), "explicit")
+    elif hit is not None:
+        picked = (hit, "cache")
+    elif autotune == _FORCE or autotune_enabled(autotune):
+        from triton.testing import do_bench
+        start = time.monotonic()
+        best, ms, timings = tune_candidates(
+            bucket, lambda c: do_bench(lambda: _launch_backward(call, dout, c, need), warmup=5, rep=40, return_mode="median"),
+            BWD_CANDIDATES, text=backward_config_text)
+        _record(device, bucket, best, ms, time.monotonic() - start, timings, BACKWARD_ROLE, BWD_CANDIDATES)
+        picked = (best, "tuned")
+    else:
+        picked = (dict(BWD_CONFIG), "default")
+    _last_backward.clear()
+    _last_backward.update(config=picked[0], source=picked[1], device=device, bucket=bucket)
+    if timings is not None:
+        _last_backward["timings"] = timings
+    return picked
+
+
+def last_backward_config():
+    """The config the last backward ran with: {"config", "source" (explicit, cache, tuned or default), "device",
+    "bucket", after tuning "timings", and "fallback" (why) when it could not run and another candidate did}; None
+    before the first backward."""
+    return dict(_last_backward) if _last_backward else None
+
+
+def _run_backward(call, dout, need, config=None, autotune=None):
+    """_launch_backward with _resolve_backward's config. A cached or default pick is a guess made for another GPU or
+    for the head dim: if this GPU cannot fit it (Triton's OutOfResources), the first of BWD_CANDIDATES that fits runs
+    instead, remembered for the process and reported once. A config the caller chose that does not fit is a
+    ValueError with the reason."""
+    picked, source = _resolve_backward(call, dout, need, config, autotune)
     device = _device_name(call.q.device)
     refuse = None
-    if chosen is not None:
+    if source == "explicit":
         refuse = lambda c, e: f"backward config {c} does not fit this GPU ({e}); pass a smaller one, or none"  # noqa: E731
-    c, result, _ = first_that_runs(device, (chosen,) if chosen is not None else (BWD_CONFIG, *BWD_CANDIDATES),
-                                   lambda c: _launch_backward(call, dout, c, need), _out_of_resources,
-                                   lambda c: f"backward {sorted(c.items())}", refuse, "backward config")
-    if c is not BWD_CONFIG and chosen is None:
-        _warn_once(("backward fallback", device), f"flexattn: the backward config {BWD_CONFIG} does not fit "
-                   f"{device}; using {c}")
+    c, result, why = first_that_runs(device, (picked, *BWD_CANDIDATES), lambda c: _launch_backward(call, dout, c, need),
+                                     _out_of_resources, backward_config_text, refuse, "backward config")
+    if backward_config_text(c) != backward_config_text(picked):
+        _last_backward.update(config=dict(c), fallback=f"{backward_config_text(picked)} ({source}) cannot run on {device}"
+                              + (f": {why}" if why else ""))
+        _warn_once(("backward fallback", device), f"flexattn: the backward config {backward_config_text(picked)} "
+                   f"({source}) does not fit {device}; using {backward_config_text(c)}")
     return result
+
+
+def tune_backward(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None, dout=None,
+                  **kwargs):
+    """Tune the backward ahead of time: run the forward on these arguments (as tune() takes them), then time every
+    BWD_CANDIDATES backward for the output gradient dout (default: random normal) and record the fastest in the
+    tuning cache for this GPU and problem bucket; later backwards there use it. Buffer gradients are computed for
+    the captured buffers that require grad, as under autograd. Returns the pick."""
+    if BACKWARD_UNAVAILABLE is not None:
+        _fail(f"this module has no backward: {BACKWARD_UNAVAILABLE}")
+    call = _tune_call(q, k, v, (kv_num_blocks, kv_indices, full_kv_num_blocks, full_kv_indices), {**kwargs, "return_lse": True})
+    _launch_resolved(call, None, None)
+    if dout is None:
+        dout = torch.randn_like(call.out)
+    _check_tensor("dout", dout, DTYPE, 4, q.device)
+    if tuple(dout.shape) != tuple(call.out.shape):
+        _fail(f"dout must be {tuple(call.out.shape)} (the output's shape), got {tuple(dout.shape)}")
+    need = {spec[0] for spec, t in zip(BUFFERS, call.bufs) if getattr(t, "requires_grad", False)}
+    return _resolve_backward(call, dout, need, autotune=_FORCE)[0]
 
 
 def _check_grad_buffers(bufs):
@@ -352,7 +422,7 @@ class FlexAttentionFunction(torch.autograd.Function):
         # The outputs go through save_for_backward: held on ctx directly they would form a reference cycle.
         ctx.save_for_backward(out, lse)
         call.out = call.lse = None
-        ctx.call = call
+        ctx.call, ctx.autotune = call, autotune
         ctx.mark_non_differentiable(lse)
         return out, lse
 
@@ -365,7 +435,7 @@ class FlexAttentionFunction(torch.autograd.Function):
             dq, dk, dv, grads = torch.zeros_like(call.q), torch.zeros_like(call.k), torch.zeros_like(call.v), {}
         else:
             need = {name for i, name in enumerate(names) if ctx.needs_input_grad[6 + i]}
-            dq, dk, dv, grads = _run_backward(call, dout, need)
+            dq, dk, dv, grads = _run_backward(call, dout, need, autotune=ctx.autotune)
         dbufs = []
         for name, t in zip(names, call.bufs_in):
             if not ctx.needs_input_grad[6 + len(dbufs)]:

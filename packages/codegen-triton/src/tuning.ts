@@ -114,8 +114,14 @@ def check_config(c, what="config"):
     return {key: c[key] for key in _CONFIG_KEYS}
 
 
+_BACKWARD_KEYS = ("BLOCK_M1", "BLOCK_N1", "BLOCK_M2", "BLOCK_N2", "num_warps", "num_stages")
+
+
 def config_well_formed(c):
-    """A config of any Triton module (ints for the four keys); check_config says whether it suits this one."""
-    return isinstance(c, dict) and all(isinstance(c.get(k), int) and not isinstance(c.get(k), bool) for k in _CONFIG_KEYS)
+    """A forward or backward config of any Triton module (ints for its keys); check_config / backward_config say
+    whether it suits this one."""
+    def ints(keys):
+        return all(isinstance(c.get(k), int) and not isinstance(c.get(k), bool) for k in keys)
+    return isinstance(c, dict) and (ints(_CONFIG_KEYS) or ints(_BACKWARD_KEYS))
 ${pythonTuningRuntime("triton")}`;
 }

@@ -13,6 +13,8 @@ require grad, the float64 reference gradients and a tolerance. Checks, one print
     launches' loop forms and bounds switches are printed as an "info: " line);
   - argument errors: out= under autograd, a mask-mod buffer that requires grad.
 """
+import contextlib
+import io
 import json
 import warnings
 import os
@@ -223,7 +225,85 @@ def main():
     out = mod.flex_attention(q, k, v, *tables, **bufs, **kw, return_lse=False)
     expect(out._ctx is None, f"{name}: no autograd record with grad disabled")
     GRAD_ENABLED[0] = True
+    check_backward_tuning(mod, name, q, k, v, tables, bufs, kw, dout, ref, case["tolerance"])
     print("\n".join(FAILURES))
+
+
+@contextlib.contextmanager
+def quiet():
+    """Tuning's progress lines (stderr) and warnings are not what these checks read."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def check_backward_tuning(mod, name, q, k, v, tables, bufs, kw, dout, ref, tol):
+    """The backward's config resolution: BWD_CONFIG by default; tune_backward() times every BWD_CANDIDATES (a
+    stand-in do_bench reports set timings, in candidate order), caches the fastest under the backward's own key, and
+    later backwards take it ("cache") and still match the reference; set_backward_config beats the cache; with
+    FLEXATTN_AUTOTUNE=1 and an empty cache the first backward under autograd tunes ("tuned")."""
+    cands = mod.BWD_CANDIDATES
+    if len(cands) < 3:
+        return
+    fastest = 2
+    times = iter([])
+    testing = sys.modules["triton.testing"]
+
+    def fake_bench(fn, **_):
+        return next(times)
+
+    def backward_once():
+        out = mod.flex_attention(q, k, v, *tables, **bufs, **kw, return_lse=False)
+        cls, ctx = out._ctx
+        return cls.backward(ctx, dout, None)
+
+    def fresh_cache():
+        os.environ["FLEXATTN_CACHE_DIR"] = tempfile.mkdtemp(prefix="flexattn-bwd-tune-")
+        mod._disk_entries = None
+
+    text = mod.backward_config_text
+    real_bench = testing.do_bench
+    testing.do_bench = fake_bench
+    try:
+        fresh_cache()
+        backward_once()
+        last = mod.last_backward_config()
+        expect(last["source"] == "default" and text(last["config"]) == text(mod.BWD_CONFIG),
+               f"{name}: the backward runs BWD_CONFIG by default, got {last}")
+        times = iter([1.0 if i == fastest else 2.0 + i for i in range(len(cands))])
+        with quiet():
+            pick = mod.tune_backward(q, k, v, *tables, dout=dout, **bufs, **kw)
+        expect(text(pick) == text(cands[fastest]), f"{name}: tune_backward picks the fastest candidate, got {pick}")
+        tuned = mod.last_backward_config()
+        expect(tuned["source"] == "tuned" and len(tuned["timings"]) == len(cands), f"{name}: tune_backward reports its timings: {tuned}")
+        on_disk = json.load(open(mod.cache_path()))["entries"]
+        keys = [key for key in on_disk if key.startswith(mod.SPEC_HASH + mod.BACKWARD_ROLE + "|")]
+        expect(len(keys) == 1 and text(on_disk[keys[0]]["config"]) == text(cands[fastest]),
+               f"{name}: the pick is cached under the backward's key: {list(on_disk)}")
+        mod._disk_entries = None  # a new process reads the file
+        grads = backward_once()
+        last = mod.last_backward_config()
+        expect(last["source"] == "cache" and text(last["config"]) == text(cands[fastest]), f"{name}: later backwards take the cached pick: {last}")
+        for label, got, want in (("dq", grads[3], ref["dq"]), ("dk", grads[4], ref["dk"]), ("dv", grads[5], ref["dv"])):
+            err, nan = rel_err(got.a, want)
+            expect(nan == 0 and err <= tol, f"{name}: {label} with the tuned backward config: error {err:.2e} (NaN {nan})")
+        exported = os.path.join(tempfile.mkdtemp(), "picks.json")
+        expect(mod.export_tuning(exported) >= 1 and any(key in json.load(open(exported))["entries"] for key in keys),
+               f"{name}: export_tuning carries the backward's pick")
+        mod.set_backward_config(cands[1])
+        backward_once()
+        expect(mod.last_backward_config()["source"] == "explicit", f"{name}: set_backward_config beats the cache")
+        mod.set_backward_config(None)
+        fresh_cache()
+        os.environ["FLEXATTN_AUTOTUNE"] = "1"
+        times = iter([1.0 if i == fastest else 2.0 + i for i in range(2 * len(cands))])  # the forward tunes too
+        with quiet():
+            backward_once()
+        last = mod.last_backward_config()
+        expect(last["source"] == "tuned", f"{name}: FLEXATTN_AUTOTUNE=1 tunes the first backward: {last}")
+    finally:
+        os.environ.pop("FLEXATTN_AUTOTUNE", None)
+        testing.do_bench = real_bench
 
 
 if __name__ == "__main__":
