@@ -7,7 +7,8 @@
  *       (referenceBackward) with their tolerance; cases Triton cannot compile are listed with the reason;
  *   compare/<variant>.py + .json — bf16 mods at a size eager PyTorch handles, to compare our gradients
  *       with torch flex_attention's backward and a float64 dense autograd reference on the same tensors;
- *   bench/<variant>.py + .json — N = 16k, d = 128, 16 heads, bf16: forward+backward timing vs flex.
+ *   bench/<variant>.py + .json — N = 16k, d = 128, 16 heads, bf16: forward+backward timing vs flex (and the
+ *       bucket bias again at d = 64, <variant>_n16384_d64, where flex_attention's backward compiles).
  * The mods of compare/ and bench/ are also rendered for PyTorch (triton-torch-mods.ts).
  * Usage: npx tsx apps/bench/src/triton-backward-generate.ts [--seed N]
  */
@@ -116,7 +117,7 @@ const VARIANTS: Record<string, Variant> = {
 };
 
 /** One module + tables + buffers + PyTorch mods for a variant at one shape. */
-function generateVariant(dir: string, v: Variant, shape: { B: number; Hq: number; Hkv: number; N: number; D: number }, seed: number) {
+function generateVariant(dir: string, v: Variant, shape: Shape, seed: number, suffix: string) {
   const { B, Hq, Hkv, N, D } = shape;
   const maskMod = v.mask(N);
   const scoreMod = v.score(Hq, N, mulberry32(seed));
@@ -126,7 +127,7 @@ function generateVariant(dir: string, v: Variant, shape: { B: number; Hq: number
   const problem = resolveProblem({ batch: B, qHeads: Hq, kvHeads: Hkv, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
   const artifact = compile({ maskMod: mask ?? undefined, scoreMod: score ?? undefined }, problem, { backend: "triton" });
   const spec = specOf(artifact, mask, score);
-  const file = `${v.name}_n${N}`;
+  const file = `${v.name}_n${N}${suffix}`;
   writeFileSync(join(dir, `${file}.py`), artifact.source);
   const grads = backwardMods(score).gradBuffers.map((g) => gradBufferName(spec, g.slot));
   writeFileSync(join(dir, `${file}.json`), JSON.stringify({
@@ -136,10 +137,13 @@ function generateVariant(dir: string, v: Variant, shape: { B: number; Hq: number
   return file;
 }
 
-function generateShapes(sub: string, names: string[], shape: { B: number; Hq: number; Hkv: number; N: number; D: number }, seed: number): void {
+type Shape = { B: number; Hq: number; Hkv: number; N: number; D: number };
+
+/** Each set's variants at its shape into ROOT/<sub>/, named <variant>_n<N><suffix>, and the index of them all. */
+function generateShapes(sub: string, sets: { names: string[]; shape: Shape; suffix?: string }[], seed: number): void {
   const dir = join(ROOT, sub);
   mkdirSync(dir, { recursive: true });
-  const files = names.map((n, i) => generateVariant(dir, VARIANTS[n], shape, seed + i));
+  const files = sets.flatMap((set) => set.names.map((n, i) => generateVariant(dir, VARIANTS[n], set.shape, seed + i, set.suffix ?? "")));
   writeFileSync(join(dir, "index.json"), JSON.stringify(files, null, 1));
   console.log(`${sub}: ${files.length} variants → ${dir}`);
 }
@@ -149,6 +153,12 @@ const seedArg = args.indexOf("--seed");
 const seed = seedArg >= 0 ? Number(args[seedArg + 1]) : (Date.now() & 0x7fffffff);
 rmSync(ROOT, { recursive: true, force: true });
 generateConformance(seed);
-generateShapes("compare", ["causal", "document_causal", "softcap_causal", "alibi_causal", "relbias_causal", "bucketbias_causal"],
-  { B: 1, Hq: 4, Hkv: 2, N: 1024, D: 64 }, seed);
-generateShapes("bench", ["noop", "causal", "document_causal", "softcap_causal", "bucketbias_causal"], { B: 1, Hq: 16, Hkv: 16, N: 16384, D: 128 }, seed);
+generateShapes("compare", [{
+  names: ["causal", "document_causal", "softcap_causal", "alibi_causal", "relbias_causal", "bucketbias_causal"],
+  shape: { B: 1, Hq: 4, Hkv: 2, N: 1024, D: 64 },
+}], seed);
+// The learnable bias again at d = 64, where flex_attention's backward compiles (at d = 128 it runs out of shared memory).
+generateShapes("bench", [
+  { names: ["noop", "causal", "document_causal", "softcap_causal", "bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 16384, D: 128 } },
+  { names: ["bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 16384, D: 64 }, suffix: "_d64" },
+], seed);

@@ -7,7 +7,8 @@
                float64 dense autograd reference on the same tensors, learnable bias tables included;
   determinism  two backward runs per mod with a learnable table: bitwise equal gradients (ours; flex's reported);
   bench        N = 16k, d = 128, 16 heads, bf16: forward+backward time, ours vs torch.compile(flex_attention), each
-               the median of interleaved triton.testing.do_bench medians; then the backward config candidates.
+               the median of interleaved triton.testing.do_bench medians; then the backward config candidates;
+  tune         per bench entry, forward+backward before and after the module's own tune_backward().
 
     python3 apps/bench/device/triton/backward.py [--budget-s 270] [--phases conformance,compare,determinism,bench] [--root DIR]
 
@@ -71,7 +72,7 @@ class Run:
         self.logf = open(os.path.join(OUT, "triton-bwd.log"), "w")
         self.result = dict(env=dict(torch=torch.__version__, triton=triton.__version__, gpu=torch.cuda.get_device_name(),
                                     command=" ".join(["python3"] + sys.argv)),
-                           conformance=[], compare=[], determinism=[], bench=[], candidates=[], skipped=[])
+                           conformance=[], compare=[], determinism=[], bench=[], tune=[], candidates=[], skipped=[])
         self.log(json.dumps(self.result["env"]))
         torch._dynamo.config.cache_size_limit = 1000
         try:
@@ -353,6 +354,34 @@ class Run:
                 self.add("bench", dict(name=name, error=repr(e)[:500], trace=traceback.format_exc()[-1500:]))
             torch.cuda.empty_cache()
 
+    def tune(self):
+        """Per bench entry: forward+backward with the module's own configs, then its tune_backward() on the same
+        tensors (wall time), then forward+backward again, now resolving the backward's pick from the tuning cache."""
+        import tempfile
+        os.environ["FLEXATTN_CACHE_DIR"] = tempfile.mkdtemp(prefix="flexattn-bwd-tune-")  # no earlier run's picks
+        names = json.load(open(os.path.join(ROOT, "bench", "index.json")))
+        for name in [n for n in self.bench_only if n in names] if self.bench_only else names:
+            if self.skip(f"tune {name}", 40):
+                continue
+            try:
+                j, mod, tables, bufs, q, k, v, dout = self.entry("bench", name)
+                inputs = [q, k, v, *(bufs[n] for n in j["gradBuffers"])]
+                fn = lambda: torch.autograd.grad(mod.flex_attention(q, k, v, *tables, **bufs, return_lse=False), inputs, dout)  # noqa: E731
+                fn()
+                untuned = dict(mod.last_backward_config())
+                before = do_bench(fn, warmup=5, rep=60, return_mode="median")
+                t0 = time.time()
+                pick = mod.tune_backward(q, k, v, *tables, dout=dout, **bufs)
+                tuning_s = time.time() - t0
+                timings = mod.last_backward_config().get("timings")
+                fn()
+                after_cfg = dict(mod.last_backward_config())
+                after = do_bench(fn, warmup=5, rep=60, return_mode="median")
+                self.add("tune", dict(name=name, untuned=untuned, untuned_ms=before, pick=pick, tuning_s=round(tuning_s, 1),
+                                      timings=timings, tuned=after_cfg, tuned_ms=after))
+            except Exception as e:
+                self.add("tune", dict(name=name, error=repr(e)[:500], trace=traceback.format_exc()[-1500:]))
+
     def candidates(self, name):
         """Each backward config candidate on one entry (backward-only time would need the forward's residuals; this
         times forward + backward, the forward's config fixed)."""
@@ -412,6 +441,10 @@ class Run:
             g = lambda key, spec: format(c[key], spec) if key in c else c.get("flex_error", "-")[:40]  # noqa: E731
             lines.append(f"| {c['variant']} | {c['ours_ms']:.2f} | {g('flex_ms', '.2f')} | {g('speedup', '.2f')} | {c['ours_tflops']:.0f} | "
                          f"{g('flex_tflops', '.0f')} | {c['fwd_ours_ms']:.2f} | {g('fwd_flex_ms', '.2f')} |")
+        lines += ["", "## The module's tune_backward() (fwd+bwd ms before and after; the backward's config and its source)", ""]
+        lines += [f"- {c['name']}: {c.get('error') or ''}" if "error" in c else
+                  f"- {c['name']}: {c['untuned_ms']:.3f} ms ({c['untuned']['source']} {c['untuned']['config']}) -> {c['tuned_ms']:.3f} ms "
+                  f"({c['tuned']['source']} {c['tuned']['config']}), tuning {c['tuning_s']} s, timings `{c['timings']}`" for c in r["tune"]]
         lines += ["", "## Backward config candidates (research: each passed to set_backward_config; fwd+bwd ms)", ""]
         lines += [f"- {c['name']} `{c['config']}`: {c.get('ms', c.get('error'))}" for c in r["candidates"]]
         if r["skipped"]:
