@@ -10,6 +10,7 @@
  * Writes wgsl-bench.json and the document layouts the PyTorch anchors reuse (docs-N.json) to --out.
  *
  *   node wgsl-bench.mjs --out DIR [--backend auto|wgsl] [--quick] [--skip-conformance] [--research-sweep K]
+ *                       [--variants noop,causal] [--calls K]
  *
  * --research-sweep K is research, never a headline: it times the backend's first K declared
  * config candidates per case (what a tuner would try), each on its own pipeline.
@@ -34,6 +35,8 @@ const { values: args } = parseArgs({
     /** Timed flexAttention calls per case, after the first (which compiles). */
     calls: { type: "string", default: "3" },
     "research-sweep": { type: "string" },
+    /** Only these variants (comma-separated), e.g. for a quick check of one path; default: the protocol's. */
+    variants: { type: "string" },
   },
 });
 const BACKEND = args.backend as BackendChoice;
@@ -79,8 +82,9 @@ async function main() {
     for (const variant of ["causal", "noop"]) cases.push(shape(N1, d, variant));
     for (const variant of Object.keys(VARIANTS)) cases.push(shape(N4, d, variant));
   }
+  const only = args.variants?.split(",");
   const rows: (Row | (Case & { failed: string }))[] = [];
-  for (const c of cases) {
+  for (const c of only ? cases.filter((x) => only.includes(x.variant)) : cases) {
     try {
       const row = await measureCase(c, { backend: BACKEND, calls: CALLS });
       rows.push(row);

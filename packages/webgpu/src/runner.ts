@@ -241,22 +241,30 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
     const pass = enc.beginComputePass();
     record(pass);
     pass.end();
-    const readOut = device.createBuffer({ size: Math.ceil(outBytes / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    enc.copyBufferToBuffer(out, 0, readOut, 0, readOut.size);
-    const readLse = lse ? device.createBuffer({ size: lseBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : null;
+    // Read-back buffers come from the pool too: allocating host-visible memory the size of the
+    // output on every call costs more than the copy.
+    const readBytes = Math.ceil(outBytes / 4) * 4;
+    const readUsage = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
+    const readOut = pool.get("readOut", readBytes, readUsage);
+    enc.copyBufferToBuffer(out, 0, readOut, 0, readBytes);
+    const readLse = lse && p.returnLse ? pool.get("readLse", lseBytes, readUsage) : null;
     if (lse && readLse) enc.copyBufferToBuffer(lse, 0, readLse, 0, lseBytes);
     device.queue.submit([enc.finish()]);
     const err = await device.popErrorScope();
     if (err) throw new FlexAttnError(`WGSL dispatch failed: ${err.message}`);
-    await readOut.mapAsync(GPUMapMode.READ);
-    scatterOut(inv, readOut.getMappedRange(), outStrides);
-    readOut.unmap();
-    readOut.destroy();
-    if (readLse && p.returnLse) {
-      await readLse.mapAsync(GPUMapMode.READ);
-      inv.lse.set(new Float32Array(readLse.getMappedRange(), 0, p.batch * p.qHeads * p.qLen));
-      readLse.unmap();
-      readLse.destroy();
+    await readOut.mapAsync(GPUMapMode.READ, 0, readBytes);
+    try {
+      scatterOut(inv, readOut.getMappedRange(0, readBytes), outStrides);
+    } finally {
+      readOut.unmap(); // a pooled buffer left mapped would fail the next call's copy
+    }
+    if (readLse) {
+      await readLse.mapAsync(GPUMapMode.READ, 0, lseBytes);
+      try {
+        inv.lse.set(new Float32Array(readLse.getMappedRange(0, lseBytes), 0, p.batch * p.qHeads * p.qLen));
+      } finally {
+        readLse.unmap();
+      }
     }
     if (needsCheck(artifact, mode)) {
       const checked = verified.get(device) ?? new Set<string>();
