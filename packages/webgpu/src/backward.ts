@@ -16,7 +16,7 @@ import {
 } from "@flexattn/template";
 import type { FlexDevice } from "./device.js";
 import { type PipelineCache, buildValidated, cachedPipeline } from "./pipelines.js";
-import { poolFor, resolveDevice, wgslTarget, withDeviceLock } from "./runner.js";
+import { type BufferPool, poolFor, resolveDevice, wgslTarget, withDeviceLock } from "./runner.js";
 
 export interface RunWgslBackwardOptions {
   /** A device from requestFlexDevice(), or any GPUDevice. Default: the process-wide device. */
@@ -135,17 +135,21 @@ function scatterGradient(src: Float32Array, dst: Float32Array | Uint16Array, str
       }
 }
 
-/** Record a copy of `words` f32 from `src` into a staging buffer; the returned function maps it after submit. */
-function readBack(device: GPUDevice, enc: GPUCommandEncoder, src: GPUBuffer, offsetWords: number, words: number): () => Promise<Float32Array> {
+/**
+ * Record a copy of `words` f32 from `src` into the pool's staging buffer for `role` (reused across
+ * calls, as the forward's read-back); the returned function maps it after submit.
+ */
+function readBack(pool: BufferPool, role: string, enc: GPUCommandEncoder, src: GPUBuffer, offsetWords: number, words: number): () => Promise<Float32Array> {
   const bytes = Math.max(4, words * 4);
-  const staging = device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const staging = pool.get(role, bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
   if (words > 0) enc.copyBufferToBuffer(src, offsetWords * 4, staging, 0, words * 4);
   return async () => {
-    await staging.mapAsync(GPUMapMode.READ);
-    const out = new Float32Array(staging.getMappedRange().slice(0, words * 4));
-    staging.unmap();
-    staging.destroy();
-    return out;
+    await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+    try {
+      return new Float32Array(staging.getMappedRange(0, bytes).slice(0, words * 4));
+    } finally {
+      staging.unmap();
+    }
   };
 }
 
@@ -282,9 +286,9 @@ async function prepareBackward(inv: BackwardInvocation, dev: FlexDevice, a: Wgsl
     const pass = enc.beginComputePass();
     encode(pass);
     pass.end();
-    const readDq = readBack(device, enc, buffers.dq!, 0, dqWords);
-    const readDkv = readBack(device, enc, buffers.dkv!, 0, dkWords + dvWords);
-    const readGrads = readBack(device, enc, buffers.scratch!, scratch.grads, G);
+    const readDq = readBack(pool, "readDq", enc, buffers.dq!, 0, dqWords);
+    const readDkv = readBack(pool, "readDkv", enc, buffers.dkv!, 0, dkWords + dvWords);
+    const readGrads = readBack(pool, "readGrads", enc, buffers.scratch!, scratch.grads, G);
     device.queue.submit([enc.finish()]);
     const err = await device.popErrorScope();
     if (err) throw new FlexAttnError(`WGSL backward dispatch failed: ${err.message}`);
