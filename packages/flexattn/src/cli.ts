@@ -53,7 +53,8 @@ Usage:
       default 16; new candidates stop after SECONDS, default 60), record the fastest in the tuning
       cache ($FLEXATTN_CACHE_DIR, else ~/.cache/flexattn/tuning.json) and print the table.
       flexAttention then uses it for these mods and problems of this size class on this device.
-      Triton and CUDA modules tune on the GPU: call the generated module's tune() in Python.
+      Triton and CUDA modules tune on the GPU: call the generated module's tune() in Python
+      (and, for a Triton module's backward, tune_backward()).
 
 Problem options (compile, blockmask, tune):
   --batch B          batch size                      (default 1)
@@ -339,7 +340,7 @@ async function cmdTune(args: string[]): Promise<void> {
   if (values.help) return void process.stdout.write(HELP);
   const backend = backendFlag({ backend: values.backend ?? "js" });
   if (backend !== "js" && backend !== "wgsl") {
-    throw new CliError(`tune runs kernels in this process: --backend js or wgsl; ${backend} modules tune on the GPU (the generated module's tune() in Python)`);
+    throw new CliError(`tune runs kernels in this process: --backend js or wgsl; ${backend} modules tune on the GPU (the generated module's tune(), and tune_backward() for a Triton backward, in Python)`);
   }
   const variant = await loadVariant(positionals[0]);
   const problem = problemFromFlags(values, backend);
