@@ -38,6 +38,6 @@ describe("flexattn tune", () => {
   it("refuses backends that do not run in this process, saying where they tune", () => {
     const r = cli({}, "tune", join("test", "fixtures", "softcap-docs.ts"), "--backend", "triton");
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/flexattn: error: tune runs kernels in this process.*tune\(\) in Python/);
+    expect(r.stderr).toMatch(/flexattn: error: tune runs kernels in this process.*tune\(\), and tune_backward\(\) for a Triton backward, in Python/);
   });
 });
