@@ -6,7 +6,8 @@
   compare      bf16 mods at N = 1024 (GQA 4:2, d 64): our gradients and torch flex_attention's (eager) against a
                float64 dense autograd reference on the same tensors, learnable bias tables included;
   determinism  two backward runs per mod with a learnable table: bitwise equal gradients (ours; flex's reported);
-  bench        N = 16k, d = 128, 16 heads, bf16: forward+backward time, ours vs torch.compile(flex_attention), each
+  bench        N = 16k, 16 heads, bf16 (d = 128; the bucket bias also at d = 64): forward+backward time, ours vs
+               torch.compile(flex_attention), each
                the median of interleaved triton.testing.do_bench medians; then the backward config candidates;
   tune         per bench entry, forward+backward before and after the module's own tune_backward().
 
@@ -432,14 +433,15 @@ class Run:
         # Dicts go in code spans: the docs' Markdown reads a trailing {...} as HTML attributes.
         lines += [f"- {c['name']}: ours `{c.get('ours_bitwise_equal', c.get('error'))}`; flex eager `{c.get('flex_eager_bitwise_equal', '-')}`"
                   for c in r["determinism"]]
-        lines += ["", "## Forward+backward, bf16, N 16k, d 128, 16 heads (median ms)", "",
-                  "| mod | ours ms | flex ms | flex/ours | ours TFLOP/s | flex TFLOP/s | fwd ours | fwd flex |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "## Forward+backward, bf16 (median ms)", "",
+                  "| mod | N | d | heads | ours ms | flex ms | flex/ours | ours TFLOP/s | flex TFLOP/s | fwd ours | fwd flex |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in r["bench"]:
             if "error" in c:
-                lines.append(f"| {c['name']} | {c['error'][:100]} | | | | | | |")
+                lines.append(f"| {c['name']} | | | | {c['error'][:100]} | | | | | | |")
                 continue
             g = lambda key, spec: format(c[key], spec) if key in c else c.get("flex_error", "-")[:40]  # noqa: E731
-            lines.append(f"| {c['variant']} | {c['ours_ms']:.2f} | {g('flex_ms', '.2f')} | {g('speedup', '.2f')} | {c['ours_tflops']:.0f} | "
+            lines.append(f"| {c['variant']} | {c['N']} | {c['D']} | {c['H']} | {c['ours_ms']:.2f} | {g('flex_ms', '.2f')} | {g('speedup', '.2f')} | {c['ours_tflops']:.0f} | "
                          f"{g('flex_tflops', '.0f')} | {c['fwd_ours_ms']:.2f} | {g('fwd_flex_ms', '.2f')} |")
         lines += ["", "## The module's tune_backward() (fwd+bwd ms before and after; the backward's config and its source)", ""]
         lines += [f"- {c['name']}: {c.get('error') or ''}" if "error" in c else
