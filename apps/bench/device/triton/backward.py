@@ -7,8 +7,8 @@
                float64 dense autograd reference on the same tensors, learnable bias tables included;
   determinism  two backward runs per mod with a learnable table: bitwise equal gradients (ours; flex's reported);
   bench        N = 16k, 16 heads, bf16 (d = 128; the bucket bias also at d = 64): forward+backward time, ours vs
-               torch.compile(flex_attention), each
-               the median of interleaved triton.testing.do_bench medians; then the backward config candidates;
+               torch.compile(flex_attention), each the median of interleaved triton.testing.do_bench medians;
+  candidates   the backward config candidates of the --sweep entries (research: set_backward_config);
   tune         per bench entry, forward+backward before and after the module's own tune_backward().
 
     python3 apps/bench/device/triton/backward.py [--budget-s 270] [--phases conformance,compare,determinism,bench] [--root DIR]
