@@ -34,7 +34,7 @@ import {
   type BackwardEmitter, type BackwardMods, type BackwardPass, type BlockKind, type KernelSpec, NUMERICS,
 } from "@flexattn/template";
 import { bufferArgs } from "./buffers.js";
-import { type KernelShape, evenLoad, kernelShape, walkTableRow } from "./emitter.js";
+import { type KernelShape, evenLoad, evenStore, kernelShape, walkTableRow } from "./emitter.js";
 import { renderTileMod } from "./mods.js";
 import type { TritonOptions } from "./options.js";
 import { indent } from "./python.js";
@@ -110,14 +110,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   private storeRows(ptrBase: string, offs: string, stride: string, even: string, rowOk: string, dimOffs: string, dim: number, pad: number, value: string): Lines {
-    const dm = this.dimMask(dimOffs, dim, pad);
-    const ptrs = `${ptrBase} + ${offs}[:, None] * ${stride} + ${dimOffs}[None, :]`;
-    return [
-      `if ${even}:`,
-      `    tl.store(${ptrs}, ${value}${dm ? `, mask=${dm}` : ""})`,
-      "else:",
-      `    tl.store(${ptrs}, ${value}, mask=${dm ? `${rowOk}[:, None] & ${dm}` : `${rowOk}[:, None]`})`,
-    ];
+    return evenStore(`${ptrBase} + ${offs}[:, None] * ${stride} + ${dimOffs}[None, :]`, value, even, `${rowOk}[:, None]`, this.dimMask(dimOffs, dim, pad));
   }
 
   /** The query side of a tile: Q, dO, LSE (+∞ where P must be 0) and delta rows at offs_m. */

@@ -55,6 +55,16 @@ export function evenLoad(target: string, ptrs: string, even: string, rowMask: st
   ];
 }
 
+/** evenLoad's store: the row bound checked only when the constexpr `even` is false. */
+export function evenStore(ptrs: string, value: string, even: string, rowMask: string, dimMask: string | null): Lines {
+  return [
+    `if ${even}:`,
+    `    tl.store(${ptrs}, ${value}${dimMask ? `, mask=${dimMask}` : ""})`,
+    "else:",
+    `    tl.store(${ptrs}, ${value}, mask=${dimMask ? `${rowMask} & ${dimMask}` : rowMask})`,
+  ];
+}
+
 /** One row of a pair of BlockMask tables (a count and a row of block indices), walked tile by tile. */
 export interface TableRowWalk {
   /** The constexpr naming the loop's form (LOOP_FORMS), set by the launcher from the tables. */
@@ -323,10 +333,7 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
         ],
         [
           `o_ptrs = ${oBase} + offs_m[:, None] * stride_out_s + offs_dv[None, :]`,
-          "if EVEN_M:",
-          `    tl.store(o_ptrs, o${dv ? `, mask=${dv}` : ""})`,
-          "else:",
-          `    tl.store(o_ptrs, o, mask=${dv ? `${rows} & ${dv}` : rows})`,
+          ...evenStore("o_ptrs", "o", "EVEN_M", rows, dv),
         ],
       ),
       "if OUTPUT_LSE:",

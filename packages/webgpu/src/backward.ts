@@ -16,7 +16,7 @@ import {
 } from "@flexattn/template";
 import type { FlexDevice } from "./device.js";
 import { type PipelineCache, buildValidated, cachedPipeline } from "./pipelines.js";
-import { type BufferPool, poolFor, resolveDevice, wgslTarget, withDeviceLock } from "./runner.js";
+import { poolFor, readBack, resolveDevice, wgslTarget, withDeviceLock } from "./runner.js";
 
 export interface RunWgslBackwardOptions {
   /** A device from requestFlexDevice(), or any GPUDevice. Default: the process-wide device. */
@@ -133,24 +133,6 @@ function scatterGradient(src: Float32Array, dst: Float32Array | Uint16Array, str
         const from = ((b * H + h) * S + s) * dp;
         dst.set(fromFloat32(src.subarray(from, from + D), dtype), b * strides[0] + h * strides[1] + s * strides[2]);
       }
-}
-
-/**
- * Record a copy of `words` f32 from `src` into the pool's staging buffer for `role` (reused across
- * calls, as the forward's read-back); the returned function maps it after submit.
- */
-function readBack(pool: BufferPool, role: string, enc: GPUCommandEncoder, src: GPUBuffer, offsetWords: number, words: number): () => Promise<Float32Array> {
-  const bytes = Math.max(4, words * 4);
-  const staging = pool.get(role, bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-  if (words > 0) enc.copyBufferToBuffer(src, offsetWords * 4, staging, 0, words * 4);
-  return async () => {
-    await staging.mapAsync(GPUMapMode.READ, 0, bytes);
-    try {
-      return new Float32Array(staging.getMappedRange(0, bytes).slice(0, words * 4));
-    } finally {
-      staging.unmap();
-    }
-  };
 }
 
 /**
@@ -286,20 +268,23 @@ async function prepareBackward(inv: BackwardInvocation, dev: FlexDevice, a: Wgsl
     const pass = enc.beginComputePass();
     encode(pass);
     pass.end();
-    const readDq = readBack(pool, "readDq", enc, buffers.dq!, 0, dqWords);
-    const readDkv = readBack(pool, "readDkv", enc, buffers.dkv!, 0, dkWords + dvWords);
-    const readGrads = readBack(pool, "readGrads", enc, buffers.scratch!, scratch.grads, G);
+    const readDq = readBack(pool, "readDq", enc, buffers.dq!, 0, dqWords * 4);
+    const readDkv = readBack(pool, "readDkv", enc, buffers.dkv!, 0, (dkWords + dvWords) * 4);
+    const readGrads = readBack(pool, "readGrads", enc, buffers.scratch!, scratch.grads * 4, G * 4);
     device.queue.submit([enc.finish()]);
     const err = await device.popErrorScope();
     if (err) throw new FlexAttnError(`WGSL backward dispatch failed: ${err.message}`);
-    const [dq, dkv, grads] = [await readDq(), await readDkv(), await readGrads()];
     const gs = inv.gradStrides;
-    scatterGradient(dq, inv.dq, gs.dq, [p.batch, p.qHeads, p.qLen, p.qkHeadDim], p.dtype);
-    scatterGradient(dkv.subarray(0, dkWords), inv.dk, gs.dk, [p.batch, p.kvHeads, p.kvLen, p.qkHeadDim], p.dtype);
-    scatterGradient(dkv.subarray(dkWords), inv.dv, gs.dv, [p.batch, p.kvHeads, p.kvLen, p.vHeadDim], p.dtype);
+    await readDq((data) => scatterGradient(new Float32Array(data, 0, dqWords), inv.dq, gs.dq, [p.batch, p.qHeads, p.qLen, p.qkHeadDim], p.dtype));
+    await readDkv((data) => {
+      const dkv = new Float32Array(data, 0, dkWords + dvWords);
+      scatterGradient(dkv.subarray(0, dkWords), inv.dk, gs.dk, [p.batch, p.kvHeads, p.kvLen, p.qkHeadDim], p.dtype);
+      scatterGradient(dkv.subarray(dkWords), inv.dv, gs.dv, [p.batch, p.kvHeads, p.kvLen, p.vHeadDim], p.dtype);
+    });
     const { offsets } = gradBufferOffsets(backwardMods(inv.score));
-    inv.dBuffers.forEach((d, k) => {
-      d.set(grads.subarray(offsets[k], offsets[k] + d.length));
+    await readGrads((data) => {
+      const grads = new Float32Array(data, 0, G);
+      inv.dBuffers.forEach((d, k) => d.set(grads.subarray(offsets[k], offsets[k] + d.length)));
     });
   };
   return { artifact: a, device: dev, encode, run };

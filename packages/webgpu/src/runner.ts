@@ -241,31 +241,13 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
     const pass = enc.beginComputePass();
     record(pass);
     pass.end();
-    // Read-back buffers come from the pool too: allocating host-visible memory the size of the
-    // output on every call costs more than the copy.
-    const readBytes = Math.ceil(outBytes / 4) * 4;
-    const readUsage = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
-    const readOut = pool.get("readOut", readBytes, readUsage);
-    enc.copyBufferToBuffer(out, 0, readOut, 0, readBytes);
-    const readLse = lse && p.returnLse ? pool.get("readLse", lseBytes, readUsage) : null;
-    if (lse && readLse) enc.copyBufferToBuffer(lse, 0, readLse, 0, lseBytes);
+    const readOut = readBack(pool, "readOut", enc, out, 0, outBytes);
+    const readLse = lse && p.returnLse ? readBack(pool, "readLse", enc, lse, 0, lseBytes) : null;
     device.queue.submit([enc.finish()]);
     const err = await device.popErrorScope();
     if (err) throw new FlexAttnError(`WGSL dispatch failed: ${err.message}`);
-    await readOut.mapAsync(GPUMapMode.READ, 0, readBytes);
-    try {
-      scatterOut(inv, readOut.getMappedRange(0, readBytes), outStrides);
-    } finally {
-      readOut.unmap(); // a pooled buffer left mapped would fail the next call's copy
-    }
-    if (readLse) {
-      await readLse.mapAsync(GPUMapMode.READ, 0, lseBytes);
-      try {
-        inv.lse.set(new Float32Array(readLse.getMappedRange(0, lseBytes), 0, p.batch * p.qHeads * p.qLen));
-      } finally {
-        readLse.unmap();
-      }
-    }
+    await readOut((data) => scatterOut(inv, data, outStrides));
+    if (readLse) await readLse((data) => inv.lse.set(new Float32Array(data, 0, p.batch * p.qHeads * p.qLen)));
     if (needsCheck(artifact, mode)) {
       const checked = verified.get(device) ?? new Set<string>();
       verified.set(device, checked);
@@ -276,6 +258,26 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
     }
   };
   return { artifact, device: dev, launch, encode, run };
+}
+
+/**
+ * Record a copy of `bytes` of `src` (from byte `offset`) into the pool's read-back buffer for
+ * `role`. After submit, the returned function maps it, hands the mapped bytes to `use` (valid only
+ * during the call) and unmaps it. Read-back buffers are pooled: allocating host-visible memory the
+ * size of an output on every call costs more than the copy.
+ */
+export function readBack(pool: BufferPool, role: string, enc: GPUCommandEncoder, src: GPUBuffer, offset: number, bytes: number): <T>(use: (data: ArrayBuffer) => T) => Promise<T> {
+  const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+  const staging = pool.get(role, size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+  if (bytes > 0) enc.copyBufferToBuffer(src, offset, staging, 0, Math.ceil(bytes / 4) * 4);
+  return async (use) => {
+    await staging.mapAsync(GPUMapMode.READ, 0, size);
+    try {
+      return use(staging.getMappedRange(0, size));
+    } finally {
+      staging.unmap(); // a pooled buffer left mapped would fail the next call's copy
+    }
+  };
 }
 
 /** Copy the device's compact output into the invocation's (possibly strided) out array. */
