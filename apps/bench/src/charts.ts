@@ -122,6 +122,7 @@ export const CHARTS: ChartSource[] = [
   cuda("cuda-h100-tensor-core"),
   cuda("cuda-h100-wgmma"),
   cuda("cuda-h100-public"),
+  cuda("cuda-h100-warp-specialized"),
   wgsl("wgsl-h100-public"),
   wgsl("wgsl-h200"),
   {

@@ -5,7 +5,7 @@
  *       kernel); and every case again for the sm_90a target's wgmma kernel (bf16 with 128×128
  *       BlockMask blocks: two warpgroups; f16 with 64×64: one), since the cases' own blocks are mostly
  *       too small for its 64-row tiles; and bf16 128×128 again with the wgmma pipeline the default does not
- *       take (overlapped or not). Each:
+ *       take (overlapped or not), and with the loading it does not take (warp-specialized or not). Each:
  *       the .cu and its Python module; index.json names each kernel's config and its data file (a JSON
  *       with the inputs, tables, captured buffers and the float64 reference, shared by the kernels of
  *       one case, dtype and block size);
@@ -26,7 +26,7 @@ import {
   type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType,
   capturedBuffers, instantiateCase, makeSpec, resolveProblem,
 } from "@flexattn/template";
-import { WGMMA_PROBE, cudaBackend, cudaPythonModule, cudaTarget, wgmmaProbeSource } from "@flexattn/codegen-cuda";
+import { WGMMA_PROBE, cudaBackend, cudaConfigName, cudaPythonModule, cudaTarget, wgmmaProbeSource } from "@flexattn/codegen-cuda";
 import { compileWithSpec } from "flexattn";
 import { b64, invocationJson, tablesJson } from "./device-export.js";
 import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS } from "./protocol.js";
@@ -95,6 +95,9 @@ function generateConformance(): void {
     // The wgmma pipeline the default does not take (overlap: S of the next tile during this tile's softmax, or not).
     const otherPipeline = (c: KernelConfig[]) => c.find((x) => x.options?.kernel === "wgmma" && !x.options?.overlap !== !c[0].options?.overlap);
     write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128alt", otherPipeline);
+    // And the loading the default does not take (a producer warpgroup, or every warp loading).
+    const otherLoading = (c: KernelConfig[]) => c.find((x) => x.options?.kernel === "wgmma" && !x.options?.warpSpecialized !== !c[0].options?.warpSpecialized);
+    write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128load", otherLoading);
   });
   writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 1));
   console.log(`cuda: ${index.length} conformance kernels → ${dir}`);
@@ -125,8 +128,7 @@ function generateBench(): void {
           const spec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config });
           const hash = cudaBackend.generate(spec).specHash;
           if (!written.has(hash)) {
-            const kind = config.options?.kernel;
-            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${config.blockM}x${config.blockN}w${config.numWarps}s${config.numStages}${kind ? `_${kind}` : ""}`;
+            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${cudaConfigName(config, "bf16").replaceAll(" ", "_")}`;
             writeKernel(dir, stem, spec);
             written.set(hash, stem);
           }

@@ -2,22 +2,20 @@
 import {
   type CodegenBackend, type KernelArtifact, type KernelSpec, artifactSpecInfo, kernelAbi, specHash,
 } from "@flexattn/template";
-import { type CudaArch, checkCudaConfig, cudaConfigCandidates, cudaSharedBytes, cudaTarget } from "./options.js";
+import { type CudaArch, checkCudaConfig, cudaBlockThreads, cudaConfigCandidates, cudaSharedBytes, cudaTarget } from "./options.js";
 import { cudaPythonModule } from "./module.js";
 import { CUDA_ENTRY, cudaSource } from "./source.js";
 
 export function generateCuda(spec: KernelSpec): KernelArtifact {
   const options = checkCudaConfig(spec);
   const hash = specHash(spec, "cuda");
-  // The CUDA-core kernel runs one thread per query row; the tensor-core kernels 32 per warp.
-  const threads = options.kernel === "simt" ? spec.config.blockM : 32 * spec.config.numWarps;
   return {
     format: "flexattn.artifact/1",
     backend: "cuda",
     source: cudaSource(spec, options, hash),
     entry: CUDA_ENTRY,
     abi: kernelAbi(spec),
-    launch: { grid: "[cdiv(q_len, blockM), q_heads, batch]", threadsPerProgram: threads, sharedMemoryBytes: cudaSharedBytes(spec) },
+    launch: { grid: "[cdiv(q_len, blockM), q_heads, batch]", threadsPerProgram: cudaBlockThreads(spec), sharedMemoryBytes: cudaSharedBytes(spec) },
     config: spec.config,
     specHash: hash,
     spec: artifactSpecInfo(spec),

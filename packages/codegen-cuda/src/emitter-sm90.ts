@@ -20,12 +20,20 @@
  * its register A fragments are mma.sync m16n8k16's: so S and O are held as s_acc[1][N_TILES][4] /
  * o_acc[1][D_TILES][4] (M_TILES = 1) and the mods, bounds, online softmax, P packing and epilogue
  * are the mma emitter's, with their (q, kv) index of every element.
+ *
+ * With options.warpSpecialized, a producer warpgroup (the block's last 128 threads) does all the
+ * loading: Q, then each kv tile into its stage once the compute warps have released it (the
+ * stage's "empty" mbarrier), handing it over through the stage's "full" mbarrier after its own
+ * cp.async groups completed and a proxy fence made them visible to wgmma. The compute warpgroups
+ * wait only on those barriers, each at its own pace: no block-wide barrier after the setup.
  */
 import type { KernelSpec } from "@flexattn/template";
 import { CudaMmaEmitter, copyChunk } from "./emitter.js";
-import { WGMMA_ROWS, WGMMA_SMEM_ALIGN, cudaOptions, wgmmaPaddedDim } from "./options.js";
 import {
-  SWIZZLE_PERIOD_BYTES, SWIZZLE_ROW_BYTES, kMajorStepOffset, mnMajorStepOffset, swizzledChunkOffsetCpp, wgmmaPrelude,
+  CONSUMER_REGISTERS, PRODUCER_REGISTERS, PRODUCER_THREADS, WGMMA_ROWS, WGMMA_SMEM_ALIGN, cudaOptions, cudaSharedBytes, wgmmaPaddedDim,
+} from "./options.js";
+import {
+  SWIZZLE_PERIOD_BYTES, SWIZZLE_ROW_BYTES, kMajorStepOffset, mnMajorStepOffset, swizzledChunkOffsetCpp, warpSpecializationPrelude, wgmmaPrelude,
 } from "./wgmma.js";
 
 const indent = (code: string, n = 1) => code.split("\n").map((l) => (l ? "  ".repeat(n) + l : l)).join("\n");
@@ -34,12 +42,28 @@ export class CudaWgmmaEmitter extends CudaMmaEmitter {
   readonly qkPadded: number;
   readonly vPadded: number;
   readonly overlap: boolean;
+  readonly warpSpecialized: boolean;
 
   constructor(spec: KernelSpec) {
     super(spec);
     this.qkPadded = wgmmaPaddedDim(spec.qkHeadDim);
     this.vPadded = wgmmaPaddedDim(spec.vHeadDim);
-    this.overlap = cudaOptions(spec.config, spec.dtype).overlap;
+    ({ overlap: this.overlap, warpSpecialized: this.warpSpecialized } = cudaOptions(spec.config, spec.dtype));
+  }
+
+  /**
+   * Wait until kv tile `tile` is resident and visible to wgmma. Warp-specialized: its stage's full
+   * barrier (skipped past the last tile: nothing will fill it). Otherwise: this thread's cp.async
+   * groups up to the tile's, leaving `pending` younger groups in flight, a proxy fence and a block
+   * barrier; then `refill` (the stage every warp has just left).
+   */
+  private awaitTile(tile: string, pending: string, refill: string | null): string {
+    if (this.warpSpecialized) {
+      return `if (${tile} < total_tiles) mbar_wait(full_bar + ((${tile}) % STAGES) * 8, ((${tile}) / STAGES) & 1);`;
+    }
+    return `cp_async_wait<${pending}>();
+fence_proxy_async();
+__syncthreads();${refill ? `\n${refill}` : ""}`;
   }
 
   /** The wgmma calls of S = Q·Kᵀ into `dst` for the K tile at `kDesc`. */
@@ -69,9 +93,7 @@ ${indent(this.qkSteps(dst, "k_desc").join("\n"))}
 // The issues are unconditional (past the last tile one reads a stage nobody writes and is discarded):
 // a wgmma under a branch would make the compiler copy its in-flight registers at the join.
 float s_next[N_TILES][4];
-cp_async_wait<2 * STAGES - 3>();
-fence_proxy_async();
-__syncthreads();
+${this.awaitTile("0", "2 * STAGES - 3", null)}
 ${this.issueQk("s_next", "0")}
 wgmma_wait<0>();
 fence_operands(s_next);`;
@@ -102,13 +124,21 @@ constexpr int Q_TILE_BYTES = BLOCK_M * DQK_PAD * 2;
 constexpr int K_TILE_BYTES = BLOCK_N * DQK_PAD * 2;
 constexpr int V_TILE_BYTES = BLOCK_N * DV_PAD * 2;
 constexpr int STAGE_BYTES = K_TILE_BYTES + V_TILE_BYTES;
-// The tiles, plus slack to round the base up to the swizzle's ${SWIZZLE_PERIOD_BYTES}-byte period.
-constexpr int SMEM_BYTES = Q_TILE_BYTES + STAGES * STAGE_BYTES + ${WGMMA_SMEM_ALIGN};
+// The tiles, plus slack to round the base up to the swizzle's ${SWIZZLE_PERIOD_BYTES}-byte period${this.warpSpecialized ? ", the mbarriers, and\n// padding to over half an SM's shared memory (one block per SM, which setmaxnreg's register moves need)" : ""}.
+constexpr int SMEM_BYTES = ${cudaSharedBytes(s)};
+static_assert(SMEM_BYTES >= Q_TILE_BYTES + STAGES * STAGE_BYTES + ${WGMMA_SMEM_ALIGN}${this.warpSpecialized ? " + 8 * (2 * STAGES + 1)" : ""}, "SMEM_BYTES holds the tiles");
 constexpr bool VEC_DIMS = ${vecDims};
 static_assert(BLOCK_M % ${WGMMA_ROWS} == 0 && BLOCK_N % 16 == 0, "wgmma tiles");
+${this.warpSpecialized ? `// The producer warpgroup (threads THREADS …) copies the tiles. It hands tile t over once it has issued
+// tile t + HANDOVER_LAG too, keeping HANDOVER_LAG + 1 tiles in flight; issuing that later tile waits for
+// its stage, so the lag leaves the compute warps a tile's time of slack: STAGES - 2 (STAGES - 3 when
+// they read the next K a tile early, overlap).
+constexpr int COPY_THREADS = ${PRODUCER_THREADS};
+constexpr int COPY_BASE = THREADS;
+constexpr int HANDOVER_LAG = STAGES - ${this.overlap ? 3 : 2} > 0 ? STAGES - ${this.overlap ? 3 : 2} : 0;` : "constexpr int COPY_THREADS = THREADS;  // every thread copies"}
 
 ${wgmmaPrelude(s.dtype as "f16" | "bf16", c.blockN, this.vPadded)}
-
+${this.warpSpecialized ? `\n${warpSpecializationPrelude()}\n` : ""}
 ${this.swizzledCopy("qk", "DQK_PAD", "DQK")}
 
 ${this.swizzledCopy("v", "DV_PAD", "DV")}`;
@@ -116,20 +146,23 @@ ${this.swizzledCopy("v", "DV_PAD", "DV")}`;
 
   /** Copy ROWS rows of a head-dim tile into the 128-byte-swizzled layout (zero rows past rows_left and columns past dim). */
   private swizzledCopy(name: "qk" | "v", padded: string, dim: string): string {
+    // The copier's index: threadIdx.x itself when every thread copies (a local copy of it costs the
+    // register-bound kernel spills).
+    const tid = this.warpSpecialized ? "(threadIdx.x - COPY_BASE)" : "threadIdx.x";
     return `template <int ROWS>
 __device__ __forceinline__ void copy_${name}_tile(unsigned dst, const storage_t* src, long long row_stride, int rows_left, bool vec) {
   constexpr int CHUNKS = ${padded} / 8;
   constexpr int N = ROWS * CHUNKS;
   // When the threads cover whole rows, 8 (the swizzle period) at a time, each thread keeps one chunk
   // column: its shared offset is one base plus an immediate per step (fewer live address registers).
-  constexpr int STEP_ROWS = THREADS / CHUNKS;
-  constexpr bool PERIODIC = THREADS % CHUNKS == 0 && STEP_ROWS % 8 == 0;
-  const int r0 = threadIdx.x / CHUNKS, c0 = threadIdx.x % CHUNKS;
+  constexpr int STEP_ROWS = COPY_THREADS / CHUNKS;
+  constexpr bool PERIODIC = COPY_THREADS % CHUNKS == 0 && STEP_ROWS % 8 == 0;
+  const int r0 = ${tid} / CHUNKS, c0 = ${tid} % CHUNKS;
   const unsigned to0 = dst + ${swizzledChunkOffsetCpp("ROWS", "r0", "c0")};
-  #pragma unroll
-  for (int i = 0; i < (N + THREADS - 1) / THREADS; ++i) {
-    const int e = threadIdx.x + i * THREADS;
-    if (N % THREADS != 0 && e >= N) break;
+  ${this.warpSpecialized ? "#pragma unroll 1  // the producer's few registers hold one chunk's addresses at a time" : "#pragma unroll"}
+  for (int i = 0; i < (N + COPY_THREADS - 1) / COPY_THREADS; ++i) {
+    const int e = ${tid} + i * COPY_THREADS;
+    if (N % COPY_THREADS != 0 && e >= N) break;
     const int r = PERIODIC ? r0 + i * STEP_ROWS : e / CHUNKS;
     const int cc = PERIODIC ? c0 : e % CHUNKS;
     const unsigned to = PERIODIC ? to0 + i * STEP_ROWS * ${SWIZZLE_ROW_BYTES} : dst + ${swizzledChunkOffsetCpp("ROWS", "r", "cc")};
@@ -147,7 +180,51 @@ ${indent(copyChunk(dim), 2)}
 const unsigned long long q_desc = wgmma_desc(q_smem + (warp >> 2) * ${WGMMA_ROWS * SWIZZLE_ROW_BYTES}, 16, ${SWIZZLE_PERIOD_BYTES});`;
   }
 
+  override program(): string {
+    if (!this.warpSpecialized) return super.program();
+    return `${this.programSetup()}
+// mbarriers after the K/V stages: full (filled by the producer) and empty (released by the compute warps) per stage, then Q's.
+const unsigned full_bar = kv_smem + STAGES * STAGE_BYTES, empty_bar = full_bar + STAGES * 8, q_bar = empty_bar + STAGES * 8;
+if (threadIdx.x == 0) {
+  for (int s = 0; s < STAGES; ++s) {
+    mbar_init(full_bar + s * 8, COPY_THREADS);
+    mbar_init(empty_bar + s * 8, WARPS);
+  }
+  mbar_init(q_bar, COPY_THREADS);
+}
+__syncthreads();  // the barriers are initialized; the last block-wide barrier
+if (warp >= WARPS) {
+  // The producer: Q, then every kv tile, each into its stage once the compute warps have left it.
+  setmaxnreg_dec<${PRODUCER_REGISTERS}>();
+  copy_qk_tile<BLOCK_M>(q_smem, q_base, stride_q_s, q_len - m0, vec);
+  cp_async_commit();
+  cp_async_wait<0>();
+  fence_proxy_async();  // this thread's copies are visible to wgmma (the async proxy) before it arrives
+  mbar_arrive(q_bar);
+  for (int t = 0; t < total_tiles; ++t) {
+    const int s = t % STAGES;
+    if (t >= STAGES) mbar_wait(empty_bar + s * 8, (t / STAGES - 1) & 1);
+    const int n = tile_start(t);
+    const unsigned stage = kv_smem + s * STAGE_BYTES;
+    copy_qk_tile<BLOCK_N>(stage, k_base + (long long)n * stride_k_s, stride_k_s, kv_len - n, vec);
+    copy_v_tile<BLOCK_N>(stage + K_TILE_BYTES, v_base + (long long)n * stride_v_s, stride_v_s, kv_len - n, vec);
+    cp_async_commit();
+    if (t >= HANDOVER_LAG) {
+      cp_async_wait<HANDOVER_LAG>();
+      fence_proxy_async();
+      mbar_arrive(full_bar + ((t - HANDOVER_LAG) % STAGES) * 8);
+    }
+  }
+  cp_async_wait<0>();
+  fence_proxy_async();
+  for (int t = total_tiles > HANDOVER_LAG ? total_tiles - HANDOVER_LAG : 0; t < total_tiles; ++t) mbar_arrive(full_bar + (t % STAGES) * 8);
+  return;
+}
+setmaxnreg_inc<${CONSUMER_REGISTERS}>();`;
+  }
+
   override loadQ(): string {
+    if (this.warpSpecialized) return "mbar_wait(q_bar, 0);  // Q is resident and visible to wgmma; it stays in shared memory";
     return `cp_async_wait<2 * (STAGES - 1)>();
 fence_proxy_async();
 __syncthreads();  // Q is visible to wgmma; it stays in shared memory`;
@@ -156,11 +233,9 @@ __syncthreads();  // Q is visible to wgmma; it stays in shared memory`;
   override loadK(): string {
     // With overlap, K of tile t was waited for a tile ago (in qk of tile t − 1, or before the loop).
     if (this.overlap) return "";
-    // K and V of tile t at once (both were issued STAGES − 1 tiles ago): one barrier per tile.
-    return `cp_async_wait<2 * STAGES - 4>();
-fence_proxy_async();
-__syncthreads();  // K and V of tile t are visible to wgmma; every warp is past tile t - 1, whose stage is refilled now
-issue_tile(t + STAGES - 1);`;
+    // K and V of tile t at once (both were issued STAGES − 1 tiles ago): one wait per tile. Past the
+    // block barrier every warp is past tile t - 1, whose stage is refilled.
+    return this.awaitTile("t", "2 * STAGES - 4", "issue_tile(t + STAGES - 1);");
   }
 
   override qk(): string {
@@ -178,10 +253,7 @@ for (int j = 0; j < N_TILES; ++j) {
 }
 // K of tile t + 1 resident (only V of t + 1 may be pending); every warpgroup is past tile t - 1's wgmma.
 // S of tile t + 1 then runs on the tensor cores during this tile's mods and softmax.
-cp_async_wait<2 * STAGES - 5>();
-fence_proxy_async();
-__syncthreads();
-issue_tile(t + STAGES - 1);
+${this.awaitTile("t + 1", "2 * STAGES - 5", "issue_tile(t + STAGES - 1);")}
 ${this.issueQk("s_next", "t + 1")}`;
     }
     return `${this.issueQk("s_acc[0]", "t")}
@@ -216,7 +288,7 @@ ${scale}`;
 ${indent(steps.join("\n"))}
   wgmma_commit();
   wgmma_wait<0>();${this.overlap ? "  // and S of the next tile" : ""}
-  fence_operands(o_acc[0]);${this.overlap ? "\n  fence_operands(s_next);" : ""}
+  fence_operands(o_acc[0]);${this.overlap ? "\n  fence_operands(s_next);" : ""}${this.warpSpecialized ? "\n  if (lane == 0) mbar_arrive(empty_bar + (t % STAGES) * 8);  // this warp is done with the stage" : ""}
 }`;
   }
 }

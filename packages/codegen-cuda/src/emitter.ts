@@ -168,6 +168,16 @@ ${indent(copyChunk(dim), 2)}
   }
 
   program(): string {
+    return `${this.programSetup()}
+${this.issueTileHelper()}
+copy_qk_tile<BLOCK_M>(q_smem, q_base, stride_q_s, q_len - m0, vec);
+cp_async_commit();
+#pragma unroll
+for (int t = 0; t < STAGES - 1; ++t) issue_tile(t);`;
+  }
+
+  /** The block's rows, head, tables, K/V bases and the kv tile sequence (tile_start). */
+  protected programSetup(): string {
     return `extern __shared__ __align__(128) unsigned char smem[];
 const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 const unsigned q_smem = ${this.sharedBase()};
@@ -194,8 +204,12 @@ auto tile_start = [&](int t) {
   const bool partial = t < part_tiles;
   const int u = partial ? t : t - part_tiles;
   return (partial ? part_ids : full_ids)[u / TILES_PER_BLOCK] * SPARSE_KV + (u % TILES_PER_BLOCK) * BLOCK_N;
-};
-// Load kv tile t into its stage as two cp.async groups (K, then V); past the end, two empty groups
+};`;
+  }
+
+  /** issue_tile(t): the cp.async loads of kv tile t into its stage, by every thread of the block. */
+  protected issueTileHelper(): string {
+    return `// Load kv tile t into its stage as two cp.async groups (K, then V); past the end, two empty groups
 // keep the group count that the waits rely on.
 auto issue_tile = [&](int t) {
   if (t < total_tiles) {
@@ -209,11 +223,7 @@ auto issue_tile = [&](int t) {
     cp_async_commit();
     cp_async_commit();
   }
-};
-copy_qk_tile<BLOCK_M>(q_smem, q_base, stride_q_s, q_len - m0, vec);
-cp_async_commit();
-#pragma unroll
-for (int t = 0; t < STAGES - 1; ++t) issue_tile(t);`;
+};`;
   }
 
   loadQ(): string {

@@ -48,6 +48,13 @@ export interface CudaOptions {
    * overlap). Costs a second S in registers and needs numStages ≥ 3 (the next K is loaded a tile early).
    */
   overlap: boolean;
+  /**
+   * wgmma only: warp specialization. A producer warpgroup (beyond numWarps) loads Q and the K/V
+   * stages and hands them over through mbarriers; the numWarps warps only compute, with registers
+   * moved to them from the producer (setmaxnreg). No block-wide barrier is left in the kv loop, so
+   * one warpgroup's softmax runs while the other's wgmma keeps the tensor cores busy.
+   */
+  warpSpecialized: boolean;
 }
 
 /** Rows of one mma.sync tile (m16n8k16): every tensor-core tile side is a multiple of it. */
@@ -63,6 +70,14 @@ export const WGMMA_ROWS = 64;
 export const WGMMA_DIM_ALIGN = 64;
 /** Largest N of one wgmma: bounds blockN (Q·Kᵀ) and the padded v head dim (P·V). */
 export const WGMMA_MAX_N = 256;
+/** Threads of the warp-specialized wgmma kernel's producer warpgroup. */
+export const PRODUCER_THREADS = 128;
+/**
+ * Registers per thread of the producer warpgroup and the compute warpgroups after setmaxnreg, within
+ * the SM's 64K: 40 hold the producer's copy loop without spills, and 232 the compute warps' S and O.
+ */
+export const PRODUCER_REGISTERS = 40;
+export const CONSUMER_REGISTERS = 232;
 /** Dynamic shared memory a block may take on sm_80 (A100: 163 KB). */
 export const SM80_SHARED_LIMIT = 163 * 1024;
 /** Dynamic shared memory a block may take on sm_90 (H100/H200: 227 KB). */
@@ -83,6 +98,7 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOptions {
   let kernel: CudaKernelKind = dtype === "f32" ? "simt" : "mma";
   let overlap = false;
+  let warpSpecialized = false;
   for (const [key, value] of Object.entries(config.options ?? {})) {
     if (key === "kernel") {
       if (value !== "wgmma" && value !== "mma" && value !== "simt") {
@@ -92,15 +108,20 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
     } else if (key === "overlap") {
       if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option overlap must be a boolean, got ${JSON.stringify(value)}`);
       overlap = value;
+    } else if (key === "warpSpecialized") {
+      if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option warpSpecialized must be a boolean, got ${JSON.stringify(value)}`);
+      warpSpecialized = value;
     } else {
-      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, overlap`);
+      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, overlap, warpSpecialized`);
     }
   }
   if (kernel !== "simt" && dtype === "f32") {
     throw new FlexAttnError(`the CUDA tensor-core kernel ("${kernel}") takes f16 or bf16 inputs; f32 runs on the "simt" kernel`);
   }
-  if (overlap && kernel !== "wgmma") throw new FlexAttnError(`CUDA option overlap applies to the "wgmma" kernel only, not "${kernel}"`);
-  return { kernel, overlap };
+  for (const [name, on] of [["overlap", overlap], ["warpSpecialized", warpSpecialized]] as const) {
+    if (on && kernel !== "wgmma") throw new FlexAttnError(`CUDA option ${name} applies to the "wgmma" kernel only, not "${kernel}"`);
+  }
+  return { kernel, overlap, warpSpecialized };
 }
 
 /** Shared memory (bytes) of one row of a head-dim tile in the tensor-core kernel (see mmaLayout). */
@@ -125,10 +146,22 @@ export function cudaSharedBytes(spec: Pick<KernelSpec, "qkHeadDim" | "vHeadDim" 
   if (kernel === "simt") return 4 * c.blockN * (spec.qkHeadDim + 1 + spec.vHeadDim);
   if (kernel === "wgmma") {
     const qk = 2 * wgmmaPaddedDim(spec.qkHeadDim), v = 2 * wgmmaPaddedDim(spec.vHeadDim);
-    return c.blockM * qk + c.numStages * c.blockN * (qk + v) + WGMMA_SMEM_ALIGN;
+    const tiles = c.blockM * qk + c.numStages * c.blockN * (qk + v) + WGMMA_SMEM_ALIGN;
+    if (!cudaOptions(c, spec.dtype).warpSpecialized) return tiles;
+    // Plus the mbarriers (Q, and full and empty per stage). At least half an SM's shared memory keeps
+    // one block per SM: setmaxnreg moves registers within the SM's pool, and two blocks raising their
+    // compute warps at once could wait on each other for ever.
+    return Math.max(tiles + 8 * (2 * c.numStages + 1), SM90_SHARED_LIMIT / 2 + 1024);
   }
   const stage = c.blockN * (mmaRowBytes(spec.qkHeadDim) + mmaRowBytes(spec.vHeadDim));
   return c.blockM * mmaRowBytes(spec.qkHeadDim) + c.numStages * stage;
+}
+
+/** Threads per block: one per query row (simt), 32 per warp, plus the producer warpgroup when warp-specialized. */
+export function cudaBlockThreads(spec: Pick<KernelSpec, "dtype" | "config">): number {
+  const o = cudaOptions(spec.config, spec.dtype);
+  if (o.kernel === "simt") return spec.config.blockM;
+  return 32 * spec.config.numWarps + (o.warpSpecialized ? PRODUCER_THREADS : 0);
 }
 
 /** The shared memory a kernel kind may take: the limit its candidates and checks respect. */
@@ -185,21 +218,25 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
   if (wgmmaPaddedDim(spec.vHeadDim) > WGMMA_MAX_N) {
     throw new FlexAttnError(`${where}: v head dim ${spec.vHeadDim} exceeds ${WGMMA_MAX_N} (one wgmma's N); use options.kernel "mma"`);
   }
-  const overlap = cudaOptions(c, spec.dtype).overlap;
+  const { overlap, warpSpecialized } = cudaOptions(c, spec.dtype);
   const minStages = overlap ? 3 : 2;
   if (c.numStages < minStages) {
     throw new FlexAttnError(
       `${where}: numStages must be at least ${minStages} (the K/V pipeline${overlap ? ", loading the next K a tile early for overlap" : ""}), got ${c.numStages}`,
     );
   }
-  if (c.blockM / 16 * 32 > 1024) throw new FlexAttnError(`${where}: ${c.blockM / 16 * 32} threads exceed 1024`);
+  const threads = cudaBlockThreads(spec);
+  if (threads > 1024) throw new FlexAttnError(`${where}: ${threads} threads exceed 1024`);
+  if (warpSpecialized && c.blockM !== 2 * WGMMA_ROWS) {
+    throw new FlexAttnError(`${where}: warpSpecialized takes blockM ${2 * WGMMA_ROWS} (two compute warpgroups beside the producer), got ${c.blockM}`);
+  }
   if (shared > SM90_SHARED_LIMIT) {
     throw new FlexAttnError(
       `${where} and ${c.numStages} stages needs ${shared} bytes of shared memory for head dims ${spec.qkHeadDim}/${spec.vHeadDim} ` +
         `(limit ${SM90_SHARED_LIMIT}); use fewer stages or a smaller blockN`,
     );
   }
-  return { kernel: "wgmma", overlap };
+  return { kernel: "wgmma", overlap, warpSpecialized };
 }
 
 type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
@@ -218,28 +255,36 @@ function mmaTiles(widest: number): [number, number, number, number][] {
 }
 
 /**
- * [blockM, blockN, numStages, overlap] for the wgmma kernel by the wider head dim, best guess first.
- * Two warpgroups (128 rows) share each K/V tile; S (blockN/2 registers per thread) and O (dv/2)
- * stay within 255 registers. At d = 128 a Q·Kᵀ tile is long enough that issuing the next tile's
- * S during this tile's softmax (overlap, a third K/V stage) pays, and blockN 128 halves the
- * barriers per key; at d = 64 the tile is short, the second S costs more than it hides, and blockN
- * 64 keeps more blocks resident per SM.
+ * [blockM, blockN, numStages, overlap, warpSpecialized] for the wgmma kernel by the wider head dim,
+ * best guess first. Two warpgroups (128 rows) share each K/V tile; S (blockN/2 registers per
+ * thread) and O (dv/2) stay within 255 registers. At d = 128 a Q·Kᵀ tile is long enough that
+ * issuing the next tile's S during this tile's softmax (overlap, a third K/V stage) pays, and
+ * blockN 128 halves the barriers per key; at d = 64 the tile is short, the second S costs more than
+ * it hides, and blockN 64 needs few enough registers for two blocks per SM.
+ * Warp specialization holds a block to one per SM (setmaxnreg), which costs at d = 64 (the plain
+ * kernel fits two); at d = 128 its barrier-free loop pays only when the softmax is long, under a
+ * transcendental score mod, where the compute warpgroups drift apart and one's softmax runs beside
+ * the other's wgmma. Elsewhere it is a candidate the tuner weighs.
  */
-function wgmmaTiles(widest: number, mods: ModMix): [number, number, number, boolean][] {
+type WgmmaTile = [number, number, number, boolean, boolean];
+
+function wgmmaTiles(widest: number, mods: ModMix): WgmmaTile[] {
   const { transcendental, dataDependent } = modTraits(mods);
-  const first = (tiles: [number, number, number, boolean][], lead: [number, number, number, boolean] | null) =>
+  const first = (tiles: WgmmaTile[], lead: WgmmaTile | null) =>
     lead ? [lead, ...tiles.filter((t) => t.join() !== lead.join())] : tiles;
   // A mask that gathers per element at d ≤ 64 makes the tile long enough for the overlapped 128 × 128
-  // shape; a transcendental score mod at d = 128 holds S live through a longer softmax: 64 columns.
+  // shape; a transcendental score mod at d = 128 takes the warp-specialized kernel.
   if (widest <= 64) {
-    return first([[128, 64, 2, false], [128, 128, 3, true], [128, 128, 2, false], [128, 64, 3, true], [64, 128, 2, false]],
-      dataDependent ? [128, 128, 3, true] : null);
+    return first([[128, 64, 2, false, false], [128, 128, 3, true, false], [128, 128, 2, false, false], [128, 64, 3, true, false],
+      [64, 128, 2, false, false], [128, 128, 4, true, true], [128, 64, 4, false, true]],
+      dataDependent ? [128, 128, 3, true, false] : null);
   }
   if (widest <= 128) {
-    return first([[128, 128, 3, true], [128, 128, 2, false], [128, 64, 3, true], [128, 64, 2, false], [64, 128, 2, false]],
-      transcendental ? [128, 64, 3, true] : null);
+    return first([[128, 128, 3, true, false], [128, 128, 3, false, true], [128, 128, 2, false, false], [128, 64, 3, true, false],
+      [128, 64, 2, false, false], [64, 128, 2, false, false], [128, 128, 2, false, true]],
+      transcendental ? [128, 128, 3, false, true] : null);
   }
-  return [[128, 64, 2, false], [64, 64, 2, false], [64, 128, 2, false]];
+  return [[128, 64, 2, false, false], [64, 64, 2, false, false], [64, 128, 2, false, false]];
 }
 
 /**
@@ -264,11 +309,14 @@ export function cudaConfigCandidates(
   };
   const half = problem.dtype !== "f32";
   if (half && cudaArch(target) === "sm_90a" && wgmmaPaddedDim(problem.vHeadDim) <= WGMMA_MAX_N) {
-    for (const [bm, bn, stages, overlap] of wgmmaTiles(widest, mods)) {
+    for (const [bm, bn, stages, overlap, warpSpecialized] of wgmmaTiles(widest, mods)) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
       if (blockM % WGMMA_ROWS !== 0 || blockN % MMA_TILE !== 0) continue;
-      const options: Record<string, string | boolean> = overlap ? { kernel: "wgmma", overlap: true } : { kernel: "wgmma" };
+      if (warpSpecialized && blockM !== 2 * WGMMA_ROWS) continue;
+      const options: Record<string, string | boolean> = { kernel: "wgmma" };
+      if (overlap) options.overlap = true;
+      if (warpSpecialized) options.warpSpecialized = true;
       push({ blockM, blockN, numWarps: blockM / 16, numStages: stages, prescaleQk: false, options });
     }
   }
@@ -290,5 +338,5 @@ export function cudaConfigCandidates(
 /** A config's name in a generated module ("128x128 w8 s3 wgmma overlap"): its tile, warps, stages and kernel. */
 export function cudaConfigName(config: KernelConfig, dtype: StorageDType): string {
   const o = cudaOptions(config, dtype);
-  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}`;
+  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}${o.warpSpecialized ? " ws" : ""}`;
 }

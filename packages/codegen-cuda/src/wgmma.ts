@@ -136,3 +136,32 @@ __device__ __forceinline__ void wgmma_rs_n${rsN}(float (&d)[${rsN / 8}][4], cons
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }`;
 }
+
+/**
+ * The warp-specialized wgmma kernel's hand-over primitives: mbarriers in shared memory (init, arrive
+ * with release semantics, a spin on a phase's parity with acquire semantics) and the register
+ * reallocation between the producer and the compute warpgroups.
+ */
+/** How long (ns) a warp waiting on an mbarrier may be suspended before it checks again: long, since it wakes when the phase completes. */
+const MBAR_SUSPEND_NS = 1_000_000;
+
+export function warpSpecializationPrelude(): string {
+  return `__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned bar) {
+  asm volatile("mbarrier.arrive.release.cta.shared::cta.b64 _, [%0];" :: "r"(bar) : "memory");
+}
+// Returns once the phase of the given parity has completed (the barrier has moved past it). The
+// suspend-time hint lets the waiting warp sleep until then instead of spinning: a spinning warp takes
+// issue slots from the compute warps on its scheduler.
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+  unsigned done;
+  do {
+    asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 p, [%1], %2, %3; selp.u32 %0, 1, 0, p; }"
+                 : "=r"(done) : "r"(bar), "r"(parity), "n"(${MBAR_SUSPEND_NS}) : "memory");
+  } while (!done);
+}
+template <int REGS> __device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(REGS)); }
+template <int REGS> __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(REGS)); }`;
+}

@@ -10,7 +10,7 @@ import {
   resolveProblem,
 } from "@flexattn/template";
 import {
-  CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, cudaBackend, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaPythonModule, cudaSharedLimit,
+  CONSUMER_REGISTERS, CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, PRODUCER_REGISTERS, PRODUCER_THREADS, SM90_SHARED_LIMIT, cudaBackend, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaPythonModule, cudaSharedLimit,
   generateCuda, wgmmaProbeSource,
 } from "@flexattn/codegen-cuda";
 
@@ -237,7 +237,7 @@ describe("CUDA codegen", () => {
     expect(first(64, causal, softcap)).toBe("128x64 w8 s2 wgmma");
     expect(first(128, causal, null)).toBe("128x128 w8 s3 wgmma overlap");
     expect(first(128, documentMask, null)).toBe("128x128 w8 s3 wgmma overlap");
-    expect(first(128, causal, softcap)).toBe("128x64 w8 s3 wgmma overlap");
+    expect(first(128, causal, softcap)).toBe("128x128 w8 s3 wgmma ws");
     // The sm_80 list does not depend on the mods.
     const sm80 = (mask: typeof causal | null, score: typeof softcap | null) =>
       cudaConfigCandidates({ qkHeadDim: 128, vHeadDim: 128, dtype: "bf16" }, [128, 128], { mask, score }).map((c) => cudaConfigName(c, "bf16"));
@@ -254,6 +254,7 @@ describe("CUDA codegen", () => {
           const bytes = a.launch.sharedMemoryBytes!;
           // The kernel's SMEM_BYTES (what the extern "C" launcher passes) is the artifact's number (the Python module's).
           expect(constexprs(a.source).get("SMEM_BYTES"), what).toBe(bytes);
+          expect(constexprs(a.source).get("BLOCK_THREADS"), what).toBe(a.launch.threadsPerProgram);
           expect(a.source, what).not.toMatch(/^\s*__shared__/m);
           expect(a.source, what).toContain("extern __shared__");
           expect(bytes, what).toBeLessThanOrEqual(cudaSharedLimit(cudaOptions(config, dtype).kernel));
@@ -286,6 +287,43 @@ describe("CUDA codegen", () => {
     expect(() => generateCuda(wgmma(128, 128, 8, 4, {}, 256))).toThrow(/shared memory.*fewer stages/);
     expect(() => generateCuda(spec("bf16", { ...DEFAULT_CONFIG, options: { overlap: true } }))).toThrow(/"wgmma" kernel only/);
     expect(() => generateCuda(wgmma(128, 64, 8, 3, { overlap: true }))).not.toThrow();
+    expect(() => generateCuda(spec("bf16", { ...DEFAULT_CONFIG, options: { warpSpecialized: true } }))).toThrow(/warpSpecialized applies to the "wgmma" kernel only/);
+    expect(() => generateCuda(wgmma(128, 64, 8, 2, { warpSpecialized: "yes" }))).toThrow(/warpSpecialized must be a boolean/);
+    expect(() => generateCuda(wgmma(64, 64, 4, 2, { warpSpecialized: true }))).toThrow(/warpSpecialized takes blockM 128/);
+    expect(() => generateCuda(wgmma(128, 64, 8, 2, { warpSpecialized: true }))).not.toThrow();
+  });
+
+  it("warp-specialized wgmma: a producer warpgroup loads, the compute warps wait only on mbarriers, one block per SM", () => {
+    const config = (numStages: number, overlap: boolean, warpSpecialized = true): KernelConfig => ({
+      blockM: 128, blockN: numStages > 3 ? 64 : 128, numWarps: 8, numStages, prescaleQk: false, options: { kernel: "wgmma", overlap, warpSpecialized },
+    });
+    const generate = (c: KernelConfig) =>
+      generateCuda(makeSpec({ mask: causal, score: softcap, qkHeadDim: 128, vHeadDim: 128, dtype: "bf16", sparseBlock: [128, 128], config: c }));
+    for (const [stages, overlap, lag] of [[2, false, 0], [3, false, 1], [3, true, 0], [4, true, 1]] as const) {
+      const a = generate(config(stages, overlap));
+      const what = `s${stages}${overlap ? " overlap" : ""}`;
+      const k = constexprs(a.source);
+      expect(a.launch.threadsPerProgram, what).toBe(256 + PRODUCER_THREADS);
+      expect(k.get("BLOCK_THREADS"), what).toBe(256 + PRODUCER_THREADS);
+      expect(k.get("HANDOVER_LAG"), what).toBe(lag);
+      // Over half an SM's shared memory: two blocks on one SM could wait on each other's setmaxnreg.
+      expect(a.launch.sharedMemoryBytes! * 2, what).toBeGreaterThan(SM90_SHARED_LIMIT);
+      expect(a.source, what).toContain(`setmaxnreg_dec<${PRODUCER_REGISTERS}>();`);
+      expect(a.source, what).toContain(`setmaxnreg_inc<${CONSUMER_REGISTERS}>();`);
+      expect(PRODUCER_THREADS * PRODUCER_REGISTERS + 256 * CONSUMER_REGISTERS).toBeLessThanOrEqual(65536);
+      const kernel = a.source.slice(a.source.indexOf(`void __launch_bounds__(BLOCK_THREADS, 1) ${CUDA_ENTRY}(`));
+      const compute = kernel.slice(kernel.indexOf(`setmaxnreg_inc<`));
+      // Only the barrier after the mbarrier setup is block-wide; the compute warps wait on the stages' full barriers.
+      expect(kernel.match(/__syncthreads\(\)/g)?.length, what).toBe(1);
+      expect(compute, what).not.toMatch(/__syncthreads|issue_tile|cp_async_wait<[^0]/);
+      expect(compute, what).toContain("mbar_wait(full_bar + ");
+      expect(compute, what).toContain("if (lane == 0) mbar_arrive(empty_bar + (t % STAGES) * 8);");
+    }
+    // Without the option the kernel is the plain one: every warp loads, no mbarrier.
+    const plain = generate(config(3, true, false));
+    expect(plain.launch.threadsPerProgram).toBe(256);
+    expect(plain.source).not.toMatch(/mbar_|setmaxnreg/);
+    expect(cudaConfigName(config(3, true), "bf16")).toBe("128x128 w8 s3 wgmma overlap ws");
   });
 
   it("generates a Python module with the Triton module's signature and the .cu inside", async () => {

@@ -284,7 +284,7 @@ async function prepareBackward(inv: BackwardInvocation, dev: FlexDevice, a: Wgsl
     const { offsets } = gradBufferOffsets(backwardMods(inv.score));
     await readGrads((data) => {
       const grads = new Float32Array(data, 0, G);
-      inv.dBuffers.forEach((d, k) => d.set(grads.subarray(offsets[k], offsets[k] + d.length)));
+      for (const [k, d] of inv.dBuffers.entries()) d.set(grads.subarray(offsets[k], offsets[k] + d.length));
     });
   };
   return { artifact: a, device: dev, encode, run };
