@@ -172,6 +172,14 @@ def main():
     def kernel_of(code):
         return next(n for n, kern in mod.KERNELS.items() if kern["source"] == code)
 
+    # Cubins of the same spec from other code (an older flexattn, or the spec hash alone) are never loaded:
+    # the stand-in RawModule refuses a path, so loading one fails the call.
+    major, minor = CAPABILITY[0]
+    arch = f"{major}{minor}{'a' if major >= 9 else ''}"
+    for kern in mod.KERNELS.values():
+        for stale in (f"cuda-{kern['spec_hash']}-sm{arch}.cubin", f"cuda-{kern['spec_hash']}-{'0' * 16}-sm{arch}.cubin"):
+            open(os.path.join(os.environ["FLEXATTN_CACHE"], stale), "wb").close()
+
     # Untuned: the default kernel, with its own launch shape.
     _, (code, grid, block, smem), _ = launched()
     first = mod.KERNELS[names[0]]

@@ -18,6 +18,7 @@ keyed by spec hash and GPU), so the modules load their binaries instead of compi
 """
 import argparse
 import glob
+import hashlib
 import json
 import math
 import os
@@ -56,8 +57,10 @@ def arch():
 def compile_all(sources, cache):
     """nvcc every .cu into the cache under the name the modules look for; returns {source: error}."""
     def one(src):
-        h = re.search(r"spec ([0-9a-f]+)\.", open(src).readline()).group(1)
-        dst = os.path.join(cache, f"cuda-{h}-sm{arch()}.cubin")
+        text = open(src).read()
+        h = re.search(r"spec ([0-9a-f]+)\.", text).group(1)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        dst = os.path.join(cache, f"cuda-{h}-{digest}-sm{arch()}.cubin")
         if os.path.exists(dst):
             return src, 0, ""
         # A temporary name of this source's own: two sources of one spec may compile at the same time.
