@@ -197,41 +197,60 @@ def autotune_enabled(autotune):
     return bool(autotune)
 
 
-def _usable(entry):
-    """A cache entry whose config this module can launch, else None (a hand-edited file must not break a call)."""
+class ConfigRole:
+    """One config a module resolves, by one rule: its forward's (the module's CONFIG, CANDIDATES and SHIPPED), or
+    another tuned beside it (a backward's). key suffixes its tuning-cache entries; check(c) is a normalized config
+    or a ValueError naming the problem; text(c) its label; candidates go best guess first; shipped is
+    {device: {bucket: config}}; last is the record that last_config-style functions report; what names it in
+    messages."""
+
+    def __init__(self, key, check, text, candidates, default, shipped, last, what):
+        self.key, self.check, self.text, self.what = key, check, text, what
+        self.candidates, self.default, self.shipped, self.last = candidates, default, shipped, last
+
+
+def _forward_role():
+    # Built at each use: the module defines CONFIG, CANDIDATES and SHIPPED after this runtime (tests swap them).
+    return ConfigRole("", check_config, config_text, CANDIDATES, CONFIG, SHIPPED, _last, "config")
+
+
+def _usable(role, entry):
+    """A cache entry's config when this module can launch it, else None (a hand-edited file must not break a call)."""
     try:
-        return entry and {"config": check_config(entry["config"])}
-    except ValueError:
+        return entry and role.check(entry["config"])
+    except (ValueError, KeyError, TypeError):
         return None
 
 
-def resolve_config(device, bucket, config=None, autotune=None, bench=None):
+def resolve_config(device, bucket, config=None, autotune=None, bench=None, role=None):
     """The config a call runs with and where it came from, in this order: an explicit config ("explicit"); this
     module's entry for (device, bucket) in the tuning cache ("cache"); tuning now, when autotune is on and bench is
-    given ("tuned", then cached); the pick shipped for this device and bucket ("shipped"); CONFIG ("default")."""
+    given ("tuned", then cached); the pick shipped for this device and bucket ("shipped"); the default ("default").
+    role: which of the module's configs (default: the forward's)."""
+    role = role or _forward_role()
+    timings = None
     if config is not None:
-        picked = (check_config(config), "explicit")
+        picked = (role.check(config), "explicit")
     else:
-        hit = None if autotune == _FORCE else _usable(_entries().get(cache_key(device, bucket)))
-        shipped = SHIPPED.get(device, {}).get(bucket)
+        hit = None if autotune == _FORCE else _usable(role, _entries().get(cache_key(device, bucket, role.key)))
+        shipped = role.shipped.get(device, {}).get(bucket)
         if hit is not None:
-            picked = (dict(hit["config"]), "cache")
+            picked = (dict(hit), "cache")
         elif bench is not None and (autotune == _FORCE or autotune_enabled(autotune)):
             start = time.monotonic()
             # The shipped pick, where there is one, is the best guess: timed first, it wins ties.
-            guesses = None if shipped is None else [dict(shipped)] + [c for c in CANDIDATES if c != shipped]
-            best, ms, timings = tune_candidates(bucket, bench, guesses)
-            _record(device, bucket, best, ms, time.monotonic() - start, timings)
+            guesses = role.candidates if shipped is None else [dict(shipped)] + [c for c in role.candidates if c != shipped]
+            best, ms, timings = tune_candidates(bucket, bench, guesses, text=role.text)
+            _record(device, bucket, best, ms, time.monotonic() - start, timings, role.key, role.candidates)
             picked = (best, "tuned")
-            _last["timings"] = timings
         elif shipped is not None:
             picked = (dict(shipped), "shipped")
         else:
-            picked = (dict(CONFIG), "default")
-    _last.pop("fallback", None)
-    if picked[1] != "tuned":
-        _last.pop("timings", None)
-    _last.update(config=picked[0], source=picked[1], device=device, bucket=bucket)
+            picked = (dict(role.default), "default")
+    role.last.clear()
+    role.last.update(config=picked[0], source=picked[1], device=device, bucket=bucket)
+    if timings is not None:
+        role.last["timings"] = timings
     return picked
 
 
@@ -262,19 +281,22 @@ def first_that_runs(device, choices, launch, cannot_run, text=config_text, refus
     raise ValueError(f"no {what} of this module runs on {device}")
 
 
-def launch_resolved(device, picked, source, launch, cannot_run):
-    """Launch with resolve_config's pick: launch(config). A pick the GPU cannot run was made for other kernels or
-    GPUs, so it gives way to the first of CANDIDATES that runs (first_that_runs), reported by
-    last_config()["fallback"]; a config the caller chose is refused instead, with the reason. Returns the config
-    that ran."""
+def launch_resolved(device, picked, source, launch, cannot_run, role=None):
+    """launch(config) with resolve_config's pick. A pick the GPU cannot run was made for other kernels or GPUs, so it
+    gives way to the first of the role's candidates that runs (first_that_runs), warned once and reported by the
+    role's record ("fallback"); a config the caller chose is refused instead, with the reason. Returns (the config
+    that ran, what launch returned)."""
+    role = role or _forward_role()
     refuse = None
     if source == "explicit":
-        refuse = lambda c, e: f"config {config_text(c)} cannot run on {device}: {e}; pass another, or none"  # noqa: E731
-    c, _, why = first_that_runs(device, (picked, *CANDIDATES), launch, cannot_run, refuse=refuse)
-    if config_text(c) != config_text(picked):
-        _last["fallback"] = f"{config_text(picked)} ({source}) cannot run on {device}" + (f": {why}" if why else "")
-        _last.update(config=dict(c))
-    return c
+        refuse = lambda c, e: f"{role.what} {role.text(c)} cannot run on {device}: {e}; pass another, or none"  # noqa: E731
+    c, result, why = first_that_runs(device, (picked, *role.candidates), launch, cannot_run, role.text, refuse, role.what)
+    if role.text(c) != role.text(picked):
+        role.last.update(config=dict(c), fallback=f"{role.text(picked)} ({source}) cannot run on {device}"
+                         + (f": {why}" if why else ""))
+        _warn_once((role.what, "fallback", device), f"flexattn: the {role.what} {role.text(picked)} ({source}) cannot run "
+                   f"on {device}; using {role.text(c)}")
+    return c, result
 
 
 def last_config():

@@ -320,39 +320,23 @@ def backward_config_text(c):
     return f'{c["BLOCK_M1"]}x{c["BLOCK_N1"]}/{c["BLOCK_M2"]}x{c["BLOCK_N2"]} w{c["num_warps"]} s{c["num_stages"]}'
 
 
+def _backward_role():
+    return ConfigRole(BACKWARD_ROLE, backward_config, backward_config_text, BWD_CANDIDATES, BWD_CONFIG, {}, _last_backward,
+                      "backward config")
+
+
 def _resolve_backward(call, dout, need, config=None, autotune=None):
-    """The backward's config and where it came from, as resolve_config does for the forward: config= ("explicit"),
+    """The backward's config and where it came from, by the forward's rule (resolve_config): config= ("explicit"),
     else set_backward_config's ("explicit"), else the tuning cache's pick for this GPU and problem bucket ("cache"),
     else, when autotune is on (autotune=True or FLEXATTN_AUTOTUNE=1 at the forward call), every BWD_CANDIDATES timed
     on this call's tensors, the fastest cached ("tuned"), else BWD_CONFIG ("default")."""
-    device = _device_name(call.q.device)
-    bucket = problem_bucket(call.Lq, call.Lkv, call.B * call.Hq)
-    key = cache_key(device, bucket, BACKWARD_ROLE)
-    chosen = config if config is not None else _BACKWARD_CONFIG.get("config")
-    hit = None
-    if chosen is None and autotune != _FORCE:
-        with contextlib.suppress(Exception):  # a hand-edited entry must not break a backward
-            hit = backward_config(_entries()[key]["config"]) if key in _entries() else None
-    timings = None
-    if chosen is not None:
-        picked = (backward_config(chosen), "explicit")
-    elif hit is not None:
-        picked = (hit, "cache")
-    elif autotune == _FORCE or autotune_enabled(autotune):
+    def bench(c):
         from triton.testing import do_bench
-        start = time.monotonic()
-        best, ms, timings = tune_candidates(
-            bucket, lambda c: do_bench(lambda: _launch_backward(call, dout, c, need), warmup=5, rep=40, return_mode="median"),
-            BWD_CANDIDATES, text=backward_config_text)
-        _record(device, bucket, best, ms, time.monotonic() - start, timings, BACKWARD_ROLE, BWD_CANDIDATES)
-        picked = (best, "tuned")
-    else:
-        picked = (dict(BWD_CONFIG), "default")
-    _last_backward.clear()
-    _last_backward.update(config=picked[0], source=picked[1], device=device, bucket=bucket)
-    if timings is not None:
-        _last_backward["timings"] = timings
-    return picked
+        return do_bench(lambda: _launch_backward(call, dout, c, need), warmup=5, rep=40, return_mode="median")
+
+    chosen = config if config is not None else _BACKWARD_CONFIG.get("config")
+    bucket = problem_bucket(call.Lq, call.Lkv, call.B * call.Hq)
+    return resolve_config(_device_name(call.q.device), bucket, chosen, autotune, bench, _backward_role())
 
 
 def last_backward_config():
@@ -365,21 +349,11 @@ def last_backward_config():
 def _run_backward(call, dout, need, config=None, autotune=None):
     """_launch_backward with _resolve_backward's config. A cached or default pick is a guess made for another GPU or
     for the head dim: if this GPU cannot fit it (Triton's OutOfResources), the first of BWD_CANDIDATES that fits runs
-    instead, remembered for the process and reported once. A config the caller chose that does not fit is a
-    ValueError with the reason."""
+    instead, remembered for the process and reported once (launch_resolved). A config the caller chose that does
+    not fit is a ValueError with the reason."""
     picked, source = _resolve_backward(call, dout, need, config, autotune)
-    device = _device_name(call.q.device)
-    refuse = None
-    if source == "explicit":
-        refuse = lambda c, e: f"backward config {c} does not fit this GPU ({e}); pass a smaller one, or none"  # noqa: E731
-    c, result, why = first_that_runs(device, (picked, *BWD_CANDIDATES), lambda c: _launch_backward(call, dout, c, need),
-                                     _out_of_resources, backward_config_text, refuse, "backward config")
-    if backward_config_text(c) != backward_config_text(picked):
-        _last_backward.update(config=dict(c), fallback=f"{backward_config_text(picked)} ({source}) cannot run on {device}"
-                              + (f": {why}" if why else ""))
-        _warn_once(("backward fallback", device), f"flexattn: the backward config {backward_config_text(picked)} "
-                   f"({source}) does not fit {device}; using {backward_config_text(c)}")
-    return result
+    return launch_resolved(_device_name(call.q.device), picked, source, lambda c: _launch_backward(call, dout, c, need),
+                           _out_of_resources, _backward_role())[1]
 
 
 def tune_backward(q, k, v, kv_num_blocks=None, kv_indices=None, full_kv_num_blocks=None, full_kv_indices=None, dout=None,

@@ -439,7 +439,11 @@ def check_launcher(mod, folder):
     big, fits = cands[1], next(c for c in cands if c != cands[1] and c != cands[0])
     TOO_BIG.update({mod.config_text(big), mod.config_text(cands[0])})
     mod.SHIPPED = {"Stand-in GPU": {mod.problem_bucket(L, L, B * H): dict(big)}}
-    _, (_, _, kw), _ = launched()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _, (_, _, kw), _ = launched()
+    expect(any("cannot run" in str(w.message) and mod.config_text(big) in str(w.message) for w in seen),
+           f"the fallback is warned, naming the pick that could not run ({[str(w.message) for w in seen]})")
     expect(mod.config_text(kw) == mod.config_text(fits), f"an unfit shipped pick falls back to {mod.config_text(fits)}")
     last = mod.last_config()
     expect(last["config"] == fits and "cannot run" in last.get("fallback", "") and "shared memory" in last["fallback"],
