@@ -247,9 +247,14 @@ type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
  * than it hides. Rows per warp: at d ≤ 64 the doubled accumulators of 32 rows per warp still fit
  * in registers and each K/V fragment then serves two row tiles, halving shared-memory reads; at
  * d = 128 a warp's registers hold 16 rows × 64 keys or 32 rows × 32 keys, which do about equally.
+ * A mask that gathers per element (document ids) at d ≤ 64 leaves 32 rows per warp no registers
+ * for its indices: 16 rows per warp over 128 keys leads there.
  */
-function mmaTiles(widest: number): [number, number, number, number][] {
-  if (widest <= 64) return [[128, 64, 2, 32], [128, 128, 2, 32], [128, 64, 3, 16], [128, 128, 2, 16], [64, 64, 2, 32], [64, 64, 3, 16]];
+function mmaTiles(widest: number, mods: ModMix): [number, number, number, number][] {
+  if (widest <= 64) {
+    const tiles: [number, number, number, number][] = [[128, 64, 2, 32], [128, 128, 2, 32], [128, 64, 3, 16], [128, 128, 2, 16], [64, 64, 2, 32], [64, 64, 3, 16]];
+    return modTraits(mods).dataDependent ? [tiles[3], ...tiles.filter((_, i) => i !== 3)] : tiles;
+  }
   if (widest <= 128) return [[128, 64, 2, 16], [128, 32, 2, 32], [128, 64, 2, 32], [128, 64, 3, 16], [64, 64, 3, 16], [64, 32, 3, 32]];
   return [[64, 16, 2, 16], [64, 32, 2, 16], [64, 64, 2, 16], [32, 64, 2, 16], [128, 32, 2, 16]];
 }
@@ -321,7 +326,7 @@ export function cudaConfigCandidates(
     }
   }
   if (half && sparseBlock[0] % MMA_TILE === 0 && sparseBlock[1] % MMA_TILE === 0) {
-    for (const [bm, bn, stages, warpRows] of mmaTiles(widest)) {
+    for (const [bm, bn, stages, warpRows] of mmaTiles(widest, mods)) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
       push({ blockM, blockN, numWarps: Math.max(1, blockM / warpRows), numStages: stages, prescaleQk: false });

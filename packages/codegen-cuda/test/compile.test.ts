@@ -227,7 +227,7 @@ describe("CUDA codegen", () => {
     expect(small.every((c) => c.options?.kernel === "simt")).toBe(true);
   });
 
-  it("on sm_90a, ranks tiles by what the mods compute: a gathering mask at d = 64, a transcendental score mod at d = 128", () => {
+  it("ranks tiles by what the mods compute: a gathering mask at d = 64, a transcendental score mod at d = 128 (sm_90a)", () => {
     const docs = buffer(Int32Array.from({ length: 256 }, (_, i) => i >> 6), { name: "docs" });
     const documentMask = traceMaskMod((_b, _h, q, kv) => docs.at(q).eq(docs.at(kv)));
     const first = (d: number, mask: typeof causal | null, score: typeof softcap | null) =>
@@ -238,10 +238,13 @@ describe("CUDA codegen", () => {
     expect(first(128, causal, null)).toBe("128x128 w8 s3 wgmma overlap");
     expect(first(128, documentMask, null)).toBe("128x128 w8 s3 wgmma overlap");
     expect(first(128, causal, softcap)).toBe("128x128 w8 s3 wgmma ws");
-    // The sm_80 list does not depend on the mods.
-    const sm80 = (mask: typeof causal | null, score: typeof softcap | null) =>
-      cudaConfigCandidates({ qkHeadDim: 128, vHeadDim: 128, dtype: "bf16" }, [128, 128], { mask, score }).map((c) => cudaConfigName(c, "bf16"));
-    expect(sm80(documentMask, softcap)).toEqual(sm80(null, null));
+    // On sm_80 only a gathering mask at d ≤ 64 moves a tile to the front (16 rows per warp over 128 keys); the rest is mod-independent.
+    const sm80 = (d: number, mask: typeof causal | null, score: typeof softcap | null) =>
+      cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], { mask, score }).map((c) => cudaConfigName(c, "bf16"));
+    expect(sm80(128, documentMask, softcap)).toEqual(sm80(128, null, null));
+    expect(sm80(64, causal, softcap)).toEqual(sm80(64, null, null));
+    expect(sm80(64, documentMask, null)[0]).toBe("128x128 w8 s2 mma");
+    expect([...sm80(64, documentMask, null)].sort()).toEqual([...sm80(64, null, null)].sort());
   });
 
   it("launches every candidate with the shared memory its kernel declares, opting in above the default limit", () => {
