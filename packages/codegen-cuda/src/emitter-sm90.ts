@@ -104,26 +104,13 @@ fence_operands(s_next);`;
     const s = this.spec;
     const c = s.config;
     const vecDims = s.qkHeadDim % 8 === 0 && s.vHeadDim % 8 === 0;
-    return `constexpr int WARPS = ${c.numWarps};
-constexpr int M_TILES = 1;                    // 16 rows per warp, 64 per warpgroup
-constexpr int THREADS = 32 * WARPS;
-constexpr int BLOCK_M = ${c.blockM};
-constexpr int BLOCK_N = ${c.blockN};
-constexpr int STAGES = ${c.numStages};
-constexpr int DQK = ${s.qkHeadDim};
-constexpr int DV = ${s.vHeadDim};
+    return `${this.shapeConstants(1, "16 rows per warp, 64 per warpgroup")}
 constexpr int DQK_PAD = ${this.qkPadded};    // head dims padded to whole 128-byte swizzle rows
 constexpr int DV_PAD = ${this.vPadded};
 constexpr int N_TILES = BLOCK_N / 8;          // 8-column accumulator tiles of S
 constexpr int D_TILES = DV_PAD / 8;           // 8-column accumulator tiles of O
 constexpr int PV_STEPS = BLOCK_N / 16;
-constexpr int SPARSE_Q = ${s.sparseBlock[0]};
-constexpr int SPARSE_KV = ${s.sparseBlock[1]};
-constexpr int TILES_PER_BLOCK = SPARSE_KV / BLOCK_N;
-constexpr int Q_TILE_BYTES = BLOCK_M * DQK_PAD * 2;
-constexpr int K_TILE_BYTES = BLOCK_N * DQK_PAD * 2;
-constexpr int V_TILE_BYTES = BLOCK_N * DV_PAD * 2;
-constexpr int STAGE_BYTES = K_TILE_BYTES + V_TILE_BYTES;
+${this.tileConstants("DQK_PAD * 2", "DV_PAD * 2")}
 // The tiles, plus slack to round the base up to the swizzle's ${SWIZZLE_PERIOD_BYTES}-byte period${this.warpSpecialized ? ", the mbarriers, and\n// padding to over half an SM's shared memory (one block per SM, which setmaxnreg's register moves need)" : ""}.
 constexpr int SMEM_BYTES = ${cudaSharedBytes(s)};
 static_assert(SMEM_BYTES >= Q_TILE_BYTES + STAGES * STAGE_BYTES + ${WGMMA_SMEM_ALIGN}${this.warpSpecialized ? " + 8 * (2 * STAGES + 1)" : ""}, "SMEM_BYTES holds the tiles");

@@ -91,27 +91,14 @@ export class CudaMmaEmitter implements TemplateEmitter<string> {
     const c = s.config;
     // 16-byte copies need whole chunks of data per row; other head dims copy element by element.
     const vecDims = s.qkHeadDim % 8 === 0 && s.vHeadDim % 8 === 0;
-    return `constexpr int WARPS = ${c.numWarps};
-constexpr int M_TILES = ${c.blockM / (16 * c.numWarps)};  // 16-row mma tiles per warp
-constexpr int THREADS = 32 * WARPS;
-constexpr int BLOCK_M = ${c.blockM};
-constexpr int BLOCK_N = ${c.blockN};
-constexpr int STAGES = ${c.numStages};
-constexpr int DQK = ${s.qkHeadDim};
-constexpr int DV = ${s.vHeadDim};
+    return `${this.shapeConstants(c.blockM / (16 * c.numWarps), "16-row mma tiles per warp")}
 constexpr int QK_CHUNKS = ${this.qkLayout.chunks};  // 16-byte chunks per padded row
 constexpr int V_CHUNKS = ${this.vLayout.chunks};
 constexpr int K_STEPS = QK_CHUNKS / 2;        // mma k-steps of Q·Kᵀ
 constexpr int N_TILES = BLOCK_N / 8;          // 8-column accumulator tiles of S
 constexpr int D_TILES = V_CHUNKS;             // 8-column accumulator tiles of O
 constexpr int PV_STEPS = BLOCK_N / ${MMA_TILE};
-constexpr int SPARSE_Q = ${s.sparseBlock[0]};
-constexpr int SPARSE_KV = ${s.sparseBlock[1]};
-constexpr int TILES_PER_BLOCK = SPARSE_KV / BLOCK_N;
-constexpr int Q_TILE_BYTES = BLOCK_M * ${this.qkLayout.rowBytes};
-constexpr int K_TILE_BYTES = BLOCK_N * ${this.qkLayout.rowBytes};
-constexpr int V_TILE_BYTES = BLOCK_N * ${this.vLayout.rowBytes};
-constexpr int STAGE_BYTES = K_TILE_BYTES + V_TILE_BYTES;
+${this.tileConstants(`${this.qkLayout.rowBytes}`, `${this.vLayout.rowBytes}`)}
 constexpr int SMEM_BYTES = Q_TILE_BYTES + STAGES * STAGE_BYTES;
 constexpr bool VEC_DIMS = ${vecDims};
 // ldmatrix addressing (see MmaLayout): per lane, K_BASES / V_BASES base offsets, the rest immediates.
@@ -126,6 +113,31 @@ __device__ __forceinline__ unsigned v_unit(int r, int c) { return ${this.vLayout
 ${this.copyHelper("qk", "QK_CHUNKS", "DQK")}
 
 ${this.copyHelper("v", "V_CHUNKS", "DV")}`;
+  }
+
+  /** The block's shape: warps, 16-row tiles per warp, threads, tile, stages and head dims. */
+  protected shapeConstants(mTiles: number, note: string): string {
+    const s = this.spec;
+    const c = s.config;
+    return `constexpr int WARPS = ${c.numWarps};
+constexpr int M_TILES = ${mTiles};  // ${note}
+constexpr int THREADS = 32 * WARPS;
+constexpr int BLOCK_M = ${c.blockM};
+constexpr int BLOCK_N = ${c.blockN};
+constexpr int STAGES = ${c.numStages};
+constexpr int DQK = ${s.qkHeadDim};
+constexpr int DV = ${s.vHeadDim};`;
+  }
+
+  /** kv tiles per BlockMask block and the shared tiles' sizes, from the bytes of a Q/K row and of a V row. */
+  protected tileConstants(qkRowBytes: string, vRowBytes: string): string {
+    return `constexpr int SPARSE_Q = ${this.spec.sparseBlock[0]};
+constexpr int SPARSE_KV = ${this.spec.sparseBlock[1]};
+constexpr int TILES_PER_BLOCK = SPARSE_KV / BLOCK_N;
+constexpr int Q_TILE_BYTES = BLOCK_M * ${qkRowBytes};
+constexpr int K_TILE_BYTES = BLOCK_N * ${qkRowBytes};
+constexpr int V_TILE_BYTES = BLOCK_N * ${vRowBytes};
+constexpr int STAGE_BYTES = K_TILE_BYTES + V_TILE_BYTES;`;
   }
 
   /**
