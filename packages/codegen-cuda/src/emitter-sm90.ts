@@ -28,7 +28,7 @@
  * wait only on those barriers, each at its own pace: no block-wide barrier after the setup.
  */
 import type { KernelSpec } from "@flexattn/template";
-import { CudaMmaEmitter, copyChunk } from "./emitter.js";
+import { CudaMmaEmitter, copyChunk, copyKvTile } from "./emitter.js";
 import {
   CONSUMER_REGISTERS, PRODUCER_REGISTERS, PRODUCER_THREADS, WGMMA_ROWS, WGMMA_SMEM_ALIGN, cudaOptions, cudaSharedBytes, wgmmaPaddedDim,
 } from "./options.js";
@@ -189,12 +189,8 @@ if (warp >= WARPS) {
   fence_proxy_async();  // this thread's copies are visible to wgmma (the async proxy) before it arrives
   mbar_arrive(q_bar);
   for (int t = 0; t < total_tiles; ++t) {
-    const int s = t % STAGES;
-    if (t >= STAGES) mbar_wait(empty_bar + s * 8, (t / STAGES - 1) & 1);
-    const int n = tile_start(t);
-    const unsigned stage = kv_smem + s * STAGE_BYTES;
-    copy_qk_tile<BLOCK_N>(stage, k_base + (long long)n * stride_k_s, stride_k_s, kv_len - n, vec);
-    copy_v_tile<BLOCK_N>(stage + K_TILE_BYTES, v_base + (long long)n * stride_v_s, stride_v_s, kv_len - n, vec);
+    if (t >= STAGES) mbar_wait(empty_bar + (t % STAGES) * 8, (t / STAGES - 1) & 1);
+${indent(copyKvTile("t"), 2)}
     cp_async_commit();
     if (t >= HANDOVER_LAG) {
       cp_async_wait<HANDOVER_LAG>();

@@ -44,6 +44,17 @@ ${indent(positions.join("\n"), 3)}${positions.length ? "\n" : ""}${indent(body, 
 }
 
 /**
+ * The copies of kv tile `t` into its stage (K, then V, with `between` in between): its first key, its
+ * stage, and one copy_*_tile call per operand. Shared by the block-wide loader and the producer warpgroup.
+ */
+export function copyKvTile(t: string, between = ""): string {
+  return `const int n = tile_start(${t});
+const unsigned stage = kv_smem + (${t} % STAGES) * STAGE_BYTES;
+copy_qk_tile<BLOCK_N>(stage, k_base + (long long)n * stride_k_s, stride_k_s, kv_len - n, vec);
+${between}copy_v_tile<BLOCK_N>(stage + K_TILE_BYTES, v_base + (long long)n * stride_v_s, stride_v_s, kv_len - n, vec);`;
+}
+
+/**
  * Copy 16-byte chunk `cc` of tile row `r` from global `src` (rows `row_stride` apart) to shared
  * address `to`, zero-filling rows ≥ rows_left and columns past dim: 16-byte cp.async when `vec`
  * (aligned rows), else element loads and one 16-byte store. Shared by the tensor-core kernels' tile copies.
@@ -225,11 +236,7 @@ auto tile_start = [&](int t) {
 // keep the group count that the waits rely on.
 auto issue_tile = [&](int t) {
   if (t < total_tiles) {
-    const int n = tile_start(t);
-    const unsigned stage = kv_smem + (t % STAGES) * STAGE_BYTES;
-    copy_qk_tile<BLOCK_N>(stage, k_base + (long long)n * stride_k_s, stride_k_s, kv_len - n, vec);
-    cp_async_commit();
-    copy_v_tile<BLOCK_N>(stage + K_TILE_BYTES, v_base + (long long)n * stride_v_s, stride_v_s, kv_len - n, vec);
+${indent(copyKvTile("t", "cp_async_commit();\n"), 2)}
     cp_async_commit();
   } else {
     cp_async_commit();

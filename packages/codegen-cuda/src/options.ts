@@ -97,31 +97,28 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 /** Read and check `config.options`; unknown keys and values are errors. */
 export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOptions {
   let kernel: CudaKernelKind = dtype === "f32" ? "simt" : "mma";
-  let overlap = false;
-  let warpSpecialized = false;
+  // The wgmma kernel's switches, all off unless named.
+  const flags = { overlap: false, warpSpecialized: false };
   for (const [key, value] of Object.entries(config.options ?? {})) {
     if (key === "kernel") {
       if (value !== "wgmma" && value !== "mma" && value !== "simt") {
         throw new FlexAttnError(`CUDA option kernel must be "wgmma", "mma" or "simt", got ${JSON.stringify(value)}`);
       }
       kernel = value;
-    } else if (key === "overlap") {
-      if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option overlap must be a boolean, got ${JSON.stringify(value)}`);
-      overlap = value;
-    } else if (key === "warpSpecialized") {
-      if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option warpSpecialized must be a boolean, got ${JSON.stringify(value)}`);
-      warpSpecialized = value;
+    } else if (key === "overlap" || key === "warpSpecialized") {
+      if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option ${key} must be a boolean, got ${JSON.stringify(value)}`);
+      flags[key] = value;
     } else {
-      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, overlap, warpSpecialized`);
+      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, ${Object.keys(flags).join(", ")}`);
     }
   }
   if (kernel !== "simt" && dtype === "f32") {
     throw new FlexAttnError(`the CUDA tensor-core kernel ("${kernel}") takes f16 or bf16 inputs; f32 runs on the "simt" kernel`);
   }
-  for (const [name, on] of [["overlap", overlap], ["warpSpecialized", warpSpecialized]] as const) {
+  for (const [name, on] of Object.entries(flags)) {
     if (on && kernel !== "wgmma") throw new FlexAttnError(`CUDA option ${name} applies to the "wgmma" kernel only, not "${kernel}"`);
   }
-  return { kernel, overlap, warpSpecialized };
+  return { kernel, ...flags };
 }
 
 /** Shared memory (bytes) of one row of a head-dim tile in the tensor-core kernel (see mmaLayout). */
@@ -218,7 +215,8 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
   if (wgmmaPaddedDim(spec.vHeadDim) > WGMMA_MAX_N) {
     throw new FlexAttnError(`${where}: v head dim ${spec.vHeadDim} exceeds ${WGMMA_MAX_N} (one wgmma's N); use options.kernel "mma"`);
   }
-  const { overlap, warpSpecialized } = cudaOptions(c, spec.dtype);
+  const options = cudaOptions(c, spec.dtype);
+  const { overlap, warpSpecialized } = options;
   const minStages = overlap ? 3 : 2;
   if (c.numStages < minStages) {
     throw new FlexAttnError(
@@ -236,10 +234,15 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
         `(limit ${SM90_SHARED_LIMIT}); use fewer stages or a smaller blockN`,
     );
   }
-  return { kernel: "wgmma", overlap, warpSpecialized };
+  return options;
 }
 
 type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
+
+/** tiles with `lead` moved to the front (none: as they are); tiles compare by their fields. */
+function leadWith<T extends readonly (number | boolean)[]>(tiles: T[], lead: T | null): T[] {
+  return lead ? [lead, ...tiles.filter((t) => t.join() !== lead.join())] : tiles;
+}
 
 /**
  * [blockM, blockN, numStages, rows per warp] for the mma kernel by the wider head dim, best guess
@@ -252,8 +255,8 @@ type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
  */
 function mmaTiles(widest: number, mods: ModMix): [number, number, number, number][] {
   if (widest <= 64) {
-    const tiles: [number, number, number, number][] = [[128, 64, 2, 32], [128, 128, 2, 32], [128, 64, 3, 16], [128, 128, 2, 16], [64, 64, 2, 32], [64, 64, 3, 16]];
-    return modTraits(mods).dataDependent ? [tiles[3], ...tiles.filter((_, i) => i !== 3)] : tiles;
+    return leadWith([[128, 64, 2, 32], [128, 128, 2, 32], [128, 64, 3, 16], [128, 128, 2, 16], [64, 64, 2, 32], [64, 64, 3, 16]],
+      modTraits(mods).dataDependent ? [128, 128, 2, 16] : null);
   }
   if (widest <= 128) return [[128, 64, 2, 16], [128, 32, 2, 32], [128, 64, 2, 32], [128, 64, 3, 16], [64, 64, 3, 16], [64, 32, 3, 32]];
   return [[64, 16, 2, 16], [64, 32, 2, 16], [64, 64, 2, 16], [32, 64, 2, 16], [128, 32, 2, 16]];
@@ -275,17 +278,15 @@ type WgmmaTile = [number, number, number, boolean, boolean];
 
 function wgmmaTiles(widest: number, mods: ModMix): WgmmaTile[] {
   const { transcendental, dataDependent } = modTraits(mods);
-  const first = (tiles: WgmmaTile[], lead: WgmmaTile | null) =>
-    lead ? [lead, ...tiles.filter((t) => t.join() !== lead.join())] : tiles;
   // A mask that gathers per element at d ≤ 64 makes the tile long enough for the overlapped 128 × 128
   // shape; a transcendental score mod at d = 128 takes the warp-specialized kernel.
   if (widest <= 64) {
-    return first([[128, 64, 2, false, false], [128, 128, 3, true, false], [128, 128, 2, false, false], [128, 64, 3, true, false],
+    return leadWith<WgmmaTile>([[128, 64, 2, false, false], [128, 128, 3, true, false], [128, 128, 2, false, false], [128, 64, 3, true, false],
       [64, 128, 2, false, false], [128, 128, 4, true, true], [128, 64, 4, false, true]],
       dataDependent ? [128, 128, 3, true, false] : null);
   }
   if (widest <= 128) {
-    return first([[128, 128, 3, true, false], [128, 128, 3, false, true], [128, 128, 2, false, false], [128, 64, 3, true, false],
+    return leadWith<WgmmaTile>([[128, 128, 3, true, false], [128, 128, 3, false, true], [128, 128, 2, false, false], [128, 64, 3, true, false],
       [128, 64, 2, false, false], [64, 128, 2, false, false], [128, 128, 2, false, true]],
       transcendental ? [128, 128, 3, false, true] : null);
   }
