@@ -285,8 +285,8 @@ ${PYTHON_FLEX_ATTENTION_ARGS}
     FLEXATTN_AUTOTUNE=1 (printed to stderr, then cached on disk); the pick shipped for this GPU; CONFIG.
     last_config() says which. Under autograd (q, k, v or a captured f32 buffer with requires_grad, grad enabled) the
     call records a FlexAttentionFunction: loss.backward() runs the backward kernels (config: resolved like the
-    forward's, see tune_backward and last_backward_config; autotune applies to it too) and fills q.grad, k.grad, v.grad and the gradients of GRAD_BUFFERS (bitwise
-    deterministic); the LSE is returned without a gradient. How the kernel walks the block tables is read from the tables themselves
+    forward's, see tune_backward and last_backward_config; autotune applies to it too) and fills q.grad, k.grad,
+    v.grad and the gradients of GRAD_BUFFERS (bitwise deterministic); the LSE is returned without a gradient. How the kernel walks the block tables is read from the tables themselves
     (loop_form, cached while they are unchanged).${
       options.tma
         ? `
