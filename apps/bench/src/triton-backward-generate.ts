@@ -8,7 +8,7 @@
  *   compare/<variant>.py + .json — bf16 mods at a size eager PyTorch handles, to compare our gradients
  *       with torch flex_attention's backward and a float64 dense autograd reference on the same tensors;
  *   bench/<variant>.py + .json — N = 16k, d = 128, 16 heads, bf16: forward+backward timing vs flex (and the
- *       bucket bias again at d = 64, <variant>_n16384_d64, where flex_attention's backward compiles).
+ *       bucket bias again at d = 64, <variant>_n16384_d64, and at N = 4k, d = 128 and 64).
  * The mods of compare/ and bench/ are also rendered for PyTorch (triton-torch-mods.ts).
  * Usage: npx tsx apps/bench/src/triton-backward-generate.ts [--seed N]
  */
@@ -157,8 +157,11 @@ generateShapes("compare", [{
   names: ["causal", "document_causal", "softcap_causal", "alibi_causal", "relbias_causal", "bucketbias_causal"],
   shape: { B: 1, Hq: 4, Hkv: 2, N: 1024, D: 64 },
 }], seed);
-// The learnable bias again at d = 64, where flex_attention's backward compiles (at d = 128 it runs out of shared memory).
+// The learnable bias also at d = 64 and at 4k: flex_attention runs out of shared memory on it at 16k.
 generateShapes("bench", [
   { names: ["noop", "causal", "document_causal", "softcap_causal", "bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 16384, D: 128 } },
   { names: ["bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 16384, D: 64 }, suffix: "_d64" },
+  // And at 4k, to find a size where flex_attention trains a learnable table at all.
+  { names: ["bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 4096, D: 128 } },
+  { names: ["bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 4096, D: 64 }, suffix: "_d64" },
 ], seed);

@@ -29,7 +29,7 @@
  * reduction per distinct entry a tile touches: a few for a bucketed [H, buckets] table, up to
  * BLOCK_M + BLOCK_N − 1 for a [2N − 1] relative-position table.
  */
-import type { ModGraph } from "@flexattn/ir";
+import { INPUT_BIT, type ModGraph } from "@flexattn/ir";
 import {
   type BackwardEmitter, type BackwardMods, type BackwardPass, type BlockKind, type KernelSpec, NUMERICS,
 } from "@flexattn/template";
@@ -48,6 +48,8 @@ export type BackwardKernel = "preprocess" | "dkdv" | "dq" | "reduce";
 export interface BackwardCode {
   kernel?: BackwardKernel;
   lines: Lines;
+  /** A block-loop body step's lines that do not change from tile to tile: they run before the loop. */
+  hoisted?: Lines;
 }
 
 const NEG_INF = 'float("-inf")';
@@ -84,15 +86,20 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
     this.names = { mask: slots("mask"), score: slots("score") };
   }
 
-  /** Statements computing `graph` over a tile of `pass`, and its value broadcast to the tile's shape. */
-  private render(graph: ModGraph, owner: "mask" | "score", prefix: string, pass: BackwardPass): { lines: Lines; value: string } {
+  /**
+   * Statements computing `graph` over a tile of `pass` (those that depend on neither the score nor
+   * the input the pass loops over are hoisted before its loop), and its value broadcast to the
+   * tile's shape.
+   */
+  private render(graph: ModGraph, owner: "mask" | "score", prefix: string, pass: BackwardPass): { lines: Lines; hoisted: Lines; value: string } {
     const names = this.names[owner];
-    const m = renderTileMod(graph, { prefix, bufferName: (slot) => names[slot], approxTanh: this.options.approxTanh });
+    // dkdv walks the q tiles of one kv tile (one query head at a time); dq the kv tiles of one q tile.
+    const perTile = INPUT_BIT.score | (pass === "dkdv" ? INPUT_BIT.q : INPUT_BIT.kv);
+    const m = renderTileMod(graph, { prefix, bufferName: (slot) => names[slot], approxTanh: this.options.approxTanh, perTile });
     for (const h of m.helpers) this.helpers.add(h);
     const shape = pass === "dkdv" ? "(BLOCK_N, BLOCK_M)" : "(BLOCK_M, BLOCK_N)";
     const value = m.alongM && m.alongN ? m.result : `tl.broadcast_to(${m.result}, ${shape})`;
-    // Terms the forward hoists out of its kv loop depend on q or h, which change per tile here.
-    return { lines: [...m.hoisted, ...m.body], value };
+    return { lines: m.body, hoisted: m.hoisted, value };
   }
 
   private get dotPrecision(): string {
@@ -218,7 +225,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
    * read from the tables the pass walks): the q blocks of the kv column (dkdv, q-direction tables,
    * width sparse_q_blocks) or the kv blocks of the q row (dq, kv tables, width sparse_kv_blocks).
    */
-  private tableLoop(pass: BackwardPass, blocks: BlockKind, body: Lines): Lines {
+  private tableLoop(pass: BackwardPass, blocks: BlockKind, body: BackwardCode[]): Lines {
     const partial = blocks === "partial";
     const walk = pass === "dkdv"
       ? {
@@ -233,14 +240,16 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
           row: "sparse_row", width: "sparse_kv_blocks", start: "start_n", sparse: "SPARSE_KV", tile: "BLOCK_N",
           tilesPerBlock: "TILES_PER_KV_BLOCK", len: "kv_len",
         };
+    const hoisted = body.flatMap((c) => c.hoisted ?? []);
     return [
       partial ? "# ---- partial blocks: the mask applies ----" : "# ---- full blocks: the mask is skipped ----",
-      ...walkTableRow({ form: partial ? "PARTIAL_LOOP" : "FULL_LOOP", ...walk }, body),
+      ...(hoisted.length ? ["# Mod terms that stay the same over the loop's tiles.", ...hoisted] : []),
+      ...walkTableRow({ form: partial ? "PARTIAL_LOOP" : "FULL_LOOP", ...walk }, body.flatMap((c) => c.lines)),
     ];
   }
 
   qBlockLoop(blocks: BlockKind, body: BackwardCode[]): BackwardCode {
-    return { kernel: "dkdv", lines: indent(this.tableLoop("dkdv", blocks, body.flatMap((c) => c.lines))) };
+    return { kernel: "dkdv", lines: indent(this.tableLoop("dkdv", blocks, body)) };
   }
 
   storeKV(): BackwardCode {
@@ -274,7 +283,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   kvBlockLoop(blocks: BlockKind, body: BackwardCode[]): BackwardCode {
-    return { kernel: "dq", lines: this.tableLoop("dq", blocks, body.flatMap((c) => c.lines)) };
+    return { kernel: "dq", lines: this.tableLoop("dq", blocks, body) };
   }
 
   storeQ(): BackwardCode {
@@ -319,12 +328,12 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
 
   scoreMod(pass: BackwardPass, blocks: BlockKind): BackwardCode {
     const m = this.render(this.spec.score!, "score", `sc${pass[1]}${blocks[0]}_`, pass);
-    return { lines: [...m.lines, `s = ${m.value}`] };
+    return { lines: [...m.lines, `s = ${m.value}`], hoisted: m.hoisted };
   }
 
   maskMod(pass: BackwardPass, blocks: BlockKind): BackwardCode {
     const m = this.render(this.spec.mask!, "mask", `mk${pass[1]}${blocks[0]}_`, pass);
-    return { lines: [...m.lines, `s = tl.where(${m.value}, s, ${NEG_INF})`] };
+    return { lines: [...m.lines, `s = tl.where(${m.value}, s, ${NEG_INF})`], hoisted: m.hoisted };
   }
 
   /** Per-row (query) vectors as the pass's tile takes them: columns in dkdv's transposed tiles. */
@@ -364,6 +373,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   bufferGrad(pass: BackwardPass, blocks: BlockKind): BackwardCode {
     const grad = this.mods.gradient!;
     const lines: Lines = [];
+    const hoisted: Lines = [];
     this.mods.gradBuffers.forEach((gb, k) => {
       const sites = grad.buffers.find((b) => b.slot === gb.slot)!.sites;
       sites.forEach((site, n) => {
@@ -371,6 +381,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
         const off = this.render(site.offset, "score", `go${tag}`, pass);
         const w = this.render(site.weight, "score", `gw${tag}`, pass);
         const row = this.partialRow(gb.slot);
+        hoisted.push(...off.hoisted, ...w.hoisted);
         lines.push(
           `# ${gb.name}: this tile's contributions, entry by entry (a fixed-order reduction, no atomics)`,
           `if ${gradFlag(k)}:`,
@@ -390,7 +401,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
         );
       });
     });
-    return { lines };
+    return { lines, hoisted };
   }
 
   scoreGrad(pass: BackwardPass, blocks: BlockKind): BackwardCode {
@@ -398,7 +409,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
     if (isOne(this.mods.gradient!.dScore)) return { lines: [] };
     const g = this.render(this.mods.gradient!.dScore, "score", `gs${pass[1]}${blocks[0]}_`, pass);
     // Where P = 0 nothing flows, even where ∂mod/∂s is infinite or NaN.
-    return { lines: [...g.lines, `ds = tl.where(p == 0.0, 0.0, ds * ${g.value})`] };
+    return { lines: [...g.lines, `ds = tl.where(p == 0.0, 0.0, ds * ${g.value})`], hoisted: g.hoisted };
   }
 
   accumulateDK(): BackwardCode {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buffer, tanh, toI32, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { buffer, tanh, toF32, toI32, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import {
   BACKWARD_CASES, BACKWARD_TOLERANCE, type BackwardInstance, backwardMods, fullTablesOf, instantiateBackwardCase, makeSpec,
   referenceBackward, toFloat32,
@@ -142,6 +142,35 @@ describe("generated Triton backward source", () => {
     expect(bias).toMatch(/^GRAD_BUFFERS = \(\("score_relBias", 111\), \)/m);
     expect(plain).not.toContain("def _flexattn_bwd_reduce(");
     for (const src of [bias, plain]) expect(src).not.toMatch(/tl\.atomic_/);
+  });
+
+  it("computes a mod term once per loop where it does not change over the loop's tiles", () => {
+    // Document-causal with an ALiBi-like per-head slope: dkdv (one kv tile, looping over q tiles) reads the key's
+    // document id before its loops; dq (one q tile, looping over kv tiles) reads the query's id and the slope before them.
+    const docIds = buffer(new Int32Array(256), { name: "doc" });
+    const mask = traceMaskMod((_b, _h, q, kv) => docIds.at(q).eq(docIds.at(kv)).and(q.ge(kv)));
+    const score = traceScoreMod((s, _b, h, q, kv) => s.add(toF32(h.add(1)).mul(-0.5).mul(toF32(q.sub(kv)))));
+    const src = tritonBackend.generate(makeSpec({
+      mask, score, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16", returnLse: true, sparseBlock: [128, 128],
+      config: tritonDefaultConfig({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128]),
+    })).source;
+    const kernel = (name: string) => src.slice(src.indexOf(`def ${name}(`), src.indexOf("@triton.jit", src.indexOf(`def ${name}(`)));
+    /** The lines of a pass's partial-block section before its first loop, and those inside the loops. */
+    const split = (body: string) => {
+      const section = body.slice(body.indexOf("# ---- partial blocks"), body.indexOf("# ---- full blocks"));
+      const loop = section.search(/\n\s*for /);
+      return [section.slice(0, loop), section.slice(loop)];
+    };
+    const [dkdvBefore, dkdvLoop] = split(kernel("_flexattn_bwd_dkdv"));
+    expect(dkdvBefore).toMatch(/_fa_gather1\(mask_doc\w*, kv_idx/);
+    expect(dkdvLoop).toMatch(/_fa_gather1\(mask_doc\w*, q_idx/);
+    expect(dkdvLoop).not.toMatch(/_fa_gather1\(mask_doc\w*, kv_idx/);
+    const [dqBefore, dqLoop] = split(kernel("_flexattn_bwd_dq"));
+    expect(dqBefore).toMatch(/_fa_gather1\(mask_doc\w*, q_idx/);
+    expect(dqBefore).toMatch(/off_h/);
+    expect(dqLoop).not.toMatch(/_fa_gather1\(mask_doc\w*, q_idx/);
+    expect(dqLoop).toMatch(/_fa_gather1\(mask_doc\w*, kv_idx/);
+    expect(pyCompile({ m: src })).toEqual([]);
   });
 
   it("a score mod whose buffer gradient cannot be produced gives a module that says why instead of a backward", () => {
