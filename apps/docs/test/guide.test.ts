@@ -1,9 +1,10 @@
-/** The "write a backend" guide's code typechecks and passes the conformance suite. */
+/** The guides' code: the "write a backend" backend typechecks and passes the conformance suite; the training example learns. */
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { CONFORMANCE_CASES, formatReport, makeSpec, runConformance } from "@flexattn/template";
 import { describe, expect, it } from "vitest";
 import { generateTiny, runTiny, tinyBackend } from "../src/guide/tiny-backend.js";
+import { trainRelativeBias } from "../src/guide/training.js";
 
 const DOCS = join(import.meta.dirname, "..");
 
@@ -41,5 +42,21 @@ describe("the guide's tiny backend", () => {
   it("typechecks against the template's current types", () => {
     const tsc = join(DOCS, "../../node_modules/typescript/bin/tsc");
     expect(() => execFileSync(process.execPath, [tsc, "-p", join(DOCS, "tsconfig.guide.json")], { encoding: "utf8", stdio: "pipe" })).not.toThrow();
+  });
+});
+
+describe("the training guide's example", () => {
+  it("fits the teacher's relative-position bias: the loss falls and the table learns its differences", async () => {
+    const n = 64;
+    const { losses, table, teacher } = await trainRelativeBias({ n, heads: 4, headDim: 16, steps: 100, learningRate: 0.03, backend: "js" });
+    expect(losses[0]).toBeGreaterThan(1);
+    expect(losses.at(-1)!).toBeLessThan(0.05 * losses[0]);
+    // Softmax ignores a constant shift of the table: compare differences from the diagonal (q = kv).
+    const diagonal = n - 1;
+    for (let j = 1; j <= 6; j++) {
+      expect(table[diagonal] - table[diagonal + j]).toBeCloseTo(teacher[diagonal] - teacher[diagonal + j], 1);
+    }
+    // Entries of keys after the query (masked by causal) receive no gradient and stay zero.
+    expect(Array.from(table.subarray(0, diagonal)).every((x) => x === 0)).toBe(true);
   });
 });

@@ -25,6 +25,7 @@ export default defineConfig({
           { text: "The mod DSL", link: "/mod-dsl" },
           { text: "Mask library", link: "/masks" },
           { text: "GQA, offsets and LSE", link: "/gqa-offsets-lse" },
+          { text: "Training in TypeScript", link: "/training" },
           { text: "Kernel artifact and ABI", link: "/kernel-abi" },
           { text: "Triton and CUDA from PyTorch", link: "/pytorch" },
           { text: "Write a backend", link: "/write-a-backend" },
