@@ -4,7 +4,8 @@
  * readback included) and the backward's GPU time alone (timestamp queries) on causal attention with
  * a learnable [2N − 1] relative-position bias, and with the same bias computed from q − kv (no
  * buffer, so no buffer gradient): the difference is what deterministic buffer gradients cost.
- * Writes `backward-device.json` to --out.
+ * Writes `backward-device.json` to --out; `--timings-only` leaves out the conformance suite and the
+ * determinism check.
  *
  *   FLEXATTN_WEBGPU_BACKEND=opengles npx tsx packages/webgpu/scripts/backward-device.ts --quick --out /tmp/b   # here, llvmpipe
  *
@@ -70,18 +71,22 @@ const dev = await requestFlexDevice();
 const report: Record<string, unknown> = { device: dev.description, backend: dev.backend, limits: dev.limits };
 console.log(`device: ${dev.description}`);
 
-const conformance = await runBackwardConformance((inst) => runWgslBackward(inst, { device: dev }).then(() => undefined), { tolerance: { f32: 1e-5 } });
-report.conformance = conformance.map((r) => ({ name: r.name, seed: r.seed, pass: r.pass, message: r.message, errors: r.errors }));
-console.log(`backward conformance: ${conformance.filter((r) => r.pass).length}/${conformance.length} pass`);
-for (const r of conformance.filter((x) => !x.pass)) console.log(`  FAIL ${r.name} (seed ${r.seed}): ${r.message}`);
+if (args.includes("--timings-only")) {
+  console.log("--timings-only: conformance and determinism left out");
+} else {
+  const conformance = await runBackwardConformance((inst) => runWgslBackward(inst, { device: dev }).then(() => undefined), { tolerance: { f32: 1e-5 } });
+  report.conformance = conformance.map((r) => ({ name: r.name, seed: r.seed, pass: r.pass, message: r.message, errors: r.errors }));
+  console.log(`backward conformance: ${conformance.filter((r) => r.pass).length}/${conformance.length} pass`);
+  for (const r of conformance.filter((x) => !x.pass)) console.log(`  FAIL ${r.name} (seed ${r.seed}): ${r.message}`);
 
-const cs = BACKWARD_CASES.find((c) => c.name === "learnable-head-buckets-bias")!;
-const [a, b] = [instantiateBackwardCase(cs, 99), instantiateBackwardCase(cs, 99)];
-await runWgslBackward(a, { device: dev });
-await runWgslBackward(b, { device: dev });
-const bits = (x: Float32Array) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length));
-report.deterministic = JSON.stringify(bits(a.dBuffers[0])) === JSON.stringify(bits(b.dBuffers[0]));
-console.log(`buffer gradient bitwise identical over two runs: ${report.deterministic}`);
+  const cs = BACKWARD_CASES.find((c) => c.name === "learnable-head-buckets-bias")!;
+  const [a, b] = [instantiateBackwardCase(cs, 99), instantiateBackwardCase(cs, 99)];
+  await runWgslBackward(a, { device: dev });
+  await runWgslBackward(b, { device: dev });
+  const bits = (x: Float32Array) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length));
+  report.deterministic = JSON.stringify(bits(a.dBuffers[0])) === JSON.stringify(bits(b.dBuffers[0]));
+  console.log(`buffer gradient bitwise identical over two runs: ${report.deterministic}`);
+}
 
 const timings: unknown[] = [];
 for (const n of quick ? [128] : [1024, 4096])
