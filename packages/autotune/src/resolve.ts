@@ -42,24 +42,43 @@ export function requestKey(r: Pick<ConfigRequest, "backend" | "problem" | "spars
 }
 
 /**
- * Candidate lists by backend, then by what they are computed from (the problem, BlockMask block,
- * mods' structure and device). Enumerating a search space can cost more than a small kernel runs,
- * and every flexAttention call resolves its config, so each list is computed once.
+ * What a backend derives from a request (its candidate list, its shipped pick), by backend, then
+ * by what it is computed from (the problem, BlockMask block, mods' structure and device).
+ * Enumerating a search space can cost more than a small kernel runs, and every flexAttention call
+ * resolves its config, so each is computed once.
  */
-const candidateLists = new WeakMap<CodegenBackend, LruCache<string, readonly KernelConfig[]>>();
+type PerRequest<T> = WeakMap<CodegenBackend, LruCache<string, T>>;
+const candidateLists: PerRequest<readonly KernelConfig[]> = new WeakMap();
+const shippedPicks: PerRequest<{ config: KernelConfig | undefined }> = new WeakMap();
+
+function perRequest<T>(memo: PerRequest<T>, r: ConfigRequest, compute: () => T): T {
+  let entries = memo.get(r.backend);
+  if (!entries) memo.set(r.backend, (entries = new LruCache()));
+  const key = JSON.stringify([r.problem, r.sparseBlock, r.mods.mask?.key ?? null, r.mods.score?.key ?? null, r.target ?? null]);
+  const hit = entries.get(key);
+  if (hit !== undefined) return hit;
+  const value = compute();
+  entries.set(key, value);
+  return value;
+}
+
+const frozen = (c: KernelConfig): KernelConfig => Object.freeze({ ...c, ...(c.options ? { options: Object.freeze({ ...c.options }) } : {}) });
 
 /** The backend's candidates for a request, best guess first (computed once per request shape; do not mutate). */
 export function candidatesOf(r: ConfigRequest): readonly KernelConfig[] {
-  let lists = candidateLists.get(r.backend);
-  if (!lists) candidateLists.set(r.backend, (lists = new LruCache()));
-  const key = JSON.stringify([r.problem, r.sparseBlock, r.mods.mask?.key ?? null, r.mods.score?.key ?? null, r.target ?? null]);
-  const hit = lists.get(key);
-  if (hit) return hit;
-  const all = r.backend.configCandidates(r.problem, r.sparseBlock, r.mods, r.target);
-  if (!all.length) throw new FlexAttnError(`the ${r.backend.name} backend has no config for this problem`);
-  const frozen = Object.freeze(all.map((c) => Object.freeze({ ...c, ...(c.options ? { options: Object.freeze({ ...c.options }) } : {}) })));
-  lists.set(key, frozen);
-  return frozen;
+  return perRequest(candidateLists, r, () => {
+    const all = r.backend.configCandidates(r.problem, r.sparseBlock, r.mods, r.target);
+    if (!all.length) throw new FlexAttnError(`the ${r.backend.name} backend has no config for this problem`);
+    return Object.freeze(all.map(frozen));
+  });
+}
+
+/** The backend's shipped pick for a request on its device, if it has one (computed once per request shape). */
+function shippedOf(r: ConfigRequest & { target: DeviceTarget }): KernelConfig | undefined {
+  return perRequest(shippedPicks, r, () => {
+    const pick = r.backend.shippedConfig?.(r.problem, r.sparseBlock, r.mods, r.target);
+    return { config: pick && frozen(pick) };
+  }).config;
 }
 
 export function resolveConfig(r: ConfigRequest): ResolvedConfig {
@@ -70,7 +89,7 @@ export function resolveConfig(r: ConfigRequest): ResolvedConfig {
   // A cached pick is used only while the backend still offers it (limits or versions change).
   const stillValid = tuned && candidates.find((c) => sameConfig(c, tuned.config));
   if (stillValid) return { config: stillValid, source: "tuned", key };
-  const shipped = r.target && r.backend.shippedConfig?.(r.problem, r.sparseBlock, r.mods, r.target);
+  const shipped = r.target && shippedOf({ ...r, target: r.target });
   if (shipped) return { config: shipped, source: "shipped", key };
   return { config: candidates[0], source: "heuristic", key };
 }

@@ -78,6 +78,26 @@ describe("a complete user config", () => {
   });
 });
 
+describe("shipped picks", () => {
+  it("are looked up once per request shape (a backend's table lookup may enumerate its whole search space)", () => {
+    let calls = 0;
+    const counted: CodegenBackend = {
+      ...fake,
+      shippedConfig: (_p, _s, _m, target) => {
+        calls++;
+        return target.signature === "known-gpu" ? B : undefined;
+      },
+    };
+    for (let i = 0; i < 3; i++) expect(resolveConfig({ ...base, backend: counted, target: known })).toMatchObject({ config: B, source: "shipped" });
+    expect(calls).toBe(1);
+    // No pick is remembered too: another device looks once, then resolves to the heuristic without asking again.
+    for (let i = 0; i < 2; i++) expect(resolveConfig({ ...base, backend: counted, target: other }).source).toBe("heuristic");
+    expect(calls).toBe(2);
+    resolveConfig({ ...base, backend: counted, target: known, problem: { ...problem, qLen: 512 } });
+    expect(calls).toBe(3);
+  });
+});
+
 describe("candidatesOf", () => {
   it("computes a backend's list once per request shape and hands out a frozen copy", () => {
     let calls = 0;

@@ -31,6 +31,15 @@ describe("codegen-js backward conformance", () => {
     expect(results.filter((r) => !r.pass).map((r) => `${r.name} (seed ${r.seed}): ${r.message}`)).toEqual([]);
   });
 
+  it("with head dims that are not multiples of 4", async () => {
+    const odd = BACKWARD_CASES.filter((c) => c.name === "causal" || c.name === "learnable-relative-bias-2N-1").map((c) => ({
+      ...c, name: `${c.name}-odd-dims`, problem: { ...c.problem, qkHeadDim: 18, vHeadDim: 17 },
+    }));
+    const results = await runBackwardConformance((inst) => runBackward(inst), { cases: odd, tolerance: { f32: 1e-5 } });
+    expect(results).toHaveLength(2);
+    expect(results.filter((r) => !r.pass).map((r) => `${r.name} (seed ${r.seed}): ${r.message}`)).toEqual([]);
+  });
+
   it("fails poisoned (unwritten) and perturbed gradients", () => {
     const cs = BACKWARD_CASES.find((c) => c.name === "learnable-relative-bias-2N-1")!;
     const untouched = instantiateBackwardCase(cs);

@@ -226,18 +226,18 @@ async function prepareBackward(inv: BackwardInvocation, dev: FlexDevice, a: Wgsl
   const pool = poolFor(device);
   const rw = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const captured = packCaptured(inv.mask, inv.score);
+  const [q, k, v, dout, out, tableBuffer, capturedBuffer, paramsBuffer] = await Promise.all([
+    pool.upload("q", inv.q.data), pool.upload("k", inv.k.data), pool.upload("v", inv.v.data), pool.upload("dout", inv.dOut.data),
+    pool.upload("out-in", inv.out), pool.upload("tables", tables.data), captured ? pool.upload("captured", captured) : null,
+    pool.upload("params", params),
+  ]);
   const buffers: Partial<Record<BackwardBindingName, GPUBuffer>> = {
-    q: pool.upload("q", inv.q.data),
-    k: pool.upload("k", inv.k.data),
-    v: pool.upload("v", inv.v.data),
-    dout: pool.upload("dout", inv.dOut.data),
-    out: pool.upload("out-in", inv.out),
-    tables: pool.upload("tables", tables.data),
-    ...(captured ? { captured: pool.upload("captured", captured) } : {}),
+    q, k, v, dout, out, tables: tableBuffer,
+    ...(capturedBuffer ? { captured: capturedBuffer } : {}),
     scratch: pool.get(BACKWARD_POOL_ROLES.scratch, scratch.words * 4, rw),
     dq: pool.get(BACKWARD_POOL_ROLES.dq, dqWords * 4, rw),
     dkv: pool.get(BACKWARD_POOL_ROLES.dkv, (dkWords + dvWords) * 4, rw),
-    params: pool.upload("params", params),
+    params: paramsBuffer,
   };
   device.queue.writeBuffer(buffers.scratch!, 0, inv.lse.buffer, inv.lse.byteOffset, rows * 4);
   device.pushErrorScope("validation");

@@ -139,15 +139,33 @@ export class BufferPool {
     return b;
   }
 
-  upload(role: string, data: ArrayBufferView | ArrayBuffer, extraUsage = 0): GPUBuffer {
+  /**
+   * The role's buffer holding `data`, written before any later submit. Large data goes through
+   * the role's own staging buffer, kept between calls: `writeBuffer` stages a write larger than
+   * Dawn's upload ring in host memory it allocates, maps and faults in anew on every call.
+   */
+  async upload(role: string, data: ArrayBufferView | ArrayBuffer, extraUsage = 0): Promise<GPUBuffer> {
     const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const usage = (role === "params" ? GPUBufferUsage.UNIFORM : GPUBufferUsage.STORAGE) | GPUBufferUsage.COPY_DST | extraUsage;
     const buf = this.get(role, bytes.byteLength, usage);
     const aligned = bytes.byteLength % 4 === 0 ? bytes : padded(bytes);
-    this.device.queue.writeBuffer(buf, 0, aligned.buffer, aligned.byteOffset, aligned.byteLength);
+    if (aligned.byteLength < STAGED_UPLOAD_BYTES) {
+      this.device.queue.writeBuffer(buf, 0, aligned.buffer, aligned.byteOffset, aligned.byteLength);
+      return buf;
+    }
+    const staging = this.get(`${role} staging`, aligned.byteLength, GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC);
+    await staging.mapAsync(GPUMapMode.WRITE, 0, aligned.byteLength);
+    new Uint8Array(staging.getMappedRange(0, aligned.byteLength)).set(aligned);
+    staging.unmap();
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(staging, 0, buf, 0, aligned.byteLength);
+    this.device.queue.submit([enc.finish()]);
     return buf;
   }
 }
+
+/** Uploads of at least this many bytes go through a pooled staging buffer (BufferPool.upload). */
+export const STAGED_UPLOAD_BYTES = 4 << 20;
 
 function padded(bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
@@ -201,14 +219,12 @@ export async function prepareWgsl(inv: KernelInvocation, o: RunWgslOptions = {})
   const elem = p.dtype === "f32" ? 4 : 2;
   const outBytes = p.batch * outStrides[0] * elem;
   const lseBytes = p.batch * p.qHeads * p.qLen * 4;
-  const q = pool.upload("q", inv.q.data);
-  const k = pool.upload("k", inv.k.data);
-  const v = pool.upload("v", inv.v.data);
+  const [q, k, v, tables, captured, params] = await Promise.all([
+    pool.upload("q", inv.q.data), pool.upload("k", inv.k.data), pool.upload("v", inv.v.data), pool.upload("tables", launch.tables),
+    launch.captured ? pool.upload("captured", launch.captured) : null, pool.upload("params", launch.params),
+  ]);
   const out = pool.get("out", outBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
   const lse = artifact.spec.returnLse ? pool.get("lse", lseBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC) : null;
-  const tables = pool.upload("tables", launch.tables);
-  const captured = launch.captured ? pool.upload("captured", launch.captured) : null;
-  const params = pool.upload("params", launch.params);
   const entry = (binding: number, buffer: GPUBuffer, size?: number): GPUBindGroupEntry => ({ binding, resource: { buffer, ...(size ? { size } : {}) } });
   const bindGroup = device.createBindGroup({
     layout,
