@@ -100,11 +100,16 @@ fence_operands(s_next);`;
   }
 
 
+  /** One 16-row tile per warp: a warpgroup's 64 rows are its four warps'. */
+  protected override get mTiles(): number {
+    return 1;
+  }
+
   override prelude(): string {
     const s = this.spec;
     const c = s.config;
     const vecDims = s.qkHeadDim % 8 === 0 && s.vHeadDim % 8 === 0;
-    return `${this.shapeConstants(1, "16 rows per warp, 64 per warpgroup")}
+    return `${this.shapeConstants(this.mTiles, "16 rows per warp, 64 per warpgroup")}
 constexpr int DQK_PAD = ${this.qkPadded};    // head dims padded to whole 128-byte swizzle rows
 constexpr int DV_PAD = ${this.vPadded};
 constexpr int N_TILES = BLOCK_N / 8;          // 8-column accumulator tiles of S

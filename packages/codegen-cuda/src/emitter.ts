@@ -16,7 +16,7 @@
  *   issue tile t+STAGES−1 into that stage; S = Q·K[t]ᵀ; mods; online softmax;
  *   wait V[t]; barrier; O += P·V[t].
  */
-import { type ModGraph, renderGraph } from "@flexattn/ir";
+import { type TileMod, renderTileMod } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, type TemplateEmitter, capturedBuffers } from "@flexattn/template";
 import { MMA_TILE } from "./options.js";
 import { type MmaLayout, NEG_INF, mmaLayout } from "./ptx.js";
@@ -24,24 +24,13 @@ import { cudaRenderer } from "./renderer.js";
 
 const indent = (code: string, n = 1) => code.split("\n").map((l) => (l ? "  ".repeat(n) + l : l)).join("\n");
 
-/** Loop over this thread's accumulator elements of S, with the query and key positions the body reads. */
-function perScore(body: string): string {
-  // Only the positions the mods read: an unused one is an nvcc warning in the user's build.
-  const positions = [
-    /\bq_idx\b/.test(body) ? "const int q_idx = row0 + mt * 16 + ((e >> 1) << 3) + q_offset;" : "",
-    /\bkv_idx\b/.test(body) ? "const int kv_idx = n0 + j * 8 + ((lane & 3) << 1) + (e & 1) + kv_offset;" : "",
-  ].filter(Boolean);
-  return `#pragma unroll
-for (int mt = 0; mt < M_TILES; ++mt) {
-  #pragma unroll
-  for (int j = 0; j < N_TILES; ++j) {
-    #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-${indent(positions.join("\n"), 3)}${positions.length ? "\n" : ""}${indent(body, 3)}
-    }
-  }
-}`;
-}
+/** The accumulator element of this lane's row i and tile column c (see CudaMmaEmitter.mod). */
+const scoreElement = (i: number, c: number) => `s_acc[${i >> 1}][${c >> 1}][${2 * (i & 1) + (c & 1)}]`;
+// Positions are expressions, not variables: one add to recompute, while a variable kept across the kv
+// loop costs a register the tight configs do not have.
+const plus = (k: number) => (k ? ` + ${k}` : "");
+const queryPosition = (i: number) => `(row0${plus(16 * (i >> 1) + 8 * (i & 1))} + q_offset)`;
+const keyPosition = (c: number) => `(n0${plus(8 * (c >> 1) + (c & 1))} + ((lane & 3) << 1) + kv_offset)`;
 
 /**
  * The copies of kv tile `t` into its stage (K, then V, with `between` in between): its first key, its
@@ -86,9 +75,13 @@ export class CudaMmaEmitter implements TemplateEmitter<string> {
     this.vLayout = mmaLayout(spec.vHeadDim);
   }
 
+  /** 16-row mma tiles per warp (the wgmma kernel's warp owns one). */
+  protected get mTiles(): number {
+    return this.spec.config.blockM / (MMA_TILE * this.spec.config.numWarps);
+  }
+
   private get qInRegisters(): boolean {
-    const mTiles = this.spec.config.blockM / (MMA_TILE * this.spec.config.numWarps);
-    return this.qkLayout.chunks * 8 * mTiles <= CudaMmaEmitter.Q_IN_REGISTERS_MAX_DIM;
+    return this.qkLayout.chunks * 8 * this.mTiles <= CudaMmaEmitter.Q_IN_REGISTERS_MAX_DIM;
   }
 
   /** Whether scores are scaled by scale·log2e at once (no score mod sees them in natural units). */
@@ -102,7 +95,7 @@ export class CudaMmaEmitter implements TemplateEmitter<string> {
     const c = s.config;
     // 16-byte copies need whole chunks of data per row; other head dims copy element by element.
     const vecDims = s.qkHeadDim % 8 === 0 && s.vHeadDim % 8 === 0;
-    return `${this.shapeConstants(c.blockM / (16 * c.numWarps), "16-row mma tiles per warp")}
+    return `${this.shapeConstants(this.mTiles, "16-row mma tiles per warp")}
 constexpr int QK_CHUNKS = ${this.qkLayout.chunks};  // 16-byte chunks per padded row
 constexpr int V_CHUNKS = ${this.vLayout.chunks};
 constexpr int K_STEPS = QK_CHUNKS / 2;        // mma k-steps of Q·Kᵀ
@@ -178,11 +171,50 @@ ${indent(copyChunk(dim), 2)}
 }`;
   }
 
-  protected renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): { statements: string; result: string } {
+  private tileMods?: { mask: TileMod | null; score: TileMod | null };
+
+  /**
+   * The mods over this thread's accumulator elements, loop-invariant nodes hoisted (ir's tile-mod).
+   * Lane l owns rows i = 2·mt + r at row0 + 16·mt + 8·r and, per kv tile, columns c = 2·j + u at
+   * n0 + 8·j + 2·(l % 4) + u; element e of 8-column tile j of row tile mt is (2·mt + e/2, 2·j + e%2).
+   */
+  protected mod(owner: "mask" | "score"): TileMod | null {
+    this.tileMods ??= { mask: this.renderTile("mask"), score: this.renderTile("score") };
+    return this.tileMods[owner];
+  }
+
+  private renderTile(owner: "mask" | "score"): TileMod | null {
+    const graph = owner === "mask" ? this.spec.mask : this.spec.score;
+    if (!graph) return null;
     const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
-    const inputs = { score: "s_acc[mt][j][e]", b: "b", h: "hq", q: "q_idx", kv: "kv_idx" };
-    const r = renderGraph(graph, cudaRenderer(inputs, (slot) => names[slot]), prefix);
-    return { statements: r.statements.join("\n"), result: r.result };
+    return renderTileMod(graph, owner === "mask" ? "mm" : "sm", 2 * this.mTiles, this.spec.config.blockN / 4, (i, c) =>
+      cudaRenderer({ score: scoreElement(i, c), b: "b", h: "hq", q: queryPosition(i), kv: keyPosition(c) }, (slot) => names[slot]));
+  }
+
+  /** The mods' values fixed per head and query row, once before the kv loops. */
+  protected hoistedRows(): string {
+    const lines = [...(this.mod("mask")?.program ?? []), ...(this.mod("score")?.program ?? [])];
+    return lines.length ? `\n// The mods' values fixed per head and query row.\n${lines.join("\n")}` : "";
+  }
+
+  /**
+   * `mod` over every accumulator element of the tile, `assign(element, value)` storing each: per 8-column
+   * tile j, the mod's per-key values, then its elements.
+   */
+  private applyMod(owner: "mask" | "score", assign: (element: string, value: string) => string): string {
+    const mod = this.mod(owner)!;
+    const lines: string[] = [];
+    for (let j = 0; j < this.spec.config.blockN / 8; j++) {
+      lines.push(...mod.column(2 * j), ...mod.column(2 * j + 1));
+      for (let i = 0; i < 2 * this.mTiles; i++) {
+        for (const c of [2 * j, 2 * j + 1]) {
+          const { statements, result } = mod.element(i, c);
+          const body = [...statements, assign(scoreElement(i, c), result)];
+          lines.push(statements.length ? `{\n${indent(body.join("\n"))}\n}` : body[0]);
+        }
+      }
+    }
+    return `{\n${indent(lines.join("\n"))}\n}`;
   }
 
   /** The shared address of the Q tile, where the tiles start. */
@@ -274,7 +306,7 @@ for (int mt = 0; mt < M_TILES; ++mt) {
   #pragma unroll
   for (int d = 0; d < D_TILES; ++d) o_acc[mt][d][0] = o_acc[mt][d][1] = o_acc[mt][d][2] = o_acc[mt][d][3] = 0.0f;
 }
-const int row0 = m0 + warp * M_TILES * 16 + (lane >> 2);
+const int row0 = m0 + warp * M_TILES * 16 + (lane >> 2);${this.hoistedRows()}
 ${this.fragmentAddressing()}
 const float qk_scale = ${this.scaledToLog2 ? "scale * LOG2E" : "scale"};
 int t = 0;`;
@@ -346,14 +378,12 @@ for (int mt = 0; mt < M_TILES; ++mt) {
   }
 
   scoreMod(): string {
-    const { statements, result } = this.renderMod(this.spec.score!, "score", "sm");
-    return perScore(`${statements}\ns_acc[mt][j][e] = ${result};`);
+    return this.applyMod("score", (element, value) => `${element} = ${value};`);
   }
 
   maskMod(): string {
-    const { statements, result } = this.renderMod(this.spec.mask!, "mask", "mm");
     // A select, not arithmetic: a masked score is -inf whatever the score mod made of it.
-    return perScore(`${statements}\ns_acc[mt][j][e] = (${result}) ? s_acc[mt][j][e] : ${NEG_INF};`);
+    return this.applyMod("mask", (element, value) => `${element} = (${value}) ? ${element} : ${NEG_INF};`);
   }
 
   bounds(): string {

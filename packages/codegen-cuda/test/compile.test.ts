@@ -197,6 +197,20 @@ describe("CUDA codegen", () => {
     }
   });
 
+  it("reads a document mask's ids once per query row and once per key column and tile, not per element", () => {
+    for (const spec of [caseSpec("document-causal", "bf16"), caseSpec("document-causal", "bf16", undefined, SM90, [128, 128])]) {
+      const { source } = generateCuda(spec);
+      const c = spec.config;
+      const mTiles = isWgmma(spec) ? 1 : c.blockM / (16 * c.numWarps);
+      const loads = source.match(/mask_docIds\[/g) ?? [];
+      // Two query rows per 16-row tile, two key columns per 8-column tile of the lane.
+      expect(loads).toHaveLength(2 * mTiles + c.blockN / 4);
+      const loop = source.indexOf("for (; t < part_tiles");
+      expect(source.indexOf("mask_docIds[(row0")).toBeLessThan(loop);
+      expect(source.indexOf("mask_docIds[(n0")).toBeGreaterThan(loop);
+    }
+  });
+
   it("puts half inputs on tensor cores and f32 on CUDA cores", () => {
     const half = generateCuda(caseSpec("causal", "bf16"));
     expect(half.source).toContain("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32");

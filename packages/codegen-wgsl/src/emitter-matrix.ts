@@ -13,7 +13,7 @@
  *   loadK    K and V tiles → f16 hi/lo in workgroup memory                                  barrier
  *   qk       S fragments = Q·Kᵀ (Q fragments in registers) → workgroup memory              barrier
  *            → each lane's CPL scores
- *   mods     as the plain kernel (mods.ts)
+ *   mods     as the plain kernel (ir's tile-mod.ts)
  *   softmax  row max over the row's LPR lanes (subgroup shuffles); lazy rescaling: a row keeps
  *            its reference max until the max passes it by TAU, so P ≤ 2^TAU and O is rescaled
  *            (a round trip through workgroup memory) only then; P → f16 hi/lo      barrier (flag)

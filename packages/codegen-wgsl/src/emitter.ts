@@ -6,7 +6,7 @@
  *            behind Q·Kᵀ)                                                                 barrier
  *   qk       S (RM × RN per invocation) = Q·Kᵀ, vec4 steps, Q and K from workgroup memory
  *   mods     score mod, mask (partial blocks only), kv bounds — inlined per element, their
- *            per-row and per-key parts hoisted (mods.ts)
+ *            per-row and per-key parts hoisted (ir's tile-mod.ts)
  *   softmax  row max across the TC invocations of a row group (workgroup memory + barrier,
  *            or subgroup shuffles); P = exp2(S − m) → workgroup memory; rescale O and l
  *   loadV    V (registers, or global without prefetchV) → workgroup memory, transposed   barrier
@@ -16,10 +16,10 @@
  * row pointers with constant offsets, so WebGPU's bounds clamping costs one clamp per row, not
  * one per load.
  */
+import { type TileMod, renderTileMod } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, NUMERICS, type TemplateEmitter } from "@flexattn/template";
 import { BINDING, capturedOffsets, paramsStruct } from "./abi.js";
 import type { WgslGeometry } from "./geometry.js";
-import { type TileMod, renderTileMod } from "./mods.js";
 import { WGSL_LOAD_PRELUDE, WGSL_MOD_PRELUDE, wgslFloat, wgslRenderer } from "./renderer.js";
 import { elementType, loadFunction, storageFormat, storeFunction } from "./storage.js";
 import { indent, range } from "./text.js";
@@ -72,7 +72,7 @@ export class WgslEmitter implements TemplateEmitter<string> {
     return this.g.W === 1 ? unit : `${unit}.${COMP[i % this.g.W]}`;
   }
 
-  /** A graph rendered for the register tile, its loop-invariant nodes hoisted (mods.ts). */
+  /** A graph rendered for the register tile, its loop-invariant nodes hoisted (ir's tile-mod.ts). */
   protected tileMod(owner: "mask" | "score"): TileMod | null {
     const graph = owner === "mask" ? this.spec.mask : this.spec.score;
     if (!graph) return null;

@@ -14,6 +14,8 @@ export * from "./semantics.js";
 export { IntervalAnalyzer, analyzeIntervals, checkBufferIndices } from "./interval.js";
 export type { Interval, InputRanges, BufferRangeFn, Truth } from "./interval.js";
 export { renderGraph, usedInputs, inputDependence, INPUT_BIT } from "./render.js";
+export { renderTileMod } from "./tile-mod.js";
+export type { TileMod } from "./tile-mod.js";
 export type { ExprRenderer, RenderedMod } from "./render.js";
 export { jsRenderer, compileJsMod, JS_RUNTIME } from "./js-renderer.js";
 export { canCompileSource, resetCompileSourceProbe } from "./eval-support.js";

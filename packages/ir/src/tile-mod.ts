@@ -1,15 +1,16 @@
 /**
- * Mods rendered for an invocation's RM × RN register tile, each node placed at the outermost
- * point where its inputs are fixed (loop-invariant code motion over ir's inputDependence):
- *   program — reads b, h and q only: once per invocation before the kv loops, one copy per
- *             row i (a document id per query row, an ALiBi slope per head);
+ * A mod rendered for a thread's RM × RN register tile of scores, each node placed at the outermost
+ * point where its inputs are fixed (loop-invariant code motion over inputDependence):
+ *   program — reads b, h and q only: once before the kv loops, one copy per row i (a document id
+ *             per query row, an ALiBi slope per head);
  *   column  — reads kv but neither q nor score: once per kv tile and key column j;
- *   element — reads the score, or both q and kv: once per S element (i, j).
+ *   element — reads the score, or both q and kv: once per score element (i, j).
  * Inlining the whole graph per element instead repeats every node, captured-buffer loads
- * included, RM·RN times per tile.
+ * included, RM·RN times per tile; compilers do not merge those guarded loads.
+ * Backends that unroll a thread's tile in source (WGSL, CUDA) share this.
  */
-import { type ExprRenderer, INPUT_BIT, type ModGraph, inputDependence, renderGraph } from "@flexattn/ir";
-import { range } from "./text.js";
+import { INPUT_BIT, type ExprRenderer, inputDependence, renderGraph } from "./render.js";
+import type { ModGraph } from "./types.js";
 
 type Place = "program" | "column" | "element";
 
@@ -23,11 +24,15 @@ function placeOf(deps: number): Place {
 export interface TileMod {
   /** Statements for the top of the kernel, after the row indices are defined. */
   program: string[];
-  /** Statements for each kv tile, after the key indices are defined and before the elements. */
+  /** Statements for each kv tile, after the key indices are defined and before the elements: every column's. */
   columns: string[];
+  /** The statements of `columns` that belong to key column j (what element (·, j) reads of it). */
+  column(j: number): string[];
   /** Statements and value of element (i, j); temporaries are block-local. */
   element(i: number, j: number): { statements: string[]; result: string };
 }
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
  * @param tag  unique per graph in the kernel; names the hoisted temporaries
@@ -58,9 +63,11 @@ export function renderTileMod(graph: ModGraph, tag: string, RM: number, RN: numb
     }
     return out;
   };
+  const column = (j: number) => collect("column", [[0, j]]);
   return {
     program: collect("program", range(RM).map((i) => [i, 0])),
-    columns: collect("column", range(RN).map((j) => [0, j])),
+    columns: range(RN).flatMap(column),
+    column,
     element: (i, j) => {
       const r = render(i, j);
       return { statements: r.statements.filter((_, k) => placeOf(deps[r.nodes[k]]) === "element"), result: r.result };
