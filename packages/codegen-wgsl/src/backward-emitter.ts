@@ -9,16 +9,18 @@
  *                                                    tile phase     Q, dO, LSE, delta → workgroup memory
  *                                                    element phase  one (query, key) pair per invocation
  *                                                                   at a time: s, P, dP, dS, mod derivatives
- *                                                    walk           buffer-gradient contributions: each invocation
- *                                                                   adds those of the partial-row entries it owns
- *                                                                   (entry ≡ tid mod T), in element order
+ *                                                    walk           buffer-gradient contributions: each owner
+ *                                                                   invocation (entry ≡ tid mod owners) adds those
+ *                                                                   of its partial-row entries, found through its
+ *                                                                   bitmask, in (site, element) order
  *                                                    product phase  dK, dV accumulate in registers, each
  *                                                                   invocation owning some vec4 of them
  *   fa_bwd_dq          (q tile, hq, b)             the same over the row's kv blocks; dQ in registers
  *   fa_bwd_reduce      (64 words)                  buffer gradients = partial rows summed in program order
  *
  * Steps contribute to the phases of a tile through slots (WgslBackwardCode); the block loops
- * assemble them between barriers. Every (query, key) pair is visited once per pass: no atomics.
+ * assemble them between barriers. Every (query, key) pair is visited once per pass: no float
+ * atomics (only the walk's ownership bitmasks are built with atomicOr, whose result has no order).
  * Elements with P = 0 (masked, out of bounds, fully masked rows) contribute nothing, through
  * selects, so a non-finite derivative there cannot leak a NaN. All arithmetic is f32.
  */
@@ -37,7 +39,7 @@ export interface WgslBackwardCode {
   tile?: string[];
   /** Element phase: per (i, j) element, in step order. */
   element?: string[];
-  /** After the element phase's barrier: the walk over the buffer-gradient contributions. */
+  /** After the element phase's barrier: the owners' walk over the buffer-gradient contributions. */
   walk?: string[];
   /** After the element phase's barrier: the tile products into this invocation's accumulators. */
   after?: string[];
@@ -62,6 +64,17 @@ export interface WgslBackwardGeometry {
 
 export const PREPROCESS_WORKGROUP = 64;
 export const REDUCE_WORKGROUP = 64;
+
+/**
+ * Invocations that add a tile's buffer-gradient contributions into the partial row, each owning
+ * the entries ≡ its index mod this count. At 64 their bitmasks take 8 bytes per contribution, as
+ * much as the contributions' entries and values, while a relative-position tile's BM + BN − 1
+ * entries (up to 64) still land on distinct owners.
+ */
+export const gradOwners = (T: number): number => Math.min(T, 64);
+
+/** Words of one owner's bitmask: a bit per (site, tile element) contribution. */
+export const gradMaskWords = (sites: number, elements: number): number => Math.ceil((sites * elements) / 32);
 
 export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
   private readonly offsets: ReturnType<typeof capturedOffsets>;
@@ -134,7 +147,15 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
       `var<workgroup> fa_delta_s: array<f32, ${g.BM}>;`,
       `var<workgroup> fa_p: array<f32, ${E}>;`,
       `var<workgroup> fa_ds: array<f32, ${E}>;`,
-      ...(g.sites ? [`var<workgroup> fa_goff: array<array<i32, ${E}>, ${g.sites}>;`, `var<workgroup> fa_gval: array<array<f32, ${E}>, ${g.sites}>;`] : []),
+      ...(g.sites
+        ? [
+          // Contribution k = site·E + e: its partial-row entry and value; bit k of its owner's mask
+          // (word k/32 of owner o at (k/32)·owners + o) says it is live.
+          `var<workgroup> fa_goff: array<i32, ${g.sites * E}>;`,
+          `var<workgroup> fa_gval: array<f32, ${g.sites * E}>;`,
+          `var<workgroup> fa_gmask: array<atomic<u32>, ${gradOwners(g.T) * gradMaskWords(g.sites, E)}>;`,
+        ]
+        : []),
       "",
     ].join("\n");
   }
@@ -246,7 +267,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
         ].join("\n")).split("\n"),
         ...(G
           ? [
-            `  // This workgroup's row of buffer-gradient partials, zeroed (invocation 0 adds into it).`,
+            `  // This workgroup's row of buffer-gradient partials, zeroed (its entries' owners add into it).`,
             `  let part = P.scratch_partials + ((b * P.kv_heads + hkv) * P.num_kv_tiles + nt) * ${G};`,
             `  for (var t = tid; t < ${G}; t += ${g.T}) { fa_scratch[part + t] = 0.0f; }`,
             `  storageBarrier();`,
@@ -477,28 +498,56 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
   }
 
   bufferGrad(pass: BackwardPass, blocks: BlockKind): WgslBackwardCode {
-    const element: string[] = [];
-    const walk: string[] = [];
-    this.siteList.forEach((site, n) => {
+    const { g } = this;
+    const E = g.BM * g.BN;
+    const O = gradOwners(g.T);
+    const W = gradMaskWords(g.sites, E);
+    const element = this.siteList.flatMap((site, n) => {
       const off = this.render(site.offset, "score", `go${n}${pass[1]}${blocks[0]}_`);
       const w = this.render(site.weight, "score", `gw${n}${pass[1]}${blocks[0]}_`);
-      element.push(
+      return [
         `{`,
         ...indent([...off.statements, ...w.statements].join("\n")).split("\n"),
         `  let off = ${off.result};`,
-        `  let live_site = p != 0.0f && off >= 0;`,
-        `  fa_goff[${n}][e] = select(-1, off, live_site);`,
-        `  fa_gval[${n}][e] = select(0.0f, ds * ${w.result}, live_site);`,
+        `  if (p != 0.0f && off >= 0) {`,
+        `    let k = ${n * E} + e;`,
+        `    let at = ${site.at} + off;`,
+        `    fa_goff[k] = at;`,
+        `    fa_gval[k] = ds * ${w.result};`,
+        `    atomicOr(&fa_gmask[(k / 32) * ${O} + at % ${O}], 1u << u32(k % 32));`,
+        `  }`,
         `}`,
-      );
-      walk.push(`  { let at = ${site.at} + fa_goff[${n}][e]; if (fa_goff[${n}][e] >= 0 && at % ${this.g.T} == tid) { fa_scratch[part + at] += fa_gval[${n}][e]; } }`);
+      ];
     });
+    const walk = [
+      `var cur = -1;`,
+      `var sum = 0.0f;`,
+      `for (var w = 0; w < ${W}; w++) {`,
+      `  var bits = atomicLoad(&fa_gmask[w * ${O} + tid]);`,
+      `  while (bits != 0u) {`,
+      `    let k = w * 32 + i32(countTrailingZeros(bits));`,
+      `    bits &= bits - 1u;`,
+      // A run of contributions to one entry adds up in a register: one read-modify-write of the
+      // partial row per run, not per contribution.
+      `    if (fa_goff[k] != cur) {`,
+      `      if (cur >= 0) { fa_scratch[part + cur] += sum; }`,
+      `      cur = fa_goff[k];`,
+      `      sum = 0.0f;`,
+      `    }`,
+      `    sum += fa_gval[k];`,
+      `  }`,
+      `}`,
+      `if (cur >= 0) { fa_scratch[part + cur] += sum; }`,
+    ];
     return {
+      // Masks cleared before the element phase (the previous tile's walk ended at its last barrier).
+      tile: [`for (var t = tid; t < ${O * W}; t += ${g.T}) { atomicStore(&fa_gmask[t], 0u); }`],
       element,
-      // Each entry of the partial row has one owner (entry mod T), which adds its contributions
-      // element by element, sites in order: every entry's sum runs in the same order on every run,
-      // while the adds into different entries proceed in parallel.
-      walk: [`for (var e = 0; e < ${this.g.BM * this.g.BN}; e++) {`, ...walk, `}`],
+      // Each entry of the partial row has one owner (entry mod O), which walks the set bits of its
+      // mask in increasing k = site·E + element: every entry's sum runs in the same order on every
+      // run whatever the scheduling, while owners of different entries proceed in parallel, each
+      // reading its O-strided mask words and its own contributions only.
+      walk: [O < g.T ? `if (tid < ${O}) {` : `{`, ...walk.map((l) => `  ${l}`), `}`],
     };
   }
 

@@ -9,7 +9,9 @@ import {
   artifactSpecInfo, backwardAbi, backwardMods, emitBackward, specHash,
 } from "@flexattn/template";
 import { type BackwardBindingName, gradBufferOffsets } from "./backward-abi.js";
-import { PREPROCESS_WORKGROUP, REDUCE_WORKGROUP, WgslBackwardEmitter, type WgslBackwardGeometry } from "./backward-emitter.js";
+import {
+  PREPROCESS_WORKGROUP, REDUCE_WORKGROUP, WgslBackwardEmitter, type WgslBackwardGeometry, gradMaskWords, gradOwners,
+} from "./backward-emitter.js";
 import type { WgslLimits } from "./backend.js";
 
 /** A config is a backward config when its options say so (forward configs never match). */
@@ -23,9 +25,13 @@ function siteCount(mods: BackwardMods): number {
   return mods.gradBuffers.reduce((n, gb) => n + mods.gradient!.buffers.find((b) => b.slot === gb.slot)!.sites.length, 0);
 }
 
-/** Workgroup memory of a backward tile: Q, dO, K, V tiles (vec4), LSE and delta rows, P and dS, buffer-gradient contributions. */
-function sharedBytes(BM: number, BN: number, D4: number, DV4: number, sites: number): number {
-  return 16 * (BM * (D4 + DV4) + BN * (D4 + DV4)) + 4 * (2 * BM + 2 * BM * BN) + 8 * sites * BM * BN;
+/**
+ * Workgroup memory of a backward tile: Q, dO, K, V tiles (vec4), LSE and delta rows, P and dS,
+ * buffer-gradient contributions (entry and value) and their owners' bitmasks.
+ */
+function sharedBytes(BM: number, BN: number, D4: number, DV4: number, sites: number, T: number): number {
+  const E = BM * BN;
+  return 16 * (BM * (D4 + DV4) + BN * (D4 + DV4)) + 4 * (2 * BM + 2 * E) + 8 * sites * E + 4 * gradOwners(T) * gradMaskWords(sites, E);
 }
 
 export function wgslBackwardGeometry(spec: Pick<KernelSpec, "qkHeadDim" | "vHeadDim" | "dtype" | "config" | "sparseBlock">, mods: BackwardMods): WgslBackwardGeometry {
@@ -49,7 +55,7 @@ export function wgslBackwardGeometry(spec: Pick<KernelSpec, "qkHeadDim" | "vHead
   const sites = siteCount(mods);
   return {
     BM: c.blockM, BN: c.blockN, T, D: spec.qkHeadDim, DV: spec.vHeadDim, D4, DV4, SQ, SKV, sites,
-    sharedBytes: sharedBytes(c.blockM, c.blockN, D4, DV4, sites),
+    sharedBytes: sharedBytes(c.blockM, c.blockN, D4, DV4, sites, T),
   };
 }
 
@@ -67,9 +73,9 @@ export function wgslBackwardConfigCandidates(problem: ResolvedProblem, sparseBlo
     if (sparseBlock[0] % blockM !== 0) continue;
     for (const blockN of [64, 32, 16, 8, 4, 2, 1]) {
       if (sparseBlock[1] % blockN !== 0) continue;
-      if (sharedBytes(blockM, blockN, D4, DV4, sites) > limits.maxComputeWorkgroupStorageSize) continue;
       for (const T of [256, 128, 64, 32]) {
         if (T > limits.maxComputeInvocationsPerWorkgroup) continue;
+        if (sharedBytes(blockM, blockN, D4, DV4, sites, T) > limits.maxComputeWorkgroupStorageSize) continue;
         const area = blockM * blockN;
         // Registers per invocation: the vec4 accumulators of dK and dV (dkdv) or dQ.
         const registers = Math.ceil((blockN * (D4 + DV4)) / T) + Math.ceil((blockM * D4) / T);

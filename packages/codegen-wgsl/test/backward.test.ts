@@ -37,6 +37,10 @@ describe("WGSL backward configs", () => {
             expect(g.sharedBytes).toBeLessThanOrEqual(limits.maxComputeWorkgroupStorageSize);
             expect(g.T).toBeLessThanOrEqual(limits.maxComputeInvocationsPerWorkgroup);
             expect(g.sites).toBe(score ? 1 : 0);
+            // The contributions (entry and value) and 64 owners' bitmasks, a bit per element.
+            const plain = wgslBackwardGeometry({ qkHeadDim: d, vHeadDim: d, dtype: "f32", config: c, sparseBlock: [128, 128] }, backwardMods(null));
+            const E = c.blockM * c.blockN;
+            expect(g.sharedBytes - plain.sharedBytes).toBe(score ? 8 * E + 4 * Math.min(g.T, 64) * Math.ceil(E / 32) : 0);
           }
         }
   });
@@ -54,26 +58,33 @@ describe("WGSL backward configs", () => {
 describe("WGSL backward artifact", () => {
   const config = wgslBackwardConfigCandidates(problem(), [128, 128], backwardMods(biasMod), DEFAULT)[0];
 
-  it("four passes with a buffer gradient, three without; no atomics; JSON round trip", () => {
+  it("four passes with a buffer gradient, three without; atomics only on the ownership bitmasks; JSON round trip", () => {
     const a = generateWgslBackward(spec(config));
     expect(a.passes.map((p) => p.name)).toEqual(["preprocess", "dkdv", "dq", "reduce"]);
     expect(a.gradBuffers).toEqual([{ slot: 0, name: "relBias", size: 511 }]);
     for (const p of a.passes) expect(a.source).toContain(`fn ${p.entry}(`);
-    expect(a.source).not.toMatch(/atomic/);
+    expect(a.source.split("\n").filter((l) => /atomic/.test(l) && !/fa_gmask/.test(l))).toEqual([]);
+    expect(a.source.match(/atomic\w*/g)!.every((x) => ["atomic", "atomicStore", "atomicOr", "atomicLoad"].includes(x))).toBe(true);
     expect(JSON.parse(JSON.stringify(a))).toEqual(a);
     const plain = generateWgslBackward(spec(config, null as unknown as typeof biasMod));
     expect(plain.passes.map((p) => p.name)).toEqual(["preprocess", "dkdv", "dq"]);
-    expect(plain.source).not.toMatch(/fa_goff|fa_bwd_reduce/);
+    expect(plain.source).not.toMatch(/fa_goff|fa_gmask|atomic|fa_bwd_reduce/);
   });
 
-  it("buffer gradients: each entry's owner adds its contributions in element order, the reduction runs over programs in order", () => {
+  it("buffer gradients: each entry's owner adds its contributions in (site, element) order from its bitmask, the reduction runs over programs in order", () => {
     const src = generateWgslBackward(spec(config)).source;
-    const T = config.options!.workgroupSize;
+    const E = config.blockM * config.blockN;
+    expect(config.options!.workgroupSize).toBeGreaterThan(64);
+    expect(src).toContain(`var<workgroup> fa_gmask: array<atomic<u32>, ${64 * Math.ceil(E / 32)}>;`);
+    // Element phase: the contribution's entry and value, and bit k of its owner's (entry mod 64) mask.
+    expect(src).toMatch(/if \(p != 0\.0f && off >= 0\) \{\s*let k = 0 \+ e;\s*let at = 0 \+ off;\s*fa_goff\[k\] = at;\s*fa_gval\[k\] = ds \* [^;]+;\s*atomicOr\(&fa_gmask\[\(k \/ 32\) \* 64 \+ at % 64\], 1u << u32\(k % 32\)\);/);
+    // Walk: 64 owners, each over its own mask words, set bits in increasing order.
     const walk = new RegExp(
-      `for \\(var e = 0; e < ${config.blockM * config.blockN}; e\\+\\+\\) \\{\\s*` +
-        `\\{ let at = 0 \\+ fa_goff\\[0\\]\\[e\\]; if \\(fa_goff\\[0\\]\\[e\\] >= 0 && at % ${T} == tid\\) \\{ fa_scratch\\[part \\+ at\\] \\+= fa_gval\\[0\\]\\[e\\]; \\} \\}\\s*\\}`,
+      `if \\(tid < 64\\) \\{\\s*var cur = -1;\\s*var sum = 0\\.0f;\\s*for \\(var w = 0; w < ${Math.ceil(E / 32)}; w\\+\\+\\) \\{\\s*` +
+        `var bits = atomicLoad\\(&fa_gmask\\[w \\* 64 \\+ tid\\]\\);\\s*while \\(bits != 0u\\) \\{\\s*let k = w \\* 32 \\+ i32\\(countTrailingZeros\\(bits\\)\\);\\s*bits &= bits - 1u;`,
     );
     expect(src).toMatch(walk);
+    expect(src).not.toMatch(new RegExp(`for \\(var e = 0; e < ${E}; e\\+\\+\\)`));
     expect(src).toMatch(/for \(var prog = 0; prog < P\.num_programs; prog\+\+\) \{ acc \+= fa_scratch\[P\.scratch_partials \+ prog \* 511 \+ e\]; \}/);
   });
 

@@ -5,8 +5,10 @@
  * determinism. Shapes are the suite's small ones: llvmpipe is a CPU.
  */
 import { describe, expect, it } from "vitest";
+import { abs, buffer, min } from "@flexattn/ir";
 import {
-  BACKWARD_CASES, type BackwardInstance, type KernelConfig, checkBackwardInstance, instantiateBackwardCase, layoutStrides, runBackwardConformance,
+  BACKWARD_CASES, type BackwardInstance, type ConformanceCase, type KernelConfig, checkBackwardInstance, instantiateBackwardCase, layoutStrides, randomNormal,
+  runBackwardConformance,
 } from "@flexattn/template";
 import { BACKWARD_OPTION } from "@flexattn/codegen-wgsl";
 import { BACKWARD_POOL_ROLES, type FlexDevice, poolFor, prepareWgslBackward, runWgslBackward, timeWgsl } from "../src/index.js";
@@ -25,6 +27,28 @@ function poisonDeviceBuffers(dev: FlexDevice): void {
 }
 
 const WGSL_TEST_TIMEOUT_MS = 900_000;
+
+/**
+ * Buffer gradients with many contributions per entry: a head table (every element of a tile on
+ * one entry) read twice as a product (two sites of one buffer, weights from the other load, their
+ * entries colliding), a short relative table that most elements miss (offset -1), and a [3, 64]
+ * table whose entries 64 apart alternate row by row (one owner's contributions to several entries
+ * interleaved).
+ */
+const COLLIDING: ConformanceCase = {
+  name: "colliding-buffer-gradients",
+  problem: { batch: 2, qHeads: 4, kvHeads: 2, qLen: 72, kvLen: 64, qkHeadDim: 32, vHeadDim: 32, dtype: "f32", returnLse: true },
+  mask: () => (_b, _h, q, kv) => q.add(8).ge(kv),
+  score: ({ rand }) => {
+    const heads = buffer(randomNormal(4, rand), { name: "headBias" });
+    const near = buffer(randomNormal(8, rand), { name: "nearBias" });
+    const rows = buffer(randomNormal(3 * 64, rand), { shape: [3, 64], name: "rowBias" });
+    return (s, _b, h, q, kv) =>
+      s.add(heads.at(h).mul(heads.at(min(abs(q.sub(kv)).floorDiv(16), 3)))).add(near.at(q.sub(kv))).add(rows.at(q.mod(3), kv));
+  },
+  blockSize: [16, 16],
+  tags: ["bias-table"],
+};
 
 describe.skipIf(!device)("WGSL backward on WebGPU", { timeout: WGSL_TEST_TIMEOUT_MS }, () => {
   const dev = device!;
@@ -89,6 +113,29 @@ describe.skipIf(!device)("WGSL backward on WebGPU", { timeout: WGSL_TEST_TIMEOUT
       });
       for (const k of ["dq", "dk", "dv"] as const) expect(bits(a[k])).toEqual(bits(b[k]));
       expect(checkBackwardInstance(a).pass).toBe(true);
+    }
+  });
+
+  it("colliding buffer-gradient contributions (several sites, offsets -1): bitwise identical from run to run, and right", async () => {
+    const bits = (x: Float32Array | Uint16Array) => Array.from(new Uint32Array(new Float32Array(x).buffer));
+    // The default tile; fewer invocations than owners; a tile of 16 elements (its sites' bits end mid-word).
+    for (const config of [
+      undefined,
+      { blockM: 8, blockN: 8, options: { [BACKWARD_OPTION]: true, workgroupSize: 32 } },
+      { blockM: 4, blockN: 4, options: { [BACKWARD_OPTION]: true, workgroupSize: 64 } },
+    ]) {
+      const a = instantiateBackwardCase(COLLIDING, 2024);
+      const b = instantiateBackwardCase(COLLIDING, 2024);
+      await run(a, config);
+      await run(b, config);
+      expect(a.dBuffers).toHaveLength(3);
+      a.dBuffers.forEach((d, i) => {
+        expect(d.every((x) => x !== 0 && Number.isFinite(x))).toBe(true);
+        expect(bits(d)).toEqual(bits(b.dBuffers[i]));
+      });
+      for (const k of ["dq", "dk", "dv"] as const) expect(bits(a[k])).toEqual(bits(b[k]));
+      const r = checkBackwardInstance(a, 1e-5);
+      expect(r.pass, `${JSON.stringify(config)}: ${r.message}`).toBe(true);
     }
   });
 
