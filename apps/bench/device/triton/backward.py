@@ -282,7 +282,7 @@ class Run:
     # ---- performance ----
 
     def flex_mods(self, variant, bufs):
-        doc, table = bufs.get("mask_docIds"), bufs.get("score_bucketBias")
+        doc, table, rel = bufs.get("mask_docIds"), bufs.get("score_bucketBias"), bufs.get("score_relBias")
 
         def causal(b, h, q, kv):
             return q >= kv
@@ -296,8 +296,12 @@ class Run:
         def bucket(s, b, h, q, kv):
             return s + table[h, torch.clamp((q - kv).abs() // 128, max=31)]
 
+        def relative(s, b, h, q, kv):  # a learnable [2N - 1] table
+            return s + rel[q - kv + (rel.shape[0] + 1) // 2 - 1]
+
         return {"noop": (None, None), "causal": (causal, None), "document_causal": (document_causal, None),
-                "softcap_causal": (causal, softcap), "bucketbias_causal": (causal, bucket)}[variant]
+                "softcap_causal": (causal, softcap), "bucketbias_causal": (causal, bucket),
+                "relbias_causal": (causal, relative)}[variant]
 
     def bench(self, rounds=2):
         from torch.nn.attention.flex_attention import BlockMask, flex_attention
