@@ -12,7 +12,8 @@
  *                                                    walk           buffer-gradient contributions: each owner
  *                                                                   invocation (entry ≡ tid mod owners) adds those
  *                                                                   of its partial-row entries, found through its
- *                                                                   bitmask, in (site, element) order
+ *                                                                   bitmask, in (site, element) order; a site
+ *                                                                   with one entry per tile (per head) by a tree
  *                                                    product phase  dK, dV accumulate in registers, each
  *                                                                   invocation owning some vec4 of them
  *   fa_bwd_dq          (q tile, hq, b)             the same over the row's kv blocks; dQ in registers
@@ -24,7 +25,7 @@
  * Elements with P = 0 (masked, out of bounds, fully masked rows) contribute nothing, through
  * selects, so a non-finite derivative there cannot leak a NaN. All arithmetic is f32.
  */
-import { FlexAttnError, type ModGraph, renderGraph } from "@flexattn/ir";
+import { FlexAttnError, INPUT_BIT, type ModGraph, inputDependence, renderGraph } from "@flexattn/ir";
 import type { BackwardEmitter, BackwardMods, BackwardPass, BlockKind, KernelSpec } from "@flexattn/template";
 import { capturedOffsets } from "./abi.js";
 import { BACKWARD_BINDING, backwardParamsStruct, gradBufferOffsets } from "./backward-abi.js";
@@ -75,6 +76,9 @@ export const gradOwners = (T: number): number => Math.min(T, 64);
 
 /** Words of one owner's bitmask: a bit per (site, tile element) contribution. */
 export const gradMaskWords = (sites: number, elements: number): number => Math.ceil((sites * elements) / 32);
+
+/** Whether a load site's entry is the same for the whole tile: its offset reads neither q nor kv. */
+const tileWide = (offset: ModGraph): boolean => (inputDependence(offset).at(-1)! & (INPUT_BIT.q | INPUT_BIT.kv)) === 0;
 
 export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
   private readonly offsets: ReturnType<typeof capturedOffsets>;
@@ -505,10 +509,11 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
     const element = this.siteList.flatMap((site, n) => {
       const off = this.render(site.offset, "score", `go${n}${pass[1]}${blocks[0]}_`);
       const w = this.render(site.weight, "score", `gw${n}${pass[1]}${blocks[0]}_`);
+      const compute = [`{`, ...indent([...off.statements, ...w.statements].join("\n")).split("\n"), `  let off = ${off.result};`];
+      // A tile-wide entry: every element's value, 0 where it contributes nothing, for the tree below.
+      if (tileWide(site.offset)) return [...compute, `  fa_gval[${n * E} + e] = select(0.0f, ds * ${w.result}, p != 0.0f && off >= 0);`, `}`];
       return [
-        `{`,
-        ...indent([...off.statements, ...w.statements].join("\n")).split("\n"),
-        `  let off = ${off.result};`,
+        ...compute,
         `  if (p != 0.0f && off >= 0) {`,
         `    let k = ${n * E} + e;`,
         `    let at = ${site.at} + off;`,
@@ -516,6 +521,21 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
         `    fa_gval[k] = ds * ${w.result};`,
         `    atomicOr(&fa_gmask[(k / 32) * ${O} + at % ${O}], 1u << u32(k % 32));`,
         `  }`,
+        `}`,
+      ];
+    });
+    // A site whose entry depends on b and h only (a per-head slope or scalar) sends the whole tile to
+    // one entry: summed by a fixed tree over the tile (log2 E barriers), not by one owner in sequence.
+    const trees = this.siteList.flatMap((site, n) => {
+      if (!tileWide(site.offset)) return [];
+      const off = this.render(site.offset, "score", `gt${n}${pass[1]}${blocks[0]}_`);
+      return [
+        `for (var half = ${E >> 1}; half > 0; half >>= 1u) {`,
+        `  for (var x = tid; x < half; x += ${g.T}) { fa_gval[${n * E} + x] += fa_gval[${n * E} + x + half]; }`,
+        `  workgroupBarrier();`,
+        `}`,
+        `if (tid == 0) {`,
+        ...indent([...off.statements, `let off = ${off.result};`, `if (off >= 0) { fa_scratch[part + ${site.at} + off] += fa_gval[${n * E}]; }`].join("\n"), "  ").split("\n"),
         `}`,
       ];
     });
@@ -547,7 +567,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
       // mask in increasing k = site·E + element: every entry's sum runs in the same order on every
       // run whatever the scheduling, while owners of different entries proceed in parallel, each
       // reading its O-strided mask words and its own contributions only.
-      walk: [O < g.T ? `if (tid < ${O}) {` : `{`, ...walk.map((l) => `  ${l}`), `}`],
+      walk: [...trees, O < g.T ? `if (tid < ${O}) {` : `{`, ...walk.map((l) => `  ${l}`), `}`],
     };
   }
 

@@ -88,6 +88,19 @@ describe("WGSL backward artifact", () => {
     expect(src).toMatch(/for \(var prog = 0; prog < P\.num_programs; prog\+\+\) \{ acc \+= fa_scratch\[P\.scratch_partials \+ prog \* 511 \+ e\]; \}/);
   });
 
+  it("a per-head table entry (the whole tile on one entry) is summed by a fixed tree, not through the owners' masks", () => {
+    const slopes = buffer(new Float32Array(4), { name: "slopes" });
+    const alibi = traceScoreMod((s, _b, h, q, kv) => s.add(slopes.at(h).mul(q.sub(kv))));
+    const config = wgslBackwardConfigCandidates(problem(), [128, 128], backwardMods(alibi), DEFAULT)[0];
+    const src = generateWgslBackward(spec(config, alibi)).source;
+    const E = config.blockM * config.blockN;
+    // Every element's value (0 where it contributes nothing), then halving steps, each behind a barrier.
+    expect(src).toMatch(/fa_gval\[0 \+ e\] = select\(0\.0f, ds \* [^;]+, p != 0\.0f && off >= 0\);/);
+    expect(src).toContain(`for (var half = ${E >> 1}; half > 0; half >>= 1u) {`);
+    expect(src).toMatch(/fa_gval\[0 \+ x\] \+= fa_gval\[0 \+ x \+ half\]; \}\s*workgroupBarrier\(\);/);
+    expect(src).not.toContain("atomicOr");
+  });
+
   it("the dK/dV pass walks the q-direction tables (partial, then full) for every query head of the group", () => {
     const src = generateWgslBackward(spec(config)).source;
     const dkdv = src.slice(src.indexOf("fn fa_bwd_dkdv"), src.indexOf("fn fa_bwd_dq"));
