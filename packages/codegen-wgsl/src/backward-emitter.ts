@@ -85,6 +85,8 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
   private readonly grads: { offsets: number[]; words: number };
   /** Every load site of a buffer that receives a gradient: its graphs and its buffer's offset in a partial row. */
   private readonly siteList: { weight: ModGraph; offset: ModGraph; at: number }[];
+  /** How many of siteList's first sites go through the owners' bitmasks (the rest are tile-wide). */
+  private readonly walkedSites: number;
 
   constructor(
     readonly spec: KernelSpec,
@@ -93,9 +95,14 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
   ) {
     this.offsets = capturedOffsets(spec);
     this.grads = gradBufferOffsets(mods);
-    this.siteList = mods.gradBuffers.flatMap((gb, k) =>
+    const sites = mods.gradBuffers.flatMap((gb, k) =>
       mods.gradient!.buffers.find((b) => b.slot === gb.slot)!.sites.map((s) => ({ weight: s.weight, offset: s.offset, at: this.grads.offsets[k] })),
     );
+    // Sites the owners walk first, tile-wide ones (summed by trees) after: contribution k = site·E + e
+    // then indexes the owners' masks and entries for the walked sites alone.
+    const walked = sites.filter((x) => !tileWide(x.offset));
+    this.siteList = [...walked, ...sites.filter((x) => tileWide(x.offset))];
+    this.walkedSites = walked.length;
   }
 
   /** Statements computing `graph` for the current element, and its value's expression. */
@@ -155,9 +162,13 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
         ? [
           // Contribution k = site·E + e: its partial-row entry and value; bit k of its owner's mask
           // (word k/32 of owner o at (k/32)·owners + o) says it is live.
-          `var<workgroup> fa_goff: array<i32, ${g.sites * E}>;`,
           `var<workgroup> fa_gval: array<f32, ${g.sites * E}>;`,
-          `var<workgroup> fa_gmask: array<atomic<u32>, ${gradOwners(g.T) * gradMaskWords(g.sites, E)}>;`,
+          ...(this.walkedSites
+            ? [
+              `var<workgroup> fa_goff: array<i32, ${this.walkedSites * E}>;`,
+              `var<workgroup> fa_gmask: array<atomic<u32>, ${gradOwners(g.T) * gradMaskWords(this.walkedSites, E)}>;`,
+            ]
+            : []),
         ]
         : []),
       "",
@@ -505,7 +516,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
     const { g } = this;
     const E = g.BM * g.BN;
     const O = gradOwners(g.T);
-    const W = gradMaskWords(g.sites, E);
+    const W = gradMaskWords(this.walkedSites, E);
     const element = this.siteList.flatMap((site, n) => {
       const off = this.render(site.offset, "score", `go${n}${pass[1]}${blocks[0]}_`);
       const w = this.render(site.weight, "score", `gw${n}${pass[1]}${blocks[0]}_`);
@@ -559,6 +570,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
       `}`,
       `if (cur >= 0) { fa_scratch[part + cur] += sum; }`,
     ];
+    if (!this.walkedSites) return { element, walk: trees };
     return {
       // Masks cleared before the element phase (the previous tile's walk ended at its last barrier).
       tile: [`for (var t = tid; t < ${O * W}; t += ${g.T}) { atomicStore(&fa_gmask[t], 0u); }`],

@@ -99,6 +99,8 @@ describe("WGSL backward artifact", () => {
     expect(src).toContain(`for (var half = ${E >> 1}; half > 0; half >>= 1u) {`);
     expect(src).toMatch(/fa_gval\[0 \+ x\] \+= fa_gval\[0 \+ x \+ half\]; \}\s*workgroupBarrier\(\);/);
     expect(src).not.toContain("atomicOr");
+    // With no site for the owners, neither their masks nor their walk.
+    expect(src).not.toContain("fa_gmask");
   });
 
   it("the dK/dV pass walks the q-direction tables (partial, then full) for every query head of the group", () => {
