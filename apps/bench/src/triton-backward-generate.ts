@@ -160,7 +160,7 @@ generateShapes("compare", [{
 // The learnable bias also at d = 64 and at 4k: flex_attention runs out of shared memory on it at 16k.
 generateShapes("bench", [
   { names: ["noop", "causal", "document_causal", "softcap_causal", "relbias_causal", "bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 16384, D: 128 } },
-  { names: ["bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 16384, D: 64 }, suffix: "_d64" },
+  { names: ["relbias_causal", "bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 16384, D: 64 }, suffix: "_d64" },
   // And at 4k, to find a size where flex_attention trains a learnable table at all.
   { names: ["bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 4096, D: 128 } },
   { names: ["bucketbias_causal"], shape: { B: 1, Hq: 16, Hkv: 16, N: 4096, D: 64 }, suffix: "_d64" },

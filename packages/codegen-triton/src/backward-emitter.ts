@@ -24,19 +24,20 @@
  * them, is exactly 0.
  *
  * Buffer gradients never use atomics: a dkdv program owns one row of a workspace per buffer and
- * adds each tile's contributions to it entry by entry (for every entry the tile touches, one
- * fixed-order tile reduction), so the sums are bitwise reproducible. The cost is one tile
- * reduction per distinct entry a tile touches: a few for a bucketed [H, buckets] table, up to
- * BLOCK_M + BLOCK_N − 1 for a [2N − 1] relative-position table.
+ * adds each tile's contributions to it in a fixed order, so the sums are bitwise reproducible.
+ * An entry that depends on q − kv only (a [2N − 1] relative-position table) is summed along the
+ * tile's diagonals, one gather and one reduction per BLOCK_M diagonals; any other entry costs one
+ * tile reduction per distinct entry the tile touches (a few for a bucketed [H, buckets] table).
  */
-import { INPUT_BIT, type ModGraph } from "@flexattn/ir";
+import { INPUT_BIT, type ModGraph, diagonalEntry, renderGraph } from "@flexattn/ir";
 import {
   type BackwardEmitter, type BackwardMods, type BackwardPass, type BlockKind, type KernelSpec, NUMERICS,
 } from "@flexattn/template";
 import { bufferArgs } from "./buffers.js";
 import { type KernelShape, evenLoad, evenStore, kernelShape, walkTableRow } from "./emitter.js";
-import { renderTileMod } from "./mods.js";
+import { MOD_INPUTS, renderTileMod } from "./mods.js";
 import type { TritonOptions } from "./options.js";
+import { tritonRenderer } from "./renderer.js";
 import { indent } from "./python.js";
 import type { HelperName } from "./runtime.js";
 
@@ -381,9 +382,12 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
         const off = this.render(site.offset, "score", `go${tag}`, pass);
         const w = this.render(site.weight, "score", `gw${tag}`, pass);
         const row = this.partialRow(gb.slot);
+        const entry = diagonalEntry(site.offset);
         hoisted.push(...off.hoisted, ...w.hoisted);
         lines.push(
-          `# ${gb.name}: this tile's contributions, entry by entry (a fixed-order reduction, no atomics)`,
+          entry
+            ? `# ${gb.name}: this tile's contributions summed along its diagonals (one entry each), each sum stored once`
+            : `# ${gb.name}: this tile's contributions, entry by entry (a fixed-order reduction, no atomics)`,
           `if ${gradFlag(k)}:`,
           ...indent([
             ...off.lines,
@@ -391,17 +395,53 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
             `g_off = ${off.value}`,
             "g_ok = (g_off >= 0) & (p != 0.0)",
             `g_val = tl.where(g_ok, ${isOne(site.weight) ? "ds" : `ds * ${w.value}`}, 0.0)`,
-            `g_lo = tl.min(tl.where(g_ok, g_off, ${gb.size}))`,
-            "g_hi = tl.max(tl.where(g_ok, g_off, -1))",
-            "for e in range(g_lo, g_hi + 1):",
-            `    g_sum = tl.sum(tl.where(g_off == e, g_val, 0.0))`,
-            `    tl.store(${row} + e, tl.load(${row} + e) + g_sum)`,
+            ...(entry ? this.diagonalSums(entry, row, gb.size, `ge${tag}`) : this.entryByEntry(row, gb.size)),
             "tl.debug_barrier()  # the next tile reads these entries back",
           ]),
         );
       });
     });
     return { lines, hoisted };
+  }
+
+  /** Adds g_val to the row one entry at a time: a tile-wide reduction per entry the tile touches. */
+  private entryByEntry(row: string, size: number): Lines {
+    return [
+      `g_lo = tl.min(tl.where(g_ok, g_off, ${size}))`,
+      "g_hi = tl.max(tl.where(g_ok, g_off, -1))",
+      "for e in range(g_lo, g_hi + 1):",
+      "    g_sum = tl.sum(tl.where(g_off == e, g_val, 0.0))",
+      `    tl.store(${row} + e, tl.load(${row} + e) + g_sum)`,
+    ];
+  }
+
+  /**
+   * Adds g_val to the row diagonal by diagonal, for an entry `entry` that depends on q − kv only
+   * (diagonalEntry). In the dkdv tile (rows: keys r, columns: queries c) key row r meets diagonal
+   * t = r − c + BLOCK_M − 1 at column r + BLOCK_M − 1 − t; a gather within each row lines each chunk
+   * of BLOCK_M diagonals up in columns, and one sum over the rows gives their totals. A diagonal's
+   * entry is read at its first element, and distinct diagonals have distinct entries, so each
+   * chunk is one masked read-add-write of the row.
+   */
+  private diagonalSums(entry: ModGraph, row: string, size: number, prefix: string): Lines {
+    const r = tritonRenderer({ inputs: { ...MOD_INPUTS, q: "gd_q", kv: "gd_kv" }, bufferName: (slot) => this.names.score[slot], approxTanh: this.options.approxTanh });
+    const e = renderGraph(entry, r, prefix);
+    for (const h of r.helpers) this.helpers.add(h);
+    return [
+      "for g_k in tl.static_range((BLOCK_N + 2 * BLOCK_M - 2) // BLOCK_M):  # chunks covering the BLOCK_M + BLOCK_N - 1 diagonals",
+      ...indent([
+        "g_t = g_k * BLOCK_M + offs_m0[None, :]",
+        "g_col = offs_n0[:, None] + (BLOCK_M - 1) - g_t",
+        "g_on = (g_col >= 0) & (g_col < BLOCK_M)",
+        "g_sum = tl.sum(tl.where(g_on, tl.gather(g_val, tl.where(g_on, g_col, 0), 1), 0.0), 0)[None, :]",
+        "gd_kv = start_n + tl.maximum(g_t - (BLOCK_M - 1), 0) + kv_offset",
+        "gd_q = start_m + tl.maximum((BLOCK_M - 1) - g_t, 0) + q_offset",
+        ...e.statements,
+        `g_e = ${e.result}`,
+        `g_in = (g_t < BLOCK_M + BLOCK_N - 1) & (g_e >= 0) & (g_e < ${size})`,
+        `tl.store(${row} + g_e, tl.load(${row} + g_e, mask=g_in, other=0.0) + g_sum, mask=g_in)`,
+      ]),
+    ];
   }
 
   scoreGrad(pass: BackwardPass, blocks: BlockKind): BackwardCode {

@@ -7,7 +7,7 @@
  * convention) are computed by the module from the kv tables on the device, once per table pair:
  * cached like loop_form, keyed on the tables' identity and _version.
  */
-import { FlexAttnError } from "@flexattn/ir";
+import { FlexAttnError, diagonalEntry } from "@flexattn/ir";
 import { type BackwardMods, type KernelSpec, backwardAbi, backwardMods, emitBackward, modTraits } from "@flexattn/template";
 import { bufferArgs, bufferKeywords } from "./buffers.js";
 import { type BackwardKernel, TritonBackwardEmitter, gradFlag, partialName } from "./backward-emitter.js";
@@ -57,14 +57,23 @@ export const BACKWARD_CANDIDATES: readonly BackwardConfig[] = [
  * programs, which adds live registers per element: at d ≥ 128 its tiles hold half the scores
  * (32 × 128 dK/dV, 128 × 32 dQ). A mask that reads a buffer (document ids) leaves short runs of
  * blocks per row and column: smaller programs on 4 warps (32 × 64, 64 × 32) spread them over
- * more SMs. Without either, those smaller tiles are the slower choice.
+ * more SMs. Without either, those smaller tiles are the slower choice, except for a buffer gradient
+ * summed along the tile's diagonals (a relative-position table): its gather grows with the square
+ * of BLOCK_N1 rows, and the smaller programs win at every head dim.
  */
 export function backwardDefault(spec: KernelSpec): BackwardConfig {
   if (spec.dtype === "f32") return bwd(32, 32, 32, 32, 4, 2);
+  if (hasDiagonalGradient(spec)) return bwd(32, 64, 64, 32, 4, 3);
   if (kernelShape(spec).qkDimPad < 128) return bwd(64, 64, 64, 64, 4, 3);
   const { transcendental, dataDependent } = modTraits(spec);
   if (transcendental) return bwd(32, 128, 128, 32, 8, 3);
   return dataDependent ? bwd(32, 64, 64, 32, 4, 3) : bwd(64, 128, 128, 64, 8, 3);
+}
+
+/** Whether a captured buffer's gradient has a site the backward sums along diagonals (diagonalEntry). */
+function hasDiagonalGradient(spec: KernelSpec): boolean {
+  const gradient = moduleBackwardMods(spec).mods?.gradient;
+  return gradient?.buffers.some((b) => b.sites.some((site) => diagonalEntry(site.offset) !== undefined)) ?? false;
 }
 
 /** The spec's default first, then the other candidates. */

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buffer, tanh, toF32, toI32, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { abs, buffer, min, tanh, toF32, toI32, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import {
   BACKWARD_CASES, BACKWARD_TOLERANCE, type BackwardInstance, backwardMods, fullTablesOf, instantiateBackwardCase, makeSpec,
   referenceBackward, toFloat32,
@@ -129,6 +129,15 @@ describe("generated Triton backward source", () => {
       config: tritonDefaultConfig({ qkHeadDim: 128, vHeadDim: 128, dtype: "bf16" }, [128, 128]),
     });
     expect(tiles(backwardDefault(docSpec))).toEqual([32, 64, 64, 32, 4]);
+    // A learnable relative-position table (its gradient summed along diagonals): the smaller programs at every head
+    // dim; a bucketed table keeps the mod-free default.
+    const rel = buffer(new Float32Array(511), { name: "rel" });
+    const buckets = buffer(new Float32Array(32), { shape: [4, 8], name: "buckets" });
+    const relative = traceScoreMod((s, _b, _h, q, kv) => s.add(rel.at(q.sub(kv).add(255))));
+    const bucketed = traceScoreMod((s, _b, h, q, kv) => s.add(buckets.at(h, min(abs(q.sub(kv)).floorDiv(32), 7))));
+    expect(tiles(backwardDefault(spec(128, relative)))).toEqual([32, 64, 64, 32, 4]);
+    expect(tiles(backwardDefault(spec(64, relative)))).toEqual([32, 64, 64, 32, 4]);
+    expect(tiles(backwardDefault(spec(128, bucketed)))).toEqual([64, 128, 128, 64, 8]);
     // The default leads the candidates the module carries, once.
     const candidates = backwardCandidates(spec(128, softcap));
     expect(tiles(candidates[0])).toEqual([32, 128, 128, 32, 8]);
@@ -142,6 +151,24 @@ describe("generated Triton backward source", () => {
     expect(bias).toMatch(/^GRAD_BUFFERS = \(\("score_relBias", 111\), \)/m);
     expect(plain).not.toContain("def _flexattn_bwd_reduce(");
     for (const src of [bias, plain]) expect(src).not.toMatch(/tl\.atomic_/);
+  });
+
+  it("sums a relative-position table's gradient along the tile's diagonals; a bucketed table entry by entry", () => {
+    const source = (name: string) =>
+      tritonBackend.generate(specOf(instantiateBackwardCase(BACKWARD_CASES.find((cs) => cs.name === name)!, 1))).source;
+    for (const name of ["learnable-relative-bias-2N-1", "learnable-head-relative-bias-gqa"]) {
+      const src = source(name);
+      expect(src).toContain("tl.gather(g_val");
+      expect(src).not.toMatch(/for e in range\(g_lo/);
+    }
+    const table = buffer(new Float32Array(4 * 8), { shape: [4, 8], name: "bucketBias" });
+    const buckets = tritonBackend.generate(makeSpec({
+      mask: causal, score: traceScoreMod((s, _b, h, q, kv) => s.add(table.at(h, min(abs(q.sub(kv)).floorDiv(4), 7)))),
+      qkHeadDim: 64, vHeadDim: 64, dtype: "bf16", returnLse: true, sparseBlock: [128, 128],
+      config: tritonDefaultConfig({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128]),
+    })).source;
+    expect(buckets).toMatch(/for e in range\(g_lo, g_hi \+ 1\)/);
+    expect(buckets).not.toContain("tl.gather(");
   });
 
   it("computes a mod term once per loop where it does not change over the loop's tiles", () => {

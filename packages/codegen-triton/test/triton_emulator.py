@@ -269,6 +269,20 @@ def sigmoid(x):
     return V((1 / (1 + np.exp(-_np(x)))).astype(F32))
 
 
+def gather(src, index, axis):
+    """tl.gather: index has src's rank and shape except along axis; out-of-range indices are an error here."""
+    a, i = _np(src), _np(index)
+    if i.ndim != a.ndim or any(i.shape[d] != a.shape[d] for d in range(a.ndim) if d != axis):
+        raise ValueError(f"tl.gather: index shape {i.shape} does not match source shape {a.shape} off axis {axis}")
+    if ((i < 0) | (i >= a.shape[axis])).any():
+        raise IndexError("tl.gather index out of range")
+    return V(np.take_along_axis(a, i.astype(np.int64), axis=axis))
+
+
+def static_range(*bounds):
+    return range(*(int(b) for b in bounds))
+
+
 def debug_barrier():
     pass
 

@@ -224,6 +224,21 @@ export function nodeKey(n: IRNode): string {
 }
 
 /** Assemble a ModGraph and compute its structural key (buffer data never enters it). */
+/** The graph of `root` and the nodes it reaches, renumbered in order; buffer slots stay as they are. */
+export function subgraph(kind: ModKind, nodes: readonly IRNode[], root: number, buffers: readonly BufferSpec[]): ModGraph {
+  const reachable = new Uint8Array(root + 1);
+  reachable[root] = 1;
+  for (let i = root; i >= 0; i--) if (reachable[i]) for (const a of nodes[i].args) reachable[a] = 1;
+  const renumber = new Int32Array(root + 1).fill(-1);
+  const kept: IRNode[] = [];
+  for (let i = 0; i <= root; i++) {
+    if (!reachable[i]) continue;
+    renumber[i] = kept.length;
+    kept.push({ ...nodes[i], args: nodes[i].args.map((a) => renumber[a]) });
+  }
+  return makeGraph(kind, kept, buffers);
+}
+
 export function makeGraph(kind: ModKind, nodes: readonly IRNode[], buffers: readonly BufferSpec[]): ModGraph {
   if (nodes.length === 0) throw new FlexAttnError("a ModGraph needs at least one node");
   const structure = [

@@ -18,10 +18,9 @@
  *   abs             gradient · sign(x), sign(0) = 0;
  *   f32 mod         torch.remainder: ∂a = 1, ∂b = −floor(a / b); f32 floorDiv: 0.
  */
-import { type BufferSource, GraphBuilder } from "./builder.js";
-import type { BinaryOp, BufferSpec, IRNode, ModGraph } from "./types.js";
+import { type BufferSource, GraphBuilder, subgraph } from "./builder.js";
+import type { BinaryOp, BufferSpec, ModGraph } from "./types.js";
 import { FlexAttnError } from "./types.js";
-import { makeGraph } from "./builder.js";
 import { boundBuffers, evaluate, type ScalarEnv } from "./evaluate.js";
 import type { BufferData } from "./types.js";
 
@@ -83,19 +82,7 @@ function checkLoadIndices(g: ModGraph, getsGradient: (node: number) => boolean):
 }
 
 /** A graph for `root` keeping the forward's buffer slots (the builder's slots are the forward's). */
-function extract(b: GraphBuilder, root: number, buffers: readonly BufferSpec[]): ModGraph {
-  const reachable = new Uint8Array(b.nodes.length);
-  reachable[root] = 1;
-  for (let i = root; i >= 0; i--) if (reachable[i]) for (const a of b.nodes[i].args) reachable[a] = 1;
-  const renumber = new Int32Array(b.nodes.length).fill(-1);
-  const nodes: IRNode[] = [];
-  for (let i = 0; i <= root; i++) {
-    if (!reachable[i]) continue;
-    renumber[i] = nodes.length;
-    nodes.push({ ...b.nodes[i], args: b.nodes[i].args.map((a) => renumber[a]) });
-  }
-  return makeGraph("score", nodes, buffers);
-}
+const extract = (b: GraphBuilder, root: number, buffers: readonly BufferSpec[]): ModGraph => subgraph("score", b.nodes, root, buffers);
 
 /** Differentiate a traced score mod (see the file comment). Mask mods have no gradient. */
 export function differentiateScoreMod(graph: ModGraph): ScoreModGradient {

@@ -1,5 +1,5 @@
 export * from "./types.js";
-export { GraphBuilder, makeGraph, nodeKey } from "./builder.js";
+export { GraphBuilder, makeGraph, nodeKey, subgraph } from "./builder.js";
 export { Value, isValue, where, min, max, floorDiv, mod, abs, exp, exp2, log, log2, sqrt, tanh, sigmoid, toF32, toI32 } from "./value.js";
 export type { ValueLike } from "./value.js";
 export { buffer, CapturedBuffer } from "./buffer.js";
@@ -15,6 +15,7 @@ export { IntervalAnalyzer, analyzeIntervals, checkBufferIndices } from "./interv
 export type { Interval, InputRanges, BufferRangeFn, Truth } from "./interval.js";
 export { renderGraph, usedInputs, inputDependence, INPUT_BIT } from "./render.js";
 export { renderTileMod } from "./tile-mod.js";
+export { diagonalEntry } from "./diagonal.js";
 export type { TileMod } from "./tile-mod.js";
 export type { ExprRenderer, RenderedMod } from "./render.js";
 export { jsRenderer, compileJsMod, JS_RUNTIME } from "./js-renderer.js";

@@ -72,7 +72,14 @@ export const BACKWARD_CASES: readonly ConformanceCase[] = [
       const table = buffer(randomNormal(95, rand), { name: "relBias" });
       return (s, _b, _h, q, kv) => s.add(table.at(q.sub(kv).add(47)));
     },
-  }, [16, 16], ["f16", "bias-table"]),
+  }, [32, 16], ["f16", "bias-table"]),
+  // Blocks taller in kv than in q: backward tiles with more key rows than query columns.
+  c("learnable-head-relative-bias-gqa", { qHeads: 4, kvHeads: 2, qLen: 50, kvLen: 70 }, {
+    score: ({ rand }) => {
+      const table = buffer(randomNormal(4 * 119, rand), { shape: [4, 119], name: "headRelBias" });
+      return (s, _b, h, q, kv) => s.add(table.at(h, q.sub(kv).add(69)));
+    },
+  }, [16, 32], ["bias-table", "gqa", "ragged"]),
 ];
 
 /** A backward case with inputs, the reference forward's out and LSE, dO and poisoned gradients. */

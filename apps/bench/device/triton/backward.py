@@ -16,6 +16,7 @@
 Writes triton-bwd.{log,json,md} to $OUT. Each phase and entry checks the deadline before it starts.
 """
 import argparse
+import gc
 import json
 import math
 import os
@@ -338,11 +339,30 @@ class Run:
                     rec["flex_error"] = repr(e)[:300]
                     theirs = None
                 del g_ours
-                t = {"ours": [], "flex": []}
+                # Where flex cannot train the table, its time for the same mod with the table frozen (gradients for
+                # q, k, v only) is a lower bound on what training it would cost flex; ours frozen beside it.
+                frozen = {}
+                if theirs is None and j["gradBuffers"]:
+                    fixed = {n: b.detach() for n, b in bufs.items()}
+                    _, sm_fixed = self.flex_mods(j["variant"], fixed)
+                    frozen["flex"] = lambda: torch.autograd.grad(flex(q, k, v, score_mod=sm_fixed, block_mask=bm), [q, k, v], dout)  # noqa: E731
+                    frozen["ours"] = lambda: torch.autograd.grad(mod.flex_attention(q, k, v, *tables, **fixed, return_lse=False), [q, k, v], dout)  # noqa: E731
+                    try:
+                        frozen["flex"]()
+                    except Exception as e:
+                        rec["flex_frozen_error"] = repr(e)[:300]
+                        frozen = {}
+                t = {"ours": [], "flex": [], **{f"{who}_frozen": [] for who in frozen}}
                 for _ in range(rounds):
                     t["ours"].append(do_bench(ours, warmup=5, rep=60, return_mode="median"))
                     if theirs is not None:
                         t["flex"].append(do_bench(theirs, warmup=5, rep=60, return_mode="median"))
+                    for who, fn in frozen.items():
+                        t[f"{who}_frozen"].append(do_bench(fn, warmup=5, rep=60, return_mode="median"))
+                for who in frozen:
+                    rec[f"{who}_frozen_ms"] = statistics.median(t[f"{who}_frozen"])
+                if frozen:
+                    rec["speedup_vs_flex_frozen"] = rec["flex_frozen_ms"] / statistics.median(t["ours"])
                 with torch.no_grad():
                     rec["fwd_ours_ms"] = do_bench(lambda: mod.flex_attention(q, k, v, *tables, **bufs, return_lse=False), warmup=5, rep=40, return_mode="median")
                     if theirs is not None:
@@ -357,6 +377,7 @@ class Run:
                 self.add("bench", rec)
             except Exception as e:
                 self.add("bench", dict(name=name, error=repr(e)[:500], trace=traceback.format_exc()[-1500:]))
+            gc.collect()  # a failed entry's traceback keeps its tensors alive through a reference cycle
             torch.cuda.empty_cache()
 
     def tune(self):
@@ -447,6 +468,14 @@ class Run:
             g = lambda key, spec: format(c[key], spec) if key in c else c.get("flex_error", "-")[:40]  # noqa: E731
             lines.append(f"| {c['variant']} | {c['N']} | {c['D']} | {c['H']} | {c['ours_ms']:.2f} | {g('flex_ms', '.2f')} | {g('speedup', '.2f')} | {c['ours_tflops']:.0f} | "
                          f"{g('flex_tflops', '.0f')} | {c['fwd_ours_ms']:.2f} | {g('fwd_flex_ms', '.2f')} |")
+        frozen = [c for c in r["bench"] if "flex_frozen_ms" in c]
+        if frozen:
+            lines += ["", "Where flex cannot train the table: the same mod with the table frozen (gradients for q, k, v only), "
+                      "a lower bound on flex's cost of training it (fwd+bwd median ms):", "",
+                      "| mod | N | d | ours, table trained | flex, table frozen | ours, table frozen | flex frozen / ours trained |",
+                      "|---|---|---|---|---|---|---|"]
+            lines += [f"| {c['variant']} | {c['N']} | {c['D']} | {c['ours_ms']:.2f} | {c['flex_frozen_ms']:.2f} | "
+                      f"{c['ours_frozen_ms']:.2f} | {c['speedup_vs_flex_frozen']:.2f} |" for c in frozen]
         lines += ["", "## The module's tune_backward() (fwd+bwd ms before and after; the backward's config and its source)", ""]
         lines += [f"- {c['name']}: {c.get('error') or ''}" if "error" in c else
                   f"- {c['name']}: {c['untuned_ms']:.3f} ms ({c['untuned']['source']} {c['untuned']['config']}) -> {c['tuned_ms']:.3f} ms "
