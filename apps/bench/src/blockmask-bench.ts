@@ -16,6 +16,7 @@ import type { MaskMod } from "@flexattn/ir";
 import { causal, documentCausal, randomDocumentIds } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import { chartLink } from "./chart-link.js";
+import { median } from "./stats.js";
 
 const LENGTHS = [16384, 65536, 131072];
 const NUM_DOCS = 64;
@@ -41,7 +42,6 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 const mib = (bytes: number) => bytes / 2 ** 20;
 const used = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
 
 interface Row {
   mask: string;

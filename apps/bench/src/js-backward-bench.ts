@@ -15,6 +15,7 @@ import {
   type MaskMod, type ScoreMod, type Tensor, buffer, causal, createBlockMask, flexAttention, flexAttentionBackward, randomNormal, mulberry32,
   randomTensor,
 } from "flexattn";
+import { medianWallMs } from "@flexattn/autotune";
 
 const LENGTHS = [1024, 2048];
 const DIMS = [64, 128];
@@ -22,18 +23,7 @@ const RUNS = 5;
 const args = process.argv.slice(2);
 const tag = args.includes("--tag") ? args[args.indexOf("--tag") + 1] : "node20-cpu";
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-
-async function timed(f: () => Promise<unknown>): Promise<number> {
-  await f();
-  const t: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t0 = performance.now();
-    await f();
-    t.push(performance.now() - t0);
-  }
-  return median(t);
-}
+const timed = (f: () => Promise<unknown>) => medianWallMs(RUNS, f);
 
 interface Variant {
   name: string;

@@ -8,8 +8,8 @@ import {
 } from "flexattn";
 import { type FlexDevice, defaultFlexDevice, prepareWgsl, timeWgsl } from "@flexattn/webgpu";
 import { type Case, type PublicCall, publicCall, spotCheck } from "./wgsl-cases.js";
+import { median } from "./stats.js";
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const flopsOf = (c: Case, density: number) => 4 * c.batch * c.heads * c.n * c.n * c.d * density;
 
 /**

@@ -12,6 +12,7 @@ import { jsBackend, runJsKernel } from "@flexattn/codegen-js";
 import { wgslBackend } from "@flexattn/codegen-wgsl";
 import { tritonBackend } from "@flexattn/codegen-triton";
 import { cudaBackend } from "@flexattn/codegen-cuda";
+import { medianWallMs } from "@flexattn/autotune";
 
 export const BACKEND_NAMES: readonly BackendName[] = ["js", "wgsl", "cuda", "triton"];
 
@@ -54,24 +55,12 @@ export interface KernelExecutor {
   runBackward?(invocation: BackwardInvocation, config?: Partial<KernelConfig>): Promise<void>;
 }
 
-/** Median wall time of `runs` calls after one warm-up call. */
-async function medianMs(runs: number, f: () => void | Promise<void>): Promise<number> {
-  await f();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await f();
-    times.push(performance.now() - t0);
-  }
-  return times.sort((a, b) => a - b)[Math.floor(runs / 2)];
-}
-
 export const jsExecutor: KernelExecutor = {
   backend: "js",
   device: "JavaScript (this thread)",
   target: () => ({ signature: "js" }),
   run: (artifact, inv) => runJsKernel(artifact, inv),
-  measure: (artifact, inv) => medianMs(3, () => runJsKernel(artifact, inv)),
+  measure: (artifact, inv) => medianWallMs(3, () => runJsKernel(artifact, inv)),
 };
 
 const executors = new Map<string, KernelExecutor | null>([["js", jsExecutor]]);

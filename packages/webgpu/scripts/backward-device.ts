@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { buffer, toF32, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { causal } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
+import { medianWallMs } from "@flexattn/autotune";
 import {
   BACKWARD_CASES, type BackwardInvocation, type KernelConfig, type KernelInvocation, backwardMods, contiguousStrides, instantiateBackwardCase, mulberry32, randomNormal,
   resolveProblem, runBackwardConformance,
@@ -29,17 +30,6 @@ const arg = (name: string) => {
 };
 const quick = args.includes("--quick");
 const outDir = arg("--out") ?? ".";
-
-async function median(runs: number, f: () => Promise<unknown>): Promise<number> {
-  await f();
-  const t: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await f();
-    t.push(performance.now() - t0);
-  }
-  return t.sort((a, b) => a - b)[Math.floor(runs / 2)];
-}
 
 /** Causal attention with a relative-position bias, learnable (a table) or computed: forward and backward invocations. */
 function biasProblem(n: number, heads: number, d: number, seed: number, learnable: boolean): { fwd: KernelInvocation; bwd: BackwardInvocation } {
@@ -98,8 +88,8 @@ for (const n of quick ? [128] : [1024, 4096])
       const { fwd, bwd } = biasProblem(n, heads, d, n + d, learnable);
       await runWgsl(fwd, { device: dev });
       const inv = { ...bwd, out: fwd.out, lse: fwd.lse };
-      const forwardMs = await median(3, () => runWgsl(fwd, { device: dev }));
-      const backwardMs = await median(3, async () => {
+      const forwardMs = await medianWallMs(3, () => runWgsl(fwd, { device: dev }));
+      const backwardMs = await medianWallMs(3, async () => {
         config = (await runWgslBackward(inv, { device: dev, config })).artifact.config;
       });
       // The backward's GPU time alone: its passes dispatched back to back (timestamp queries where the device has them).
