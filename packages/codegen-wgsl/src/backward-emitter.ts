@@ -60,6 +60,8 @@ export interface WgslBackwardGeometry {
   readonly SKV: number;
   /** Load sites of the captured f32 buffers that receive a gradient. */
   readonly sites: number;
+  /** Those of them whose entry moves over the tile (not tileWide): the owners walk their contributions. */
+  readonly walkedSites: number;
   readonly sharedBytes: number;
 }
 
@@ -78,7 +80,7 @@ export const gradOwners = (T: number): number => Math.min(T, 64);
 export const gradMaskWords = (sites: number, elements: number): number => Math.ceil((sites * elements) / 32);
 
 /** Whether a load site's entry is the same for the whole tile: its offset reads neither q nor kv. */
-const tileWide = (offset: ModGraph): boolean => (inputDependence(offset).at(-1)! & (INPUT_BIT.q | INPUT_BIT.kv)) === 0;
+export const tileWide = (offset: ModGraph): boolean => (inputDependence(offset).at(-1)! & (INPUT_BIT.q | INPUT_BIT.kv)) === 0;
 
 export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
   private readonly offsets: ReturnType<typeof capturedOffsets>;

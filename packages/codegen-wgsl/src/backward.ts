@@ -10,7 +10,7 @@ import {
 } from "@flexattn/template";
 import { type BackwardBindingName, gradBufferOffsets } from "./backward-abi.js";
 import {
-  PREPROCESS_WORKGROUP, REDUCE_WORKGROUP, WgslBackwardEmitter, type WgslBackwardGeometry, gradMaskWords, gradOwners,
+  PREPROCESS_WORKGROUP, REDUCE_WORKGROUP, WgslBackwardEmitter, type WgslBackwardGeometry, gradMaskWords, gradOwners, tileWide,
 } from "./backward-emitter.js";
 import type { WgslLimits } from "./backend.js";
 
@@ -20,18 +20,20 @@ const BACKWARD_OPTIONS = new Set([BACKWARD_OPTION, "workgroupSize"]);
 
 const isPow2 = (x: number) => Number.isInteger(x) && x > 0 && (x & (x - 1)) === 0;
 
-/** The load sites of the captured f32 buffers that receive a gradient. */
-function siteCount(mods: BackwardMods): number {
-  return mods.gradBuffers.reduce((n, gb) => n + mods.gradient!.buffers.find((b) => b.slot === gb.slot)!.sites.length, 0);
+/** The load sites of the captured f32 buffers that receive a gradient, and how many of them the owners walk. */
+function siteCounts(mods: BackwardMods): { sites: number; walked: number } {
+  const sites = mods.gradBuffers.flatMap((gb) => mods.gradient!.buffers.find((b) => b.slot === gb.slot)!.sites);
+  return { sites: sites.length, walked: sites.filter((x) => !tileWide(x.offset)).length };
 }
 
 /**
  * Workgroup memory of a backward tile: Q, dO, K, V tiles (vec4), LSE and delta rows, P and dS,
- * buffer-gradient contributions (entry and value) and their owners' bitmasks.
+ * buffer-gradient contribution values (every site), and for the walked sites their entries and the
+ * owners' bitmasks.
  */
-function sharedBytes(BM: number, BN: number, D4: number, DV4: number, sites: number, T: number): number {
+function sharedBytes(BM: number, BN: number, D4: number, DV4: number, { sites, walked }: { sites: number; walked: number }, T: number): number {
   const E = BM * BN;
-  return 16 * (BM * (D4 + DV4) + BN * (D4 + DV4)) + 4 * (2 * BM + 2 * E) + 8 * sites * E + 4 * gradOwners(T) * gradMaskWords(sites, E);
+  return 16 * (BM * (D4 + DV4) + BN * (D4 + DV4)) + 4 * (2 * BM + 2 * E) + 4 * sites * E + 4 * walked * E + 4 * gradOwners(T) * gradMaskWords(walked, E);
 }
 
 export function wgslBackwardGeometry(spec: Pick<KernelSpec, "qkHeadDim" | "vHeadDim" | "dtype" | "config" | "sparseBlock">, mods: BackwardMods): WgslBackwardGeometry {
@@ -52,10 +54,10 @@ export function wgslBackwardGeometry(spec: Pick<KernelSpec, "qkHeadDim" | "vHead
   }
   const D4 = Math.ceil(spec.qkHeadDim / 4);
   const DV4 = Math.ceil(spec.vHeadDim / 4);
-  const sites = siteCount(mods);
+  const counts = siteCounts(mods);
   return {
-    BM: c.blockM, BN: c.blockN, T, D: spec.qkHeadDim, DV: spec.vHeadDim, D4, DV4, SQ, SKV, sites,
-    sharedBytes: sharedBytes(c.blockM, c.blockN, D4, DV4, sites, T),
+    BM: c.blockM, BN: c.blockN, T, D: spec.qkHeadDim, DV: spec.vHeadDim, D4, DV4, SQ, SKV, sites: counts.sites, walkedSites: counts.walked,
+    sharedBytes: sharedBytes(c.blockM, c.blockN, D4, DV4, counts, T),
   };
 }
 
@@ -67,7 +69,7 @@ export function wgslBackwardGeometry(spec: Pick<KernelSpec, "qkHeadDim" | "vHead
 export function wgslBackwardConfigCandidates(problem: ResolvedProblem, sparseBlock: readonly [number, number], mods: BackwardMods, limits: WgslLimits): KernelConfig[] {
   const D4 = Math.ceil(problem.qkHeadDim / 4);
   const DV4 = Math.ceil(problem.vHeadDim / 4);
-  const sites = siteCount(mods);
+  const sites = siteCounts(mods);
   const out: { config: KernelConfig; score: number }[] = [];
   for (const blockM of [64, 32, 16, 8, 4, 2, 1]) {
     if (sparseBlock[0] % blockM !== 0) continue;

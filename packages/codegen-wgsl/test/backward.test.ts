@@ -88,6 +88,22 @@ describe("WGSL backward artifact", () => {
     expect(src).toMatch(/for \(var prog = 0; prog < P\.num_programs; prog\+\+\) \{ acc \+= fa_scratch\[P\.scratch_partials \+ prog \* 511 \+ e\]; \}/);
   });
 
+  it("reports the workgroup memory it declares: entries and bitmasks for walked sites only", () => {
+    const slopes = buffer(new Float32Array(4), { name: "slopes" });
+    const alibi = traceScoreMod((s, _b, h, q, kv) => s.add(slopes.at(h).mul(q.sub(kv))));
+    const both = traceScoreMod((s, _b, h, q, kv) => s.add(slopes.at(h).mul(q.sub(kv))).add(table.at(q.sub(kv).add(255))));
+    const BYTES: Record<string, number> = { "vec4<f32>": 16, f32: 4, i32: 4, "atomic<u32>": 4 };
+    for (const [score, walked, sites] of [[null, 0, 0], [biasMod, 1, 1], [alibi, 0, 1], [both, 1, 2]] as const) {
+      const config = wgslBackwardConfigCandidates(problem(), [128, 128], backwardMods(score), DEFAULT)[0];
+      const s = spec(config, score as typeof biasMod);
+      const g = wgslBackwardGeometry(s, backwardMods(score));
+      expect([g.sites, g.walkedSites]).toEqual([sites, walked]);
+      const declared = [...generateWgslBackward(s).source.matchAll(/var<workgroup> \w+: array<(.+), (\d+)>;/g)]
+        .reduce((n, m) => n + BYTES[m[1]] * Number(m[2]), 0);
+      expect(g.sharedBytes).toBe(declared);
+    }
+  });
+
   it("a per-head table entry (the whole tile on one entry) is summed by a fixed tree, not through the owners' masks", () => {
     const slopes = buffer(new Float32Array(4), { name: "slopes" });
     const alibi = traceScoreMod((s, _b, h, q, kv) => s.add(slopes.at(h).mul(q.sub(kv))));
