@@ -62,6 +62,12 @@ const POS_INF = 'float("inf")';
 /** Constexpr switching grad buffer `k`'s accumulation on (the launcher sets it where the buffer requires grad). */
 export const gradFlag = (k: number): string => `GRAD_${k}`;
 
+/**
+ * Whether diagonal sums run: the dkdv kernel's constexpr, set by the launcher from the module's
+ * probe for tl.gather (Triton 3.3 and later). Without it the same sites go entry by entry.
+ */
+export const DIAGONAL_SWITCH = { kernel: "DIAGONAL_SUMS", module: "_HAS_GATHER" } as const;
+
 /** Workspace argument holding the per-dkdv-program partial sums of grad buffer `i`. */
 export const partialName = (pyName: string): string => `dpart_${pyName}`;
 
@@ -395,7 +401,14 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
             `g_off = ${off.value}`,
             "g_ok = (g_off >= 0) & (p != 0.0)",
             `g_val = tl.where(g_ok, ${isOne(site.weight) ? "ds" : `ds * ${w.value}`}, 0.0)`,
-            ...(entry ? this.diagonalSums(entry, row, gb.size, `ge${tag}`) : this.entryByEntry(row, gb.size)),
+            ...(entry
+              ? [
+                `if ${DIAGONAL_SWITCH.kernel}:`,
+                ...indent(this.diagonalSums(entry, row, gb.size, `ge${tag}`)),
+                "else:",
+                ...indent(this.entryByEntry(row, gb.size)),
+              ]
+              : this.entryByEntry(row, gb.size)),
             "tl.debug_barrier()  # the next tile reads these entries back",
           ]),
         );

@@ -10,7 +10,7 @@
 import { FlexAttnError, diagonalEntry } from "@flexattn/ir";
 import { type BackwardMods, type KernelSpec, backwardAbi, backwardMods, emitBackward, modTraits } from "@flexattn/template";
 import { bufferArgs, bufferKeywords } from "./buffers.js";
-import { type BackwardKernel, TritonBackwardEmitter, gradFlag, partialName } from "./backward-emitter.js";
+import { type BackwardKernel, DIAGONAL_SWITCH, TritonBackwardEmitter, gradFlag, partialName } from "./backward-emitter.js";
 import { kernelShape } from "./emitter.js";
 import type { TritonOptions } from "./options.js";
 import { indent, pyString } from "./python.js";
@@ -182,6 +182,9 @@ export function backwardSource(spec: KernelSpec, options: TritonOptions): Backwa
     `GRAD_BUFFERS = (${gradBuffers.map((g) => `(${pyString(g.pyName)}, ${g.size}), `).join("")})`,
     `MASK_BUFFERS = (${args.filter((b) => b.owner === "mask").map((b) => `${pyString(b.pyName)}, `).join("")})  # no gradient: a mask only selects keys`,
     `BACKWARD_UNAVAILABLE = ${unavailable === null ? "None" : pyString(unavailable)}  # why this module cannot differentiate, if it cannot`,
+    ...(hasDiagonalGradient(spec)
+      ? [`${DIAGONAL_SWITCH.module} = hasattr(tl, "gather")  # Triton 3.3+: a q − kv table's gradient summed along tile diagonals; older ones add it entry by entry`]
+      : []),
   ];
   if (!mods) return { constants, kernels: [], launcher: backwardLauncher(spec, [], gradBuffers), helpers: new Set() };
   const emitter = new TritonBackwardEmitter(spec, mods, options);
@@ -190,7 +193,7 @@ export function backwardSource(spec: KernelSpec, options: TritonOptions): Backwa
   const params = backwardParams(spec, mods);
   const constexpr = (names: string[]) => names.map((c) => `${c}: tl.constexpr`);
   const passConstexprs = constexpr([...SHARED_CONSTEXPRS, ...PASS_CONSTEXPRS, "TILES_PER_Q_BLOCK", "TILES_PER_KV_BLOCK"]);
-  const gradFlags = gradBuffers.map((_, k) => gradFlag(k));
+  const gradFlags = [...gradBuffers.map((_, k) => gradFlag(k)), ...(hasDiagonalGradient(spec) ? [DIAGONAL_SWITCH.kernel] : [])];
   const kernels = [
     ...jit(BACKWARD_KERNELS.preprocess, [
       "out", "dout", "delta", "q_heads", "q_len", "stride_out_b", "stride_out_h", "stride_out_s",
@@ -237,7 +240,10 @@ ${strided.map((t) => `    stride_${t}_b, stride_${t}_h, stride_${t}_s = ${t}.str
     need = set(name for name, _ in GRAD_BUFFERS) if need is None else need
     # A buffer nobody differentiates gets neither a workspace nor the kernel's accumulation (GRAD_k off).
 ${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs, ${g.size}) if ${pyString(g.pyName)} in need else (1,), dtype=torch.float32, device=q.device)`).join("\n")}
-    flags = {${gradBuffers.map((g, k) => `"${gradFlag(k)}": ${pyString(g.pyName)} in need`).join(", ")}}
+    flags = {${[
+      ...gradBuffers.map((g, k) => `"${gradFlag(k)}": ${pyString(g.pyName)} in need`),
+      ...(hasDiagonalGradient(spec) ? [`"${DIAGONAL_SWITCH.kernel}": ${DIAGONAL_SWITCH.module}`] : []),
+    ].join(", ")}}
     # Each pass walks its own tables in the loop forms read from them (the dq pass the kv tables, whose forms the
     # forward read; the dkdv pass the q tables), and drops the row bounds where no tile can cross them.
     q_forms = tuple(loop_form(num, idx) if form != LOOP_NONE else LOOP_NONE

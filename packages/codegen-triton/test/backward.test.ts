@@ -59,15 +59,21 @@ function caseJson(inst: BackwardInstance) {
 /** Loop forms and bounds switches of one backward's launches (the script's "info: " line). */
 type Launches = Record<"dkdv" | "dq", Record<"PARTIAL_LOOP" | "FULL_LOOP" | "EVEN_M" | "EVEN_N", number>>;
 
-function runEmulated(inst: BackwardInstance): { failures: string[]; launches: Launches } {
+/** What one case's run reports: failures, its launches, and whether it also ran its diagonal sums' fallback. */
+function runEmulated(inst: BackwardInstance): { failures: string[]; launches: Launches; diagonal: boolean; withoutGather: boolean } {
   const dir = mkdtempSync(join(tmpdir(), "flexattn-triton-bwd-"));
   try {
-    writeFileSync(join(dir, "m.py"), tritonBackend.generate(specOf(inst)).source);
+    const source = tritonBackend.generate(specOf(inst)).source;
+    writeFileSync(join(dir, "m.py"), source);
     writeFileSync(join(dir, "case.json"), JSON.stringify(caseJson(inst)));
     const out = execFileSync("python3", [SCRIPT, join(dir, "m.py"), join(dir, "case.json")], { encoding: "utf8", maxBuffer: 1 << 26 });
     const lines = out.split("\n").filter((l) => l.trim().length > 0);
     const info = lines.find((l) => l.startsWith("info: "));
-    return { failures: lines.filter((l) => l !== info), launches: info ? JSON.parse(info.slice(6)) : null };
+    const note = "note: checked without tl.gather";
+    return {
+      failures: lines.filter((l) => l !== info && l !== note), launches: info ? JSON.parse(info.slice(6)) : null,
+      diagonal: source.includes("tl.gather(g_val"), withoutGather: lines.includes(note),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -80,14 +86,21 @@ describe("generated Triton backward (numpy emulation of triton.language)", () =>
     expect(emulated.length).toBe(BACKWARD_CASES.length - 2);
   });
   const seen: Launches[] = [];
+  let diagonalCases = 0;
   for (const [i, cs] of emulated.entries()) {
     it(`${cs.name}: gradients match the float64 reference, deterministic, autograd wiring and argument errors`, () => {
-      const { failures, launches } = runEmulated(instantiateBackwardCase(cs, 4242 + i));
+      const { failures, launches, diagonal, withoutGather } = runEmulated(instantiateBackwardCase(cs, 4242 + i));
       expect(failures).toEqual([]);
       expect(launches).not.toBeNull();
+      // A module with diagonal sums also runs its entry-by-entry fallback (a Triton without tl.gather).
+      expect(withoutGather).toBe(diagonal);
+      if (diagonal) diagonalCases++;
       seen.push(launches);
     }, 120_000);
   }
+  it("the relative-position table cases run diagonal sums and their fallback", () => {
+    expect(diagonalCases).toBe(4);
+  });
   // Every case also runs forced to LOOP_INDEXED (backward_module.py); these are the forms the launcher picked itself.
   it("the cases drop a block loop, walk one range, and run with and without row bounds, in each pass", () => {
     expect(seen.length).toBe(emulated.length);
@@ -159,7 +172,10 @@ describe("generated Triton backward source", () => {
     for (const name of ["learnable-relative-bias-2N-1", "learnable-head-relative-bias-gqa"]) {
       const src = source(name);
       expect(src).toContain("tl.gather(g_val");
-      expect(src).not.toMatch(/for e in range\(g_lo/);
+      // Entry by entry only where Triton has no tl.gather: the launcher passes the module's probe.
+      expect(src).toMatch(/^_HAS_GATHER = hasattr\(tl, "gather"\)/m);
+      expect(src).toMatch(/if DIAGONAL_SUMS:\n(\s+)for g_k in tl\.static_range[\s\S]*?\n\1?\s*else:\n\s+g_lo = /);
+      expect(src).toContain('"DIAGONAL_SUMS": _HAS_GATHER');
     }
     const table = buffer(new Float32Array(4 * 8), { shape: [4, 8], name: "bucketBias" });
     const buckets = tritonBackend.generate(makeSpec({
@@ -169,6 +185,7 @@ describe("generated Triton backward source", () => {
     })).source;
     expect(buckets).toMatch(/for e in range\(g_lo, g_hi \+ 1\)/);
     expect(buckets).not.toContain("tl.gather(");
+    expect(buckets).not.toMatch(/DIAGONAL_SUMS|_HAS_GATHER/);
   });
 
   it("computes a mod term once per loop where it does not change over the loop's tiles", () => {
