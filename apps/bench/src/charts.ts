@@ -123,6 +123,27 @@ export const CHARTS: ChartSource[] = [
   cuda("cuda-h100-wgmma"),
   cuda("cuda-h100-public"),
   cuda("cuda-h100-warp-specialized"),
+  cuda("cuda-h100-noop-causal"),
+  {
+    name: "triton-h100-backward-diagonal",
+    title: (j) => `Triton backward, a learnable [2N−1] relative-position table, on the ${j.gpu} (bf16, forward+backward)`,
+    subtitle: () => "causal, N = 16384, 16 heads; the module's own default config; flex_attention cannot train the table: its time with the table frozen is a lower bound",
+    yTitle: "forward+backward ms (lower is better)",
+    series: ["flex_attention, table frozen", "ours, table frozen", "ours, table trained"],
+    colors: [ANCHOR[0], OURS[1], OURS[0]],
+    bars: (j) => {
+      const call = Object.entries(j.calls).find(([k]) => k.startsWith("call 4:"))![1] as Json;
+      return call.bench.bench.flatMap((r: Json) => {
+        const panel = `d=${r.D}, N=${r.N}`;
+        const category = r.variant.replaceAll("_", "-");
+        return [
+          { panel, category, series: "flex_attention, table frozen", value: r.flex_frozen_ms },
+          { panel, category, series: "ours, table frozen", value: r.ours_frozen_ms },
+          { panel, category, series: "ours, table trained", value: r.ours_ms },
+        ];
+      }).filter((b: Bar) => b.value !== undefined && finite(b));
+    },
+  },
   wgsl("wgsl-h100-public"),
   wgsl("wgsl-h200"),
   {
