@@ -57,9 +57,9 @@ export const BACKWARD_CANDIDATES: readonly BackwardConfig[] = [
  * programs, which adds live registers per element: at d ≥ 128 its tiles hold half the scores
  * (32 × 128 dK/dV, 128 × 32 dQ). A mask that reads a buffer (document ids) leaves short runs of
  * blocks per row and column: smaller programs on 4 warps (32 × 64, 64 × 32) spread them over
- * more SMs. Without either, those smaller tiles are the slower choice, except for a buffer gradient
- * summed along the tile's diagonals (a relative-position table): its gather grows with the square
- * of BLOCK_N1 rows, and the smaller programs win at every head dim.
+ * more SMs. Without either, those smaller tiles are the slower choice, except with a buffer
+ * gradient summed along the tiles' diagonals (a relative-position table): there the smaller
+ * programs are the faster choice at head dims 64 and 128 alike.
  */
 export function backwardDefault(spec: KernelSpec): BackwardConfig {
   if (spec.dtype === "f32") return bwd(32, 32, 32, 32, 4, 2);
@@ -172,6 +172,7 @@ export function backwardSource(spec: KernelSpec, options: TritonOptions): Backwa
   const args = bufferArgs(spec);
   const scoreName = (slot: number) => args.find((b) => b.owner === "score" && b.slot === slot)!.pyName;
   const gradBuffers = (mods?.gradBuffers ?? []).map((g) => ({ pyName: scoreName(g.slot), size: g.size }));
+  const diagonal = hasDiagonalGradient(spec);
   const constants = [
     "# Backward (see flex_attention): configs of its dkdv (M1 x N1 tiles) and dq (M2 x N2) kernels, the default first.",
     `BWD_CONFIG = ${pyBwdConfig(backwardDefault(spec))}`,
@@ -182,18 +183,18 @@ export function backwardSource(spec: KernelSpec, options: TritonOptions): Backwa
     `GRAD_BUFFERS = (${gradBuffers.map((g) => `(${pyString(g.pyName)}, ${g.size}), `).join("")})`,
     `MASK_BUFFERS = (${args.filter((b) => b.owner === "mask").map((b) => `${pyString(b.pyName)}, `).join("")})  # no gradient: a mask only selects keys`,
     `BACKWARD_UNAVAILABLE = ${unavailable === null ? "None" : pyString(unavailable)}  # why this module cannot differentiate, if it cannot`,
-    ...(hasDiagonalGradient(spec)
+    ...(diagonal
       ? [`${DIAGONAL_SWITCH.module} = hasattr(tl, "gather")  # Triton 3.3+: a q − kv table's gradient summed along tile diagonals; older ones add it entry by entry`]
       : []),
   ];
-  if (!mods) return { constants, kernels: [], launcher: backwardLauncher(spec, [], gradBuffers), helpers: new Set() };
+  if (!mods) return { constants, kernels: [], launcher: backwardLauncher(spec, [], gradBuffers, false), helpers: new Set() };
   const emitter = new TritonBackwardEmitter(spec, mods, options);
   const parts: Record<BackwardKernel, string[]> = { preprocess: [], dkdv: [], dq: [], reduce: [] };
   for (const code of emitBackward(spec, emitter, mods)) parts[code.kernel!].push(...code.lines);
   const params = backwardParams(spec, mods);
   const constexpr = (names: string[]) => names.map((c) => `${c}: tl.constexpr`);
   const passConstexprs = constexpr([...SHARED_CONSTEXPRS, ...PASS_CONSTEXPRS, "TILES_PER_Q_BLOCK", "TILES_PER_KV_BLOCK"]);
-  const gradFlags = [...gradBuffers.map((_, k) => gradFlag(k)), ...(hasDiagonalGradient(spec) ? [DIAGONAL_SWITCH.kernel] : [])];
+  const gradFlags = [...gradBuffers.map((_, k) => gradFlag(k)), ...(diagonal ? [DIAGONAL_SWITCH.kernel] : [])];
   const kernels = [
     ...jit(BACKWARD_KERNELS.preprocess, [
       "out", "dout", "delta", "q_heads", "q_len", "stride_out_b", "stride_out_h", "stride_out_s",
@@ -209,11 +210,11 @@ export function backwardSource(spec: KernelSpec, options: TritonOptions): Backwa
       ? jit(BACKWARD_KERNELS.reduce, ["partials", "grad", "n_programs", ...constexpr(["SIZE", "BLOCK"])], parts.reduce)
       : []),
   ];
-  return { constants, kernels, launcher: backwardLauncher(spec, params, gradBuffers), helpers: emitter.helpers };
+  return { constants, kernels, launcher: backwardLauncher(spec, params, gradBuffers, diagonal), helpers: emitter.helpers };
 }
 
 /** Python: q-direction tables, the backward launches and the autograd Function. */
-function backwardLauncher(spec: KernelSpec, params: string[], gradBuffers: { pyName: string; size: number }[]): string {
+function backwardLauncher(spec: KernelSpec, params: string[], gradBuffers: { pyName: string; size: number }[], diagonal: boolean): string {
   const shape = kernelShape(spec);
   const available = params.length > 0;
   const strided = ["q", "k", "v", "out", "dout", "dq", "dk", "dv"];
@@ -242,7 +243,7 @@ ${strided.map((t) => `    stride_${t}_b, stride_${t}_h, stride_${t}_s = ${t}.str
 ${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs, ${g.size}) if ${pyString(g.pyName)} in need else (1,), dtype=torch.float32, device=q.device)`).join("\n")}
     flags = {${[
       ...gradBuffers.map((g, k) => `"${gradFlag(k)}": ${pyString(g.pyName)} in need`),
-      ...(hasDiagonalGradient(spec) ? [`"${DIAGONAL_SWITCH.kernel}": ${DIAGONAL_SWITCH.module}`] : []),
+      ...(diagonal ? [`"${DIAGONAL_SWITCH.kernel}": ${DIAGONAL_SWITCH.module}`] : []),
     ].join(", ")}}
     # Each pass walks its own tables in the loop forms read from them (the dq pass the kv tables, whose forms the
     # forward read; the dkdv pass the q tables), and drops the row bounds where no tile can cross them.
