@@ -168,13 +168,16 @@ export const tileKey = (c: Pick<KernelConfig, "blockM" | "blockN" | "numWarps" |
  * (apps/bench/results/triton-h100-final.md, bf16): a transcendental score mod at d ≤ 64 wants
  * 64×64 tiles in 2 stages (softcap 1.67× / 1.96× flex instead of 1.15× / 1.37×); a data-dependent
  * mask at d ≤ 64 wants 128×128 in 2 stages (document-causal 1.18× / 1.40× instead of 1.15× / 1.27×),
- * and at d = 128 up to 4k keys 64×64 in 2 stages (1.04× instead of 0.98×).
+ * and at d = 128 up to 4k keys 64×64 in 2 stages (1.04× instead of 0.98×). A score mod that
+ * gathers a table entry per element does not fit the d = 128 default (128×64, 4 stages) or
+ * 128×128 in 3 stages in an H100's shared memory (Triton: out of resources); 128×128 in 2 does.
  */
 function modAwareTile(d: number, kvLen: number | undefined, mods: ModMix): Tile | undefined {
-  const { transcendental, dataDependent } = modTraits(mods);
+  const { transcendental, dataDependent, gathersPerElement } = modTraits(mods);
   if (d <= 64 && transcendental) return [64, 64, 4, 2];
   if (d <= 64 && dataDependent) return [128, 128, 4, 2];
   if (d === 128 && dataDependent && kvLen !== undefined && kvLen <= 4096) return [64, 64, 4, 2];
+  if (d === 128 && gathersPerElement) return [128, 128, 8, 2];
   return undefined;
 }
 

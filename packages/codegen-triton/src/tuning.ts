@@ -34,10 +34,10 @@ const SHIPPED_TABLES = [h100, h200] as ShippedTable[];
  * options that change the kernel's cost). Kernels of one class share tuned picks.
  */
 export function structureClass(spec: KernelSpec, options: TritonOptions): string {
-  const { transcendental, dataDependent } = modTraits(spec);
+  const { transcendental, dataDependent, gathersPerElement } = modTraits(spec);
   const pad = (d: number) => Math.max(16, nextPow2(d));
   const mask = !spec.mask ? "nomask" : dataDependent ? "datamask" : "mask";
-  const score = !spec.score ? "noscore" : transcendental ? (options.approxTanh ? "approxscore" : "tscore") : "score";
+  const score = !spec.score ? "noscore" : transcendental ? (options.approxTanh ? "approxscore" : "tscore") : gathersPerElement ? "gscore" : "score";
   return [spec.dtype, `d${pad(spec.qkHeadDim)}x${pad(spec.vHeadDim)}`, `b${spec.sparseBlock.join("x")}`, mask, score,
     ...(options.tma ? ["tma"] : [])].join("-");
 }

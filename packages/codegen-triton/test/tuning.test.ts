@@ -1,7 +1,7 @@
 /** Config candidates, and the generated module's config resolution, tuning cache and loop-form detection. */
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { buffer, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { alibi, documentCausal, randomDocumentIds, softcap as softcapMod } from "@flexattn/masks";
 import { type KernelConfig, type ModMix, type StorageDType, makeSpec, resolveProblem } from "@flexattn/template";
 import {
@@ -125,6 +125,18 @@ describe("shipped tuned tables", () => {
     expect(structure).toBe("bf16-d128x128-b128x128-datamask-noscore");
     const soft = testSpec({ mask: null, score: softcap, qkHeadDim: 80, vHeadDim: 64 }, { options: { approxTanh: true, tma: true } });
     expect(structureClass(soft, tritonOptions(soft.config))).toBe("bf16-d128x64-b128x128-nomask-approxscore-tma");
+  });
+
+  it("keeps a score mod that gathers a table per element out of alibi's class, and starts it on 2 stages at d = 128", () => {
+    const table = buffer(new Float32Array(2 * 4096 - 1), { name: "rel" });
+    const relative = traceScoreMod((s, _b, _h, q, kv) => s.add(table.at(q.sub(kv).add(4095))));
+    const rel = testSpec({ mask: causal, score: relative });
+    const ali = testSpec({ mask: causal, score: MODS.alibi.score });
+    expect(structureClass(rel, tritonOptions(rel.config))).toBe("bf16-d128x128-b128x128-mask-gscore");
+    expect(structureClass(ali, tritonOptions(ali.config))).toBe("bf16-d128x128-b128x128-mask-score");
+    const tile = (c: KernelConfig) => [c.blockM, c.blockN, c.numWarps, c.numStages];
+    expect(tile(tritonDefaultConfig(problem(128, "bf16", 16384), [128, 128], { mask: causal, score: relative }))).toEqual([128, 128, 8, 2]);
+    expect(tile(tritonDefaultConfig(problem(128, "bf16", 16384), [128, 128], MODS.alibi))).toEqual([128, 64, 8, 4]);
   });
 
   it("bakes in the picks of the module's structure class only, per device", () => {

@@ -5,7 +5,7 @@ import type { KernelConfig } from "./config.js";
 import type { ProblemStrides, ResolvedProblem } from "./problem.js";
 import type { KernelSpec } from "./spec.js";
 import type { Tensor } from "./tensor.js";
-import type { ModGraph } from "@flexattn/ir";
+import { INPUT_BIT, type ModGraph, inputDependence } from "@flexattn/ir";
 
 export interface CodegenBackend {
   readonly name: BackendName;
@@ -57,14 +57,25 @@ const TRANSCENDENTAL = new Set(["exp", "exp2", "log", "log2", "tanh", "sigmoid"]
 
 /**
  * What makes a kernel's best tile differ from its head dim's default, for the backends'
- * heuristics: a transcendental score mod (its per-element cost lengthens the softmax phase) and
- * a mask that loads a buffer (a gather per element).
+ * heuristics: a transcendental score mod (its per-element cost lengthens the softmax phase), a
+ * mask that loads a buffer (a gather per element), and a score mod that gathers a buffer per
+ * element (an index that reads both q and kv: a relative-position table), which needs room the
+ * deepest pipelines do not leave.
  */
-export function modTraits(mods: ModMix): { transcendental: boolean; dataDependent: boolean } {
+export function modTraits(mods: ModMix): { transcendental: boolean; dataDependent: boolean; gathersPerElement: boolean } {
   return {
     transcendental: mods.score?.nodes.some((n) => TRANSCENDENTAL.has(n.op)) ?? false,
     dataDependent: mods.mask?.nodes.some((n) => n.op === "load") ?? false,
+    gathersPerElement: mods.score ? gathersPerElement(mods.score) : false,
   };
+}
+
+const BOTH_POSITIONS = INPUT_BIT.q | INPUT_BIT.kv;
+
+/** Whether a graph loads a buffer at an index that moves with both q and kv. */
+function gathersPerElement(graph: ModGraph): boolean {
+  const deps = inputDependence(graph);
+  return graph.nodes.some((n, i) => n.op === "load" && (deps[i] & BOTH_POSITIONS) === BOTH_POSITIONS);
 }
 
 /**
