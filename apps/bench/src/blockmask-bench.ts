@@ -16,7 +16,7 @@ import type { MaskMod } from "@flexattn/ir";
 import { causal, documentCausal, randomDocumentIds } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import { chartLink } from "./chart-link.js";
-import { median } from "./stats.js";
+import { median } from "@flexattn/autotune";
 
 const LENGTHS = [16384, 65536, 131072];
 const NUM_DOCS = 64;

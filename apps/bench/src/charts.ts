@@ -141,7 +141,7 @@ export const CHARTS: ChartSource[] = [
           { panel, category, series: "ours, table frozen", value: r.ours_frozen_ms },
           { panel, category, series: "ours, table trained", value: r.ours_ms },
         ];
-      }).filter((b: Bar) => b.value !== undefined && finite(b));
+      }).filter(finite);
     },
   },
   wgsl("wgsl-h100-public"),

@@ -16,7 +16,7 @@ import {
   type BlockMask, type MaskMod, causal, createBlockMask, documentCausal, flexAttention, lastFlexAttentionRun, randomDocumentIds, randomTensor,
 } from "flexattn";
 import { chartLink } from "./chart-link.js";
-import { median } from "./stats.js";
+import { median } from "@flexattn/autotune";
 
 const LENGTHS = [1024, 4096];
 const D = 64;
@@ -29,7 +29,6 @@ const MAX_RATIO = 0.15;
 /** Runs per measurement after warm-up; the median is reported. */
 const RUNS: Record<number, number> = { 1024: 15, 4096: 5 };
 const WARMUP = 2;
-
 
 /** The document count (1..N/32) whose document-causal BlockMask density is closest to the target. */
 function docsForDensity(n: number): { docs: number; ids: Int32Array; mask: BlockMask } {

@@ -8,7 +8,7 @@ import {
 } from "flexattn";
 import { type FlexDevice, defaultFlexDevice, prepareWgsl, timeWgsl } from "@flexattn/webgpu";
 import { type Case, type PublicCall, publicCall, spotCheck } from "./wgsl-cases.js";
-import { median } from "./stats.js";
+import { median } from "@flexattn/autotune";
 
 const flopsOf = (c: Case, density: number) => 4 * c.batch * c.heads * c.n * c.n * c.d * density;
 

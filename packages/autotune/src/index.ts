@@ -6,4 +6,4 @@ export { StorageTuningCache } from "./cache-storage.js";
 export { LIBRARY_VERSION, defaultTuningCache, setTuningCache } from "./default-cache.js";
 export { structureKey, problemBucket, tuningKey } from "./key.js";
 export { pythonTuningRuntime, tuningCacheFormat } from "./python-runtime.js";
-export { medianWallMs } from "./timing.js";
+export { median, medianWallMs } from "./timing.js";

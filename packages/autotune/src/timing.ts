@@ -1,4 +1,7 @@
-/** Median wall time in ms of `runs` calls of `f` after one warm-up call (the upper middle for an even count). */
+/** The median of a sample: its upper middle element for an even count. */
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+/** Median wall time in ms of `runs` calls of `f` after one warm-up call. */
 export async function medianWallMs(runs: number, f: () => unknown): Promise<number> {
   await f();
   const times: number[] = [];
@@ -7,5 +10,5 @@ export async function medianWallMs(runs: number, f: () => unknown): Promise<numb
     await f();
     times.push(performance.now() - t0);
   }
-  return times.sort((a, b) => a - b)[runs >> 1];
+  return median(times);
 }

@@ -223,7 +223,6 @@ export function nodeKey(n: IRNode): string {
   return `${n.op}:${n.dtype}(${n.args.join(",")})${tail}`;
 }
 
-/** Assemble a ModGraph and compute its structural key (buffer data never enters it). */
 /** The graph of `root` and the nodes it reaches, renumbered in order; buffer slots stay as they are. */
 export function subgraph(kind: ModKind, nodes: readonly IRNode[], root: number, buffers: readonly BufferSpec[]): ModGraph {
   const reachable = new Uint8Array(root + 1);
@@ -239,6 +238,7 @@ export function subgraph(kind: ModKind, nodes: readonly IRNode[], root: number, 
   return makeGraph(kind, kept, buffers);
 }
 
+/** Assemble a ModGraph and compute its structural key (buffer data never enters it). */
 export function makeGraph(kind: ModKind, nodes: readonly IRNode[], buffers: readonly BufferSpec[]): ModGraph {
   if (nodes.length === 0) throw new FlexAttnError("a ModGraph needs at least one node");
   const structure = [
