@@ -86,9 +86,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
   private readonly offsets: ReturnType<typeof capturedOffsets>;
   private readonly grads: { offsets: number[]; words: number };
   /** Every load site of a buffer that receives a gradient: its graphs and its buffer's offset in a partial row. */
-  private readonly siteList: { weight: ModGraph; offset: ModGraph; at: number }[];
-  /** How many of siteList's first sites go through the owners' bitmasks (the rest are tile-wide). */
-  private readonly walkedSites: number;
+  private readonly siteList: { weight: ModGraph; offset: ModGraph; at: number; walked: boolean }[];
 
   constructor(
     readonly spec: KernelSpec,
@@ -98,13 +96,13 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
     this.offsets = capturedOffsets(spec);
     this.grads = gradBufferOffsets(mods);
     const sites = mods.gradBuffers.flatMap((gb, k) =>
-      mods.gradient!.buffers.find((b) => b.slot === gb.slot)!.sites.map((s) => ({ weight: s.weight, offset: s.offset, at: this.grads.offsets[k] })),
+      mods.gradient!.buffers.find((b) => b.slot === gb.slot)!.sites.map((s) => ({
+        weight: s.weight, offset: s.offset, at: this.grads.offsets[k], walked: !tileWide(s.offset),
+      })),
     );
-    // Sites the owners walk first, tile-wide ones (summed by trees) after: contribution k = site·E + e
-    // then indexes the owners' masks and entries for the walked sites alone.
-    const walked = sites.filter((x) => !tileWide(x.offset));
-    this.siteList = [...walked, ...sites.filter((x) => tileWide(x.offset))];
-    this.walkedSites = walked.length;
+    // Sites the owners walk first (g.walkedSites of them), tile-wide ones (summed by trees) after:
+    // contribution k = site·E + e then indexes the owners' masks and entries for the walked sites alone.
+    this.siteList = [...sites.filter((x) => x.walked), ...sites.filter((x) => !x.walked)];
   }
 
   /** Statements computing `graph` for the current element, and its value's expression. */
@@ -165,10 +163,10 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
           // Contribution k = site·E + e: its partial-row entry and value; bit k of its owner's mask
           // (word k/32 of owner o at (k/32)·owners + o) says it is live.
           `var<workgroup> fa_gval: array<f32, ${g.sites * E}>;`,
-          ...(this.walkedSites
+          ...(this.g.walkedSites
             ? [
-              `var<workgroup> fa_goff: array<i32, ${this.walkedSites * E}>;`,
-              `var<workgroup> fa_gmask: array<atomic<u32>, ${gradOwners(g.T) * gradMaskWords(this.walkedSites, E)}>;`,
+              `var<workgroup> fa_goff: array<i32, ${this.g.walkedSites * E}>;`,
+              `var<workgroup> fa_gmask: array<atomic<u32>, ${gradOwners(g.T) * gradMaskWords(this.g.walkedSites, E)}>;`,
             ]
             : []),
         ]
@@ -518,13 +516,13 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
     const { g } = this;
     const E = g.BM * g.BN;
     const O = gradOwners(g.T);
-    const W = gradMaskWords(this.walkedSites, E);
+    const W = gradMaskWords(this.g.walkedSites, E);
     const element = this.siteList.flatMap((site, n) => {
       const off = this.render(site.offset, "score", `go${n}${pass[1]}${blocks[0]}_`);
       const w = this.render(site.weight, "score", `gw${n}${pass[1]}${blocks[0]}_`);
       const compute = [`{`, ...indent([...off.statements, ...w.statements].join("\n")).split("\n"), `  let off = ${off.result};`];
       // A tile-wide entry: every element's value, 0 where it contributes nothing, for the tree below.
-      if (tileWide(site.offset)) return [...compute, `  fa_gval[${n * E} + e] = select(0.0f, ds * ${w.result}, p != 0.0f && off >= 0);`, `}`];
+      if (!site.walked) return [...compute, `  fa_gval[${n * E} + e] = select(0.0f, ds * ${w.result}, p != 0.0f && off >= 0);`, `}`];
       return [
         ...compute,
         `  if (p != 0.0f && off >= 0) {`,
@@ -540,7 +538,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
     // A site whose entry depends on b and h only (a per-head slope or scalar) sends the whole tile to
     // one entry: summed by a fixed tree over the tile (log2 E barriers), not by one owner in sequence.
     const trees = this.siteList.flatMap((site, n) => {
-      if (!tileWide(site.offset)) return [];
+      if (site.walked) return [];
       const off = this.render(site.offset, "score", `gt${n}${pass[1]}${blocks[0]}_`);
       return [
         `for (var half = ${E >> 1}; half > 0; half >>= 1u) {`,
@@ -572,7 +570,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
       `}`,
       `if (cur >= 0) { fa_scratch[part + cur] += sum; }`,
     ];
-    if (!this.walkedSites) return { element, walk: trees };
+    if (!this.g.walkedSites) return { element, walk: trees };
     return {
       // Masks cleared before the element phase (the previous tile's walk ended at its last barrier).
       tile: [`for (var t = tid; t < ${O * W}; t += ${g.T}) { atomicStore(&fa_gmask[t], 0u); }`],
