@@ -37,6 +37,14 @@ from triton.testing import do_bench  # noqa: E402
 from common import buffers_from, decode, load_module, tables_from, tensor_from, torch_mod  # noqa: E402
 
 ROOT = os.path.join(HERE, "generated-bwd")  # --root replaces it (e.g. another commit's generation, for an A/B run)
+ENTRY_BY_ENTRY = False  # --entry-by-entry: modules take their pre-Triton-3.3 path (no tl.gather) for q − kv tables
+
+
+def load(path):
+    mod = load_module(path)
+    if ENTRY_BY_ENTRY:
+        mod._HAS_GATHER = False  # read by the launcher at each call
+    return mod
 OUT = os.environ.get("OUT", "/tmp/triton-bwd-out")
 BF16_TOL = 2e-2  # BACKWARD_TOLERANCE.bf16 of the template
 
@@ -126,7 +134,7 @@ class Run:
     def conformance_case(self, path):
         case = json.load(open(path))
         p, dev = case["problem"], self.dev
-        mod = load_module(os.path.join(os.path.dirname(path), case["module"]))
+        mod = load(os.path.join(os.path.dirname(path), case["module"]))
         q, k, v = (leaf(tensor_from(case[n], dev)) for n in ("q", "k", "v"))
         dout = tensor_from(case["dout"], dev)
         tables = tables_from(case["tables"], dev)
@@ -179,7 +187,7 @@ class Run:
 
     def entry(self, sub, name):
         j = json.load(open(os.path.join(ROOT, sub, name + ".json")))
-        mod = load_module(os.path.join(ROOT, sub, j["module"]))
+        mod = load(os.path.join(ROOT, sub, j["module"]))
         tables = tables_from(j["tables"], self.dev)
         bufs = buffers_from(j["buffers"], self.dev)
         for n in j["gradBuffers"]:
@@ -408,12 +416,14 @@ class Run:
             except Exception as e:
                 self.add("tune", dict(name=name, error=repr(e)[:500], trace=traceback.format_exc()[-1500:]))
 
-    def candidates(self, name):
+    def candidates(self, name, frozen=False):
         """Each backward config candidate on one entry (backward-only time would need the forward's residuals; this
-        times forward + backward, the forward's config fixed)."""
+        times forward + backward, the forward's config fixed). frozen: the bias tables passed detached."""
         if not os.path.exists(os.path.join(ROOT, "bench", name + ".json")):
             return
         j, mod, tables, bufs, q, k, v, dout = self.entry("bench", name)
+        if frozen:
+            bufs = {n: t.detach() for n, t in bufs.items()}
         for c in mod.BWD_CANDIDATES:
             if self.skip(f"candidate {c}", 25):
                 break
@@ -422,9 +432,9 @@ class Run:
                 fn = lambda: torch.autograd.grad(mod.flex_attention(q, k, v, *tables, **bufs, return_lse=False), [q, k, v], dout)  # noqa: E731
                 fn()
                 torch.cuda.synchronize()
-                self.add("candidates", dict(name=name, config=c, ms=do_bench(fn, warmup=5, rep=40, return_mode="median")))
+                self.add("candidates", dict(name=name, frozen=frozen, config=c, ms=do_bench(fn, warmup=5, rep=40, return_mode="median")))
             except Exception as e:
-                self.add("candidates", dict(name=name, config=c, error=repr(e)[:300]))
+                self.add("candidates", dict(name=name, frozen=frozen, config=c, error=repr(e)[:300]))
         mod.set_backward_config(None)
 
     def markdown(self):
@@ -489,7 +499,7 @@ class Run:
 
 
 def main():
-    global ROOT
+    global ROOT, ENTRY_BY_ENTRY
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget-s", type=float, default=240, help="no entry starts past it; a watchdog stops the run 25 s after")
     ap.add_argument("--phases", default="conformance,compare,determinism,bench,candidates")
@@ -497,10 +507,15 @@ def main():
     ap.add_argument("--bench-min-s", type=float, default=60, help="no bench entry starts with less budget left")
     ap.add_argument("--sweep", default="causal_n16384", help="comma-separated bench entries whose backward candidates the "
                     "candidates phase times")
+    ap.add_argument("--frozen-sweep", default="", help="comma-separated bench entries whose candidates are timed with "
+                    "their bias tables frozen (detached)")
+    ap.add_argument("--entry-by-entry", action="store_true", help="research: force the path Triton < 3.3 takes (no "
+                    "tl.gather) for q - kv tables")
     ap.add_argument("--root", default=None, help="the generated modules to run (default: generated-bwd beside this file)")
     args = ap.parse_args()
     if args.root:
         ROOT = os.path.abspath(args.root)
+    ENTRY_BY_ENTRY = args.entry_by_entry
     run = Run(args.budget_s, tuple(n for n in args.bench.split(",") if n), args.bench_min_s)
 
     def watchdog(signum, frame):
@@ -516,6 +531,8 @@ def main():
             if phase == "candidates":
                 for name in args.sweep.split(","):
                     run.candidates(name)
+                for name in filter(None, args.frozen_sweep.split(",")):
+                    run.candidates(name, frozen=True)
             else:
                 getattr(run, phase)()
         except Exception as e:
