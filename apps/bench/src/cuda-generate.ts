@@ -53,6 +53,7 @@ function buffersJson(spec: KernelSpec) {
 }
 
 const SM90 = cudaTarget("sm_90a");
+const roundUp64 = (d: number) => Math.ceil(d / 64) * 64;
 
 /** The kernel kind a config selects (the backend's default per dtype when options name none). */
 const kernelOf = (config: { options?: Readonly<Record<string, unknown>> }, dtype: StorageDType) =>
@@ -79,7 +80,7 @@ function generateConformance(): void {
     const name = `${cs.name} [${dtype}]${suffix ? ` ${suffix}` : ""}`;
     const artifact = writeKernel(dir, file, spec);
     // Kernels of one case, dtype and block size share the inputs (same seed): one data file.
-    const dataKey = `${i} ${dtype} ${cs.blockSize.join("x")}`;
+    const dataKey = `${i} ${dtype} ${cs.blockSize.join("x")} ${p.qkHeadDim}/${p.vHeadDim}`;
     if (!dataFiles.has(dataKey)) {
       writeFileSync(join(dir, `${file}.json`), JSON.stringify({ seed: inst.seed, buffers: buffersJson(spec), ...invocationJson(inst) }));
       dataFiles.set(dataKey, file);
@@ -98,6 +99,9 @@ function generateConformance(): void {
     // And the loading the default does not take (a producer warpgroup, or every warp loading).
     const otherLoading = (c: KernelConfig[]) => c.find((x) => x.options?.kernel === "wgmma" && !x.options?.warpSpecialized !== !c[0].options?.warpSpecialized);
     write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128load", otherLoading);
+    // And the first TMA-loading config, its head dims rounded up to the multiples of 64 that tensor maps take.
+    const dims = { qkHeadDim: roundUp64(cs.problem.qkHeadDim), vHeadDim: roundUp64(cs.problem.vHeadDim) };
+    write({ ...cs, problem: { ...cs.problem, ...dims }, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128tma", (c) => c.find((x) => x.options?.tma));
   });
   writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 1));
   console.log(`cuda: ${index.length} conformance kernels → ${dir}`);

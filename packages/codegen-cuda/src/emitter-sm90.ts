@@ -30,10 +30,12 @@
 import type { KernelSpec } from "@flexattn/template";
 import { CudaMmaEmitter, copyChunk, copyKvTile } from "./emitter.js";
 import {
-  CONSUMER_REGISTERS, PRODUCER_REGISTERS, PRODUCER_THREADS, WGMMA_ROWS, WGMMA_SMEM_ALIGN, cudaOptions, cudaSharedBytes, wgmmaPaddedDim,
+  CONSUMER_REGISTERS, PRODUCER_REGISTERS, PRODUCER_THREADS, TMA_CONSUMER_REGISTERS, TMA_PRODUCER_REGISTERS, WGMMA_ROWS, WGMMA_SMEM_ALIGN,
+  cudaOptions, cudaSharedBytes, wgmmaPaddedDim,
 } from "./options.js";
 import {
-  SWIZZLE_PERIOD_BYTES, SWIZZLE_ROW_BYTES, kMajorStepOffset, mnMajorStepOffset, swizzledChunkOffsetCpp, warpSpecializationPrelude, wgmmaPrelude,
+  SWIZZLE_PERIOD_BYTES, SWIZZLE_ROW_BYTES, kMajorStepOffset, mnMajorStepOffset, swizzledChunkOffsetCpp, tmaPrelude, warpSpecializationPrelude,
+  wgmmaPrelude,
 } from "./wgmma.js";
 
 const indent = (code: string, n = 1) => code.split("\n").map((l) => (l ? "  ".repeat(n) + l : l)).join("\n");
@@ -43,12 +45,13 @@ export class CudaWgmmaEmitter extends CudaMmaEmitter {
   readonly vPadded: number;
   readonly overlap: boolean;
   readonly warpSpecialized: boolean;
+  readonly tma: boolean;
 
   constructor(spec: KernelSpec) {
     super(spec);
     this.qkPadded = wgmmaPaddedDim(spec.qkHeadDim);
     this.vPadded = wgmmaPaddedDim(spec.vHeadDim);
-    ({ overlap: this.overlap, warpSpecialized: this.warpSpecialized } = cudaOptions(spec.config, spec.dtype));
+    ({ overlap: this.overlap, warpSpecialized: this.warpSpecialized, tma: this.tma } = cudaOptions(spec.config, spec.dtype));
   }
 
   /**
@@ -119,21 +122,31 @@ ${this.tileConstants("DQK_PAD * 2", "DV_PAD * 2")}
 // The tiles, plus slack to round the base up to the swizzle's ${SWIZZLE_PERIOD_BYTES}-byte period${this.warpSpecialized ? ", the mbarriers, and\n// padding to over half an SM's shared memory (one block per SM, which setmaxnreg's register moves need)" : ""}.
 constexpr int SMEM_BYTES = ${cudaSharedBytes(s)};
 static_assert(SMEM_BYTES >= Q_TILE_BYTES + STAGES * STAGE_BYTES + ${WGMMA_SMEM_ALIGN}${this.warpSpecialized ? " + 8 * (2 * STAGES + 1)" : ""}, "SMEM_BYTES holds the tiles");
-constexpr bool VEC_DIMS = ${vecDims};
-static_assert(BLOCK_M % ${WGMMA_ROWS} == 0 && BLOCK_N % 16 == 0, "wgmma tiles");
-${this.warpSpecialized ? `// The producer warpgroup (threads THREADS …) copies the tiles. It hands tile t over once it has issued
+${this.tma ? "" : `constexpr bool VEC_DIMS = ${vecDims};\n`}static_assert(BLOCK_M % ${WGMMA_ROWS} == 0 && BLOCK_N % 16 == 0, "wgmma tiles");
+${this.copyConstants()}
+
+${wgmmaPrelude(s.dtype as "f16" | "bf16", c.blockN, this.vPadded)}
+${this.warpSpecialized ? `\n${warpSpecializationPrelude()}\n` : ""}${this.tma ? `\n${tmaPrelude()}` : `
+${this.swizzledCopy("qk", "DQK_PAD", "DQK")}
+
+${this.swizzledCopy("v", "DV_PAD", "DV")}`}`;
+  }
+
+  /** Who copies the tiles: every thread, the producer warpgroup, or its first thread issuing TMA copies. */
+  private copyConstants(): string {
+    if (this.tma) {
+      return `// The producer warpgroup's first thread (thread THREADS) copies every tile with TMA; the phase of a stage's
+// full barrier completes when the tile's bytes have landed, so each tile is handed over as soon as it is in.
+constexpr int COPY_BASE = THREADS;`;
+    }
+    if (!this.warpSpecialized) return "constexpr int COPY_THREADS = THREADS;  // every thread copies";
+    return `// The producer warpgroup (threads THREADS …) copies the tiles. It hands tile t over once it has issued
 // tile t + HANDOVER_LAG too, keeping HANDOVER_LAG + 1 tiles in flight; issuing that later tile waits for
 // its stage, so the lag leaves the compute warps a tile's time of slack: STAGES - 2 (STAGES - 3 when
 // they read the next K a tile early, overlap).
 constexpr int COPY_THREADS = ${PRODUCER_THREADS};
 constexpr int COPY_BASE = THREADS;
-constexpr int HANDOVER_LAG = STAGES - ${this.overlap ? 3 : 2} > 0 ? STAGES - ${this.overlap ? 3 : 2} : 0;` : "constexpr int COPY_THREADS = THREADS;  // every thread copies"}
-
-${wgmmaPrelude(s.dtype as "f16" | "bf16", c.blockN, this.vPadded)}
-${this.warpSpecialized ? `\n${warpSpecializationPrelude()}\n` : ""}
-${this.swizzledCopy("qk", "DQK_PAD", "DQK")}
-
-${this.swizzledCopy("v", "DV_PAD", "DV")}`;
+constexpr int HANDOVER_LAG = STAGES - ${this.overlap ? 3 : 2} > 0 ? STAGES - ${this.overlap ? 3 : 2} : 0;`;
   }
 
   /** Copy ROWS rows of a head-dim tile into the 128-byte-swizzled layout (zero rows past rows_left and columns past dim). */
@@ -174,19 +187,46 @@ const unsigned long long q_desc = wgmma_desc(q_smem + (warp >> 2) * ${WGMMA_ROWS
 
   override program(): string {
     if (!this.warpSpecialized) return super.program();
-    return `${this.programSetup()}
+    // A full barrier's phase takes one arrival per copying thread (TMA: the one issuing thread, whose arrival also sets the bytes).
+    const arrivals = this.tma ? "1" : "COPY_THREADS";
+    return `${this.programSetup(!this.tma)}
 // mbarriers after the K/V stages: full (filled by the producer) and empty (released by the compute warps) per stage, then Q's.
 const unsigned full_bar = kv_smem + STAGES * STAGE_BYTES, empty_bar = full_bar + STAGES * 8, q_bar = empty_bar + STAGES * 8;
 if (threadIdx.x == 0) {
   for (int s = 0; s < STAGES; ++s) {
-    mbar_init(full_bar + s * 8, COPY_THREADS);
+    mbar_init(full_bar + s * 8, ${arrivals});
     mbar_init(empty_bar + s * 8, WARPS);
   }
-  mbar_init(q_bar, COPY_THREADS);
+  mbar_init(q_bar, ${arrivals});${this.tma ? "\n  fence_mbarrier_init();  // the initialized barriers are visible to the copy engine" : ""}
 }
 __syncthreads();  // the barriers are initialized; the last block-wide barrier
 if (warp >= WARPS) {
-  // The producer: Q, then every kv tile, each into its stage once the compute warps have left it.
+${this.tma ? this.tmaProducer() : this.copyingProducer()}
+  return;
+}
+setmaxnreg_inc<${this.tma ? TMA_CONSUMER_REGISTERS : CONSUMER_REGISTERS}>();`;
+  }
+
+  /** The TMA producer: its first thread copies Q, then every kv tile into its stage once the compute warps have left it. */
+  private tmaProducer(): string {
+    return `  setmaxnreg_dec<${TMA_PRODUCER_REGISTERS}>();
+  if (threadIdx.x == COPY_BASE) {
+    mbar_expect_tx(q_bar, Q_TILE_BYTES);
+    tma_load_tile<BLOCK_M, DQK_PAD / 64>(q_smem, &tma_maps.q, m0, hq, b, q_bar);
+    for (int t = 0; t < total_tiles; ++t) {
+      if (t >= STAGES) mbar_wait(empty_bar + (t % STAGES) * 8, (t / STAGES - 1) & 1);
+      const int n = tile_start(t);
+      const unsigned stage = kv_smem + (t % STAGES) * STAGE_BYTES, full = full_bar + (t % STAGES) * 8;
+      mbar_expect_tx(full, STAGE_BYTES);
+      tma_load_tile<BLOCK_N, DQK_PAD / 64>(stage, &tma_maps.k, n, hkv, b, full);
+      tma_load_tile<BLOCK_N, DV_PAD / 64>(stage + K_TILE_BYTES, &tma_maps.v, n, hkv, b, full);
+    }
+  }`;
+  }
+
+  /** The copying producer: its 128 threads copy Q, then every kv tile, each into its stage once the compute warps have left it. */
+  private copyingProducer(): string {
+    return `  // The producer: Q, then every kv tile, each into its stage once the compute warps have left it.
   setmaxnreg_dec<${PRODUCER_REGISTERS}>();
   copy_qk_tile<BLOCK_M>(q_smem, q_base, stride_q_s, q_len - m0, vec);
   cp_async_commit();
@@ -205,10 +245,12 @@ ${indent(copyKvTile("t"), 2)}
   }
   cp_async_wait<0>();
   fence_proxy_async();
-  for (int t = total_tiles > HANDOVER_LAG ? total_tiles - HANDOVER_LAG : 0; t < total_tiles; ++t) mbar_arrive(full_bar + (t % STAGES) * 8);
-  return;
-}
-setmaxnreg_inc<${CONSUMER_REGISTERS}>();`;
+  for (int t = total_tiles > HANDOVER_LAG ? total_tiles - HANDOVER_LAG : 0; t < total_tiles; ++t) mbar_arrive(full_bar + (t % STAGES) * 8);`;
+  }
+
+  /** Warp-specialized compute threads issue no copies of their own. */
+  protected override drainCopies(): string {
+    return this.warpSpecialized ? "" : super.drainCopies();
   }
 
   override loadQ(): string {

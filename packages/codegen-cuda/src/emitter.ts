@@ -231,8 +231,11 @@ cp_async_commit();
 for (int t = 0; t < STAGES - 1; ++t) issue_tile(t);`;
   }
 
-  /** The block's rows, head, tables, K/V bases and the kv tile sequence (tile_start). */
-  protected programSetup(): string {
+  /**
+   * The block's rows, head, tables, the kv tile sequence (tile_start) and, unless the tiles come
+   * through tensor maps (`globalCopies` false), the global bases the threads copy from.
+   */
+  protected programSetup(globalCopies = true): string {
     return `extern __shared__ __align__(128) unsigned char smem[];
 const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 const unsigned q_smem = ${this.sharedBase()};
@@ -241,25 +244,32 @@ const int m_block = gridDim.x - 1 - blockIdx.x, hq = blockIdx.y, b = blockIdx.z;
 const int hkv = hq / (q_heads / kv_heads);
 const int m0 = m_block * BLOCK_M;
 const long long table_row = ((long long)(b % sparse_b) * sparse_h + (hq % sparse_h)) * sparse_q_blocks + m0 / SPARSE_Q;
-const storage_t* q_base = q + (long long)b * stride_q_b + (long long)hq * stride_q_h + (long long)m0 * stride_q_s;
-const storage_t* k_base = k + (long long)b * stride_k_b + (long long)hkv * stride_k_h;
-const storage_t* v_base = v + (long long)b * stride_v_b + (long long)hkv * stride_v_h;
-const unsigned kv_smem = q_smem + Q_TILE_BYTES;  // stage s: K at s·STAGE_BYTES, V after it
+${globalCopies ? `${this.globalBases()}\n` : ""}const unsigned kv_smem = q_smem + Q_TILE_BYTES;  // stage s: K at s·STAGE_BYTES, V after it
 const int* part_ids = kv_indices + table_row * sparse_kv_blocks;
 const int* full_ids = full_kv_indices + table_row * sparse_kv_blocks;
 const int part_tiles = kv_num_blocks[table_row] * TILES_PER_BLOCK;
 const int total_tiles = part_tiles + full_kv_num_blocks[table_row] * TILES_PER_BLOCK;
-// 16-byte copies need 16-byte-aligned rows; otherwise the tiles are copied element by element.
-const bool vec = VEC_DIMS && ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
-                               reinterpret_cast<unsigned long long>(v)) & 15) == 0 &&
-                 ((stride_q_b | stride_q_h | stride_q_s | stride_k_b | stride_k_h | stride_k_s |
-                   stride_v_b | stride_v_h | stride_v_s) & 7) == 0;
-// First key of kv tile t: the partial blocks' tiles, then the full blocks'.
+${globalCopies ? `${this.vectorCopies()}\n` : ""}// First key of kv tile t: the partial blocks' tiles, then the full blocks'.
 auto tile_start = [&](int t) {
   const bool partial = t < part_tiles;
   const int u = partial ? t : t - part_tiles;
   return (partial ? part_ids : full_ids)[u / TILES_PER_BLOCK] * SPARSE_KV + (u % TILES_PER_BLOCK) * BLOCK_N;
 };`;
+  }
+
+  /** This block's Q rows and its kv head's K and V in global memory. */
+  private globalBases(): string {
+    return `const storage_t* q_base = q + (long long)b * stride_q_b + (long long)hq * stride_q_h + (long long)m0 * stride_q_s;
+const storage_t* k_base = k + (long long)b * stride_k_b + (long long)hkv * stride_k_h;
+const storage_t* v_base = v + (long long)b * stride_v_b + (long long)hkv * stride_v_h;`;
+  }
+
+  private vectorCopies(): string {
+    return `// 16-byte copies need 16-byte-aligned rows; otherwise the tiles are copied element by element.
+const bool vec = VEC_DIMS && ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                               reinterpret_cast<unsigned long long>(v)) & 15) == 0 &&
+                 ((stride_q_b | stride_q_h | stride_q_s | stride_k_b | stride_k_h | stride_k_s |
+                   stride_v_b | stride_v_h | stride_v_s) & 7) == 0;`;
   }
 
   /** issue_tile(t): the cp.async loads of kv tile t into its stage, by every thread of the block. */
@@ -472,12 +482,16 @@ for (int kk = 0; kk < PV_STEPS; ++kk) {
 }`;
   }
 
+  /** Before the epilogue: this thread's outstanding copies (the pipeline's empty tail groups) are done. */
+  protected drainCopies(): string {
+    return "cp_async_wait<0>();\n";
+  }
+
   epilogue(): string {
     const lse = this.spec.returnLse
       ? `\n      if ((lane & 3) == 0) lse[((long long)b * q_heads + hq) * q_len + row] = l == 0.0f ? ${NEG_INF} : LN2 * (m_i[mt][r] + log2f(l));`
       : "";
-    return `cp_async_wait<0>();
-#pragma unroll
+    return `${this.drainCopies()}#pragma unroll
 for (int mt = 0; mt < M_TILES; ++mt) {
   #pragma unroll
   for (int r = 0; r < 2; ++r) {

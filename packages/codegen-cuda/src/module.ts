@@ -14,7 +14,8 @@ import {
   type KernelArtifact, type KernelConfig, type KernelSpec, capturedBuffers, kernelAbi, PYTHON_FLEX_ATTENTION_ARGS, pythonInputChecks,
 } from "@flexattn/template";
 import { generateCuda } from "./backend.js";
-import { DEFAULT_DYNAMIC_SHARED_LIMIT, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaTarget } from "./options.js";
+import { DEFAULT_DYNAMIC_SHARED_LIMIT, TMA_MAP_BYTES, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaTarget } from "./options.js";
+import { TMA_DATA_TYPE } from "./source.js";
 
 const TORCH_DTYPE = { f32: "torch.float32", f16: "torch.float16", bf16: "torch.bfloat16" } as const;
 
@@ -73,10 +74,10 @@ function kernelEntry(spec: KernelSpec, artifact: KernelArtifact): string {
   if (artifact.source.includes('"""') || artifact.source.includes("\\")) {
     throw new FlexAttnError("internal: the generated CUDA source cannot be embedded in a raw Python string");
   }
-  const kernel = cudaOptions(artifact.config, spec.dtype).kernel;
+  const { kernel, tma } = cudaOptions(artifact.config, spec.dtype);
   return `    ${JSON.stringify(cudaConfigName(artifact.config, spec.dtype))}: dict(
         spec_hash=${JSON.stringify(artifact.specHash)}, kernel=${JSON.stringify(kernel)}, block_m=${artifact.config.blockM},
-        threads=${artifact.launch.threadsPerProgram}, smem=${artifact.launch.sharedMemoryBytes ?? 0},
+        block_n=${artifact.config.blockN}, tma=${tma ? "True" : "False"}, threads=${artifact.launch.threadsPerProgram}, smem=${artifact.launch.sharedMemoryBytes ?? 0},
         source=r"""${artifact.source}"""),`;
 }
 
@@ -231,6 +232,60 @@ def _ptr(t):
     return np.uint64(t.data_ptr())
 
 
+# ---- tensor maps for the kernels that load through TMA (kernel "wgmma", tma=True) ----
+
+_TMA_MAP_BYTES = ${TMA_MAP_BYTES}
+_TMA_DATA_TYPE = ${TMA_DATA_TYPE[spec.dtype as "f16" | "bf16"] ?? 0}  # CUtensorMapDataType of DTYPE
+_tma_encode = []
+
+
+def _tma_encoder():
+    """cuTensorMapEncodeTiled of the CUDA driver (CUDA 12+), through ctypes."""
+    if not _tma_encode:
+        import ctypes
+        try:
+            fn = ctypes.CDLL("nvcuda.dll" if os.name == "nt" else "libcuda.so.1").cuTensorMapEncodeTiled
+        except (OSError, AttributeError) as e:
+            raise _CannotRun(f"the TMA kernels need cuTensorMapEncodeTiled from the CUDA driver (CUDA 12 or newer): {e}")
+        fn.restype = ctypes.c_int
+        _tma_encode.append(fn)
+    return _tma_encode[0]
+
+
+def _tma_operand(t):
+    """t when a tensor map can describe it (16-byte aligned start, 16-byte multiple strides, unit last stride), else a
+    contiguous copy (made on the call's stream, so it outlives the launch in the caching allocator's order)."""
+    es = t.element_size()
+    aligned = t.data_ptr() % 16 == 0 and t.stride(3) == 1
+    strides_ok = all(n == 1 or (s > 0 and s * es % 16 == 0) for n, s in zip(t.shape[:3], t.stride()[:3]))
+    if aligned and strides_ok:
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+def _tma_maps(kern, q, k, v):
+    """The kernel's last argument: the tensor maps of q, k and v (128 bytes each, 64-byte aligned) over
+    [batch, heads, rows, dim], a box of 64 columns × the tile's rows, the 128-byte swizzle, zero fill."""
+    import ctypes
+    encode = _tma_encoder()
+    raw = np.zeros(3 * _TMA_MAP_BYTES + 64, dtype=np.uint8)
+    start = -raw.ctypes.data % 64
+    maps = raw[start:start + 3 * _TMA_MAP_BYTES]
+    u64, u32 = ctypes.c_uint64, ctypes.c_uint32
+    for i, (name, t, box_rows) in enumerate((("q", q, kern["block_m"]), ("k", k, kern["block_n"]), ("v", v, kern["block_n"]))):
+        B, H, L, D = t.shape
+        es = t.element_size()
+        # Dims innermost first; a dim of extent 1 gets the contiguous stride (its own may be anything).
+        extents = (D * es, L * D * es, H * L * D * es)
+        strides = [s * es if n > 1 else c for n, s, c in zip((L, H, B), (t.stride(2), t.stride(1), t.stride(0)), extents)]
+        status = encode(ctypes.c_void_p(maps.ctypes.data + i * _TMA_MAP_BYTES), _TMA_DATA_TYPE, 4, ctypes.c_void_p(t.data_ptr()),
+                        (u64 * 4)(D, L, H, B), (u64 * 3)(*strides), (u32 * 4)(64, box_rows, 1, 1), (u32 * 4)(1, 1, 1, 1),
+                        0, 3, 2, 0)
+        if status != 0:
+            raise RuntimeError(f"cuTensorMapEncodeTiled refused {name} (shape {tuple(t.shape)}, strides {t.stride()}): CUresult {status}")
+    return maps.view(np.dtype((np.void, 3 * _TMA_MAP_BYTES)))
+
+
 def _tables(tables, B, Hq, Lq, Lkv, device):
     """The four tables to launch with: dense ones for no mask, zero full tables when only partial ones are given."""
     if all(t is None for t in tables):
@@ -265,9 +320,13 @@ ${bufLocals}
         Bm, Hm, QB, KVB = kv_indices.shape
         scale, q_offset, kv_offset = self.scale, self.q_offset, self.kv_offset
         fn = _kernel(q.device, name)
+        # TMA kernels read q, k and v through tensor maps (of copies where the layout cannot be mapped).
+        operands = tuple(_tma_operand(t) for t in (q, k, v)) if kern["tma"] else ()
+        maps = (_tma_maps(kern, *operands),) if kern["tma"] else ()
         with cupy.cuda.ExternalStream(torch.cuda.current_stream(q.device).cuda_stream):
             fn(((Lq + kern["block_m"] - 1) // kern["block_m"], Hq, B), (kern["threads"],), (
                 ${launchArgs(spec, pyNames)},
+                *maps,
             ), shared_mem=kern["smem"])
 
 

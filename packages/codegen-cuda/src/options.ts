@@ -55,7 +55,24 @@ export interface CudaOptions {
    * one warpgroup's softmax runs while the other's wgmma keeps the tensor cores busy.
    */
   warpSpecialized: boolean;
+  /**
+   * wgmma with warpSpecialized only: one producer thread loads each tile with the Tensor Memory
+   * Accelerator (cp.async.bulk.tensor, 128-byte swizzle written by the copy engine), and the tile's
+   * mbarrier completes when its bytes have landed; the rest of the producer warpgroup exits. The
+   * launcher passes tensor maps of q, k and v (a kernel parameter after the ABI's), so head dims
+   * must be whole multiples of 64 (a map's box is one 128-byte swizzle row wide).
+   */
+  tma: boolean;
 }
+
+/**
+ * Registers per thread when one producer thread issues TMA copies: the producer drops to the fewest
+ * setmaxnreg takes, and the compute warpgroups take what that frees (128·24 + 256·240 ≤ 64K).
+ */
+export const TMA_PRODUCER_REGISTERS = 24;
+export const TMA_CONSUMER_REGISTERS = 240;
+/** Bytes of one tensor map (CUtensorMap), the kernel parameter a TMA kernel takes per tensor; maps are 64-byte aligned. */
+export const TMA_MAP_BYTES = 128;
 
 /** Rows of one mma.sync tile (m16n8k16): every tensor-core tile side is a multiple of it. */
 export const MMA_TILE = 16;
@@ -98,14 +115,14 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOptions {
   let kernel: CudaKernelKind = dtype === "f32" ? "simt" : "mma";
   // The wgmma kernel's switches, all off unless named.
-  const flags = { overlap: false, warpSpecialized: false };
+  const flags = { overlap: false, warpSpecialized: false, tma: false };
   for (const [key, value] of Object.entries(config.options ?? {})) {
     if (key === "kernel") {
       if (value !== "wgmma" && value !== "mma" && value !== "simt") {
         throw new FlexAttnError(`CUDA option kernel must be "wgmma", "mma" or "simt", got ${JSON.stringify(value)}`);
       }
       kernel = value;
-    } else if (key === "overlap" || key === "warpSpecialized") {
+    } else if (key === "overlap" || key === "warpSpecialized" || key === "tma") {
       if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option ${key} must be a boolean, got ${JSON.stringify(value)}`);
       flags[key] = value;
     } else {
@@ -117,6 +134,9 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
   }
   for (const [name, on] of Object.entries(flags)) {
     if (on && kernel !== "wgmma") throw new FlexAttnError(`CUDA option ${name} applies to the "wgmma" kernel only, not "${kernel}"`);
+  }
+  if (flags.tma && !flags.warpSpecialized) {
+    throw new FlexAttnError("CUDA option tma loads through the producer warpgroup: it needs warpSpecialized: true");
   }
   return { kernel, ...flags };
 }
@@ -225,6 +245,11 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
   }
   const threads = cudaBlockThreads(spec);
   if (threads > 1024) throw new FlexAttnError(`${where}: ${threads} threads exceed 1024`);
+  if (options.tma && (spec.qkHeadDim % WGMMA_DIM_ALIGN !== 0 || spec.vHeadDim % WGMMA_DIM_ALIGN !== 0)) {
+    throw new FlexAttnError(
+      `${where}: tma takes head dims that are multiples of ${WGMMA_DIM_ALIGN} (a tensor map's box is one swizzle row), got ${spec.qkHeadDim}/${spec.vHeadDim}; leave tma off`,
+    );
+  }
   if (warpSpecialized && c.blockM !== 2 * WGMMA_ROWS) {
     throw new FlexAttnError(`${where}: warpSpecialized takes blockM ${2 * WGMMA_ROWS} (two compute warpgroups beside the producer), got ${c.blockM}`);
   }
@@ -240,7 +265,7 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
 type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
 
 /** tiles with `lead` moved to the front (none: as they are); tiles compare by their fields. */
-function leadWith<T extends readonly (number | boolean)[]>(tiles: T[], lead: T | null): T[] {
+function leadWith<T extends readonly (number | boolean | undefined)[]>(tiles: T[], lead: T | null): T[] {
   return lead ? [lead, ...tiles.filter((t) => t.join() !== lead.join())] : tiles;
 }
 
@@ -272,9 +297,10 @@ function mmaTiles(widest: number, mods: ModMix): [number, number, number, number
  * Warp specialization holds a block to one per SM (setmaxnreg), which costs at d = 64 (the plain
  * kernel fits two); at d = 128 its barrier-free loop pays only when the softmax is long, under a
  * transcendental score mod, where the compute warpgroups drift apart and one's softmax runs beside
- * the other's wgmma. Elsewhere it is a candidate the tuner weighs.
+ * the other's wgmma. Elsewhere it is a candidate the tuner weighs, as are its TMA-loading forms
+ * (last: not yet measured against the others).
  */
-type WgmmaTile = [number, number, number, boolean, boolean];
+type WgmmaTile = [number, number, number, boolean, boolean, boolean?];
 
 function wgmmaTiles(widest: number, mods: ModMix): WgmmaTile[] {
   const { transcendental, dataDependent } = modTraits(mods);
@@ -282,12 +308,14 @@ function wgmmaTiles(widest: number, mods: ModMix): WgmmaTile[] {
   // shape; a transcendental score mod at d = 128 takes the warp-specialized kernel.
   if (widest <= 64) {
     return leadWith<WgmmaTile>([[128, 64, 2, false, false], [128, 128, 3, true, false], [128, 128, 2, false, false], [128, 64, 3, true, false],
-      [64, 128, 2, false, false], [128, 128, 4, true, true], [128, 64, 4, false, true]],
+      [64, 128, 2, false, false], [128, 128, 4, true, true], [128, 64, 4, false, true], [128, 128, 4, true, true, true],
+      [128, 64, 4, false, true, true]],
       dataDependent ? [128, 128, 3, true, false] : null);
   }
   if (widest <= 128) {
     return leadWith<WgmmaTile>([[128, 128, 3, true, false], [128, 128, 3, false, true], [128, 128, 2, false, false], [128, 64, 3, true, false],
-      [128, 64, 2, false, false], [64, 128, 2, false, false], [128, 128, 2, false, true]],
+      [128, 64, 2, false, false], [64, 128, 2, false, false], [128, 128, 2, false, true], [128, 128, 3, true, true, true],
+      [128, 128, 2, false, true, true]],
       transcendental ? [128, 128, 3, false, true] : null);
   }
   return [[128, 64, 2, false, false], [64, 64, 2, false, false], [64, 128, 2, false, false]];
@@ -315,14 +343,16 @@ export function cudaConfigCandidates(
   };
   const half = problem.dtype !== "f32";
   if (half && cudaArch(target) === "sm_90a" && wgmmaPaddedDim(problem.vHeadDim) <= WGMMA_MAX_N) {
-    for (const [bm, bn, stages, overlap, warpSpecialized] of wgmmaTiles(widest, mods)) {
+    const tmaDims = problem.qkHeadDim % WGMMA_DIM_ALIGN === 0 && problem.vHeadDim % WGMMA_DIM_ALIGN === 0;
+    for (const [bm, bn, stages, overlap, warpSpecialized, tma = false] of wgmmaTiles(widest, mods)) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
       if (blockM % WGMMA_ROWS !== 0 || blockN % MMA_TILE !== 0) continue;
-      if (warpSpecialized && blockM !== 2 * WGMMA_ROWS) continue;
+      if ((warpSpecialized && blockM !== 2 * WGMMA_ROWS) || (tma && !tmaDims)) continue;
       const options: Record<string, string | boolean> = { kernel: "wgmma" };
       if (overlap) options.overlap = true;
       if (warpSpecialized) options.warpSpecialized = true;
+      if (tma) options.tma = true;
       push({ blockM, blockN, numWarps: blockM / 16, numStages: stages, prescaleQk: false, options });
     }
   }
@@ -344,5 +374,5 @@ export function cudaConfigCandidates(
 /** A config's name in a generated module ("128x128 w8 s3 wgmma overlap"): its tile, warps, stages and kernel. */
 export function cudaConfigName(config: KernelConfig, dtype: StorageDType): string {
   const o = cudaOptions(config, dtype);
-  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}${o.warpSpecialized ? " ws" : ""}`;
+  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}${o.warpSpecialized ? " ws" : ""}${o.tma ? " tma" : ""}`;
 }

@@ -165,3 +165,33 @@ __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
 template <int REGS> __device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" :: "n"(REGS)); }
 template <int REGS> __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" :: "n"(REGS)); }`;
 }
+
+/**
+ * The TMA-loading kernel's copy primitives: the tensor maps it takes as a kernel parameter (q, k, v:
+ * CUtensorMap's 128 opaque bytes each, built by the launcher over [batch, heads, rows, dim] with a box
+ * of one 64-element swizzle row × the tile's rows and the 128-byte swizzle, zero fill out of bounds),
+ * an mbarrier arrival that also expects the bytes a copy will deliver, and one box copy.
+ */
+export function tmaPrelude(): string {
+  return `struct __align__(64) FlexTmaMap { unsigned long long opaque[16]; };
+struct FlexTmaMaps { FlexTmaMap q, k, v; };
+// The barriers' initialization made visible to the copy engine (the async proxy) before a copy signals one.
+__device__ __forceinline__ void fence_mbarrier_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+// Arrive on the barrier and raise the bytes its phase waits for: the phase completes once they landed.
+__device__ __forceinline__ void mbar_expect_tx(unsigned bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(bytes) : "memory");
+}
+// Copy the box at (column, row, head, batch) of the map's tensor to shared dst; the barrier counts its bytes.
+__device__ __forceinline__ void tma_load(unsigned dst, const FlexTmaMap* map, int column, int row, int head, int batch, unsigned bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
+      :: "r"(dst), "l"(reinterpret_cast<unsigned long long>(map)), "r"(column), "r"(row), "r"(head), "r"(batch), "r"(bar)
+      : "memory");
+}
+// Copy ROWS rows from row0 of a [.., dim] tensor into a swizzled tile: one box per 64-column slab.
+template <int ROWS, int SLABS>
+__device__ __forceinline__ void tma_load_tile(unsigned dst, const FlexTmaMap* map, int row0, int head, int batch, unsigned bar) {
+  #pragma unroll
+  for (int s = 0; s < SLABS; ++s) tma_load(dst + s * ROWS * ${SWIZZLE_ROW_BYTES}, map, s * 64, row0, head, batch, bar);
+}`;
+}

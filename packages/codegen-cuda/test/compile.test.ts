@@ -10,7 +10,8 @@ import {
   resolveProblem,
 } from "@flexattn/template";
 import {
-  CONSUMER_REGISTERS, CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, PRODUCER_REGISTERS, PRODUCER_THREADS, SM90_SHARED_LIMIT, cudaBackend, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaPythonModule, cudaSharedLimit,
+  CONSUMER_REGISTERS, CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, PRODUCER_REGISTERS, PRODUCER_THREADS, SM90_SHARED_LIMIT, TMA_CONSUMER_REGISTERS,
+  TMA_PRODUCER_REGISTERS, cudaBackend, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaPythonModule, cudaSharedLimit,
   generateCuda, wgmmaProbeSource,
 } from "@flexattn/codegen-cuda";
 
@@ -308,6 +309,46 @@ describe("CUDA codegen", () => {
     expect(() => generateCuda(wgmma(128, 64, 8, 2, { warpSpecialized: "yes" }))).toThrow(/warpSpecialized must be a boolean/);
     expect(() => generateCuda(wgmma(64, 64, 4, 2, { warpSpecialized: true }))).toThrow(/warpSpecialized takes blockM 128/);
     expect(() => generateCuda(wgmma(128, 64, 8, 2, { warpSpecialized: true }))).not.toThrow();
+    expect(() => generateCuda(wgmma(128, 64, 8, 2, { tma: true }))).toThrow(/tma loads through the producer warpgroup: it needs warpSpecialized/);
+    expect(() => generateCuda(spec("bf16", { ...DEFAULT_CONFIG, options: { tma: true } }))).toThrow(/tma applies to the "wgmma" kernel only/);
+    expect(() => generateCuda(wgmma(128, 64, 8, 2, { warpSpecialized: true, tma: true }, 80))).toThrow(/tma takes head dims that are multiples of 64.*80\/80/);
+    expect(() => generateCuda(wgmma(128, 64, 8, 2, { warpSpecialized: true, tma: true }))).not.toThrow();
+  });
+
+  it("TMA wgmma: one producer thread copies each tile with a tensor map, the stage's barrier expecting exactly its bytes", () => {
+    const generate = (d: number, config: KernelConfig) =>
+      generateCuda(makeSpec({ mask: causal, score: softcap, qkHeadDim: d, vHeadDim: d, dtype: "bf16", sparseBlock: [128, 128], config }));
+    for (const d of [64, 128]) {
+      const tmaConfigs = cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], undefined, SM90).filter((c) => c.options?.tma);
+      expect(tmaConfigs.length, `d ${d}`).toBeGreaterThan(0);
+      for (const config of tmaConfigs) {
+        const a = generate(d, config);
+        const what = `d ${d} ${cudaConfigName(config, "bf16")}`;
+        const k = constexprs(a.source);
+        // A tile's boxes (64 columns × BLOCK_N rows of 2 bytes per slab) are what its full barrier waits for.
+        const slabs = (2 * d) / 64;
+        expect(k.get("STAGE_BYTES"), what).toBe(slabs * 64 * 2 * config.blockN);
+        expect(k.get("Q_TILE_BYTES"), what).toBe((d / 64) * 64 * 2 * config.blockM);
+        expect(a.source, what).toContain("const __grid_constant__ FlexTmaMaps tma_maps) {");
+        expect(a.source, what).toContain("mbar_expect_tx(full, STAGE_BYTES);");
+        expect(a.source, what).toContain("mbar_expect_tx(q_bar, Q_TILE_BYTES);");
+        expect(a.source, what).toContain("mbar_init(full_bar + s * 8, 1);");
+        expect(a.source, what).toContain(`setmaxnreg_dec<${TMA_PRODUCER_REGISTERS}>();`);
+        expect(a.source, what).toContain(`setmaxnreg_inc<${TMA_CONSUMER_REGISTERS}>();`);
+        expect(PRODUCER_THREADS * TMA_PRODUCER_REGISTERS + 256 * TMA_CONSUMER_REGISTERS).toBeLessThanOrEqual(65536);
+        const kernel = a.source.slice(a.source.indexOf(`${CUDA_ENTRY}(`), a.source.indexOf("#ifndef __CUDACC_RTC__"));
+        // No thread copies with cp.async or element loads: every tile comes through TMA.
+        expect(kernel, what).not.toMatch(/cp_async|copy_qk_tile|copy_v_tile|q_base|k_base/);
+        // The C++ launcher builds the three maps with the tile's box heights.
+        expect(a.source, what).toContain("flex_tma_map(&maps.q, q, batch, q_heads, q_len, DQK, stride_q_b, stride_q_h, stride_q_s, BLOCK_M)");
+        expect(a.source, what).toContain("flex_tma_map(&maps.v, v, batch, kv_heads, kv_len, DV, stride_v_b, stride_v_h, stride_v_s, BLOCK_N)");
+        const py = cudaPythonModule(makeSpec({ mask: causal, score: softcap, qkHeadDim: d, vHeadDim: d, dtype: "bf16", sparseBlock: [128, 128], config }), a, { configs: 1 });
+        expect(py, what).toContain(`block_n=${config.blockN}, tma=True,`);
+        expect(py, what).toContain("_TMA_DATA_TYPE = 9");
+      }
+    }
+    // Head dims a tensor map's 64-column box cannot cover exactly get no TMA candidate.
+    expect(cudaConfigCandidates({ qkHeadDim: 80, vHeadDim: 80, dtype: "bf16" }, [128, 128], undefined, SM90).some((c) => c.options?.tma)).toBe(false);
   });
 
   it("warp-specialized wgmma: a producer warpgroup loads, the compute warps wait only on mbarriers, one block per SM", () => {
@@ -378,6 +419,7 @@ describe("CUDA codegen", () => {
     const hosts = [
       caseSpec("causal", "bf16"), caseSpec("causal", "f32"), caseSpec("causal", "bf16", undefined, SM90, [128, 128]),
       positionFree(sm80Default), positionFree(sm90Default),
+      positionFree(cudaConfigCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128], undefined, SM90).find((c) => c.options?.tma)!),
     ];
     const [confReports, candReports, ...hostBuilds] = await Promise.all([
       compileBatch(conformance, dir, "conformance"),

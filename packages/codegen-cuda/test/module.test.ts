@@ -10,7 +10,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { CONFORMANCE_CASES, type DeviceTarget, type KernelSpec, instantiateCase, makeSpec } from "@flexattn/template";
+import { traceMaskMod } from "@flexattn/ir";
+import { CONFORMANCE_CASES, DEFAULT_CONFIG, type DeviceTarget, type KernelSpec, instantiateCase, makeSpec } from "@flexattn/template";
 import { cudaBackend, cudaConfigName, cudaModuleConfigs, cudaOptions, cudaPythonModule, generateCuda } from "@flexattn/codegen-cuda";
 
 const run = promisify(execFile);
@@ -59,13 +60,18 @@ describe("the generated CUDA module", () => {
     expect(() => cudaPythonModule(s, generateCuda({ ...s, config: configs[1] }))).toThrow(/the artifact was generated for/);
   });
 
-  for (const [name, target] of [["alibi-causal", SM90], ["causal", undefined]] as const) {
-    it(`${name} (${target ? "sm_90a" : "sm_80"}): resolves, tunes and launches each kernel as configured`, async () => {
+  // The last: a d = 64 causal module whose default loads through TMA (tensor maps built per launch).
+  const tmaSpec = () => {
+    const base = makeSpec({ mask: traceMaskMod((_b, _h, q, kv) => q.ge(kv)), score: null, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16", sparseBlock: [128, 128], config: DEFAULT_CONFIG });
+    return { ...base, config: cudaBackend.configCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128], base, SM90).find((c) => c.options?.tma)! };
+  };
+  for (const [name, make] of [["alibi-causal (sm_90a)", () => spec("alibi-causal", SM90)], ["causal (sm_80)", () => spec("causal")], ["causal d64, TMA (sm_90a)", tmaSpec]] as const) {
+    it(`${name}: resolves, tunes and launches each kernel as configured`, async () => {
       if (!(await python())) return;
       const dir = mkdtempSync(join(tmpdir(), "flexattn-cuda-module-"));
       try {
         const file = join(dir, "m.py");
-        writeFileSync(file, cudaPythonModule(spec(name, target)));
+        writeFileSync(file, cudaPythonModule(make()));
         const { stdout, stderr } = await run("python3", [join(here, "module_runtime.py"), file], { timeout: 120_000 });
         expect(stdout.trim(), stderr).toBe("");
       } finally {

@@ -7,6 +7,7 @@ running, and CUDA events that report set timings per kernel. Used by module.test
 Prints one line per failed expectation; no output means all held.
 """
 import contextlib
+import ctypes
 import importlib.util
 import io
 import os
@@ -28,6 +29,9 @@ def expect(cond, what):
 DEVICE = types.SimpleNamespace(type="cuda", index=0)
 CAPABILITY = [(9, 0)]
 LAUNCHES = []  # (kernel source, grid, block, shared_mem)
+LAUNCH_ARGS = []  # the kernel arguments of each launch
+TMA_MAPS = []  # (data type, rank, dims, strides, box, element strides, interleave, swizzle, l2, fill) per encoded map
+TMA_STATUS = [0]  # what the stand-in cuTensorMapEncodeTiled returns
 COMPILED = []  # (source, options) of every NVRTC compile
 MS = {}  # kernel source -> ms per launch the stand-in events report
 CURRENT = [None]  # the source of the last launch (what an event pair times)
@@ -54,7 +58,13 @@ class T:
         return True
 
     def data_ptr(self):
-        return id(self)
+        return 16 * id(self)  # 16-byte aligned, as CUDA allocations are
+
+    def element_size(self):
+        return 4 if self.dtype in ("float32", "int32") else 2
+
+    def clone(self, memory_format=None):
+        return T(self.shape, self.dtype)
 
     def new_empty(self, shape, dtype=None):
         return T(shape, dtype or self.dtype)
@@ -111,6 +121,7 @@ class Function:
     def __call__(self, grid, block, args, shared_mem=0):
         CURRENT[0] = self.code
         LAUNCHES.append((self.code, grid, block, shared_mem))
+        LAUNCH_ARGS.append(args)
 
 
 class RawModule:
@@ -130,12 +141,68 @@ cupy.cuda = types.SimpleNamespace(Device=lambda i: contextlib.nullcontext(), Ext
 sys.modules.update({"torch": torch, "cupy": cupy})
 
 
+def encode_tensor_map(map_ptr, data_type, rank, address, dims, strides, box, element_strides, interleave, swizzle, l2, fill):
+    """The stand-in cuTensorMapEncodeTiled: records what a map would describe."""
+    TMA_MAPS.append((data_type, rank, tuple(dims[:rank]), tuple(strides[:rank - 1]), tuple(box[:rank]), tuple(element_strides[:rank]),
+                     interleave, swizzle, l2, fill))
+    return TMA_STATUS[0]
+
+
 def load(path):
     spec = importlib.util.spec_from_file_location("generated_cuda", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     mod.shutil = types.SimpleNamespace(which=lambda name: None)  # no nvcc: NVRTC through the stand-in cupy
+    mod._tma_encode[:] = [encode_tensor_map]  # no CUDA driver here
     return mod
+
+
+def check_tma(mod, q, k, v, bufs, launched):
+    """A TMA kernel gets one argument after the ABI's: the three maps, which describe q, k and v as they are."""
+    tma = [n for n, kern in mod.KERNELS.items() if kern["tma"]]
+    if not tma:
+        return
+    name, kern = tma[0], mod.KERNELS[tma[0]]
+    plain = next(n for n, kern in mod.KERNELS.items() if not kern["tma"])
+    TMA_MAPS.clear()
+    LAUNCH_ARGS.clear()
+    launched(config=plain)
+    abi_args = len(LAUNCH_ARGS[-1])
+    expect(not TMA_MAPS, "a kernel without TMA builds no tensor map")
+    launched(config=name)
+    args = LAUNCH_ARGS[-1]
+    expect(len(args) == abi_args + 1, f"the TMA kernel takes the maps after the ABI's {abi_args} arguments ({len(args)})")
+    maps = args[-1]
+    expect(isinstance(maps, np.ndarray) and maps.size == 1 and maps.itemsize == 3 * mod._TMA_MAP_BYTES,
+           "the maps go by value, as one 384-byte argument")
+    expect(maps.__array_interface__["data"][0] % 64 == 0, "the maps are 64-byte aligned")
+    data_type = {"bfloat16": 9, "float16": 6}[mod.DTYPE]
+    for (name_, t, rows), got in zip((("q", q, kern["block_m"]), ("k", k, kern["block_n"]), ("v", v, kern["block_n"])), TMA_MAPS):
+        B, H, L, D = t.shape
+        want = (data_type, 4, (D, L, H, B), (2 * D, 2 * L * D, 2 * H * L * D), (64, rows, 1, 1), (1, 1, 1, 1), 0, 3, 2, 0)
+        expect(got == want, f"the map of {name_}: {got}, expected {want}")
+    expect(len(TMA_MAPS) == 3, f"three maps per launch ({len(TMA_MAPS)})")
+    # A map the driver refuses is an error that names the tensor, not a launch on a bad map.
+    TMA_STATUS[0] = 1
+    try:
+        quiet(mod.flex_attention, q, k, v, **bufs, config=name)
+        FAILURES.append("a refused tensor map still launches")
+    except RuntimeError as e:
+        expect("cuTensorMapEncodeTiled refused q" in str(e), f"the refusal names the tensor ({e})")
+    finally:
+        TMA_STATUS[0] = 0
+    # No CUDA driver to encode with: an explicit TMA config is refused with the reason.
+    mod._tma_encode[:] = []
+    real_cdll = ctypes.CDLL
+    ctypes.CDLL = lambda path: (_ for _ in ()).throw(OSError(f"{path}: cannot open shared object file"))
+    try:
+        quiet(mod.flex_attention, q, k, v, **bufs, config=name)
+        FAILURES.append("a TMA kernel launches without a CUDA driver")
+    except ValueError as e:
+        expect("cuTensorMapEncodeTiled" in str(e), f"the refusal says what is missing ({e})")
+    finally:
+        ctypes.CDLL = real_cdll
+        mod._tma_encode[:] = [encode_tensor_map]
 
 
 def quiet(fn, *args, **kwargs):
@@ -206,6 +273,8 @@ def main():
     MS[mod.KERNELS[names[1]]["source"]] = 0.5
     pick, _ = quiet(mod.tune, q, k, v, **bufs)
     expect(pick == {"name": names[1]}, f"tune() re-times and returns the new pick ({pick})")
+
+    check_tma(mod, q, k, v, bufs, launched)
 
     # Nothing to compute (no keys, or no queries): no launch.
     LAUNCHES.clear()

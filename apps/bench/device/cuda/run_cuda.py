@@ -104,12 +104,15 @@ def runs_here(kernel):
 
 def label(m):
     c = m["config"]
-    return f"ours {c['blockM']}x{c['blockN']} w{c['numWarps']} s{c['numStages']} {m.get('kernel', 'mma')}"
+    o = c.get("options") or {}
+    flags = "".join(f" {name}" for key, name in (("overlap", "overlap"), ("warpSpecialized", "ws"), ("tma", "tma")) if o.get(key))
+    return f"ours {c['blockM']}x{c['blockN']} w{c['numWarps']} s{c['numStages']} {m.get('kernel', 'mma')}{flags}"
 
 
-def conformance(dev, f, kernels):
+def conformance(dev, f, kernels, match=()):
     d = os.path.join(GEN, "conformance")
     index = [c for c in json.load(open(os.path.join(d, "index.json"))) if not kernels or c.get("kernel") in kernels]
+    index = [c for c in index if not match or any(m in c["name"] for m in match)]
     skipped = [c["name"] for c in index if not runs_here(c.get("kernel"))]
     if skipped:
         log(dict(skipped_not_sm90=len(skipped)), f)
@@ -210,7 +213,7 @@ def flex_mods(variant, N, bufs):
     }[variant]
 
 
-def bench(dev, f, variants, n_candidates, budget_s):
+def bench(dev, f, variants, n_candidates, budget_s, match=()):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     from triton.testing import do_bench
@@ -225,7 +228,9 @@ def bench(dev, f, variants, n_candidates, budget_s):
     for e in entries:
         # The public modules (default: sm_90a where it runs; sm80), then the first K research candidates that run here.
         public = [m for m in (e["default"], e["sm80"]) if runs_here(m.get("kernel"))]
-        e["timed"] = public + [m for m in e["modules"] if runs_here(m.get("kernel"))][:n_candidates]
+        research = [m for m in e["modules"] if runs_here(m.get("kernel"))]
+        matched = [m for m in research[n_candidates:] if any(x in m["module"] for x in match)]
+        e["timed"] = public + research[:n_candidates] + matched
     mods = sorted({os.path.join(d, m["module"]) for e in entries for m in e["timed"]})
     failed = compile_all(module_sources(mods, tempfile.mkdtemp()), os.environ["FLEXATTN_CACHE"])
     if failed:
@@ -339,9 +344,12 @@ def main():
     ap.add_argument("--variants", default="")
     ap.add_argument("--kernels", default="", help="conformance: only these kernel kinds (wgmma,mma,simt)")
     ap.add_argument("--candidates", type=int, default=0, help="research: also time the first K config candidates of each entry, each alone")
+    ap.add_argument("--match", default="", help="comma-separated substrings: conformance cases whose name has one; the bench "
+                    "also times the candidates whose module name has one (research), e.g. tma")
     ap.add_argument("--budget-s", type=float, default=400)
     ap.add_argument("--tag", default="run")
     a = ap.parse_args()
+    match = [m for m in a.match.split(",") if m]
     os.makedirs(OUT, exist_ok=True)
     os.environ.setdefault("FLEXATTN_CACHE", "/tmp/flexattn-cache")
     os.makedirs(os.environ["FLEXATTN_CACHE"], exist_ok=True)
@@ -355,9 +363,9 @@ def main():
         if "probe" in phases:
             summary["probe"] = probe(dev, f)
         if "conformance" in phases:
-            summary["conformance"] = conformance(dev, f, [k for k in a.kernels.split(",") if k])
+            summary["conformance"] = conformance(dev, f, [k for k in a.kernels.split(",") if k], match)
         if "bench" in phases:
-            rows = bench(dev, f, [v for v in a.variants.split(",") if v], a.candidates, a.budget_s)
+            rows = bench(dev, f, [v for v in a.variants.split(",") if v], a.candidates, a.budget_s, match)
             summary["bench"] = rows
             md = table(rows)
             summary["table"] = md
