@@ -185,10 +185,7 @@ def check_tma(mod, q, k, v, bufs, launched):
     # A map the driver refuses is an error that names the tensor, not a launch on a bad map.
     TMA_STATUS[0] = 1
     try:
-        quiet(mod.flex_attention, q, k, v, **bufs, config=name)
-        FAILURES.append("a refused tensor map still launches")
-    except RuntimeError as e:
-        expect("cuTensorMapEncodeTiled refused q" in str(e), f"the refusal names the tensor ({e})")
+        refused(RuntimeError, "cuTensorMapEncodeTiled refused q", "a refused tensor map", mod.flex_attention, q, k, v, **bufs, config=name)
     finally:
         TMA_STATUS[0] = 0
     # No CUDA driver to encode with: an explicit TMA config is refused with the reason.
@@ -196,13 +193,19 @@ def check_tma(mod, q, k, v, bufs, launched):
     real_cdll = ctypes.CDLL
     ctypes.CDLL = lambda path: (_ for _ in ()).throw(OSError(f"{path}: cannot open shared object file"))
     try:
-        quiet(mod.flex_attention, q, k, v, **bufs, config=name)
-        FAILURES.append("a TMA kernel launches without a CUDA driver")
-    except ValueError as e:
-        expect("cuTensorMapEncodeTiled" in str(e), f"the refusal says what is missing ({e})")
+        refused(ValueError, "cuTensorMapEncodeTiled", "a TMA kernel without a CUDA driver", mod.flex_attention, q, k, v, **bufs, config=name)
     finally:
         ctypes.CDLL = real_cdll
         mod._tma_encode[:] = [encode_tensor_map]
+
+
+def refused(error, text, what, fn, *args, **kwargs):
+    """Expect fn(*args, **kwargs) to raise `error` with `text` in its message."""
+    try:
+        quiet(fn, *args, **kwargs)
+        FAILURES.append(f"{what}: no error")
+    except error as e:
+        expect(text in str(e), f"{what}: the error says why ({e})")
 
 
 def quiet(fn, *args, **kwargs):
