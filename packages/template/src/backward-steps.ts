@@ -82,12 +82,20 @@ export interface BackwardMods {
   readonly gradBuffers: readonly { slot: number; name: string; size: number }[];
 }
 
+/** Derivatives per traced graph: a module's generation asks for them from several places (default config, source, checks). */
+const derivedMods = new WeakMap<ModGraph, BackwardMods>();
+
 export function backwardMods(score: ModGraph | null): BackwardMods {
-  const gradient = score ? differentiateScoreMod(score) : null;
-  const gradBuffers = (gradient?.buffers ?? [])
+  if (!score) return { gradient: null, gradBuffers: [] };
+  const known = derivedMods.get(score);
+  if (known) return known;
+  const gradient = differentiateScoreMod(score);
+  const gradBuffers = gradient.buffers
     .filter((bg) => bg.sites.length > 0)
-    .map((bg) => ({ slot: bg.slot, name: bg.name, size: score!.buffers[bg.slot].shape.reduce((a, b) => a * b, 1) }));
-  return { gradient, gradBuffers };
+    .map((bg) => ({ slot: bg.slot, name: bg.name, size: score.buffers[bg.slot].shape.reduce((a, b) => a * b, 1) }));
+  const mods = { gradient, gradBuffers };
+  derivedMods.set(score, mods);
+  return mods;
 }
 
 /** The backward's steps for a spec: mod hooks only where there are mods, buffer gradients only where a buffer gets one. */
