@@ -263,27 +263,37 @@ def _tma_operand(t):
     return t.clone(memory_format=torch.contiguous_format)
 
 
-def _tma_maps(kern, q, k, v):
-    """The kernel's last argument: the tensor maps of q, k and v (128 bytes each, 64-byte aligned) over
-    [batch, heads, rows, dim], a box of 64 columns × the tile's rows, the 128-byte swizzle, zero fill."""
+def _tma_encode_map(address, t, box_rows):
+    """Encode the map of t (a [batch, heads, rows, dim] tensor) at address; the driver's CUresult."""
     import ctypes
-    encode = _tma_encoder()
+    u64, u32 = ctypes.c_uint64, ctypes.c_uint32
+    B, H, L, D = t.shape
+    es = t.element_size()
+    # Dims innermost first; a dim of extent 1 gets the contiguous stride (its own may be anything).
+    extents = (D * es, L * D * es, H * L * D * es)
+    strides = [s * es if n > 1 else c for n, s, c in zip((L, H, B), (t.stride(2), t.stride(1), t.stride(0)), extents)]
+    return _tma_encoder()(ctypes.c_void_p(address), _TMA_DATA_TYPE, 4, ctypes.c_void_p(t.data_ptr()), (u64 * 4)(D, L, H, B),
+                          (u64 * 3)(*strides), (u32 * 4)(64, box_rows, 1, 1), (u32 * 4)(1, 1, 1, 1), 0, 3, 2, 0)
+
+
+def _tma_maps(kern, q, k, v):
+    """The kernel's last argument, the tensor maps of q, k and v (128 bytes each, 64-byte aligned) over [batch, heads,
+    rows, dim] with a box of 64 columns × the tile's rows, the 128-byte swizzle and zero fill; and the tensors they
+    describe (a copy where the driver takes no map of the caller's layout), to be kept alive until the launch."""
     raw = np.zeros(3 * _TMA_MAP_BYTES + 64, dtype=np.uint8)
     start = -raw.ctypes.data % 64
     maps = raw[start:start + 3 * _TMA_MAP_BYTES]
-    u64, u32 = ctypes.c_uint64, ctypes.c_uint32
+    described = []
     for i, (name, t, box_rows) in enumerate((("q", q, kern["block_m"]), ("k", k, kern["block_n"]), ("v", v, kern["block_n"]))):
-        B, H, L, D = t.shape
-        es = t.element_size()
-        # Dims innermost first; a dim of extent 1 gets the contiguous stride (its own may be anything).
-        extents = (D * es, L * D * es, H * L * D * es)
-        strides = [s * es if n > 1 else c for n, s, c in zip((L, H, B), (t.stride(2), t.stride(1), t.stride(0)), extents)]
-        status = encode(ctypes.c_void_p(maps.ctypes.data + i * _TMA_MAP_BYTES), _TMA_DATA_TYPE, 4, ctypes.c_void_p(t.data_ptr()),
-                        (u64 * 4)(D, L, H, B), (u64 * 3)(*strides), (u32 * 4)(64, box_rows, 1, 1), (u32 * 4)(1, 1, 1, 1),
-                        0, 3, 2, 0)
+        t = _tma_operand(t)
+        status = _tma_encode_map(maps.ctypes.data + i * _TMA_MAP_BYTES, t, box_rows)
+        if status != 0 and not t.is_contiguous():
+            t = t.contiguous()
+            status = _tma_encode_map(maps.ctypes.data + i * _TMA_MAP_BYTES, t, box_rows)
         if status != 0:
             raise RuntimeError(f"cuTensorMapEncodeTiled refused {name} (shape {tuple(t.shape)}, strides {t.stride()}): CUresult {status}")
-    return maps.view(np.dtype((np.void, 3 * _TMA_MAP_BYTES)))
+        described.append(t)
+    return maps.view(np.dtype((np.void, 3 * _TMA_MAP_BYTES))), described
 
 
 def _tables(tables, B, Hq, Lq, Lkv, device):
@@ -320,13 +330,13 @@ ${bufLocals}
         Bm, Hm, QB, KVB = kv_indices.shape
         scale, q_offset, kv_offset = self.scale, self.q_offset, self.kv_offset
         fn = _kernel(q.device, name)
-        # TMA kernels read q, k and v through tensor maps (of copies where the layout cannot be mapped).
-        operands = tuple(_tma_operand(t) for t in (q, k, v)) if kern["tma"] else ()
-        maps = (_tma_maps(kern, *operands),) if kern["tma"] else ()
+        # TMA kernels read q, k and v through tensor maps (of copies where a map cannot describe the caller's layout).
+        maps, keep_alive = _tma_maps(kern, q, k, v) if kern["tma"] else (None, ())  # noqa: F841 (held past the launch)
+        extra = (maps,) if kern["tma"] else ()
         with cupy.cuda.ExternalStream(torch.cuda.current_stream(q.device).cuda_stream):
             fn(((Lq + kern["block_m"] - 1) // kern["block_m"], Hq, B), (kern["threads"],), (
                 ${launchArgs(spec, pyNames)},
-                *maps,
+                *extra,
             ), shared_mem=kern["smem"])
 
 
