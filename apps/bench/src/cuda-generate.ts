@@ -26,7 +26,7 @@ import {
   type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType,
   capturedBuffers, instantiateCase, makeSpec, resolveProblem,
 } from "@flexattn/template";
-import { WGMMA_PROBE, cudaBackend, cudaConfigName, cudaPythonModule, cudaTarget, wgmmaProbeSource } from "@flexattn/codegen-cuda";
+import { WGMMA_PROBE, cudaBackend, cudaConfigName, cudaPythonModule, cudaTarget, cudaTmaConfigs, wgmmaProbeSource } from "@flexattn/codegen-cuda";
 import { compileWithSpec } from "flexattn";
 import { b64, invocationJson, tablesJson } from "./device-export.js";
 import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS } from "./protocol.js";
@@ -99,9 +99,13 @@ function generateConformance(): void {
     // And the loading the default does not take (a producer warpgroup, or every warp loading).
     const otherLoading = (c: KernelConfig[]) => c.find((x) => x.options?.kernel === "wgmma" && !x.options?.warpSpecialized !== !c[0].options?.warpSpecialized);
     write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128load", otherLoading);
-    // And the first TMA-loading config, its head dims rounded up to the multiples of 64 that tensor maps take.
+    // And the TMA form of the first warp-specialized config, head dims rounded up to the multiples of 64 that tensor maps take.
     const dims = { qkHeadDim: roundUp64(cs.problem.qkHeadDim), vHeadDim: roundUp64(cs.problem.vHeadDim) };
-    write({ ...cs, problem: { ...cs.problem, ...dims }, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128tma", (c) => c.find((x) => x.options?.tma));
+    const tma = (c: KernelConfig[]) => {
+      const ws = c.find((x) => x.options?.warpSpecialized);
+      return ws && { ...ws, options: { ...ws.options, tma: true } };
+    };
+    write({ ...cs, problem: { ...cs.problem, ...dims }, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128tma", tma);
   });
   writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 1));
   console.log(`cuda: ${index.length} conformance kernels → ${dir}`);
@@ -148,7 +152,8 @@ function generateBench(): void {
           writeFileSync(join(dir, `${stem}.py`), cudaBackend.companions!(spec, artifact)["_cuda.py"]!);
           return { module: `${stem}.py`, specHash: artifact.specHash, config: artifact.config, kernel: kernelOf(artifact.config, "bf16") };
         };
-        const modules = candidates.map(module);
+        // The candidates, then the TMA forms of the warp-specialized ones (research: no candidate yet).
+        const modules = [...candidates, ...cudaTmaConfigs(problem, [128, 128], { mask, score })].map(module);
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: buffersJson(bufSpec) }));

@@ -265,7 +265,7 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
 type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
 
 /** tiles with `lead` moved to the front (none: as they are); tiles compare by their fields. */
-function leadWith<T extends readonly (number | boolean | undefined)[]>(tiles: T[], lead: T | null): T[] {
+function leadWith<T extends readonly (number | boolean)[]>(tiles: T[], lead: T | null): T[] {
   return lead ? [lead, ...tiles.filter((t) => t.join() !== lead.join())] : tiles;
 }
 
@@ -297,10 +297,10 @@ function mmaTiles(widest: number, mods: ModMix): [number, number, number, number
  * Warp specialization holds a block to one per SM (setmaxnreg), which costs at d = 64 (the plain
  * kernel fits two); at d = 128 its barrier-free loop pays only when the softmax is long, under a
  * transcendental score mod, where the compute warpgroups drift apart and one's softmax runs beside
- * the other's wgmma. Elsewhere it is a candidate the tuner weighs, as are its TMA-loading forms
- * (last: not yet measured against the others).
+ * the other's wgmma. Elsewhere it is a candidate the tuner weighs. Its TMA-loading form (options.tma)
+ * is no candidate: it has not run on a GPU yet, so it is there for whoever names it.
  */
-type WgmmaTile = [number, number, number, boolean, boolean, boolean?];
+type WgmmaTile = [number, number, number, boolean, boolean];
 
 function wgmmaTiles(widest: number, mods: ModMix): WgmmaTile[] {
   const { transcendental, dataDependent } = modTraits(mods);
@@ -308,14 +308,12 @@ function wgmmaTiles(widest: number, mods: ModMix): WgmmaTile[] {
   // shape; a transcendental score mod at d = 128 takes the warp-specialized kernel.
   if (widest <= 64) {
     return leadWith<WgmmaTile>([[128, 64, 2, false, false], [128, 128, 3, true, false], [128, 128, 2, false, false], [128, 64, 3, true, false],
-      [64, 128, 2, false, false], [128, 128, 4, true, true], [128, 64, 4, false, true], [128, 128, 4, true, true, true],
-      [128, 64, 4, false, true, true]],
+      [64, 128, 2, false, false], [128, 128, 4, true, true], [128, 64, 4, false, true]],
       dataDependent ? [128, 128, 3, true, false] : null);
   }
   if (widest <= 128) {
     return leadWith<WgmmaTile>([[128, 128, 3, true, false], [128, 128, 3, false, true], [128, 128, 2, false, false], [128, 64, 3, true, false],
-      [128, 64, 2, false, false], [64, 128, 2, false, false], [128, 128, 2, false, true], [128, 128, 3, true, true, true],
-      [128, 128, 2, false, true, true]],
+      [128, 64, 2, false, false], [64, 128, 2, false, false], [128, 128, 2, false, true]],
       transcendental ? [128, 128, 3, false, true] : null);
   }
   return [[128, 64, 2, false, false], [64, 64, 2, false, false], [64, 128, 2, false, false]];
@@ -343,16 +341,14 @@ export function cudaConfigCandidates(
   };
   const half = problem.dtype !== "f32";
   if (half && cudaArch(target) === "sm_90a" && wgmmaPaddedDim(problem.vHeadDim) <= WGMMA_MAX_N) {
-    const tmaDims = problem.qkHeadDim % WGMMA_DIM_ALIGN === 0 && problem.vHeadDim % WGMMA_DIM_ALIGN === 0;
-    for (const [bm, bn, stages, overlap, warpSpecialized, tma = false] of wgmmaTiles(widest, mods)) {
+    for (const [bm, bn, stages, overlap, warpSpecialized] of wgmmaTiles(widest, mods)) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
       if (blockM % WGMMA_ROWS !== 0 || blockN % MMA_TILE !== 0) continue;
-      if ((warpSpecialized && blockM !== 2 * WGMMA_ROWS) || (tma && !tmaDims)) continue;
+      if (warpSpecialized && blockM !== 2 * WGMMA_ROWS) continue;
       const options: Record<string, string | boolean> = { kernel: "wgmma" };
       if (overlap) options.overlap = true;
       if (warpSpecialized) options.warpSpecialized = true;
-      if (tma) options.tma = true;
       push({ blockM, blockN, numWarps: blockM / 16, numStages: stages, prescaleQk: false, options });
     }
   }
@@ -369,6 +365,21 @@ export function cudaConfigCandidates(
     push({ blockM, blockN: fitTile(blockN, sparseBlock[1]), numWarps: 2, numStages: 1, prescaleQk: false, ...(simt ? { options: simt } : {}) });
   }
   return out;
+}
+
+/**
+ * The TMA-loading forms of a problem's warp-specialized wgmma candidates, each also with overlap where
+ * its stages allow (TMA hands a tile over as it lands, so the next K is there a tile early); none where
+ * the head dims are not multiples of 64. What the benches and conformance runs time beside the candidates.
+ */
+export function cudaTmaConfigs(problem: Problem, sparseBlock: readonly [number, number], mods: ModMix = { mask: null, score: null }): KernelConfig[] {
+  if (problem.qkHeadDim % WGMMA_DIM_ALIGN !== 0 || problem.vHeadDim % WGMMA_DIM_ALIGN !== 0) return [];
+  const forms = cudaConfigCandidates(problem, sparseBlock, mods, cudaTarget("sm_90a"))
+    .filter((c) => c.options?.warpSpecialized === true)
+    .flatMap((c) => [false, true].filter((overlap) => !overlap || c.numStages >= 3).map((overlap) => ({
+      ...c, options: { ...c.options, overlap, tma: true },
+    })));
+  return forms.filter((c, i) => forms.findIndex((d) => JSON.stringify(d) === JSON.stringify(c)) === i);
 }
 
 /** A config's name in a generated module ("128x128 w8 s3 wgmma overlap"): its tile, warps, stages and kernel. */

@@ -11,7 +11,7 @@ import {
 } from "@flexattn/template";
 import {
   CONSUMER_REGISTERS, CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, PRODUCER_REGISTERS, PRODUCER_THREADS, SM90_SHARED_LIMIT, TMA_CONSUMER_REGISTERS,
-  TMA_PRODUCER_REGISTERS, cudaBackend, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaPythonModule, cudaSharedLimit,
+  TMA_PRODUCER_REGISTERS, cudaBackend, cudaTmaConfigs, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaPythonModule, cudaSharedLimit,
   generateCuda, wgmmaProbeSource,
 } from "@flexattn/codegen-cuda";
 
@@ -75,6 +75,14 @@ function candidateSpecs(): { spec: KernelSpec; isDefault: boolean }[] {
       cudaConfigCandidates({ qkHeadDim, vHeadDim, dtype }, [128, 128], undefined, target).map((config, i) => ({
         spec: makeSpec({ mask: causal, score: softcap, qkHeadDim, vHeadDim, dtype, returnLse: true, sparseBlock: [128, 128], config }),
         isDefault: i === 0,
+      })),
+    ),
+  ).concat(
+    // The TMA forms of the warp-specialized candidates, which a user may name.
+    CANDIDATE_PROBLEMS.flatMap(([qkHeadDim, vHeadDim, dtype]) =>
+      dtype === "f32" ? [] : cudaTmaConfigs({ qkHeadDim, vHeadDim, dtype }, [128, 128]).map((config) => ({
+        spec: makeSpec({ mask: causal, score: softcap, qkHeadDim, vHeadDim, dtype, returnLse: true, sparseBlock: [128, 128], config }),
+        isDefault: false,
       })),
     ),
   );
@@ -319,7 +327,7 @@ describe("CUDA codegen", () => {
     const generate = (d: number, config: KernelConfig) =>
       generateCuda(makeSpec({ mask: causal, score: softcap, qkHeadDim: d, vHeadDim: d, dtype: "bf16", sparseBlock: [128, 128], config }));
     for (const d of [64, 128]) {
-      const tmaConfigs = cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], undefined, SM90).filter((c) => c.options?.tma);
+      const tmaConfigs = cudaTmaConfigs({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128]);
       expect(tmaConfigs.length, `d ${d}`).toBeGreaterThan(0);
       for (const config of tmaConfigs) {
         const a = generate(d, config);
@@ -347,8 +355,12 @@ describe("CUDA codegen", () => {
         expect(py, what).toContain("_TMA_DATA_TYPE = 9");
       }
     }
-    // Head dims a tensor map's 64-column box cannot cover exactly get no TMA candidate.
-    expect(cudaConfigCandidates({ qkHeadDim: 80, vHeadDim: 80, dtype: "bf16" }, [128, 128], undefined, SM90).some((c) => c.options?.tma)).toBe(false);
+    // Head dims a tensor map's 64-column box cannot cover exactly get no TMA form; and until it has run on a GPU,
+    // the TMA form is no candidate: a user gets it only by naming it.
+    expect(cudaTmaConfigs({ qkHeadDim: 80, vHeadDim: 80, dtype: "bf16" }, [128, 128])).toEqual([]);
+    for (const d of [64, 128]) {
+      expect(cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], undefined, SM90).some((c) => c.options?.tma)).toBe(false);
+    }
   });
 
   it("warp-specialized wgmma: a producer warpgroup loads, the compute warps wait only on mbarriers, one block per SM", () => {
@@ -419,7 +431,7 @@ describe("CUDA codegen", () => {
     const hosts = [
       caseSpec("causal", "bf16"), caseSpec("causal", "f32"), caseSpec("causal", "bf16", undefined, SM90, [128, 128]),
       positionFree(sm80Default), positionFree(sm90Default),
-      positionFree(cudaConfigCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128], undefined, SM90).find((c) => c.options?.tma)!),
+      positionFree(cudaTmaConfigs({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128])[0]),
     ];
     const [confReports, candReports, ...hostBuilds] = await Promise.all([
       compileBatch(conformance, dir, "conformance"),

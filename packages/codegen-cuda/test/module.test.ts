@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { traceMaskMod } from "@flexattn/ir";
 import { CONFORMANCE_CASES, DEFAULT_CONFIG, type DeviceTarget, type KernelSpec, instantiateCase, makeSpec } from "@flexattn/template";
-import { cudaBackend, cudaConfigName, cudaModuleConfigs, cudaOptions, cudaPythonModule, generateCuda } from "@flexattn/codegen-cuda";
+import { cudaBackend, cudaConfigName, cudaModuleConfigs, cudaOptions, cudaPythonModule, cudaTmaConfigs, generateCuda } from "@flexattn/codegen-cuda";
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -63,7 +63,7 @@ describe("the generated CUDA module", () => {
   // The last: a d = 64 causal module whose default loads through TMA (tensor maps built per launch).
   const tmaSpec = () => {
     const base = makeSpec({ mask: traceMaskMod((_b, _h, q, kv) => q.ge(kv)), score: null, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16", sparseBlock: [128, 128], config: DEFAULT_CONFIG });
-    return { ...base, config: cudaBackend.configCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128], base, SM90).find((c) => c.options?.tma)! };
+    return { ...base, config: cudaTmaConfigs({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128], base)[0] };
   };
   for (const [name, make] of [["alibi-causal (sm_90a)", () => spec("alibi-causal", SM90)], ["causal (sm_80)", () => spec("causal")], ["causal d64, TMA (sm_90a)", tmaSpec]] as const) {
     it(`${name}: resolves, tunes and launches each kernel as configured`, async () => {
