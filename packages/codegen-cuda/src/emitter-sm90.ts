@@ -212,14 +212,14 @@ setmaxnreg_inc<${this.tma ? TMA_CONSUMER_REGISTERS : CONSUMER_REGISTERS}>();`;
     return `  setmaxnreg_dec<${TMA_PRODUCER_REGISTERS}>();
   if (threadIdx.x == COPY_BASE) {
     mbar_expect_tx(q_bar, Q_TILE_BYTES);
-    tma_load_tile<BLOCK_M, DQK_PAD / 64>(q_smem, &tma_maps.q, m0, hq, b, q_bar);
+    tma_load_tile<BLOCK_M, DQK_PAD>(q_smem, &tma_maps.q, m0, hq, b, q_bar);
     for (int t = 0; t < total_tiles; ++t) {
       if (t >= STAGES) mbar_wait(empty_bar + (t % STAGES) * 8, (t / STAGES - 1) & 1);
       const int n = tile_start(t);
       const unsigned stage = kv_smem + (t % STAGES) * STAGE_BYTES, full = full_bar + (t % STAGES) * 8;
       mbar_expect_tx(full, STAGE_BYTES);
-      tma_load_tile<BLOCK_N, DQK_PAD / 64>(stage, &tma_maps.k, n, hkv, b, full);
-      tma_load_tile<BLOCK_N, DV_PAD / 64>(stage + K_TILE_BYTES, &tma_maps.v, n, hkv, b, full);
+      tma_load_tile<BLOCK_N, DQK_PAD>(stage, &tma_maps.k, n, hkv, b, full);
+      tma_load_tile<BLOCK_N, DV_PAD>(stage + K_TILE_BYTES, &tma_maps.v, n, hkv, b, full);
     }
   }`;
   }

@@ -14,8 +14,8 @@ import {
   type KernelArtifact, type KernelConfig, type KernelSpec, capturedBuffers, kernelAbi, PYTHON_FLEX_ATTENTION_ARGS, pythonInputChecks,
 } from "@flexattn/template";
 import { generateCuda } from "./backend.js";
-import { DEFAULT_DYNAMIC_SHARED_LIMIT, TMA_MAP_BYTES, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaTarget } from "./options.js";
-import { TMA_DATA_TYPE } from "./source.js";
+import { DEFAULT_DYNAMIC_SHARED_LIMIT, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaTarget } from "./options.js";
+import { TMA_MAP, tmaModeArgs } from "./wgmma.js";
 
 const TORCH_DTYPE = { f32: "torch.float32", f16: "torch.float16", bf16: "torch.bfloat16" } as const;
 
@@ -234,8 +234,8 @@ def _ptr(t):
 
 # ---- tensor maps for the kernels that load through TMA (kernel "wgmma", tma=True) ----
 
-_TMA_MAP_BYTES = ${TMA_MAP_BYTES}
-_TMA_DATA_TYPE = ${TMA_DATA_TYPE[spec.dtype as "f16" | "bf16"] ?? 0}  # CUtensorMapDataType of DTYPE
+_TMA_MAP_BYTES = ${TMA_MAP.bytes}
+_TMA_DATA_TYPE = ${spec.dtype === "f32" ? 0 : TMA_MAP.dataType[spec.dtype]}  # CUtensorMapDataType of DTYPE
 _tma_encode = []
 
 
@@ -272,16 +272,16 @@ def _tma_encode_map(address, t, box_rows):
     # Dims innermost first; a dim of extent 1 gets the contiguous stride (its own may be anything).
     extents = (D * es, L * D * es, H * L * D * es)
     strides = [s * es if n > 1 else c for n, s, c in zip((L, H, B), (t.stride(2), t.stride(1), t.stride(0)), extents)]
-    return _tma_encoder()(ctypes.c_void_p(address), _TMA_DATA_TYPE, 4, ctypes.c_void_p(t.data_ptr()), (u64 * 4)(D, L, H, B),
-                          (u64 * 3)(*strides), (u32 * 4)(64, box_rows, 1, 1), (u32 * 4)(1, 1, 1, 1), 0, 3, 2, 0)
+    return _tma_encoder()(ctypes.c_void_p(address), _TMA_DATA_TYPE, ${TMA_MAP.rank}, ctypes.c_void_p(t.data_ptr()), (u64 * 4)(D, L, H, B),
+                          (u64 * 3)(*strides), (u32 * 4)(${TMA_MAP.boxColumns}, box_rows, 1, 1), (u32 * 4)(1, 1, 1, 1), ${tmaModeArgs()})
 
 
 def _tma_maps(kern, q, k, v):
-    """The kernel's last argument, the tensor maps of q, k and v (128 bytes each, 64-byte aligned) over [batch, heads,
-    rows, dim] with a box of 64 columns × the tile's rows, the 128-byte swizzle and zero fill; and the tensors they
+    """The kernel's last argument, the tensor maps of q, k and v (${TMA_MAP.bytes} bytes each, ${TMA_MAP.align}-byte aligned) over [batch, heads,
+    rows, dim] with a box of ${TMA_MAP.boxColumns} columns × the tile's rows, the 128-byte swizzle and zero fill; and the tensors they
     describe (a copy where the driver takes no map of the caller's layout), to be kept alive until the launch."""
-    raw = np.zeros(3 * _TMA_MAP_BYTES + 64, dtype=np.uint8)
-    start = -raw.ctypes.data % 64
+    raw = np.zeros(3 * _TMA_MAP_BYTES + ${TMA_MAP.align}, dtype=np.uint8)
+    start = -raw.ctypes.data % ${TMA_MAP.align}
     maps = raw[start:start + 3 * _TMA_MAP_BYTES]
     described = []
     for i, (name, t, box_rows) in enumerate((("q", q, kern["block_m"]), ("k", k, kern["block_n"]), ("v", v, kern["block_n"]))):

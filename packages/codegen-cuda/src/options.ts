@@ -71,8 +71,6 @@ export interface CudaOptions {
  */
 export const TMA_PRODUCER_REGISTERS = 24;
 export const TMA_CONSUMER_REGISTERS = 240;
-/** Bytes of one tensor map (CUtensorMap), the kernel parameter a TMA kernel takes per tensor; maps are 64-byte aligned. */
-export const TMA_MAP_BYTES = 128;
 
 /** Rows of one mma.sync tile (m16n8k16): every tensor-core tile side is a multiple of it. */
 export const MMA_TILE = 16;

@@ -9,6 +9,7 @@ import { CudaWgmmaEmitter } from "./emitter-sm90.js";
 import { type CudaOptions, DEFAULT_DYNAMIC_SHARED_LIMIT, PRODUCER_THREADS } from "./options.js";
 import { mmaPrelude, storagePrelude } from "./ptx.js";
 import { CUDA_MOD_PRELUDE, cudaFloat } from "./renderer.js";
+import { TMA_MAP, tmaModeArgs } from "./wgmma.js";
 import { CudaSimtEmitter } from "./simt-emitter.js";
 
 export const CUDA_ENTRY = "flex_attention_fwd";
@@ -29,12 +30,11 @@ const KERNEL_KINDS = {
 } as const;
 
 /**
- * Host code of the TMA kernel's launcher: a tensor map over a [batch, heads, rows, dim] tensor (dims
- * innermost first, strides in bytes) whose box is one 64-element, 128-byte-swizzled row × boxRows
- * rows, zero-filled out of bounds. cuTensorMapEncodeTiled is a driver function: found through the
- * runtime, so C++ users link no more than cudart.
+ * Host code of the TMA kernel's launcher: a tensor map as TMA_MAP says, box rows per tensor.
+ * cuTensorMapEncodeTiled is a driver function: found through the runtime, so C++ users link no more
+ * than cudart.
  */
-function tmaMapHost(dtype: KernelSpec["dtype"]): string {
+function tmaMapHost(dtype: "f16" | "bf16"): string {
   return `typedef int (*FlexTmaEncode)(FlexTmaMap*, int, unsigned, void*, const unsigned long long*, const unsigned long long*,
                              const unsigned*, const unsigned*, int, int, int, int);
 static cudaError_t flex_tma_map(FlexTmaMap* map, const storage_t* base, int batch, int heads, int rows, int dim,
@@ -50,15 +50,11 @@ static cudaError_t flex_tma_map(FlexTmaMap* map, const storage_t* base, int batc
   }
   const unsigned long long dims[4] = {(unsigned long long)dim, (unsigned long long)rows, (unsigned long long)heads, (unsigned long long)batch};
   const unsigned long long strides[3] = {2ull * stride_s, 2ull * stride_h, 2ull * stride_b};
-  const unsigned box[4] = {64u, box_rows, 1u, 1u}, unit[4] = {1u, 1u, 1u, 1u};
-  // Data type ${dtype} (${TMA_DATA_TYPE[dtype as "f16" | "bf16"]}), no interleave, 128-byte swizzle (3), L2 promotion of 128 bytes (2), zero fill (0).
-  const int status = encode(map, ${TMA_DATA_TYPE[dtype as "f16" | "bf16"]}, 4, const_cast<storage_t*>(base), dims, strides, box, unit, 0, 3, 2, 0);
+  const unsigned box[4] = {${TMA_MAP.boxColumns}u, box_rows, 1u, 1u}, unit[4] = {1u, 1u, 1u, 1u};
+  const int status = encode(map, ${TMA_MAP.dataType[dtype]}, ${TMA_MAP.rank}, const_cast<storage_t*>(base), dims, strides, box, unit, ${tmaModeArgs()});
   return status == 0 ? cudaSuccess : cudaErrorInvalidValue;
 }`;
 }
-
-/** CUtensorMapDataType of the half storage types (cuda.h's enum values). */
-export const TMA_DATA_TYPE = { f16: 6, bf16: 9 } as const;
 
 const indentAll = (code: string) => code.split("\n").map((l) => (l ? "  " + l : l)).join("\n");
 
@@ -91,7 +87,7 @@ ${indentAll(body)}
 }
 
 #ifndef __CUDACC_RTC__
-${tma ? `${tmaMapHost(spec.dtype)}
+${tma ? `${tmaMapHost(spec.dtype as "f16" | "bf16")}
 
 ` : ""}// Host launcher: raises the dynamic shared-memory limit when the kernel needs more than the default${tma ? ", builds the tensor maps" : ""}.
 extern "C" cudaError_t ${CUDA_LAUNCHER}(

@@ -167,13 +167,33 @@ template <int REGS> __device__ __forceinline__ void setmaxnreg_inc() { asm volat
 }
 
 /**
+ * How the launchers encode a tensor map (cuTensorMapEncodeTiled, cuda.h's enum values) over a
+ * [batch, heads, rows, dim] tensor, dims innermost first: a box of one swizzle row (64 elements) ×
+ * the tile's rows, no interleave, the 128-byte swizzle the wgmma descriptors read, L2 promotion of
+ * 128 bytes, zero fill out of bounds. The C++ launcher and the Python module both render it.
+ */
+export const TMA_MAP = {
+  bytes: 128,
+  align: 64,
+  rank: 4,
+  boxColumns: WGMMA_DIM_ALIGN,
+  dataType: { f16: 6, bf16: 9 },
+  interleave: 0,
+  swizzle: 3,
+  l2Promotion: 2,
+  oobFill: 0,
+} as const;
+
+/** The encoder's arguments after the box's element strides: interleave, swizzle, L2 promotion, fill. */
+export const tmaModeArgs = () => [TMA_MAP.interleave, TMA_MAP.swizzle, TMA_MAP.l2Promotion, TMA_MAP.oobFill].join(", ");
+
+/**
  * The TMA-loading kernel's copy primitives: the tensor maps it takes as a kernel parameter (q, k, v:
- * CUtensorMap's 128 opaque bytes each, built by the launcher over [batch, heads, rows, dim] with a box
- * of one 64-element swizzle row × the tile's rows and the 128-byte swizzle, zero fill out of bounds),
- * an mbarrier arrival that also expects the bytes a copy will deliver, and one box copy.
+ * CUtensorMap's opaque bytes each, encoded as TMA_MAP says), an mbarrier arrival that also expects
+ * the bytes a copy will deliver, and one box copy.
  */
 export function tmaPrelude(): string {
-  return `struct __align__(64) FlexTmaMap { unsigned long long opaque[16]; };
+  return `struct __align__(${TMA_MAP.align}) FlexTmaMap { unsigned long long opaque[${TMA_MAP.bytes / 8}]; };
 struct FlexTmaMaps { FlexTmaMap q, k, v; };
 // The barriers' initialization made visible to the copy engine (the async proxy) before a copy signals one.
 __device__ __forceinline__ void fence_mbarrier_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
@@ -188,10 +208,12 @@ __device__ __forceinline__ void tma_load(unsigned dst, const FlexTmaMap* map, in
       :: "r"(dst), "l"(reinterpret_cast<unsigned long long>(map)), "r"(column), "r"(row), "r"(head), "r"(batch), "r"(bar)
       : "memory");
 }
-// Copy ROWS rows from row0 of a [.., dim] tensor into a swizzled tile: one box per 64-column slab.
-template <int ROWS, int SLABS>
+// Copy ROWS rows from row0 of a [.., DIM] tensor into a swizzled tile: one box per ${TMA_MAP.boxColumns}-column slab.
+template <int ROWS, int DIM>
 __device__ __forceinline__ void tma_load_tile(unsigned dst, const FlexTmaMap* map, int row0, int head, int batch, unsigned bar) {
   #pragma unroll
-  for (int s = 0; s < SLABS; ++s) tma_load(dst + s * ROWS * ${SWIZZLE_ROW_BYTES}, map, s * 64, row0, head, batch, bar);
+  for (int s = 0; s < DIM / ${TMA_MAP.boxColumns}; ++s) {
+    tma_load(dst + s * ROWS * ${SWIZZLE_ROW_BYTES}, map, s * ${TMA_MAP.boxColumns}, row0, head, batch, bar);
+  }
 }`;
 }

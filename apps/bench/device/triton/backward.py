@@ -38,6 +38,8 @@ from common import buffers_from, decode, load_module, tables_from, tensor_from, 
 
 ROOT = os.path.join(HERE, "generated-bwd")  # --root replaces it (e.g. another commit's generation, for an A/B run)
 ENTRY_BY_ENTRY = False  # --entry-by-entry: modules take their pre-Triton-3.3 path (no tl.gather) for q − kv tables
+OUT = os.environ.get("OUT", "/tmp/triton-bwd-out")
+BF16_TOL = 2e-2  # BACKWARD_TOLERANCE.bf16 of the template
 
 
 def load(path):
@@ -45,8 +47,6 @@ def load(path):
     if ENTRY_BY_ENTRY:
         mod._HAS_GATHER = False  # read by the launcher at each call
     return mod
-OUT = os.environ.get("OUT", "/tmp/triton-bwd-out")
-BF16_TOL = 2e-2  # BACKWARD_TOLERANCE.bf16 of the template
 
 
 def rel_err(got, ref, scale=None):
