@@ -23,7 +23,8 @@ import { fileURLToPath } from "node:url";
 import { traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
-  type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType,
+  type BlockMaskTables, CONFORMANCE_CASES, type ConformanceCase, type DeviceTarget, type KernelConfig, type KernelSpec, type ModMix,
+  type ResolvedProblem, type StorageDType,
   capturedBuffers, instantiateCase, makeSpec, resolveProblem,
 } from "@flexattn/template";
 import { WGMMA_PROBE, cudaBackend, cudaConfigName, cudaPythonModule, cudaTarget, cudaTmaConfigs, wgmmaProbeSource } from "@flexattn/codegen-cuda";
@@ -64,11 +65,11 @@ function generateConformance(): void {
   mkdirSync(dir, { recursive: true });
   const index: unknown[] = [];
   // pick: which of the target's candidates (default: [0]); a wgmma variant skips cases it has no config for.
-  type Pick = (candidates: KernelConfig[]) => KernelConfig | undefined;
+  type Pick = (candidates: KernelConfig[], problem: ResolvedProblem, mods: ModMix) => KernelConfig | undefined;
   const write = (cs: ConformanceCase, i: number, dtype: StorageDType, target: DeviceTarget | undefined, suffix: string, pick: Pick = (c) => c[0]) => {
     const inst = instantiateCase({ ...cs, problem: { ...cs.problem, dtype } }, seed + i);
     const p = inst.problem;
-    const config = pick(cudaBackend.configCandidates(p, cs.blockSize, inst, target));
+    const config = pick(cudaBackend.configCandidates(p, cs.blockSize, inst, target), p, inst);
     if (!config) return;
     const kernel = kernelOf(config, dtype);
     if (target && kernel !== "wgmma") return;
@@ -99,11 +100,12 @@ function generateConformance(): void {
     // And the loading the default does not take (a producer warpgroup, or every warp loading).
     const otherLoading = (c: KernelConfig[]) => c.find((x) => x.options?.kernel === "wgmma" && !x.options?.warpSpecialized !== !c[0].options?.warpSpecialized);
     write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128load", otherLoading);
-    // And the TMA form of the first warp-specialized config, head dims rounded up to the multiples of 64 that tensor maps take.
+    // And a TMA form, with and without overlap by turns over the cases, head dims rounded up to the multiples of 64 that
+    // tensor maps take.
     const dims = { qkHeadDim: roundUp64(cs.problem.qkHeadDim), vHeadDim: roundUp64(cs.problem.vHeadDim) };
-    const tma = (c: KernelConfig[]) => {
-      const ws = c.find((x) => x.options?.warpSpecialized);
-      return ws && { ...ws, options: { ...ws.options, tma: true } };
+    const tma: Pick = (_, problem, mods) => {
+      const forms = cudaTmaConfigs(problem, [128, 128], mods);
+      return forms.find((c) => !c.options?.overlap === (i % 2 === 0)) ?? forms[0];
     };
     write({ ...cs, problem: { ...cs.problem, ...dims }, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128tma", tma);
   });
