@@ -518,13 +518,17 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
     const O = gradOwners(g.T);
     const W = gradMaskWords(this.g.walkedSites, E);
     const element = this.siteList.flatMap((site, n) => {
-      const off = this.render(site.offset, "score", `go${n}${pass[1]}${blocks[0]}_`);
       const w = this.render(site.weight, "score", `gw${n}${pass[1]}${blocks[0]}_`);
-      const compute = [`{`, ...indent([...off.statements, ...w.statements].join("\n")).split("\n"), `  let off = ${off.result};`];
-      // A tile-wide entry: every element's value, 0 where it contributes nothing, for the tree below.
-      if (!site.walked) return [...compute, `  fa_gval[${n * E} + e] = select(0.0f, ds * ${w.result}, p != 0.0f && off >= 0);`, `}`];
+      // A tile-wide entry: every element's value, 0 where it contributes nothing, for the tree below
+      // (which checks the entry's offset, the same for the whole tile, once).
+      if (!site.walked) {
+        return [`{`, ...indent(w.statements.join("\n")).split("\n").filter(Boolean), `  fa_gval[${n * E} + e] = select(0.0f, ds * ${w.result}, p != 0.0f);`, `}`];
+      }
+      const off = this.render(site.offset, "score", `go${n}${pass[1]}${blocks[0]}_`);
       return [
-        ...compute,
+        `{`,
+        ...indent([...off.statements, ...w.statements].join("\n")).split("\n"),
+        `  let off = ${off.result};`,
         `  if (p != 0.0f && off >= 0) {`,
         `    let k = ${n * E} + e;`,
         `    let at = ${site.at} + off;`,
