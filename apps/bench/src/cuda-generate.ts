@@ -154,8 +154,7 @@ function generateBench(): void {
           writeFileSync(join(dir, `${stem}.py`), cudaBackend.companions!(spec, artifact)["_cuda.py"]!);
           return { module: `${stem}.py`, specHash: artifact.specHash, config: artifact.config, kernel: kernelOf(artifact.config, "bf16") };
         };
-        // The candidates, then the TMA forms of the warp-specialized ones (research: no candidate yet).
-        const modules = [...candidates, ...cudaTmaConfigs(problem, [128, 128], { mask, score })].map(module);
+        const modules = candidates.map(module);
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: buffersJson(bufSpec) }));

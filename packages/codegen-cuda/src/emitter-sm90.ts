@@ -4,10 +4,10 @@
  * S = Q·Kᵀ with wgmma m64n<BLOCK_N>k16 (Q and K both read from shared memory through descriptors)
  * and O += P·V with wgmma m64n<DV padded>k16 (P from registers, V from shared memory, transposed).
  *
- * The K/V pipeline is the mma kernel's ring of STAGES stages filled by cp.async (no TMA yet), K and
- * V as separate groups, but with one wait and barrier per tile (for K and V together) — preceded by
- * a proxy fence, since wgmma reads shared memory through the async proxy. Tiles are stored in the 128-byte
- * swizzle (wgmma.ts).
+ * Without a producer (below), the K/V pipeline is the mma kernel's ring of STAGES stages filled by
+ * cp.async, K and V as separate groups, but with one wait and barrier per tile (for K and V together)
+ * — preceded by a proxy fence, since wgmma reads shared memory through the async proxy. Tiles are
+ * stored in the 128-byte swizzle (wgmma.ts).
  *
  * With options.overlap, S of tile t + 1 is issued (into s_next) right after tile t's S is taken,
  * before tile t's mods and softmax: the tensor cores work while the warpgroup does the softmax.
@@ -26,6 +26,8 @@
  * stage's "empty" mbarrier), handing it over through the stage's "full" mbarrier after its own
  * cp.async groups completed and a proxy fence made them visible to wgmma. The compute warpgroups
  * wait only on those barriers, each at its own pace: no block-wide barrier after the setup.
+ * With options.tma as well, the producer's first thread alone copies each tile with one tensor-map
+ * copy per 64-column slab, and the stage's full barrier completes when the tile's bytes have landed.
  */
 import type { KernelSpec } from "@flexattn/template";
 import { CudaMmaEmitter, copyChunk, copyKvTile } from "./emitter.js";

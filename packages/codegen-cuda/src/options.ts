@@ -286,35 +286,38 @@ function mmaTiles(widest: number, mods: ModMix): [number, number, number, number
 }
 
 /**
- * [blockM, blockN, numStages, overlap, warpSpecialized] for the wgmma kernel by the wider head dim,
- * best guess first. Two warpgroups (128 rows) share each K/V tile; S (blockN/2 registers per
- * thread) and O (dv/2) stay within 255 registers. At d = 128 a Q·Kᵀ tile is long enough that
- * issuing the next tile's S during this tile's softmax (overlap, a third K/V stage) pays, and
- * blockN 128 halves the barriers per key; at d = 64 the tile is short, the second S costs more than
- * it hides, and blockN 64 needs few enough registers for two blocks per SM.
- * Warp specialization holds a block to one per SM (setmaxnreg), which costs at d = 64 (the plain
- * kernel fits two); at d = 128 its barrier-free loop pays only when the softmax is long, under a
- * transcendental score mod, where the compute warpgroups drift apart and one's softmax runs beside
- * the other's wgmma. Elsewhere it is a candidate the tuner weighs. Its TMA-loading form (options.tma)
- * is no candidate: it has not run on a GPU yet, so it is there for whoever names it.
+ * [blockM, blockN, numStages, overlap, warpSpecialized, tma] for the wgmma kernel by the wider head
+ * dim, best guess first. Two warpgroups (128 rows) share each K/V tile; S (blockN/2 registers per
+ * thread) and O (dv/2) stay within the compute warps' registers.
+ * Where the head dims are multiples of 64 (a tensor map's box), the warp-specialized kernel with TMA
+ * loads leads: one producer thread keeps the stages full, each tile is handed over the moment it
+ * lands, and the compute warpgroups never meet at a block barrier, so one's softmax runs beside the
+ * other's wgmma. At d = 128 the Q·Kᵀ tile is long enough that issuing the next tile's S during this
+ * tile's softmax (overlap) pays on top; at d = 64 it does not. The one exception is a
+ * transcendental score mod at d ≤ 64: its long softmax wants the plain kernel's two blocks per SM,
+ * which warp specialization (one block per SM, for setmaxnreg) gives up.
+ * Without TMA (other head dims) the plain kernel leads, with the cp.async-loading warp-specialized
+ * form under a transcendental score mod at d = 128, where its barrier-free loop pays.
  */
-type WgmmaTile = [number, number, number, boolean, boolean];
+type WgmmaTile = [number, number, number, boolean, boolean, boolean];
 
-function wgmmaTiles(widest: number, mods: ModMix): WgmmaTile[] {
+function wgmmaTiles(widest: number, mods: ModMix, tma: boolean): WgmmaTile[] {
   const { transcendental, dataDependent } = modTraits(mods);
-  // A mask that gathers per element at d ≤ 64 makes the tile long enough for the overlapped 128 × 128
-  // shape; a transcendental score mod at d = 128 takes the warp-specialized kernel.
   if (widest <= 64) {
-    return leadWith<WgmmaTile>([[128, 64, 2, false, false], [128, 128, 3, true, false], [128, 128, 2, false, false], [128, 64, 3, true, false],
-      [64, 128, 2, false, false], [128, 128, 4, true, true], [128, 64, 4, false, true]],
-      dataDependent ? [128, 128, 3, true, false] : null);
+    const plain = leadWith<WgmmaTile>([[128, 64, 2, false, false, false], [128, 128, 3, true, false, false], [128, 128, 2, false, false, false],
+      [128, 64, 3, true, false, false], [64, 128, 2, false, false, false], [128, 128, 4, true, true, false], [128, 64, 4, false, true, false]],
+      dataDependent ? [128, 128, 3, true, false, false] : null);
+    if (!tma || transcendental) return plain;
+    return [[128, 128, 4, false, true, true], [128, 128, 4, true, true, true], [128, 64, 4, true, true, true], ...plain];
   }
   if (widest <= 128) {
-    return leadWith<WgmmaTile>([[128, 128, 3, true, false], [128, 128, 3, false, true], [128, 128, 2, false, false], [128, 64, 3, true, false],
-      [128, 64, 2, false, false], [64, 128, 2, false, false], [128, 128, 2, false, true]],
-      transcendental ? [128, 128, 3, false, true] : null);
+    const plain = leadWith<WgmmaTile>([[128, 128, 3, true, false, false], [128, 128, 3, false, true, false], [128, 128, 2, false, false, false],
+      [128, 64, 3, true, false, false], [128, 64, 2, false, false, false], [64, 128, 2, false, false, false], [128, 128, 2, false, true, false]],
+      transcendental ? [128, 128, 3, false, true, false] : null);
+    if (!tma) return plain;
+    return [[128, 128, 3, true, true, true], [128, 128, 3, false, true, true], [128, 128, 2, false, true, true], ...plain];
   }
-  return [[128, 64, 2, false, false], [64, 64, 2, false, false], [64, 128, 2, false, false]];
+  return [[128, 64, 2, false, false, false], [64, 64, 2, false, false, false], [64, 128, 2, false, false, false]];
 }
 
 /**
@@ -339,7 +342,8 @@ export function cudaConfigCandidates(
   };
   const half = problem.dtype !== "f32";
   if (half && cudaArch(target) === "sm_90a" && wgmmaPaddedDim(problem.vHeadDim) <= WGMMA_MAX_N) {
-    for (const [bm, bn, stages, overlap, warpSpecialized] of wgmmaTiles(widest, mods)) {
+    const tmaDims = problem.qkHeadDim % WGMMA_DIM_ALIGN === 0 && problem.vHeadDim % WGMMA_DIM_ALIGN === 0;
+    for (const [bm, bn, stages, overlap, warpSpecialized, tma] of wgmmaTiles(widest, mods, tmaDims)) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
       if (blockM % WGMMA_ROWS !== 0 || blockN % MMA_TILE !== 0) continue;
@@ -347,6 +351,7 @@ export function cudaConfigCandidates(
       const options: Record<string, string | boolean> = { kernel: "wgmma" };
       if (overlap) options.overlap = true;
       if (warpSpecialized) options.warpSpecialized = true;
+      if (tma) options.tma = true;
       push({ blockM, blockN, numWarps: blockM / 16, numStages: stages, prescaleQk: false, options });
     }
   }
@@ -366,16 +371,16 @@ export function cudaConfigCandidates(
 }
 
 /**
- * The TMA-loading forms of a problem's warp-specialized wgmma candidates, each also with overlap where
- * its stages allow (TMA hands a tile over as it lands, so the next K is there a tile early); none where
- * the head dims are not multiples of 64. What the benches and conformance runs time beside the candidates.
+ * Every TMA-loading form of a problem's warp-specialized wgmma candidates, with and without overlap
+ * where the stages allow; none where the head dims are not multiples of 64. The conformance runs
+ * check each of them, including those no candidate list leads with.
  */
 export function cudaTmaConfigs(problem: Problem, sparseBlock: readonly [number, number], mods: ModMix = { mask: null, score: null }): KernelConfig[] {
   if (problem.qkHeadDim % WGMMA_DIM_ALIGN !== 0 || problem.vHeadDim % WGMMA_DIM_ALIGN !== 0) return [];
   const forms = cudaConfigCandidates(problem, sparseBlock, mods, cudaTarget("sm_90a"))
     .filter((c) => c.options?.warpSpecialized === true)
     .flatMap((c) => [false, true].filter((overlap) => !overlap || c.numStages >= 3).map((overlap) => ({
-      ...c, options: { ...c.options, overlap, tma: true },
+      ...c, options: { kernel: "wgmma", ...(overlap ? { overlap: true } : {}), warpSpecialized: true, tma: true },
     })));
   return forms.filter((c, i) => forms.findIndex((d) => JSON.stringify(d) === JSON.stringify(c)) === i);
 }

@@ -250,17 +250,22 @@ describe("CUDA codegen", () => {
     expect(small.every((c) => c.options?.kernel === "simt")).toBe(true);
   });
 
-  it("ranks tiles by what the mods compute: a gathering mask at d = 64, a transcendental score mod at d = 128 (sm_90a)", () => {
+  it("ranks tiles by head dim and what the mods compute (sm_90a): TMA where the head dims allow it, the plain kernel under softcap at d = 64", () => {
     const docs = buffer(Int32Array.from({ length: 256 }, (_, i) => i >> 6), { name: "docs" });
     const documentMask = traceMaskMod((_b, _h, q, kv) => docs.at(q).eq(docs.at(kv)));
     const first = (d: number, mask: typeof causal | null, score: typeof softcap | null) =>
       cudaConfigName(cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], { mask, score }, SM90)[0], "bf16");
-    expect(first(64, causal, null)).toBe("128x64 w8 s2 wgmma");
-    expect(first(64, documentMask, null)).toBe("128x128 w8 s3 wgmma overlap");
+    expect(first(64, causal, null)).toBe("128x128 w8 s4 wgmma ws tma");
+    expect(first(64, documentMask, null)).toBe("128x128 w8 s4 wgmma ws tma");
     expect(first(64, causal, softcap)).toBe("128x64 w8 s2 wgmma");
-    expect(first(128, causal, null)).toBe("128x128 w8 s3 wgmma overlap");
-    expect(first(128, documentMask, null)).toBe("128x128 w8 s3 wgmma overlap");
-    expect(first(128, causal, softcap)).toBe("128x128 w8 s3 wgmma ws");
+    expect(first(128, causal, null)).toBe("128x128 w8 s3 wgmma overlap ws tma");
+    expect(first(128, documentMask, null)).toBe("128x128 w8 s3 wgmma overlap ws tma");
+    expect(first(128, causal, softcap)).toBe("128x128 w8 s3 wgmma overlap ws tma");
+    // Head dims a tensor map cannot box (not multiples of 64) keep the cp.async kernels' order.
+    expect(first(96, causal, null)).toBe("128x128 w8 s3 wgmma overlap");
+    expect(first(96, causal, softcap)).toBe("128x128 w8 s3 wgmma ws");
+    expect(first(48, documentMask, null)).toBe("128x128 w8 s3 wgmma overlap");
+    expect(first(48, causal, null)).toBe("128x64 w8 s2 wgmma");
     // On sm_80 only a gathering mask at d ≤ 64 moves a tile to the front (16 rows per warp over 128 keys); the rest is mod-independent.
     const sm80 = (d: number, mask: typeof causal | null, score: typeof softcap | null) =>
       cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], { mask, score }).map((c) => cudaConfigName(c, "bf16"));
@@ -355,11 +360,15 @@ describe("CUDA codegen", () => {
         expect(py, what).toContain("_TMA_DATA_TYPE = 9");
       }
     }
-    // Head dims a tensor map's 64-column box cannot cover exactly get no TMA form; and until it has run on a GPU,
-    // the TMA form is no candidate: a user gets it only by naming it.
+    // Head dims a tensor map's 64-column box cannot cover exactly get no TMA form, and no TMA candidate.
     expect(cudaTmaConfigs({ qkHeadDim: 80, vHeadDim: 80, dtype: "bf16" }, [128, 128])).toEqual([]);
+    expect(cudaConfigCandidates({ qkHeadDim: 80, vHeadDim: 80, dtype: "bf16" }, [128, 128], undefined, SM90).some((c) => c.options?.tma)).toBe(false);
+    // Every TMA candidate is one of the forms the conformance runs check.
     for (const d of [64, 128]) {
-      expect(cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], undefined, SM90).some((c) => c.options?.tma)).toBe(false);
+      const forms = cudaTmaConfigs({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128]).map((c) => JSON.stringify(c));
+      const candidates = cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], undefined, SM90).filter((c) => c.options?.tma);
+      expect(candidates.length, `d ${d}`).toBeGreaterThan(0);
+      for (const c of candidates) expect(forms, `d ${d}`).toContain(JSON.stringify(c));
     }
   });
 
