@@ -124,7 +124,7 @@ export const CHARTS: ChartSource[] = [
   cuda("cuda-h100-public"),
   cuda("cuda-h100-warp-specialized"),
   cuda("cuda-h100-noop-causal"),
-  cuda("cuda-h100-tma-default"),
+  cuda("cuda-h100-tma"),
   {
     name: "triton-h100-backward-diagonal",
     title: (j) => `Triton backward, a learnable [2N−1] relative-position table, on the ${j.gpu} (bf16, forward+backward)`,
