@@ -252,15 +252,23 @@ def _tma_encoder():
     return _tma_encode[0]
 
 
-def _tma_operand(t):
+def _tma_copy(name, t, why):
+    """A contiguous copy of t for a tensor map (made on the call's stream, so it outlives the launch in the caching
+    allocator's order); the copy costs a pass over t on every call, which is said once per tensor and reason."""
+    _warn_once(("tma-copy", name, why), f"flexattn: {name} (strides {t.stride()}) is copied to a contiguous tensor on every call of "
+               f"this TMA kernel: {why}. Pass {name} contiguous, or pick a config without tma.")
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+def _tma_operand(name, t):
     """t when a tensor map can describe it (16-byte aligned start, 16-byte multiple strides, unit last stride), else a
-    contiguous copy (made on the call's stream, so it outlives the launch in the caching allocator's order)."""
+    contiguous copy."""
     es = t.element_size()
     aligned = t.data_ptr() % 16 == 0 and t.stride(3) == 1
     strides_ok = all(n == 1 or (s > 0 and s * es % 16 == 0) for n, s in zip(t.shape[:3], t.stride()[:3]))
     if aligned and strides_ok:
         return t
-    return t.clone(memory_format=torch.contiguous_format)
+    return _tma_copy(name, t, "a tensor map needs a 16-byte aligned start, strides that are multiples of 16 bytes and a unit last stride")
 
 
 def _tma_encode_map(address, t, box_rows):
@@ -285,10 +293,10 @@ def _tma_maps(kern, q, k, v):
     maps = raw[start:start + 3 * _TMA_MAP_BYTES]
     described = []
     for i, (name, t, box_rows) in enumerate((("q", q, kern["block_m"]), ("k", k, kern["block_n"]), ("v", v, kern["block_n"]))):
-        t = _tma_operand(t)
+        t = _tma_operand(name, t)
         status = _tma_encode_map(maps.ctypes.data + i * _TMA_MAP_BYTES, t, box_rows)
         if status != 0 and not t.is_contiguous():
-            t = t.contiguous()
+            t = _tma_copy(name, t, f"the driver maps no tensor of this layout (CUresult {status})")
             status = _tma_encode_map(maps.ctypes.data + i * _TMA_MAP_BYTES, t, box_rows)
         if status != 0:
             raise RuntimeError(f"cuTensorMapEncodeTiled refused {name} (shape {tuple(t.shape)}, strides {t.stride()}): CUresult {status}")

@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import types
+import warnings
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class T:
         return True
 
     def data_ptr(self):
-        return 16 * id(self)  # 16-byte aligned, as CUDA allocations are
+        return 16 * id(self) + getattr(self, "offset", 0)  # 16-byte aligned, as CUDA allocations are, unless offset
 
     def element_size(self):
         return 4 if self.dtype in ("float32", "int32") else 2
@@ -100,6 +101,7 @@ torch = types.ModuleType("torch")
 for name in ("bfloat16", "float16", "float32", "int32"):
     setattr(torch, name, name)
 torch.Tensor = T
+torch.contiguous_format = "contiguous_format"
 torch.empty = lambda shape, dtype=None, device=None: T(shape, dtype)
 torch.zeros = torch.empty
 torch.full = lambda shape, value, dtype=None, device=None: T(shape, dtype)
@@ -182,6 +184,19 @@ def check_tma(mod, q, k, v, bufs, launched):
         want = (data_type, 4, (D, L, H, B), (2 * D, 2 * L * D, 2 * H * L * D), (64, rows, 1, 1), (1, 1, 1, 1), 0, 3, 2, 0)
         expect(got == want, f"the map of {name_}: {got}, expected {want}")
     expect(len(TMA_MAPS) == 3, f"three maps per launch ({len(TMA_MAPS)})")
+    # A layout no map describes (here a start 2 bytes past alignment) is copied, and the copy is said once, not per call.
+    k.offset = 2
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            for _ in range(2):
+                TMA_MAPS.clear()
+                launched(config=name)
+                expect(LAUNCH_ARGS[-1][-1] is not None and len(TMA_MAPS) == 3, "a copied operand still gets its map")
+        said = [str(w.message) for w in seen if "copied to a contiguous tensor" in str(w.message)]
+        expect(len(said) == 1 and said[0].startswith("flexattn: k (strides"), f"one warning naming k for its copy: {said}")
+    finally:
+        k.offset = 0
     # A map the driver refuses is an error that names the tensor, not a launch on a bad map.
     TMA_STATUS[0] = 1
     try:
