@@ -18,7 +18,7 @@
  */
 import { type TileMod, renderTileMod } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, type TemplateEmitter, capturedBuffers } from "@flexattn/template";
-import { MMA_TILE } from "./options.js";
+import { MMA_TILE, cudaOptions } from "./options.js";
 import { type MmaLayout, NEG_INF, mmaLayout } from "./ptx.js";
 import { cudaRenderer } from "./renderer.js";
 
@@ -188,7 +188,8 @@ ${indent(copyChunk(dim), 2)}
     if (!graph) return null;
     const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
     return renderTileMod(graph, owner === "mask" ? "mm" : "sm", 2 * this.mTiles, this.spec.config.blockN / 4, (i, c) =>
-      cudaRenderer({ score: scoreElement(i, c), b: "b", h: "hq", q: queryPosition(i), kv: keyPosition(c) }, (slot) => names[slot]));
+      cudaRenderer({ score: scoreElement(i, c), b: "b", h: "hq", q: queryPosition(i), kv: keyPosition(c) }, (slot) => names[slot],
+        cudaOptions(this.spec.config, this.spec.dtype).approxTanh));
   }
 
   /** The mods' values fixed per head and query row, once before the kv loops. */

@@ -63,6 +63,11 @@ export interface CudaOptions {
    * must be whole multiples of 64 (a map's box is one 128-byte swizzle row wide).
    */
   tma: boolean;
+  /**
+   * Every kernel: a mod's tanh (softcapping) through the SFU's tanh.approx.f32, one instruction with
+   * absolute error ≲ 2^-10.99, instead of tanhf's exact sequence; as the Triton backend's approxTanh.
+   */
+  approxTanh: boolean;
 }
 
 /**
@@ -114,6 +119,7 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
   let kernel: CudaKernelKind = dtype === "f32" ? "simt" : "mma";
   // The wgmma kernel's switches, all off unless named.
   const flags = { overlap: false, warpSpecialized: false, tma: false };
+  let approxTanh = false;
   for (const [key, value] of Object.entries(config.options ?? {})) {
     if (key === "kernel") {
       if (value !== "wgmma" && value !== "mma" && value !== "simt") {
@@ -123,8 +129,11 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
     } else if (key === "overlap" || key === "warpSpecialized" || key === "tma") {
       if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option ${key} must be a boolean, got ${JSON.stringify(value)}`);
       flags[key] = value;
+    } else if (key === "approxTanh") {
+      if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option approxTanh must be a boolean, got ${JSON.stringify(value)}`);
+      approxTanh = value;
     } else {
-      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, ${Object.keys(flags).join(", ")}`);
+      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, ${Object.keys(flags).join(", ")}, approxTanh`);
     }
   }
   if (kernel !== "simt" && dtype === "f32") {
@@ -136,7 +145,7 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
   if (flags.tma && !flags.warpSpecialized) {
     throw new FlexAttnError("CUDA option tma loads through the producer warpgroup: it needs warpSpecialized: true");
   }
-  return { kernel, ...flags };
+  return { kernel, ...flags, approxTanh };
 }
 
 /** Shared memory (bytes) of one row of a head-dim tile in the tensor-core kernel (see mmaLayout). */
@@ -388,5 +397,5 @@ export function cudaTmaConfigs(problem: Problem, sparseBlock: readonly [number, 
 /** A config's name in a generated module ("128x128 w8 s3 wgmma overlap"): its tile, warps, stages and kernel. */
 export function cudaConfigName(config: KernelConfig, dtype: StorageDType): string {
   const o = cudaOptions(config, dtype);
-  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}${o.warpSpecialized ? " ws" : ""}${o.tma ? " tma" : ""}`;
+  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}${o.warpSpecialized ? " ws" : ""}${o.tma ? " tma" : ""}${o.approxTanh ? " approx-tanh" : ""}`;
 }

@@ -43,9 +43,11 @@ __device__ __forceinline__ float fa_fmod(float a, float b) { return __fsub_rn(a,
 // f32 -> i32: truncate, saturate, NaN -> 0 (cvt.rzi.s32.f32 does exactly this).
 __device__ __forceinline__ int fa_f2i(float x) { return __float2int_rz(x); }
 __device__ __forceinline__ float fa_sigmoid(float x) { return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-x))); }
+// The SFU's tanh (options.approxTanh): one instruction, absolute error about 2^-11.
+__device__ __forceinline__ float fa_tanh_approx(float x) { float y; asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
 `;
 
-export function cudaRenderer(inputs: Record<string, string>, bufferName: (slot: number) => string): ExprRenderer {
+export function cudaRenderer(inputs: Record<string, string>, bufferName: (slot: number) => string, approxTanh = false): ExprRenderer {
   return {
     constant: (v, t) => (t === "bool" ? (v ? "true" : "false") : t === "i32" ? cudaInt(Number(v)) : cudaFloat(Number(v))),
     input: (name) => inputs[name],
@@ -55,7 +57,7 @@ export function cudaRenderer(inputs: Record<string, string>, bufferName: (slot: 
       const [rows, cols] = spec.shape;
       return `((unsigned)(${i}) < ${rows}u && (unsigned)(${j}) < ${cols}u ? ${buf}[(${i}) * ${cols} + (${j})] : 0)`;
     },
-    unary: (op: UnaryOp, x: string, t: DType) => unary(op, x, t),
+    unary: (op: UnaryOp, x: string, t: DType) => (op === "tanh" && approxTanh ? `fa_tanh_approx(${x})` : unary(op, x, t)),
     binary: (op: BinaryOp, a: string, b: string, t: DType) => binary(op, a, b, t),
     where: (c, a, b) => `(${c} ? ${a} : ${b})`,
     declare: (name, t, expr) => `const ${CTYPE[t]} ${name} = ${expr};`,

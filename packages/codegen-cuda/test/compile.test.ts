@@ -85,6 +85,17 @@ function candidateSpecs(): { spec: KernelSpec; isDefault: boolean }[] {
         isDefault: false,
       })),
     ),
+    // Each target's default with the approximate tanh, which a user may ask for.
+    CANDIDATE_PROBLEMS.flatMap(([qkHeadDim, vHeadDim, dtype]) =>
+      TARGETS.map((target) => {
+        const config = cudaConfigCandidates({ qkHeadDim, vHeadDim, dtype }, [128, 128], undefined, target)[0];
+        return {
+          spec: makeSpec({ mask: causal, score: softcap, qkHeadDim, vHeadDim, dtype, returnLse: true, sparseBlock: [128, 128],
+            config: { ...config, options: { ...config.options, approxTanh: true } } }),
+          isDefault: false,
+        };
+      }),
+    ),
   );
   const specs = unique(all.map((c) => c.spec));
   const defaults = new Set(all.filter((c) => c.isDefault).map((c) => generateCuda(c.spec).specHash));
@@ -326,6 +337,27 @@ describe("CUDA codegen", () => {
     expect(() => generateCuda(spec("bf16", { ...DEFAULT_CONFIG, options: { tma: true } }))).toThrow(/tma applies to the "wgmma" kernel only/);
     expect(() => generateCuda(wgmma(128, 64, 8, 2, { warpSpecialized: true, tma: true }, 80))).toThrow(/tma takes head dims that are multiples of 64.*80\/80/);
     expect(() => generateCuda(wgmma(128, 64, 8, 2, { warpSpecialized: true, tma: true }))).not.toThrow();
+  });
+
+  it("approxTanh renders a mod's tanh as the SFU's tanh.approx.f32 in every kernel, and only when asked", () => {
+    for (const [dtype, target] of [["f32", undefined], ["bf16", undefined], ["bf16", SM90]] as const) {
+      const config = cudaConfigCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype }, [128, 128], undefined, target)[0];
+      const make = (approxTanh?: boolean) => generateCuda(makeSpec({
+        mask: causal, score: softcap, qkHeadDim: 64, vHeadDim: 64, dtype, sparseBlock: [128, 128],
+        config: approxTanh === undefined ? config : { ...config, options: { ...config.options, approxTanh } },
+      }));
+      const what = `${dtype} ${cudaConfigName(config, dtype)}`;
+      const kernel = (src: string) => src.slice(src.indexOf(`${CUDA_ENTRY}(`));
+      expect(kernel(make().source), what).toMatch(/tanhf\(/);
+      expect(kernel(make().source), what).not.toContain("fa_tanh_approx(");
+      expect(make(false).specHash, what).not.toBe(make(true).specHash);
+      expect(kernel(make(true).source), what).toContain("fa_tanh_approx(");
+      expect(kernel(make(true).source), what).not.toMatch(/tanhf\(/);
+      expect(make(true).source).toContain('asm("tanh.approx.f32 %0, %1;"');
+    }
+    const spec = makeSpec({ mask: causal, score: softcap, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16", sparseBlock: [128, 128], config: { ...DEFAULT_CONFIG, options: { approxTanh: 1 } } });
+    expect(() => generateCuda(spec)).toThrow(/approxTanh must be a boolean/);
+    expect(cudaConfigName({ ...DEFAULT_CONFIG, options: { approxTanh: true } }, "bf16")).toMatch(/ approx-tanh$/);
   });
 
   it("TMA wgmma: one producer thread copies each tile with a tensor map, the stage's barrier expecting exactly its bytes", () => {
