@@ -15,7 +15,10 @@
  *       carrying the configs it tunes over; the sm_90a target's candidates best-first as one-kernel
  *       modules ("modules", research: each config timed alone); and our createBlockMask tables.
  *   probe/wgmma_probe.cu + probe.json — the wgmma building blocks alone (codegen-cuda wgmma-probe.ts).
- * Usage: npx tsx apps/bench/src/cuda-generate.ts [--seed N] [--only conformance|bench]
+ * Usage: npx tsx apps/bench/src/cuda-generate.ts [--seed N] [--only conformance|bench] [--variants V,…] [--match S,…] [--no-research]
+ *   --variants: bench entries of these variants only; --match: conformance kernels whose name, and research modules
+ *   whose file name, has one of the substrings (as run_cuda.py's --match); --no-research: the bench's public modules
+ *   only. A device call carries 64 MiB at most; the whole output is over 100 MB.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -36,6 +39,11 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "cuda
 const args = process.argv.slice(2);
 const seed = args.includes("--seed") ? Number(args[args.indexOf("--seed") + 1]) : Date.now() & 0x7fffffff;
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : null;
+const listArg = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag) + 1].split(",").filter(Boolean) : null);
+const variantsArg = listArg("--variants");
+const matchArg = listArg("--match");
+const research = !args.includes("--no-research");
+const matches = (name: string) => !matchArg || matchArg.some((m) => name.includes(m));
 
 /** The .cu and the Python module of a spec, written once per spec hash. */
 function writeKernel(dir: string, stem: string, spec: KernelSpec) {
@@ -79,6 +87,7 @@ function generateConformance(): void {
     });
     const file = `${String(i).padStart(2, "0")}_${cs.name.replace(/[^A-Za-z0-9]+/g, "_")}_${dtype}${suffix ? `_${suffix}` : ""}`;
     const name = `${cs.name} [${dtype}]${suffix ? ` ${suffix}` : ""}`;
+    if (!matches(name)) return;
     const artifact = writeKernel(dir, file, spec);
     // Kernels of one case, dtype and block size share the inputs (same seed): one data file.
     const dataKey = `${i} ${dtype} ${cs.blockSize.join("x")} ${p.qkHeadDim}/${p.vHeadDim}`;
@@ -126,7 +135,7 @@ function generateBench(): void {
   for (const { D, H } of SHAPES) {
     for (const N of NS) {
       const B = TOKENS / N;
-      for (const v of VARIANTS) {
+      for (const v of VARIANTS.filter((x) => !variantsArg || variantsArg.includes(x.name))) {
         const maskFn = v.mask(N);
         const scoreFn = v.score(H);
         const mask = maskFn ? traceMaskMod(maskFn) : null;
@@ -134,13 +143,14 @@ function generateBench(): void {
         const tables = createBlockMask(maskFn ?? ((_b, _h, _q, _kv) => true), { B: 1, H: 1, qLen: N, kvLen: N }) as unknown as BlockMaskTables & { density(): number };
         const problem = resolveProblem({ batch: B, qHeads: H, kvHeads: H, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
         const candidates = cudaBackend.configCandidates(problem, [128, 128], { mask, score }, SM90);
+        const stemOf = (config: (typeof candidates)[number]) =>
+          `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${cudaConfigName(config, "bf16").replaceAll(" ", "_")}`;
         const module = (config: (typeof candidates)[number]) => {
           const spec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config });
           const hash = cudaBackend.generate(spec).specHash;
           if (!written.has(hash)) {
-            const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_${cudaConfigName(config, "bf16").replaceAll(" ", "_")}`;
-            writeKernel(dir, stem, spec);
-            written.set(hash, stem);
+            writeKernel(dir, stemOf(config), spec);
+            written.set(hash, stemOf(config));
           }
           return { module: `${written.get(hash)}.py`, specHash: hash, config, kernel: kernelOf(config, "bf16") };
         };
@@ -154,7 +164,7 @@ function generateBench(): void {
           writeFileSync(join(dir, `${stem}.py`), cudaBackend.companions!(spec, artifact)["_cuda.py"]!);
           return { module: `${stem}.py`, specHash: artifact.specHash, config: artifact.config, kernel: kernelOf(artifact.config, "bf16") };
         };
-        const modules = candidates.map(module);
+        const modules = research ? candidates.filter((c) => matches(stemOf(c))).map(module) : [];
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: buffersJson(bufSpec) }));
