@@ -109,12 +109,14 @@ function generateConformance(): void {
     // And the loading the default does not take (a producer warpgroup, or every warp loading).
     const otherLoading = (c: KernelConfig[]) => c.find((x) => x.options?.kernel === "wgmma" && !x.options?.warpSpecialized !== !c[0].options?.warpSpecialized);
     write({ ...cs, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128load", otherLoading);
-    // And a TMA form, with and without overlap by turns over the cases, head dims rounded up to the multiples of 64 that
-    // tensor maps take.
+    // And a TMA form, head dims rounded up to the multiples of 64 that tensor maps take: by turns over the cases
+    // without overlap, with it, and two blocks per SM (where the head dims allow it).
     const dims = { qkHeadDim: roundUp64(cs.problem.qkHeadDim), vHeadDim: roundUp64(cs.problem.vHeadDim) };
     const tma: Pick = (_, problem, mods) => {
       const forms = cudaTmaConfigs(problem, [128, 128], mods);
-      return forms.find((c) => !c.options?.overlap === (i % 2 === 0)) ?? forms[0];
+      const paired = (c: KernelConfig) => c.options?.blocksPerSm === 2;
+      const turn = [(c: KernelConfig) => !c.options?.overlap && !paired(c), (c: KernelConfig) => c.options?.overlap === true, paired][i % 3];
+      return forms.find(turn) ?? forms[0];
     };
     write({ ...cs, problem: { ...cs.problem, ...dims }, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128tma", tma);
   });
@@ -164,7 +166,10 @@ function generateBench(): void {
           writeFileSync(join(dir, `${stem}.py`), cudaBackend.companions!(spec, artifact)["_cuda.py"]!);
           return { module: `${stem}.py`, specHash: artifact.specHash, config: artifact.config, kernel: kernelOf(artifact.config, "bf16") };
         };
-        const modules = research ? candidates.filter((c) => matches(stemOf(c))).map(module) : [];
+        // The candidates, then the TMA forms no candidate list holds (two blocks per SM), each timed alone.
+        const held = new Set(candidates.map((c) => JSON.stringify(c)));
+        const forms = [...candidates, ...cudaTmaConfigs(problem, [128, 128], { mask, score }).filter((c) => !held.has(JSON.stringify(c)))];
+        const modules = research ? forms.filter((c) => matches(stemOf(c))).map(module) : [];
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: buffersJson(bufSpec) }));

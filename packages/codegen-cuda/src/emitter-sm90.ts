@@ -32,8 +32,8 @@
 import type { KernelSpec } from "@flexattn/template";
 import { CudaMmaEmitter, copyChunk, copyKvTile } from "./emitter.js";
 import {
-  CONSUMER_REGISTERS, PRODUCER_REGISTERS, PRODUCER_THREADS, TMA_CONSUMER_REGISTERS, TMA_PRODUCER_REGISTERS, WGMMA_ROWS, WGMMA_SMEM_ALIGN,
-  cudaOptions, cudaSharedBytes, wgmmaPaddedDim,
+  CONSUMER_REGISTERS, PRODUCER_REGISTERS, PRODUCER_THREADS, TMA_PRODUCER_REGISTERS, WGMMA_ROWS, WGMMA_SMEM_ALIGN,
+  cudaOptions, cudaSharedBytes, tmaConsumerRegisters, wgmmaPaddedDim,
 } from "./options.js";
 import {
   SWIZZLE_PERIOD_BYTES, SWIZZLE_ROW_BYTES, kMajorStepOffset, mnMajorStepOffset, swizzledChunkOffsetCpp, tmaPrelude, warpSpecializationPrelude,
@@ -48,12 +48,13 @@ export class CudaWgmmaEmitter extends CudaMmaEmitter {
   readonly overlap: boolean;
   readonly warpSpecialized: boolean;
   readonly tma: boolean;
+  readonly blocksPerSm: 1 | 2;
 
   constructor(spec: KernelSpec) {
     super(spec);
     this.qkPadded = wgmmaPaddedDim(spec.qkHeadDim);
     this.vPadded = wgmmaPaddedDim(spec.vHeadDim);
-    ({ overlap: this.overlap, warpSpecialized: this.warpSpecialized, tma: this.tma } = cudaOptions(spec.config, spec.dtype));
+    ({ overlap: this.overlap, warpSpecialized: this.warpSpecialized, tma: this.tma, blocksPerSm: this.blocksPerSm } = cudaOptions(spec.config, spec.dtype));
   }
 
   /**
@@ -121,7 +122,7 @@ constexpr int N_TILES = BLOCK_N / 8;          // 8-column accumulator tiles of S
 constexpr int D_TILES = DV_PAD / 8;           // 8-column accumulator tiles of O
 constexpr int PV_STEPS = BLOCK_N / 16;
 ${this.tileConstants("DQK_PAD * 2", "DV_PAD * 2")}
-// The tiles, plus slack to round the base up to the swizzle's ${SWIZZLE_PERIOD_BYTES}-byte period${this.warpSpecialized ? ", the mbarriers, and\n// padding to over half an SM's shared memory (one block per SM, which setmaxnreg's register moves need)" : ""}.
+// The tiles, plus slack to round the base up to the swizzle's ${SWIZZLE_PERIOD_BYTES}-byte period${!this.warpSpecialized ? "" : this.blocksPerSm === 2 ? " and the mbarriers (two blocks share the SM)" : ", the mbarriers, and\n// padding to over half an SM's shared memory (one block per SM, for whose register pool setmaxnreg's split is made)"}.
 constexpr int SMEM_BYTES = ${cudaSharedBytes(s)};
 static_assert(SMEM_BYTES >= Q_TILE_BYTES + STAGES * STAGE_BYTES + ${WGMMA_SMEM_ALIGN}${this.warpSpecialized ? " + 8 * (2 * STAGES + 1)" : ""}, "SMEM_BYTES holds the tiles");
 ${this.tma ? "" : `constexpr bool VEC_DIMS = ${vecDims};\n`}static_assert(BLOCK_M % ${WGMMA_ROWS} == 0 && BLOCK_N % 16 == 0, "wgmma tiles");
@@ -206,7 +207,7 @@ if (warp >= WARPS) {
 ${this.tma ? this.tmaProducer() : this.copyingProducer()}
   return;
 }
-setmaxnreg_inc<${this.tma ? TMA_CONSUMER_REGISTERS : CONSUMER_REGISTERS}>();`;
+setmaxnreg_inc<${this.tma ? tmaConsumerRegisters(this.blocksPerSm) : CONSUMER_REGISTERS}>();`;
   }
 
   /** The TMA producer: its first thread copies Q, then every kv tile into its stage once the compute warps have left it. */

@@ -64,6 +64,12 @@ export interface CudaOptions {
    */
   tma: boolean;
   /**
+   * wgmma with tma only: 1 (the default) or 2 blocks per SM. Two blocks give the SM twice the warps
+   * to hide each other's softmax, at the price of the compute warps' registers (the per-block pool
+   * that setmaxnreg shares out is halved: 104 instead of 240) and of half the shared memory each.
+   */
+  blocksPerSm: 1 | 2;
+  /**
    * Every kernel: a mod's tanh (softcapping) through the SFU's tanh.approx.f32, one instruction with
    * absolute error ≲ 2^-10.99, instead of tanhf's exact sequence; as the Triton backend's approxTanh.
    */
@@ -72,10 +78,19 @@ export interface CudaOptions {
 
 /**
  * Registers per thread when one producer thread issues TMA copies: the producer drops to the fewest
- * setmaxnreg takes, and the compute warpgroups take what that frees (128·24 + 256·240 ≤ 64K).
+ * setmaxnreg takes, and the compute warpgroups take what that frees. setmaxnreg moves registers
+ * within a block's own pool, the registers its threads were launched with: 64K over the SM's blocks,
+ * in steps of 8 per thread. One block per SM: 168 at launch, 128·24 + 256·240 after; two: 80, and 104.
  */
 export const TMA_PRODUCER_REGISTERS = 24;
-export const TMA_CONSUMER_REGISTERS = 240;
+export function tmaConsumerRegisters(blocksPerSm: 1 | 2): number {
+  const computeThreads = 256;  // two warpgroups: warpSpecialized takes blockM 128
+  const roundDown8 = (x: number) => Math.floor(x / 8) * 8;
+  const launched = roundDown8(65536 / ((computeThreads + PRODUCER_THREADS) * blocksPerSm));
+  return launched + roundDown8((PRODUCER_THREADS * (launched - TMA_PRODUCER_REGISTERS)) / computeThreads);
+}
+/** Shared memory one block may take when two share an SM (228 KB, less 1 KB reserved per block). */
+export const SM90_PAIRED_SHARED_LIMIT = (228 - 2) * 512;
 
 /** Rows of one mma.sync tile (m16n8k16): every tensor-core tile side is a multiple of it. */
 export const MMA_TILE = 16;
@@ -120,6 +135,7 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
   // The wgmma kernel's switches, all off unless named.
   const flags = { overlap: false, warpSpecialized: false, tma: false };
   let approxTanh = false;
+  let blocksPerSm: 1 | 2 = 1;
   for (const [key, value] of Object.entries(config.options ?? {})) {
     if (key === "kernel") {
       if (value !== "wgmma" && value !== "mma" && value !== "simt") {
@@ -129,11 +145,14 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
     } else if (key === "overlap" || key === "warpSpecialized" || key === "tma") {
       if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option ${key} must be a boolean, got ${JSON.stringify(value)}`);
       flags[key] = value;
+    } else if (key === "blocksPerSm") {
+      if (value !== 1 && value !== 2) throw new FlexAttnError(`CUDA option blocksPerSm must be 1 or 2, got ${JSON.stringify(value)}`);
+      blocksPerSm = value;
     } else if (key === "approxTanh") {
       if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option approxTanh must be a boolean, got ${JSON.stringify(value)}`);
       approxTanh = value;
     } else {
-      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, ${Object.keys(flags).join(", ")}, approxTanh`);
+      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, ${Object.keys(flags).join(", ")}, blocksPerSm, approxTanh`);
     }
   }
   if (kernel !== "simt" && dtype === "f32") {
@@ -145,7 +164,10 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
   if (flags.tma && !flags.warpSpecialized) {
     throw new FlexAttnError("CUDA option tma loads through the producer warpgroup: it needs warpSpecialized: true");
   }
-  return { kernel, ...flags, approxTanh };
+  if (blocksPerSm === 2 && !flags.tma) {
+    throw new FlexAttnError("CUDA option blocksPerSm 2 applies to the TMA kernel (warpSpecialized and tma) only");
+  }
+  return { kernel, ...flags, blocksPerSm, approxTanh };
 }
 
 /** Shared memory (bytes) of one row of a head-dim tile in the tensor-core kernel (see mmaLayout). */
@@ -171,11 +193,13 @@ export function cudaSharedBytes(spec: Pick<KernelSpec, "qkHeadDim" | "vHeadDim" 
   if (kernel === "wgmma") {
     const qk = 2 * wgmmaPaddedDim(spec.qkHeadDim), v = 2 * wgmmaPaddedDim(spec.vHeadDim);
     const tiles = c.blockM * qk + c.numStages * c.blockN * (qk + v) + WGMMA_SMEM_ALIGN;
-    if (!cudaOptions(c, spec.dtype).warpSpecialized) return tiles;
-    // Plus the mbarriers (Q, and full and empty per stage). At least half an SM's shared memory keeps
-    // one block per SM: setmaxnreg moves registers within the SM's pool, and two blocks raising their
-    // compute warps at once could wait on each other for ever.
-    return Math.max(tiles + 8 * (2 * c.numStages + 1), SM90_SHARED_LIMIT / 2 + 1024);
+    const o = cudaOptions(c, spec.dtype);
+    if (!o.warpSpecialized) return tiles;
+    // Plus the mbarriers (Q, and full and empty per stage). Unless two blocks are to share an SM, at
+    // least half an SM's shared memory keeps one there: the registers setmaxnreg shares out are the
+    // block's own, counted for the blocks the SM holds.
+    const withBarriers = tiles + 8 * (2 * c.numStages + 1);
+    return o.blocksPerSm === 2 ? withBarriers : Math.max(withBarriers, SM90_SHARED_LIMIT / 2 + 1024);
   }
   const stage = c.blockN * (mmaRowBytes(spec.qkHeadDim) + mmaRowBytes(spec.vHeadDim));
   return c.blockM * mmaRowBytes(spec.qkHeadDim) + c.numStages * stage;
@@ -259,6 +283,12 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
   }
   if (warpSpecialized && c.blockM !== 2 * WGMMA_ROWS) {
     throw new FlexAttnError(`${where}: warpSpecialized takes blockM ${2 * WGMMA_ROWS} (two compute warpgroups beside the producer), got ${c.blockM}`);
+  }
+  if (options.blocksPerSm === 2 && shared > SM90_PAIRED_SHARED_LIMIT) {
+    throw new FlexAttnError(
+      `${where} and ${c.numStages} stages needs ${shared} bytes of shared memory for head dims ${spec.qkHeadDim}/${spec.vHeadDim}; ` +
+        `two blocks per SM take at most ${SM90_PAIRED_SHARED_LIMIT} each: use fewer stages, a smaller blockN, or blocksPerSm 1`,
+    );
   }
   if (shared > SM90_SHARED_LIMIT) {
     throw new FlexAttnError(
@@ -381,8 +411,9 @@ export function cudaConfigCandidates(
 
 /**
  * Every TMA-loading form of a problem's warp-specialized wgmma candidates, with and without overlap
- * where the stages allow; none where the head dims are not multiples of 64. The conformance runs
- * check each of them, including those no candidate list leads with.
+ * where the stages allow, and at d ≤ 64 the two-blocks-per-SM forms whose tile the compute warps'
+ * 104 registers hold (blockN 64, no overlap); none where the head dims are not multiples of 64. The
+ * conformance runs check each of them, and the bench times the ones no candidate list holds.
  */
 export function cudaTmaConfigs(problem: Problem, sparseBlock: readonly [number, number], mods: ModMix = { mask: null, score: null }): KernelConfig[] {
   if (problem.qkHeadDim % WGMMA_DIM_ALIGN !== 0 || problem.vHeadDim % WGMMA_DIM_ALIGN !== 0) return [];
@@ -391,11 +422,18 @@ export function cudaTmaConfigs(problem: Problem, sparseBlock: readonly [number, 
     .flatMap((c) => [false, true].filter((overlap) => !overlap || c.numStages >= 3).map((overlap) => ({
       ...c, options: { kernel: "wgmma", ...(overlap ? { overlap: true } : {}), warpSpecialized: true, tma: true },
     })));
-  return forms.filter((c, i) => forms.findIndex((d) => JSON.stringify(d) === JSON.stringify(c)) === i);
+  const widest = Math.max(problem.qkHeadDim, problem.vHeadDim);
+  const blockN = fitTile(64, sparseBlock[1]);
+  const paired = widest > 64 || blockN % MMA_TILE !== 0 || fitTile(128, sparseBlock[0]) !== 128 ? [] : [4, 2].map((numStages) => ({
+    blockM: 128, blockN, numWarps: 8, numStages, prescaleQk: false,
+    options: { kernel: "wgmma", warpSpecialized: true, tma: true, blocksPerSm: 2 },
+  })).filter((c) => cudaSharedBytes({ ...problem, config: c }) <= SM90_PAIRED_SHARED_LIMIT);
+  const all = [...forms, ...paired];
+  return all.filter((c, i) => all.findIndex((d) => JSON.stringify(d) === JSON.stringify(c)) === i);
 }
 
 /** A config's name in a generated module ("128x128 w8 s3 wgmma overlap"): its tile, warps, stages and kernel. */
 export function cudaConfigName(config: KernelConfig, dtype: StorageDType): string {
   const o = cudaOptions(config, dtype);
-  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}${o.warpSpecialized ? " ws" : ""}${o.tma ? " tma" : ""}${o.approxTanh ? " approx-tanh" : ""}`;
+  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}${o.warpSpecialized ? " ws" : ""}${o.tma ? " tma" : ""}${o.blocksPerSm === 2 ? " x2" : ""}${o.approxTanh ? " approx-tanh" : ""}`;
 }

@@ -80,8 +80,9 @@ ${spec.returnLse ? `constexpr float LN2 = ${cudaFloat(NUMERICS.LN2)};  // the LS
 ${emitter.prelude()}
 constexpr int BLOCK_THREADS = THREADS${options.kernel === "wgmma" && options.warpSpecialized ? ` + ${PRODUCER_THREADS};  // and the producer warpgroup` : ";"}
 
-// Min one block per SM: without it ptxas may cap registers for occupancy and spill the accumulators.
-extern "C" __global__ void __launch_bounds__(BLOCK_THREADS, 1) ${CUDA_ENTRY}(
+// Min one block per SM: without it ptxas may cap registers for occupancy and spill the accumulators
+// (two where the TMA kernel is sized to share its SM).
+extern "C" __global__ void __launch_bounds__(BLOCK_THREADS, ${options.kernel === "wgmma" ? options.blocksPerSm : 1}) ${CUDA_ENTRY}(
     ${kernelParams.join(",\n    ")}) {
 ${indentAll(body)}
 }
