@@ -166,9 +166,11 @@ function generateBench(): void {
           writeFileSync(join(dir, `${stem}.py`), cudaBackend.companions!(spec, artifact)["_cuda.py"]!);
           return { module: `${stem}.py`, specHash: artifact.specHash, config: artifact.config, kernel: kernelOf(artifact.config, "bf16") };
         };
-        // The candidates, then the TMA forms no candidate list holds (two blocks per SM), each timed alone.
+        // The candidates, then the TMA forms no candidate list holds (two blocks per SM), and under a tanh the
+        // default with the approximate one (options.approxTanh), each timed alone.
         const held = new Set(candidates.map((c) => JSON.stringify(c)));
-        const forms = [...candidates, ...cudaTmaConfigs(problem, [128, 128], { mask, score }).filter((c) => !held.has(JSON.stringify(c)))];
+        const approx = score?.nodes.some((n) => n.op === "tanh") ? [{ ...candidates[0], options: { ...candidates[0].options, approxTanh: true } }] : [];
+        const forms = [...candidates, ...cudaTmaConfigs(problem, [128, 128], { mask, score }).filter((c) => !held.has(JSON.stringify(c))), ...approx];
         const modules = research ? forms.filter((c) => matches(stemOf(c))).map(module) : [];
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
