@@ -105,7 +105,9 @@ def runs_here(kernel):
 def label(m):
     c = m["config"]
     o = c.get("options") or {}
+    # As cudaConfigName names them.
     flags = "".join(f" {name}" for key, name in (("overlap", "overlap"), ("warpSpecialized", "ws"), ("tma", "tma")) if o.get(key))
+    flags += (" x2" if o.get("blocksPerSm") == 2 else "") + (" approx-tanh" if o.get("approxTanh") else "")
     return f"ours {c['blockM']}x{c['blockN']} w{c['numWarps']} s{c['numStages']} {m.get('kernel', 'mma')}{flags}"
 
 
