@@ -151,8 +151,9 @@ function generateBench(): void {
           const spec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config });
           const hash = cudaBackend.generate(spec).specHash;
           if (!written.has(hash)) {
-            writeKernel(dir, stemOf(config), spec);
-            written.set(hash, stemOf(config));
+            const stem = stemOf(config);
+            writeKernel(dir, stem, spec);
+            written.set(hash, stem);
           }
           return { module: `${written.get(hash)}.py`, specHash: hash, config, kernel: kernelOf(config, "bf16") };
         };

@@ -176,6 +176,11 @@ export function mmaRowBytes(dim: number): number {
   return 16 * (chunks % 8 === 0 || chunks === 2 || chunks === 4 ? chunks : chunks + 1);
 }
 
+/** Whether a tensor map's box (one 128-byte swizzle row) covers both head dims exactly: what the TMA kernel needs. */
+function tmaHeadDims(problem: Pick<KernelSpec, "qkHeadDim" | "vHeadDim">): boolean {
+  return problem.qkHeadDim % WGMMA_DIM_ALIGN === 0 && problem.vHeadDim % WGMMA_DIM_ALIGN === 0;
+}
+
 /** A head dim padded to whole 128-byte swizzle rows, as the wgmma kernel's tiles store it. */
 export function wgmmaPaddedDim(dim: number): number {
   return roundUp(dim, WGMMA_DIM_ALIGN);
@@ -188,12 +193,11 @@ export function wgmmaPaddedDim(dim: number): number {
  */
 export function cudaSharedBytes(spec: Pick<KernelSpec, "qkHeadDim" | "vHeadDim" | "dtype" | "config">): number {
   const c = spec.config;
-  const kernel = cudaOptions(c, spec.dtype).kernel;
-  if (kernel === "simt") return 4 * c.blockN * (spec.qkHeadDim + 1 + spec.vHeadDim);
-  if (kernel === "wgmma") {
+  const o = cudaOptions(c, spec.dtype);
+  if (o.kernel === "simt") return 4 * c.blockN * (spec.qkHeadDim + 1 + spec.vHeadDim);
+  if (o.kernel === "wgmma") {
     const qk = 2 * wgmmaPaddedDim(spec.qkHeadDim), v = 2 * wgmmaPaddedDim(spec.vHeadDim);
     const tiles = c.blockM * qk + c.numStages * c.blockN * (qk + v) + WGMMA_SMEM_ALIGN;
-    const o = cudaOptions(c, spec.dtype);
     if (!o.warpSpecialized) return tiles;
     // Plus the mbarriers (Q, and full and empty per stage). Unless two blocks are to share an SM, at
     // least half an SM's shared memory keeps one there: the registers setmaxnreg shares out are the
@@ -276,7 +280,7 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
   }
   const threads = cudaBlockThreads(spec);
   if (threads > 1024) throw new FlexAttnError(`${where}: ${threads} threads exceed 1024`);
-  if (options.tma && (spec.qkHeadDim % WGMMA_DIM_ALIGN !== 0 || spec.vHeadDim % WGMMA_DIM_ALIGN !== 0)) {
+  if (options.tma && !tmaHeadDims(spec)) {
     throw new FlexAttnError(
       `${where}: tma takes head dims that are multiples of ${WGMMA_DIM_ALIGN} (a tensor map's box is one swizzle row), got ${spec.qkHeadDim}/${spec.vHeadDim}; leave tma off`,
     );
@@ -381,8 +385,7 @@ export function cudaConfigCandidates(
   };
   const half = problem.dtype !== "f32";
   if (half && cudaArch(target) === "sm_90a" && wgmmaPaddedDim(problem.vHeadDim) <= WGMMA_MAX_N) {
-    const tmaDims = problem.qkHeadDim % WGMMA_DIM_ALIGN === 0 && problem.vHeadDim % WGMMA_DIM_ALIGN === 0;
-    for (const [bm, bn, stages, overlap, warpSpecialized, tma] of wgmmaTiles(widest, mods, tmaDims)) {
+    for (const [bm, bn, stages, overlap, warpSpecialized, tma] of wgmmaTiles(widest, mods, tmaHeadDims(problem))) {
       const blockM = fitTile(bm, sparseBlock[0]);
       const blockN = fitTile(bn, sparseBlock[1]);
       if (blockM % WGMMA_ROWS !== 0 || blockN % MMA_TILE !== 0) continue;
@@ -416,7 +419,7 @@ export function cudaConfigCandidates(
  * conformance runs check each of them, and the bench times the ones no candidate list holds.
  */
 export function cudaTmaConfigs(problem: Problem, sparseBlock: readonly [number, number], mods: ModMix = { mask: null, score: null }): KernelConfig[] {
-  if (problem.qkHeadDim % WGMMA_DIM_ALIGN !== 0 || problem.vHeadDim % WGMMA_DIM_ALIGN !== 0) return [];
+  if (!tmaHeadDims(problem)) return [];
   const forms = cudaConfigCandidates(problem, sparseBlock, mods, cudaTarget("sm_90a"))
     .filter((c) => c.options?.warpSpecialized === true)
     .flatMap((c) => [false, true].filter((overlap) => !overlap || c.numStages >= 3).map((overlap) => ({
