@@ -119,10 +119,18 @@ function generateConformance(): void {
       return forms.find(turn) ?? forms[0];
     };
     write({ ...cs, problem: { ...cs.problem, ...dims }, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128tma", tma);
+    // The softmax under study (lazy rescaling, part of exp2 on the FMA units) in the mma kernel and in the TMA form.
+    const studied = (c: KernelConfig | undefined) => (c && kernelOf(c, "bf16") !== "simt" ? withSoftmax(c, SOFTMAX_FORMS.at(-1)!) : undefined);
+    write(cs, i, "bf16", undefined, "lazy", (c) => studied(c[0]));
+    write({ ...cs, problem: { ...cs.problem, ...dims }, blockSize: [128, 128] }, i, "bf16", SM90, "wgmma128tmalazy", (c, p, m) => studied(tma(c, p, m)));
   });
   writeFileSync(join(dir, "index.json"), JSON.stringify(index, null, 1));
   console.log(`cuda: ${index.length} conformance kernels → ${dir}`);
 }
+
+/** Softmax options under study (CudaOptions.lazyRescale, polyExp2): the bench times the defaults with each, the conformance run the last. */
+const SOFTMAX_FORMS: Record<string, boolean | number>[] = [{ lazyRescale: true }, { lazyRescale: true, polyExp2: 1 }, { lazyRescale: true, polyExp2: 2 }];
+const withSoftmax = (c: KernelConfig, form: Record<string, boolean | number>): KernelConfig => ({ ...c, options: { ...c.options, ...form } });
 
 const VARIANTS = PROTOCOL_VARIANTS;
 const SHAPES = PROTOCOL_SHAPES;
@@ -167,11 +175,13 @@ function generateBench(): void {
           writeFileSync(join(dir, `${stem}.py`), cudaBackend.companions!(spec, artifact)["_cuda.py"]!);
           return { module: `${stem}.py`, specHash: artifact.specHash, config: artifact.config, kernel: kernelOf(artifact.config, "bf16") };
         };
-        // The candidates, then the TMA forms no candidate list holds (two blocks per SM), and under a tanh the
-        // default with the approximate one (options.approxTanh), each timed alone.
+        // The candidates, then the TMA forms no candidate list holds, under a tanh the default with the
+        // approximate one (options.approxTanh), and the default and first mma config with each softmax under study; each timed alone.
         const held = new Set(candidates.map((c) => JSON.stringify(c)));
-        const approx = score?.nodes.some((n) => n.op === "tanh") ? [{ ...candidates[0], options: { ...candidates[0].options, approxTanh: true } }] : [];
-        const forms = [...candidates, ...cudaTmaConfigs(problem, [128, 128], { mask, score }).filter((c) => !held.has(JSON.stringify(c))), ...approx];
+        const approx = score?.nodes.some((n) => n.op === "tanh") ? [withSoftmax(candidates[0], { approxTanh: true })] : [];
+        const firstMma = candidates.find((c) => kernelOf(c, "bf16") === "mma")!;
+        const softmax = [candidates[0], firstMma].flatMap((c) => SOFTMAX_FORMS.map((form) => withSoftmax(c, form)));
+        const forms = [...candidates, ...cudaTmaConfigs(problem, [128, 128], { mask, score }).filter((c) => !held.has(JSON.stringify(c))), ...approx, ...softmax];
         const modules = research ? forms.filter((c) => matches(stemOf(c))).map(module) : [];
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });

@@ -33,7 +33,7 @@ import type { KernelSpec } from "@flexattn/template";
 import { CudaMmaEmitter, copyChunk, copyKvTile } from "./emitter.js";
 import {
   CONSUMER_REGISTERS, PRODUCER_REGISTERS, PRODUCER_THREADS, TMA_PRODUCER_REGISTERS, WGMMA_ROWS, WGMMA_SMEM_ALIGN,
-  cudaOptions, cudaSharedBytes, tmaConsumerRegisters, wgmmaPaddedDim,
+  cudaSharedBytes, tmaConsumerRegisters, wgmmaPaddedDim,
 } from "./options.js";
 import {
   SWIZZLE_PERIOD_BYTES, SWIZZLE_ROW_BYTES, kMajorStepOffset, mnMajorStepOffset, swizzledChunkOffsetCpp, tmaPrelude, warpSpecializationPrelude,
@@ -54,7 +54,7 @@ export class CudaWgmmaEmitter extends CudaMmaEmitter {
     super(spec);
     this.qkPadded = wgmmaPaddedDim(spec.qkHeadDim);
     this.vPadded = wgmmaPaddedDim(spec.vHeadDim);
-    ({ overlap: this.overlap, warpSpecialized: this.warpSpecialized, tma: this.tma, blocksPerSm: this.blocksPerSm } = cudaOptions(spec.config, spec.dtype));
+    ({ overlap: this.overlap, warpSpecialized: this.warpSpecialized, tma: this.tma, blocksPerSm: this.blocksPerSm } = this.options);
   }
 
   /**

@@ -18,7 +18,7 @@
  */
 import { type TileMod, renderTileMod } from "@flexattn/ir";
 import { type BlockKind, type KernelSpec, type TemplateEmitter, capturedBuffers } from "@flexattn/template";
-import { MMA_TILE, cudaOptions } from "./options.js";
+import { type CudaOptions, MMA_TILE, RESCALE_SLACK_LOG2, cudaOptions } from "./options.js";
 import { type MmaLayout, NEG_INF, mmaLayout } from "./ptx.js";
 import { cudaRenderer } from "./renderer.js";
 
@@ -70,7 +70,10 @@ export class CudaMmaEmitter implements TemplateEmitter<string> {
   /** Q's fragments stay in registers up to this padded head dim × row tiles; more are re-read from shared memory. */
   static readonly Q_IN_REGISTERS_MAX_DIM = 128;
 
+  protected readonly options: CudaOptions;
+
   constructor(protected readonly spec: KernelSpec) {
+    this.options = cudaOptions(spec.config, spec.dtype);
     this.qkLayout = mmaLayout(spec.qkHeadDim);
     this.vLayout = mmaLayout(spec.vHeadDim);
   }
@@ -189,7 +192,7 @@ ${indent(copyChunk(dim), 2)}
     const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
     return renderTileMod(graph, owner === "mask" ? "mm" : "sm", 2 * this.mTiles, this.spec.config.blockN / 4, (i, c) =>
       cudaRenderer({ score: scoreElement(i, c), b: "b", h: "hq", q: queryPosition(i), kv: keyPosition(c) }, (slot) => names[slot],
-        cudaOptions(this.spec.config, this.spec.dtype).approxTanh));
+        this.options.approxTanh));
   }
 
   /** The mods' values fixed per head and query row, once before the kv loops. */
@@ -413,7 +416,29 @@ for (int mt = 0; mt < M_TILES; ++mt) {
   }
 
   onlineSoftmax(): string {
+    const { lazyRescale, polyExp2 } = this.options;
     const toLog2 = this.scaledToLog2 ? "" : "\n        s[j][2 * r + c] *= LOG2E;";
+    // The lazy softmax takes the SFU's ex2 alone (fa_exp2), and with polyExp2 the first polyExp2 of every
+    // 8 accumulator tiles on the FMA units instead (j is unrolled); the eager one exp2f.
+    const sfu = lazyRescale ? "fa_exp2" : "exp2f";
+    const exp2 = (x: string) => (polyExp2 ? `(j % 8 < ${polyExp2} ? fa_exp2_poly(${x}) : ${sfu}(${x}))` : `${sfu}(${x})`);
+    // The reference m_ref moves to the row's new max: always, or with lazyRescale only when the max
+    // outgrows it by more than the slack. A row with nothing unmasked yet keeps m = -inf and P
+    // subtracts 0, so exp2 gives 0, not NaN. O and l follow a moved reference by alpha.
+    const reference = lazyRescale
+      ? `const bool moved = m_new > m_i[mt][r] + ${RESCALE_SLACK_LOG2}.0f;  // -inf + slack is -inf: the first unmasked tile moves it
+    const float m_ref = moved ? m_new : m_i[mt][r] == ${NEG_INF} ? 0.0f : m_i[mt][r];`
+      : `const float m_ref = m_new == ${NEG_INF} ? 0.0f : m_new;`;
+    const rescale = `{
+      const float alpha = ${sfu}(m_i[mt][r] - m_ref);
+      m_i[mt][r] = m_new;
+      l_i[mt][r] *= alpha;
+      #pragma unroll
+      for (int d = 0; d < D_TILES; ++d) {
+        o_acc[mt][d][2 * r] *= alpha;
+        o_acc[mt][d][2 * r + 1] *= alpha;
+      }
+    }`;
     return `#pragma unroll
 for (int mt = 0; mt < M_TILES; ++mt) {
   float (&s)[N_TILES][4] = s_acc[mt];
@@ -429,25 +454,18 @@ for (int mt = 0; mt < M_TILES; ++mt) {
     }
     m_new = fmaxf(m_new, __shfl_xor_sync(0xffffffffu, m_new, 1));
     m_new = fmaxf(m_new, __shfl_xor_sync(0xffffffffu, m_new, 2));
-    // A row with nothing unmasked yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN.
-    const float m_ref = m_new == ${NEG_INF} ? 0.0f : m_new;
-    const float alpha = exp2f(m_i[mt][r] - m_ref);
+    ${reference}
     float row_sum = 0.0f;
     #pragma unroll
     for (int j = 0; j < N_TILES; ++j) {
       #pragma unroll
       for (int c = 0; c < 2; ++c) {
-        s[j][2 * r + c] = exp2f(s[j][2 * r + c] - m_ref);
+        s[j][2 * r + c] = ${exp2("s[j][2 * r + c] - m_ref")};
         row_sum += s[j][2 * r + c];
       }
     }
-    l_i[mt][r] = l_i[mt][r] * alpha + row_sum;
-    m_i[mt][r] = m_new;
-    #pragma unroll
-    for (int d = 0; d < D_TILES; ++d) {
-      o_acc[mt][d][2 * r] *= alpha;
-      o_acc[mt][d][2 * r + 1] *= alpha;
-    }
+    ${lazyRescale ? "if (moved) " : ""}${rescale}
+    l_i[mt][r] += row_sum;
   }
 }`;
   }

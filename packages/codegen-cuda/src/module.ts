@@ -38,15 +38,18 @@ const isPyName = (s: string) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(s);
 export function cudaModuleConfigs(spec: KernelSpec, count = DEFAULT_MODULE_CONFIGS): KernelConfig[] {
   if (!Number.isInteger(count) || count < 1) throw new FlexAttnError(`a CUDA module carries at least one config; got configs: ${count}`);
   const wgmma = (c: KernelConfig) => cudaOptions(c, spec.dtype).kernel === "wgmma";
+  // The caller's choice of numerics (the approximate tanh) holds for every kernel the module may tune to.
+  const numerics = (c: KernelConfig): KernelConfig =>
+    (cudaOptions(spec.config, spec.dtype).approxTanh ? { ...c, options: { ...c.options, approxTanh: true } } : c);
   const seen = new Set<string>();
-  const configs = [spec.config, ...cudaConfigCandidates(spec, spec.sparseBlock, spec, wgmma(spec.config) ? cudaTarget("sm_90a") : undefined)]
+  const configs = [spec.config, ...cudaConfigCandidates(spec, spec.sparseBlock, spec, wgmma(spec.config) ? cudaTarget("sm_90a") : undefined).map(numerics)]
     .filter((c) => {
       const name = cudaConfigName(c, spec.dtype);
       return !seen.has(name) && seen.add(name);
     })
     .slice(0, count);
   if (count > 1 && configs.every(wgmma)) {
-    const sm80 = cudaConfigCandidates(spec, spec.sparseBlock, spec)[0];
+    const sm80 = numerics(cudaConfigCandidates(spec, spec.sparseBlock, spec)[0]);
     configs.splice(Math.min(configs.length, count - 1), 1, sm80);
   }
   return configs;

@@ -74,7 +74,22 @@ export interface CudaOptions {
    * absolute error ≲ 2^-10.99, instead of tanhf's exact sequence; as the Triton backend's approxTanh.
    */
   approxTanh: boolean;
+  /**
+   * Tensor-core kernels: keep a row's running max (the softmax's reference) until a tile raises it by
+   * more than RESCALE_SLACK_LOG2, so most tiles skip rescaling O and l. Exact: O and l share the
+   * reference, and P stays ≤ 2^RESCALE_SLACK_LOG2, well inside f16/bf16 and f32 sums.
+   */
+  lazyRescale: boolean;
+  /**
+   * Tensor-core kernels: of every 8 eight-key accumulator tiles of S, this many (0–4) take exp2 as a
+   * polynomial on the FMA units instead of the SFU's ex2, which shares out 16 results per clock per SM
+   * and at small head dims is as busy as the tensor cores.
+   */
+  polyExp2: number;
 }
+
+/** The lazy rescale's slack in log2 units: P ≤ 2^8. */
+export const RESCALE_SLACK_LOG2 = 8;
 
 /**
  * Registers per thread when one producer thread issues TMA copies: the producer drops to the fewest
@@ -135,6 +150,8 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
   // The wgmma kernel's switches, all off unless named.
   const flags = { overlap: false, warpSpecialized: false, tma: false };
   let approxTanh = false;
+  let lazyRescale = false;
+  let polyExp2 = 0;
   let blocksPerSm: 1 | 2 = 1;
   for (const [key, value] of Object.entries(config.options ?? {})) {
     if (key === "kernel") {
@@ -148,11 +165,17 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
     } else if (key === "blocksPerSm") {
       if (value !== 1 && value !== 2) throw new FlexAttnError(`CUDA option blocksPerSm must be 1 or 2, got ${JSON.stringify(value)}`);
       blocksPerSm = value;
-    } else if (key === "approxTanh") {
-      if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option approxTanh must be a boolean, got ${JSON.stringify(value)}`);
-      approxTanh = value;
+    } else if (key === "approxTanh" || key === "lazyRescale") {
+      if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option ${key} must be a boolean, got ${JSON.stringify(value)}`);
+      if (key === "approxTanh") approxTanh = value;
+      else lazyRescale = value;
+    } else if (key === "polyExp2") {
+      if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 4) {
+        throw new FlexAttnError(`CUDA option polyExp2 is how many of every 8 accumulator tiles take exp2 on the FMA units: an integer 0–4, got ${JSON.stringify(value)}`);
+      }
+      polyExp2 = value as number;
     } else {
-      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, ${Object.keys(flags).join(", ")}, blocksPerSm, approxTanh`);
+      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, ${Object.keys(flags).join(", ")}, blocksPerSm, approxTanh, lazyRescale, polyExp2`);
     }
   }
   if (kernel !== "simt" && dtype === "f32") {
@@ -167,7 +190,10 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
   if (blocksPerSm === 2 && !flags.tma) {
     throw new FlexAttnError("CUDA option blocksPerSm 2 applies to the TMA kernel (warpSpecialized and tma) only");
   }
-  return { kernel, ...flags, blocksPerSm, approxTanh };
+  if (kernel === "simt" && (lazyRescale || polyExp2 > 0)) {
+    throw new FlexAttnError(`CUDA options lazyRescale and polyExp2 apply to the tensor-core kernels ("mma", "wgmma"), not "simt"`);
+  }
+  return { kernel, ...flags, blocksPerSm, approxTanh, lazyRescale, polyExp2 };
 }
 
 /** Shared memory (bytes) of one row of a head-dim tile in the tensor-core kernel (see mmaLayout). */
@@ -216,9 +242,11 @@ export function cudaBlockThreads(spec: Pick<KernelSpec, "dtype" | "config">): nu
   return 32 * spec.config.numWarps + (o.warpSpecialized ? PRODUCER_THREADS : 0);
 }
 
-/** The shared memory a kernel kind may take: the limit its candidates and checks respect. */
-export function cudaSharedLimit(kernel: CudaKernelKind): number {
-  return kernel === "simt" ? SIMT_SHARED_LIMIT : kernel === "mma" ? SM80_SHARED_LIMIT : SM90_SHARED_LIMIT;
+/** The shared memory a kernel may take: the limit its candidates and checks respect. */
+export function cudaSharedLimit(options: Pick<CudaOptions, "kernel" | "blocksPerSm">): number {
+  if (options.kernel === "simt") return SIMT_SHARED_LIMIT;
+  if (options.kernel === "mma") return SM80_SHARED_LIMIT;
+  return options.blocksPerSm === 2 ? SM90_PAIRED_SHARED_LIMIT : SM90_SHARED_LIMIT;
 }
 
 /** Reject configs the chosen kernel cannot run, with what to change. */
@@ -305,9 +333,9 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
 
 type Problem = Pick<ResolvedProblem, "qkHeadDim" | "vHeadDim" | "dtype">;
 
-/** tiles with `lead` moved to the front (none: as they are); tiles compare by their fields. */
-function leadWith<T extends readonly (number | boolean)[]>(tiles: T[], lead: T | null): T[] {
-  return lead ? [lead, ...tiles.filter((t) => t.join() !== lead.join())] : tiles;
+/** tiles with `lead` moved to the front (none: as they are); tiles compare by their text. */
+function leadWith<T extends string | readonly number[]>(tiles: T[], lead: T | null): T[] {
+  return lead ? [lead, ...tiles.filter((t) => String(t) !== String(lead))] : tiles;
 }
 
 /**
@@ -329,38 +357,45 @@ function mmaTiles(widest: number, mods: ModMix): [number, number, number, number
 }
 
 /**
- * [blockM, blockN, numStages, overlap, warpSpecialized, tma] for the wgmma kernel by the wider head
- * dim, best guess first. Two warpgroups (128 rows) share each K/V tile; S (blockN/2 registers per
- * thread) and O (dv/2) stay within the compute warps' registers.
+ * The wgmma kernel's shapes by the wider head dim, best guess first, each named as cudaConfigName
+ * names it ("128x64 s2 ws tma x2": tile, stages, then overlap, warpSpecialized, tma, blocksPerSm 2).
+ * Two warpgroups (128 rows) share each K/V tile; S (blockN/2 registers per thread) and O (dv/2) stay
+ * within the compute warps' registers.
  * Where the head dims are multiples of 64 (a tensor map's box), the warp-specialized kernel with TMA
  * loads leads: one producer thread keeps the stages full, each tile is handed over the moment it
  * lands, and the compute warpgroups never meet at a block barrier, so one's softmax runs beside the
  * other's wgmma. At d = 128 the Q·Kᵀ tile is long enough that issuing the next tile's S during this
- * tile's softmax (overlap) pays on top; at d = 64 it does not. The one exception is a
- * transcendental score mod at d ≤ 64: its long softmax wants the plain kernel's two blocks per SM,
- * which warp specialization (one block per SM, for setmaxnreg) gives up.
+ * tile's softmax (overlap) pays on top. At d ≤ 64 the softmax weighs as much as the matmuls: two
+ * blocks per SM (128×64, whose S and O fit the 104 registers each compute thread then gets) give the
+ * SM twice the warpgroups to hide it, for every mod; one block of 128×128 follows.
  * Without TMA (other head dims) the plain kernel leads, with the cp.async-loading warp-specialized
  * form under a transcendental score mod at d = 128, where its barrier-free loop pays.
  */
-type WgmmaTile = [number, number, number, boolean, boolean, boolean];
-
-function wgmmaTiles(widest: number, mods: ModMix, tma: boolean): WgmmaTile[] {
+function wgmmaTiles(widest: number, mods: ModMix, tma: boolean): string[] {
   const { transcendental, dataDependent } = modTraits(mods);
   if (widest <= 64) {
-    const plain = leadWith<WgmmaTile>([[128, 64, 2, false, false, false], [128, 128, 3, true, false, false], [128, 128, 2, false, false, false],
-      [128, 64, 3, true, false, false], [64, 128, 2, false, false, false], [128, 128, 4, true, true, false], [128, 64, 4, false, true, false]],
-      dataDependent ? [128, 128, 3, true, false, false] : null);
-    if (!tma || transcendental) return plain;
-    return [[128, 128, 4, false, true, true], [128, 128, 4, true, true, true], [128, 64, 4, true, true, true], ...plain];
+    const plain = leadWith(["128x64 s2", "128x128 s3 overlap", "128x128 s2", "128x64 s3 overlap", "64x128 s2", "128x128 s4 overlap ws", "128x64 s4 ws"],
+      dataDependent ? "128x128 s3 overlap" : null);
+    return tma ? ["128x64 s2 ws tma x2", "128x128 s4 ws tma", "128x64 s4 ws tma x2", "128x128 s4 overlap ws tma", ...plain] : plain;
   }
   if (widest <= 128) {
-    const plain = leadWith<WgmmaTile>([[128, 128, 3, true, false, false], [128, 128, 3, false, true, false], [128, 128, 2, false, false, false],
-      [128, 64, 3, true, false, false], [128, 64, 2, false, false, false], [64, 128, 2, false, false, false], [128, 128, 2, false, true, false]],
-      transcendental ? [128, 128, 3, false, true, false] : null);
-    if (!tma) return plain;
-    return [[128, 128, 3, true, true, true], [128, 128, 3, false, true, true], [128, 128, 2, false, true, true], ...plain];
+    const plain = leadWith(["128x128 s3 overlap", "128x128 s3 ws", "128x128 s2", "128x64 s3 overlap", "128x64 s2", "64x128 s2", "128x128 s2 ws"],
+      transcendental ? "128x128 s3 ws" : null);
+    return tma ? ["128x128 s3 overlap ws tma", "128x128 s3 ws tma", "128x128 s2 ws tma", ...plain] : plain;
   }
-  return [[128, 64, 2, false, false, false], [64, 64, 2, false, false, false], [64, 128, 2, false, false, false]];
+  return ["128x64 s2", "64x64 s2", "64x128 s2"];
+}
+
+/** A wgmmaTiles shape as its tile, stages and the wgmma kernel's options. */
+function wgmmaShape(name: string): { blockM: number; blockN: number; numStages: number; options: Record<string, string | boolean | number> } {
+  const [tile, stages, ...flags] = name.split(" ");
+  const [blockM, blockN] = tile.split("x").map(Number);
+  const options: Record<string, string | boolean | number> = { kernel: "wgmma" };
+  for (const flag of flags) {
+    if (flag === "x2") options.blocksPerSm = 2;
+    else options[{ ws: "warpSpecialized", overlap: "overlap", tma: "tma" }[flag] ?? flag] = true;
+  }
+  return { blockM, blockN, numStages: Number(stages.slice(1)), options };
 }
 
 /**
@@ -379,22 +414,20 @@ export function cudaConfigCandidates(
     const key = JSON.stringify(c);
     if (seen.has(key)) return;
     const spec = { ...problem, config: c };
-    if (cudaSharedBytes(spec) > cudaSharedLimit(cudaOptions(c, problem.dtype).kernel)) return;
+    if (cudaSharedBytes(spec) > cudaSharedLimit(cudaOptions(c, problem.dtype))) return;
     seen.add(key);
     out.push(c);
   };
   const half = problem.dtype !== "f32";
   if (half && cudaArch(target) === "sm_90a" && wgmmaPaddedDim(problem.vHeadDim) <= WGMMA_MAX_N) {
-    for (const [bm, bn, stages, overlap, warpSpecialized, tma] of wgmmaTiles(widest, mods, tmaHeadDims(problem))) {
-      const blockM = fitTile(bm, sparseBlock[0]);
-      const blockN = fitTile(bn, sparseBlock[1]);
+    for (const shape of wgmmaTiles(widest, mods, tmaHeadDims(problem)).map(wgmmaShape)) {
+      const blockM = fitTile(shape.blockM, sparseBlock[0]);
+      const blockN = fitTile(shape.blockN, sparseBlock[1]);
       if (blockM % WGMMA_ROWS !== 0 || blockN % MMA_TILE !== 0) continue;
-      if (warpSpecialized && blockM !== 2 * WGMMA_ROWS) continue;
-      const options: Record<string, string | boolean> = { kernel: "wgmma" };
-      if (overlap) options.overlap = true;
-      if (warpSpecialized) options.warpSpecialized = true;
-      if (tma) options.tma = true;
-      push({ blockM, blockN, numWarps: blockM / 16, numStages: stages, prescaleQk: false, options });
+      if (shape.options.warpSpecialized && blockM !== 2 * WGMMA_ROWS) continue;
+      // Two blocks per SM hold their registers only at the 128×64 tile the shape names.
+      if (shape.options.blocksPerSm === 2 && (blockM !== shape.blockM || blockN !== shape.blockN)) continue;
+      push({ blockM, blockN, numWarps: blockM / 16, numStages: shape.numStages, prescaleQk: false, options: shape.options });
     }
   }
   if (half && sparseBlock[0] % MMA_TILE === 0 && sparseBlock[1] % MMA_TILE === 0) {
@@ -414,29 +447,25 @@ export function cudaConfigCandidates(
 
 /**
  * Every TMA-loading form of a problem's warp-specialized wgmma candidates, with and without overlap
- * where the stages allow, and at d ≤ 64 the two-blocks-per-SM forms whose tile the compute warps'
- * 104 registers hold (blockN 64, no overlap); none where the head dims are not multiples of 64. The
+ * where the stages allow (one block per SM: overlap's second S does not fit two blocks' registers);
+ * none where the head dims are not multiples of 64. The
  * conformance runs check each of them, and the bench times the ones no candidate list holds.
  */
 export function cudaTmaConfigs(problem: Problem, sparseBlock: readonly [number, number], mods: ModMix = { mask: null, score: null }): KernelConfig[] {
   if (!tmaHeadDims(problem)) return [];
   const forms = cudaConfigCandidates(problem, sparseBlock, mods, cudaTarget("sm_90a"))
     .filter((c) => c.options?.warpSpecialized === true)
-    .flatMap((c) => [false, true].filter((overlap) => !overlap || c.numStages >= 3).map((overlap) => ({
-      ...c, options: { kernel: "wgmma", ...(overlap ? { overlap: true } : {}), warpSpecialized: true, tma: true },
-    })));
-  const widest = Math.max(problem.qkHeadDim, problem.vHeadDim);
-  const blockN = fitTile(64, sparseBlock[1]);
-  const paired = widest > 64 || blockN % MMA_TILE !== 0 || fitTile(128, sparseBlock[0]) !== 128 ? [] : [4, 2].map((numStages) => ({
-    blockM: 128, blockN, numWarps: 8, numStages, prescaleQk: false,
-    options: { kernel: "wgmma", warpSpecialized: true, tma: true, blocksPerSm: 2 },
-  })).filter((c) => cudaSharedBytes({ ...problem, config: c }) <= SM90_PAIRED_SHARED_LIMIT);
-  const all = [...forms, ...paired];
-  return all.filter((c, i) => all.findIndex((d) => JSON.stringify(d) === JSON.stringify(c)) === i);
+    .flatMap((c) => {
+      const paired: Record<string, number> = c.options?.blocksPerSm === 2 ? { blocksPerSm: 2 } : {};
+      // Overlap's second S takes registers two blocks per SM do not leave.
+      const overlaps = [false, true].filter((overlap) => !overlap || (c.numStages >= 3 && !paired.blocksPerSm));
+      return overlaps.map((overlap) => ({ ...c, options: { kernel: "wgmma", ...(overlap ? { overlap: true } : {}), warpSpecialized: true, tma: true, ...paired } }));
+    });
+  return forms.filter((c, i) => forms.findIndex((d) => JSON.stringify(d) === JSON.stringify(c)) === i);
 }
 
 /** A config's name in a generated module ("128x128 w8 s3 wgmma overlap"): its tile, warps, stages and kernel. */
 export function cudaConfigName(config: KernelConfig, dtype: StorageDType): string {
   const o = cudaOptions(config, dtype);
-  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}${o.warpSpecialized ? " ws" : ""}${o.tma ? " tma" : ""}${o.blocksPerSm === 2 ? " x2" : ""}${o.approxTanh ? " approx-tanh" : ""}`;
+  return `${config.blockM}x${config.blockN} w${config.numWarps} s${config.numStages} ${o.kernel}${o.overlap ? " overlap" : ""}${o.warpSpecialized ? " ws" : ""}${o.tma ? " tma" : ""}${o.blocksPerSm === 2 ? " x2" : ""}${o.approxTanh ? " approx-tanh" : ""}${o.lazyRescale ? " lazy" : ""}${o.polyExp2 ? ` poly${o.polyExp2}` : ""}`;
 }

@@ -27,6 +27,9 @@ __device__ __forceinline__ void store_s(storage_t* p, float x) {
 
 export const NEG_INF = "__int_as_float(0xff800000)";
 
+/** 2^f on [-1/2, 1/2], highest power first: a least-squares fit of the relative error at Chebyshev nodes. */
+export const POLY_EXP2 = ["0.009560520", "0.055917121", "0.24024981", "0.69312197", "0.99999917"];
+
 /** The tensor-core kernel's PTX wrappers for one input dtype. */
 export function mmaPrelude(dtype: "f16" | "bf16"): string {
   return `__device__ __forceinline__ unsigned smem_addr(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
@@ -52,6 +55,23 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const unsigned (&a)[4],
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.${dtype}.${dtype}.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// The softmax's 2^x: the SFU's ex2 alone. Flushing results below 2^-126 to zero (ftz) spares the
+// rescaling around it that exp2f needs for subnormals; a probability that small adds nothing.
+__device__ __forceinline__ float fa_exp2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+// The same on the FMA units (options.polyExp2): x = n + f with n = round(x), |f| ≤ 1/2; 2^f by a
+// degree-4 polynomial (relative error 2.8e-6), times 2^n built in the exponent bits. Clamping at -127
+// flushes as ex2.ftz does (2^-127 is built as 0) and keeps NaN (max.NaN), which then stays NaN.
+__device__ __forceinline__ float fa_exp2_poly(float x) {
+  asm("max.NaN.f32 %0, %0, 0fC2FE0000;" : "+f"(x));  // -127
+  const float shifted = x + 12582912.0f;  // 1.5·2^23: round(x) lands in the low mantissa bits
+  const float n = shifted - 12582912.0f;
+  const float f = x - n;
+  float p = fmaf(${POLY_EXP2[0]}f, f, ${POLY_EXP2[1]}f);
+  p = fmaf(p, f, ${POLY_EXP2[2]}f);
+  p = fmaf(p, f, ${POLY_EXP2[3]}f);
+  p = fmaf(p, f, ${POLY_EXP2[4]}f);
+  return p * __int_as_float((__float_as_int(shifted) << 23) + 0x3f800000);
 }
 // Two f32 -> one register of two ${dtype} (lo in the low half), round to nearest even.
 __device__ __forceinline__ unsigned pack2(float lo, float hi) {

@@ -12,7 +12,7 @@ import {
 import {
   CONSUMER_REGISTERS, CUDA_ENTRY, DEFAULT_DYNAMIC_SHARED_LIMIT, PRODUCER_REGISTERS, PRODUCER_THREADS, SM90_SHARED_LIMIT, SM90_PAIRED_SHARED_LIMIT, tmaConsumerRegisters,
   TMA_PRODUCER_REGISTERS, cudaBackend, cudaTmaConfigs, cudaConfigCandidates, cudaConfigName, cudaOptions, cudaPythonModule, cudaSharedLimit,
-  generateCuda, wgmmaProbeSource,
+  generateCuda, wgmmaProbeSource, POLY_EXP2, RESCALE_SLACK_LOG2,
 } from "@flexattn/codegen-cuda";
 
 const run = promisify(execFile);
@@ -84,6 +84,17 @@ function candidateSpecs(): { spec: KernelSpec; isDefault: boolean }[] {
         spec: makeSpec({ mask: causal, score: softcap, qkHeadDim, vHeadDim, dtype, returnLse: true, sparseBlock: [128, 128], config }),
         isDefault: false,
       })),
+    ),
+    // Each target's default with the softmax under study (lazy rescaling, part of exp2 on the FMA units), which a user may ask for.
+    CANDIDATE_PROBLEMS.flatMap(([qkHeadDim, vHeadDim, dtype]) =>
+      dtype === "f32" ? [] : TARGETS.map((target) => {
+        const config = cudaConfigCandidates({ qkHeadDim, vHeadDim, dtype }, [128, 128], undefined, target)[0];
+        return {
+          spec: makeSpec({ mask: causal, score: softcap, qkHeadDim, vHeadDim, dtype, returnLse: true, sparseBlock: [128, 128],
+            config: { ...config, options: { ...config.options, lazyRescale: true, polyExp2: 2 } } }),
+          isDefault: false,
+        };
+      }),
     ),
     // Each target's default with the approximate tanh, which a user may ask for.
     CANDIDATE_PROBLEMS.flatMap(([qkHeadDim, vHeadDim, dtype]) =>
@@ -261,14 +272,14 @@ describe("CUDA codegen", () => {
     expect(small.every((c) => c.options?.kernel === "simt")).toBe(true);
   });
 
-  it("ranks tiles by head dim and what the mods compute (sm_90a): TMA where the head dims allow it, the plain kernel under softcap at d = 64", () => {
+  it("ranks tiles by head dim and what the mods compute (sm_90a): TMA where the head dims allow it, two blocks per SM at d = 64", () => {
     const docs = buffer(Int32Array.from({ length: 256 }, (_, i) => i >> 6), { name: "docs" });
     const documentMask = traceMaskMod((_b, _h, q, kv) => docs.at(q).eq(docs.at(kv)));
     const first = (d: number, mask: typeof causal | null, score: typeof softcap | null) =>
       cudaConfigName(cudaConfigCandidates({ qkHeadDim: d, vHeadDim: d, dtype: "bf16" }, [128, 128], { mask, score }, SM90)[0], "bf16");
-    expect(first(64, causal, null)).toBe("128x128 w8 s4 wgmma ws tma");
-    expect(first(64, documentMask, null)).toBe("128x128 w8 s4 wgmma ws tma");
-    expect(first(64, causal, softcap)).toBe("128x64 w8 s2 wgmma");
+    expect(first(64, causal, null)).toBe("128x64 w8 s2 wgmma ws tma x2");
+    expect(first(64, documentMask, null)).toBe("128x64 w8 s2 wgmma ws tma x2");
+    expect(first(64, causal, softcap)).toBe("128x64 w8 s2 wgmma ws tma x2");
     expect(first(128, causal, null)).toBe("128x128 w8 s3 wgmma overlap ws tma");
     expect(first(128, documentMask, null)).toBe("128x128 w8 s3 wgmma overlap ws tma");
     expect(first(128, causal, softcap)).toBe("128x128 w8 s3 wgmma overlap ws tma");
@@ -299,7 +310,7 @@ describe("CUDA codegen", () => {
           expect(constexprs(a.source).get("BLOCK_THREADS"), what).toBe(a.launch.threadsPerProgram);
           expect(a.source, what).not.toMatch(/^\s*__shared__/m);
           expect(a.source, what).toContain("extern __shared__");
-          expect(bytes, what).toBeLessThanOrEqual(cudaSharedLimit(cudaOptions(config, dtype).kernel));
+          expect(bytes, what).toBeLessThanOrEqual(cudaSharedLimit(cudaOptions(config, dtype)));
           const py = cudaPythonModule(spec, a, { configs: 1 });
           expect(py, what).toContain(`threads=${a.launch.threadsPerProgram}, smem=${bytes},`);
           expect(py, what).toContain('shared_mem=kern["smem"]');
@@ -383,6 +394,60 @@ describe("CUDA codegen", () => {
     const spec = makeSpec({ mask: causal, score: softcap, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16", sparseBlock: [128, 128], config: { ...DEFAULT_CONFIG, options: { approxTanh: 1 } } });
     expect(() => generateCuda(spec)).toThrow(/approxTanh must be a boolean/);
     expect(cudaConfigName({ ...DEFAULT_CONFIG, options: { approxTanh: true } }, "bf16")).toMatch(/ approx-tanh$/);
+  });
+
+  it("lazyRescale and polyExp2 change the tensor-core kernels' softmax only when asked, and are checked", () => {
+    for (const target of [undefined, SM90]) {
+      const config = cudaConfigCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, [128, 128], undefined, target)[0];
+      const make = (extra: Record<string, boolean | number>) => generateCuda(makeSpec({
+        mask: causal, score: softcap, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16", sparseBlock: [128, 128],
+        config: { ...config, options: { ...config.options, ...extra } },
+      })).source;
+      const kernel = (src: string) => src.slice(src.indexOf(`${CUDA_ENTRY}(`));
+      const what = cudaConfigName(config, "bf16");
+      const eager = kernel(make({}));
+      expect(eager, what).toMatch(/= exp2f\(s\[j\]\[2 \* r \+ c\] - m_ref\)/);
+      expect(eager, what).not.toMatch(/moved|fa_exp2/);
+      const lazy = kernel(make({ lazyRescale: true }));
+      expect(lazy, what).toContain(`const bool moved = m_new > m_i[mt][r] + ${RESCALE_SLACK_LOG2}.0f;`);
+      expect(lazy, what).toMatch(/if \(moved\) \{\s+const float alpha = fa_exp2\(m_i\[mt\]\[r\] - m_ref\);/);
+      expect(lazy, what).not.toContain("fa_exp2_poly(");
+      const poly = kernel(make({ lazyRescale: true, polyExp2: 2 }));
+      expect(poly, what).toContain("(j % 8 < 2 ? fa_exp2_poly(s[j][2 * r + c] - m_ref) : fa_exp2(s[j][2 * r + c] - m_ref))");
+    }
+    const options = (extra: Record<string, unknown>, dtype: StorageDType = "bf16") =>
+      cudaOptions({ ...DEFAULT_CONFIG, options: extra as Record<string, boolean | number> }, dtype);
+    expect(options({ polyExp2: 3 }).polyExp2).toBe(3);
+    expect(() => options({ polyExp2: 5 })).toThrow(/polyExp2 .* an integer 0–4, got 5/);
+    expect(() => options({ polyExp2: 1.5 })).toThrow(/polyExp2/);
+    expect(() => options({ lazyRescale: "yes" })).toThrow(/lazyRescale must be a boolean/);
+    expect(() => options({ lazyRescale: true }, "f32")).toThrow(/tensor-core kernels/);
+    expect(cudaConfigName({ ...DEFAULT_CONFIG, options: { lazyRescale: true, polyExp2: 1 } }, "bf16")).toMatch(/ lazy poly1$/);
+  });
+
+  it("polyExp2's polynomial: 2^x within 3e-6 relative in f32 arithmetic, 0 below 2^-126, NaN kept", () => {
+    // fa_exp2_poly step by step, each f32 operation rounded as the GPU rounds it.
+    const f = Math.fround;
+    const [c4, c3, c2, c1, c0] = POLY_EXP2.map(Number);
+    const bits = new DataView(new ArrayBuffer(4));
+    const exp2Poly = (x0: number) => {
+      const x = Number.isNaN(x0) ? x0 : Math.max(f(x0), -127);
+      const shifted = f(x + 12582912);
+      const n = f(shifted - 12582912);
+      const t = f(x - n);
+      let p = f(f(c4) * t + f(c3));
+      for (const c of [c2, c1, c0]) p = f(p * t + f(c));
+      bits.setFloat32(0, shifted);
+      bits.setInt32(0, (bits.getInt32(0) << 23) + 0x3f800000);
+      return f(p * bits.getFloat32(0));
+    };
+    let worst = 0;
+    for (let x = -126; x <= RESCALE_SLACK_LOG2; x += 1 / 1024 + 1e-7) worst = Math.max(worst, Math.abs(exp2Poly(x) / 2 ** f(x) - 1));
+    expect(worst).toBeLessThan(3e-6);
+    expect(worst).toBeGreaterThan(1e-7);  // the check reaches the polynomial's own error
+    expect(Math.abs(exp2Poly(0) - 1)).toBeLessThan(3e-6);
+    for (const x of [-127, -200, Number.NEGATIVE_INFINITY]) expect(exp2Poly(x)).toBe(0);
+    expect(exp2Poly(Number.NaN)).toBeNaN();
   });
 
   it("TMA wgmma: one producer thread copies each tile with a tensor map, the stage's barrier expecting exactly its bytes", () => {

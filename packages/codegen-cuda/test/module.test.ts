@@ -54,6 +54,12 @@ describe("the generated CUDA module", () => {
     expect(configs.slice(0, 3).every((c) => cudaOptions(c, "bf16").kernel === "wgmma")).toBe(true);
     expect(cudaModuleConfigs(s, 1)).toEqual([s.config]);
     expect(() => cudaModuleConfigs(s, 0)).toThrow(/at least one config/);
+    // A caller's approximate tanh holds for every config the module may tune to, the sm_80 fallback too.
+    const approx = { ...s, config: { ...s.config, options: { ...s.config.options, approxTanh: true } } };
+    const approxConfigs = cudaModuleConfigs(approx);
+    expect(approxConfigs.length).toBe(4);
+    expect(approxConfigs.every((c) => cudaOptions(c, "bf16").approxTanh)).toBe(true);
+    expect(approxConfigs.map((c) => cudaConfigName(c, "bf16"))).toEqual(names.map((n) => `${n} approx-tanh`));
     const py = cudaPythonModule(s);
     for (const c of configs) expect(py).toContain(generateCuda({ ...s, config: c }).source);
     expect(cudaPythonModule(s, generateCuda(s), { configs: 1 })).not.toContain(generateCuda({ ...s, config: configs[1] }).source);
