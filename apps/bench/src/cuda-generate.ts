@@ -33,7 +33,7 @@ import {
 import { WGMMA_PROBE, cudaBackend, cudaConfigName, cudaPythonModule, cudaTarget, cudaTmaConfigs, wgmmaProbeSource } from "@flexattn/codegen-cuda";
 import { compileWithSpec } from "flexattn";
 import { b64, invocationJson, tablesJson } from "./device-export.js";
-import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS } from "./protocol.js";
+import { DOC_SEED, OPT_IN_VARIANTS, type OptInVariant, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS, type ProtocolVariant } from "./protocol.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "cuda", "generated");
 const args = process.argv.slice(2);
@@ -132,7 +132,7 @@ function generateConformance(): void {
 const SOFTMAX_FORMS: Record<string, boolean | number>[] = [{ lazyRescale: true }, { lazyRescale: true, polyExp2: 1 }, { lazyRescale: true, polyExp2: 2 }];
 const withSoftmax = (c: KernelConfig, form: Record<string, boolean | number>): KernelConfig => ({ ...c, options: { ...c.options, ...form } });
 
-const VARIANTS = PROTOCOL_VARIANTS;
+const VARIANTS: (ProtocolVariant & Partial<OptInVariant>)[] = [...PROTOCOL_VARIANTS, ...OPT_IN_VARIANTS];
 const SHAPES = PROTOCOL_SHAPES;
 const NS = [16384, 4096];
 const TOKENS = PROTOCOL_TOKENS;
@@ -168,7 +168,7 @@ function generateBench(): void {
         // What a user gets: `flexattn compile --backend cuda [--target sm_90a]`, the module with the configs it carries.
         const publicModule = (arch: "sm_80" | "sm_90a") => {
           const { spec, artifact } = compileWithSpec({ maskMod: maskFn ?? undefined, scoreMod: scoreFn ?? undefined }, problem, {
-            backend: "cuda", blockSize: [128, 128], target: arch === "sm_90a" ? SM90 : undefined,
+            backend: "cuda", blockSize: [128, 128], target: arch === "sm_90a" ? SM90 : undefined, ...(v.options ? { config: { options: v.options } } : {}),
           });
           const stem = `${v.name}_d${D}${mask?.buffers.length ? `_n${N}` : ""}_compile_${arch}`;
           writeFileSync(join(dir, `${stem}.cu`), artifact.source);
@@ -187,7 +187,7 @@ function generateBench(): void {
         const bufSpec = makeSpec({ mask, score, qkHeadDim: D, vHeadDim: D, dtype: "bf16", sparseBlock: [128, 128], config: candidates[0] });
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: buffersJson(bufSpec) }));
         entries.push({
-          variant: v.name, N, B, H, D, tables: tablesFile, density: tables.density(), modules,
+          variant: v.name, ...(v.anchor ? { anchor: v.anchor, optIn: true } : {}), N, B, H, D, tables: tablesFile, density: tables.density(), modules,
           default: publicModule("sm_90a"), sm80: publicModule("sm_80"),
         });
       }

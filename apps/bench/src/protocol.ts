@@ -25,5 +25,18 @@ export const PROTOCOL_VARIANTS: readonly ProtocolVariant[] = [
   { name: "softcap_causal", mask: () => causal(), score: () => softcap(30) },
 ];
 
+/** A protocol variant a user opts into through compile's config options, beside the seven. */
+export interface OptInVariant extends ProtocolVariant {
+  /** The config options the caller passes (`compile(..., { config: { options } })`). */
+  options: Readonly<Record<string, boolean>>;
+  /** The protocol variant whose flex anchor it is timed against. */
+  anchor: string;
+}
+
+/** Softcapping with the approximate tanh (options.approxTanh of the Triton and CUDA backends): timed only when asked for. */
+export const OPT_IN_VARIANTS: readonly OptInVariant[] = [
+  { name: "softcap_causal_approx", mask: () => causal(), score: () => softcap(30), options: { approxTanh: true }, anchor: "softcap_causal" },
+];
+
 export const PROTOCOL_SHAPES: readonly { D: number; H: number }[] = [{ D: 128, H: 16 }, { D: 64, H: 32 }];
 export const PROTOCOL_TOKENS = 16384;

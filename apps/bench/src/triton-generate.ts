@@ -15,14 +15,13 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { compile, traceMaskMod, traceScoreMod } from "flexattn";
-import { causal, softcap } from "@flexattn/masks";
 import { createBlockMask } from "@flexattn/blockmask";
 import {
   type BlockMaskTables, CONFORMANCE_CASES, instantiateCase, makeSpec, referenceAttention, resolveProblem,
 } from "@flexattn/template";
 import { bufferArgs } from "@flexattn/codegen-triton";
 import { torchModSource } from "./triton-torch-mods.js";
-import { DOC_SEED, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS, type ProtocolVariant } from "./protocol.js";
+import { DOC_SEED, OPT_IN_VARIANTS, type OptInVariant, PROTOCOL_SHAPES, PROTOCOL_TOKENS, PROTOCOL_VARIANTS, type ProtocolVariant } from "./protocol.js";
 import { b64, specOf, tablesJson, tensorJson } from "./device-export.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "device", "triton", "generated");
@@ -92,15 +91,7 @@ function generateConformance(seed: number): void {
 
 // ---- the performance protocol ----
 
-interface Variant extends ProtocolVariant {
-  /** Generated with the approximate tanh (a user's opt-in); timed only when asked for (run.py --variants). */
-  approxTanh?: boolean;
-}
-
-const VARIANTS: Variant[] = [
-  ...PROTOCOL_VARIANTS,
-  { name: "softcap_causal_approx", mask: () => causal(), score: () => softcap(30), approxTanh: true },
-];
+const VARIANTS: (ProtocolVariant & Partial<OptInVariant>)[] = [...PROTOCOL_VARIANTS, ...OPT_IN_VARIANTS];
 
 const SHAPES = PROTOCOL_SHAPES;
 const NS = [4096, 16384];
@@ -123,7 +114,7 @@ function generateBench(): void {
         const tables = blockMask as unknown as BlockMaskTables;
         const problem = resolveProblem({ batch: B, qHeads: H, kvHeads: H, qLen: N, kvLen: N, qkHeadDim: D, vHeadDim: D, dtype: "bf16" });
         const artifact = compile({ maskMod: mask ?? undefined, scoreMod: score ?? undefined }, problem, {
-          backend: "triton", ...(v.approxTanh ? { config: { options: { approxTanh: true } } } : {}),
+          backend: "triton", ...(v.options ? { config: { options: v.options } } : {}),
         });
         const spec = specOf(artifact, mask, score);
         let module = modules.get(artifact.specHash);
@@ -135,7 +126,7 @@ function generateBench(): void {
         const tablesFile = `${v.name}_d${D}_n${N}.json`;
         writeFileSync(join(dir, "tables", tablesFile), JSON.stringify({ tables: tablesJson(tables), buffers: bufferJson(spec) }));
         entries.push({
-          variant: v.name, N, B, H, D, module, tables: tablesFile, density: blockMask.density(), approxTanh: !!v.approxTanh,
+          variant: v.name, N, B, H, D, module, tables: tablesFile, density: blockMask.density(), approxTanh: !!v.options?.approxTanh,
         });
       }
     }

@@ -6,6 +6,8 @@ FlashAttention-2, all in one process.
     python3 apps/bench/device/cuda/run_cuda.py [--phases probe,conformance,bench] [--variants noop,causal]
                                                [--candidates K] [--tag NAME]
 
+softcap_causal_approx (compiled with the caller's approxTanh) runs only when --variants names it.
+
 Conformance runs every generated kernel; the wgmma ones (sm_90a) only on compute capability 9.0 and
 are reported as skipped elsewhere. The bench times, per entry, what a user gets from the public compile:
 the module of `--target sm_90a` as it resolves its config ("ours default"), the same module after its own
@@ -226,7 +228,9 @@ def bench(dev, f, variants, n_candidates, budget_s, match=()):
         pass
     flex = torch.compile(flex_attention, dynamic=False)
     d = os.path.join(GEN, "bench")
-    entries = [e for e in json.load(open(os.path.join(d, "bench.json")))["entries"] if not variants or e["variant"] in variants]
+    # Opt-in variants (a user's config options, e.g. softcap_causal_approx) run only when named.
+    entries = [e for e in json.load(open(os.path.join(d, "bench.json")))["entries"]
+               if e["variant"] in variants or (not variants and not e.get("optIn"))]
     for e in entries:
         # The public modules (default: sm_90a where it runs; sm80), then the first K research candidates that run here.
         public = [m for m in (e["default"], e["sm80"]) if runs_here(m.get("kernel"))]
@@ -255,7 +259,7 @@ def bench(dev, f, variants, n_candidates, budget_s, match=()):
         q, k, v = inputs[key]
         j = json.load(open(os.path.join(d, "tables", e["tables"])))
         tables, bufs = tables_from(j["tables"], dev), buffers_from(j["buffers"], dev)
-        mm, sm = flex_mods(e["variant"], e["N"], bufs)
+        mm, sm = flex_mods(e.get("anchor", e["variant"]), e["N"], bufs)
         bm = create_block_mask(mm, None, None, e["N"], e["N"], device=dev) if mm else None
         flex_fn = lambda: flex(q, k, v, score_mod=sm, block_mask=bm)  # noqa: E731
         with warnings.catch_warnings():
