@@ -376,7 +376,7 @@ function wgmmaTiles(widest: number, mods: ModMix, tma: boolean): string[] {
   if (widest <= 64) {
     const plain = leadWith(["128x64 s2", "128x128 s3 overlap", "128x128 s2", "128x64 s3 overlap", "64x128 s2", "128x128 s4 overlap ws", "128x64 s4 ws"],
       dataDependent ? "128x128 s3 overlap" : null);
-    return tma ? ["128x64 s2 ws tma x2", "128x128 s4 ws tma", "128x64 s4 ws tma x2", "128x128 s4 overlap ws tma", ...plain] : plain;
+    return tma ? ["128x64 s2 ws tma x2", "128x128 s4 ws tma", "128x128 s4 overlap ws tma", "128x64 s4 ws tma x2", ...plain] : plain;
   }
   if (widest <= 128) {
     const plain = leadWith(["128x128 s3 overlap", "128x128 s3 ws", "128x128 s2", "128x64 s3 overlap", "128x64 s2", "64x128 s2", "128x128 s2 ws"],
