@@ -192,7 +192,7 @@ ${indent(copyChunk(dim), 2)}
     const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
     return renderTileMod(graph, owner === "mask" ? "mm" : "sm", 2 * this.mTiles, this.spec.config.blockN / 4, (i, c) =>
       cudaRenderer({ score: scoreElement(i, c), b: "b", h: "hq", q: queryPosition(i), kv: keyPosition(c) }, (slot) => names[slot],
-        this.options.approxTanh));
+        { approxTanh: this.options.approxTanh, reciprocalDivision: true }));
   }
 
   /** The mods' values fixed per head and query row, once before the kv loops. */

@@ -1,6 +1,6 @@
 export { cudaBackend, generateCuda } from "./backend.js";
 export { CUDA_ENTRY, CUDA_LAUNCHER, cudaSource } from "./source.js";
-export { cudaRenderer, CUDA_MOD_PRELUDE } from "./renderer.js";
+export { type CudaRendererOptions, cudaRenderer, CUDA_MOD_PRELUDE } from "./renderer.js";
 export { CudaMmaEmitter } from "./emitter.js";
 export { CudaSimtEmitter } from "./simt-emitter.js";
 export { CudaWgmmaEmitter } from "./emitter-sm90.js";

@@ -1,9 +1,10 @@
 /**
- * The CUDA renderer: one C++ expression per IR op with the evaluator's exact semantics.
+ * The CUDA renderer: one C++ expression per IR op with the evaluator's exact semantics (the half-input
+ * kernels may divide by a constant through its reciprocal: reciprocalDivision).
  * i32 arithmetic goes through unsigned to wrap without undefined behaviour; f32 arithmetic uses
  * the _rn intrinsics so nvcc never contracts a mod's a*b+c into an FMA.
  */
-import type { BinaryOp, DType, ExprRenderer, UnaryOp } from "@flexattn/ir";
+import { type BinaryOp, type DType, type ExprRenderer, type UnaryOp, constantReciprocal } from "@flexattn/ir";
 
 const CTYPE: Record<DType, string> = { i32: "int", f32: "float", bool: "bool" };
 
@@ -47,9 +48,26 @@ __device__ __forceinline__ float fa_sigmoid(float x) { return __fdiv_rn(1.0f, __
 __device__ __forceinline__ float fa_tanh_approx(float x) { float y; asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
 `;
 
-export function cudaRenderer(inputs: Record<string, string>, bufferName: (slot: number) => string, approxTanh = false): ExprRenderer {
+export interface CudaRendererOptions {
+  /** A mod's tanh through the SFU's tanh.approx.f32 (options.approxTanh). */
+  approxTanh?: boolean;
+  /**
+   * `x / c` for an f32 constant c as `x · (1/c)` (constantReciprocal): the half-input kernels take it,
+   * whose scores are f16/bf16 products; the f32 kernel keeps IEEE division, the evaluator's exact result.
+   */
+  reciprocalDivision?: boolean;
+}
+
+export function cudaRenderer(inputs: Record<string, string>, bufferName: (slot: number) => string, o: CudaRendererOptions = {}): ExprRenderer {
+  /** f32 constants by their rendered text, so `x / c` can find c. */
+  const f32Constants = new Map<string, number>();
+  const f32Constant = (v: number) => {
+    const text = cudaFloat(v);
+    f32Constants.set(text, v);
+    return text;
+  };
   return {
-    constant: (v, t) => (t === "bool" ? (v ? "true" : "false") : t === "i32" ? cudaInt(Number(v)) : cudaFloat(Number(v))),
+    constant: (v, t) => (t === "bool" ? (v ? "true" : "false") : t === "i32" ? cudaInt(Number(v)) : f32Constant(Number(v))),
     input: (name) => inputs[name],
     load: (spec, slot, [i, j]) => {
       const buf = bufferName(slot);
@@ -57,8 +75,12 @@ export function cudaRenderer(inputs: Record<string, string>, bufferName: (slot: 
       const [rows, cols] = spec.shape;
       return `((unsigned)(${i}) < ${rows}u && (unsigned)(${j}) < ${cols}u ? ${buf}[(${i}) * ${cols} + (${j})] : 0)`;
     },
-    unary: (op: UnaryOp, x: string, t: DType) => (op === "tanh" && approxTanh ? `fa_tanh_approx(${x})` : unary(op, x, t)),
-    binary: (op: BinaryOp, a: string, b: string, t: DType) => binary(op, a, b, t),
+    unary: (op: UnaryOp, x: string, t: DType) => (op === "tanh" && o.approxTanh ? `fa_tanh_approx(${x})` : unary(op, x, t)),
+    binary: (op: BinaryOp, a: string, b: string, t: DType) => {
+      const c = op === "div" && o.reciprocalDivision ? f32Constants.get(b) : undefined;
+      const reciprocal = c === undefined ? undefined : constantReciprocal(c);
+      return reciprocal === undefined ? binary(op, a, b, t) : `__fmul_rn(${a}, ${cudaFloat(reciprocal)})`;
+    },
     where: (c, a, b) => `(${c} ? ${a} : ${b})`,
     declare: (name, t, expr) => `const ${CTYPE[t]} ${name} = ${expr};`,
   };

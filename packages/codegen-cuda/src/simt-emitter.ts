@@ -36,7 +36,7 @@ static_assert(SMEM_BYTES == 4 * BLOCK_N * (DQK + 1 + DV), "SMEM_BYTES holds the 
 
   private renderMod(graph: ModGraph, owner: "mask" | "score", prefix: string): { statements: string; result: string } {
     const names = capturedBuffers(this.spec).filter((b) => b.owner === owner).map((b) => b.name);
-    const r = renderGraph(graph, cudaRenderer(modInputs("(n0 + j)"), (slot) => names[slot], cudaOptions(this.spec.config, this.spec.dtype).approxTanh), prefix);
+    const r = renderGraph(graph, cudaRenderer(modInputs("(n0 + j)"), (slot) => names[slot], { approxTanh: cudaOptions(this.spec.config, this.spec.dtype).approxTanh }), prefix);
     return { statements: r.statements.join("\n"), result: r.result };
   }
 

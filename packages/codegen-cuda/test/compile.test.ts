@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { FlexAttnError, buffer, tanh, traceMaskMod, traceScoreMod } from "@flexattn/ir";
+import { FlexAttnError, buffer, tanh, toF32, traceMaskMod, traceScoreMod } from "@flexattn/ir";
 import {
   CONFORMANCE_CASES, DEFAULT_CONFIG, type DeviceTarget, type KernelConfig, type KernelSpec, type StorageDType, instantiateCase, makeSpec,
   resolveProblem,
@@ -394,6 +394,25 @@ describe("CUDA codegen", () => {
     const spec = makeSpec({ mask: causal, score: softcap, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16", sparseBlock: [128, 128], config: { ...DEFAULT_CONFIG, options: { approxTanh: 1 } } });
     expect(() => generateCuda(spec)).toThrow(/approxTanh must be a boolean/);
     expect(cudaConfigName({ ...DEFAULT_CONFIG, options: { approxTanh: true } }, "bf16")).toMatch(/ approx-tanh$/);
+  });
+
+  it("divides by a constant through its reciprocal in the half-input kernels, exactly in the f32 kernel", () => {
+    const divides = traceScoreMod((s, _b, _h, q, _kv) => tanh(s.div(30)).mul(30).add(s.div(toF32(q).add(1))));
+    const source = (dtype: StorageDType, target?: DeviceTarget) => {
+      const config = cudaConfigCandidates({ qkHeadDim: 64, vHeadDim: 64, dtype }, [128, 128], undefined, target)[0];
+      const src = generateCuda(makeSpec({ mask: causal, score: divides, qkHeadDim: 64, vHeadDim: 64, dtype, sparseBlock: [128, 128], config })).source;
+      return src.slice(src.indexOf(`${CUDA_ENTRY}(`));
+    };
+    for (const [dtype, target] of [["bf16", undefined], ["bf16", SM90], ["f16", SM90]] as const) {
+      const kernel = source(dtype, target);
+      expect(kernel, `${dtype} ${target?.signature}`).toContain(", 0.0333333351f)");
+      // Only the constant divisor: q + 1 is not known when the kernel is generated.
+      expect(kernel.match(/__fdiv_rn\(/g)?.length, `${dtype} ${target?.signature}`).toBeGreaterThan(0);
+      expect(kernel, `${dtype} ${target?.signature}`).not.toMatch(/__fdiv_rn\([^;]*, 30\.0000000f\)/);
+    }
+    const exact = source("f32");
+    expect(exact).toMatch(/__fdiv_rn\([^;]*, 30\.0000000f\)/);
+    expect(exact).not.toContain("0.0333333351f");
   });
 
   it("lazyRescale and polyExp2 change the tensor-core kernels' softmax only when asked, and are checked", () => {

@@ -8,7 +8,7 @@
  * tensor takes Triton's promotion rules instead of the IR's types.
  */
 import type { BinaryOp, BufferSpec, DType, ExprRenderer, InputName, UnaryOp } from "@flexattn/ir";
-import { FlexAttnError } from "@flexattn/ir";
+import { FlexAttnError, constantReciprocal } from "@flexattn/ir";
 import { pyFloat } from "./python.js";
 import { type HelperName, helperName } from "./runtime.js";
 
@@ -71,11 +71,9 @@ export function tritonRenderer(o: TritonRendererOptions): TritonRenderer {
       case "sub": return `(${a} - ${b})`;
       case "mul": return `(${a} * ${b})`;
       case "div": {
-        // Division by a constant multiplies by its reciprocal (what Inductor does too):
-        // exact for powers of two, else within 1 ulp of IEEE division and much cheaper.
         const c = f32Constants.get(b);
-        if (c !== undefined && c !== 0 && Number.isFinite(c) && Number.isFinite(1 / c)) return `(${a} * ${constant(Math.fround(1 / c), "f32")})`;
-        return `(${a} / ${b})`;
+        const reciprocal = c === undefined ? undefined : constantReciprocal(c);
+        return reciprocal === undefined ? `(${a} / ${b})` : `(${a} * ${constant(reciprocal, "f32")})`;
       }
       case "floorDiv": return int ? call("floordiv", a, b) : `tl.floor(${a} / ${b})`;
       case "mod": return int ? call("mod", a, b) : `(${a} - tl.floor(${a} / ${b}) * ${b})`;

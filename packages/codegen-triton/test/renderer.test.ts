@@ -40,6 +40,8 @@ describe("Triton renderer", () => {
     expect(code).toContain("_fa_tanh(");
     const general = render(traceScoreMod((s, _b, _h, q, _kv) => s.div(toF32(q))));
     expect(general.code).toMatch(/\(qk \/ t\d+\)/);
+    // No finite f32 reciprocal (2^-149 → 2^149): the division stays.
+    expect(render(traceScoreMod((s, _b, _h, _q, _kv) => s.div(2 ** -149))).code).toMatch(/\(qk \/ tl\.full/);
   });
 
   it("uses the SFU tanh only when asked", () => {

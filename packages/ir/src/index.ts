@@ -13,7 +13,7 @@ export type { ScalarEnv, BatchEnv } from "./evaluate.js";
 export * from "./semantics.js";
 export { IntervalAnalyzer, analyzeIntervals, checkBufferIndices } from "./interval.js";
 export type { Interval, InputRanges, BufferRangeFn, Truth } from "./interval.js";
-export { renderGraph, usedInputs, inputDependence, INPUT_BIT } from "./render.js";
+export { renderGraph, usedInputs, inputDependence, INPUT_BIT, constantReciprocal } from "./render.js";
 export { renderTileMod } from "./tile-mod.js";
 export { diagonalEntry } from "./diagonal.js";
 export type { TileMod } from "./tile-mod.js";

@@ -27,6 +27,16 @@ export interface RenderedMod {
 }
 
 /**
+ * The reciprocal a renderer may multiply by for `x / c` with c an f32 constant, as Inductor does:
+ * exact for powers of two, else within 1 ulp of IEEE division, and one multiply instead of a
+ * division sequence. Undefined where c is 0 or not finite, or its reciprocal is not a finite f32.
+ */
+export function constantReciprocal(c: number): number | undefined {
+  const r = Math.fround(1 / c);
+  return c !== 0 && Number.isFinite(c) && Number.isFinite(r) ? r : undefined;
+}
+
+/**
  * Render a graph as straight-line code. Temporaries are named `${prefix}${index}`, or by
  * `name(index)` when the caller places nodes in different scopes (see inputDependence).
  */
