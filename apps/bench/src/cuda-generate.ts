@@ -163,7 +163,7 @@ function generateBench(): void {
             writeKernel(dir, stem, spec);
             written.set(hash, stem);
           }
-          return { module: `${written.get(hash)}.py`, specHash: hash, config, kernel: kernelOf(config, "bf16") };
+          return { module: `${written.get(hash)}.py`, specHash: hash, config, name: cudaConfigName(config, "bf16"), kernel: kernelOf(config, "bf16") };
         };
         // What a user gets: `flexattn compile --backend cuda [--target sm_90a]`, the module with the configs it carries.
         const publicModule = (arch: "sm_80" | "sm_90a") => {

@@ -105,12 +105,8 @@ def runs_here(kernel):
 
 
 def label(m):
-    c = m["config"]
-    o = c.get("options") or {}
-    # As cudaConfigName names them.
-    flags = "".join(f" {name}" for key, name in (("overlap", "overlap"), ("warpSpecialized", "ws"), ("tma", "tma")) if o.get(key))
-    flags += (" x2" if o.get("blocksPerSm") == 2 else "") + (" approx-tanh" if o.get("approxTanh") else "")
-    return f"ours {c['blockM']}x{c['blockN']} w{c['numWarps']} s{c['numStages']} {m.get('kernel', 'mma')}{flags}"
+    """A research module's name: its config as cudaConfigName names it (written by cuda-generate)."""
+    return f"ours {m['name']}"
 
 
 def conformance(dev, f, kernels, match=()):
