@@ -39,8 +39,8 @@ export function cudaModuleConfigs(spec: KernelSpec, count = DEFAULT_MODULE_CONFI
   if (!Number.isInteger(count) || count < 1) throw new FlexAttnError(`a CUDA module carries at least one config; got configs: ${count}`);
   const wgmma = (c: KernelConfig) => cudaOptions(c, spec.dtype).kernel === "wgmma";
   // The caller's choice of numerics (the approximate tanh) holds for every kernel the module may tune to.
-  const numerics = (c: KernelConfig): KernelConfig =>
-    (cudaOptions(spec.config, spec.dtype).approxTanh ? { ...c, options: { ...c.options, approxTanh: true } } : c);
+  const approxTanh = cudaOptions(spec.config, spec.dtype).approxTanh;
+  const numerics = (c: KernelConfig): KernelConfig => (approxTanh ? { ...c, options: { ...c.options, approxTanh: true } } : c);
   const seen = new Set<string>();
   const configs = [spec.config, ...cudaConfigCandidates(spec, spec.sparseBlock, spec, wgmma(spec.config) ? cudaTarget("sm_90a") : undefined).map(numerics)]
     .filter((c) => {

@@ -147,10 +147,9 @@ const roundUp = (x: number, m: number) => Math.ceil(x / m) * m;
 /** Read and check `config.options`; unknown keys and values are errors. */
 export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOptions {
   let kernel: CudaKernelKind = dtype === "f32" ? "simt" : "mma";
-  // The wgmma kernel's switches, all off unless named.
+  // The wgmma kernel's switches, and those of every kernel (numerics and softmax), all off unless named.
   const flags = { overlap: false, warpSpecialized: false, tma: false };
-  let approxTanh = false;
-  let lazyRescale = false;
+  const numerics = { approxTanh: false, lazyRescale: false };
   let polyExp2 = 0;
   let blocksPerSm: 1 | 2 = 1;
   for (const [key, value] of Object.entries(config.options ?? {})) {
@@ -167,15 +166,14 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
       blocksPerSm = value;
     } else if (key === "approxTanh" || key === "lazyRescale") {
       if (typeof value !== "boolean") throw new FlexAttnError(`CUDA option ${key} must be a boolean, got ${JSON.stringify(value)}`);
-      if (key === "approxTanh") approxTanh = value;
-      else lazyRescale = value;
+      numerics[key] = value;
     } else if (key === "polyExp2") {
       if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 4) {
         throw new FlexAttnError(`CUDA option polyExp2 is how many of every 8 accumulator tiles take exp2 on the FMA units: an integer 0–4, got ${JSON.stringify(value)}`);
       }
       polyExp2 = value as number;
     } else {
-      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, ${Object.keys(flags).join(", ")}, blocksPerSm, approxTanh, lazyRescale, polyExp2`);
+      throw new FlexAttnError(`unknown CUDA option "${key}"; known options: kernel, ${[...Object.keys(flags), "blocksPerSm", ...Object.keys(numerics), "polyExp2"].join(", ")}`);
     }
   }
   if (kernel !== "simt" && dtype === "f32") {
@@ -190,10 +188,10 @@ export function cudaOptions(config: KernelConfig, dtype: StorageDType): CudaOpti
   if (blocksPerSm === 2 && !flags.tma) {
     throw new FlexAttnError("CUDA option blocksPerSm 2 applies to the TMA kernel (warpSpecialized and tma) only");
   }
-  if (kernel === "simt" && (lazyRescale || polyExp2 > 0)) {
+  if (kernel === "simt" && (numerics.lazyRescale || polyExp2 > 0)) {
     throw new FlexAttnError(`CUDA options lazyRescale and polyExp2 apply to the tensor-core kernels ("mma", "wgmma"), not "simt"`);
   }
-  return { kernel, ...flags, blocksPerSm, approxTanh, lazyRescale, polyExp2 };
+  return { kernel, ...flags, blocksPerSm, ...numerics, polyExp2 };
 }
 
 /** Shared memory (bytes) of one row of a head-dim tile in the tensor-core kernel (see mmaLayout). */
@@ -316,17 +314,12 @@ function checkWgmmaConfig(spec: KernelSpec, shared: number): CudaOptions {
   if (warpSpecialized && c.blockM !== 2 * WGMMA_ROWS) {
     throw new FlexAttnError(`${where}: warpSpecialized takes blockM ${2 * WGMMA_ROWS} (two compute warpgroups beside the producer), got ${c.blockM}`);
   }
-  if (options.blocksPerSm === 2 && shared > SM90_PAIRED_SHARED_LIMIT) {
-    throw new FlexAttnError(
-      `${where} and ${c.numStages} stages needs ${shared} bytes of shared memory for head dims ${spec.qkHeadDim}/${spec.vHeadDim}; ` +
-        `two blocks per SM take at most ${SM90_PAIRED_SHARED_LIMIT} each: use fewer stages, a smaller blockN, or blocksPerSm 1`,
-    );
-  }
-  if (shared > SM90_SHARED_LIMIT) {
-    throw new FlexAttnError(
-      `${where} and ${c.numStages} stages needs ${shared} bytes of shared memory for head dims ${spec.qkHeadDim}/${spec.vHeadDim} ` +
-        `(limit ${SM90_SHARED_LIMIT}); use fewer stages or a smaller blockN`,
-    );
+  const limit = cudaSharedLimit(options);
+  if (shared > limit) {
+    const needs = `${where} and ${c.numStages} stages needs ${shared} bytes of shared memory for head dims ${spec.qkHeadDim}/${spec.vHeadDim}`;
+    throw new FlexAttnError(options.blocksPerSm === 2
+      ? `${needs}; two blocks per SM take at most ${limit} each: use fewer stages, a smaller blockN, or blocksPerSm 1`
+      : `${needs} (limit ${limit}); use fewer stages or a smaller blockN`);
   }
   return options;
 }

@@ -82,7 +82,7 @@ constexpr int BLOCK_THREADS = THREADS${options.kernel === "wgmma" && options.war
 
 // Min one block per SM: without it ptxas may cap registers for occupancy and spill the accumulators
 // (two where the TMA kernel is sized to share its SM).
-extern "C" __global__ void __launch_bounds__(BLOCK_THREADS, ${options.kernel === "wgmma" ? options.blocksPerSm : 1}) ${CUDA_ENTRY}(
+extern "C" __global__ void __launch_bounds__(BLOCK_THREADS, ${options.blocksPerSm}) ${CUDA_ENTRY}(
     ${kernelParams.join(",\n    ")}) {
 ${indentAll(body)}
 }
