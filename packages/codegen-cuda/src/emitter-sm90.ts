@@ -45,16 +45,11 @@ const indent = (code: string, n = 1) => code.split("\n").map((l) => (l ? "  ".re
 export class CudaWgmmaEmitter extends CudaMmaEmitter {
   readonly qkPadded: number;
   readonly vPadded: number;
-  readonly overlap: boolean;
-  readonly warpSpecialized: boolean;
-  readonly tma: boolean;
-  readonly blocksPerSm: 1 | 2;
 
   constructor(spec: KernelSpec) {
     super(spec);
     this.qkPadded = wgmmaPaddedDim(spec.qkHeadDim);
     this.vPadded = wgmmaPaddedDim(spec.vHeadDim);
-    ({ overlap: this.overlap, warpSpecialized: this.warpSpecialized, tma: this.tma, blocksPerSm: this.blocksPerSm } = this.options);
   }
 
   /**
@@ -64,7 +59,7 @@ export class CudaWgmmaEmitter extends CudaMmaEmitter {
    * barrier; then `refill` (the stage every warp has just left).
    */
   private awaitTile(tile: string, pending: string, refill: string | null): string {
-    if (this.warpSpecialized) {
+    if (this.options.warpSpecialized) {
       return `if (${tile} < total_tiles) mbar_wait(full_bar + ((${tile}) % STAGES) * 8, ((${tile}) / STAGES) & 1);`;
     }
     return `cp_async_wait<${pending}>();
@@ -93,7 +88,7 @@ ${indent(this.qkSteps(dst, "k_desc").join("\n"))}
   }
 
   override initState(): string {
-    if (!this.overlap) return super.initState();
+    if (!this.options.overlap) return super.initState();
     return `${super.initState()}
 // S of the next tile, computed a tile ahead: tile 0's here (its K is resident once its group is done).
 // The issues are unconditional (past the last tile one reads a stage nobody writes and is discarded):
@@ -122,14 +117,14 @@ constexpr int N_TILES = BLOCK_N / 8;          // 8-column accumulator tiles of S
 constexpr int D_TILES = DV_PAD / 8;           // 8-column accumulator tiles of O
 constexpr int PV_STEPS = BLOCK_N / 16;
 ${this.tileConstants("DQK_PAD * 2", "DV_PAD * 2")}
-// The tiles, plus slack to round the base up to the swizzle's ${SWIZZLE_PERIOD_BYTES}-byte period${!this.warpSpecialized ? "" : this.blocksPerSm === 2 ? " and the mbarriers (two blocks share the SM)" : ", the mbarriers, and\n// padding to over half an SM's shared memory (one block per SM, for whose register pool setmaxnreg's split is made)"}.
+// The tiles, plus slack to round the base up to the swizzle's ${SWIZZLE_PERIOD_BYTES}-byte period${!this.options.warpSpecialized ? "" : this.options.blocksPerSm === 2 ? " and the mbarriers (two blocks share the SM)" : ", the mbarriers, and\n// padding to over half an SM's shared memory (one block per SM, for whose register pool setmaxnreg's split is made)"}.
 constexpr int SMEM_BYTES = ${cudaSharedBytes(s)};
-static_assert(SMEM_BYTES >= Q_TILE_BYTES + STAGES * STAGE_BYTES + ${WGMMA_SMEM_ALIGN}${this.warpSpecialized ? " + 8 * (2 * STAGES + 1)" : ""}, "SMEM_BYTES holds the tiles");
-${this.tma ? "" : `constexpr bool VEC_DIMS = ${vecDims};\n`}static_assert(BLOCK_M % ${WGMMA_ROWS} == 0 && BLOCK_N % 16 == 0, "wgmma tiles");
+static_assert(SMEM_BYTES >= Q_TILE_BYTES + STAGES * STAGE_BYTES + ${WGMMA_SMEM_ALIGN}${this.options.warpSpecialized ? " + 8 * (2 * STAGES + 1)" : ""}, "SMEM_BYTES holds the tiles");
+${this.options.tma ? "" : `constexpr bool VEC_DIMS = ${vecDims};\n`}static_assert(BLOCK_M % ${WGMMA_ROWS} == 0 && BLOCK_N % 16 == 0, "wgmma tiles");
 ${this.copyConstants()}
 
 ${wgmmaPrelude(s.dtype as "f16" | "bf16", c.blockN, this.vPadded)}
-${this.warpSpecialized ? `\n${warpSpecializationPrelude()}\n` : ""}${this.tma ? `\n${tmaPrelude()}` : `
+${this.options.warpSpecialized ? `\n${warpSpecializationPrelude()}\n` : ""}${this.options.tma ? `\n${tmaPrelude()}` : `
 ${this.swizzledCopy("qk", "DQK_PAD", "DQK")}
 
 ${this.swizzledCopy("v", "DV_PAD", "DV")}`}`;
@@ -137,26 +132,26 @@ ${this.swizzledCopy("v", "DV_PAD", "DV")}`}`;
 
   /** Who copies the tiles: every thread, the producer warpgroup, or its first thread issuing TMA copies. */
   private copyConstants(): string {
-    if (this.tma) {
+    if (this.options.tma) {
       return `// The producer warpgroup's first thread (thread THREADS) copies every tile with TMA; the phase of a stage's
 // full barrier completes when the tile's bytes have landed, so each tile is handed over as soon as it is in.
 constexpr int COPY_BASE = THREADS;`;
     }
-    if (!this.warpSpecialized) return "constexpr int COPY_THREADS = THREADS;  // every thread copies";
+    if (!this.options.warpSpecialized) return "constexpr int COPY_THREADS = THREADS;  // every thread copies";
     return `// The producer warpgroup (threads THREADS …) copies the tiles. It hands tile t over once it has issued
 // tile t + HANDOVER_LAG too, keeping HANDOVER_LAG + 1 tiles in flight; issuing that later tile waits for
 // its stage, so the lag leaves the compute warps a tile's time of slack: STAGES - 2 (STAGES - 3 when
 // they read the next K a tile early, overlap).
 constexpr int COPY_THREADS = ${PRODUCER_THREADS};
 constexpr int COPY_BASE = THREADS;
-constexpr int HANDOVER_LAG = STAGES - ${this.overlap ? 3 : 2} > 0 ? STAGES - ${this.overlap ? 3 : 2} : 0;`;
+constexpr int HANDOVER_LAG = STAGES - ${this.options.overlap ? 3 : 2} > 0 ? STAGES - ${this.options.overlap ? 3 : 2} : 0;`;
   }
 
   /** Copy ROWS rows of a head-dim tile into the 128-byte-swizzled layout (zero rows past rows_left and columns past dim). */
   private swizzledCopy(name: "qk" | "v", padded: string, dim: string): string {
     // The copier's index: threadIdx.x itself when every thread copies (a local copy of it costs the
     // register-bound kernel spills).
-    const tid = this.warpSpecialized ? "(threadIdx.x - COPY_BASE)" : "threadIdx.x";
+    const tid = this.options.warpSpecialized ? "(threadIdx.x - COPY_BASE)" : "threadIdx.x";
     return `template <int ROWS>
 __device__ __forceinline__ void copy_${name}_tile(unsigned dst, const storage_t* src, long long row_stride, int rows_left, bool vec) {
   constexpr int CHUNKS = ${padded} / 8;
@@ -167,7 +162,7 @@ __device__ __forceinline__ void copy_${name}_tile(unsigned dst, const storage_t*
   constexpr bool PERIODIC = COPY_THREADS % CHUNKS == 0 && STEP_ROWS % 8 == 0;
   const int r0 = ${tid} / CHUNKS, c0 = ${tid} % CHUNKS;
   const unsigned to0 = dst + ${swizzledChunkOffsetCpp("ROWS", "r0", "c0")};
-  ${this.warpSpecialized ? "#pragma unroll 1  // the producer's few registers hold one chunk's addresses at a time" : "#pragma unroll"}
+  ${this.options.warpSpecialized ? "#pragma unroll 1  // the producer's few registers hold one chunk's addresses at a time" : "#pragma unroll"}
   for (int i = 0; i < (N + COPY_THREADS - 1) / COPY_THREADS; ++i) {
     const int e = ${tid} + i * COPY_THREADS;
     if (N % COPY_THREADS != 0 && e >= N) break;
@@ -189,10 +184,10 @@ const unsigned long long q_desc = wgmma_desc(q_smem + (warp >> 2) * ${WGMMA_ROWS
   }
 
   override program(): string {
-    if (!this.warpSpecialized) return super.program();
+    if (!this.options.warpSpecialized) return super.program();
     // A full barrier's phase takes one arrival per copying thread (TMA: the one issuing thread, whose arrival also sets the bytes).
-    const arrivals = this.tma ? "1" : "COPY_THREADS";
-    return `${this.programSetup(!this.tma)}
+    const arrivals = this.options.tma ? "1" : "COPY_THREADS";
+    return `${this.programSetup(!this.options.tma)}
 // mbarriers after the K/V stages: full (filled by the producer) and empty (released by the compute warps) per stage, then Q's.
 const unsigned full_bar = kv_smem + STAGES * STAGE_BYTES, empty_bar = full_bar + STAGES * 8, q_bar = empty_bar + STAGES * 8;
 if (threadIdx.x == 0) {
@@ -200,14 +195,14 @@ if (threadIdx.x == 0) {
     mbar_init(full_bar + s * 8, ${arrivals});
     mbar_init(empty_bar + s * 8, WARPS);
   }
-  mbar_init(q_bar, ${arrivals});${this.tma ? "\n  fence_mbarrier_init();  // the initialized barriers are visible to the copy engine" : ""}
+  mbar_init(q_bar, ${arrivals});${this.options.tma ? "\n  fence_mbarrier_init();  // the initialized barriers are visible to the copy engine" : ""}
 }
 __syncthreads();  // the barriers are initialized; the last block-wide barrier
 if (warp >= WARPS) {
-${this.tma ? this.tmaProducer() : this.copyingProducer()}
+${this.options.tma ? this.tmaProducer() : this.copyingProducer()}
   return;
 }
-setmaxnreg_inc<${this.tma ? tmaConsumerRegisters(this.blocksPerSm) : CONSUMER_REGISTERS}>();`;
+setmaxnreg_inc<${this.options.tma ? tmaConsumerRegisters(this.options.blocksPerSm) : CONSUMER_REGISTERS}>();`;
   }
 
   /** The TMA producer: its first thread copies Q, then every kv tile into its stage once the compute warps have left it. */
@@ -253,11 +248,11 @@ ${indent(copyKvTile("t"), 2)}
 
   /** Warp-specialized compute threads issue no copies of their own. */
   protected override drainCopies(): string {
-    return this.warpSpecialized ? "" : super.drainCopies();
+    return this.options.warpSpecialized ? "" : super.drainCopies();
   }
 
   override loadQ(): string {
-    if (this.warpSpecialized) return "mbar_wait(q_bar, 0);  // Q is resident and visible to wgmma; it stays in shared memory";
+    if (this.options.warpSpecialized) return "mbar_wait(q_bar, 0);  // Q is resident and visible to wgmma; it stays in shared memory";
     return `cp_async_wait<2 * (STAGES - 1)>();
 fence_proxy_async();
 __syncthreads();  // Q is visible to wgmma; it stays in shared memory`;
@@ -265,7 +260,7 @@ __syncthreads();  // Q is visible to wgmma; it stays in shared memory`;
 
   override loadK(): string {
     // With overlap, K of tile t was waited for a tile ago (in qk of tile t − 1, or before the loop).
-    if (this.overlap) return "";
+    if (this.options.overlap) return "";
     // K and V of tile t at once (both were issued STAGES − 1 tiles ago): one wait per tile. Past the
     // block barrier every warp is past tile t - 1, whose stage is refilled.
     return this.awaitTile("t", "2 * STAGES - 4", "issue_tile(t + STAGES - 1);");
@@ -277,7 +272,7 @@ for (int j = 0; j < N_TILES; ++j) {
   #pragma unroll
   for (int e = 0; e < 4; ++e) s_acc[0][j][e] *= qk_scale;
 }`;
-    if (this.overlap) {
+    if (this.options.overlap) {
       return `// S of tile t was computed a tile ago (and waited for with P·V of tile t - 1).
 #pragma unroll
 for (int j = 0; j < N_TILES; ++j) {
@@ -320,8 +315,8 @@ ${scale}`;
   wgmma_fence();
 ${indent(steps.join("\n"))}
   wgmma_commit();
-  wgmma_wait<0>();${this.overlap ? "  // and S of the next tile" : ""}
-  fence_operands(o_acc[0]);${this.overlap ? "\n  fence_operands(s_next);" : ""}${this.warpSpecialized ? "\n  if (lane == 0) mbar_arrive(empty_bar + (t % STAGES) * 8);  // this warp is done with the stage" : ""}
+  wgmma_wait<0>();${this.options.overlap ? "  // and S of the next tile" : ""}
+  fence_operands(o_acc[0]);${this.options.overlap ? "\n  fence_operands(s_next);" : ""}${this.options.warpSpecialized ? "\n  if (lane == 0) mbar_arrive(empty_bar + (t % STAGES) * 8);  // this warp is done with the stage" : ""}
 }`;
   }
 }
