@@ -31,7 +31,7 @@ import { capturedOffsets } from "./abi.js";
 import { BACKWARD_BINDING, backwardParamsStruct, gradBufferOffsets } from "./backward-abi.js";
 import { WGSL_LOAD_PRELUDE, WGSL_MOD_PRELUDE, wgslRenderer } from "./renderer.js";
 import { loadFunction, storageFormat } from "./storage.js";
-import { indent, range } from "./text.js";
+import { indentLines, range } from "./text.js";
 
 /** A step's code: whole lines (program-level steps) or its part of a tile's phases. */
 export interface WgslBackwardCode {
@@ -276,10 +276,10 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
         `  let kv_block = col0 / ${g.SKV};`,
         `  let kb = b * P.stride_k_b + hkv * P.stride_k_h;`,
         `  let vb = b * P.stride_v_b + hkv * P.stride_v_h;`,
-        ...indent([
+        ...indentLines([
           ...this.loadRows("fa_ks", "k", "kb", "col0", "P.kv_len", g.BN, g.D4, g.D),
           ...this.loadRows("fa_vs", "v", "vb", "col0", "P.kv_len", g.BN, g.DV4, g.DV),
-        ].join("\n")).split("\n"),
+        ]),
         ...(G
           ? [
             `  // This workgroup's row of buffer-gradient partials, zeroed (its entries' owners add into it).`,
@@ -299,7 +299,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
   }
 
   qBlockLoop(blocks: BlockKind, body: WgslBackwardCode[]): WgslBackwardCode {
-    return { lines: indent(this.tableLoop("dkdv", blocks, body).join("\n"), "    ").split("\n") };
+    return { lines: indentLines(this.tableLoop("dkdv", blocks, body), "    ") };
   }
 
   /**
@@ -341,7 +341,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
       `    for (var sub = 0; sub < ${sparse / tile}; sub++) {`,
       `      let ${first} = blk * ${sparse} + sub * ${tile};`,
       `      if (${first} >= ${len}) { break; }`,
-      ...indent(tileCode.join("\n"), "      ").split("\n"),
+      ...indentLines(tileCode, "      "),
       `    }`,
       `  }`,
       `}`,
@@ -361,7 +361,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
     return {
       lines: [
         `  }`,
-        ...indent([...store(this.dk, g.D4, "0"), ...store(this.dv, g.DV4, "P.dv_offset")].join("\n")).split("\n"),
+        ...indentLines([...store(this.dk, g.D4, "0"), ...store(this.dv, g.DV4, "P.dv_offset")]),
         `}`,
       ],
     };
@@ -387,14 +387,14 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
         `  let kb = b * P.stride_k_b + hkv * P.stride_k_h;`,
         `  let vb = b * P.stride_v_b + hkv * P.stride_v_h;`,
         `  let rowbase = (b * P.q_heads + hq) * P.q_len;`,
-        ...indent(this.loadQSide().join("\n")).split("\n"),
+        ...indentLines(this.loadQSide()),
         ...this.dq.declare.map((l) => `  ${l}`),
       ],
     };
   }
 
   kvBlockLoop(blocks: BlockKind, body: WgslBackwardCode[]): WgslBackwardCode {
-    return { lines: indent(this.tableLoop("dq", blocks, body).join("\n")).split("\n") };
+    return { lines: indentLines(this.tableLoop("dq", blocks, body)) };
   }
 
   storeQ(): WgslBackwardCode {
@@ -407,7 +407,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
       `  fa_dq[w] = ${reg}.x; fa_dq[w + 1] = ${reg}.y; fa_dq[w + 2] = ${reg}.z; fa_dq[w + 3] = ${reg}.w;`,
       `}`,
     ]);
-    return { lines: [...indent(store.join("\n")).split("\n"), `}`] };
+    return { lines: [...indentLines(store), `}`] };
   }
 
   reduceBufferGrads(): WgslBackwardCode {
@@ -522,12 +522,12 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
       // A tile-wide entry: every element's value, 0 where it contributes nothing, for the tree below
       // (which checks the entry's offset, the same for the whole tile, once).
       if (!site.walked) {
-        return [`{`, ...indent(w.statements.join("\n")).split("\n").filter(Boolean), `  fa_gval[${n * E} + e] = select(0.0f, ds * ${w.result}, p != 0.0f);`, `}`];
+        return [`{`, ...indentLines(w.statements).filter(Boolean), `  fa_gval[${n * E} + e] = select(0.0f, ds * ${w.result}, p != 0.0f);`, `}`];
       }
       const off = this.render(site.offset, "score", `go${n}${pass[1]}${blocks[0]}_`);
       return [
         `{`,
-        ...indent([...off.statements, ...w.statements].join("\n")).split("\n"),
+        ...indentLines([...off.statements, ...w.statements]),
         `  let off = ${off.result};`,
         `  if (p != 0.0f && off >= 0) {`,
         `    let k = ${n * E} + e;`,
@@ -550,7 +550,7 @@ export class WgslBackwardEmitter implements BackwardEmitter<WgslBackwardCode> {
         `  workgroupBarrier();`,
         `}`,
         `if (tid == 0) {`,
-        ...indent([...off.statements, `let off = ${off.result};`, `if (off >= 0) { fa_scratch[part + ${site.at} + off] += fa_gval[${n * E}]; }`].join("\n"), "  ").split("\n"),
+        ...indentLines([...off.statements, `let off = ${off.result};`, `if (off >= 0) { fa_scratch[part + ${site.at} + off] += fa_gval[${n * E}]; }`], "  "),
         `}`,
       ];
     });
