@@ -34,7 +34,7 @@ import {
   type BackwardEmitter, type BackwardMods, type BackwardPass, type BlockKind, type KernelSpec, NUMERICS,
 } from "@flexattn/template";
 import { bufferArgs } from "./buffers.js";
-import { type KernelShape, evenLoad, evenStore, kernelShape, walkTableRow } from "./emitter.js";
+import { type KernelShape, evenLoad, evenStore, kernelShape, scaleScore, toLog2, walkTableRow } from "./emitter.js";
 import { MOD_INPUTS, renderTileMod } from "./mods.js";
 import type { TritonOptions } from "./options.js";
 import { tritonRenderer } from "./renderer.js";
@@ -172,6 +172,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
       "offs_n0 = tl.arange(0, BLOCK_N)",
       "offs_dqk = tl.arange(0, QK_D_PAD)",
       "offs_dv = tl.arange(0, V_D_PAD)",
+      ...toLog2(this.spec),
     ];
   }
 
@@ -328,9 +329,10 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   qk(pass: BackwardPass): BackwardCode {
-    // qk: the score the mods see (q·k·scale, f32); s: after the score mod and the masks.
+    // qk: the score the mods see (q·k·scale, f32), or the raw product when scale rides in to_log2 (scaleScore);
+    // s: after the score mod and the masks.
     const product = pass === "dkdv" ? "tl.dot(kt, tl.trans(qt)" : "tl.dot(qt, tl.trans(kt)";
-    return { lines: [`qk = ${product}${this.dotPrecision}) * scale`, "s = qk"] };
+    return { lines: [`qk = ${product}${this.dotPrecision})`, ...scaleScore(this.spec), "s = qk"] };
   }
 
   scoreMod(pass: BackwardPass, blocks: BlockKind): BackwardCode {
@@ -361,7 +363,7 @@ export class TritonBackwardEmitter implements BackwardEmitter<BackwardCode> {
   }
 
   recomputeP(pass: BackwardPass): BackwardCode {
-    return { lines: [`p = tl.math.exp2(s * ${NUMERICS.LOG2E} - ${this.rowVector(pass, "lse_i")})`] };
+    return { lines: [`p = tl.math.exp2(s * to_log2 - ${this.rowVector(pass, "lse_i")})`] };
   }
 
   accumulateDV(): BackwardCode {

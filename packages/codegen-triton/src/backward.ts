@@ -11,7 +11,7 @@ import { FlexAttnError, diagonalEntry } from "@flexattn/ir";
 import { type BackwardMods, type KernelSpec, backwardAbi, backwardMods, emitBackward, modTraits } from "@flexattn/template";
 import { bufferArgs, bufferKeywords } from "./buffers.js";
 import { type BackwardKernel, DIAGONAL_SWITCH, TritonBackwardEmitter, gradFlag, partialName } from "./backward-emitter.js";
-import { kernelShape } from "./emitter.js";
+import { SCALE_IN_EXP2, kernelShape } from "./emitter.js";
 import type { TritonOptions } from "./options.js";
 import { indent, pyString } from "./python.js";
 import type { HelperName } from "./runtime.js";
@@ -113,7 +113,7 @@ function backwardParams(spec: KernelSpec, mods: BackwardMods): string[] {
 }
 
 /** Constexprs both passes take under one name. */
-const SHARED_CONSTEXPRS = ["QK_D", "QK_D_PAD", "V_D", "V_D_PAD", "SPARSE_Q", "SPARSE_KV"];
+const SHARED_CONSTEXPRS = ["QK_D", "QK_D_PAD", "V_D", "V_D_PAD", "SPARSE_Q", "SPARSE_KV", SCALE_IN_EXP2];
 /** Constexprs each pass sets for itself: the main kernel takes them with the pass's suffix (1: dkdv, 2: dq). */
 const PASS_CONSTEXPRS = ["BLOCK_M", "BLOCK_N", "EVEN_M", "EVEN_N", "PARTIAL_LOOP", "FULL_LOOP"];
 
@@ -257,7 +257,7 @@ ${gradBuffers.map((g) => `    ${partialName(g.pyName)} = torch.zeros((n_programs
             EVEN_M=q_len % 64 == 0)
         ${BACKWARD_KERNELS.main}[(n_kv_tiles + (q_heads // kv_heads) * n_q_tiles, kv_heads, batch)](
             *args, n_kv_tiles, n_q_tiles, QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
-            SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1],
+            SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1], ${SCALE_IN_EXP2}=scale > 0,
             BLOCK_M1=bm1, BLOCK_N1=bn1, EVEN_M1=q_len % SPARSE_BLOCK[0] == 0, EVEN_N1=kv_len % bn1 == 0,
             PARTIAL_LOOP1=q_forms[0], FULL_LOOP1=q_forms[1],
             BLOCK_M2=bm2, BLOCK_N2=bn2, EVEN_M2=q_len % bm2 == 0, EVEN_N2=kv_len % SPARSE_BLOCK[1] == 0,

@@ -214,9 +214,7 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
       "l_i = tl.zeros([BLOCK_M], dtype=tl.float32)  # running row sum of exp2",
       "acc = tl.zeros([BLOCK_M, V_D_PAD], dtype=tl.float32)",
     ];
-    // Factor taking the (modded) score to log2 units inside the exp2's FMA.
-    if (this.spec.score) lines.push(`to_log2 = ${NUMERICS.LOG2E}`);
-    else if (!this.prescaled) lines.push(`to_log2 = scale * ${NUMERICS.LOG2E}`);
+    if (!this.prescaled) lines.push(...toLog2(this.spec));
     const hoisted = [...(this.score?.hoisted ?? []), ...(this.mask?.hoisted ?? [])];
     if (hoisted.length) lines.push("# Mod terms that do not depend on kv: computed once per program.", ...hoisted);
     return lines;
@@ -253,9 +251,8 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
   }
 
   qk(_blocks: BlockKind): Lines {
-    const lines = [`qk = tl.dot(qt, tl.trans(kt)${this.dotPrecision})`];
-    if (this.spec.score) lines.push("qk = qk * scale");
-    return lines;
+    // Prescaled Q has scale (of either sign) inside the dot already.
+    return [`qk = tl.dot(qt, tl.trans(kt)${this.dotPrecision})`, ...(this.prescaled ? [] : scaleScore(this.spec))];
   }
 
   private kvIdx(mod: TileMod): Lines {
@@ -345,4 +342,23 @@ export class TritonEmitter implements TemplateEmitter<Lines> {
       "        tl.store(lse_ptrs, lse_val, mask=offs_m < q_len)",
     ];
   }
+}
+
+/**
+ * The constexpr the launcher sets to `scale > 0`. Without a score mod nothing reads the scaled score, so the
+ * dot's raw product is kept and scale rides in to_log2: one multiply per score fewer. That is exact only for a
+ * positive scale: a zero or negative one would turn the masks' −∞ into NaN or +∞ and the row max into a min,
+ * so then the score is scaled before the masks, as with a score mod.
+ */
+export const SCALE_IN_EXP2 = "SCALE_IN_EXP2";
+
+/** Scales the dot's product where the score must be in natural units (Python lines, after `qk = tl.dot(…)`). */
+export function scaleScore(spec: Pick<KernelSpec, "score">): string[] {
+  return spec.score ? ["qk = qk * scale"] : [`if not ${SCALE_IN_EXP2}:`, "    qk = qk * scale"];
+}
+
+/** Defines to_log2, the factor taking a scaled or raw score (scaleScore) to log2 units inside exp2's FMA. */
+export function toLog2(spec: Pick<KernelSpec, "score">): string[] {
+  if (spec.score) return [`to_log2 = ${NUMERICS.LOG2E}`];
+  return [`if ${SCALE_IN_EXP2}:`, `    to_log2 = scale * ${NUMERICS.LOG2E}`, "else:", `    to_log2 = ${NUMERICS.LOG2E}`];
 }

@@ -203,7 +203,7 @@ class _Call:
                 QK_D=QK_HEAD_DIM, QK_D_PAD=${shape.qkDimPad}, V_D=V_HEAD_DIM, V_D_PAD=${shape.vDimPad},
                 BLOCK_M=bm, BLOCK_N=bn, SPARSE_Q=SPARSE_BLOCK[0], SPARSE_KV=SPARSE_BLOCK[1],
                 TILES_PER_KV_BLOCK=SPARSE_BLOCK[1] // bn,
-                EVEN_M=Lq % bm == 0, EVEN_N=Lkv % SPARSE_BLOCK[1] == 0, OUTPUT_LSE=bool(self.return_lse),
+                EVEN_M=Lq % bm == 0, EVEN_N=Lkv % SPARSE_BLOCK[1] == 0, OUTPUT_LSE=bool(self.return_lse), SCALE_IN_EXP2=scale > 0,
                 PARTIAL_LOOP=self.forms[0], FULL_LOOP=self.forms[1],${options.tma ? " USE_TMA=use_tma," : ""}
                 num_warps=config["num_warps"], num_stages=config["num_stages"],
             )

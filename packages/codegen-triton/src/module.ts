@@ -3,7 +3,7 @@ import { printGraph } from "@flexattn/ir";
 import { type KernelSpec, emitTemplate, kernelAbi } from "@flexattn/template";
 import { backwardSource } from "./backward.js";
 import { bufferArgs } from "./buffers.js";
-import { TritonEmitter, kernelShape } from "./emitter.js";
+import { SCALE_IN_EXP2, TritonEmitter, kernelShape } from "./emitter.js";
 import { launcherSource, moduleConstants } from "./launcher.js";
 import type { TritonOptions } from "./options.js";
 import { indent } from "./python.js";
@@ -15,7 +15,7 @@ export const ENTRY_POINT = "flex_attention";
 
 const CONSTEXPRS = [
   "QK_D", "QK_D_PAD", "V_D", "V_D_PAD", "BLOCK_M", "BLOCK_N", "SPARSE_Q", "SPARSE_KV", "TILES_PER_KV_BLOCK",
-  "EVEN_M", "EVEN_N", "OUTPUT_LSE", "PARTIAL_LOOP", "FULL_LOOP",
+  "EVEN_M", "EVEN_N", "OUTPUT_LSE", "PARTIAL_LOOP", "FULL_LOOP", SCALE_IN_EXP2,
 ];
 
 /** Kernel parameters: the ABI (captured buffers renamed to unique Python names), then constexprs. */

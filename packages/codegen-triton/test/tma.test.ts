@@ -41,7 +41,7 @@ describe("options.tma", () => {
   it("declares the USE_TMA constexpr last and puts each load and the output store under it", () => {
     const src = withTma({ mask: docMask });
     const body = kernelBody(src);
-    expect(body).toContain("    FULL_LOOP: tl.constexpr,\n    USE_TMA: tl.constexpr,\n):");
+    expect(body).toContain("    SCALE_IN_EXP2: tl.constexpr,\n    USE_TMA: tl.constexpr,\n):");
     expect(count(body, "tl.make_tensor_descriptor(")).toBe(4);
     expect(count(body, "if USE_TMA:")).toBe(2 + 2 * 2 * 2 + 1); // K/V descriptors, Q, K and V in both forms of each block loop, O
     expect(body).toContain("        qt = q_desc.load([start_m, 0])\n    else:\n        q_ptrs = ");

@@ -150,7 +150,12 @@ const instanceArb: fc.Arbitrary<Instance> = fc.record({
   qLen: fc.oneof(fc.noBias(fc.integer({ min: 1, max: 80 })), fc.integer({ min: 1, max: 80 })),
   kvLen: fc.oneof(fc.noBias(fc.integer({ min: 1, max: 80 })), fc.integer({ min: 1, max: 80 })),
   layouts: fc.tuple(layoutArb, layoutArb, layoutArb),
-  scale: sometimes(0.4, fc.integer({ min: 1, max: 30 }).map((x) => x / 10)),
+  // Zero and negative scales are legal (PyTorch scales q·k before the mods and masks): a backend must not
+  // turn a masked −∞ into +∞ or NaN by scaling after the mask.
+  scale: sometimes(0.4, fc.oneof(
+    { weight: 4, arbitrary: fc.integer({ min: 1, max: 30 }).map((x) => x / 10) },
+    { weight: 1, arbitrary: fc.integer({ min: -30, max: 0 }).map((x) => x / 10) },
+  )),
   slice: sometimes(0.5, fc.tuple(unit, unit)),
   adjust: sometimes(
     0.3,

@@ -54,6 +54,9 @@ export const BACKWARD_CASES: readonly ConformanceCase[] = [
     mask: ({ rand }) => documentCausal(docIds(rand, 60, 4)),
     score: () => (s, _b, _h, _q, _kv) => s.div(8).mul(8), // exercises a non-trivial ∂mod/∂s
   }, [16, 16], ["captured-i32"]),
+  // A zero or negative scale is legal (PyTorch scales q·k before the mods and masks).
+  c("negative-scale-causal", { qLen: 40, kvLen: 40, scale: -0.25 }, { mask: () => causal() }, [16, 16], ["scale"]),
+  c("zero-scale-sliding-window", { qLen: 40, kvLen: 40, scale: 0 }, { mask: () => slidingWindow(12) }, [16, 16], ["scale"]),
   c("fully-masked-rows", { qLen: 48, kvLen: 48 }, { mask: () => (_b, _h, q, kv) => q.ge(20).and(kv.le(q)) }, [16, 16], ["fully-masked-rows"]),
   c("offsets-bias", { qLen: 40, kvLen: 40, qOffset: 30, kvOffset: 10 }, {
     mask: () => slidingWindow(16),

@@ -89,6 +89,8 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
   c("bf16-document-gqa", { dtype: "bf16", qHeads: 4, kvHeads: 2, qLen: 80, kvLen: 80 }, {
     mask: (ctx) => documentCausal(docIds(ctx, 80, 3)),
   }, [16, 16], ["bf16", "gqa", "captured-i32"]),
+  // A zero or negative scale is legal (PyTorch scales q·k before the mods and masks).
+  c("negative-scale-causal", { qLen: 70, kvLen: 70, scale: -0.2 }, { mask: () => causal() }, [32, 32], ["ragged", "scale"]),
   c("block-128", { qLen: 200, kvLen: 260, qkHeadDim: 64, vHeadDim: 64 }, { mask: () => causal() }, [128, 128], ["ragged"]),
 ];
 
