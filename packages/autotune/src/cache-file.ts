@@ -60,6 +60,7 @@ export interface FileTuningCacheOptions {
 
 export class FileTuningCache extends MemoryTuningCache {
   private loaded = false;
+  private writeFailed = false;
   private readonly warn: (message: string) => void;
 
   constructor(
@@ -128,7 +129,23 @@ export class FileTuningCache extends MemoryTuningCache {
     return {};
   }
 
+  /**
+   * Write entries through to the file. A cache that cannot be written (a read-only or missing
+   * directory, a file in the way) must not cost the caller the result it tuned for: the entries stay
+   * in memory and the failure is reported once.
+   */
   private persist(mine: Readonly<Record<string, TuningEntry>>): void {
+    try {
+      this.writeThrough(mine);
+    } catch (e) {
+      if (this.writeFailed) return;
+      this.writeFailed = true;
+      this.warn(`flexattn: cannot write the tuning cache ${this.file} (${e instanceof Error ? e.message : String(e)}); ` +
+        "tuning results are kept in memory for this process only (set FLEXATTN_CACHE_DIR to a writable folder)");
+    }
+  }
+
+  private writeThrough(mine: Readonly<Record<string, TuningEntry>>): void {
     const { fs, path } = this.node;
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
     const lock = `${this.file}.lock`;

@@ -4,7 +4,7 @@
  * explicit config > a tuning-cache entry for (backend, device, structure, problem bucket) > the
  * backend's shipped table for a known device > the backend's heuristic (its first candidate).
  */
-import { FlexAttnError, LruCache } from "@flexattn/ir";
+import { FlexAttnError, LruCache, checkKnownKeys } from "@flexattn/ir";
 import {
   type BackendName, type CodegenBackend, type DeviceTarget, type KernelConfig, type ModMix, type ResolvedProblem, validateConfig,
 } from "@flexattn/template";
@@ -102,10 +102,7 @@ export function resolveConfig(r: ConfigRequest): ResolvedConfig {
  */
 export function applyUserConfig(user: Partial<KernelConfig>, candidates: readonly KernelConfig[], sparseBlock: readonly [number, number]): KernelConfig {
   if (user === null || typeof user !== "object") throw new FlexAttnError(`config must be an object of KernelConfig fields, got ${String(user)}`);
-  const unknown = Object.keys(user).filter((k) => !CONFIG_FIELDS.has(k));
-  if (unknown.length) {
-    throw new FlexAttnError(`unknown config field${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; known: ${[...CONFIG_FIELDS].join(", ")}`);
-  }
+  checkKnownKeys(user, [...CONFIG_FIELDS], "config");
   if (REQUIRED_FIELDS.every((k) => k in user)) return validateConfig(user as KernelConfig, sparseBlock);
   const exact = candidates.find((c) => agreesWith(c, user, false));
   if (exact) return exact;

@@ -36,6 +36,19 @@ describe("FileTuningCache", () => {
     expect(new FileTuningCache(file, "1.0.0", node).get("k2")).toEqual(entry(32));
   });
 
+  it("a cache folder that cannot be written keeps the results in memory and says so once", () => {
+    const blocker = fresh();
+    writeFileSync(blocker, "a file where the cache folder should be");
+    const warnings: string[] = [];
+    const cache = new FileTuningCache(join(blocker, "tuning.json"), "1.0.0", node, { warn: (m) => warnings.push(m) });
+    cache.set("k1", entry(64));
+    cache.set("k2", entry(32));
+    expect(cache.get("k1")).toEqual(entry(64));
+    expect(cache.get("k2")).toEqual(entry(32));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/cannot write the tuning cache .*tuning\.json \(.*(EEXIST|ENOTDIR).*\); tuning results are kept in memory/);
+  });
+
   it("treats another library version's file as stale", () => {
     const file = fresh();
     new FileTuningCache(file, "1.0.0", node).set("k1", entry(64));

@@ -56,7 +56,7 @@ describe("resolveConfig", () => {
   });
 
   it("names a bad field", () => {
-    expect(() => resolveConfig({ ...base, user: { blockm: 64 } as never })).toThrow(/unknown config field blockm/);
+    expect(() => resolveConfig({ ...base, user: { blockm: 64 } as never })).toThrow(/config has unknown key blockm \(did you mean blockM\?\)/);
     expect(() => resolveConfig({ ...base, user: { blockM: 48 } })).toThrow(FlexAttnError);
     expect(() => resolveConfig({ ...base, user: { blockM: 48 } })).toThrow(/blockM must be a power of two/);
   });

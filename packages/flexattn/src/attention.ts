@@ -1,5 +1,5 @@
 /** flexAttention(): PyTorch-style FlexAttention on Tensors, on the best backend available here. */
-import { FlexAttnError, type ModGraph, type ScoreMod, checkBufferIndices } from "@flexattn/ir";
+import { FlexAttnError, type ModGraph, type ScoreMod, checkBufferIndices, checkKnownKeys } from "@flexattn/ir";
 import {
   type BackendName, type BlockMaskTables, type KernelConfig, type KernelInvocation, type ResolvedProblem, type StorageDType,
   type Tensor, checkBlockMask, checkBlockMaskInput, contiguousStrides, denseTables, resolveProblem,
@@ -142,10 +142,16 @@ async function executorFor(choice: BackendChoice): Promise<KernelExecutor> {
   }
   if (choice === "wgsl") {
     const ex = await findExecutor("wgsl");
-    if (!ex) throw new FlexAttnError(`backend "wgsl" is not available here: ${executorUnavailableReason("wgsl") ?? "no executor"}; use backend "js" or "auto"`);
+    if (!ex) throw wgslUnavailable();
     return ex;
   }
   throw new FlexAttnError(`unknown backend "${String(choice)}"; use "auto", "js", "wgsl", "cuda" or "triton"`);
+}
+
+/** The error for backend "wgsl" where no WebGPU executor can run, with the reason. */
+export function wgslUnavailable(): FlexAttnError {
+  const reason = (executorUnavailableReason("wgsl") ?? "no executor").replace(/\.$/, "");
+  return new FlexAttnError(`backend "wgsl" is not available here: ${reason}; use backend "js" or "auto"`);
 }
 
 /** Everything flexAttention checks before it runs anything. */
@@ -158,8 +164,21 @@ export interface PreparedCall {
   empty: boolean;
 }
 
+/** The keys of FlexAttentionOptions and TunePolicy: any other is a misspelling and refused. */
+export const FLEX_ATTENTION_OPTIONS = ["scoreMod", "blockMask", "scale", "enableGqa", "returnLse", "backend", "config", "tune"] as const;
+const TUNE_POLICY_KEYS = ["force", "maxCandidates", "budgetMs", "onProgress"];
+
 export function prepareCall(qIn: Tensor, kIn: Tensor, vIn: Tensor, options: FlexAttentionOptions = {}): PreparedCall {
   if (options === null || typeof options !== "object") throw new FlexAttnError("flexAttention options must be an object");
+  checkKnownKeys(options, FLEX_ATTENTION_OPTIONS, "flexAttention options");
+  const tunePolicy = options.tune;
+  if (tunePolicy !== undefined && typeof tunePolicy !== "boolean") {
+    if (tunePolicy === null || typeof tunePolicy !== "object") throw new FlexAttnError(`tune must be true, false or a policy object { force?, maxCandidates?, budgetMs?, onProgress? }, got ${JSON.stringify(tunePolicy)}`);
+    checkKnownKeys(tunePolicy, TUNE_POLICY_KEYS, "the tune policy");
+    const { maxCandidates, budgetMs } = tunePolicy;
+    if (maxCandidates !== undefined && !(Number.isInteger(maxCandidates) && maxCandidates >= 1)) throw new FlexAttnError(`tune.maxCandidates must be a positive integer, got ${maxCandidates}`);
+    if (budgetMs !== undefined && !(typeof budgetMs === "number" && budgetMs > 0)) throw new FlexAttnError(`tune.budgetMs must be a positive number, got ${budgetMs}`);
+  }
   const q = checkTensor("q", qIn);
   const k = checkTensor("k", kIn);
   const v = checkTensor("v", vIn);

@@ -11,9 +11,9 @@ import { runJsBackward } from "@flexattn/codegen-js";
 import {
   type BackwardInvocation, type KernelConfig, type StorageDType, type Tensor, backwardMods, contiguousStrides,
 } from "@flexattn/template";
-import { type FlexAttentionOptions, autoBackend, checkTensor, prepareCall, reportFallback } from "./attention.js";
+import { type FlexAttentionOptions, autoBackend, checkTensor, prepareCall, reportFallback, wgslUnavailable } from "./attention.js";
 import { resolveSpec } from "./compile.js";
-import { type KernelExecutor, executorUnavailableReason, findExecutor, jsExecutor } from "./registry.js";
+import { type KernelExecutor, findExecutor, jsExecutor } from "./registry.js";
 
 export interface FlexAttentionBackwardOptions extends Omit<FlexAttentionOptions, "returnLse"> {
   /**
@@ -74,7 +74,7 @@ async function backwardExecutor(choice: FlexAttentionOptions["backend"]): Promis
   if (choice === "auto") return autoBackend();
   if (choice === "wgsl") {
     const ex = await findExecutor("wgsl");
-    if (!ex) throw new FlexAttnError(`backend "wgsl" is not available here: ${executorUnavailableReason("wgsl") ?? "no executor"}; use backend "js" or "auto"`);
+    if (!ex) throw wgslUnavailable();
     if (!ex.runBackward) throw new FlexAttnError("the registered wgsl executor has no backward (KernelExecutor.runBackward); use backend \"js\"");
     return ex;
   }
@@ -95,7 +95,8 @@ export async function flexAttentionBackward(
   const choice = options.backend ?? "auto";
   // Refuse an unknown or code-only backend before checking tensors.
   if (!["auto", "js", "wgsl"].includes(String(choice))) await backwardExecutor(choice);
-  const call = prepareCall(q, k, v, { ...options, returnLse: true });
+  const { backwardConfig: _backwardConfig, ...forward } = options;
+  const call = prepareCall(q, k, v, { ...forward, returnLse: true });
   const p = call.problem;
   const outShape = [p.batch, p.qHeads, p.qLen, p.vHeadDim];
   const o = checkTensor("out", out);

@@ -17,7 +17,7 @@ import { MessageChannel } from "node:worker_threads";
 import { FlexAttnError, type MaskMod, type ModGraph, type ScoreMod } from "@flexattn/ir";
 import { type BlockMask, createBlockMask } from "@flexattn/blockmask";
 import type { AttentionProblem, BackendName, DeviceTarget, KernelArtifact, StorageDType } from "@flexattn/template";
-import { compileWithSpec, toMaskGraph, toScoreGraph } from "./compile.js";
+import { compileWithSpec, resolveTarget, toMaskGraph, toScoreGraph } from "./compile.js";
 import { BACKEND_NAMES, getBackend } from "./registry.js";
 import { runDemo } from "./demo.js";
 import { DAWN_LOGS_ENV, rerunWithoutDawnLogs } from "./dawn-logs.js";
@@ -117,10 +117,9 @@ function blockSizeFlag(flags: Flags): [number, number] {
 /** --target: a device the backend names (CUDA: sm_80, sm_90a); refused for a backend that takes none. */
 function targetFlag(raw: string | undefined, backend: BackendName): DeviceTarget | undefined {
   if (raw === undefined) return undefined;
-  const b = getBackend(backend);
-  if (!b.target) throw new CliError(`--target applies to --backend cuda (sm_80 or sm_90a); the ${backend} backend takes none`);
+  if (!getBackend(backend).target) throw new CliError(`--target applies to --backend cuda (sm_80 or sm_90a); the ${backend} backend takes none`);
   try {
-    return b.target(raw);
+    return resolveTarget(raw, backend);
   } catch (e) {
     if (e instanceof FlexAttnError) throw new CliError(`--target: ${e.message}`);
     throw e;

@@ -1,5 +1,5 @@
 /** compile(): mods + problem → KernelArtifact for any backend, cached by spec key. */
-import { FlexAttnError, LruCache, type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod, checkBufferIndices } from "@flexattn/ir";
+import { FlexAttnError, LruCache, type MaskMod, type ModGraph, type ScoreMod, traceMaskMod, traceScoreMod, checkBufferIndices, checkKnownKeys } from "@flexattn/ir";
 import { type ConfigSource, defaultTuningCache, resolveConfig } from "@flexattn/autotune";
 import {
   type AttentionProblem, type BackendName, type DeviceTarget, type KernelArtifact, type KernelConfig, type KernelSpec, type ResolvedProblem,
@@ -32,11 +32,26 @@ export interface CompileOptions {
   config?: Partial<KernelConfig>;
   /**
    * The device the kernel will run on, when known: its tuning-cache entries and the backend's
-   * shipped tables for it apply (for Triton and CUDA, a GPU name like "NVIDIA H100 80GB HBM3").
+   * shipped tables for it apply. A DeviceTarget (for Triton, `{ signature: "NVIDIA H100 80GB HBM3" }`),
+   * or a name the backend parses (CUDA: "sm_80", "sm_90a"), as the CLI's --target.
    */
-  target?: DeviceTarget;
+  target?: DeviceTarget | string;
   /** BlockMask block size when no blockMask is given: one number or [q, kv]; default 128. */
   blockSize?: number | readonly [number, number];
+}
+
+/** A compile target as given (a name the backend parses, or a DeviceTarget), checked; undefined stays undefined. */
+export function resolveTarget(target: DeviceTarget | string | undefined, backend: BackendName): DeviceTarget | undefined {
+  if (target === undefined) return undefined;
+  if (typeof target === "string") {
+    const b = getBackend(backend);
+    if (!b.target) throw new FlexAttnError(`target "${target}": the ${backend} backend names no devices (CUDA takes "sm_80" or "sm_90a")`);
+    return b.target(target);
+  }
+  if (target === null || typeof target !== "object" || typeof target.signature !== "string") {
+    throw new FlexAttnError(`target must be a device name or a DeviceTarget { signature: string, limits? }, got ${JSON.stringify(target)}`);
+  }
+  return target;
 }
 
 /** Keyed by the full specKey (structure, never buffer data), bounded. */
@@ -152,6 +167,9 @@ export function compile(mods: CompileMods, problem: AttentionProblem, options: C
 /** compile(), returning the resolved spec beside the artifact (for what is built around a kernel, e.g. a Python module). */
 export function compileWithSpec(mods: CompileMods, problem: AttentionProblem, options: CompileOptions = {}): { spec: KernelSpec; artifact: KernelArtifact } {
   if (mods === null || typeof mods !== "object") throw new FlexAttnError("compile(mods, problem): mods must be an object { maskMod?, scoreMod?, blockMask? }");
+  checkKnownKeys(mods, ["maskMod", "scoreMod", "blockMask"], "compile's mods");
+  if (options === null || typeof options !== "object") throw new FlexAttnError("compile(mods, problem, options): options must be an object");
+  checkKnownKeys(options, ["backend", "config", "target", "blockSize"], "compile's options");
   const backend = options.backend ?? "js";
   getBackend(backend);
   const resolved = resolveProblem(problem);
@@ -166,6 +184,7 @@ export function compileWithSpec(mods: CompileMods, problem: AttentionProblem, op
     q: { lo: p.qOffset, hi: p.qOffset + p.qLen - 1 }, kv: { lo: p.kvOffset, hi: p.kvOffset + p.kvLen - 1 },
   };
   for (const g of [mask, score]) if (g) checkBufferIndices(g, ranges);
-  const { spec } = resolveSpec({ backend, mask, score, problem: resolved, sparseBlock, target: options.target, config: options.config });
+  const target = resolveTarget(options.target, backend);
+  const { spec } = resolveSpec({ backend, mask, score, problem: resolved, sparseBlock, target, config: options.config });
   return { spec, artifact: compileSpec(spec, backend) };
 }

@@ -80,14 +80,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   const runs: { backend: string; device: string; firstMs: number; warmMs: number; out: Tensor }[] = [];
   const timeBackend = async (backend: BackendChoice) => {
-    progress(`running flexAttention (backend "${backend}")…`);
+    progress(`running flexAttention (backend "${backend}"), first call (generates and compiles the kernel)…`);
     t = performance.now();
     await flexAttention(q, k, v, { scoreMod, blockMask, backend });
     const firstMs = performance.now() - t;
+    const last = lastFlexAttentionRun()!;
+    progress(`  ${last.backend} on ${last.device}: first call ${(firstMs / 1000).toFixed(1)} s; second call…`);
     t = performance.now();
     const out = await flexAttention(q, k, v, { scoreMod, blockMask, backend });
     const warmMs = performance.now() - t;
-    const last = lastFlexAttentionRun()!;
     runs.push({ backend: last.backend, device: last.device, firstMs, warmMs, out });
   };
   await timeBackend(o.backend);

@@ -22,7 +22,7 @@ export type { ConfigSource, ResolvedConfig, TuningCache, TuningEntry, TuningFile
 export { flexAttention, prepareCall, autoBackend, resetAutoBackend, lastFlexAttentionRun, describeRun, isSoftwareAdapter } from "./attention.js";
 export type { FlexAttentionOptions, FlexAttentionResult, BackendChoice, BlockMaskInput, LastRun, PreparedCall, TunePolicy } from "./attention.js";
 export {
-  compile, compileWithSpec, compileSpec, resolveSpec, specOf, compileCacheStats, clearCompileCache, toMaskGraph, toScoreGraph, normalizeBlockSize,
+  compile, compileWithSpec, compileSpec, resolveSpec, resolveTarget, specOf, compileCacheStats, clearCompileCache, toMaskGraph, toScoreGraph, normalizeBlockSize,
 } from "./compile.js";
 export type { CompileMods, CompileOptions, BlockMaskLike, KernelRequest, ResolvedSpec } from "./compile.js";
 export {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import {
   BlockMask, FlexAttnError, buffer, causal, compile, createBlockMask, documentCausal, flexAttention, randomTensor, referenceAttention,
-  resolveProblem,
+  resolveProblem, tensor,
 } from "../src/index.js";
 
 const n = 48;
@@ -71,5 +71,34 @@ describe("a plain object as blockMask", () => {
     expect(() => compile({ blockMask: real }, problem)).not.toThrow();
     // A plain copy of a BlockMask's fields is a valid table set.
     expect(() => compile({ blockMask: { ...real } }, problem)).not.toThrow();
+  });
+});
+
+describe("options and arguments nothing would read", () => {
+  it("a misspelt option key is refused with the known ones (it would have run without it)", async () => {
+    const blockMask = createBlockMask(causal(), { qLen: n, kvLen: n, blockSize: 16 });
+    await expect(flexAttention(q, k, v, { blockmask: blockMask } as never)).rejects.toThrow(
+      /flexAttention options has unknown key blockmask \(did you mean blockMask\?\); known: scoreMod, blockMask/,
+    );
+    await expect(flexAttention(q, k, v, { backend: "js", tune: "yes" } as never)).rejects.toThrow(/tune must be true, false or a policy object/);
+    await expect(flexAttention(q, k, v, { backend: "js", tune: { maxCandidates: 0 } })).rejects.toThrow(/tune.maxCandidates must be a positive integer, got 0/);
+    expect(() => compile({ mask: causal() } as never, problem)).toThrow(/compile's mods has unknown key mask; known: maskMod, scoreMod, blockMask/);
+    expect(() => compile({}, problem, { backnd: "cuda" } as never)).toThrow(/compile's options has unknown key backnd/);
+  });
+
+  it("compile without a problem, and tensor() of an unsupported array, say what they take", () => {
+    expect(() => compile({ maskMod: causal() }, undefined as never)).toThrow(/the problem must be an object \{ batch, qHeads/);
+    expect(() => compile({}, { ...problem, qLen: 2 ** 31 })).toThrow(/qLen must be a positive integer below 2\^31/);
+    expect(() => tensor(new Float64Array(4) as never, [1, 1, 2, 2])).toThrow(/tensor\(\) takes a Float32Array.*got Float64Array/);
+  });
+
+  it("compile's target: a name the backend parses (as the CLI's --target), or a refusal", () => {
+    const sm90 = compile({ maskMod: causal() }, { ...problem, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, { backend: "cuda", target: "sm_90a" });
+    expect(sm90.source).toContain("wgmma");
+    const plain = compile({ maskMod: causal() }, { ...problem, qkHeadDim: 64, vHeadDim: 64, dtype: "bf16" }, { backend: "cuda" });
+    expect(plain.source).not.toContain("wgmma");
+    expect(() => compile({}, problem, { backend: "cuda", target: "sm_75" })).toThrow(FlexAttnError);
+    expect(() => compile({}, problem, { backend: "js", target: "sm_90a" })).toThrow(/target "sm_90a": the js backend names no devices/);
+    expect(() => compile({}, problem, { backend: "triton", target: {} as never })).toThrow(/target must be a device name or a DeviceTarget/);
   });
 });

@@ -16,6 +16,9 @@ const INVERSE_COMPARISON: Partial<Record<BinaryOp, BinaryOp>> = {
   lt: "ge", le: "gt", gt: "le", ge: "lt", eq: "ne", ne: "eq",
 };
 
+/** More operations than any real mod needs (they have tens to hundreds). */
+export const MAX_TRACED_NODES = 100_000;
+
 export class GraphBuilder {
   readonly nodes: IRNode[] = [];
   private readonly interned = new Map<string, number>();
@@ -51,6 +54,14 @@ export class GraphBuilder {
     const k = nodeKey(n);
     const found = this.interned.get(k);
     if (found !== undefined) return found;
+    if (this.nodes.length >= MAX_TRACED_NODES) {
+      // A JS loop whose condition is a traced value never ends (a traced value is always truthy):
+      // stop here with a message instead of filling the heap.
+      throw new FlexAttnError(
+        `the mod built over ${MAX_TRACED_NODES} operations while being traced; a JS loop whose condition is a traced value never ends ` +
+          "(a traced comparison is always truthy). A mod is straight-line code: write a bounded search as where() / min() / max() over the candidates",
+      );
+    }
     this.nodes.push(n);
     this.interned.set(k, this.nodes.length - 1);
     return this.nodes.length - 1;

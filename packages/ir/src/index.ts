@@ -1,5 +1,5 @@
 export * from "./types.js";
-export { GraphBuilder, makeGraph, nodeKey, subgraph } from "./builder.js";
+export { GraphBuilder, MAX_TRACED_NODES, makeGraph, nodeKey, subgraph } from "./builder.js";
 export { Value, isValue, where, min, max, floorDiv, mod, abs, exp, exp2, log, log2, sqrt, tanh, sigmoid, toF32, toI32 } from "./value.js";
 export type { ValueLike } from "./value.js";
 export { buffer, CapturedBuffer } from "./buffer.js";

@@ -239,21 +239,38 @@ export function analyzeIntervals(graph: ModGraph, inputs: InputRanges, bufferRan
   return new IntervalAnalyzer(graph, buffers).run(inputs, bufferRange).slice();
 }
 
+/** Index ranges already reported by checkBufferIndices (once per buffer, axis and range in a process). */
+const reportedRanges = new Set<string>();
+
 /**
  * Reject buffer indices that are provably out of range for the given input ranges: such a
- * load can only ever read 0, which is never what the author meant.
+ * load can only ever read 0, which is never what the author meant. Indices that may leave the
+ * buffer for part of the range are reported once through `warn`: a buffer sized for a shorter
+ * sequence is a common slip, and its extra positions would silently read 0.
  */
-export function checkBufferIndices(graph: ModGraph, inputs: InputRanges, buffers?: readonly BufferData[]): void {
+export function checkBufferIndices(
+  graph: ModGraph, inputs: InputRanges, buffers?: readonly BufferData[], warn: (message: string) => void = (m) => console.warn(m),
+): void {
   const vals = new IntervalAnalyzer(graph, buffers).run(inputs);
   graph.nodes.forEach((n) => {
     if (n.op !== "load") return;
     const spec = graph.buffers[n.buffer!];
     n.args.forEach((arg, axis) => {
       const r = vals[arg];
-      if (r.hi < 0 || r.lo >= spec.shape[axis]) {
+      const size = spec.shape[axis];
+      if (r.hi < 0 || r.lo >= size) {
         throw new FlexAttnError(
           `buffer "${spec.name}" is indexed with values in [${r.lo}, ${r.hi}] on axis ${axis}, ` +
-            `always outside its range [0, ${spec.shape[axis]}): check the index expression and the sequence lengths`,
+            `always outside its range [0, ${size}): check the index expression and the sequence lengths`,
+        );
+      }
+      const key = `${spec.name}|${axis}|${size}|${r.lo}|${r.hi}`;
+      if ((r.lo < 0 || r.hi >= size) && !reportedRanges.has(key)) {
+        reportedRanges.add(key);
+        warn(
+          `flexattn: buffer "${spec.name}" (${size} entries on axis ${axis}) may be indexed with values in [${r.lo}, ${r.hi}] ` +
+            "for these sizes; indices outside it read 0. Size the buffer for the sequence, or clamp the index with min() / max() " +
+            "if the reads of 0 are meant",
         );
       }
     });

@@ -174,6 +174,9 @@ export function controlFlowInSource(fn: Function): string | null {
     const before = text.slice(0, m.index!);
     const head = /\b(if|while)\s*\(\s*!?\s*[\w$.]*(?:\([^()]*\))?[\w$.]*$/.exec(before);
     if (head && /^\s*\)/.test(after)) return `"${snippet(head.index, close + 2)}" branches on a traced comparison with ${head[1]}`;
+    // The condition of for (init; cond; step).
+    const loop = /\bfor\s*\([^;()]*(?:\([^()]*\)[^;()]*)*;\s*!?\s*[\w$.]*(?:\([^()]*\))?[\w$.]*$/.exec(before);
+    if (loop && /^\s*;/.test(after)) return `"${snippet(loop.index, close + 2)}" loops on a traced comparison with for`;
     const negated = /!\s*[\w$.]*(?:\([^()]*\))?[\w$.]*$/.exec(before);
     if (negated && !/!=\s*[\w$.]*$/.test(before.slice(negated.index - 1))) {
       return `"${snippet(negated.index, close + 1)}" negates a traced comparison with !`;

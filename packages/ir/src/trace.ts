@@ -25,6 +25,10 @@ function runTraced(fn: Function, kind: ModKindName, args: (b: GraphBuilder) => V
     }
   });
   if (result === undefined) throw new FlexAttnError(`${kind} ${modName(fn)} returned undefined (missing return?)`);
+  if (result instanceof Promise) {
+    result.catch(() => {}); // its rejection, if any, is this error's business, not an unhandled one
+    throw new FlexAttnError(`${kind} ${modName(fn)} returned a Promise: a mod must be synchronous (no async, no await)`);
+  }
   if (!(result instanceof Value) && typeof result !== "number" && typeof result !== "boolean") {
     throw new FlexAttnError(`${kind} ${modName(fn)} returned ${result === null ? "null" : typeof result}, not a traced value`);
   }

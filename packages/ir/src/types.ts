@@ -64,3 +64,17 @@ export function rootOf(graph: ModGraph): number {
 export class FlexAttnError extends Error {
   override name = "FlexAttnError";
 }
+
+/**
+ * Refuse keys of an options object that nothing reads: a misspelt option (`blockmask`) would
+ * otherwise be ignored and the call would silently run without it.
+ */
+export function checkKnownKeys(obj: object, known: readonly string[], what: string): void {
+  const unknown = Object.keys(obj).filter((k) => !known.includes(k));
+  if (!unknown.length) return;
+  const hints = unknown.map((k) => {
+    const near = known.find((n) => n.toLowerCase() === k.toLowerCase());
+    return near ? `${k} (did you mean ${near}?)` : k;
+  });
+  throw new FlexAttnError(`${what} has unknown key${unknown.length > 1 ? "s" : ""} ${hints.join(", ")}; known: ${known.join(", ")}`);
+}

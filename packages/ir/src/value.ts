@@ -13,7 +13,8 @@ export type ValueLike = Value | number | boolean;
 
 const ARITHMETIC_HINT =
   "use methods instead of operators: q.ge(kv) for q >= kv, q.sub(kv) for q - kv, a.and(b) for a && b, " +
-  "a.eq(b) for a === b, and where(cond, a, b) instead of if/else or cond ? a : b";
+  "a.eq(b) for a === b, and where(cond, a, b) instead of if/else or cond ? a : b; " +
+  "Math.* does not trace either: use tanh, exp, log, sqrt, abs, min, max… from flexattn";
 
 export class Value {
   /** @internal */

@@ -1,7 +1,7 @@
 /** Mods that would silently record the wrong graph are refused at trace time, with what to write instead. */
 import { describe, expect, it } from "vitest";
 import {
-  DEFAULT_CACHE_CAPACITY, FlexAttnError, LruCache, type MaskMod, type ScoreMod, type Value, buffer, controlFlowInSource,
+  DEFAULT_CACHE_CAPACITY, FlexAttnError, LruCache, MAX_TRACED_NODES, type MaskMod, type ScoreMod, type Value, buffer, controlFlowInSource,
   declaredParameters, evaluate, traceMaskMod, traceScoreMod, where,
 } from "@flexattn/ir";
 
@@ -42,6 +42,32 @@ describe("JS control flow on traced values is refused", () => {
     // || short-circuits on the always-truthy left side: nothing is dropped, the source shows it.
     expect(() => traceMaskMod((_b, _h, q, kv) => q.ge(kv) || kv.lt(4))).toThrow(/left operand of \|\|/);
     expect(() => traceMaskMod((_b, _h, q, kv) => !q.ge(kv))).toThrow(/negates a traced comparison/);
+  });
+
+  it("a loop on a traced comparison: for (;cond;) from the source, any other one stopped by the operation cap", () => {
+    const forLoop = (_b: Value, _h: Value, q: Value, kv: Value) => {
+      let k = kv;
+      for (; k.gt(q); k = k.sub(1)) {}
+      return k.ge(0);
+    };
+    expect(() => traceMaskMod(forLoop)).toThrow(/"for \(; k\.gt\(q\);" loops on a traced comparison with for/);
+    // The condition hidden in a variable: no source pattern, so the loop runs until the cap stops it.
+    const hidden = (_b: Value, _h: Value, q: Value, kv: Value) => {
+      let k = kv;
+      let more: Value | boolean = k.gt(q);
+      while (more) {
+        k = k.sub(1);
+        more = k.gt(q);
+      }
+      return k.ge(0);
+    };
+    expect(() => traceMaskMod(hidden)).toThrow(new RegExp(`over ${MAX_TRACED_NODES} operations.*never ends`));
+  });
+
+  it("an async mod and Math.* on a traced value say what to write instead", () => {
+    const asyncMod = async (_b: Value, _h: Value, q: Value, kv: Value) => q.ge(kv);
+    expect(() => traceMaskMod(asyncMod as never)).toThrow(/returned a Promise: a mod must be synchronous/);
+    expect(() => traceScoreMod((s, _b, _h, _q, _kv) => Math.tanh(s as never) as never)).toThrow(/Math\.\* does not trace either: use tanh/);
   });
 
   it("=== / !== between traced values", () => {

@@ -33,14 +33,18 @@ export const MIN_HEAD_DIM = 16;
 export const MAX_HEAD_DIM = 256;
 
 function positiveInt(name: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
-    throw new FlexAttnError(`${name} must be a positive integer, got ${String(v)}`);
+  // Kernels index with 32-bit integers.
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v >= 2 ** 31) {
+    throw new FlexAttnError(`${name} must be a positive integer below 2^31, got ${String(v)}`);
   }
   return v;
 }
 
 /** Validate a problem and fill its defaults. */
 export function resolveProblem(p: AttentionProblem): ResolvedProblem {
+  if (p === null || typeof p !== "object") {
+    throw new FlexAttnError(`the problem must be an object { batch, qHeads, kvHeads, qLen, kvLen, qkHeadDim, vHeadDim, dtype, … }, got ${String(p)}`);
+  }
   const batch = positiveInt("batch", p.batch);
   const qHeads = positiveInt("qHeads", p.qHeads);
   const kvHeads = positiveInt("kvHeads", p.kvHeads);

@@ -27,6 +27,13 @@ export function stridesOf(t: Tensor): readonly number[] {
 
 /** Wrap a typed array as a tensor; f32 from a Float32Array, f16/bf16 from Uint16Array bits. */
 export function tensor(data: Float32Array | Uint16Array, shape: readonly number[], options: { dtype?: StorageDType; strides?: readonly number[] } = {}): Tensor {
+  if (!(data instanceof Float32Array) && !(data instanceof Uint16Array)) {
+    const got = data === null || typeof data !== "object" ? String(data) : (data as object).constructor?.name ?? "an object";
+    throw new FlexAttnError(
+      `tensor() takes a Float32Array, or a Uint16Array of f16/bf16 bits with dtype "f16" or "bf16"; got ${got}` +
+        " (convert with Float32Array.from(...); fromFloat32(values, 'bf16') gives half-precision bits)",
+    );
+  }
   const dtype = options.dtype ?? (data instanceof Float32Array ? "f32" : undefined);
   if (!dtype) throw new FlexAttnError("tensor(): a Uint16Array needs dtype 'f16' or 'bf16'");
   if ((dtype === "f32") !== data instanceof Float32Array) {
