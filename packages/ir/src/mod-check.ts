@@ -195,6 +195,13 @@ export function controlFlowInSource(fn: Function): string | null {
 
 /** Refuse a mod whose source shows JS control flow on traced values. */
 export function checkModSource(fn: Function, kind: ModKindName, where = `${kind}`): void {
+  // A mod runs once, while traced: a random draw or a clock reading becomes one constant of the kernel.
+  const src = sourceOf(fn);
+  const impure = src === null ? null : /\b(Math\.random|Date\.now|performance\.now)\s*\(/.exec(blankLiterals(src));
+  if (impure) {
+    throw new FlexAttnError(`${where} ${modName(fn)}: calls ${impure[1]}(), which runs once while the mod is traced; ` +
+      "its value would be baked into the kernel as a constant (pass varying data in a buffer)");
+  }
   const found = controlFlowInSource(fn);
   if (found) throw new FlexAttnError(`${where} ${modName(fn)}: ${found}; ${CONTROL_FLOW_HINT}`);
 }

@@ -64,6 +64,11 @@ describe("JS control flow on traced values is refused", () => {
     expect(() => traceMaskMod(hidden)).toThrow(new RegExp(`over ${MAX_TRACED_NODES} operations.*never ends`));
   });
 
+  it("Math.random() or a clock in a mod is refused: it would run once and become a constant", () => {
+    expect(() => traceScoreMod((s, _b, _h, _q, _kv) => s.add(Math.random()))).toThrow(/calls Math\.random\(\), which runs once while the mod is traced/);
+    expect(() => traceMaskMod((_b, _h, q, kv) => (Date.now() > 0 ? q.ge(kv) : q.le(kv)))).toThrow(/calls Date\.now\(\)/);
+  });
+
   it("an async mod and Math.* on a traced value say what to write instead", () => {
     const asyncMod = async (_b: Value, _h: Value, q: Value, kv: Value) => q.ge(kv);
     expect(() => traceMaskMod(asyncMod as never)).toThrow(/returned a Promise: a mod must be synchronous/);
