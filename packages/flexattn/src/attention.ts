@@ -282,6 +282,41 @@ export function describeRun(r: LastRun): string {
 }
 
 const reported = new Set<string>();
+/**
+ * What a forward computed with, by its LSE array: flexAttentionBackward checks that its options
+ * describe the same attention (gradients of another one would be silently wrong). Weak: an LSE the
+ * caller drops takes its entry with it.
+ */
+const forwardOfLse = new WeakMap<Float32Array, ForwardFingerprint>();
+
+/** The parts of a call its gradients depend on, each comparable as a string. */
+export interface ForwardFingerprint {
+  readonly maskMod: string;
+  readonly scoreMod: string;
+  readonly scale: string;
+  readonly offsets: string;
+  readonly blockMask: string;
+}
+
+export function forwardFingerprint(call: PreparedCall): ForwardFingerprint {
+  const p = call.problem;
+  const t = call.invocation.blockMask;
+  let listed = 0;
+  for (const n of [t.kvNumBlocks, t.fullKvNumBlocks]) if (n) for (const x of n) listed += x;
+  return {
+    maskMod: call.mask?.structure ?? "none",
+    scoreMod: call.score?.structure ?? "none",
+    scale: String(p.scale),
+    offsets: `${p.qOffset},${p.kvOffset}`,
+    blockMask: `${call.sparseBlock.join("x")} with ${listed} listed blocks`,
+  };
+}
+
+/** The forward fingerprint recorded for this LSE, if flexAttention produced it. */
+export function forwardOf(lse: Tensor): ForwardFingerprint | undefined {
+  return lse.data instanceof Float32Array ? forwardOfLse.get(lse.data) : undefined;
+}
+
 /** "auto" never falls back silently: each distinct reason is printed once per process. */
 export function reportFallback(reason: string): void {
   if (reported.has(reason)) return;
@@ -323,5 +358,6 @@ export async function flexAttention(q: Tensor, k: Tensor, v: Tensor, options: Fl
   }
   const out: Tensor = { data: inv.out, shape: [p.batch, p.qHeads, p.qLen, p.vHeadDim], dtype: p.dtype, strides: contiguousStrides([p.batch, p.qHeads, p.qLen, p.vHeadDim]) };
   if (!options.returnLse) return out;
+  forwardOfLse.set(inv.lse, forwardFingerprint(call));
   return { out, lse: { data: inv.lse, shape: [p.batch, p.qHeads, p.qLen], dtype: "f32", strides: contiguousStrides([p.batch, p.qHeads, p.qLen]) } };
 }

@@ -11,7 +11,10 @@ import { runJsBackward } from "@flexattn/codegen-js";
 import {
   type BackwardInvocation, type KernelConfig, type StorageDType, type Tensor, backwardMods, contiguousStrides,
 } from "@flexattn/template";
-import { type FlexAttentionOptions, autoBackend, checkTensor, prepareCall, reportFallback, wgslUnavailable } from "./attention.js";
+import {
+  type FlexAttentionOptions, type ForwardFingerprint, autoBackend, checkTensor, forwardFingerprint, forwardOf, prepareCall, reportFallback,
+  wgslUnavailable,
+} from "./attention.js";
 import { resolveSpec } from "./compile.js";
 import { type KernelExecutor, findExecutor, jsExecutor } from "./registry.js";
 
@@ -107,6 +110,16 @@ export async function flexAttentionBackward(
     if (t.dtype !== p.dtype) throw new FlexAttnError(`${name} must have the inputs' dtype ${p.dtype}, got ${t.dtype}`);
   }
   const lseData = checkLse(lse, [p.batch, p.qHeads, p.qLen]);
+  // Gradients of another attention than the forward's would be silently wrong.
+  const recorded = forwardOf(lse);
+  if (recorded) {
+    const now = forwardFingerprint(call);
+    const differ = (Object.keys(now) as (keyof ForwardFingerprint)[]).filter((key) => now[key] !== recorded[key]);
+    if (differ.length) {
+      const what = differ.map((key) => (key === "maskMod" || key === "scoreMod" ? key : `${key} (forward ${recorded[key]}, now ${now[key]})`));
+      throw new FlexAttnError(`flexAttentionBackward: the options differ from the forward that produced this lse in ${what.join(", ")}; pass the forward's options`);
+    }
+  }
   const mods = backwardMods(call.score);
   const dq = alloc([p.batch, p.qHeads, p.qLen, p.qkHeadDim], p.dtype);
   const dk = alloc([p.batch, p.kvHeads, p.kvLen, p.qkHeadDim], p.dtype);

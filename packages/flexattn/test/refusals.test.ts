@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import {
   BlockMask, FlexAttnError, buffer, causal, compile, createBlockMask, documentCausal, flexAttention, randomTensor, referenceAttention,
-  resolveProblem, tensor,
+  flexAttentionBackward, resolveProblem, softcap, tensor,
 } from "../src/index.js";
 
 const n = 48;
@@ -100,5 +100,23 @@ describe("options and arguments nothing would read", () => {
     expect(() => compile({}, problem, { backend: "cuda", target: "sm_75" })).toThrow(FlexAttnError);
     expect(() => compile({}, problem, { backend: "js", target: "sm_90a" })).toThrow(/target "sm_90a": the js backend names no devices/);
     expect(() => compile({}, problem, { backend: "triton", target: {} as never })).toThrow(/target must be a device name or a DeviceTarget/);
+  });
+});
+
+describe("flexAttentionBackward against its forward", () => {
+  it("refuses options that describe another attention than the forward that made the lse", async () => {
+    const causalMask = createBlockMask(causal(), { qLen: n, kvLen: n, blockSize: 16 });
+    const dOut = randomTensor([1, 1, n, 16], { seed: 4 });
+    const dense = await flexAttention(q, k, v, { backend: "js", returnLse: true });
+    await expect(flexAttentionBackward(q, k, v, dense.out, dense.lse, dOut, { backend: "js", blockMask: causalMask })).rejects.toThrow(
+      /options differ from the forward that produced this lse in maskMod, blockMask \(forward 128x128 with 1 listed blocks, now 16x16 with 6 listed blocks\); pass the forward's options/,
+    );
+    const softcapped = await flexAttention(q, k, v, { backend: "js", returnLse: true, scoreMod: softcap(20) });
+    await expect(flexAttentionBackward(q, k, v, softcapped.out, softcapped.lse, dOut, { backend: "js", scoreMod: softcap(30) })).rejects.toThrow(/in scoreMod;/);
+    await expect(flexAttentionBackward(q, k, v, softcapped.out, softcapped.lse, dOut, { backend: "js", scoreMod: softcap(20), scale: 0.5 })).rejects.toThrow(
+      /in scale \(forward 0\.25, now 0\.5\)/,
+    );
+    const grads = await flexAttentionBackward(q, k, v, softcapped.out, softcapped.lse, dOut, { backend: "js", scoreMod: softcap(20) });
+    expect(grads.dq.shape).toEqual([1, 1, n, 16]);
   });
 });
