@@ -46,7 +46,8 @@ Usage:
       keeps an sm_80 kernel for other GPUs).
 
   flexattn blockmask <variant.ts|.js> [--q-len N] [--kv-len N] [--block-size B] [--batch B] [--heads H] [--grid RxC]
-      Build the BlockMask of the variant's maskMod and print its picture and sparsity.
+      Build the BlockMask of the variant's maskMod and print its picture and sparsity. It takes the
+      size options only (--batch and --heads default to 1: a mask of b or h alone gets its rows).
 
   flexattn tune <variant.ts|.js> [--backend js|wgsl] [--max N] [--budget SECONDS] [problem options]
       Time every candidate config of the backend on random inputs of the problem (at most N,
@@ -295,6 +296,11 @@ function installFlexattnResolver(): void {
   });
 }
 
+/** A command's one variant file: another positional argument is a mistake, not something to ignore. */
+function oneVariant(command: string, positionals: string[]): void {
+  if (positionals.length > 1) throw new CliError(`${command} takes one variant file, got ${positionals.length}: ${positionals.join(" ")}`);
+}
+
 async function cmdCompile(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args, allowPositionals: true, strict: true,
@@ -303,7 +309,7 @@ async function cmdCompile(args: string[]): Promise<void> {
     },
   });
   if (values.help) return void process.stdout.write(HELP);
-  if (positionals.length > 1) throw new CliError(`compile takes one variant file, got ${positionals.length}: ${positionals.join(" ")}`);
+  oneVariant("compile", positionals);
   const backend = backendFlag(values);
   const target = targetFlag(values.target, backend);
   const problem = problemFromFlags(values, backend);
@@ -341,13 +347,16 @@ async function cmdTune(args: string[]): Promise<void> {
   if (backend !== "js" && backend !== "wgsl") {
     throw new CliError(`tune runs kernels in this process: --backend js or wgsl; ${backend} modules tune on the GPU (the generated module's tune(), and tune_backward() for a Triton backward, in Python)`);
   }
+  oneVariant("tune", positionals);
+  const maxCandidates = intFlag(values, "max", 16);
+  const budgetMs = 1000 * intFlag(values, "budget", 60);
   const variant = await loadVariant(positionals[0]);
   const problem = problemFromFlags(values, backend);
   progress(`tuning ${variant.file} on ${backend}: B=${problem.batch} Hq=${problem.qHeads} q=${problem.qLen} kv=${problem.kvLen ?? problem.qLen} d=${problem.qkHeadDim}`);
   try {
     await runTune({
       variant, problem, blockSize: blockSizeFlag(values), backend,
-      maxCandidates: intFlag(values, "max", 16), budgetMs: 1000 * intFlag(values, "budget", 60),
+      maxCandidates, budgetMs,
       out: (l) => process.stdout.write(`${l}\n`), err: process.stderr,
     });
   } catch (e) {
@@ -359,7 +368,10 @@ async function cmdTune(args: string[]): Promise<void> {
 async function cmdBlockmask(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args, allowPositionals: true, strict: true,
-    options: { ...PROBLEM_OPTIONS, grid: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      "q-len": PROBLEM_OPTIONS["q-len"], "kv-len": PROBLEM_OPTIONS["kv-len"], "block-size": PROBLEM_OPTIONS["block-size"],
+      batch: PROBLEM_OPTIONS.batch, heads: PROBLEM_OPTIONS.heads, grid: { type: "string" }, help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) return void process.stdout.write(HELP);
   const qLen = intFlag(values, "q-len", 1024);
@@ -368,9 +380,10 @@ async function cmdBlockmask(args: string[]): Promise<void> {
   let grid: [number, number] | undefined;
   if (values.grid !== undefined) {
     const m = /^(\d+)x(\d+)$/.exec(values.grid);
-    if (!m) throw new CliError(`--grid must be RxC (e.g. 32x32), got "${values.grid}"`);
+    if (!m || m[1] === "0" || m[2] === "0") throw new CliError(`--grid must be RxC with R, C ≥ 1 (e.g. 32x32), got "${values.grid}"`);
     grid = [Number(m[1]), Number(m[2])];
   }
+  oneVariant("blockmask", positionals);
   const variant = await loadVariant(positionals[0]);
   if (!variant.mask) throw new CliError(`${variant.file}: exports no maskMod; a BlockMask needs a mask mod`);
   progress(`building the BlockMask (${qLen} × ${kvLen}, blocks ${blockSize.join("×")})…`);
@@ -405,10 +418,13 @@ async function cmdDemo(args: string[]): Promise<number> {
   }
   const backend = String(values.backend ?? "auto");
   if (!["auto", "js", "wgsl"].includes(backend)) throw new CliError(`demo --backend must be auto, js or wgsl, got "${backend}"`);
+  const n = intFlag(values, "q-len", 2048);
+  const docs = intFlag(values, "docs", 8);
+  if (docs > n) throw new CliError(`demo --docs ${docs} does not fit in --q-len ${n}: each document needs a token at least`);
   const { ok } = await runDemo({
-    n: intFlag(values, "q-len", 2048),
+    n,
     heads: intFlag(values, "heads", 4),
-    docs: intFlag(values, "docs", 8),
+    docs,
     backend: backend as "auto" | "js" | "wgsl",
     outDir: resolve(String(values.out ?? "flexattn-out")),
   });

@@ -123,6 +123,17 @@ describe("flexattn CLI", () => {
     expectUserError(cli("compile"), /missing the variant file/);
     expectUserError(cli("blockmask", fixture("wrong-arity.ts")), /wrong-arity\.ts: scoreMod: /);
     expectUserError(cli("frobnicate"), /unknown command "frobnicate"/);
+    expectUserError(cli("blockmask", fixture("sliding-window.js"), "extra.js"), /blockmask takes one variant file, got 2/);
+    expectUserError(cli("tune", fixture("sliding-window.js"), "extra.js"), /tune takes one variant file, got 2/);
+    expectUserError(cli("blockmask", fixture("sliding-window.js"), "--grid", "0x4"), /--grid must be RxC with R, C ≥ 1/);
+    expectUserError(cli("blockmask", fixture("sliding-window.js"), "--lse"), /Unknown option '--lse'/);
+    expectUserError(cli("demo", "--docs", "300", "--q-len", "256"), /demo --docs 300 does not fit in --q-len 256/);
+  });
+
+  it("blockmask reports a captured buffer shorter than the sequence (its extra positions read 0)", () => {
+    const r = cli("blockmask", fixture("softcap-docs.ts"), "--q-len", "4096");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/buffer "docs" \(1024 entries on axis 0\) may be indexed with values in \[0, 4095\].*read 0/);
   });
 
   it("demo runs, checks against the reference and writes every backend's kernel", () => {
