@@ -101,6 +101,7 @@ function intFlag(flags: Flags, name: string, dflt: number): number {
   if (typeof raw !== "string" || !/^\d+$/.test(raw) || !Number.isInteger(n) || n < 1) {
     throw new CliError(`--${name} must be a positive integer, got "${String(raw)}"`);
   }
+  if (n >= 2 ** 31) throw new CliError(`--${name} must be below 2^31 (kernels index with 32-bit integers), got ${raw}`);
   return n;
 }
 

@@ -128,6 +128,7 @@ describe("flexattn CLI", () => {
     expectUserError(cli("blockmask", fixture("sliding-window.js"), "--grid", "0x4"), /--grid must be RxC with R, C ≥ 1/);
     expectUserError(cli("blockmask", fixture("sliding-window.js"), "--lse"), /Unknown option '--lse'/);
     expectUserError(cli("demo", "--docs", "300", "--q-len", "256"), /demo --docs 300 does not fit in --q-len 256/);
+    expectUserError(cli("compile", fixture("sliding-window.js"), "--q-len", "99999999999999999999"), /--q-len must be below 2\^31/);
   });
 
   it("blockmask reports a captured buffer shorter than the sequence (its extra positions read 0)", () => {
