@@ -202,6 +202,12 @@ export function checkModSource(fn: Function, kind: ModKindName, where = `${kind}
     throw new FlexAttnError(`${where} ${modName(fn)}: calls ${impure[1]}(), which runs once while the mod is traced; ` +
       "its value would be baked into the kernel as a constant (pass varying data in a buffer)");
   }
+  // An unconditional loop runs while the mod is traced and, with nothing traced in it, would hang the caller.
+  const forever = src === null ? null : /\b(for\s*\(\s*;\s*;\s*\)|while\s*\(\s*(?:true|1)\s*\))/.exec(blankLiterals(src));
+  if (forever) {
+    throw new FlexAttnError(`${where} ${modName(fn)}: "${forever[1].replace(/\s+/g, "")}" loops without a condition; a mod runs once, ` +
+      "while traced, and must be straight-line code (write a bounded choice with where() / min() / max())");
+  }
   const found = controlFlowInSource(fn);
   if (found) throw new FlexAttnError(`${where} ${modName(fn)}: ${found}; ${CONTROL_FLOW_HINT}`);
 }

@@ -51,6 +51,12 @@ describe("JS control flow on traced values is refused", () => {
       return k.ge(0);
     };
     expect(() => traceMaskMod(forLoop)).toThrow(/"for \(; k\.gt\(q\);" loops on a traced comparison with for/);
+    // for (;;) and while (true) with nothing traced inside would hang before any cap: refused from the source.
+    expect(() => traceMaskMod((_b, _h, q, kv) => {
+      for (;;) {}
+      // biome-ignore lint/correctness/noUnreachable: the point of the test
+      return q.ge(kv);
+    })).toThrow(/"for\(;;\)" loops without a condition/);
     // The condition hidden in a variable: no source pattern, so the loop runs until the cap stops it.
     const hidden = (_b: Value, _h: Value, q: Value, kv: Value) => {
       let k = kv;
