@@ -60,7 +60,9 @@ describe.skipIf(missing && !process.env.CI)("the docs site in Chromium", () => {
   async function setEditor(page: Page, which: "mask" | "score", text: string): Promise<void> {
     await page.locator(`[data-testid=${which}-editor] .cm-content`).click();
     await page.keyboard.press("Control+A");
-    await page.keyboard.insertText(text);
+    // insertText("") types nothing and would leave the selection in place: delete it first.
+    await page.keyboard.press("Delete");
+    if (text) await page.keyboard.insertText(text);
   }
 
   const sparsityOf = async (page: Page) => (await page.getByTestId("sparsity").textContent()) ?? "";
@@ -135,9 +137,22 @@ describe.skipIf(missing && !process.env.CI)("the docs site in Chromium", () => {
     const sparsity = await sparsityOf(page);
     const shared = page.url();
     const { page: other, errors: otherErrors } = await open(shared);
+    // A link's own mods are code: nothing of them runs until the reader says so.
+    await other.getByTestId("link-consent").waitFor();
+    expect(await other.getByTestId("picture").count()).toBe(0);
+    await other.getByTestId("run-link").click();
     await other.getByTestId("sparsity").waitFor();
     expect(await sparsityOf(other)).toBe(sparsity);
     await expect.poll(() => other.locator("[data-testid=mask-editor] .cm-content").textContent()).toContain("q.sub(kv).lt(100)");
+    // A size beyond the page's limit is clamped, and the field shows the value in use, also when a second
+    // out-of-range entry leaves the state as it was.
+    const n = other.getByTestId("size-N");
+    for (const asked of ["1000000", "99999999"]) {
+      await n.fill(asked);
+      await n.blur();
+      await expect.poll(() => n.inputValue()).toBe("2048");
+      await expect.poll(() => other.getByTestId("size-note").textContent()).toContain("N is kept within [16, 2048] here");
+    }
     expect([...errors, ...otherErrors]).toEqual([]);
     await page.close();
     await other.close();

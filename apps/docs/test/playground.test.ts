@@ -3,7 +3,7 @@ import { causal, createBlockMask } from "flexattn";
 import { describe, expect, it } from "vitest";
 import { compileMaskMod, compileScoreMod, isBlank } from "../src/playground/mods.js";
 import { analyze, generatedSource, runAttention } from "../src/playground/session.js";
-import { DEFAULT_STATE, type PlaygroundState, decodeState, encodeState } from "../src/playground/state.js";
+import { DEFAULT_STATE, type PlaygroundState, carriesCode, decodeState, encodeState } from "../src/playground/state.js";
 
 const sizes = { N: 256, H: 2 };
 const small: PlaygroundState = { ...DEFAULT_STATE, N: 128, H: 2, D: 16, block: 32 };
@@ -94,6 +94,10 @@ describe("share links", () => {
     const hash = encodeState(s);
     expect(hash).toMatch(/^#v=[A-Za-z0-9_-]+$/);
     expect(decodeState(hash)).toEqual({ state: s });
+    // Its mods are code of the link's own: the page asks before running them; the default's it runs.
+    expect(carriesCode(decodeState(hash))).toBe(true);
+    expect(carriesCode(decodeState(encodeState({ ...DEFAULT_STATE, N: 1024 })))).toBe(false);
+    expect(carriesCode(decodeState("#v=%%%"))).toBe(false);
   });
 
   it("falls back to the default with a message on a damaged link, and clamps sizes", () => {

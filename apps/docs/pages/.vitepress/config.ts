@@ -4,10 +4,30 @@ import { workspaceAliases } from "../../../../tooling/vitest-config/index.js";
 
 const repoRoot = fileURLToPath(new URL("../../../..", import.meta.url));
 
+/** VitePress's heading slug, except that "_" stays (see markdown.anchor below). */
+function slugKeepingUnderscores(text: string): string {
+  return text
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036F]/g, "")
+    .replace(/[\u0000-\u001f]/g, "")
+    .replace(/[\s~`!@#$%^&*()\-+=[\]{}|\\;:"'“”‘’<>,.?/]+/g, "-")
+    .replace(/-{2,}/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .replace(/^(\d)/, "_$1")
+    .toLowerCase();
+}
+
 export default defineConfig({
   title: "flexattn",
   description: "FlexAttention for TypeScript: attention variants as two small functions, kernels for JS, WebGPU, CUDA and Triton",
   outDir: "../dist",
+  // Fragments other pages include, not pages of their own.
+  srcExclude: ["generated/**"],
+  // No favicon of our own: an empty one, so a visit does not start with a 404.
+  head: [["link", { rel: "icon", href: "data:," }]],
+  // TypeDoc's API pages link to CONSTANT_CASE headings with their underscores: keep them in anchors
+  // (VitePress's default slug turns "_" into "-", and those links would land at the top of the page).
+  markdown: { anchor: { slugify: slugKeepingUnderscores } },
   cleanUrls: false,
   lastUpdated: false,
   themeConfig: {

@@ -20,6 +20,7 @@ export async function generateApi(): Promise<void> {
     // One page per package keeps the site build fast (hundreds of pages otherwise).
     outputFileStrategy: "modules",
     readme: "none",
+    name: "flexattn API",
     // The packages' own typecheck and build are where type errors are reported.
     skipErrorChecking: true,
     excludePrivate: true,

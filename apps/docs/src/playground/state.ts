@@ -62,6 +62,14 @@ export function decodeState(hash: string): { state: PlaygroundState; error?: str
   }
 }
 
+/**
+ * Whether a decoded link carries mod code of its own (not the default's). Mods are JavaScript that
+ * runs in the page, so the page waits for the reader's go-ahead before running a link's.
+ */
+export function carriesCode(decoded: { state: PlaygroundState; error?: string }): boolean {
+  return !decoded.error && (decoded.state.mask !== DEFAULT_STATE.mask || decoded.state.score !== DEFAULT_STATE.score);
+}
+
 export function clampSize(key: keyof typeof LIMITS, value: number): number {
   const [lo, hi] = LIMITS[key];
   return Math.min(hi, Math.max(lo, Math.round(Number.isFinite(value) ? value : lo)));
