@@ -134,10 +134,12 @@ function problemFromFlags(flags: Flags, backend: BackendName): AttentionProblem 
   const headDim = intFlag(flags, "head-dim", 64);
   const dtype = (flags.dtype ?? (backend === "cuda" || backend === "triton" ? "bf16" : "f32")) as StorageDType;
   if (!["f32", "f16", "bf16"].includes(dtype)) throw new CliError(`--dtype must be f32, f16 or bf16, got "${String(flags.dtype)}"`);
+  const kvHeads = intFlag(flags, "kv-heads", heads);
+  if (heads % kvHeads !== 0) throw new CliError(`--heads (${heads}) must be a multiple of --kv-heads (${kvHeads}) for grouped-query attention`);
   return {
     batch: intFlag(flags, "batch", 1),
     qHeads: heads,
-    kvHeads: intFlag(flags, "kv-heads", heads),
+    kvHeads,
     qLen,
     kvLen: intFlag(flags, "kv-len", qLen),
     qkHeadDim: headDim,

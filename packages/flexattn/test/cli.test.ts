@@ -118,7 +118,7 @@ describe("flexattn CLI", () => {
     expectUserError(cli("compile", fixture("not-a-function.ts")), /not-a-function\.ts: maskMod: the export maskMod must be a mask mod .* got number/);
     expectUserError(cli("compile", fixture("sliding-window.js"), "--backend", "metal"), /--backend must be one of js, wgsl, cuda, triton, got "metal"/);
     expectUserError(cli("compile", fixture("sliding-window.js"), "--q-len", "abc"), /--q-len must be a positive integer, got "abc"/);
-    expectUserError(cli("compile", fixture("sliding-window.js"), "--heads", "6", "--kv-heads", "4"), /sliding-window\.js: qHeads \(6\) must be a multiple of kvHeads \(4\)/);
+    expectUserError(cli("compile", fixture("sliding-window.js"), "--heads", "6", "--kv-heads", "4"), /--heads \(6\) must be a multiple of --kv-heads \(4\)/);
     expectUserError(cli("compile", fixture("sliding-window.js"), "--frobnicate"), /Unknown option '--frobnicate'/);
     expectUserError(cli("compile"), /missing the variant file/);
     expectUserError(cli("blockmask", fixture("wrong-arity.ts")), /wrong-arity\.ts: scoreMod: /);
