@@ -84,11 +84,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     t = performance.now();
     await flexAttention(q, k, v, { scoreMod, blockMask, backend });
     const firstMs = performance.now() - t;
-    const last = lastFlexAttentionRun()!;
-    progress(`  ${last.backend} on ${last.device}: first call ${(firstMs / 1000).toFixed(1)} s; second call…`);
+    const first = lastFlexAttentionRun()!;
+    progress(`  ${first.backend} on ${first.device}: first call ${(firstMs / 1000).toFixed(1)} s; second call…`);
     t = performance.now();
     const out = await flexAttention(q, k, v, { scoreMod, blockMask, backend });
     const warmMs = performance.now() - t;
+    const last = lastFlexAttentionRun()!;
     runs.push({ backend: last.backend, device: last.device, firstMs, warmMs, out });
   };
   await timeBackend(o.backend);

@@ -197,13 +197,14 @@ export function controlFlowInSource(fn: Function): string | null {
 export function checkModSource(fn: Function, kind: ModKindName, where = `${kind}`): void {
   // A mod runs once, while traced: a random draw or a clock reading becomes one constant of the kernel.
   const src = sourceOf(fn);
-  const impure = src === null ? null : /\b(Math\.random|Date\.now|performance\.now)\s*\(/.exec(blankLiterals(src));
+  const code = src === null ? "" : blankLiterals(src);
+  const impure = /\b(Math\.random|Date\.now|performance\.now)\s*\(/.exec(code);
   if (impure) {
     throw new FlexAttnError(`${where} ${modName(fn)}: calls ${impure[1]}(), which runs once while the mod is traced; ` +
       "its value would be baked into the kernel as a constant (pass varying data in a buffer)");
   }
   // An unconditional loop runs while the mod is traced and, with nothing traced in it, would hang the caller.
-  const forever = src === null ? null : /\b(for\s*\(\s*;\s*;\s*\)|while\s*\(\s*(?:true|1)\s*\))/.exec(blankLiterals(src));
+  const forever = /\b(for\s*\(\s*;\s*;\s*\)|while\s*\(\s*(?:true|1)\s*\))/.exec(code);
   if (forever) {
     throw new FlexAttnError(`${where} ${modName(fn)}: "${forever[1].replace(/\s+/g, "")}" loops without a condition; a mod runs once, ` +
       "while traced, and must be straight-line code (write a bounded choice with where() / min() / max())");
